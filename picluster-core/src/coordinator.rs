@@ -1,0 +1,903 @@
+//! The coordinator's decisions as a synchronous state machine: connected peers, the
+//! job table, leases, chunk sizing and assignment, verification of claimed solutions,
+//! lease expiry. It never reads a clock or touches a socket: time comes in as `now`,
+//! effects go out as [`Transmit`] values. The async driver in [`crate::service`] owns
+//! one `Coordinator` and does the IO; tests drive it directly.
+//!
+//! Driving order: after any `handle_*` call, drain [`Coordinator::poll_transmit`] until
+//! it returns `None`, then sleep until [`Coordinator::poll_timeout`] (or the next
+//! input) and call [`Coordinator::handle_timeout`] when it passes. Scheduling is
+//! requested by the handlers and runs once, at the first `poll_transmit` after a batch.
+//!
+//! Every index of a job is committed exactly once: leases cover disjoint ranges, a
+//! lease advances only through its worker's reports, and whatever a lost, expired or
+//! released lease had not reached returns to the job's queue. Reports naming a lease
+//! that no longer exists are stale and ignored (counted in [`CoordinatorStats`]).
+
+use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
+use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
+use crate::wire::{
+    Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus, Contribution,
+    CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest, JobState,
+    JobSummary, Progress, Refusal, Released, Stop, Submit, WorkSpec, WorkerHello,
+    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Tunables of the coordinator.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// A chunk is sized to take about this long on the worker it goes to.
+    pub chunk_time: Duration,
+    /// Smallest chunk handed out (except a job's last remainder).
+    pub min_chunk: u64,
+    /// Largest chunk handed out.
+    pub max_chunk: u64,
+    /// Leases a worker holds at once: the one it works on plus queued ones, so it
+    /// never waits a round trip between chunks.
+    pub leases_per_worker: usize,
+    /// How often workers report progress, and how often watchers get progress.
+    pub progress_interval: Duration,
+    /// A worker silent for this long loses its leases (the unfinished parts return to
+    /// the queue). Independent of QUIC's idle timeout.
+    pub lease_timeout: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            chunk_time: Duration::from_secs(2),
+            min_chunk: 1 << 16,
+            max_chunk: 1 << 32,
+            leases_per_worker: 2,
+            progress_interval: Duration::from_millis(250),
+            lease_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a peer's certificate says it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// Its role.
+    pub role: Role,
+    /// Its name (the certificate's common name).
+    pub name: String,
+}
+
+/// The role a certificate grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Takes chunks and computes.
+    Worker,
+    /// Submits and manages jobs.
+    Client,
+}
+
+/// A decoded message from a peer.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    /// From a worker connection.
+    Worker(WorkerToCoord),
+    /// From a client connection.
+    Client(ClientToCoord),
+}
+
+/// An effect for the driver to carry out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Send a message to a worker.
+    ToWorker(ConnId, CoordToWorker),
+    /// Send a message to a client.
+    ToClient(ConnId, CoordToClient),
+    /// Close a connection (after sending what was queued for it before).
+    Close(ConnId, CloseCode, String),
+}
+
+/// Counters for what the coordinator noticed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Reports naming a lease that had expired, been revoked or completed.
+    pub stale_reports: u64,
+    /// Leases taken back from silent workers.
+    pub expired_leases: u64,
+    /// Leases taken back because their worker disconnected.
+    pub lost_leases: u64,
+    /// Connections closed for breaking the protocol or claiming false solutions.
+    pub violations: u64,
+}
+
+struct Job {
+    spec: JobSpec,
+    kernel: Arc<dyn Kernel>,
+    work: WorkSpec,
+    keyspace: u64,
+    /// Unassigned ranges, in search order.
+    pending: VecDeque<Range<u64>>,
+    leases: BTreeSet<LeaseId>,
+    state: JobState,
+    hashes: u64,
+    solutions: BTreeMap<u64, Solution>,
+    contributions: BTreeMap<String, u64>,
+    submitted: Instant,
+    finished: Option<Instant>,
+    watchers: BTreeSet<ConnId>,
+    /// Progress changed since watchers were last told.
+    dirty: bool,
+}
+
+struct Lease {
+    job: JobId,
+    worker: ConnId,
+    position: u64,
+    end: u64,
+}
+
+struct Worker {
+    id: WorkerId,
+    name: String,
+    hello: Option<WorkerHello>,
+    leases: BTreeSet<LeaseId>,
+    leaving: bool,
+    connected: Instant,
+    last_heard: Instant,
+    hashes: u64,
+    rate_hps: f64,
+    /// (time, hashes) of the last rate sample.
+    rate_sample: (Instant, u64),
+}
+
+struct Client {
+    hello: bool,
+}
+
+enum Peer {
+    Worker(Worker),
+    Client(Client),
+}
+
+/// Why a peer's message broke the protocol: the connection is closed with this text.
+type Violation = (CloseCode, String);
+
+/// The coordinator state machine. See the module docs for the driving order.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    peers: BTreeMap<ConnId, Peer>,
+    jobs: BTreeMap<JobId, Job>,
+    leases: BTreeMap<LeaseId, Lease>,
+    next_job: u64,
+    next_lease: u64,
+    next_worker: u64,
+    outbox: VecDeque<Transmit>,
+    schedule_requested: bool,
+    next_push: Option<Instant>,
+    stats: CoordinatorStats,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("peers", &self.peers.len())
+            .field("jobs", &self.jobs.len())
+            .field("leases", &self.leases.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator with no peers and no jobs.
+    pub fn new(config: CoordinatorConfig) -> Self {
+        Coordinator {
+            config,
+            peers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            next_job: 1,
+            next_lease: 1,
+            next_worker: 1,
+            outbox: VecDeque::new(),
+            schedule_requested: false,
+            next_push: None,
+            stats: CoordinatorStats::default(),
+        }
+    }
+
+    /// Counters of stale reports, expiries and violations.
+    pub fn stats(&self) -> CoordinatorStats {
+        self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// A peer completed the TLS handshake; `identity` comes from its certificate.
+    /// A worker connecting under a name that is already connected replaces the older
+    /// connection, whose leases return to the queue (a Pi that lost its network and
+    /// came back should not wait for its ghost to time out).
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId, identity: PeerIdentity) {
+        let peer = match identity.role {
+            Role::Worker => {
+                let ghost = self.peers.iter().find_map(|(c, p)| match p {
+                    Peer::Worker(w) if w.name == identity.name => Some(*c),
+                    _ => None,
+                });
+                if let Some(ghost) = ghost {
+                    self.drop_peer(ghost, CloseCode::Replaced, "replaced by a newer connection");
+                }
+                let id = WorkerId(self.next_worker);
+                self.next_worker += 1;
+                Peer::Worker(Worker {
+                    id,
+                    name: identity.name,
+                    hello: None,
+                    leases: BTreeSet::new(),
+                    leaving: false,
+                    connected: now,
+                    last_heard: now,
+                    hashes: 0,
+                    rate_hps: 0.0,
+                    rate_sample: (now, 0),
+                })
+            }
+            Role::Client => Peer::Client(Client { hello: false }),
+        };
+        self.peers.insert(conn, peer);
+    }
+
+    /// A connection ended (closed by either side, or lost). Its leases return to the
+    /// queue from the last reported position.
+    pub fn handle_disconnected(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(peer) = self.peers.remove(&conn) {
+            self.forget_peer(conn, peer);
+        }
+    }
+
+    /// A message arrived from `conn`.
+    pub fn handle_inbound(&mut self, now: Instant, conn: ConnId, message: Inbound) {
+        let result = match (self.peers.get(&conn), message) {
+            (None, _) => Ok(()), // already closed; late frames are harmless
+            (Some(Peer::Worker(_)), Inbound::Worker(m)) => self.on_worker(now, conn, m),
+            (Some(Peer::Client(_)), Inbound::Client(m)) => self.on_client(now, conn, m),
+            (Some(_), _) => Err((
+                CloseCode::Unauthorized,
+                "message for another role than the certificate's".to_string(),
+            )),
+        };
+        if let Err((code, reason)) = result {
+            self.stats.violations += 1;
+            self.drop_peer(conn, code, &reason);
+        }
+    }
+
+    /// `conn` sent bytes that are not a valid frame: it is closed.
+    pub fn handle_bad_frame(&mut self, _now: Instant, conn: ConnId, reason: String) {
+        if self.peers.contains_key(&conn) {
+            self.stats.violations += 1;
+            self.drop_peer(conn, CloseCode::BadFrame, &reason);
+        }
+    }
+
+    /// Time passed: expire leases of silent workers and push progress to watchers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let silent: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter_map(|(conn, peer)| match peer {
+                Peer::Worker(w)
+                    if !w.leases.is_empty()
+                        && now >= w.last_heard + self.config.lease_timeout =>
+                {
+                    Some(*conn)
+                }
+                _ => None,
+            })
+            .collect();
+        for conn in silent {
+            let leases = match self.peers.get_mut(&conn) {
+                Some(Peer::Worker(w)) => std::mem::take(&mut w.leases),
+                _ => continue,
+            };
+            for lease in leases {
+                self.stats.expired_leases += 1;
+                self.requeue(lease);
+                // The worker may be alive but cut off; tell it in case it comes back.
+                self.outbox
+                    .push_back(Transmit::ToWorker(conn, CoordToWorker::Stop(Stop { lease })));
+            }
+            self.schedule_requested = true;
+        }
+        if self.next_push.is_some_and(|t| now >= t) {
+            self.next_push = None;
+            let mut pushes = Vec::new();
+            for (id, job) in self.jobs.iter_mut() {
+                if job.dirty && !job.state.is_final() && !job.watchers.is_empty() {
+                    job.dirty = false;
+                    let progress = progress_of(*id, job, now);
+                    pushes.extend(job.watchers.iter().map(|c| (*c, progress)));
+                }
+            }
+            for (conn, progress) in pushes {
+                self.outbox
+                    .push_back(Transmit::ToClient(conn, CoordToClient::Progress(progress)));
+            }
+            self.arm_push(now);
+        }
+    }
+
+    /// The next time [`Coordinator::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let expiry = self
+            .peers
+            .values()
+            .filter_map(|p| match p {
+                Peer::Worker(w) if !w.leases.is_empty() => {
+                    Some(w.last_heard + self.config.lease_timeout)
+                }
+                _ => None,
+            })
+            .min();
+        [expiry, self.next_push].into_iter().flatten().min()
+    }
+
+    /// The next effect to carry out. Runs the scheduler first if any input asked for it.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.schedule_requested {
+            self.schedule_requested = false;
+            self.schedule();
+        }
+        self.outbox.pop_front()
+    }
+
+    /// Progress of every job, by id.
+    pub fn jobs(&self, now: Instant) -> Vec<JobSummary> {
+        self.jobs
+            .iter()
+            .map(|(id, job)| JobSummary {
+                progress: progress_of(*id, job, now),
+                mode: job.spec.mode,
+            })
+            .collect()
+    }
+
+    /// The report of a job (final or not).
+    pub fn report(&self, job: JobId, now: Instant) -> Option<JobReport> {
+        self.jobs.get(&job).map(|j| report_of(job, j, now))
+    }
+
+    /// Connected workers and all jobs.
+    pub fn status(&self, now: Instant) -> ClusterStatus {
+        let workers = self
+            .peers
+            .values()
+            .filter_map(|p| match p {
+                Peer::Worker(w) => w.hello.as_ref().map(|h| WorkerStatus {
+                    name: w.name.clone(),
+                    worker: w.id,
+                    state: if w.leaving {
+                        WorkerState::Leaving
+                    } else if w.leases.is_empty() {
+                        WorkerState::Idle
+                    } else {
+                        WorkerState::Busy
+                    },
+                    threads: h.threads,
+                    arch: h.arch.clone(),
+                    kernel_impl: h.kernel_impl.clone(),
+                    rate_hps: if w.rate_hps > 0.0 {
+                        w.rate_hps as u64
+                    } else {
+                        h.bench_hps
+                    },
+                    hashes: w.hashes,
+                    leases: w.leases.len() as u32,
+                    connected_ms: millis(now.saturating_duration_since(w.connected)),
+                }),
+                Peer::Client(_) => None,
+            })
+            .collect();
+        ClusterStatus {
+            workers,
+            jobs: self.jobs(now),
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Workers
+    // -----------------------------------------------------------------------------
+
+    fn on_worker(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: WorkerToCoord,
+    ) -> Result<(), Violation> {
+        let progress_interval_ms = millis(self.config.progress_interval) as u32;
+        let worker = self.worker_mut(conn);
+        worker.last_heard = now;
+        let greeted = worker.hello.is_some();
+        match message {
+            WorkerToCoord::Hello(hello) if !greeted => {
+                let welcome = WorkerWelcome {
+                    minor: hello.minor.min(PROTOCOL_MINOR),
+                    worker: worker.id,
+                    progress_interval_ms,
+                };
+                worker.hello = Some(hello);
+                self.outbox.push_back(Transmit::ToWorker(
+                    conn,
+                    CoordToWorker::Welcome(welcome),
+                ));
+                self.schedule_requested = true;
+                Ok(())
+            }
+            WorkerToCoord::Hello(_) => Err(protocol("a second hello")),
+            _ if !greeted => Err(protocol("a message before the hello")),
+            WorkerToCoord::Progress(Progress { lease, position }) => {
+                let Some(lease_ref) = self.own_lease(conn, lease)? else {
+                    return Ok(());
+                };
+                let end = lease_ref.end;
+                self.advance(now, lease, position)?;
+                if position == end {
+                    self.finish_lease(now, lease);
+                }
+                Ok(())
+            }
+            WorkerToCoord::Found(Found { lease, indices }) => self.on_found(now, conn, lease, indices),
+            WorkerToCoord::Released(Released { lease, position }) => {
+                if self.own_lease(conn, lease)?.is_none() {
+                    return Ok(());
+                }
+                self.advance(now, lease, position)?;
+                if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
+                    w.leases.remove(&lease);
+                }
+                self.requeue(lease);
+                self.schedule_requested = true;
+                Ok(())
+            }
+            WorkerToCoord::Leaving => {
+                self.drop_peer(conn, CloseCode::Normal, "worker left");
+                Ok(())
+            }
+        }
+    }
+
+    fn worker_mut(&mut self, conn: ConnId) -> &mut Worker {
+        match self.peers.get_mut(&conn) {
+            Some(Peer::Worker(w)) => w,
+            _ => unreachable!("on_worker is only called for worker peers"),
+        }
+    }
+
+    /// The lease if it is live and `conn`'s; `None` if stale; a violation if it
+    /// belongs to someone else.
+    fn own_lease(&mut self, conn: ConnId, lease: LeaseId) -> Result<Option<&Lease>, Violation> {
+        match self.leases.get(&lease) {
+            None => {
+                self.stats.stale_reports += 1;
+                Ok(None)
+            }
+            Some(l) if l.worker != conn => Err(protocol(&format!("lease {lease} is not yours"))),
+            Some(l) => Ok(Some(l)),
+        }
+    }
+
+    /// Moves a lease's position forward, committing the indices in between.
+    fn advance(&mut self, now: Instant, lease_id: LeaseId, position: u64) -> Result<(), Violation> {
+        let lease = self.leases.get_mut(&lease_id).expect("checked by own_lease");
+        if position < lease.position || position > lease.end {
+            return Err(protocol(&format!(
+                "position {position} outside the unsearched part {}..{} of lease {lease_id}",
+                lease.position, lease.end
+            )));
+        }
+        let delta = position - lease.position;
+        lease.position = position;
+        let (job_id, conn) = (lease.job, lease.worker);
+        let Some(Peer::Worker(worker)) = self.peers.get_mut(&conn) else {
+            return Ok(());
+        };
+        worker.hashes += delta;
+        let (t0, h0) = worker.rate_sample;
+        let dt = now.saturating_duration_since(t0).as_secs_f64();
+        if dt >= 0.2 {
+            let sample = (worker.hashes - h0) as f64 / dt;
+            worker.rate_hps = if worker.rate_hps == 0.0 {
+                sample
+            } else {
+                0.7 * worker.rate_hps + 0.3 * sample
+            };
+            worker.rate_sample = (now, worker.hashes);
+        }
+        let name = worker.name.clone();
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.hashes += delta;
+            *job.contributions.entry(name).or_default() += delta;
+            job.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn on_found(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        lease_id: LeaseId,
+        indices: Vec<u64>,
+    ) -> Result<(), Violation> {
+        let Some(lease) = self.own_lease(conn, lease_id)? else {
+            return Ok(());
+        };
+        let (job_id, start, end) = (lease.job, lease.position, lease.end);
+        let job = self.jobs.get_mut(&job_id).expect("a live lease has a job");
+        for index in indices {
+            // A claim below the lease position would refer to already committed work.
+            let solution = (start..end)
+                .contains(&index)
+                .then(|| job.kernel.verify(index))
+                .flatten();
+            let Some(solution) = solution else {
+                return Err((
+                    CloseCode::BadResult,
+                    format!("index {index} claimed in lease {lease_id} is not a solution"),
+                ));
+            };
+            job.solutions.insert(index, solution);
+            job.dirty = true;
+        }
+        if job.spec.mode == SearchMode::First && !job.solutions.is_empty() {
+            self.end_job(now, job_id, JobState::Completed);
+        }
+        Ok(())
+    }
+
+    /// A lease reached its end. The job completes when that was its last searched
+    /// range.
+    fn finish_lease(&mut self, now: Instant, lease_id: LeaseId) {
+        let Some(lease) = self.leases.remove(&lease_id) else {
+            return;
+        };
+        if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
+            w.leases.remove(&lease_id);
+        }
+        if let Some(job) = self.jobs.get_mut(&lease.job) {
+            job.leases.remove(&lease_id);
+            if !job.state.is_final() && job.pending.is_empty() && job.leases.is_empty() {
+                debug_assert_eq!(job.hashes, job.keyspace);
+                self.end_job(now, lease.job, JobState::Completed);
+            }
+        }
+        self.schedule_requested = true;
+    }
+
+    /// Returns the unsearched part of a lease to the front of its job's queue.
+    fn requeue(&mut self, lease_id: LeaseId) {
+        let Some(lease) = self.leases.remove(&lease_id) else {
+            return;
+        };
+        if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
+            w.leases.remove(&lease_id);
+        }
+        if let Some(job) = self.jobs.get_mut(&lease.job) {
+            job.leases.remove(&lease_id);
+            if !job.state.is_final() && lease.position < lease.end {
+                job.pending.push_front(lease.position..lease.end);
+            }
+        }
+        self.schedule_requested = true;
+    }
+
+    // -----------------------------------------------------------------------------
+    // Clients
+    // -----------------------------------------------------------------------------
+
+    fn on_client(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: ClientToCoord,
+    ) -> Result<(), Violation> {
+        let Some(Peer::Client(client)) = self.peers.get_mut(&conn) else {
+            unreachable!("on_client is only called for client peers");
+        };
+        let greeted = client.hello;
+        let reply = match message {
+            ClientToCoord::Hello(ClientHello { minor, .. }) if !greeted => {
+                client.hello = true;
+                CoordToClient::Welcome(ClientWelcome {
+                    minor: minor.min(PROTOCOL_MINOR),
+                })
+            }
+            ClientToCoord::Hello(_) => return Err(protocol("a second hello")),
+            _ if !greeted => return Err(protocol("a message before the hello")),
+            ClientToCoord::Submit(submit) => self.submit(now, &submit),
+            ClientToCoord::Watch(JobRequest { request, job }) => {
+                let Some(j) = self.jobs.get_mut(&job) else {
+                    return Ok(self.refuse(conn, request, Refusal::UnknownJob(job)));
+                };
+                j.watchers.insert(conn);
+                let progress = progress_of(job, j, now);
+                self.outbox.push_back(Transmit::ToClient(
+                    conn,
+                    CoordToClient::Watching(request, progress),
+                ));
+                if j.state.is_final() {
+                    let report = report_of(job, j, now);
+                    self.outbox
+                        .push_back(Transmit::ToClient(conn, CoordToClient::Finished(report)));
+                } else {
+                    self.arm_push(now);
+                }
+                return Ok(());
+            }
+            ClientToCoord::Cancel(JobRequest { request, job }) => {
+                let Some(j) = self.jobs.get(&job) else {
+                    return Ok(self.refuse(conn, request, Refusal::UnknownJob(job)));
+                };
+                if !j.state.is_final() {
+                    self.end_job(now, job, JobState::Cancelled);
+                }
+                let j = &self.jobs[&job];
+                CoordToClient::Cancelled(
+                    request,
+                    JobSummary {
+                        progress: progress_of(job, j, now),
+                        mode: j.spec.mode,
+                    },
+                )
+            }
+            ClientToCoord::ListJobs(request) => CoordToClient::Jobs(request, self.jobs(now)),
+            ClientToCoord::Status(request) => CoordToClient::Status(request, self.status(now)),
+        };
+        self.outbox.push_back(Transmit::ToClient(conn, reply));
+        Ok(())
+    }
+
+    fn refuse(&mut self, conn: ConnId, request: RequestId, refusal: Refusal) {
+        self.outbox
+            .push_back(Transmit::ToClient(conn, CoordToClient::Refused(request, refusal)));
+    }
+
+    fn submit(&mut self, now: Instant, submit: &Submit) -> CoordToClient {
+        let spec = match submit.spec() {
+            Ok(spec) => spec,
+            Err(e) => {
+                return CoordToClient::Refused(submit.request, Refusal::InvalidJob(e.to_string()))
+            }
+        };
+        let id = JobId(self.next_job);
+        self.next_job += 1;
+        let kernel = spec.kind.kernel();
+        let keyspace = kernel.keyspace();
+        self.jobs.insert(
+            id,
+            Job {
+                work: WorkSpec::from(&spec.kind),
+                spec,
+                kernel,
+                keyspace,
+                pending: VecDeque::from([0..keyspace]),
+                leases: BTreeSet::new(),
+                state: JobState::Queued,
+                hashes: 0,
+                solutions: BTreeMap::new(),
+                contributions: BTreeMap::new(),
+                submitted: now,
+                finished: None,
+                watchers: BTreeSet::new(),
+                dirty: false,
+            },
+        );
+        self.schedule_requested = true;
+        CoordToClient::Submitted(JobRequest {
+            request: submit.request,
+            job: id,
+        })
+    }
+
+    /// Ends a job: its leases are stopped, its watchers get the report.
+    fn end_job(&mut self, now: Instant, job_id: JobId, state: JobState) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.state = state;
+        job.finished = Some(now);
+        job.pending.clear();
+        let leases = std::mem::take(&mut job.leases);
+        for lease_id in leases {
+            if let Some(lease) = self.leases.remove(&lease_id) {
+                if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
+                    w.leases.remove(&lease_id);
+                }
+                self.outbox.push_back(Transmit::ToWorker(
+                    lease.worker,
+                    CoordToWorker::Stop(Stop { lease: lease_id }),
+                ));
+            }
+        }
+        let job = &self.jobs[&job_id];
+        let report = report_of(job_id, job, now);
+        for conn in &job.watchers {
+            self.outbox.push_back(Transmit::ToClient(
+                *conn,
+                CoordToClient::Finished(report.clone()),
+            ));
+        }
+        self.schedule_requested = true;
+    }
+
+    // -----------------------------------------------------------------------------
+    // Scheduling
+    // -----------------------------------------------------------------------------
+
+    /// Hands out leases round-robin, one per worker per pass, until every worker holds
+    /// `leases_per_worker` or no job has unassigned work. Jobs are served in order of
+    /// submission.
+    fn schedule(&mut self) {
+        loop {
+            let mut assigned = false;
+            let ready: Vec<ConnId> = self
+                .peers
+                .iter()
+                .filter_map(|(conn, p)| match p {
+                    Peer::Worker(w)
+                        if w.hello.is_some()
+                            && !w.leaving
+                            && w.leases.len() < self.config.leases_per_worker =>
+                    {
+                        Some(*conn)
+                    }
+                    _ => None,
+                })
+                .collect();
+            for conn in ready {
+                let Some(job_id) = self
+                    .jobs
+                    .iter()
+                    .find(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                let chunk = self.chunk_size(conn);
+                let job = self.jobs.get_mut(&job_id).expect("found above");
+                let front = job.pending.pop_front().expect("non-empty");
+                // A remainder of at most 1.2 chunks goes whole: splitting it would
+                // leave a sliver that costs a round trip for little work.
+                let range = if front.end - front.start <= chunk + chunk / 5 {
+                    front
+                } else {
+                    job.pending.push_front(front.start + chunk..front.end);
+                    front.start..front.start + chunk
+                };
+                let lease = LeaseId(self.next_lease);
+                self.next_lease += 1;
+                job.state = JobState::Running;
+                job.leases.insert(lease);
+                let assign = Assign {
+                    lease,
+                    job: job_id,
+                    work: job.work.clone(),
+                    start: range.start,
+                    end: range.end,
+                };
+                self.leases.insert(
+                    lease,
+                    Lease {
+                        job: job_id,
+                        worker: conn,
+                        position: range.start,
+                        end: range.end,
+                    },
+                );
+                if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
+                    w.leases.insert(lease);
+                }
+                self.outbox
+                    .push_back(Transmit::ToWorker(conn, CoordToWorker::Assign(assign)));
+                assigned = true;
+            }
+            if !assigned {
+                return;
+            }
+        }
+    }
+
+    /// A chunk that takes about `chunk_time` at the worker's measured rate (its
+    /// benchmark until it has reported progress), rounded up to 64 Ki indices.
+    fn chunk_size(&self, conn: ConnId) -> u64 {
+        let rate = match self.peers.get(&conn) {
+            Some(Peer::Worker(w)) if w.rate_hps > 0.0 => w.rate_hps,
+            Some(Peer::Worker(w)) => w.hello.as_ref().map_or(0.0, |h| h.bench_hps as f64),
+            _ => 0.0,
+        };
+        let raw = (rate * self.config.chunk_time.as_secs_f64()) as u64;
+        let rounded = raw.div_ceil(1 << 16) << 16;
+        rounded.clamp(self.config.min_chunk, self.config.max_chunk)
+    }
+
+    // -----------------------------------------------------------------------------
+    // Peers
+    // -----------------------------------------------------------------------------
+
+    fn drop_peer(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        if let Some(peer) = self.peers.remove(&conn) {
+            self.outbox
+                .push_back(Transmit::Close(conn, code, reason.to_string()));
+            self.forget_peer(conn, peer);
+        }
+    }
+
+    fn forget_peer(&mut self, conn: ConnId, peer: Peer) {
+        match peer {
+            Peer::Worker(w) => {
+                for lease in w.leases {
+                    self.stats.lost_leases += 1;
+                    self.requeue(lease);
+                }
+            }
+            Peer::Client(_) => {
+                for job in self.jobs.values_mut() {
+                    job.watchers.remove(&conn);
+                }
+            }
+        }
+    }
+
+    fn arm_push(&mut self, now: Instant) {
+        let watched = self
+            .jobs
+            .values()
+            .any(|j| !j.state.is_final() && !j.watchers.is_empty());
+        if watched && self.next_push.is_none() {
+            self.next_push = Some(now + self.config.progress_interval);
+        }
+    }
+}
+
+fn protocol(what: &str) -> Violation {
+    (CloseCode::Protocol, format!("protocol violation: {what}"))
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+fn progress_of(id: JobId, job: &Job, now: Instant) -> JobProgress {
+    let end = job.finished.unwrap_or(now);
+    JobProgress {
+        job: id,
+        state: job.state,
+        hashes: job.hashes,
+        keyspace: job.keyspace,
+        elapsed_ms: millis(end.saturating_duration_since(job.submitted)),
+        solutions: job.solutions.len() as u32,
+    }
+}
+
+fn report_of(id: JobId, job: &Job, now: Instant) -> JobReport {
+    let progress = progress_of(id, job, now);
+    JobReport {
+        job: id,
+        state: job.state,
+        solutions: job.solutions.values().copied().collect(),
+        hashes: job.hashes,
+        keyspace: job.keyspace,
+        elapsed_ms: progress.elapsed_ms,
+        contributions: job
+            .contributions
+            .iter()
+            .map(|(worker, hashes)| Contribution {
+                worker: worker.clone(),
+                hashes: *hashes,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,283 @@
+//! The coordinator service: the async driver around [`Coordinator`]. One task accepts
+//! connections; per connection, one task reads and decodes frames into the input
+//! channel and one writes frames out; one task owns the state machine, feeding it
+//! inputs and timer expiries and carrying out every [`Transmit`] it returns. No
+//! decision is made here: a decision in this file belongs in `coordinator`.
+
+use crate::cluster::{ClusterDir, Credential};
+use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit};
+use crate::ids::ConnId;
+use crate::net::{self, FrameReader, FrameWriter, NetError};
+use crate::wire::{self, ClientToCoord, CloseCode, WorkerToCoord};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How long a connected peer has to open its session stream.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Event {
+    Connected {
+        conn: ConnId,
+        identity: PeerIdentity,
+        writer: mpsc::UnboundedSender<WriterCommand>,
+    },
+    Inbound(ConnId, Inbound),
+    BadFrame(ConnId, String),
+    Disconnected(ConnId),
+}
+
+enum WriterCommand {
+    Frame(Vec<u8>),
+    Close(CloseCode, String),
+}
+
+/// A bound coordinator, ready to [`run`](CoordinatorService::run).
+#[derive(Debug)]
+pub struct CoordinatorService {
+    endpoint: quinn::Endpoint,
+    config: CoordinatorConfig,
+}
+
+impl CoordinatorService {
+    /// Binds the QUIC endpoint on `listen` with the coordinator's credential.
+    pub fn bind(
+        listen: SocketAddr,
+        ca_pem: &str,
+        credential: &Credential,
+        config: CoordinatorConfig,
+    ) -> Result<CoordinatorService, NetError> {
+        let server = net::server_config(ca_pem, credential)?;
+        let endpoint = quinn::Endpoint::server(server, listen).map_err(NetError::Socket)?;
+        Ok(CoordinatorService { endpoint, config })
+    }
+
+    /// Binds the coordinator of a cluster directory on its configured address.
+    pub fn from_cluster(
+        dir: &ClusterDir,
+        config: CoordinatorConfig,
+    ) -> Result<CoordinatorService, NetError> {
+        let credential = dir.coordinator_credential()?;
+        let ca = dir.ca_cert_pem().map_err(NetError::from)?;
+        Self::bind(dir.config().listen, &ca, &credential, config)
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.endpoint.local_addr().map_err(NetError::Socket)
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection with
+    /// [`CloseCode::ShuttingDown`] so workers reconnect later.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (events, mut inbox) = mpsc::unbounded_channel();
+        let accept = tokio::spawn(accept_loop(self.endpoint.clone(), events));
+        let mut core = Coordinator::new(self.config);
+        let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>> = BTreeMap::new();
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = core.poll_timeout();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                event = inbox.recv() => {
+                    let Some(event) = event else { break };
+                    apply(&mut core, &mut writers, event);
+                    // Take the whole batch before scheduling.
+                    while let Ok(event) = inbox.try_recv() {
+                        apply(&mut core, &mut writers, event);
+                    }
+                }
+                () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            }
+            while let Some(transmit) = core.poll_transmit() {
+                carry_out(&mut writers, transmit);
+            }
+        }
+        info!("coordinator shutting down");
+        accept.abort();
+        self.endpoint.close(
+            (CloseCode::ShuttingDown as u32).into(),
+            b"coordinator shutting down",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Opens a cluster directory and serves its coordinator until `shutdown`.
+pub async fn serve_cluster(
+    dir: &std::path::Path,
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NetError> {
+    let dir = ClusterDir::open(dir).map_err(NetError::from)?;
+    let service = CoordinatorService::from_cluster(&dir, config)?;
+    info!(address = %service.local_addr()?, "coordinator listening");
+    service.run(shutdown).await;
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn apply(
+    core: &mut Coordinator,
+    writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>,
+    event: Event,
+) {
+    let now = Instant::now();
+    match event {
+        Event::Connected {
+            conn,
+            identity,
+            writer,
+        } => {
+            writers.insert(conn, writer);
+            core.handle_connected(now, conn, identity);
+        }
+        Event::Inbound(conn, message) => core.handle_inbound(now, conn, message),
+        Event::BadFrame(conn, reason) => core.handle_bad_frame(now, conn, reason),
+        Event::Disconnected(conn) => {
+            writers.remove(&conn);
+            core.handle_disconnected(now, conn);
+        }
+    }
+}
+
+fn carry_out(writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>, transmit: Transmit) {
+    let (conn, command) = match transmit {
+        Transmit::ToWorker(conn, message) => (conn, encode(&message)),
+        Transmit::ToClient(conn, message) => (conn, encode(&message)),
+        Transmit::Close(conn, code, reason) => {
+            info!(%conn, ?code, %reason, "closing connection");
+            (conn, Some(WriterCommand::Close(code, reason)))
+        }
+    };
+    if let (Some(writer), Some(command)) = (writers.get(&conn), command) {
+        // A closed writer means the connection is gone; its Disconnected event follows.
+        let _ = writer.send(command);
+    }
+}
+
+fn encode<T: serde::Serialize + std::fmt::Debug>(message: &T) -> Option<WriterCommand> {
+    match wire::encode_frame(message) {
+        Ok(frame) => Some(WriterCommand::Frame(frame)),
+        Err(e) => {
+            warn!(error = %e, "dropping a message that cannot be encoded");
+            None
+        }
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::UnboundedSender<Event>) {
+    let mut next_conn = 1u64;
+    while let Some(incoming) = endpoint.accept().await {
+        let conn = ConnId(next_conn);
+        next_conn += 1;
+        tokio::spawn(connection(incoming, conn, events.clone()));
+    }
+}
+
+async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::UnboundedSender<Event>) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            info!(%remote, error = %e, "refused connection: TLS handshake failed");
+            return;
+        }
+    };
+    let identity = match net::peer_identity(&connection) {
+        Ok(id) => id,
+        Err(e) => {
+            info!(%remote, error = %e, "refused connection");
+            connection.close((CloseCode::Unauthorized as u32).into(), e.to_string().as_bytes());
+            return;
+        }
+    };
+    let (send, recv) = match tokio::time::timeout(STREAM_TIMEOUT, connection.accept_bi()).await {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "connection ended before its session stream");
+            return;
+        }
+        Err(_) => {
+            info!(%remote, "closing connection: no session stream within {STREAM_TIMEOUT:?}");
+            connection.close((CloseCode::Protocol as u32).into(), b"no session stream opened");
+            return;
+        }
+    };
+    info!(%remote, %conn, role = ?identity.role, name = %identity.name, "peer connected");
+    let role = identity.role;
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    if events
+        .send(Event::Connected {
+            conn,
+            identity,
+            writer: writer_tx,
+        })
+        .is_err()
+    {
+        return;
+    }
+    tokio::spawn(write_loop(connection.clone(), FrameWriter::new(send), writer_rx));
+    let mut reader = FrameReader::new(recv);
+    loop {
+        let event = match reader.next_body().await {
+            Ok(body) => match decode(role, body) {
+                Ok(message) => Event::Inbound(conn, message),
+                Err(e) => {
+                    warn!(%remote, %conn, error = %e, "malformed frame");
+                    Event::BadFrame(conn, e.to_string())
+                }
+            },
+            Err(NetError::BadFrame(e)) => {
+                warn!(%remote, %conn, error = %e, "malformed frame");
+                Event::BadFrame(conn, e.to_string())
+            }
+            Err(e) => {
+                info!(%remote, %conn, reason = %e, "peer disconnected");
+                break;
+            }
+        };
+        let stop = matches!(event, Event::BadFrame(..));
+        if events.send(event).is_err() || stop {
+            break;
+        }
+    }
+    let _ = events.send(Event::Disconnected(conn));
+}
+
+fn decode(role: Role, body: &[u8]) -> Result<Inbound, wire::FrameError> {
+    Ok(match role {
+        Role::Worker => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body)?),
+        Role::Client => Inbound::Client(wire::decode_body::<ClientToCoord>(body)?),
+    })
+}
+
+async fn write_loop(
+    connection: quinn::Connection,
+    mut writer: FrameWriter,
+    mut commands: mpsc::UnboundedReceiver<WriterCommand>,
+) {
+    while let Some(command) = commands.recv().await {
+        match command {
+            WriterCommand::Frame(frame) => {
+                if writer.send_frame(&frame).await.is_err() {
+                    return;
+                }
+            }
+            WriterCommand::Close(code, reason) => {
+                connection.close((code as u32).into(), reason.as_bytes());
+                return;
+            }
+        }
+    }
+}

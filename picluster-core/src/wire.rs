@@ -1,0 +1,538 @@
+//! The wire protocol: every message exchanged between coordinator, workers and
+//! clients, and the frame codec. Nothing else in the workspace defines wire types.
+//!
+//! Each connection carries one bidirectional QUIC stream, opened by the dialling peer
+//! (worker or client), holding a sequence of frames: a little-endian `u32` body
+//! length, then a postcard body of at most [`MAX_FRAME_LEN`] bytes. The first frame in
+//! each direction is the hello/welcome pair, which negotiates the minor version; the
+//! major version is the ALPN string, so a peer of another major version fails the TLS
+//! handshake.
+//!
+//! postcard is not self-describing: the order of enum variants is the tag. Enums here
+//! are append-only within a major version, and the golden-byte tests fail on any
+//! accidental change. No `usize`, `Instant` or `SystemTime` crosses the wire.
+
+use crate::ids::{JobId, LeaseId, RequestId, WorkerId};
+use crate::kernel::{JobKind, JobSpec, SearchMode, Solution};
+use crate::sha256d::{BlockHeader, Sha256dError, Sha256dJob, Target};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// ALPN protocol id: the major version.
+pub const ALPN: &[u8] = b"picluster/1";
+/// Highest minor version this build speaks.
+pub const PROTOCOL_MINOR: u16 = 0;
+/// Largest frame body accepted.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// Length of the frame header.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+// ---------------------------------------------------------------------------------
+// Worker <-> coordinator
+// ---------------------------------------------------------------------------------
+
+/// Messages from a worker to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerToCoord {
+    /// First frame: who the worker is and what it can do.
+    Hello(WorkerHello),
+    /// The worker has searched its lease up to `position` (exclusive). Also its
+    /// heartbeat. A position equal to the lease's end completes the lease.
+    Progress(Progress),
+    /// Solutions found in a lease, sent before any progress report passing them.
+    Found(Found),
+    /// The worker stopped a lease at `position` and hands the rest back.
+    Released(Released),
+    /// The worker is shutting down: it takes no more work and has released its leases.
+    Leaving,
+}
+
+/// A worker's introduction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerHello {
+    /// Highest minor protocol version the worker speaks.
+    pub minor: u16,
+    /// The worker agent's version string.
+    pub agent_version: String,
+    /// Compute threads the worker runs.
+    pub threads: u32,
+    /// CPU architecture (`aarch64`, `arm`, `x86_64`, ...).
+    pub arch: String,
+    /// The kernel implementation it uses.
+    pub kernel_impl: String,
+    /// Benchmarked rate with all threads, hashes per second.
+    pub bench_hps: u64,
+}
+
+/// Position reached in a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Every index below this one (and at or above the lease start) is searched.
+    pub position: u64,
+}
+
+/// Keyspace indices claimed as solutions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The lease they were found in.
+    pub lease: LeaseId,
+    /// The indices; the coordinator verifies each.
+    pub indices: Vec<u64>,
+}
+
+/// A lease handed back unfinished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Searched up to here; the rest returns to the queue.
+    pub position: u64,
+}
+
+/// Messages from the coordinator to a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordToWorker {
+    /// Reply to the hello.
+    Welcome(WorkerWelcome),
+    /// A new lease to work on after the ones already held.
+    Assign(Assign),
+    /// Stop working on a lease now and do not report it further (job solved or
+    /// cancelled, or the lease expired).
+    Stop(Stop),
+}
+
+/// The coordinator's reply to a worker hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerWelcome {
+    /// The negotiated minor version.
+    pub minor: u16,
+    /// This session's worker id.
+    pub worker: WorkerId,
+    /// How often to report progress, in milliseconds.
+    pub progress_interval_ms: u32,
+}
+
+/// A lease: search `start..end` of `work`'s keyspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assign {
+    /// The lease id.
+    pub lease: LeaseId,
+    /// The job it belongs to.
+    pub job: JobId,
+    /// What to compute (self-contained: workers keep no job table).
+    pub work: WorkSpec,
+    /// First index.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+}
+
+/// Stop a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    /// The lease.
+    pub lease: LeaseId,
+}
+
+/// What to compute, as sent on the wire; converts to and from [`JobKind`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkSpec {
+    /// SHA-256d nonce search.
+    Sha256d(Sha256dWork),
+}
+
+/// A SHA-256d search on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sha256dWork {
+    /// The 80-byte header.
+    pub header: Vec<u8>,
+    /// Target, most significant byte first.
+    pub target: [u8; 32],
+    /// First nonce.
+    pub nonce_start: u32,
+    /// One past the last nonce (at most 2^32).
+    pub nonce_end: u64,
+    /// BIP 320 version bits to roll.
+    pub version_mask: u32,
+}
+
+impl From<&JobKind> for WorkSpec {
+    fn from(kind: &JobKind) -> Self {
+        match kind {
+            JobKind::Sha256d(job) => WorkSpec::Sha256d(Sha256dWork {
+                header: job.header.0.to_vec(),
+                target: job.target.0,
+                nonce_start: job.nonce_start,
+                nonce_end: job.nonce_end,
+                version_mask: job.version_mask,
+            }),
+        }
+    }
+}
+
+impl TryFrom<&WorkSpec> for JobKind {
+    type Error = Sha256dError;
+    fn try_from(spec: &WorkSpec) -> Result<Self, Self::Error> {
+        match spec {
+            WorkSpec::Sha256d(w) => Ok(JobKind::Sha256d(Sha256dJob::new(
+                BlockHeader::from_bytes(&w.header)?,
+                Some(Target::from_be_bytes(&w.target)?),
+                u64::from(w.nonce_start)..w.nonce_end,
+                w.version_mask,
+            )?)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Client <-> coordinator
+// ---------------------------------------------------------------------------------
+
+/// Messages from a client (the `picluster` tool or a program) to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientToCoord {
+    /// First frame.
+    Hello(ClientHello),
+    /// Submit a job.
+    Submit(Submit),
+    /// Receive progress and the final report of a job.
+    Watch(JobRequest),
+    /// Cancel a job.
+    Cancel(JobRequest),
+    /// List all jobs.
+    ListJobs(RequestId),
+    /// Workers and jobs.
+    Status(RequestId),
+}
+
+/// A client's introduction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// Highest minor protocol version the client speaks.
+    pub minor: u16,
+    /// The client library's version string.
+    pub client_version: String,
+}
+
+/// A job submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// What to compute.
+    pub work: WorkSpec,
+    /// When to stop.
+    pub mode: SearchMode,
+}
+
+/// A request about one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// The job.
+    pub job: JobId,
+}
+
+/// Messages from the coordinator to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordToClient {
+    /// Reply to the hello.
+    Welcome(ClientWelcome),
+    /// The job was accepted.
+    Submitted(JobRequest),
+    /// Reply to a watch: the job's state now. Progress and the report follow.
+    Watching(RequestId, JobProgress),
+    /// Pushed to watchers while a job runs.
+    Progress(JobProgress),
+    /// Pushed to watchers when a job ends.
+    Finished(JobReport),
+    /// Reply to a cancel: the job's state after it.
+    Cancelled(RequestId, JobSummary),
+    /// Reply to a job listing.
+    Jobs(RequestId, Vec<JobSummary>),
+    /// Reply to a status request.
+    Status(RequestId, ClusterStatus),
+    /// A request was refused.
+    Refused(RequestId, Refusal),
+}
+
+/// The coordinator's reply to a client hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientWelcome {
+    /// The negotiated minor version.
+    pub minor: u16,
+}
+
+/// Why a client request was refused. Retrying the same request cannot help.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// No job with this id exists.
+    #[error("no job {0}")]
+    UnknownJob(JobId),
+    /// The submitted job is not valid; the text says why.
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Accepted; no worker has started on it.
+    Queued,
+    /// Workers are searching.
+    Running,
+    /// Done: a solution was found (first mode) or the keyspace is exhausted.
+    Completed,
+    /// Cancelled by a client.
+    Cancelled,
+}
+
+impl JobState {
+    /// Lower-case name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Cancelled)
+    }
+}
+
+/// A running job's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// The job.
+    pub job: JobId,
+    /// Its state.
+    pub state: JobState,
+    /// Indices searched so far (each counted once).
+    pub hashes: u64,
+    /// Size of the keyspace.
+    pub keyspace: u64,
+    /// Milliseconds since submission.
+    pub elapsed_ms: u64,
+    /// Verified solutions so far.
+    pub solutions: u32,
+}
+
+/// The final report of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    /// The job.
+    pub job: JobId,
+    /// Final state.
+    pub state: JobState,
+    /// Verified solutions, by index.
+    pub solutions: Vec<Solution>,
+    /// Indices searched (each counted once; equals `keyspace` for a completed
+    /// exhaustive job).
+    pub hashes: u64,
+    /// Size of the keyspace.
+    pub keyspace: u64,
+    /// Milliseconds from submission to the end.
+    pub elapsed_ms: u64,
+    /// What each worker searched, by worker name.
+    pub contributions: Vec<Contribution>,
+}
+
+/// One worker's share of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The worker's name (from its certificate).
+    pub worker: String,
+    /// Indices it searched.
+    pub hashes: u64,
+}
+
+/// A line of the job list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Progress and state.
+    pub progress: JobProgress,
+    /// When the job stops.
+    pub mode: SearchMode,
+}
+
+/// What `picluster status` shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Connected workers.
+    pub workers: Vec<WorkerStatus>,
+    /// All jobs.
+    pub jobs: Vec<JobSummary>,
+}
+
+/// A connected worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Name from its certificate.
+    pub name: String,
+    /// This session's id.
+    pub worker: WorkerId,
+    /// What it is doing.
+    pub state: WorkerState,
+    /// Compute threads.
+    pub threads: u32,
+    /// CPU architecture.
+    pub arch: String,
+    /// Kernel implementation.
+    pub kernel_impl: String,
+    /// Rate measured from its progress reports (benchmark until the first reports),
+    /// hashes per second.
+    pub rate_hps: u64,
+    /// Indices searched this session.
+    pub hashes: u64,
+    /// Leases held.
+    pub leases: u32,
+    /// Milliseconds since it connected.
+    pub connected_ms: u64,
+}
+
+/// What a worker is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerState {
+    /// Connected, holding no lease.
+    Idle,
+    /// Holding at least one lease.
+    Busy,
+    /// Shutting down.
+    Leaving,
+}
+
+impl WorkerState {
+    /// Lower-case name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Leaving => "leaving",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------------
+
+/// Why a frame could not be encoded or decoded. A peer that sends such a frame is
+/// disconnected; retrying the same bytes cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix exceeds [`MAX_FRAME_LEN`].
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(u64),
+    /// The body is not a valid message of the expected kind (unknown variant,
+    /// truncated field, invalid value).
+    #[error("malformed message: {0}")]
+    Malformed(postcard::Error),
+    /// The body holds a valid message followed by extra bytes.
+    #[error("{0} unexpected bytes after the message")]
+    TrailingBytes(usize),
+}
+
+/// Encodes `message` as one frame (length prefix and body).
+pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let mut frame = vec![0u8; FRAME_HEADER_LEN];
+    let mut frame = postcard::to_extend(message, std::mem::take(&mut frame))
+        .map_err(FrameError::Malformed)?;
+    let len = frame.len() - FRAME_HEADER_LEN;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len as u64));
+    }
+    frame[..FRAME_HEADER_LEN].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(frame)
+}
+
+/// Reads the body length from a frame header, rejecting oversized frames before any
+/// body is read.
+pub fn frame_body_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(header);
+    if len as usize > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(u64::from(len)));
+    }
+    Ok(len as usize)
+}
+
+/// Decodes a frame body; the whole body must be one message.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (message, rest) = postcard::take_from_bytes(body).map_err(FrameError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes(rest.len()));
+    }
+    Ok(message)
+}
+
+/// Decodes one complete frame (header and body), as a test or tool would hold it.
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
+    let header: [u8; FRAME_HEADER_LEN] = frame
+        .get(..FRAME_HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(FrameError::Malformed(postcard::Error::DeserializeUnexpectedEnd))?;
+    let len = frame_body_len(header)?;
+    let body = &frame[FRAME_HEADER_LEN..];
+    match body.len().cmp(&len) {
+        std::cmp::Ordering::Less => Err(FrameError::Malformed(
+            postcard::Error::DeserializeUnexpectedEnd,
+        )),
+        std::cmp::Ordering::Greater => Err(FrameError::TrailingBytes(body.len() - len)),
+        std::cmp::Ordering::Equal => decode_body(body),
+    }
+}
+
+/// Application close codes on a QUIC connection. The close frame's reason text says
+/// more; the code tells a program what kind of end it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// A normal end (a worker left, a client finished).
+    Normal = 0,
+    /// The peer broke the protocol (unexpected message, a lease that is not its own,
+    /// a position outside its lease). Reconnecting with the same software won't help.
+    Protocol = 1,
+    /// The peer sent a frame that does not decode or is too large.
+    BadFrame = 2,
+    /// A newer connection with the same certificate name replaced this one.
+    Replaced = 3,
+    /// The coordinator (or worker) is shutting down; reconnecting later can succeed.
+    ShuttingDown = 4,
+    /// The certificate is valid but its role may not do this (e.g. a coordinator
+    /// certificate used to connect as a worker).
+    Unauthorized = 5,
+    /// A worker claimed a solution that does not verify.
+    BadResult = 6,
+}
+
+impl CloseCode {
+    /// The code for a number received in a close frame.
+    pub fn from_u32(code: u32) -> Option<CloseCode> {
+        [
+            CloseCode::Normal,
+            CloseCode::Protocol,
+            CloseCode::BadFrame,
+            CloseCode::Replaced,
+            CloseCode::ShuttingDown,
+            CloseCode::Unauthorized,
+            CloseCode::BadResult,
+        ]
+        .into_iter()
+        .find(|c| *c as u32 == code)
+    }
+}
+
+impl Submit {
+    /// The validated job this submission asks for.
+    pub fn spec(&self) -> Result<JobSpec, Sha256dError> {
+        Ok(JobSpec {
+            kind: JobKind::try_from(&self.work)?,
+            mode: self.mode,
+        })
+    }
+}

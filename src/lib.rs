@@ -1,0 +1,1 @@
+//! Integration tests, benchmarks and examples live in tests/, benches/ and examples/.
