@@ -1,1 +1,37 @@
+//! picluster-client: use a picluster cluster from Rust, and the `picluster` command.
+//!
+//! Connect with a cluster directory or a client bundle, submit jobs, stream their
+//! progress, wait for reports, cancel, list; async first ([`Client`]) with a blocking
+//! wrapper ([`blocking::Client`]). [`LocalCluster`] runs a coordinator and N workers
+//! inside one process over real QUIC on loopback, for tests, examples and
+//! single-machine use.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use picluster_client::{Client, JobKind, JobSpec, SearchMode, Sha256dJob, BlockHeader};
+//! let client = Client::connect_cluster("mycluster".as_ref()).await?;
+//! let header = BlockHeader::from_hex("01000000...")?;
+//! let job = Sha256dJob::new(header, None, 0..1 << 32, 0)?;
+//! let report = client.run(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::First }).await?;
+//! println!("{:?}", report.solutions);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`client`]: the async client and job watches.
+//! - [`blocking`]: the blocking wrapper.
+//! - [`local`]: the in-process cluster.
+//! - [`cli`]: the `picluster` command line (the binary is `src/main.rs`).
 
+pub mod blocking;
+pub mod cli;
+pub mod client;
+pub mod local;
+
+pub use client::{Client, ClientError, JobEvent, JobWatch};
+pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
+pub use picluster_core::cluster::Bundle;
+pub use picluster_core::ids::JobId;
+pub use picluster_core::kernel::{JobKind, JobSpec, SearchMode, Solution};
+pub use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
+pub use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};

@@ -1,0 +1,92 @@
+//! A blocking wrapper around [`crate::Client`] for programs without an async runtime.
+//! It owns a small runtime whose one thread keeps the connection alive between calls.
+
+use crate::client::{Client as AsyncClient, ClientError};
+use picluster_core::cluster::Bundle;
+use picluster_core::ids::JobId;
+use picluster_core::kernel::JobSpec;
+use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary};
+use std::path::Path;
+
+/// A blocking client. Every method blocks the calling thread until the answer.
+#[derive(Debug)]
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    client: AsyncClient,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Net(picluster_core::net::NetError::Socket(e)))
+}
+
+impl Client {
+    /// Connects with a client bundle.
+    pub fn connect(bundle: &Bundle) -> Result<Client, ClientError> {
+        let runtime = runtime()?;
+        let client = runtime.block_on(AsyncClient::connect(bundle))?;
+        Ok(Client { runtime, client })
+    }
+
+    /// Connects with the admin bundle of a cluster directory.
+    pub fn connect_cluster(dir: &Path) -> Result<Client, ClientError> {
+        let runtime = runtime()?;
+        let client = runtime.block_on(AsyncClient::connect_cluster(dir))?;
+        Ok(Client { runtime, client })
+    }
+
+    /// Submits a job; returns its id at once.
+    pub fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
+        self.runtime.block_on(self.client.submit(spec))
+    }
+
+    /// Waits for a job's report, calling `on_progress` with each progress update.
+    pub fn wait_with_progress(
+        &self,
+        job: JobId,
+        on_progress: impl FnMut(&JobProgress),
+    ) -> Result<JobReport, ClientError> {
+        self.runtime.block_on(async {
+            self.client.watch(job).await?.finish(on_progress).await
+        })
+    }
+
+    /// Waits for a job's report.
+    pub fn wait(&self, job: JobId) -> Result<JobReport, ClientError> {
+        self.runtime.block_on(self.client.wait(job))
+    }
+
+    /// Submits a job and waits for its report.
+    pub fn run(&self, spec: &JobSpec) -> Result<JobReport, ClientError> {
+        self.runtime.block_on(self.client.run(spec))
+    }
+
+    /// Cancels a job.
+    pub fn cancel(&self, job: JobId) -> Result<JobSummary, ClientError> {
+        self.runtime.block_on(self.client.cancel(job))
+    }
+
+    /// Every job.
+    pub fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
+        self.runtime.block_on(self.client.jobs())
+    }
+
+    /// Workers and jobs.
+    pub fn status(&self) -> Result<ClusterStatus, ClientError> {
+        self.runtime.block_on(self.client.status())
+    }
+
+    /// The async client inside.
+    pub fn inner(&self) -> &AsyncClient {
+        &self.client
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.client.close();
+    }
+}

@@ -1,0 +1,606 @@
+//! The `picluster` command line: argument parsing, input validation (before anything
+//! is sent), and output for people (with a progress bar on a terminal) and scripts
+//! (`--json`: the last line of stdout is one JSON object). `main.rs` only calls
+//! [`main`]; tests call [`run`] with their own output buffer.
+//!
+//! Exit codes: 0 success (a job that completed, with or without solutions), 1 an
+//! error, 2 bad usage, 3 a job that ended cancelled.
+
+use crate::client::{Client, ClientError};
+use clap::{Args, Parser, Subcommand};
+use picluster_core::cluster::{ClusterDir, ADMIN_BUNDLE};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::hex;
+use picluster_core::ids::JobId;
+use picluster_core::kernel::{JobKind, JobSpec, SearchMode};
+use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
+use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code of a job that ended cancelled.
+pub const EXIT_CANCELLED: u8 = 3;
+
+/// Turn a handful of Raspberry Pis into one compute cluster.
+#[derive(Parser, Debug)]
+#[command(name = "picluster", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new cluster: CA, coordinator certificate, admin credential, config.
+    Init {
+        /// Directory to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Address the coordinator listens on (UDP), e.g. 0.0.0.0:7878.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// How workers and clients reach the coordinator (HOST:PORT), if that differs
+        /// from the listen address; repeatable, the first is written into bundles.
+        #[arg(long = "advertise", value_name = "HOST:PORT")]
+        advertise: Vec<String>,
+    },
+    /// Run the coordinator in the foreground (Ctrl-C or SIGTERM stops it).
+    Coordinator {
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Write a bundle (address, CA, certificate, key) for a new worker.
+    AddWorker {
+        /// The worker's name (A-Z a-z 0-9 . _ -), e.g. pi-3.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// File to write (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit a job.
+    Submit {
+        #[command(subcommand)]
+        kind: SubmitKind,
+    },
+    /// Wait for a job to end and print its report.
+    Wait {
+        /// The job (j7 or 7).
+        job: JobId,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// List jobs.
+    Jobs {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show workers and jobs.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job (j7 or 7).
+        job: JobId,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SubmitKind {
+    /// Bitcoin-style SHA-256d nonce search over an 80-byte block header.
+    Sha256d(Sha256dArgs),
+}
+
+#[derive(Args, Debug)]
+struct Sha256dArgs {
+    /// The 80-byte block header, hex, as serialized (its nonce field is ignored).
+    #[arg(long)]
+    header: String,
+    /// Nonces to search, half-open START..END (default 0..4294967296).
+    #[arg(long, value_name = "START..END")]
+    nonce_range: Option<String>,
+    /// Target, 64 hex digits, most significant first (default: the header's nBits).
+    #[arg(long)]
+    target: Option<String>,
+    /// BIP 320 version bits to roll (a subset of 1fffe000), to search beyond 2^32.
+    #[arg(long, value_name = "HEX")]
+    version_mask: Option<String>,
+    /// Find every solution instead of stopping at the first.
+    #[arg(long)]
+    all: bool,
+    /// Print the job id and return without waiting.
+    #[arg(long)]
+    detach: bool,
+    #[command(flatten)]
+    cluster: ClusterArg,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+struct ClusterArg {
+    /// The cluster directory (made by `picluster init`).
+    #[arg(long = "cluster", env = "PICLUSTER_CLUSTER", value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct OutputArg {
+    /// Machine-readable output: the last line of stdout is one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure the command reports as one line and exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input is invalid; nothing was sent.
+    #[error("{0}")]
+    Input(String),
+    /// A cluster directory or bundle problem.
+    #[error(transparent)]
+    Cluster(#[from] picluster_core::cluster::ClusterError),
+    /// Talking to the coordinator failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The coordinator could not start.
+    #[error(transparent)]
+    Net(#[from] picluster_core::net::NetError),
+    /// Writing output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let verbose = matches!(cli.command, Command::Coordinator { .. });
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| if verbose { "info" } else { "warn" }.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let stdout = std::io::stdout();
+    match run(cli, &mut stdout.lock()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("picluster: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Init {
+            dir,
+            listen,
+            advertise,
+        } => {
+            let cluster = ClusterDir::init(&dir, listen, &advertise)?;
+            writeln!(
+                out,
+                "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
+                dir.display(),
+                cluster.config().listen,
+                cluster.config().advertise.join(", "),
+                dir.display(),
+                dir.display(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Coordinator { cluster } => {
+            // Check the directory before starting anything.
+            ClusterDir::open(&cluster.dir)?;
+            runtime()?.block_on(picluster_core::service::serve_cluster(
+                &cluster.dir,
+                CoordinatorConfig::default(),
+                shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AddWorker { name, cluster, out: path } => {
+            let dir = ClusterDir::open(&cluster.dir)?;
+            let bundle = dir.worker_bundle(&name)?;
+            bundle.save(&path)?;
+            writeln!(
+                out,
+                "wrote {} for worker {name} (coordinator {})\n  copy it to the worker and run: picluster-worker --bundle {}",
+                path.display(),
+                bundle.coordinator,
+                path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit {
+            kind: SubmitKind::Sha256d(args),
+        } => {
+            let spec = sha256d_spec(&args)?;
+            let dir = cluster_dir(&args.cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let job = client.submit(&spec).await?;
+                if args.detach {
+                    if args.output.json {
+                        writeln!(out, "{}", json!({"job": job.to_string(), "state": "queued"}))?;
+                    } else {
+                        writeln!(out, "{job}")?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let report = wait_with_bar(&client, job).await?;
+                print_report(out, &report, args.output.json)
+            })
+        }
+        Command::Wait {
+            job,
+            cluster,
+            output,
+        } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let report = wait_with_bar(&client, job).await?;
+                print_report(out, &report, output.json)
+            })
+        }
+        Command::Jobs { cluster, output } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let jobs = client.jobs().await?;
+                if output.json {
+                    let list: Vec<Value> = jobs.iter().map(job_json).collect();
+                    writeln!(out, "{}", json!({ "jobs": list }))?;
+                } else {
+                    print_jobs(out, &jobs)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Status { cluster, output } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let status = client.status().await?;
+                if output.json {
+                    writeln!(out, "{}", status_json(&status))?;
+                } else {
+                    print_status(out, &status)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Cancel {
+            job,
+            cluster,
+            output,
+        } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let summary = client.cancel(job).await?;
+                let state = summary.progress.state.as_str();
+                if output.json {
+                    writeln!(out, "{}", json!({"job": job.to_string(), "state": state}))?;
+                } else {
+                    writeln!(out, "{job} {state}")?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
+}
+
+fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
+    ClusterDir::open(dir)?;
+    if !dir.join(ADMIN_BUNDLE).is_file() {
+        return Err(CliError::Input(format!(
+            "{} has no {ADMIN_BUNDLE}: client commands need the cluster's admin credential",
+            dir.display()
+        )));
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn with_client<'o, F, Fut>(dir: &Path, f: F) -> Result<ExitCode, CliError>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,
+{
+    runtime()?.block_on(async {
+        let client = Client::connect_cluster(dir).await?;
+        let closer = client.clone();
+        let result = f(client).await;
+        closer.close();
+        result
+    })
+}
+
+/// Validates `submit sha256d` arguments into a job, before anything is sent.
+fn sha256d_spec(args: &Sha256dArgs) -> Result<JobSpec, CliError> {
+    let input = |e: &dyn std::fmt::Display| CliError::Input(e.to_string());
+    let header = BlockHeader::from_hex(&args.header).map_err(|e| input(&e))?;
+    let target = args
+        .target
+        .as_deref()
+        .map(Target::from_hex)
+        .transpose()
+        .map_err(|e| input(&e))?;
+    let nonces = match &args.nonce_range {
+        Some(r) => parse_range(r)?,
+        None => 0..NONCE_SPACE,
+    };
+    let mask = match &args.version_mask {
+        Some(m) => parse_hex_u32(m).map_err(|e| CliError::Input(format!("--version-mask: {e}")))?,
+        None => 0,
+    };
+    let job = Sha256dJob::new(header, target, nonces, mask).map_err(|e| input(&e))?;
+    Ok(JobSpec {
+        kind: JobKind::Sha256d(job),
+        mode: if args.all {
+            SearchMode::All
+        } else {
+            SearchMode::First
+        },
+    })
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>, CliError> {
+    let bad = |why: &str| CliError::Input(format!("--nonce-range {s}: {why}"));
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| bad("expected START..END"))?;
+    let start = parse_number(a.trim()).ok_or_else(|| bad("START is not a number"))?;
+    let end = parse_number(b.trim()).ok_or_else(|| bad("END is not a number"))?;
+    if start >= end {
+        return Err(bad("the range is empty or reversed (END is exclusive)"));
+    }
+    if end > NONCE_SPACE {
+        return Err(bad("END is beyond 4294967296 (2^32)"));
+    }
+    Ok(start..end)
+}
+
+fn parse_hex_u32(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(format!("`{s}` is not 1-8 hex digits"));
+    }
+    u32::from_str_radix(digits, 16).map_err(|_| format!("`{s}` is not hex"))
+}
+
+async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobReport, CliError> {
+    let watch = client.watch(job).await?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(watch.initial.keyspace),
+        if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(job.to_string());
+    let report = watch
+        .finish(|p: &JobProgress| {
+            bar.set_position(p.hashes);
+            bar.set_message(format!("{:.2} MH/s", rate_mhs(p.hashes, p.elapsed_ms)));
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn rate_mhs(hashes: u64, elapsed_ms: u64) -> f64 {
+    if elapsed_ms == 0 {
+        0.0
+    } else {
+        hashes as f64 / elapsed_ms as f64 / 1000.0
+    }
+}
+
+fn report_json(report: &JobReport) -> Value {
+    json!({
+        "job": report.job.to_string(),
+        "state": report.state.as_str(),
+        "solutions": report.solutions.iter().map(|s| json!({
+            "nonce": s.nonce,
+            "version": s.version,
+            "hash": hex::encode(&s.hash),
+        })).collect::<Vec<_>>(),
+        "hashes": report.hashes,
+        "keyspace": report.keyspace,
+        "seconds": report.elapsed_ms as f64 / 1000.0,
+        "workers": report.contributions.iter().map(|c| json!({
+            "name": c.worker,
+            "hashes": c.hashes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_report(out: &mut dyn Write, report: &JobReport, as_json: bool) -> Result<ExitCode, CliError> {
+    if as_json {
+        writeln!(out, "{}", report_json(report))?;
+    } else {
+        writeln!(
+            out,
+            "{} {}: {} solution{}",
+            report.job,
+            report.state.as_str(),
+            report.solutions.len(),
+            if report.solutions.len() == 1 { "" } else { "s" }
+        )?;
+        for s in &report.solutions {
+            writeln!(
+                out,
+                "  nonce {} (0x{:08x})  version 0x{:08x}  hash {}",
+                s.nonce,
+                s.nonce,
+                s.version,
+                hex::encode(&s.hash)
+            )?;
+        }
+        writeln!(
+            out,
+            "searched {} of {} in {:.2} s ({:.2} MH/s)",
+            report.hashes,
+            report.keyspace,
+            report.elapsed_ms as f64 / 1000.0,
+            rate_mhs(report.hashes, report.elapsed_ms)
+        )?;
+        for c in &report.contributions {
+            writeln!(out, "  {:<20} {:>16} hashes", c.worker, c.hashes)?;
+        }
+    }
+    Ok(match report.state {
+        JobState::Cancelled => ExitCode::from(EXIT_CANCELLED),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn mode_str(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::First => "first",
+        SearchMode::All => "all",
+    }
+}
+
+fn job_json(j: &JobSummary) -> Value {
+    let p = &j.progress;
+    json!({
+        "job": p.job.to_string(),
+        "state": p.state.as_str(),
+        "mode": mode_str(j.mode),
+        "hashes": p.hashes,
+        "keyspace": p.keyspace,
+        "solutions": p.solutions,
+        "seconds": p.elapsed_ms as f64 / 1000.0,
+    })
+}
+
+fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<8} {:<10} {:<6} {:>7} {:>9} {:>10}",
+        "JOB", "STATE", "MODE", "DONE", "SOLUTIONS", "SECONDS"
+    )?;
+    for j in jobs {
+        let p = &j.progress;
+        writeln!(
+            out,
+            "{:<8} {:<10} {:<6} {:>6.1}% {:>9} {:>10.1}",
+            p.job.to_string(),
+            p.state.as_str(),
+            mode_str(j.mode),
+            100.0 * p.hashes as f64 / p.keyspace.max(1) as f64,
+            p.solutions,
+            p.elapsed_ms as f64 / 1000.0
+        )?;
+    }
+    Ok(())
+}
+
+fn status_json(status: &ClusterStatus) -> Value {
+    json!({
+        "workers": status.workers.iter().map(|w| json!({
+            "name": w.name,
+            "id": w.worker.to_string(),
+            "state": w.state.as_str(),
+            "threads": w.threads,
+            "arch": w.arch,
+            "impl": w.kernel_impl,
+            "mhs": w.rate_hps as f64 / 1e6,
+            "hashes": w.hashes,
+            "leases": w.leases,
+            "connected_seconds": w.connected_ms as f64 / 1000.0,
+        })).collect::<Vec<_>>(),
+        "jobs": status.jobs.iter().map(job_json).collect::<Vec<_>>(),
+    })
+}
+
+fn print_status(out: &mut dyn Write, status: &ClusterStatus) -> std::io::Result<()> {
+    let total: f64 = status.workers.iter().map(|w| w.rate_hps as f64 / 1e6).sum();
+    writeln!(
+        out,
+        "{} worker{}, {:.2} MH/s",
+        status.workers.len(),
+        if status.workers.len() == 1 { "" } else { "s" },
+        total
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9}",
+        "WORKER", "STATE", "THREADS", "ARCH", "IMPL", "MH/S"
+    )?;
+    for w in &status.workers {
+        writeln!(
+            out,
+            "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9.2}",
+            w.name,
+            w.state.as_str(),
+            w.threads,
+            w.arch,
+            w.kernel_impl,
+            w.rate_hps as f64 / 1e6
+        )?;
+    }
+    if !status.jobs.is_empty() {
+        writeln!(out)?;
+        print_jobs(out, &status.jobs)?;
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,295 @@
+//! The async client: one QUIC connection to the coordinator with mutual TLS, several
+//! requests in flight on it, and job watches that stream progress and the final
+//! report. A background task reads replies and routes them by request id (replies)
+//! or job id (pushed progress).
+
+use picluster_core::cluster::{Bundle, ClusterDir, ClusterError};
+use picluster_core::ids::{JobId, RequestId};
+use picluster_core::kernel::JobSpec;
+use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
+use picluster_core::wire::{
+    ClientHello, ClientToCoord, ClusterStatus, CloseCode, CoordToClient, JobProgress, JobReport,
+    JobRequest, JobSummary, Refusal, Submit, WorkSpec, PROTOCOL_MINOR,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a client operation failed. [`ClientError::is_retryable`] says whether trying
+/// again (after reconnecting) can help.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting or talking to the coordinator failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The cluster directory or bundle is unusable.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The coordinator refused the request.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The connection ended while waiting for an answer.
+    #[error("the connection to the coordinator was lost")]
+    Disconnected,
+    /// The coordinator answered with a reply of the wrong kind.
+    #[error("unexpected reply from the coordinator: {0}")]
+    UnexpectedReply(&'static str),
+}
+
+impl ClientError {
+    /// Whether retrying (after reconnecting) can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Net(e) => e.is_retryable(),
+            ClientError::Disconnected => true,
+            ClientError::Cluster(_) | ClientError::Refused(_) | ClientError::UnexpectedReply(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// An update about a watched job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEvent {
+    /// The job progressed.
+    Progress(JobProgress),
+    /// The job ended; no more events follow.
+    Finished(JobReport),
+}
+
+type Pending = Mutex<HashMap<RequestId, oneshot::Sender<CoordToClient>>>;
+type Watchers = Mutex<HashMap<JobId, Vec<mpsc::UnboundedSender<JobEvent>>>>;
+
+struct Inner {
+    _endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    writer: tokio::sync::Mutex<FrameWriter>,
+    pending: Pending,
+    watchers: Watchers,
+    next_request: AtomicU32,
+}
+
+/// A connection to a picluster coordinator. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("coordinator", &self.inner.connection.remote_address())
+            .finish()
+    }
+}
+
+/// A watched job: progress events, then the final report.
+#[derive(Debug)]
+pub struct JobWatch {
+    /// The job's state when the watch started.
+    pub initial: JobProgress,
+    events: mpsc::UnboundedReceiver<JobEvent>,
+}
+
+impl JobWatch {
+    /// The next event; `None` after `Finished`, or if the connection was lost.
+    pub async fn next(&mut self) -> Option<JobEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the final report, passing every progress event to `on_progress`.
+    pub async fn finish(
+        mut self,
+        mut on_progress: impl FnMut(&JobProgress),
+    ) -> Result<JobReport, ClientError> {
+        on_progress(&self.initial);
+        while let Some(event) = self.next().await {
+            match event {
+                JobEvent::Progress(p) => on_progress(&p),
+                JobEvent::Finished(report) => return Ok(report),
+            }
+        }
+        Err(ClientError::Disconnected)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Client {
+    /// Connects with a client bundle.
+    pub async fn connect(bundle: &Bundle) -> Result<Client, ClientError> {
+        let hello = ClientToCoord::Hello(ClientHello {
+            minor: PROTOCOL_MINOR,
+            client_version: env!("CARGO_PKG_VERSION").to_string(),
+        });
+        let Session {
+            endpoint,
+            connection,
+            reader,
+            writer,
+            welcome,
+        } = net::connect::<ClientToCoord, CoordToClient>(bundle, &hello).await?;
+        if !matches!(welcome, CoordToClient::Welcome(_)) {
+            connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
+            return Err(ClientError::UnexpectedReply("expected a welcome"));
+        }
+        let inner = Arc::new(Inner {
+            _endpoint: endpoint,
+            connection,
+            writer: tokio::sync::Mutex::new(writer),
+            pending: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            next_request: AtomicU32::new(1),
+        });
+        tokio::spawn(read_loop(reader, Arc::downgrade(&inner)));
+        Ok(Client { inner })
+    }
+
+    /// Connects with the admin bundle of a cluster directory.
+    pub async fn connect_cluster(dir: &Path) -> Result<Client, ClientError> {
+        let bundle = ClusterDir::open(dir)?.admin_bundle()?;
+        Self::connect(&bundle).await
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(RequestId) -> ClientToCoord,
+    ) -> Result<CoordToClient, ClientError> {
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(id, tx);
+        self.inner.writer.lock().await.send(&make(id)).await?;
+        match rx.await.map_err(|_| ClientError::Disconnected)? {
+            CoordToClient::Refused(_, refusal) => Err(ClientError::Refused(refusal)),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Submits a job; returns its id at once.
+    pub async fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
+        let work = WorkSpec::from(&spec.kind);
+        match self
+            .request(|request| {
+                ClientToCoord::Submit(Submit {
+                    request,
+                    work,
+                    mode: spec.mode,
+                })
+            })
+            .await?
+        {
+            CoordToClient::Submitted(JobRequest { job, .. }) => Ok(job),
+            _ => Err(ClientError::UnexpectedReply("expected Submitted")),
+        }
+    }
+
+    /// Starts watching a job: its progress, then its report.
+    pub async fn watch(&self, job: JobId) -> Result<JobWatch, ClientError> {
+        let (tx, events) = mpsc::unbounded_channel();
+        lock(&self.inner.watchers).entry(job).or_default().push(tx);
+        let reply = self
+            .request(|request| ClientToCoord::Watch(JobRequest { request, job }))
+            .await;
+        match reply {
+            Ok(CoordToClient::Watching(_, initial)) => Ok(JobWatch { initial, events }),
+            Ok(_) => Err(ClientError::UnexpectedReply("expected Watching")),
+            Err(e) => {
+                lock(&self.inner.watchers).remove(&job);
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until a job ends and returns its report.
+    pub async fn wait(&self, job: JobId) -> Result<JobReport, ClientError> {
+        self.watch(job).await?.finish(|_| {}).await
+    }
+
+    /// Submits a job and waits for its report.
+    pub async fn run(&self, spec: &JobSpec) -> Result<JobReport, ClientError> {
+        let job = self.submit(spec).await?;
+        self.wait(job).await
+    }
+
+    /// Cancels a job; returns its state afterwards (a job that had already ended
+    /// keeps its final state).
+    pub async fn cancel(&self, job: JobId) -> Result<JobSummary, ClientError> {
+        match self
+            .request(|request| ClientToCoord::Cancel(JobRequest { request, job }))
+            .await?
+        {
+            CoordToClient::Cancelled(_, summary) => Ok(summary),
+            _ => Err(ClientError::UnexpectedReply("expected Cancelled")),
+        }
+    }
+
+    /// Every job the coordinator knows.
+    pub async fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
+        match self.request(ClientToCoord::ListJobs).await? {
+            CoordToClient::Jobs(_, jobs) => Ok(jobs),
+            _ => Err(ClientError::UnexpectedReply("expected Jobs")),
+        }
+    }
+
+    /// Connected workers and all jobs.
+    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
+        match self.request(ClientToCoord::Status).await? {
+            CoordToClient::Status(_, status) => Ok(status),
+            _ => Err(ClientError::UnexpectedReply("expected Status")),
+        }
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.inner
+            .connection
+            .close((CloseCode::Normal as u32).into(), b"client done");
+    }
+}
+
+async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
+    while let Ok(message) = reader.next::<CoordToClient>().await {
+        let Some(inner) = inner.upgrade() else { return };
+        let request = match &message {
+            CoordToClient::Submitted(JobRequest { request, .. })
+            | CoordToClient::Watching(request, _)
+            | CoordToClient::Cancelled(request, _)
+            | CoordToClient::Jobs(request, _)
+            | CoordToClient::Status(request, _)
+            | CoordToClient::Refused(request, _) => Some(*request),
+            CoordToClient::Welcome(_)
+            | CoordToClient::Progress(_)
+            | CoordToClient::Finished(_) => None,
+        };
+        if let Some(request) = request {
+            if let Some(tx) = lock(&inner.pending).remove(&request) {
+                let _ = tx.send(message);
+            }
+            continue;
+        }
+        let mut watchers = lock(&inner.watchers);
+        match message {
+            CoordToClient::Progress(p) => {
+                if let Some(list) = watchers.get_mut(&p.job) {
+                    list.retain(|tx| tx.send(JobEvent::Progress(p)).is_ok());
+                }
+            }
+            CoordToClient::Finished(report) => {
+                for tx in watchers.remove(&report.job).unwrap_or_default() {
+                    let _ = tx.send(JobEvent::Finished(report.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Connection gone: waking every waiter with a closed channel.
+    if let Some(inner) = inner.upgrade() {
+        lock(&inner.pending).clear();
+        lock(&inner.watchers).clear();
+    }
+}

@@ -1,0 +1,323 @@
+//! The worker's protocol agent: a synchronous state machine that turns coordinator
+//! messages and compute events into compute commands and messages for the
+//! coordinator. It never reads a clock or touches a socket or thread; the daemon
+//! drives it and tests can drive it directly.
+//!
+//! Driving order: after each `handle_*` call, drain [`Agent::poll_compute`] (commands
+//! for the compute engine) and then [`Agent::poll_transmit`] (messages for the
+//! coordinator). One agent lives for the whole process; a lost connection is
+//! [`Agent::handle_disconnected`], a new one starts with [`Agent::hello`].
+
+use crate::compute::{ComputeEvent, TaskId};
+use picluster_core::ids::LeaseId;
+use picluster_core::kernel::{JobKind, Kernel};
+use picluster_core::wire::{
+    Assign, CoordToWorker, Found, Progress, Released, Stop, WorkerHello, WorkerToCoord,
+    WorkerWelcome, PROTOCOL_MINOR,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the agent tells the compute engine.
+#[derive(Clone)]
+pub enum ComputeCommand {
+    /// Queue a task.
+    Run {
+        /// The task.
+        task: TaskId,
+        /// What to compute.
+        kernel: Arc<dyn Kernel>,
+        /// Which indices.
+        range: Range<u64>,
+        /// How often to report progress.
+        progress_interval: Duration,
+    },
+    /// Stop a task.
+    Stop(TaskId),
+}
+
+impl std::fmt::Debug for ComputeCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComputeCommand::Run { task, range, .. } => {
+                write!(f, "Run({task:?}, {range:?})")
+            }
+            ComputeCommand::Stop(task) => write!(f, "Stop({task:?})"),
+        }
+    }
+}
+
+/// The coordinator broke the protocol; the daemon closes the connection. Retrying
+/// with the same coordinator software is unlikely to help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// A welcome arrived in the middle of a session.
+    #[error("unexpected welcome in an established session")]
+    UnexpectedWelcome,
+    /// An assignment described work this worker cannot validate.
+    #[error("lease {lease}: invalid work: {reason}")]
+    InvalidWork {
+        /// The lease.
+        lease: LeaseId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An assignment whose range is empty or outside the job's keyspace.
+    #[error("lease {lease}: range {start}..{end} is outside the keyspace of {keyspace}")]
+    BadRange {
+        /// The lease.
+        lease: LeaseId,
+        /// First index.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// The job's keyspace.
+        keyspace: u64,
+    },
+}
+
+/// What this worker is, as told in its hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Compute threads.
+    pub threads: u32,
+    /// Kernel implementation name.
+    pub kernel_impl: String,
+    /// Benchmarked rate, hashes per second.
+    pub bench_hps: u64,
+}
+
+struct Held {
+    lease: LeaseId,
+    end: u64,
+    /// Told to stop by the coordinator (or the connection is gone): report nothing more.
+    revoked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Working,
+    Leaving,
+    Left,
+}
+
+/// The worker protocol state machine.
+pub struct Agent {
+    info: WorkerInfo,
+    phase: Phase,
+    progress_interval: Duration,
+    held: BTreeMap<TaskId, Held>,
+    next_task: u64,
+    compute: VecDeque<ComputeCommand>,
+    outbox: VecDeque<WorkerToCoord>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("phase", &self.phase)
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
+
+impl Agent {
+    /// A new agent.
+    pub fn new(info: WorkerInfo) -> Agent {
+        Agent {
+            info,
+            phase: Phase::Working,
+            progress_interval: Duration::from_millis(250),
+            held: BTreeMap::new(),
+            next_task: 1,
+            compute: VecDeque::new(),
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// The hello that opens a session.
+    pub fn hello(&self) -> WorkerToCoord {
+        WorkerToCoord::Hello(WorkerHello {
+            minor: PROTOCOL_MINOR,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            threads: self.info.threads,
+            arch: std::env::consts::ARCH.to_string(),
+            kernel_impl: self.info.kernel_impl.clone(),
+            bench_hps: self.info.bench_hps,
+        })
+    }
+
+    /// The session was established.
+    pub fn handle_welcome(&mut self, welcome: WorkerWelcome) {
+        self.progress_interval = Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
+    }
+
+    /// A message from the coordinator.
+    pub fn handle_message(&mut self, message: CoordToWorker) -> Result<(), AgentError> {
+        match message {
+            CoordToWorker::Welcome(_) => Err(AgentError::UnexpectedWelcome),
+            CoordToWorker::Assign(assign) => self.assign(assign),
+            CoordToWorker::Stop(Stop { lease }) => {
+                let task = self
+                    .held
+                    .iter_mut()
+                    .find(|(_, h)| h.lease == lease && !h.revoked);
+                if let Some((task, held)) = task {
+                    held.revoked = true;
+                    self.compute.push_back(ComputeCommand::Stop(*task));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn assign(&mut self, assign: Assign) -> Result<(), AgentError> {
+        let Assign {
+            lease,
+            work,
+            start,
+            end,
+            ..
+        } = assign;
+        let kind = JobKind::try_from(&work).map_err(|e| AgentError::InvalidWork {
+            lease,
+            reason: e.to_string(),
+        })?;
+        let kernel = kind.kernel();
+        if start >= end || end > kernel.keyspace() {
+            return Err(AgentError::BadRange {
+                lease,
+                start,
+                end,
+                keyspace: kernel.keyspace(),
+            });
+        }
+        if self.phase != Phase::Working {
+            // Crossed our release in flight: hand it straight back.
+            self.outbox.push_back(WorkerToCoord::Released(Released {
+                lease,
+                position: start,
+            }));
+            return Ok(());
+        }
+        let task = TaskId(self.next_task);
+        self.next_task += 1;
+        self.held.insert(
+            task,
+            Held {
+                lease,
+                end,
+                revoked: false,
+            },
+        );
+        self.compute.push_back(ComputeCommand::Run {
+            task,
+            kernel,
+            range: start..end,
+            progress_interval: self.progress_interval,
+        });
+        Ok(())
+    }
+
+    /// An event from the compute engine.
+    pub fn handle_compute(&mut self, event: ComputeEvent) {
+        match event {
+            ComputeEvent::Found { task, indices } => {
+                if let Some(h) = self.held.get(&task).filter(|h| !h.revoked) {
+                    self.outbox.push_back(WorkerToCoord::Found(Found {
+                        lease: h.lease,
+                        indices,
+                    }));
+                }
+            }
+            ComputeEvent::Progress { task, position } => {
+                if let Some(h) = self.held.get(&task).filter(|h| !h.revoked) {
+                    self.outbox.push_back(WorkerToCoord::Progress(Progress {
+                        lease: h.lease,
+                        position,
+                    }));
+                }
+            }
+            ComputeEvent::Finished { task, position } => {
+                let Some(h) = self.held.remove(&task) else {
+                    return;
+                };
+                if !h.revoked {
+                    self.outbox.push_back(if position == h.end {
+                        WorkerToCoord::Progress(Progress {
+                            lease: h.lease,
+                            position,
+                        })
+                    } else {
+                        WorkerToCoord::Released(Released {
+                            lease: h.lease,
+                            position,
+                        })
+                    });
+                }
+                self.maybe_leave();
+            }
+        }
+    }
+
+    /// Shut down: stop every task, hand back what is unfinished, then leave.
+    pub fn handle_shutdown(&mut self) {
+        if self.phase != Phase::Working {
+            return;
+        }
+        self.phase = Phase::Leaving;
+        for task in self.held.keys() {
+            self.compute.push_back(ComputeCommand::Stop(*task));
+        }
+        self.maybe_leave();
+    }
+
+    /// The connection is gone: the coordinator takes back our leases itself, so stop
+    /// every task and report nothing about them.
+    pub fn handle_disconnected(&mut self) {
+        for (task, held) in &mut self.held {
+            if !held.revoked {
+                held.revoked = true;
+                self.compute.push_back(ComputeCommand::Stop(*task));
+            }
+        }
+        self.outbox.clear();
+        if self.phase == Phase::Leaving {
+            self.phase = Phase::Left;
+        }
+    }
+
+    fn maybe_leave(&mut self) {
+        if self.phase == Phase::Leaving && self.held.values().all(|h| h.revoked) {
+            self.phase = Phase::Left;
+            self.outbox.push_back(WorkerToCoord::Leaving);
+        }
+    }
+
+    /// Whether shutdown is complete (everything released and `Leaving` queued).
+    pub fn has_left(&self) -> bool {
+        self.phase == Phase::Left
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.phase != Phase::Working
+    }
+
+    /// Leases held (including ones being stopped).
+    pub fn leases_held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The next command for the compute engine.
+    pub fn poll_compute(&mut self) -> Option<ComputeCommand> {
+        self.compute.pop_front()
+    }
+
+    /// The next message for the coordinator.
+    pub fn poll_transmit(&mut self) -> Option<WorkerToCoord> {
+        self.outbox.pop_front()
+    }
+}

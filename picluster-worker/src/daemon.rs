@@ -1,0 +1,270 @@
+//! The worker daemon: the async driver that connects to the coordinator, feeds the
+//! [`Agent`] with messages and compute events, carries out its commands, and
+//! reconnects with backoff when the coordinator goes away. Decisions belong in the
+//! agent; this file only moves data.
+
+use crate::agent::{Agent, ComputeCommand, WorkerInfo};
+use crate::compute::{Compute, ComputeError, ComputeEvent};
+use picluster_core::cluster::{Bundle, CertRole};
+use picluster_core::kernel::sha2_backend;
+use picluster_core::net::{self, FrameReader, NetError, Session};
+use picluster_core::wire::{CloseCode, CoordToWorker, WorkerToCoord};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// How the worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Compute threads (default: all cores).
+    pub threads: usize,
+    /// How long the start-up benchmark runs.
+    pub benchmark: Duration,
+    /// First reconnection delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnection delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            benchmark: Duration::from_millis(300),
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the worker stopped on its own. Transient network trouble never ends it: it
+/// reconnects. These need a person.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The bundle is for a client, not a worker.
+    #[error("this bundle is for a {0:?}, not a worker: create one with `picluster add-worker`")]
+    NotAWorkerBundle(CertRole),
+    /// The compute engine could not start.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// The coordinator cannot be used with this bundle (refused certificate, protocol
+    /// violation): retrying would not help.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+enum SessionEnd {
+    /// Shutdown complete.
+    Left,
+    /// The connection failed; reconnect unless the error says otherwise.
+    Lost(NetError),
+}
+
+/// Runs a worker until `shutdown` completes (then hands back unfinished work and
+/// leaves) or an error that retrying cannot fix.
+pub async fn run(
+    bundle: Bundle,
+    options: WorkerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    if bundle.role != CertRole::Worker {
+        return Err(WorkerError::NotAWorkerBundle(bundle.role));
+    }
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let compute = Compute::start(options.threads, move |e: ComputeEvent| {
+        let _ = events_tx.send(e);
+    })?;
+    let bench_compute = std::sync::Arc::new(compute);
+    let compute = bench_compute.clone();
+    let bench_duration = options.benchmark;
+    let bench_hps = tokio::task::spawn_blocking(move || bench_compute.benchmark(bench_duration))
+        .await
+        .unwrap_or(0);
+    info!(
+        threads = options.threads,
+        kernel = sha2_backend(),
+        mhs = bench_hps as f64 / 1e6,
+        "benchmarked"
+    );
+    let mut agent = Agent::new(WorkerInfo {
+        threads: options.threads as u32,
+        kernel_impl: sha2_backend().to_string(),
+        bench_hps,
+    });
+    tokio::pin!(shutdown);
+    let mut backoff = Backoff::new(options.min_backoff, options.max_backoff);
+    loop {
+        let hello = agent.hello();
+        let connect = net::connect::<WorkerToCoord, CoordToWorker>(&bundle, &hello);
+        let session = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            session = connect => session,
+        };
+        let end = match session {
+            Ok(session) => {
+                info!(coordinator = %bundle.coordinator, "connected");
+                backoff.reset();
+                run_session(session, &mut agent, &compute, &mut events, &mut shutdown).await
+            }
+            Err(e) => SessionEnd::Lost(e),
+        };
+        agent.handle_disconnected();
+        drain_compute(&mut agent, &compute);
+        match end {
+            SessionEnd::Left => {
+                info!("left the cluster");
+                return Ok(());
+            }
+            SessionEnd::Lost(e) if !e.is_retryable() => return Err(e.into()),
+            SessionEnd::Lost(e) => {
+                if agent.is_shutting_down() {
+                    return Ok(());
+                }
+                let delay = backoff.next();
+                warn!(error = %e, retry_in = ?delay, "coordinator unreachable");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn run_session(
+    session: Session<CoordToWorker>,
+    agent: &mut Agent,
+    compute: &Compute,
+    events: &mut mpsc::UnboundedReceiver<ComputeEvent>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> SessionEnd {
+    let Session {
+        endpoint: _endpoint,
+        connection,
+        reader,
+        mut writer,
+        welcome,
+    } = session;
+    let CoordToWorker::Welcome(welcome) = welcome else {
+        connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
+        return SessionEnd::Lost(NetError::Closed {
+            code: CloseCode::Protocol as u32,
+            reason: "the coordinator did not answer with a welcome".to_string(),
+        });
+    };
+    agent.handle_welcome(welcome);
+    // Reading is not cancel-safe inside select!, so it gets its own task.
+    let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+    let read_task = tokio::spawn(read_loop(reader, inbound_tx));
+    let mut shutdown_seen = agent.is_shutting_down();
+    let end = loop {
+        tokio::select! {
+            () = shutdown.as_mut(), if !shutdown_seen => {
+                shutdown_seen = true;
+                info!("shutting down: handing back unfinished work");
+                agent.handle_shutdown();
+            }
+            message = inbound.recv() => match message {
+                Some(Ok(message)) => {
+                    if let Err(e) = agent.handle_message(message) {
+                        warn!(error = %e, "coordinator broke the protocol");
+                        connection.close((CloseCode::Protocol as u32).into(), e.to_string().as_bytes());
+                        break SessionEnd::Lost(NetError::Closed {
+                            code: CloseCode::Protocol as u32,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Some(Err(e)) => break SessionEnd::Lost(e),
+                None => break SessionEnd::Lost(connection.closed().await.into()),
+            },
+            Some(event) = events.recv() => agent.handle_compute(event),
+        }
+        drain_compute(agent, compute);
+        let mut failed = None;
+        while let Some(message) = agent.poll_transmit() {
+            if let Err(e) = writer.send(&message).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            break SessionEnd::Lost(e);
+        }
+        if agent.has_left() {
+            // The coordinator closes the connection once it has processed `Leaving`.
+            let _ = tokio::time::timeout(Duration::from_secs(3), connection.closed()).await;
+            break SessionEnd::Left;
+        }
+    };
+    read_task.abort();
+    end
+}
+
+async fn read_loop(
+    mut reader: FrameReader,
+    inbound: mpsc::UnboundedSender<Result<CoordToWorker, NetError>>,
+) {
+    loop {
+        let message = reader.next::<CoordToWorker>().await;
+        let stop = message.is_err();
+        if inbound.send(message).is_err() || stop {
+            return;
+        }
+    }
+}
+
+fn drain_compute(agent: &mut Agent, compute: &Compute) {
+    while let Some(command) = agent.poll_compute() {
+        match command {
+            ComputeCommand::Run {
+                task,
+                kernel,
+                range,
+                progress_interval,
+            } => compute.run(task, kernel, range, progress_interval),
+            ComputeCommand::Stop(task) => compute.stop(task),
+        }
+    }
+}
+
+/// Exponential backoff with jitter, so a rack of Pis does not reconnect in lockstep
+/// when the coordinator restarts.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Backoff {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32)
+            | 1;
+        Backoff {
+            min,
+            max,
+            current: min,
+            seed,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.min;
+    }
+
+    fn next(&mut self) -> Duration {
+        // xorshift64: plenty for jitter.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let jitter = 0.75 + (self.seed % 1000) as f64 / 2000.0; // 0.75 .. 1.25
+        let delay = self.current.mul_f64(jitter);
+        self.current = (self.current * 2).min(self.max);
+        delay
+    }
+}
