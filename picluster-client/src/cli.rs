@@ -147,9 +147,12 @@ struct OutputArg {
     json: bool,
 }
 
-/// A failure the command reports as one line and exit code 1.
+/// A failure the command reports as one line and exit code 1 (2 for usage).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The command line does not parse (clap's message).
+    #[error("{0}")]
+    Usage(clap::Error),
     /// The user's input is invalid; nothing was sent.
     #[error("{0}")]
     Input(String),
@@ -189,6 +192,15 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses `args` (the first being the program name) and runs the command.
+pub fn run_from<I, T>(args: I, out: &mut dyn Write) -> Result<ExitCode, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run(Cli::try_parse_from(args).map_err(CliError::Usage)?, out)
 }
 
 /// Runs a parsed command, writing its output to `out`.

@@ -115,7 +115,7 @@ struct Job {
     kernel: Arc<dyn Kernel>,
     work: WorkSpec,
     keyspace: u64,
-    /// Unassigned ranges, in search order.
+    /// Unassigned ranges, disjoint and sorted by index.
     pending: VecDeque<Range<u64>>,
     leases: BTreeSet<LeaseId>,
     state: JobState,
@@ -142,6 +142,8 @@ struct Worker {
     hello: Option<WorkerHello>,
     leases: BTreeSet<LeaseId>,
     leaving: bool,
+    /// Lost its leases for silence: gets no new work until it is heard from again.
+    suspect: bool,
     connected: Instant,
     last_heard: Instant,
     hashes: u64,
@@ -238,6 +240,7 @@ impl Coordinator {
                     hello: None,
                     leases: BTreeSet::new(),
                     leaving: false,
+                    suspect: false,
                     connected: now,
                     last_heard: now,
                     hashes: 0,
@@ -300,7 +303,10 @@ impl Coordinator {
             .collect();
         for conn in silent {
             let leases = match self.peers.get_mut(&conn) {
-                Some(Peer::Worker(w)) => std::mem::take(&mut w.leases),
+                Some(Peer::Worker(w)) => {
+                    w.suspect = true;
+                    std::mem::take(&mut w.leases)
+                }
                 _ => continue,
             };
             for lease in leases {
@@ -420,9 +426,12 @@ impl Coordinator {
         let progress_interval_ms = millis(self.config.progress_interval) as u32;
         let worker = self.worker_mut(conn);
         worker.last_heard = now;
+        let revived = std::mem::take(&mut worker.suspect);
         let greeted = worker.hello.is_some();
+        self.schedule_requested |= revived;
         match message {
             WorkerToCoord::Hello(hello) if !greeted => {
+                let worker = self.worker_mut(conn);
                 let welcome = WorkerWelcome {
                     minor: hello.minor.min(PROTOCOL_MINOR),
                     worker: worker.id,
@@ -577,7 +586,7 @@ impl Coordinator {
         self.schedule_requested = true;
     }
 
-    /// Returns the unsearched part of a lease to the front of its job's queue.
+    /// Returns the unsearched part of a lease to its job's queue.
     fn requeue(&mut self, lease_id: LeaseId) {
         let Some(lease) = self.leases.remove(&lease_id) else {
             return;
@@ -588,7 +597,9 @@ impl Coordinator {
         if let Some(job) = self.jobs.get_mut(&lease.job) {
             job.leases.remove(&lease_id);
             if !job.state.is_final() && lease.position < lease.end {
-                job.pending.push_front(lease.position..lease.end);
+                // Keep the queue in index order, so work is searched in order.
+                let at = job.pending.partition_point(|r| r.start < lease.position);
+                job.pending.insert(at, lease.position..lease.end);
             }
         }
         self.schedule_requested = true;
@@ -750,6 +761,7 @@ impl Coordinator {
                     Peer::Worker(w)
                         if w.hello.is_some()
                             && !w.leaving
+                            && !w.suspect
                             && w.leases.len() < self.config.leases_per_worker =>
                     {
                         Some(*conn)

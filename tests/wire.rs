@@ -1,0 +1,283 @@
+//! Wire protocol: golden bytes for every message (an accidental change of any wire
+//! type fails here), frame limits, and decoding that never panics on damaged frames.
+
+use picluster_core::ids::{JobId, LeaseId, RequestId, WorkerId};
+use picluster_core::kernel::{SearchMode, Solution};
+use picluster_core::wire::*;
+use proptest::prelude::*;
+
+fn work() -> WorkSpec {
+    WorkSpec::Sha256d(Sha256dWork {
+        header: vec![0xab; 80],
+        target: {
+            let mut t = [0u8; 32];
+            t[4] = 0xff;
+            t[5] = 0xff;
+            t
+        },
+        nonce_start: 7,
+        nonce_end: 1 << 32,
+        version_mask: 0x1fff_e000,
+    })
+}
+
+fn progress() -> JobProgress {
+    JobProgress {
+        job: JobId(3),
+        state: JobState::Running,
+        hashes: 1000,
+        keyspace: 4096,
+        elapsed_ms: 1500,
+        solutions: 1,
+    }
+}
+
+fn summary() -> JobSummary {
+    JobSummary {
+        progress: progress(),
+        mode: SearchMode::All,
+    }
+}
+
+/// One sample of every message variant, with its name.
+fn samples() -> Vec<(&'static str, Vec<u8>)> {
+    let e = |m: &dyn erased::Encode| m.frame();
+    vec![
+        ("WorkerToCoord::Hello", e(&WorkerToCoord::Hello(WorkerHello {
+            minor: 0,
+            agent_version: "0.1.0".into(),
+            threads: 4,
+            arch: "aarch64".into(),
+            kernel_impl: "sha2-soft".into(),
+            bench_hps: 4_000_000,
+        }))),
+        ("WorkerToCoord::Progress", e(&WorkerToCoord::Progress(Progress { lease: LeaseId(9), position: 65536 }))),
+        ("WorkerToCoord::Found", e(&WorkerToCoord::Found(Found { lease: LeaseId(9), indices: vec![1, 300] }))),
+        ("WorkerToCoord::Released", e(&WorkerToCoord::Released(Released { lease: LeaseId(9), position: 128 }))),
+        ("WorkerToCoord::Leaving", e(&WorkerToCoord::Leaving)),
+        ("CoordToWorker::Welcome", e(&CoordToWorker::Welcome(WorkerWelcome { minor: 0, worker: WorkerId(2), progress_interval_ms: 250 }))),
+        ("CoordToWorker::Assign", e(&CoordToWorker::Assign(Assign { lease: LeaseId(9), job: JobId(3), work: work(), start: 0, end: 65536 }))),
+        ("CoordToWorker::Stop", e(&CoordToWorker::Stop(Stop { lease: LeaseId(9) }))),
+        ("ClientToCoord::Hello", e(&ClientToCoord::Hello(ClientHello { minor: 0, client_version: "0.1.0".into() }))),
+        ("ClientToCoord::Submit", e(&ClientToCoord::Submit(Submit { request: RequestId(1), work: work(), mode: SearchMode::First }))),
+        ("ClientToCoord::Watch", e(&ClientToCoord::Watch(JobRequest { request: RequestId(2), job: JobId(3) }))),
+        ("ClientToCoord::Cancel", e(&ClientToCoord::Cancel(JobRequest { request: RequestId(3), job: JobId(3) }))),
+        ("ClientToCoord::ListJobs", e(&ClientToCoord::ListJobs(RequestId(4)))),
+        ("ClientToCoord::Status", e(&ClientToCoord::Status(RequestId(5)))),
+        ("CoordToClient::Welcome", e(&CoordToClient::Welcome(ClientWelcome { minor: 0 }))),
+        ("CoordToClient::Submitted", e(&CoordToClient::Submitted(JobRequest { request: RequestId(1), job: JobId(3) }))),
+        ("CoordToClient::Watching", e(&CoordToClient::Watching(RequestId(2), progress()))),
+        ("CoordToClient::Progress", e(&CoordToClient::Progress(progress()))),
+        ("CoordToClient::Finished", e(&CoordToClient::Finished(JobReport {
+            job: JobId(3),
+            state: JobState::Completed,
+            solutions: vec![Solution { index: 5, nonce: 12, version: 0x2000_0000, hash: [0x11; 32] }],
+            hashes: 4096,
+            keyspace: 4096,
+            elapsed_ms: 2000,
+            contributions: vec![Contribution { worker: "pi-1".into(), hashes: 4096 }],
+        }))),
+        ("CoordToClient::Cancelled", e(&CoordToClient::Cancelled(RequestId(3), JobSummary { progress: JobProgress { state: JobState::Cancelled, ..progress() }, mode: SearchMode::First }))),
+        ("CoordToClient::Jobs", e(&CoordToClient::Jobs(RequestId(4), vec![summary(), JobSummary { progress: JobProgress { state: JobState::Queued, ..progress() }, ..summary() }]))),
+        ("CoordToClient::Status", e(&CoordToClient::Status(RequestId(5), ClusterStatus {
+            workers: vec![WorkerStatus {
+                name: "pi-1".into(),
+                worker: WorkerId(2),
+                state: WorkerState::Busy,
+                threads: 4,
+                arch: "aarch64".into(),
+                kernel_impl: "sha2-soft".into(),
+                rate_hps: 4_000_000,
+                hashes: 123,
+                leases: 2,
+                connected_ms: 60_000,
+            }, WorkerStatus {
+                name: "pi-2".into(),
+                worker: WorkerId(4),
+                state: WorkerState::Leaving,
+                threads: 1,
+                arch: "arm".into(),
+                kernel_impl: "sha2-soft".into(),
+                rate_hps: 0,
+                hashes: 0,
+                leases: 0,
+                connected_ms: 1,
+            }],
+            jobs: vec![summary()],
+        }))),
+        ("CoordToClient::Refused(UnknownJob)", e(&CoordToClient::Refused(RequestId(6), Refusal::UnknownJob(JobId(99))))),
+        ("CoordToClient::Refused(InvalidJob)", e(&CoordToClient::Refused(RequestId(7), Refusal::InvalidJob("bad".into())))),
+    ]
+}
+
+mod erased {
+    pub trait Encode {
+        fn frame(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Encode for T {
+        fn frame(&self) -> Vec<u8> {
+            picluster_core::wire::encode_frame(self).unwrap()
+        }
+    }
+}
+
+#[rustfmt::skip]
+const GOLDEN: &[(&str, &str)] = &[
+    ("WorkerToCoord::Hello", "1f000000000005302e312e3004076161726368363409736861322d736f66748092f401"),
+    ("WorkerToCoord::Progress", "050000000109808004"),
+    ("WorkerToCoord::Found", "0600000002090201ac02"),
+    ("WorkerToCoord::Released", "0400000003098001"),
+    ("WorkerToCoord::Leaving", "0100000004"),
+    ("CoordToWorker::Welcome", "05000000000002fa01"),
+    ("CoordToWorker::Assign", "840000000109030050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff0100808004"),
+    ("CoordToWorker::Stop", "020000000209"),
+    ("ClientToCoord::Hello", "08000000000005302e312e30"),
+    ("ClientToCoord::Submit", "8000000001010050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff0100"),
+    ("ClientToCoord::Watch", "03000000020203"),
+    ("ClientToCoord::Cancel", "03000000030303"),
+    ("ClientToCoord::ListJobs", "020000000404"),
+    ("ClientToCoord::Status", "020000000505"),
+    ("CoordToClient::Welcome", "020000000000"),
+    ("CoordToClient::Submitted", "03000000010103"),
+    ("CoordToClient::Watching", "0b00000002020301e8078020dc0b01"),
+    ("CoordToClient::Progress", "0a000000030301e8078020dc0b01"),
+    ("CoordToClient::Finished", "3900000004030201050c8080808002111111111111111111111111111111111111111111111111111111111111111180208020d00f010470692d318020"),
+    ("CoordToClient::Cancelled", "0c00000005030303e8078020dc0b0100"),
+    ("CoordToClient::Jobs", "170000000604020301e8078020dc0b01010300e8078020dc0b0101"),
+    ("CoordToClient::Status", "4b0000000705020470692d31020104076161726368363409736861322d736f66748092f4017b02e0d4030470692d320402010361726d09736861322d736f667400000001010301e8078020dc0b0101"),
+    ("CoordToClient::Refused(UnknownJob)", "0400000008060063"),
+    ("CoordToClient::Refused(InvalidJob)", "0700000008070103626164"),
+];
+
+#[test]
+fn every_message_matches_its_golden_bytes() {
+    let samples = samples();
+    let mut report = String::new();
+    for (name, frame) in &samples {
+        report.push_str(&format!("    (\"{name}\", \"{}\"),\n", picluster_core::hex::encode(frame)));
+    }
+    assert_eq!(GOLDEN.len(), samples.len(), "golden list out of date:\n{report}");
+    for ((name, frame), (golden_name, golden_hex)) in samples.iter().zip(GOLDEN) {
+        assert_eq!(name, golden_name);
+        assert_eq!(
+            &picluster_core::hex::encode(frame),
+            golden_hex,
+            "{name} changed on the wire; wire enums are append-only within a major version"
+        );
+    }
+}
+
+#[test]
+fn every_sample_round_trips() {
+    for (name, frame) in samples() {
+        let ok = if name.starts_with("WorkerToCoord") {
+            decode_frame::<WorkerToCoord>(&frame).map(|m| encode_frame(&m).unwrap())
+        } else if name.starts_with("CoordToWorker") {
+            decode_frame::<CoordToWorker>(&frame).map(|m| encode_frame(&m).unwrap())
+        } else if name.starts_with("ClientToCoord") {
+            decode_frame::<ClientToCoord>(&frame).map(|m| encode_frame(&m).unwrap())
+        } else {
+            decode_frame::<CoordToClient>(&frame).map(|m| encode_frame(&m).unwrap())
+        };
+        assert_eq!(ok.unwrap(), frame, "{name}");
+    }
+}
+
+#[test]
+fn oversized_frames_are_rejected_from_the_header_alone() {
+    let limit = MAX_FRAME_LEN as u32;
+    assert_eq!(frame_body_len(limit.to_le_bytes()), Ok(MAX_FRAME_LEN));
+    assert_eq!(
+        frame_body_len((limit + 1).to_le_bytes()),
+        Err(FrameError::TooLarge(u64::from(limit) + 1))
+    );
+    let huge = WorkerToCoord::Found(Found {
+        lease: LeaseId(1),
+        indices: vec![u64::MAX; MAX_FRAME_LEN / 8],
+    });
+    assert!(matches!(encode_frame(&huge), Err(FrameError::TooLarge(_))));
+}
+
+#[test]
+fn trailing_bytes_and_unknown_variants_are_errors() {
+    let mut frame = encode_frame(&WorkerToCoord::Leaving).unwrap();
+    frame.push(0);
+    frame[0] += 1;
+    assert_eq!(
+        decode_frame::<WorkerToCoord>(&frame),
+        Err(FrameError::TrailingBytes(1))
+    );
+    // Variant 5 does not exist in WorkerToCoord.
+    assert!(matches!(
+        decode_body::<WorkerToCoord>(&[5]),
+        Err(FrameError::Malformed(_))
+    ));
+    assert!(matches!(
+        decode_body::<CoordToClient>(&[]),
+        Err(FrameError::Malformed(_))
+    ));
+}
+
+#[test]
+fn close_codes_round_trip() {
+    for code in 0..7u32 {
+        assert_eq!(CloseCode::from_u32(code).map(|c| c as u32), Some(code));
+    }
+    assert_eq!(CloseCode::from_u32(7), None);
+}
+
+fn decode_all(frame: &[u8]) {
+    let _ = decode_frame::<WorkerToCoord>(frame);
+    let _ = decode_frame::<CoordToWorker>(frame);
+    let _ = decode_frame::<ClientToCoord>(frame);
+    let _ = decode_frame::<CoordToClient>(frame);
+    if frame.len() >= 4 {
+        let _ = decode_body::<WorkerToCoord>(&frame[4..]);
+        let _ = decode_body::<CoordToClient>(&frame[4..]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn truncated_frames_never_panic_and_never_decode(which in 0usize..24, cut in 0usize..200) {
+        let samples = samples();
+        let (_, frame) = &samples[which % samples.len()];
+        let cut = cut % frame.len();
+        decode_all(&frame[..cut]);
+        // A strict prefix is never a whole frame.
+        prop_assert!(decode_frame::<WorkerToCoord>(&frame[..cut]).is_err());
+        prop_assert!(decode_frame::<CoordToClient>(&frame[..cut]).is_err());
+    }
+
+    #[test]
+    fn extended_frames_never_panic(which in 0usize..24, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
+        let samples = samples();
+        let (_, frame) = &samples[which % samples.len()];
+        let mut long = frame.clone();
+        long.extend_from_slice(&extra);
+        decode_all(&long);
+        prop_assert!(matches!(
+            decode_frame::<CoordToClient>(&long),
+            Err(FrameError::TrailingBytes(_)) | Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn bit_flipped_frames_never_panic(which in 0usize..24, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
+        let samples = samples();
+        let (_, frame) = &samples[which % samples.len()];
+        let mut damaged = frame.clone();
+        for (at, bit) in flips {
+            let i = at % damaged.len();
+            damaged[i] ^= 1 << bit;
+        }
+        decode_all(&damaged);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        decode_all(&bytes);
+    }
+}
