@@ -1,0 +1,151 @@
+//! The worker agent state machine driven directly.
+
+use crate::common::vectors;
+use picluster_core::ids::{JobId, LeaseId, WorkerId};
+use picluster_core::kernel::JobKind;
+use picluster_core::sha256d::Sha256dJob;
+use picluster_core::wire::*;
+use picluster_worker::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
+use picluster_worker::compute::{ComputeEvent, TaskId};
+
+fn agent() -> Agent {
+    let mut a = Agent::new(WorkerInfo {
+        threads: 2,
+        kernel_impl: "sha2-soft".into(),
+        bench_hps: 5,
+    });
+    a.handle_welcome(WorkerWelcome { minor: 0, worker: WorkerId(1), progress_interval_ms: 100 });
+    a
+}
+
+fn assign(lease: u64, start: u64, end: u64) -> CoordToWorker {
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 20, 0).unwrap();
+    CoordToWorker::Assign(Assign {
+        lease: LeaseId(lease),
+        job: JobId(1),
+        work: WorkSpec::from(&JobKind::Sha256d(job)),
+        start,
+        end,
+    })
+}
+
+fn commands(a: &mut Agent) -> Vec<String> {
+    std::iter::from_fn(|| a.poll_compute()).map(|c| format!("{c:?}")).collect()
+}
+
+fn sent(a: &mut Agent) -> Vec<WorkerToCoord> {
+    std::iter::from_fn(|| a.poll_transmit()).collect()
+}
+
+#[test]
+fn hello_describes_the_worker() {
+    let WorkerToCoord::Hello(h) = agent().hello() else { panic!() };
+    assert_eq!((h.threads, h.bench_hps, h.kernel_impl.as_str()), (2, 5, "sha2-soft"));
+    assert_eq!(h.minor, PROTOCOL_MINOR);
+    assert_eq!(h.arch, std::env::consts::ARCH);
+}
+
+#[test]
+fn assignments_become_tasks_and_compute_events_become_reports() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    a.handle_message(assign(8, 1000, 2000)).unwrap();
+    assert_eq!(commands(&mut a), vec!["Run(TaskId(1), 0..1000)", "Run(TaskId(2), 1000..2000)"]);
+    let c = a.poll_compute();
+    assert!(c.is_none());
+    a.handle_compute(ComputeEvent::Found { task: TaskId(1), indices: vec![5] });
+    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
+    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 1000 });
+    assert_eq!(
+        sent(&mut a),
+        vec![
+            WorkerToCoord::Found(Found { lease: LeaseId(7), indices: vec![5] }),
+            WorkerToCoord::Progress(Progress { lease: LeaseId(7), position: 512 }),
+            WorkerToCoord::Progress(Progress { lease: LeaseId(7), position: 1000 }),
+        ]
+    );
+    assert_eq!(a.leases_held(), 1);
+}
+
+#[test]
+fn a_stopped_lease_reports_nothing_more() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    commands(&mut a);
+    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(7) })).unwrap();
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
+    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 512 });
+    assert_eq!(sent(&mut a), vec![]);
+    assert_eq!(a.leases_held(), 0);
+    // Stopping an unknown lease is harmless.
+    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(99) })).unwrap();
+    assert!(commands(&mut a).is_empty());
+}
+
+#[test]
+fn shutdown_releases_unfinished_work_then_leaves() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    a.handle_message(assign(8, 1000, 2000)).unwrap();
+    commands(&mut a);
+    a.handle_shutdown();
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))", "Stop(TaskId(2))"]);
+    assert!(a.is_shutting_down() && !a.has_left());
+    // An assignment crossing our shutdown goes straight back.
+    a.handle_message(assign(9, 2000, 3000)).unwrap();
+    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 640 });
+    a.handle_compute(ComputeEvent::Finished { task: TaskId(2), position: 1000 });
+    assert_eq!(
+        sent(&mut a),
+        vec![
+            WorkerToCoord::Released(Released { lease: LeaseId(9), position: 2000 }),
+            WorkerToCoord::Released(Released { lease: LeaseId(7), position: 640 }),
+            WorkerToCoord::Released(Released { lease: LeaseId(8), position: 1000 }),
+            WorkerToCoord::Leaving,
+        ]
+    );
+    assert!(a.has_left());
+}
+
+#[test]
+fn disconnection_stops_everything_and_forgets_the_leases() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    commands(&mut a);
+    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
+    a.handle_disconnected();
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    assert_eq!(sent(&mut a), vec![], "queued reports are for the old session");
+    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 512 });
+    assert_eq!(sent(&mut a), vec![]);
+    // The next session's lease 7 is a different task.
+    a.handle_message(assign(7, 0, 10)).unwrap();
+    assert_eq!(commands(&mut a), vec!["Run(TaskId(2), 0..10)"]);
+}
+
+#[test]
+fn bad_assignments_are_protocol_errors() {
+    let mut a = agent();
+    assert_eq!(
+        a.handle_message(assign(1, 10, 10)),
+        Err(AgentError::BadRange { lease: LeaseId(1), start: 10, end: 10, keyspace: 1 << 20 })
+    );
+    assert!(matches!(a.handle_message(assign(2, 0, (1 << 20) + 1)), Err(AgentError::BadRange { .. })));
+    let CoordToWorker::Assign(mut bad) = assign(3, 0, 10) else { panic!() };
+    let WorkSpec::Sha256d(w) = &mut bad.work;
+    w.version_mask = 1;
+    assert_eq!(
+        a.handle_message(CoordToWorker::Assign(bad)),
+        Err(AgentError::InvalidWork {
+            lease: LeaseId(3),
+            reason: "version mask 0x00000001 has bits outside BIP 320's 0x1fffe000".into()
+        })
+    );
+    assert_eq!(
+        a.handle_message(CoordToWorker::Welcome(WorkerWelcome { minor: 0, worker: WorkerId(1), progress_interval_ms: 1 })),
+        Err(AgentError::UnexpectedWelcome)
+    );
+    assert!(commands(&mut a).is_empty());
+    let _: Option<ComputeCommand> = a.poll_compute();
+}

@@ -376,9 +376,9 @@ impl Coordinator {
         self.jobs.get(&job).map(|j| report_of(job, j, now))
     }
 
-    /// Connected workers and all jobs.
+    /// Connected workers (by name) and all jobs.
     pub fn status(&self, now: Instant) -> ClusterStatus {
-        let workers = self
+        let mut workers = self
             .peers
             .values()
             .filter_map(|p| match p {
@@ -406,7 +406,8 @@ impl Coordinator {
                 }),
                 Peer::Client(_) => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
         ClusterStatus {
             workers,
             jobs: self.jobs(now),

@@ -77,6 +77,9 @@ impl CoordinatorService {
         let accept = tokio::spawn(accept_loop(self.endpoint.clone(), events));
         let mut core = Coordinator::new(self.config);
         let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>> = BTreeMap::new();
+        // Connections that ended in this batch; their writers go after the batch's
+        // transmits, so a close queued for them still carries its code and reason.
+        let mut gone = Vec::new();
         tokio::pin!(shutdown);
         loop {
             let deadline = core.poll_timeout();
@@ -85,16 +88,19 @@ impl CoordinatorService {
                 () = &mut shutdown => break,
                 event = inbox.recv() => {
                     let Some(event) = event else { break };
-                    apply(&mut core, &mut writers, event);
+                    apply(&mut core, &mut writers, &mut gone, event);
                     // Take the whole batch before scheduling.
                     while let Ok(event) = inbox.try_recv() {
-                        apply(&mut core, &mut writers, event);
+                        apply(&mut core, &mut writers, &mut gone, event);
                     }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
             }
             while let Some(transmit) = core.poll_transmit() {
                 carry_out(&mut writers, transmit);
+            }
+            for conn in gone.drain(..) {
+                writers.remove(&conn);
             }
         }
         info!("coordinator shutting down");
@@ -130,6 +136,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 fn apply(
     core: &mut Coordinator,
     writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>,
+    gone: &mut Vec<ConnId>,
     event: Event,
 ) {
     let now = Instant::now();
@@ -145,7 +152,7 @@ fn apply(
         Event::Inbound(conn, message) => core.handle_inbound(now, conn, message),
         Event::BadFrame(conn, reason) => core.handle_bad_frame(now, conn, reason),
         Event::Disconnected(conn) => {
-            writers.remove(&conn);
+            gone.push(conn);
             core.handle_disconnected(now, conn);
         }
     }
