@@ -14,7 +14,11 @@ fn agent() -> Agent {
         kernel_impl: "sha2-soft".into(),
         bench_hps: 5,
     });
-    a.handle_welcome(WorkerWelcome { minor: 0, worker: WorkerId(1), progress_interval_ms: 100 });
+    a.handle_welcome(WorkerWelcome {
+        minor: 0,
+        worker: WorkerId(1),
+        progress_interval_ms: 100,
+    });
     a
 }
 
@@ -30,7 +34,9 @@ fn assign(lease: u64, start: u64, end: u64) -> CoordToWorker {
 }
 
 fn commands(a: &mut Agent) -> Vec<String> {
-    std::iter::from_fn(|| a.poll_compute()).map(|c| format!("{c:?}")).collect()
+    std::iter::from_fn(|| a.poll_compute())
+        .map(|c| format!("{c:?}"))
+        .collect()
 }
 
 fn sent(a: &mut Agent) -> Vec<WorkerToCoord> {
@@ -39,8 +45,13 @@ fn sent(a: &mut Agent) -> Vec<WorkerToCoord> {
 
 #[test]
 fn hello_describes_the_worker() {
-    let WorkerToCoord::Hello(h) = agent().hello() else { panic!() };
-    assert_eq!((h.threads, h.bench_hps, h.kernel_impl.as_str()), (2, 5, "sha2-soft"));
+    let WorkerToCoord::Hello(h) = agent().hello() else {
+        panic!()
+    };
+    assert_eq!(
+        (h.threads, h.bench_hps, h.kernel_impl.as_str()),
+        (2, 5, "sha2-soft")
+    );
     assert_eq!(h.minor, PROTOCOL_MINOR);
     assert_eq!(h.arch, std::env::consts::ARCH);
 }
@@ -50,18 +61,39 @@ fn assignments_become_tasks_and_compute_events_become_reports() {
     let mut a = agent();
     a.handle_message(assign(7, 0, 1000)).unwrap();
     a.handle_message(assign(8, 1000, 2000)).unwrap();
-    assert_eq!(commands(&mut a), vec!["Run(TaskId(1), 0..1000)", "Run(TaskId(2), 1000..2000)"]);
+    assert_eq!(
+        commands(&mut a),
+        vec!["Run(TaskId(1), 0..1000)", "Run(TaskId(2), 1000..2000)"]
+    );
     let c = a.poll_compute();
     assert!(c.is_none());
-    a.handle_compute(ComputeEvent::Found { task: TaskId(1), indices: vec![5] });
-    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
-    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 1000 });
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(1),
+        indices: vec![5],
+    });
+    a.handle_compute(ComputeEvent::Progress {
+        task: TaskId(1),
+        position: 512,
+    });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 1000,
+    });
     assert_eq!(
         sent(&mut a),
         vec![
-            WorkerToCoord::Found(Found { lease: LeaseId(7), indices: vec![5] }),
-            WorkerToCoord::Progress(Progress { lease: LeaseId(7), position: 512 }),
-            WorkerToCoord::Progress(Progress { lease: LeaseId(7), position: 1000 }),
+            WorkerToCoord::Found(Found {
+                lease: LeaseId(7),
+                indices: vec![5]
+            }),
+            WorkerToCoord::Progress(Progress {
+                lease: LeaseId(7),
+                position: 512
+            }),
+            WorkerToCoord::Progress(Progress {
+                lease: LeaseId(7),
+                position: 1000
+            }),
         ]
     );
     assert_eq!(a.leases_held(), 1);
@@ -72,14 +104,22 @@ fn a_stopped_lease_reports_nothing_more() {
     let mut a = agent();
     a.handle_message(assign(7, 0, 1000)).unwrap();
     commands(&mut a);
-    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(7) })).unwrap();
+    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(7) }))
+        .unwrap();
     assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
-    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
-    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 512 });
+    a.handle_compute(ComputeEvent::Progress {
+        task: TaskId(1),
+        position: 512,
+    });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 512,
+    });
     assert_eq!(sent(&mut a), vec![]);
     assert_eq!(a.leases_held(), 0);
     // Stopping an unknown lease is harmless.
-    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(99) })).unwrap();
+    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(99) }))
+        .unwrap();
     assert!(commands(&mut a).is_empty());
 }
 
@@ -94,14 +134,29 @@ fn shutdown_releases_unfinished_work_then_leaves() {
     assert!(a.is_shutting_down() && !a.has_left());
     // An assignment crossing our shutdown goes straight back.
     a.handle_message(assign(9, 2000, 3000)).unwrap();
-    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 640 });
-    a.handle_compute(ComputeEvent::Finished { task: TaskId(2), position: 1000 });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 640,
+    });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(2),
+        position: 1000,
+    });
     assert_eq!(
         sent(&mut a),
         vec![
-            WorkerToCoord::Released(Released { lease: LeaseId(9), position: 2000 }),
-            WorkerToCoord::Released(Released { lease: LeaseId(7), position: 640 }),
-            WorkerToCoord::Released(Released { lease: LeaseId(8), position: 1000 }),
+            WorkerToCoord::Released(Released {
+                lease: LeaseId(9),
+                position: 2000
+            }),
+            WorkerToCoord::Released(Released {
+                lease: LeaseId(7),
+                position: 640
+            }),
+            WorkerToCoord::Released(Released {
+                lease: LeaseId(8),
+                position: 1000
+            }),
             WorkerToCoord::Leaving,
         ]
     );
@@ -113,11 +168,21 @@ fn disconnection_stops_everything_and_forgets_the_leases() {
     let mut a = agent();
     a.handle_message(assign(7, 0, 1000)).unwrap();
     commands(&mut a);
-    a.handle_compute(ComputeEvent::Progress { task: TaskId(1), position: 512 });
+    a.handle_compute(ComputeEvent::Progress {
+        task: TaskId(1),
+        position: 512,
+    });
     a.handle_disconnected();
     assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
-    assert_eq!(sent(&mut a), vec![], "queued reports are for the old session");
-    a.handle_compute(ComputeEvent::Finished { task: TaskId(1), position: 512 });
+    assert_eq!(
+        sent(&mut a),
+        vec![],
+        "queued reports are for the old session"
+    );
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 512,
+    });
     assert_eq!(sent(&mut a), vec![]);
     // The next session's lease 7 is a different task.
     a.handle_message(assign(7, 0, 10)).unwrap();
@@ -129,10 +194,20 @@ fn bad_assignments_are_protocol_errors() {
     let mut a = agent();
     assert_eq!(
         a.handle_message(assign(1, 10, 10)),
-        Err(AgentError::BadRange { lease: LeaseId(1), start: 10, end: 10, keyspace: 1 << 20 })
+        Err(AgentError::BadRange {
+            lease: LeaseId(1),
+            start: 10,
+            end: 10,
+            keyspace: 1 << 20
+        })
     );
-    assert!(matches!(a.handle_message(assign(2, 0, (1 << 20) + 1)), Err(AgentError::BadRange { .. })));
-    let CoordToWorker::Assign(mut bad) = assign(3, 0, 10) else { panic!() };
+    assert!(matches!(
+        a.handle_message(assign(2, 0, (1 << 20) + 1)),
+        Err(AgentError::BadRange { .. })
+    ));
+    let CoordToWorker::Assign(mut bad) = assign(3, 0, 10) else {
+        panic!()
+    };
     let WorkSpec::Sha256d(w) = &mut bad.work;
     w.version_mask = 1;
     assert_eq!(
@@ -143,7 +218,11 @@ fn bad_assignments_are_protocol_errors() {
         })
     );
     assert_eq!(
-        a.handle_message(CoordToWorker::Welcome(WorkerWelcome { minor: 0, worker: WorkerId(1), progress_interval_ms: 1 })),
+        a.handle_message(CoordToWorker::Welcome(WorkerWelcome {
+            minor: 0,
+            worker: WorkerId(1),
+            progress_interval_ms: 1
+        })),
         Err(AgentError::UnexpectedWelcome)
     );
     assert!(commands(&mut a).is_empty());

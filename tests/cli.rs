@@ -1,0 +1,424 @@
+//! The `picluster` command line, run in-process through the real argument parser.
+
+use crate::common::vectors;
+use picluster_client::cli::{run_from, CliError};
+use picluster_core::cluster::{Bundle, CertRole};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::hex;
+use picluster_worker::WorkerOptions;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn cli(args: &[&str]) -> (Result<ExitCode, CliError>, String) {
+    let mut out = Vec::new();
+    let mut argv = vec!["picluster"];
+    argv.extend_from_slice(args);
+    let result = run_from(argv, &mut out);
+    (result, String::from_utf8(out).unwrap())
+}
+
+fn cli_ok(args: &[&str]) -> String {
+    let (result, out) = cli(args);
+    assert_eq!(result.unwrap(), ExitCode::SUCCESS, "{args:?}: {out}");
+    out
+}
+
+fn cli_err(args: &[&str]) -> String {
+    let (result, _) = cli(args);
+    let message = result.expect_err("the command fails").to_string();
+    assert!(!message.trim_end().contains('\n'), "one line: {message}");
+    message
+}
+
+fn json_last_line(out: &str) -> Value {
+    serde_json::from_str(out.lines().last().expect("output")).expect("JSON")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().unwrap();
+    let out = cli_ok(&[
+        "init",
+        d,
+        "--listen",
+        "0.0.0.0:7878",
+        "--advertise",
+        "pi-coord.local:7878",
+        "--advertise",
+        "203.0.113.7:17878",
+    ]);
+    assert!(
+        out.contains("reached at pi-coord.local:7878, 203.0.113.7:17878"),
+        "{out}"
+    );
+    for f in ["ca.key", "coordinator.key", "admin.bundle"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    let admin = Bundle::load(&dir.join("admin.bundle")).unwrap();
+    assert_eq!(admin.coordinator, "pi-coord.local:7878");
+    assert_eq!(admin.role, CertRole::Client);
+
+    let message = cli_err(&["init", d, "--listen", "0.0.0.0:7878", "--advertise", "x:1"]);
+    assert!(
+        message.contains("already exists and is not empty"),
+        "{message}"
+    );
+
+    let other = tmp.path().join("d");
+    let message = cli_err(&["init", other.to_str().unwrap(), "--listen", "0.0.0.0:7878"]);
+    assert!(message.contains("pass --advertise HOST:PORT"), "{message}");
+    assert!(!other.join("cluster.json").exists());
+    let message = cli_err(&[
+        "init",
+        other.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:7878",
+        "--advertise",
+        "no-port",
+    ]);
+    assert_eq!(
+        message,
+        "invalid address `no-port`: expected HOST:PORT (IPv6 as [ADDR]:PORT)"
+    );
+}
+
+#[test]
+fn add_worker_writes_a_private_bundle_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("c");
+    let d = d.to_str().unwrap();
+    cli_ok(&["init", d, "--listen", "127.0.0.1:7878"]);
+    let file = tmp.path().join("pi-1.bundle");
+    let f = file.to_str().unwrap();
+    let out = cli_ok(&["add-worker", "pi-1", "--cluster", d, "--out", f]);
+    assert!(
+        out.contains("picluster-worker --bundle pi-1.bundle"),
+        "{out}"
+    );
+    assert_eq!(mode(&file), 0o600);
+    let bundle = Bundle::load(&file).unwrap();
+    assert_eq!(
+        (
+            bundle.role,
+            bundle.name.as_str(),
+            bundle.coordinator.as_str()
+        ),
+        (CertRole::Worker, "pi-1", "127.0.0.1:7878")
+    );
+
+    assert!(cli_err(&["add-worker", "pi-1", "--cluster", d, "--out", f]).contains("already exists"));
+    assert_eq!(
+        cli_err(&["add-worker", "pi 1", "--cluster", d, "--out", "/tmp/x"]),
+        "invalid name `pi 1`: use 1-63 characters from A-Z a-z 0-9 . _ -"
+    );
+    let missing = tmp.path().join("nope");
+    let message = cli_err(&[
+        "add-worker",
+        "pi-2",
+        "--cluster",
+        missing.to_str().unwrap(),
+        "--out",
+        "/tmp/y",
+    ]);
+    assert!(message.contains("is not a cluster directory"), "{message}");
+}
+
+#[test]
+fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("c");
+    let d = d.to_str().unwrap();
+    // No coordinator runs: an error that needed the network would take seconds.
+    cli_ok(&["init", d, "--listen", "127.0.0.1:9"]);
+    let genesis = hex::encode(&vectors()[0].header.0);
+    let submit = |extra: &[&str]| {
+        let mut args = vec!["submit", "sha256d", "--cluster", d];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let message = cli_err(&args);
+        assert!(started.elapsed() < Duration::from_secs(1), "{message}");
+        message
+    };
+    assert_eq!(
+        submit(&["--header", "abc"]),
+        "header: odd-length hex (3 digits): every byte takes two hex digits"
+    );
+    assert_eq!(
+        submit(&["--header", "00ff"]),
+        "header is 2 bytes, expected 80"
+    );
+    assert_eq!(
+        submit(&["--header", "zz"]),
+        "header: invalid hex character 'z' at position 0"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--nonce-range", "10..10"]),
+        "--nonce-range 10..10: the range is empty or reversed (END is exclusive)"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--nonce-range", "20..10"]),
+        "--nonce-range 20..10: the range is empty or reversed (END is exclusive)"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--nonce-range", "0..4294967297"]),
+        "--nonce-range 0..4294967297: END is beyond 4294967296 (2^32)"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--nonce-range", "5"]),
+        "--nonce-range 5: expected START..END"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--target", "00ff"]),
+        "target is 2 bytes, expected 32 (64 hex digits, most significant first)"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--version-mask", "ffffffff"]),
+        "version mask 0xffffffff has bits outside BIP 320's 0x1fffe000"
+    );
+    assert_eq!(
+        submit(&["--header", &genesis, "--version-mask", "xyz"]),
+        "--version-mask: `xyz` is not hex"
+    );
+    let missing = tmp.path().join("missing");
+    let message = cli_err(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        missing.to_str().unwrap(),
+        "--header",
+        &genesis,
+    ]);
+    assert_eq!(
+        message,
+        format!(
+            "{} is not a cluster directory (no cluster.json): create one with `picluster init`",
+            missing.display()
+        )
+    );
+    assert!(matches!(
+        cli(&["submit", "sha256d", "--cluster", d]).0,
+        Err(CliError::Usage(_))
+    ));
+    assert!(matches!(
+        cli(&["wait", "x7", "--cluster", d]).0,
+        Err(CliError::Usage(_))
+    ));
+}
+
+/// A coordinator served from a cluster directory and one worker from its bundle,
+/// each on its own runtime thread, as the two daemons would run.
+struct Daemons {
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Daemons {
+    fn start(dir: &Path, bundle: &Path) -> Daemons {
+        let mut d = Daemons {
+            stop: Vec::new(),
+            threads: Vec::new(),
+        };
+        let dir = dir.to_path_buf();
+        d.spawn(move |stop| async move {
+            picluster_core::service::serve_cluster(&dir, CoordinatorConfig::default(), async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        let bundle = Bundle::load(bundle).unwrap();
+        d.spawn(move |stop| async move {
+            let options = WorkerOptions {
+                threads: 2,
+                benchmark: Duration::from_millis(20),
+                ..WorkerOptions::default()
+            };
+            picluster_worker::run(bundle, options, async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        d
+    }
+
+    fn spawn<F, Fut>(&mut self, f: F)
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop.push(tx);
+        self.threads.push(std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f(rx));
+        }));
+    }
+
+    /// Stops the worker first (it leaves cleanly), then the coordinator.
+    fn stop(mut self) {
+        while let Some(tx) = self.stop.pop() {
+            let _ = tx.send(());
+            self.threads.pop().unwrap().join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn command_line_drives_a_cluster_from_init_to_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let port = free_udp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let advertise = format!("localhost:{port}");
+    // Advertised by name: the coordinator's certificate must carry it.
+    cli_ok(&["init", d, "--listen", &listen, "--advertise", &advertise]);
+    let bundle = tmp.path().join("pi-1.bundle");
+    cli_ok(&[
+        "add-worker",
+        "pi-1",
+        "--cluster",
+        d,
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    let daemons = Daemons::start(&dir, &bundle);
+
+    // Wait for the worker to join.
+    let mut joined = false;
+    for _ in 0..200 {
+        let (result, out) = cli(&["status", "--cluster", d, "--json"]);
+        if result.is_ok()
+            && json_last_line(&out)["workers"]
+                .as_array()
+                .is_some_and(|w| w.len() == 1)
+        {
+            joined = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(joined, "worker joined");
+    let status = json_last_line(&cli_ok(&["status", "--cluster", d, "--json"]));
+    let w = &status["workers"][0];
+    assert_eq!(w["name"], "pi-1");
+    assert_eq!(w["threads"], 2);
+    assert_eq!(w["arch"], std::env::consts::ARCH);
+    assert!(w["mhs"].as_f64().unwrap() > 0.0);
+
+    let v = &vectors()[2];
+    let header = hex::encode(&v.header.0);
+    let start = u64::from(v.nonce) - 500_000;
+    let range = format!("{start}..{}", start + 1_000_000);
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--nonce-range",
+        &range,
+        "--all",
+        "--json",
+    ]);
+    let report = json_last_line(&out);
+    assert_eq!(report["job"], "j1");
+    assert_eq!(report["state"], "completed");
+    assert_eq!(report["hashes"], 1_000_000);
+    assert_eq!(report["solutions"].as_array().unwrap().len(), 1);
+    assert_eq!(report["solutions"][0]["nonce"], u64::from(v.nonce));
+    assert_eq!(
+        report["solutions"][0]["version"],
+        u64::from(v.header.version())
+    );
+    assert_eq!(report["solutions"][0]["hash"], v.hash);
+    assert!(report["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["workers"][0]["name"], "pi-1");
+    assert_eq!(report["workers"][0]["hashes"], 1_000_000);
+
+    // Detach, then wait; human output names the solution.
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--nonce-range",
+        &range,
+        "--detach",
+    ]);
+    assert_eq!(out.trim(), "j2");
+    let out = cli_ok(&["wait", "j2", "--cluster", d]);
+    assert!(out.starts_with("j2 completed: 1 solution\n"), "{out}");
+    assert!(out.contains(&format!("nonce {}", v.nonce)), "{out}");
+
+    // A whole-space job, cancelled: exit code 3 from wait.
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--all",
+        "--detach",
+        "--json",
+    ]);
+    assert_eq!(
+        json_last_line(&out),
+        serde_json::json!({"job": "j3", "state": "queued"})
+    );
+    let out = cli_ok(&["cancel", "3", "--cluster", d, "--json"]);
+    assert_eq!(
+        json_last_line(&out),
+        serde_json::json!({"job": "j3", "state": "cancelled"})
+    );
+    let (result, out) = cli(&["wait", "j3", "--cluster", d, "--json"]);
+    assert_eq!(result.unwrap(), ExitCode::from(3));
+    assert_eq!(json_last_line(&out)["state"], "cancelled");
+
+    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    let states: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["completed", "completed", "cancelled"]);
+    let human = cli_ok(&["jobs", "--cluster", d]);
+    assert!(
+        human
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("j1       completed"),
+        "{human}"
+    );
+    assert_eq!(cli_err(&["wait", "j9", "--cluster", d]), "no job j9");
+
+    daemons.stop();
+}

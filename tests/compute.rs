@@ -22,7 +22,10 @@ fn engine(threads: usize) -> (Compute, mpsc::Receiver<ComputeEvent>) {
 fn until_finished(rx: &mpsc::Receiver<ComputeEvent>, task: TaskId) -> (Vec<u64>, Vec<u64>, u64) {
     let (mut found, mut progress) = (Vec::new(), Vec::new());
     loop {
-        match rx.recv_timeout(Duration::from_secs(30)).expect("engine answers") {
+        match rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("engine answers")
+        {
             ComputeEvent::Found { task: t, indices } if t == task => found.extend(indices),
             ComputeEvent::Progress { task: t, position } if t == task => {
                 // Every solution below a reported position was reported before it.
@@ -42,7 +45,12 @@ fn engine_finds_exactly_the_reference_solutions_on_two_threads() {
     let nonces = u64::from(v.nonce) - 300_000..u64::from(v.nonce) + 100_000;
     let job = Sha256dJob::new(v.header, Some(easy_target()), nonces.clone(), 0).unwrap();
     let (compute, rx) = engine(2);
-    compute.run(TaskId(1), Arc::new(job.kernel()), 0..job.keyspace(), Duration::from_millis(1));
+    compute.run(
+        TaskId(1),
+        Arc::new(job.kernel()),
+        0..job.keyspace(),
+        Duration::from_millis(1),
+    );
     let (mut found, progress, position) = until_finished(&rx, TaskId(1));
     found.sort();
     let reference: Vec<u64> = reference_scan(&v.header, &job.target, nonces.clone())
@@ -50,10 +58,18 @@ fn engine_finds_exactly_the_reference_solutions_on_two_threads() {
         .map(|n| u64::from(n) - nonces.start)
         .collect();
     assert_eq!(found, reference);
-    assert!(found.contains(&300_000), "the block's own nonce meets an easy target");
+    assert!(
+        found.contains(&300_000),
+        "the block's own nonce meets an easy target"
+    );
     assert_eq!(position, job.keyspace());
-    assert!(progress.windows(2).all(|w| w[0] < w[1]), "progress only moves forward");
-    assert!(progress.iter().all(|p| p % BLOCK == 0 && *p < job.keyspace()));
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress only moves forward"
+    );
+    assert!(progress
+        .iter()
+        .all(|p| p % BLOCK == 0 && *p < job.keyspace()));
 }
 
 #[test]
@@ -62,8 +78,18 @@ fn a_stopped_task_reports_its_contiguous_prefix_and_queued_tasks_run_after() {
     let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
     let (compute, rx) = engine(2);
     let kernel: Arc<dyn Kernel> = Arc::new(job.kernel());
-    compute.run(TaskId(1), kernel.clone(), 0..1 << 32, Duration::from_millis(5));
-    compute.run(TaskId(2), kernel.clone(), 0..BLOCK * 2, Duration::from_millis(5));
+    compute.run(
+        TaskId(1),
+        kernel.clone(),
+        0..1 << 32,
+        Duration::from_millis(5),
+    );
+    compute.run(
+        TaskId(2),
+        kernel.clone(),
+        0..BLOCK * 2,
+        Duration::from_millis(5),
+    );
     compute.run(TaskId(3), kernel, 0..BLOCK, Duration::from_millis(5));
     compute.stop(TaskId(3)); // stopped while queued: never runs
     std::thread::sleep(Duration::from_millis(50));

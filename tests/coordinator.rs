@@ -27,9 +27,15 @@ impl Harness {
         h.core.handle_connected(
             h.now,
             CLIENT,
-            PeerIdentity { role: Role::Client, name: "admin".into() },
+            PeerIdentity {
+                role: Role::Client,
+                name: "admin".into(),
+            },
         );
-        h.client(ClientToCoord::Hello(ClientHello { minor: 0, client_version: "t".into() }));
+        h.client(ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "t".into(),
+        }));
         h.drain();
         h
     }
@@ -47,7 +53,8 @@ impl Harness {
     }
 
     fn client(&mut self, m: ClientToCoord) {
-        self.core.handle_inbound(self.now, CLIENT, Inbound::Client(m));
+        self.core
+            .handle_inbound(self.now, CLIENT, Inbound::Client(m));
     }
 
     fn worker_says(&mut self, conn: ConnId, m: WorkerToCoord) {
@@ -58,7 +65,10 @@ impl Harness {
         self.core.handle_connected(
             self.now,
             conn,
-            PeerIdentity { role: Role::Worker, name: name.into() },
+            PeerIdentity {
+                role: Role::Worker,
+                name: name.into(),
+            },
         );
         self.worker_says(
             conn,
@@ -79,7 +89,10 @@ impl Harness {
             work: WorkSpec::from(&JobKind::Sha256d(*job)),
             mode,
         }));
-        self.client(ClientToCoord::Watch(JobRequest { request: RequestId(2), job: JobId(1) }));
+        self.client(ClientToCoord::Watch(JobRequest {
+            request: RequestId(2),
+            job: JobId(1),
+        }));
         JobId(1)
     }
 }
@@ -140,16 +153,30 @@ fn run_to_completion(h: &mut Harness, job: &Sha256dJob) -> (JobReport, Vec<(Conn
         h.now += Duration::from_millis(10);
         let conns: Vec<ConnId> = held.keys().copied().collect();
         for conn in conns {
-            let Some(a) = held.get_mut(&conn).and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
+            let Some(a) = held
+                .get_mut(&conn)
+                .and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
             else {
                 continue;
             };
             let mut hits = Vec::new();
             kernel.scan(a.start..a.end, &mut hits);
             if !hits.is_empty() {
-                h.worker_says(conn, WorkerToCoord::Found(Found { lease: a.lease, indices: hits }));
+                h.worker_says(
+                    conn,
+                    WorkerToCoord::Found(Found {
+                        lease: a.lease,
+                        indices: hits,
+                    }),
+                );
             }
-            h.worker_says(conn, WorkerToCoord::Progress(Progress { lease: a.lease, position: a.end }));
+            h.worker_says(
+                conn,
+                WorkerToCoord::Progress(Progress {
+                    lease: a.lease,
+                    position: a.end,
+                }),
+            );
         }
     }
     panic!("job did not finish");
@@ -174,7 +201,10 @@ fn job_split_over_three_workers_completes_with_every_index_counted_once() {
     ranges.sort();
     let mut expect = 0;
     for (start, end) in ranges {
-        assert_eq!(start, expect, "ranges must tile the keyspace without gaps or overlap");
+        assert_eq!(
+            start, expect,
+            "ranges must tile the keyspace without gaps or overlap"
+        );
         expect = end;
     }
     assert_eq!(expect, 1 << 16);
@@ -183,10 +213,14 @@ fn job_split_over_three_workers_completes_with_every_index_counted_once() {
     assert_eq!(report.contributions.len(), 3);
     // Solutions equal the kernel's own scan of the whole keyspace, nonce by nonce
     // checked by an independent reference.
-    let reference = crate::common::reference_scan(&job.header, &job.target, 1_000_000..1_000_000 + (1 << 16));
+    let reference =
+        crate::common::reference_scan(&job.header, &job.target, 1_000_000..1_000_000 + (1 << 16));
     let found: Vec<u32> = report.solutions.iter().map(|s| s.nonce).collect();
     assert_eq!(found, reference);
-    assert!(found.len() > 100, "an easy target yields about 256 solutions");
+    assert!(
+        found.len() > 100,
+        "an easy target yields about 256 solutions"
+    );
 }
 
 #[test]
@@ -224,37 +258,63 @@ fn silent_worker_loses_its_leases_from_the_last_reported_position() {
     let a = assigns(&h.drain());
     assert_eq!(a.len(), 2);
     let first = a[0].1.lease;
-    h.worker_says(ConnId(1), WorkerToCoord::Progress(Progress { lease: first, position: 1000 }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: first,
+            position: 1000,
+        }),
+    );
     h.drain();
     // The watcher's progress push comes first; the lease deadline 5 s after the
     // worker was last heard.
-    assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_millis(250)));
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + Duration::from_millis(250))
+    );
     h.now += Duration::from_millis(4999);
     h.core.handle_timeout(h.now);
     assert!(stops(&h.drain()).is_empty());
-    assert_eq!(h.core.poll_timeout(), Some(h.now + Duration::from_millis(1)));
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + Duration::from_millis(1))
+    );
     h.now += Duration::from_millis(1);
     h.core.handle_timeout(h.now);
     let out = h.drain();
-    assert_eq!(stops(&out), vec![(ConnId(1), a[0].1.lease), (ConnId(1), a[1].1.lease)]);
+    assert_eq!(
+        stops(&out),
+        vec![(ConnId(1), a[0].1.lease), (ConnId(1), a[1].1.lease)]
+    );
     assert_eq!(h.core.stats().expired_leases, 2);
     assert!(assigns(&out).is_empty(), "a silent worker gets no new work");
     // A newcomer gets exactly the unfinished parts, first one first.
     h.add_worker(ConnId(2), "pi-2", 1);
     let b = assigns(&h.drain());
     assert_eq!(
-        b.iter().map(|(c, a)| (*c, a.start, a.end)).collect::<Vec<_>>(),
+        b.iter()
+            .map(|(c, a)| (*c, a.start, a.end))
+            .collect::<Vec<_>>(),
         vec![(ConnId(2), 1000, 4096), (ConnId(2), 4096, 8192)]
     );
     // The silent worker's late report is stale and changes nothing.
-    h.worker_says(ConnId(1), WorkerToCoord::Progress(Progress { lease: first, position: 4096 }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: first,
+            position: 4096,
+        }),
+    );
     assert_eq!(h.core.stats().stale_reports, 1);
     let jobs = h.core.jobs(h.now);
     assert_eq!(jobs[0].progress.hashes, 1000);
     // Heard from again, it may take work again.
     h.submit(&genesis_job(0..4096), SearchMode::All);
     let c = assigns(&h.drain());
-    assert_eq!(c.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![ConnId(1)]);
+    assert_eq!(
+        c.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        vec![ConnId(1)]
+    );
 }
 
 #[test]
@@ -264,7 +324,13 @@ fn disconnected_worker_work_returns_to_the_queue() {
     let job = genesis_job(0..4096);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(ConnId(1), WorkerToCoord::Progress(Progress { lease: a[0].1.lease, position: 2048 }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: a[0].1.lease,
+            position: 2048,
+        }),
+    );
     h.core.handle_disconnected(h.now, ConnId(1));
     assert_eq!(h.core.stats().lost_leases, 1);
     h.add_worker(ConnId(2), "pi-2", 1);
@@ -272,7 +338,11 @@ fn disconnected_worker_work_returns_to_the_queue() {
     assert_eq!((assigned[0].1.start, assigned[0].1.end), (2048, 4096));
     assert_eq!(report.hashes, 4096);
     assert_eq!(
-        report.contributions.iter().map(|c| (c.worker.as_str(), c.hashes)).collect::<Vec<_>>(),
+        report
+            .contributions
+            .iter()
+            .map(|c| (c.worker.as_str(), c.hashes))
+            .collect::<Vec<_>>(),
         vec![("pi-1", 2048), ("pi-2", 2048)]
     );
 }
@@ -284,12 +354,27 @@ fn released_lease_is_requeued_and_leaving_worker_is_closed_normally() {
     let job = genesis_job(0..8192);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(ConnId(1), WorkerToCoord::Released(Released { lease: a[0].1.lease, position: 100 }));
-    h.worker_says(ConnId(1), WorkerToCoord::Released(Released { lease: a[1].1.lease, position: 4096 }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Released(Released {
+            lease: a[0].1.lease,
+            position: 100,
+        }),
+    );
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Released(Released {
+            lease: a[1].1.lease,
+            position: 4096,
+        }),
+    );
     h.worker_says(ConnId(1), WorkerToCoord::Leaving);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::Normal)]);
-    assert!(assigns(&out).is_empty(), "a leaving worker gets nothing new");
+    assert!(
+        assigns(&out).is_empty(),
+        "a leaving worker gets nothing new"
+    );
     assert_eq!(h.core.jobs(h.now)[0].progress.hashes, 100);
     h.add_worker(ConnId(2), "pi-2", 1);
     let b = assigns(&h.drain());
@@ -309,7 +394,13 @@ fn first_verified_solution_completes_the_job_and_stops_every_lease() {
     let mut hits = Vec::new();
     job.kernel().scan(a[1].1.start..a[1].1.end, &mut hits);
     assert!(!hits.is_empty());
-    h.worker_says(a[1].0, WorkerToCoord::Found(Found { lease: a[1].1.lease, indices: vec![hits[0]] }));
+    h.worker_says(
+        a[1].0,
+        WorkerToCoord::Found(Found {
+            lease: a[1].1.lease,
+            indices: vec![hits[0]],
+        }),
+    );
     let out = h.drain();
     let report = finished(&out).expect("job finished");
     assert_eq!(report.state, JobState::Completed);
@@ -331,15 +422,32 @@ fn a_false_solution_disconnects_the_worker_and_the_job_still_completes() {
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
     let liar_lease = a.iter().find(|(c, _)| *c == ConnId(1)).unwrap().1.clone();
-    h.worker_says(ConnId(1), WorkerToCoord::Found(Found { lease: liar_lease.lease, indices: vec![liar_lease.start] }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Found(Found {
+            lease: liar_lease.lease,
+            indices: vec![liar_lease.start],
+        }),
+    );
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::BadResult)]);
     assert_eq!(h.core.stats().violations, 1);
     // The liar's range went to the honest worker at once.
-    let held: Vec<Assign> = a.into_iter().chain(assigns(&out)).filter(|(c, _)| *c == ConnId(2)).map(|(_, a)| a).collect();
+    let held: Vec<Assign> = a
+        .into_iter()
+        .chain(assigns(&out))
+        .filter(|(c, _)| *c == ConnId(2))
+        .map(|(_, a)| a)
+        .collect();
     assert_eq!(held.len(), 2);
     for x in &held {
-        h.worker_says(ConnId(2), WorkerToCoord::Progress(Progress { lease: x.lease, position: x.end }));
+        h.worker_says(
+            ConnId(2),
+            WorkerToCoord::Progress(Progress {
+                lease: x.lease,
+                position: x.end,
+            }),
+        );
     }
     let (report, _) = run_to_completion(&mut h, &job);
     assert_eq!(report.solutions, vec![]);
@@ -358,26 +466,54 @@ fn protocol_violations_close_only_the_offender() {
     let a = assigns(&h.drain());
     let (c1, l1) = (a[0].0, a[0].1.clone());
     // Beyond the lease end.
-    h.worker_says(c1, WorkerToCoord::Progress(Progress { lease: l1.lease, position: l1.end + 1 }));
+    h.worker_says(
+        c1,
+        WorkerToCoord::Progress(Progress {
+            lease: l1.lease,
+            position: l1.end + 1,
+        }),
+    );
     assert_eq!(closes(&h.drain()), vec![(c1, CloseCode::Protocol)]);
     // Someone else's lease.
     let other = a.iter().find(|(c, _)| *c != c1).unwrap().1.lease;
     h.add_worker(ConnId(3), "pi-3", 1);
     h.drain();
-    h.worker_says(ConnId(3), WorkerToCoord::Progress(Progress { lease: other, position: 0 }));
+    h.worker_says(
+        ConnId(3),
+        WorkerToCoord::Progress(Progress {
+            lease: other,
+            position: 0,
+        }),
+    );
     assert_eq!(closes(&h.drain()), vec![(ConnId(3), CloseCode::Protocol)]);
     // A message before the hello.
-    h.core.handle_connected(h.now, ConnId(4), PeerIdentity { role: Role::Worker, name: "pi-4".into() });
+    h.core.handle_connected(
+        h.now,
+        ConnId(4),
+        PeerIdentity {
+            role: Role::Worker,
+            name: "pi-4".into(),
+        },
+    );
     h.worker_says(ConnId(4), WorkerToCoord::Leaving);
     assert_eq!(closes(&h.drain()), vec![(ConnId(4), CloseCode::Protocol)]);
     // A worker certificate speaking the client protocol.
-    h.core.handle_inbound(h.now, ConnId(2), Inbound::Client(ClientToCoord::Status(RequestId(1))));
-    assert_eq!(closes(&h.drain()), vec![(ConnId(2), CloseCode::Unauthorized)]);
+    h.core.handle_inbound(
+        h.now,
+        ConnId(2),
+        Inbound::Client(ClientToCoord::Status(RequestId(1))),
+    );
+    assert_eq!(
+        closes(&h.drain()),
+        vec![(ConnId(2), CloseCode::Unauthorized)]
+    );
     assert_eq!(h.core.stats().violations, 4);
     // The client is still served.
     h.client(ClientToCoord::Status(RequestId(9)));
     let out = h.drain();
-    assert!(matches!(&out[..], [Transmit::ToClient(CLIENT, CoordToClient::Status(RequestId(9), s))] if s.workers.is_empty()));
+    assert!(
+        matches!(&out[..], [Transmit::ToClient(CLIENT, CoordToClient::Status(RequestId(9), s))] if s.workers.is_empty())
+    );
 }
 
 #[test]
@@ -402,7 +538,10 @@ fn cancel_stops_leases_and_reports_cancelled() {
     let job = genesis_job(0..1 << 16);
     let id = h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.client(ClientToCoord::Cancel(JobRequest { request: RequestId(5), job: id }));
+    h.client(ClientToCoord::Cancel(JobRequest {
+        request: RequestId(5),
+        job: id,
+    }));
     let out = h.drain();
     assert_eq!(stops(&out).len(), a.len());
     assert_eq!(finished(&out).unwrap().state, JobState::Cancelled);
@@ -410,10 +549,16 @@ fn cancel_stops_leases_and_reports_cancelled() {
         Transmit::ToClient(CLIENT, CoordToClient::Cancelled(RequestId(5), s)) if s.progress.state == JobState::Cancelled)));
     assert!(assigns(&out).is_empty());
     // Cancelling again keeps the state; an unknown job is refused.
-    h.client(ClientToCoord::Cancel(JobRequest { request: RequestId(6), job: JobId(42) }));
+    h.client(ClientToCoord::Cancel(JobRequest {
+        request: RequestId(6),
+        job: JobId(42),
+    }));
     assert_eq!(
         h.drain(),
-        vec![Transmit::ToClient(CLIENT, CoordToClient::Refused(RequestId(6), Refusal::UnknownJob(JobId(42))))]
+        vec![Transmit::ToClient(
+            CLIENT,
+            CoordToClient::Refused(RequestId(6), Refusal::UnknownJob(JobId(42)))
+        )]
     );
 }
 
@@ -421,10 +566,25 @@ fn cancel_stops_leases_and_reports_cancelled() {
 fn invalid_submissions_are_refused_with_the_reason() {
     let mut h = Harness::small_chunks();
     let WorkSpec::Sha256d(good) = WorkSpec::from(&JobKind::Sha256d(genesis_job(0..10)));
-    let short = Sha256dWork { header: vec![0; 3], ..good.clone() };
-    let empty = Sha256dWork { nonce_start: 0, nonce_end: 0, ..good };
-    h.client(ClientToCoord::Submit(Submit { request: RequestId(3), work: WorkSpec::Sha256d(short), mode: SearchMode::First }));
-    h.client(ClientToCoord::Submit(Submit { request: RequestId(4), work: WorkSpec::Sha256d(empty), mode: SearchMode::First }));
+    let short = Sha256dWork {
+        header: vec![0; 3],
+        ..good.clone()
+    };
+    let empty = Sha256dWork {
+        nonce_start: 0,
+        nonce_end: 0,
+        ..good
+    };
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(3),
+        work: WorkSpec::Sha256d(short),
+        mode: SearchMode::First,
+    }));
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(4),
+        work: WorkSpec::Sha256d(empty),
+        mode: SearchMode::First,
+    }));
     assert_eq!(
         h.drain(),
         vec![
@@ -442,12 +602,20 @@ fn watchers_get_progress_every_interval_while_a_job_runs() {
     let job = genesis_job(0..1 << 16);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(ConnId(1), WorkerToCoord::Progress(Progress { lease: a[0].1.lease, position: 1234 }));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: a[0].1.lease,
+            position: 1234,
+        }),
+    );
     h.drain();
     h.now += Duration::from_millis(250);
     h.core.handle_timeout(h.now);
     let out = h.drain();
-    assert!(matches!(&out[..], [Transmit::ToClient(CLIENT, CoordToClient::Progress(p))] if p.hashes == 1234 && p.state == JobState::Running));
+    assert!(
+        matches!(&out[..], [Transmit::ToClient(CLIENT, CoordToClient::Progress(p))] if p.hashes == 1234 && p.state == JobState::Running)
+    );
     // Nothing new: no push.
     h.now += Duration::from_millis(250);
     h.core.handle_timeout(h.now);

@@ -47,11 +47,19 @@ async fn three_workers_find_the_nonces_of_blocks_0_1_2_like_a_single_process_sca
         let nonces = window_around(v.nonce);
         let job = Sha256dJob::new(v.header, None, nonces.clone(), 0).unwrap();
         let reference = reference_scan(&v.header, &job.target, nonces.clone());
-        assert_eq!(reference, vec![v.nonce], "block {} window holds only its nonce", v.height);
+        assert_eq!(
+            reference,
+            vec![v.nonce],
+            "block {} window holds only its nonce",
+            v.height
+        );
 
         // First-solution mode: the block's own nonce and hash.
         let first = client
-            .run(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::First })
+            .run(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::First,
+            })
             .await
             .unwrap();
         assert_eq!(first.state, JobState::Completed);
@@ -62,15 +70,28 @@ async fn three_workers_find_the_nonces_of_blocks_0_1_2_like_a_single_process_sca
 
         // Exhaustive mode: the same single solution, every nonce counted once.
         let all = client
-            .run(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::All })
+            .run(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::All,
+            })
             .await
             .unwrap();
         assert_eq!(all.state, JobState::Completed);
-        assert_eq!(all.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(), reference);
+        assert_eq!(
+            all.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+            reference
+        );
         assert_eq!(all.hashes, WINDOW);
         assert_eq!(all.keyspace, WINDOW);
-        assert_eq!(all.contributions.iter().map(|c| c.hashes).sum::<u64>(), WINDOW);
-        assert!(all.contributions.len() >= 2, "the window is split among workers: {:?}", all.contributions);
+        assert_eq!(
+            all.contributions.iter().map(|c| c.hashes).sum::<u64>(),
+            WINDOW
+        );
+        assert!(
+            all.contributions.len() >= 2,
+            "the window is split among workers: {:?}",
+            all.contributions
+        );
     }
     let status = client.status().await.unwrap();
     assert_eq!(status.workers.len(), 3);
@@ -86,7 +107,10 @@ async fn version_rolling_finds_every_solution_across_versions() {
     let v = &vectors()[2];
     let job = Sha256dJob::new(v.header, Some(easy_target()), 0..100_000, 0x0000_6000).unwrap();
     let report = client
-        .run(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::All })
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
         .await
         .unwrap();
     assert_eq!(report.hashes, 400_000);
@@ -98,7 +122,11 @@ async fn version_rolling_finds_every_solution_across_versions() {
             expected.push((version, nonce));
         }
     }
-    let got: Vec<(u32, u32)> = report.solutions.iter().map(|s| (s.version, s.nonce)).collect();
+    let got: Vec<(u32, u32)> = report
+        .solutions
+        .iter()
+        .map(|s| (s.version, s.nonce))
+        .collect();
     assert_eq!(got, expected);
     assert!(got.len() > 1000);
     client.close();
@@ -111,7 +139,13 @@ async fn cancel_ends_a_running_job_and_frees_the_workers() {
     let client = cluster.client().await.unwrap();
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
-    let id = client.submit(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::All }).await.unwrap();
+    let id = client
+        .submit(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .await
+        .unwrap();
     let mut watch = client.watch(id).await.unwrap();
     // Wait until work is under way.
     while let Some(picluster_client::JobEvent::Progress(p)) = watch.next().await {
@@ -126,7 +160,13 @@ async fn cancel_ends_a_running_job_and_frees_the_workers() {
     assert!(report.hashes > 0 && report.hashes < 1 << 32);
     // Workers are free: a small job completes at once.
     let small = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let done = client.run(&JobSpec { kind: JobKind::Sha256d(small), mode: SearchMode::First }).await.unwrap();
+    let done = client
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(small),
+            mode: SearchMode::First,
+        })
+        .await
+        .unwrap();
     assert_eq!(done.solutions[0].nonce, v.nonce);
     // Unknown jobs are refused with a clear error.
     let err = client.wait(picluster_client::JobId(999)).await.unwrap_err();
@@ -162,11 +202,19 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
     let client = cluster.client().await.unwrap();
     let v = &vectors()[1];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let id = client.submit(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::All }).await.unwrap();
+    let id = client
+        .submit(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .await
+        .unwrap();
 
     // A bundle from another cluster: it does not trust our coordinator.
     let other = ClusterCa::generate("other").unwrap();
-    let foreign = other.bundle(CertRole::Worker, "intruder", &cluster.address().to_string()).unwrap();
+    let foreign = other
+        .bundle(CertRole::Worker, "intruder", &cluster.address().to_string())
+        .unwrap();
     let message = expect_refused(foreign).await;
     assert!(message.contains("not trusted"), "{message}");
 
@@ -181,9 +229,19 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
 
     let report = client.wait(id).await.unwrap();
     assert_eq!(report.state, JobState::Completed);
-    assert_eq!(report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(), vec![v.nonce]);
+    assert_eq!(
+        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        vec![v.nonce]
+    );
     assert_eq!(report.hashes, WINDOW);
-    let names: Vec<String> = client.status().await.unwrap().workers.into_iter().map(|w| w.name).collect();
+    let names: Vec<String> = client
+        .status()
+        .await
+        .unwrap()
+        .workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
     assert_eq!(names, vec!["worker-1", "worker-2", "worker-3"]);
     client.close();
     cluster.shutdown().await;
@@ -192,12 +250,18 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
 /// Opens a raw session as a client (hello done), for sending arbitrary bytes.
 async fn raw_session(cluster: &LocalCluster) -> net::Session<CoordToClient> {
     let bundle = cluster.bundle(CertRole::Client, "raw").unwrap();
-    let hello = ClientToCoord::Hello(ClientHello { minor: PROTOCOL_MINOR, client_version: "raw".into() });
+    let hello = ClientToCoord::Hello(ClientHello {
+        minor: PROTOCOL_MINOR,
+        client_version: "raw".into(),
+    });
     net::connect(&bundle, &hello).await.unwrap()
 }
 
 async fn close_code(session: &net::Session<CoordToClient>) -> u32 {
-    match tokio::time::timeout(Duration::from_secs(5), session.connection.closed()).await.unwrap() {
+    match tokio::time::timeout(Duration::from_secs(5), session.connection.closed())
+        .await
+        .unwrap()
+    {
         quinn::ConnectionError::ApplicationClosed(c) => c.error_code.into_inner() as u32,
         other => panic!("expected an application close, got {other}"),
     }
@@ -207,7 +271,11 @@ async fn close_code(session: &net::Session<CoordToClient>) -> u32 {
 async fn bad_frames_close_only_the_offending_connection() {
     let cluster = LocalCluster::start_with(LocalClusterOptions {
         workers: 1,
-        worker: WorkerOptions { threads: 1, benchmark: Duration::from_millis(10), ..WorkerOptions::default() },
+        worker: WorkerOptions {
+            threads: 1,
+            benchmark: Duration::from_millis(10),
+            ..WorkerOptions::default()
+        },
         coordinator: CoordinatorConfig::default(),
     })
     .await
@@ -216,7 +284,10 @@ async fn bad_frames_close_only_the_offending_connection() {
 
     // A frame header announcing more than the limit.
     let mut s = raw_session(&cluster).await;
-    s.writer.send_frame(&(2u32 << 20).to_le_bytes()).await.unwrap();
+    s.writer
+        .send_frame(&(2u32 << 20).to_le_bytes())
+        .await
+        .unwrap();
     assert_eq!(close_code(&s).await, CloseCode::BadFrame as u32);
 
     // An unknown message kind.
@@ -226,13 +297,19 @@ async fn bad_frames_close_only_the_offending_connection() {
 
     // A valid message with trailing garbage.
     let mut s = raw_session(&cluster).await;
-    s.writer.send_frame(&[3, 0, 0, 0, 4, 1, 0xff]).await.unwrap();
+    s.writer
+        .send_frame(&[3, 0, 0, 0, 4, 1, 0xff])
+        .await
+        .unwrap();
     assert_eq!(close_code(&s).await, CloseCode::BadFrame as u32);
 
     // A second hello.
     let mut s = raw_session(&cluster).await;
     s.writer
-        .send(&ClientToCoord::Hello(ClientHello { minor: 0, client_version: "again".into() }))
+        .send(&ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "again".into(),
+        }))
         .await
         .unwrap();
     assert_eq!(close_code(&s).await, CloseCode::Protocol as u32);
@@ -240,7 +317,13 @@ async fn bad_frames_close_only_the_offending_connection() {
     // Everyone else is still served.
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let report = client.run(&JobSpec { kind: JobKind::Sha256d(job), mode: SearchMode::First }).await.unwrap();
+    let report = client
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::First,
+        })
+        .await
+        .unwrap();
     assert_eq!(report.solutions[0].nonce, v.nonce);
     client.close();
     cluster.shutdown().await;
@@ -261,24 +344,34 @@ async fn a_peer_speaking_another_major_version_fails_the_handshake() {
     let tls = {
         use rustls_pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls_pki_types::CertificateDer::from_pem_slice(bundle.ca.as_bytes()).unwrap()).unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                vec![rustls_pki_types::CertificateDer::from_pem_slice(bundle.cert.as_bytes()).unwrap()],
-                rustls_pki_types::PrivateKeyDer::from_pem_slice(bundle.key.as_bytes()).unwrap(),
-            )
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_slice(bundle.ca.as_bytes()).unwrap())
             .unwrap();
+        let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(bundle.cert.as_bytes()).unwrap()],
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(bundle.key.as_bytes()).unwrap(),
+        )
+        .unwrap();
         tls.alpn_protocols = vec![b"picluster/2".to_vec()];
         tls
     };
     let config = quinn::ClientConfig::new(std::sync::Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
     ));
-    let result = endpoint.connect_with(config, cluster.address(), "127.0.0.1").unwrap().await;
+    let result = endpoint
+        .connect_with(config, cluster.address(), "127.0.0.1")
+        .unwrap()
+        .await;
     let err = result.expect_err("ALPN picluster/2 is refused");
-    assert!(err.to_string().contains("no_application_protocol") || err.to_string().contains("120"), "{err}");
+    assert!(
+        err.to_string().contains("no_application_protocol") || err.to_string().contains("120"),
+        "{err}"
+    );
     cluster.shutdown().await;
 }

@@ -1,5 +1,10 @@
 //! The workspace's integration tests, compiled into one binary to keep link time low.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test that meets the unexpected should fail loudly, helpers included"
+)]
+
 mod common;
 
 mod agent;

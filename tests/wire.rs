@@ -43,75 +43,220 @@ fn summary() -> JobSummary {
 fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let e = |m: &dyn erased::Encode| m.frame();
     vec![
-        ("WorkerToCoord::Hello", e(&WorkerToCoord::Hello(WorkerHello {
-            minor: 0,
-            agent_version: "0.1.0".into(),
-            threads: 4,
-            arch: "aarch64".into(),
-            kernel_impl: "sha2-soft".into(),
-            bench_hps: 4_000_000,
-        }))),
-        ("WorkerToCoord::Progress", e(&WorkerToCoord::Progress(Progress { lease: LeaseId(9), position: 65536 }))),
-        ("WorkerToCoord::Found", e(&WorkerToCoord::Found(Found { lease: LeaseId(9), indices: vec![1, 300] }))),
-        ("WorkerToCoord::Released", e(&WorkerToCoord::Released(Released { lease: LeaseId(9), position: 128 }))),
-        ("WorkerToCoord::Leaving", e(&WorkerToCoord::Leaving)),
-        ("CoordToWorker::Welcome", e(&CoordToWorker::Welcome(WorkerWelcome { minor: 0, worker: WorkerId(2), progress_interval_ms: 250 }))),
-        ("CoordToWorker::Assign", e(&CoordToWorker::Assign(Assign { lease: LeaseId(9), job: JobId(3), work: work(), start: 0, end: 65536 }))),
-        ("CoordToWorker::Stop", e(&CoordToWorker::Stop(Stop { lease: LeaseId(9) }))),
-        ("ClientToCoord::Hello", e(&ClientToCoord::Hello(ClientHello { minor: 0, client_version: "0.1.0".into() }))),
-        ("ClientToCoord::Submit", e(&ClientToCoord::Submit(Submit { request: RequestId(1), work: work(), mode: SearchMode::First }))),
-        ("ClientToCoord::Watch", e(&ClientToCoord::Watch(JobRequest { request: RequestId(2), job: JobId(3) }))),
-        ("ClientToCoord::Cancel", e(&ClientToCoord::Cancel(JobRequest { request: RequestId(3), job: JobId(3) }))),
-        ("ClientToCoord::ListJobs", e(&ClientToCoord::ListJobs(RequestId(4)))),
-        ("ClientToCoord::Status", e(&ClientToCoord::Status(RequestId(5)))),
-        ("CoordToClient::Welcome", e(&CoordToClient::Welcome(ClientWelcome { minor: 0 }))),
-        ("CoordToClient::Submitted", e(&CoordToClient::Submitted(JobRequest { request: RequestId(1), job: JobId(3) }))),
-        ("CoordToClient::Watching", e(&CoordToClient::Watching(RequestId(2), progress()))),
-        ("CoordToClient::Progress", e(&CoordToClient::Progress(progress()))),
-        ("CoordToClient::Finished", e(&CoordToClient::Finished(JobReport {
-            job: JobId(3),
-            state: JobState::Completed,
-            solutions: vec![Solution { index: 5, nonce: 12, version: 0x2000_0000, hash: [0x11; 32] }],
-            hashes: 4096,
-            keyspace: 4096,
-            elapsed_ms: 2000,
-            contributions: vec![Contribution { worker: "pi-1".into(), hashes: 4096 }],
-        }))),
-        ("CoordToClient::Cancelled", e(&CoordToClient::Cancelled(RequestId(3), JobSummary { progress: JobProgress { state: JobState::Cancelled, ..progress() }, mode: SearchMode::First }))),
-        ("CoordToClient::Jobs", e(&CoordToClient::Jobs(RequestId(4), vec![summary(), JobSummary { progress: JobProgress { state: JobState::Queued, ..progress() }, ..summary() }]))),
-        ("CoordToClient::Status", e(&CoordToClient::Status(RequestId(5), ClusterStatus {
-            workers: vec![WorkerStatus {
-                name: "pi-1".into(),
-                worker: WorkerId(2),
-                state: WorkerState::Busy,
+        (
+            "WorkerToCoord::Hello",
+            e(&WorkerToCoord::Hello(WorkerHello {
+                minor: 0,
+                agent_version: "0.1.0".into(),
                 threads: 4,
                 arch: "aarch64".into(),
                 kernel_impl: "sha2-soft".into(),
-                rate_hps: 4_000_000,
-                hashes: 123,
-                leases: 2,
-                connected_ms: 60_000,
-            }, WorkerStatus {
-                name: "pi-2".into(),
-                worker: WorkerId(4),
-                state: WorkerState::Leaving,
-                threads: 1,
-                arch: "arm".into(),
-                kernel_impl: "sha2-soft".into(),
-                rate_hps: 0,
-                hashes: 0,
-                leases: 0,
-                connected_ms: 1,
-            }],
-            jobs: vec![summary()],
-        }))),
-        ("CoordToClient::Refused(UnknownJob)", e(&CoordToClient::Refused(RequestId(6), Refusal::UnknownJob(JobId(99))))),
-        ("CoordToClient::Refused(InvalidJob)", e(&CoordToClient::Refused(RequestId(7), Refusal::InvalidJob("bad".into())))),
+                bench_hps: 4_000_000,
+            })),
+        ),
+        (
+            "WorkerToCoord::Progress",
+            e(&WorkerToCoord::Progress(Progress {
+                lease: LeaseId(9),
+                position: 65536,
+            })),
+        ),
+        (
+            "WorkerToCoord::Found",
+            e(&WorkerToCoord::Found(Found {
+                lease: LeaseId(9),
+                indices: vec![1, 300],
+            })),
+        ),
+        (
+            "WorkerToCoord::Released",
+            e(&WorkerToCoord::Released(Released {
+                lease: LeaseId(9),
+                position: 128,
+            })),
+        ),
+        ("WorkerToCoord::Leaving", e(&WorkerToCoord::Leaving)),
+        (
+            "CoordToWorker::Welcome",
+            e(&CoordToWorker::Welcome(WorkerWelcome {
+                minor: 0,
+                worker: WorkerId(2),
+                progress_interval_ms: 250,
+            })),
+        ),
+        (
+            "CoordToWorker::Assign",
+            e(&CoordToWorker::Assign(Assign {
+                lease: LeaseId(9),
+                job: JobId(3),
+                work: work(),
+                start: 0,
+                end: 65536,
+            })),
+        ),
+        (
+            "CoordToWorker::Stop",
+            e(&CoordToWorker::Stop(Stop { lease: LeaseId(9) })),
+        ),
+        (
+            "ClientToCoord::Hello",
+            e(&ClientToCoord::Hello(ClientHello {
+                minor: 0,
+                client_version: "0.1.0".into(),
+            })),
+        ),
+        (
+            "ClientToCoord::Submit",
+            e(&ClientToCoord::Submit(Submit {
+                request: RequestId(1),
+                work: work(),
+                mode: SearchMode::First,
+            })),
+        ),
+        (
+            "ClientToCoord::Watch",
+            e(&ClientToCoord::Watch(JobRequest {
+                request: RequestId(2),
+                job: JobId(3),
+            })),
+        ),
+        (
+            "ClientToCoord::Cancel",
+            e(&ClientToCoord::Cancel(JobRequest {
+                request: RequestId(3),
+                job: JobId(3),
+            })),
+        ),
+        (
+            "ClientToCoord::ListJobs",
+            e(&ClientToCoord::ListJobs(RequestId(4))),
+        ),
+        (
+            "ClientToCoord::Status",
+            e(&ClientToCoord::Status(RequestId(5))),
+        ),
+        (
+            "CoordToClient::Welcome",
+            e(&CoordToClient::Welcome(ClientWelcome { minor: 0 })),
+        ),
+        (
+            "CoordToClient::Submitted",
+            e(&CoordToClient::Submitted(JobRequest {
+                request: RequestId(1),
+                job: JobId(3),
+            })),
+        ),
+        (
+            "CoordToClient::Watching",
+            e(&CoordToClient::Watching(RequestId(2), progress())),
+        ),
+        (
+            "CoordToClient::Progress",
+            e(&CoordToClient::Progress(progress())),
+        ),
+        (
+            "CoordToClient::Finished",
+            e(&CoordToClient::Finished(JobReport {
+                job: JobId(3),
+                state: JobState::Completed,
+                solutions: vec![Solution {
+                    index: 5,
+                    nonce: 12,
+                    version: 0x2000_0000,
+                    hash: [0x11; 32],
+                }],
+                hashes: 4096,
+                keyspace: 4096,
+                elapsed_ms: 2000,
+                contributions: vec![Contribution {
+                    worker: "pi-1".into(),
+                    hashes: 4096,
+                }],
+            })),
+        ),
+        (
+            "CoordToClient::Cancelled",
+            e(&CoordToClient::Cancelled(
+                RequestId(3),
+                JobSummary {
+                    progress: JobProgress {
+                        state: JobState::Cancelled,
+                        ..progress()
+                    },
+                    mode: SearchMode::First,
+                },
+            )),
+        ),
+        (
+            "CoordToClient::Jobs",
+            e(&CoordToClient::Jobs(
+                RequestId(4),
+                vec![
+                    summary(),
+                    JobSummary {
+                        progress: JobProgress {
+                            state: JobState::Queued,
+                            ..progress()
+                        },
+                        ..summary()
+                    },
+                ],
+            )),
+        ),
+        (
+            "CoordToClient::Status",
+            e(&CoordToClient::Status(
+                RequestId(5),
+                ClusterStatus {
+                    workers: vec![
+                        WorkerStatus {
+                            name: "pi-1".into(),
+                            worker: WorkerId(2),
+                            state: WorkerState::Busy,
+                            threads: 4,
+                            arch: "aarch64".into(),
+                            kernel_impl: "sha2-soft".into(),
+                            rate_hps: 4_000_000,
+                            hashes: 123,
+                            leases: 2,
+                            connected_ms: 60_000,
+                        },
+                        WorkerStatus {
+                            name: "pi-2".into(),
+                            worker: WorkerId(4),
+                            state: WorkerState::Leaving,
+                            threads: 1,
+                            arch: "arm".into(),
+                            kernel_impl: "sha2-soft".into(),
+                            rate_hps: 0,
+                            hashes: 0,
+                            leases: 0,
+                            connected_ms: 1,
+                        },
+                    ],
+                    jobs: vec![summary()],
+                },
+            )),
+        ),
+        (
+            "CoordToClient::Refused(UnknownJob)",
+            e(&CoordToClient::Refused(
+                RequestId(6),
+                Refusal::UnknownJob(JobId(99)),
+            )),
+        ),
+        (
+            "CoordToClient::Refused(InvalidJob)",
+            e(&CoordToClient::Refused(
+                RequestId(7),
+                Refusal::InvalidJob("bad".into()),
+            )),
+        ),
     ]
 }
 
 mod erased {
-    pub trait Encode {
+    pub(crate) trait Encode {
         fn frame(&self) -> Vec<u8>;
     }
     impl<T: serde::Serialize> Encode for T {
@@ -154,9 +299,16 @@ fn every_message_matches_its_golden_bytes() {
     let samples = samples();
     let mut report = String::new();
     for (name, frame) in &samples {
-        report.push_str(&format!("    (\"{name}\", \"{}\"),\n", picluster_core::hex::encode(frame)));
+        report.push_str(&format!(
+            "    (\"{name}\", \"{}\"),\n",
+            picluster_core::hex::encode(frame)
+        ));
     }
-    assert_eq!(GOLDEN.len(), samples.len(), "golden list out of date:\n{report}");
+    assert_eq!(
+        GOLDEN.len(),
+        samples.len(),
+        "golden list out of date:\n{report}"
+    );
     for ((name, frame), (golden_name, golden_hex)) in samples.iter().zip(GOLDEN) {
         assert_eq!(name, golden_name);
         assert_eq!(

@@ -49,9 +49,8 @@ impl Client {
         job: JobId,
         on_progress: impl FnMut(&JobProgress),
     ) -> Result<JobReport, ClientError> {
-        self.runtime.block_on(async {
-            self.client.watch(job).await?.finish(on_progress).await
-        })
+        self.runtime
+            .block_on(async { self.client.watch(job).await?.finish(on_progress).await })
     }
 
     /// Waits for a job's report.

@@ -233,7 +233,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::AddWorker { name, cluster, out: path } => {
+        Command::AddWorker {
+            name,
+            cluster,
+            out: path,
+        } => {
             let dir = ClusterDir::open(&cluster.dir)?;
             let bundle = dir.worker_bundle(&name)?;
             bundle.save(&path)?;
@@ -255,7 +259,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
                 let job = client.submit(&spec).await?;
                 if args.detach {
                     if args.output.json {
-                        writeln!(out, "{}", json!({"job": job.to_string(), "state": "queued"}))?;
+                        writeln!(
+                            out,
+                            "{}",
+                            json!({"job": job.to_string(), "state": "queued"})
+                        )?;
                     } else {
                         writeln!(out, "{job}")?;
                     }
@@ -468,7 +476,11 @@ fn report_json(report: &JobReport) -> Value {
     })
 }
 
-fn print_report(out: &mut dyn Write, report: &JobReport, as_json: bool) -> Result<ExitCode, CliError> {
+fn print_report(
+    out: &mut dyn Write,
+    report: &JobReport,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
     if as_json {
         writeln!(out, "{}", report_json(report))?;
     } else {

@@ -8,7 +8,7 @@ use picluster_core::ids::{JobId, RequestId};
 use picluster_core::kernel::JobSpec;
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
 use picluster_core::wire::{
-    ClientHello, ClientToCoord, ClusterStatus, CloseCode, CoordToClient, JobProgress, JobReport,
+    ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, JobProgress, JobReport,
     JobRequest, JobSummary, Refusal, Submit, WorkSpec, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
@@ -262,9 +262,9 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Jobs(request, _)
             | CoordToClient::Status(request, _)
             | CoordToClient::Refused(request, _) => Some(*request),
-            CoordToClient::Welcome(_)
-            | CoordToClient::Progress(_)
-            | CoordToClient::Finished(_) => None,
+            CoordToClient::Welcome(_) | CoordToClient::Progress(_) | CoordToClient::Finished(_) => {
+                None
+            }
         };
         if let Some(request) = request {
             if let Some(tx) = lock(&inner.pending).remove(&request) {

@@ -83,7 +83,9 @@ impl LocalCluster {
     }
 
     /// Starts a cluster as `options` say.
-    pub async fn start_with(options: LocalClusterOptions) -> Result<LocalCluster, LocalClusterError> {
+    pub async fn start_with(
+        options: LocalClusterOptions,
+    ) -> Result<LocalCluster, LocalClusterError> {
         let ca = ClusterCa::generate("local")?;
         let credential = ca.issue(
             CertRole::Coordinator,
@@ -111,7 +113,9 @@ impl LocalCluster {
         for i in 0..options.workers {
             cluster.add_worker(&format!("worker-{}", i + 1))?;
         }
-        cluster.wait_for_workers(options.workers, Duration::from_secs(20)).await?;
+        cluster
+            .wait_for_workers(options.workers, Duration::from_secs(20))
+            .await?;
         Ok(cluster)
     }
 

@@ -9,8 +9,8 @@
 //! Does not own TLS configuration (see [`crate::net`]).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -201,7 +201,8 @@ impl ClusterCa {
     pub fn generate(cluster_name: &str) -> Result<ClusterCa, ClusterError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name("ca", &format!("picluster CA {cluster_name}"));
+        params.distinguished_name =
+            distinguished_name("ca", &format!("picluster CA {cluster_name}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         set_validity(&mut params, 20);

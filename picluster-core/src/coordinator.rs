@@ -17,10 +17,10 @@
 use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
 use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
 use crate::wire::{
-    Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus, Contribution,
-    CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest, JobState,
-    JobSummary, Progress, Refusal, Released, Stop, Submit, WorkSpec, WorkerHello,
-    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
+    negotiate_minor, Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus,
+    Contribution, CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest,
+    JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, WorkSpec, WorkerHello,
+    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -157,7 +157,7 @@ struct Client {
 }
 
 enum Peer {
-    Worker(Worker),
+    Worker(Box<Worker>),
     Client(Client),
 }
 
@@ -234,7 +234,7 @@ impl Coordinator {
                 }
                 let id = WorkerId(self.next_worker);
                 self.next_worker += 1;
-                Peer::Worker(Worker {
+                Peer::Worker(Box::new(Worker {
                     id,
                     name: identity.name,
                     hello: None,
@@ -246,7 +246,7 @@ impl Coordinator {
                     hashes: 0,
                     rate_hps: 0.0,
                     rate_sample: (now, 0),
-                })
+                }))
             }
             Role::Client => Peer::Client(Client { hello: false }),
         };
@@ -293,8 +293,7 @@ impl Coordinator {
             .iter()
             .filter_map(|(conn, peer)| match peer {
                 Peer::Worker(w)
-                    if !w.leases.is_empty()
-                        && now >= w.last_heard + self.config.lease_timeout =>
+                    if !w.leases.is_empty() && now >= w.last_heard + self.config.lease_timeout =>
                 {
                     Some(*conn)
                 }
@@ -313,8 +312,10 @@ impl Coordinator {
                 self.stats.expired_leases += 1;
                 self.requeue(lease);
                 // The worker may be alive but cut off; tell it in case it comes back.
-                self.outbox
-                    .push_back(Transmit::ToWorker(conn, CoordToWorker::Stop(Stop { lease })));
+                self.outbox.push_back(Transmit::ToWorker(
+                    conn,
+                    CoordToWorker::Stop(Stop { lease }),
+                ));
             }
             self.schedule_requested = true;
         }
@@ -434,15 +435,13 @@ impl Coordinator {
             WorkerToCoord::Hello(hello) if !greeted => {
                 let worker = self.worker_mut(conn);
                 let welcome = WorkerWelcome {
-                    minor: hello.minor.min(PROTOCOL_MINOR),
+                    minor: negotiate_minor(hello.minor),
                     worker: worker.id,
                     progress_interval_ms,
                 };
                 worker.hello = Some(hello);
-                self.outbox.push_back(Transmit::ToWorker(
-                    conn,
-                    CoordToWorker::Welcome(welcome),
-                ));
+                self.outbox
+                    .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
                 self.schedule_requested = true;
                 Ok(())
             }
@@ -459,7 +458,9 @@ impl Coordinator {
                 }
                 Ok(())
             }
-            WorkerToCoord::Found(Found { lease, indices }) => self.on_found(now, conn, lease, indices),
+            WorkerToCoord::Found(Found { lease, indices }) => {
+                self.on_found(now, conn, lease, indices)
+            }
             WorkerToCoord::Released(Released { lease, position }) => {
                 if self.own_lease(conn, lease)?.is_none() {
                     return Ok(());
@@ -501,7 +502,10 @@ impl Coordinator {
 
     /// Moves a lease's position forward, committing the indices in between.
     fn advance(&mut self, now: Instant, lease_id: LeaseId, position: u64) -> Result<(), Violation> {
-        let lease = self.leases.get_mut(&lease_id).expect("checked by own_lease");
+        let lease = self
+            .leases
+            .get_mut(&lease_id)
+            .expect("checked by own_lease");
         if position < lease.position || position > lease.end {
             return Err(protocol(&format!(
                 "position {position} outside the unsearched part {}..{} of lease {lease_id}",
@@ -624,7 +628,7 @@ impl Coordinator {
             ClientToCoord::Hello(ClientHello { minor, .. }) if !greeted => {
                 client.hello = true;
                 CoordToClient::Welcome(ClientWelcome {
-                    minor: minor.min(PROTOCOL_MINOR),
+                    minor: negotiate_minor(minor),
                 })
             }
             ClientToCoord::Hello(_) => return Err(protocol("a second hello")),
@@ -632,7 +636,8 @@ impl Coordinator {
             ClientToCoord::Submit(submit) => self.submit(now, &submit),
             ClientToCoord::Watch(JobRequest { request, job }) => {
                 let Some(j) = self.jobs.get_mut(&job) else {
-                    return Ok(self.refuse(conn, request, Refusal::UnknownJob(job)));
+                    self.refuse(conn, request, Refusal::UnknownJob(job));
+                    return Ok(());
                 };
                 j.watchers.insert(conn);
                 let progress = progress_of(job, j, now);
@@ -651,7 +656,8 @@ impl Coordinator {
             }
             ClientToCoord::Cancel(JobRequest { request, job }) => {
                 let Some(j) = self.jobs.get(&job) else {
-                    return Ok(self.refuse(conn, request, Refusal::UnknownJob(job)));
+                    self.refuse(conn, request, Refusal::UnknownJob(job));
+                    return Ok(());
                 };
                 if !j.state.is_final() {
                     self.end_job(now, job, JobState::Cancelled);
@@ -673,8 +679,10 @@ impl Coordinator {
     }
 
     fn refuse(&mut self, conn: ConnId, request: RequestId, refusal: Refusal) {
-        self.outbox
-            .push_back(Transmit::ToClient(conn, CoordToClient::Refused(request, refusal)));
+        self.outbox.push_back(Transmit::ToClient(
+            conn,
+            CoordToClient::Refused(request, refusal),
+        ));
     }
 
     fn submit(&mut self, now: Instant, submit: &Submit) -> CoordToClient {
@@ -695,7 +703,7 @@ impl Coordinator {
                 spec,
                 kernel,
                 keyspace,
-                pending: VecDeque::from([0..keyspace]),
+                pending: std::iter::once(0..keyspace).collect(),
                 leases: BTreeSet::new(),
                 state: JobState::Queued,
                 hashes: 0,

@@ -191,7 +191,9 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, NetError> {
 fn transport(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(
-        IDLE_TIMEOUT.try_into().expect("10 s is a valid idle timeout"),
+        IDLE_TIMEOUT
+            .try_into()
+            .expect("10 s is a valid idle timeout"),
     ));
     if keep_alive {
         transport.keep_alive_interval(Some(KEEP_ALIVE));
@@ -201,18 +203,26 @@ fn transport(keep_alive: bool) -> Arc<quinn::TransportConfig> {
 
 /// The coordinator's QUIC server configuration: TLS 1.3 only, ALPN `picluster/1`,
 /// and every peer must present a certificate issued by the cluster CA.
-pub fn server_config(ca_pem: &str, credential: &Credential) -> Result<quinn::ServerConfig, NetError> {
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+pub fn server_config(
+    ca_pem: &str,
+    credential: &Credential,
+) -> Result<quinn::ServerConfig, NetError> {
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(ca_pem)?),
+        provider(),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&credential.cert_pem, "certificate")?, key(&credential.key_pem)?)?;
+        .with_single_cert(
+            certs(&credential.cert_pem, "certificate")?,
+            key(&credential.key_pem)?,
+        )?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = QuicServerConfig::try_from(tls)
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let crypto =
+        QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(false));
     Ok(config)
@@ -226,8 +236,8 @@ pub fn client_config(bundle: &Bundle) -> Result<quinn::ClientConfig, NetError> {
         .with_root_certificates(roots(&bundle.ca)?)
         .with_client_auth_cert(certs(&bundle.cert, "certificate")?, key(&bundle.key)?)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls)
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let crypto =
+        QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport(true));
     Ok(config)

@@ -158,7 +158,10 @@ fn apply(
     }
 }
 
-fn carry_out(writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>, transmit: Transmit) {
+fn carry_out(
+    writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>,
+    transmit: Transmit,
+) {
     let (conn, command) = match transmit {
         Transmit::ToWorker(conn, message) => (conn, encode(&message)),
         Transmit::ToClient(conn, message) => (conn, encode(&message)),
@@ -205,7 +208,10 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
         Ok(id) => id,
         Err(e) => {
             info!(%remote, error = %e, "refused connection");
-            connection.close((CloseCode::Unauthorized as u32).into(), e.to_string().as_bytes());
+            connection.close(
+                (CloseCode::Unauthorized as u32).into(),
+                e.to_string().as_bytes(),
+            );
             return;
         }
     };
@@ -217,7 +223,10 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
         }
         Err(_) => {
             info!(%remote, "closing connection: no session stream within {STREAM_TIMEOUT:?}");
-            connection.close((CloseCode::Protocol as u32).into(), b"no session stream opened");
+            connection.close(
+                (CloseCode::Protocol as u32).into(),
+                b"no session stream opened",
+            );
             return;
         }
     };
@@ -234,7 +243,11 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
     {
         return;
     }
-    tokio::spawn(write_loop(connection.clone(), FrameWriter::new(send), writer_rx));
+    tokio::spawn(write_loop(
+        connection.clone(),
+        FrameWriter::new(send),
+        writer_rx,
+    ));
     let mut reader = FrameReader::new(recv);
     loop {
         let event = match reader.next_body().await {

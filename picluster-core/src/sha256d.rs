@@ -54,7 +54,9 @@ pub enum Sha256dError {
     #[error("header's nBits 0x{0:08x} does not encode a valid target")]
     BadCompactTarget(u32),
     /// The nonce range is empty, reversed or beyond 2^32.
-    #[error("nonce range {start}..{end} is invalid: it must be non-empty and within 0..4294967296")]
+    #[error(
+        "nonce range {start}..{end} is invalid: it must be non-empty and within 0..4294967296"
+    )]
     BadNonceRange {
         /// First nonce.
         start: u64,

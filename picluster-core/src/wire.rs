@@ -21,6 +21,15 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub const ALPN: &[u8] = b"picluster/1";
 /// Highest minor version this build speaks.
 pub const PROTOCOL_MINOR: u16 = 0;
+/// The minor version both sides speak: the lower of the two.
+#[allow(
+    clippy::unnecessary_min_or_max,
+    reason = "PROTOCOL_MINOR is 0 today; the comparison matters from minor 1 on"
+)]
+pub fn negotiate_minor(peer: u16) -> u16 {
+    peer.min(PROTOCOL_MINOR)
+}
+
 /// Largest frame body accepted.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Length of the frame header.
@@ -441,8 +450,8 @@ pub enum FrameError {
 /// Encodes `message` as one frame (length prefix and body).
 pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     let mut frame = vec![0u8; FRAME_HEADER_LEN];
-    let mut frame = postcard::to_extend(message, std::mem::take(&mut frame))
-        .map_err(FrameError::Malformed)?;
+    let mut frame =
+        postcard::to_extend(message, std::mem::take(&mut frame)).map_err(FrameError::Malformed)?;
     let len = frame.len() - FRAME_HEADER_LEN;
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge(len as u64));
@@ -475,7 +484,9 @@ pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> 
     let header: [u8; FRAME_HEADER_LEN] = frame
         .get(..FRAME_HEADER_LEN)
         .and_then(|h| h.try_into().ok())
-        .ok_or(FrameError::Malformed(postcard::Error::DeserializeUnexpectedEnd))?;
+        .ok_or(FrameError::Malformed(
+            postcard::Error::DeserializeUnexpectedEnd,
+        ))?;
     let len = frame_body_len(header)?;
     let body = &frame[FRAME_HEADER_LEN..];
     match body.len().cmp(&len) {

@@ -151,7 +151,8 @@ impl Agent {
 
     /// The session was established.
     pub fn handle_welcome(&mut self, welcome: WorkerWelcome) {
-        self.progress_interval = Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
+        self.progress_interval =
+            Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
     }
 
     /// A message from the coordinator.

@@ -88,7 +88,9 @@ pub struct Compute {
 
 impl std::fmt::Debug for Compute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compute").field("threads", &self.threads).finish()
+        f.debug_struct("Compute")
+            .field("threads", &self.threads)
+            .finish()
     }
 }
 
@@ -199,6 +201,7 @@ struct Prefix {
     position: u64,
     done: BTreeMap<u64, u64>,
     last_report: Instant,
+    reported: u64,
 }
 
 impl Prefix {
@@ -217,6 +220,7 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
         position: task.range.start,
         done: BTreeMap::new(),
         last_report: Instant::now(),
+        reported: task.range.start,
     });
     pool.broadcast(|_| {
         let mut hits = Vec::new();
@@ -237,8 +241,14 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
             }
             let mut p = lock(&prefix);
             p.complete(block);
-            if p.last_report.elapsed() >= task.progress_interval && p.position < task.range.end {
+            // Report a moved prefix at most once an interval; the end is reported
+            // by `Finished`.
+            if p.position > p.reported
+                && p.position < task.range.end
+                && p.last_report.elapsed() >= task.progress_interval
+            {
                 p.last_report = Instant::now();
+                p.reported = p.position;
                 sink(ComputeEvent::Progress {
                     task: task.id,
                     position: p.position,

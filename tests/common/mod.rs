@@ -3,16 +3,16 @@
 use picluster_core::sha256d::{sha256d, BlockHeader, Target};
 
 /// One known block: height, nonce, hash (display order hex), header.
-pub struct Vector {
-    pub height: u32,
-    pub nonce: u32,
-    pub hash: String,
-    pub header: BlockHeader,
+pub(crate) struct Vector {
+    pub(crate) height: u32,
+    pub(crate) nonce: u32,
+    pub(crate) hash: String,
+    pub(crate) header: BlockHeader,
 }
 
 /// The real block headers in tests/vectors/bitcoin-headers.tsv (copied from
 /// shared/vectors).
-pub fn vectors() -> Vec<Vector> {
+pub(crate) fn vectors() -> Vec<Vector> {
     let text = include_str!("../vectors/bitcoin-headers.tsv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -30,7 +30,7 @@ pub fn vectors() -> Vec<Vector> {
 
 /// Every nonce in `nonces` whose SHA-256d meets `target`, by a plain loop over the
 /// `sha2` crate's streaming API: independent of the kernels' midstate code.
-pub fn reference_scan(
+pub(crate) fn reference_scan(
     header: &BlockHeader,
     target: &Target,
     nonces: std::ops::Range<u64>,
@@ -45,7 +45,7 @@ pub fn reference_scan(
 }
 
 /// A target whose top byte is zero: about 1 hash in 256 meets it.
-pub fn easy_target() -> Target {
+pub(crate) fn easy_target() -> Target {
     let mut t = [0xff; 32];
     t[0] = 0;
     Target(t)
