@@ -621,3 +621,26 @@ fn watchers_get_progress_every_interval_while_a_job_runs() {
     h.core.handle_timeout(h.now);
     assert_eq!(h.drain(), vec![]);
 }
+
+#[test]
+fn a_job_keeps_its_lowest_solutions_up_to_the_cap_and_says_it_truncated() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 13,
+        max_chunk: 1 << 13,
+        ..CoordinatorConfig::default()
+    });
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.add_worker(ConnId(2), "pi-2", 1);
+    // Every hash meets a target of all ones.
+    let everything = picluster_core::sha256d::Target([0xff; 32]);
+    let job = Sha256dJob::new(vectors()[0].header, Some(everything), 0..3 * 8192, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let (report, _) = run_to_completion(&mut h, &job);
+    assert_eq!(report.hashes, 3 * 8192);
+    assert!(report.truncated);
+    assert_eq!(report.solutions.len(), MAX_SOLUTIONS);
+    let indices: Vec<u64> = report.solutions.iter().map(|s| s.index).collect();
+    assert_eq!(indices, (0..MAX_SOLUTIONS as u64).collect::<Vec<_>>());
+    // The report fits in one frame.
+    assert!(encode_frame(&CoordToClient::Finished(report)).is_ok());
+}

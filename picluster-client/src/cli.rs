@@ -466,6 +466,7 @@ fn report_json(report: &JobReport) -> Value {
             "version": s.version,
             "hash": hex::encode(&s.hash),
         })).collect::<Vec<_>>(),
+        "truncated": report.truncated,
         "hashes": report.hashes,
         "keyspace": report.keyspace,
         "seconds": report.elapsed_ms as f64 / 1000.0,
@@ -492,6 +493,13 @@ fn print_report(
             report.solutions.len(),
             if report.solutions.len() == 1 { "" } else { "s" }
         )?;
+        if report.truncated {
+            writeln!(
+                out,
+                "  (more solutions were found; the lowest {} are listed)",
+                report.solutions.len()
+            )?;
+        }
         for s in &report.solutions {
             writeln!(
                 out,

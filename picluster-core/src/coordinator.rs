@@ -20,7 +20,7 @@ use crate::wire::{
     negotiate_minor, Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus,
     Contribution, CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest,
     JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, WorkSpec, WorkerHello,
-    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome,
+    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_LISTED_JOBS, MAX_SOLUTIONS,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -121,6 +121,8 @@ struct Job {
     state: JobState,
     hashes: u64,
     solutions: BTreeMap<u64, Solution>,
+    /// Solutions beyond `MAX_SOLUTIONS` were dropped.
+    truncated: bool,
     contributions: BTreeMap<String, u64>,
     submitted: Instant,
     finished: Option<Instant>,
@@ -361,10 +363,12 @@ impl Coordinator {
         self.outbox.pop_front()
     }
 
-    /// Progress of every job, by id.
+    /// Progress of the newest [`MAX_LISTED_JOBS`] jobs, by id.
     pub fn jobs(&self, now: Instant) -> Vec<JobSummary> {
+        let skip = self.jobs.len().saturating_sub(MAX_LISTED_JOBS);
         self.jobs
             .iter()
+            .skip(skip)
             .map(|(id, job)| JobSummary {
                 progress: progress_of(*id, job, now),
                 mode: job.spec.mode,
@@ -564,6 +568,10 @@ impl Coordinator {
                 ));
             };
             job.solutions.insert(index, solution);
+            if job.solutions.len() > MAX_SOLUTIONS {
+                job.solutions.pop_last();
+                job.truncated = true;
+            }
             job.dirty = true;
         }
         if job.spec.mode == SearchMode::First && !job.solutions.is_empty() {
@@ -708,6 +716,7 @@ impl Coordinator {
                 state: JobState::Queued,
                 hashes: 0,
                 solutions: BTreeMap::new(),
+                truncated: false,
                 contributions: BTreeMap::new(),
                 submitted: now,
                 finished: None,
@@ -909,6 +918,7 @@ fn report_of(id: JobId, job: &Job, now: Instant) -> JobReport {
         job: id,
         state: job.state,
         solutions: job.solutions.values().copied().collect(),
+        truncated: job.truncated,
         hashes: job.hashes,
         keyspace: job.keyspace,
         elapsed_ms: progress.elapsed_ms,

@@ -30,6 +30,12 @@ pub fn negotiate_minor(peer: u16) -> u16 {
     peer.min(PROTOCOL_MINOR)
 }
 
+/// Most solutions a job keeps (its lowest indices), so that its report fits in one
+/// frame whatever the target.
+pub const MAX_SOLUTIONS: usize = 10_000;
+/// Most jobs a listing shows (the newest), so that it fits in one frame.
+pub const MAX_LISTED_JOBS: usize = 4096;
+
 /// Largest frame body accepted.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Length of the frame header.
@@ -339,8 +345,10 @@ pub struct JobReport {
     pub job: JobId,
     /// Final state.
     pub state: JobState,
-    /// Verified solutions, by index.
+    /// Verified solutions, by index: the lowest [`MAX_SOLUTIONS`] of them.
     pub solutions: Vec<Solution>,
+    /// More solutions were found than `solutions` lists.
+    pub truncated: bool,
     /// Indices searched (each counted once; equals `keyspace` for a completed
     /// exhaustive job).
     pub hashes: u64,

@@ -1,0 +1,97 @@
+//! SHA-256d hash rate on this machine: a naive loop over the `sha2` crate (two full
+//! digests of the 80-byte header per nonce), the picluster midstate kernel on one
+//! thread, and the worker's compute engine on every core. Prints one line per
+//! measurement and a final JSON line.
+//!
+//! `cargo bench --bench sha256d` (set PICLUSTER_BENCH_SECONDS to change the 3 s per
+//! measurement).
+
+use picluster_core::kernel::{sha2_backend, Kernel};
+use picluster_core::sha256d::{sha256d, BlockHeader, Sha256dJob, Target};
+use picluster_worker::compute::{Compute, ComputeEvent, TaskId};
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+
+/// Runs `f` on batches until `seconds` pass; returns hashes per second.
+fn rate(seconds: f64, batch: u64, mut f: impl FnMut(u64)) -> f64 {
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        f(done);
+        done += batch;
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let seconds: f64 = std::env::var("PICLUSTER_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let header = BlockHeader::from_hex(GENESIS).expect("valid header");
+    // A target no nonce meets, so every implementation does the full work.
+    let mut t = [0u8; 32];
+    t[31] = 1;
+    let target = Target(t);
+    let job = Sha256dJob::new(header, Some(target), 0..1 << 32, 0).expect("valid job");
+
+    let naive = rate(seconds, 1 << 14, |base| {
+        for nonce in base..base + (1 << 14) {
+            let h = header.with(1, nonce as u32);
+            black_box(target.is_met_by(&sha256d(&h.0)));
+        }
+    });
+    println!("naive sha2 loop, 1 thread:   {:>8.2} MH/s", naive / 1e6);
+
+    let kernel = job.kernel();
+    let mut hits = Vec::new();
+    let single = rate(seconds, 1 << 16, |base| {
+        kernel.scan(base..base + (1 << 16), &mut hits);
+    });
+    println!(
+        "midstate kernel, 1 thread:   {:>8.2} MH/s ({}; {:.2}x naive)",
+        single / 1e6,
+        sha2_backend(),
+        single / naive
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let compute = Compute::start(threads, move |e| {
+        let _ = tx.lock().map(|tx| tx.send(e));
+    })
+    .expect("engine starts");
+    let range = (single * threads as f64 * seconds) as u64;
+    let started = Instant::now();
+    compute.run(
+        TaskId(1),
+        Arc::new(kernel),
+        0..range,
+        Duration::from_secs(1),
+    );
+    let end = loop {
+        if let Ok(ComputeEvent::Finished { position, .. }) = rx.recv() {
+            break position;
+        }
+    };
+    let engine = end as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "compute engine, {threads} threads:  {:>8.2} MH/s ({:.2}x one thread)",
+        engine / 1e6,
+        engine / single
+    );
+    println!(
+        "{{\"bench\": \"sha256d\", \"impl\": \"{}\", \"threads\": {threads}, \"naive_mhs\": {:.3}, \"kernel_mhs\": {:.3}, \"engine_mhs\": {:.3}, \"kernel_vs_naive\": {:.3}, \"scaling\": {:.3}}}",
+        sha2_backend(),
+        naive / 1e6,
+        single / 1e6,
+        engine / 1e6,
+        single / naive,
+        engine / single
+    );
+}
