@@ -644,3 +644,16 @@ fn a_job_keeps_its_lowest_solutions_up_to_the_cap_and_says_it_truncated() {
     // The report fits in one frame.
     assert!(encode_frame(&CoordToClient::Finished(report)).is_ok());
 }
+
+#[test]
+fn a_small_job_is_shared_in_proportion_to_speed() {
+    let mut h = Harness::new(CoordinatorConfig::default());
+    h.add_worker(ConnId(1), "pi-4", 1_000_000);
+    h.add_worker(ConnId(2), "laptop", 3_000_000);
+    // 2^22 indices: less than one 2 s chunk of either worker.
+    let job = genesis_job(0..1 << 22);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    let sizes: Vec<(ConnId, u64)> = a.iter().map(|(c, a)| (*c, a.end - a.start)).collect();
+    assert_eq!(sizes, vec![(ConnId(1), 1 << 20), (ConnId(2), 3 << 20)]);
+}

@@ -770,6 +770,17 @@ impl Coordinator {
     /// `leases_per_worker` or no job has unassigned work. Jobs are served in order of
     /// submission.
     fn schedule(&mut self) {
+        // A job with less unassigned work than the cluster eats in one round of
+        // chunks is shared out in proportion to speed instead, measured from what
+        // each job had left when this pass began; otherwise the first worker takes a
+        // full chunk and the rest get slivers, or nothing.
+        let total_rate: f64 = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p, Peer::Worker(w) if w.hello.is_some() && !w.leaving && !w.suspect))
+            .map(|(conn, _)| self.rate(*conn))
+            .sum();
+        let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
         loop {
             let mut assigned = false;
             let ready: Vec<ConnId> = self
@@ -796,7 +807,15 @@ impl Coordinator {
                 else {
                     return;
                 };
-                let chunk = self.chunk_size(conn);
+                let left = *left_at_start.entry(job_id).or_insert_with(|| {
+                    self.jobs[&job_id]
+                        .pending
+                        .iter()
+                        .map(|r| r.end - r.start)
+                        .sum()
+                });
+                let share = (left as f64 * self.rate(conn) / total_rate).ceil() as u64;
+                let chunk = self.chunk_size(conn).min(share.max(self.config.min_chunk));
                 let job = self.jobs.get_mut(&job_id).expect("found above");
                 let front = job.pending.pop_front().expect("non-empty");
                 // A remainder of at most 1.2 chunks goes whole: splitting it would
@@ -843,14 +862,19 @@ impl Coordinator {
     /// A chunk that takes about `chunk_time` at the worker's measured rate (its
     /// benchmark until it has reported progress), rounded up to 64 Ki indices.
     fn chunk_size(&self, conn: ConnId) -> u64 {
+        let raw = (self.rate(conn) * self.config.chunk_time.as_secs_f64()) as u64;
+        let rounded = raw.div_ceil(1 << 16) << 16;
+        rounded.clamp(self.config.min_chunk, self.config.max_chunk)
+    }
+
+    /// A worker's rate in hashes per second: measured, else benchmarked, at least 1.
+    fn rate(&self, conn: ConnId) -> f64 {
         let rate = match self.peers.get(&conn) {
             Some(Peer::Worker(w)) if w.rate_hps > 0.0 => w.rate_hps,
             Some(Peer::Worker(w)) => w.hello.as_ref().map_or(0.0, |h| h.bench_hps as f64),
             _ => 0.0,
         };
-        let raw = (rate * self.config.chunk_time.as_secs_f64()) as u64;
-        let rounded = raw.div_ceil(1 << 16) << 16;
-        rounded.clamp(self.config.min_chunk, self.config.max_chunk)
+        rate.max(1.0)
     }
 
     // -----------------------------------------------------------------------------
