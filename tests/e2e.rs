@@ -375,3 +375,201 @@ async fn a_peer_speaking_another_major_version_fails_the_handshake() {
     );
     cluster.shutdown().await;
 }
+
+fn quick_worker() -> WorkerOptions {
+    WorkerOptions {
+        threads: 1,
+        benchmark: Duration::from_millis(10),
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    }
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_mid_job_hands_its_range_back_and_nothing_is_lost() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 1,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            min_chunk: 1 << 16,
+            max_chunk: 1 << 18,
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let leaver = tokio::spawn(picluster_worker::run(
+        cluster.bundle(CertRole::Worker, "leaver").unwrap(),
+        quick_worker(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let v = &vectors()[0];
+    let nonces = u64::from(v.nonce) - (1 << 22)..u64::from(v.nonce) + (1 << 22);
+    let job = Sha256dJob::new(v.header, None, nonces, 0).unwrap();
+    let id = client
+        .submit(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .await
+        .unwrap();
+    wait_until("the leaver has worked", async || {
+        let status = client.status().await.unwrap();
+        status
+            .workers
+            .iter()
+            .any(|w| w.name == "leaver" && w.hashes > 0)
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), leaver)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let report = client.wait(id).await.unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.hashes, 1 << 23);
+    assert_eq!(
+        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        vec![v.nonce]
+    );
+    let names: Vec<&str> = report
+        .contributions
+        .iter()
+        .map(|c| c.worker.as_str())
+        .collect();
+    assert_eq!(names, vec!["leaver", "worker-1"]);
+    let status = client.status().await.unwrap();
+    assert_eq!(
+        status
+            .workers
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["worker-1"]
+    );
+    client.close();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_reconnect_when_the_coordinator_comes_back() {
+    use picluster_core::service::CoordinatorService;
+    let ca = ClusterCa::generate("restart").unwrap();
+    let credential = ca
+        .issue(CertRole::Coordinator, "coordinator", &["127.0.0.1".into()])
+        .unwrap();
+    let start = |address: std::net::SocketAddr| {
+        let service = CoordinatorService::bind(
+            address,
+            ca.cert_pem(),
+            &credential,
+            CoordinatorConfig::default(),
+        )
+        .unwrap();
+        let address = service.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(service.run(async {
+            let _ = stopped.await;
+        }));
+        (address, stop, task)
+    };
+    let (address, stop, task) = start("127.0.0.1:0".parse().unwrap());
+    let worker = tokio::spawn(picluster_worker::run(
+        ca.bundle(CertRole::Worker, "pi-1", &address.to_string())
+            .unwrap(),
+        quick_worker(),
+        std::future::pending(),
+    ));
+    let admin = ca
+        .bundle(CertRole::Client, "admin", &address.to_string())
+        .unwrap();
+    let joined = async || match picluster_client::Client::connect(&admin).await {
+        Ok(c) => {
+            let n = c.status().await.map(|s| s.workers.len()).unwrap_or(0);
+            c.close();
+            n == 1
+        }
+        Err(_) => false,
+    };
+    wait_until("the worker joins", joined).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    // Same address, a new coordinator process in all but name.
+    let (_, stop, task) = start(address);
+    wait_until("the worker rejoins", joined).await;
+    let client = picluster_client::Client::connect(&admin).await.unwrap();
+    let v = &vectors()[1];
+    let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+    let report = client
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::First,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.solutions[0].nonce, v.nonce);
+    assert!(!worker.is_finished(), "the worker keeps serving");
+    client.close();
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    worker.abort();
+}
+
+#[test]
+fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = runtime
+        .block_on(LocalCluster::start_with(LocalClusterOptions {
+            workers: 2,
+            worker: quick_worker(),
+            coordinator: CoordinatorConfig::default(),
+        }))
+        .unwrap();
+    let client = picluster_client::blocking::Client::connect(
+        &cluster.bundle(CertRole::Client, "sync").unwrap(),
+    )
+    .unwrap();
+    let v = &vectors()[2];
+    let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+    let id = client
+        .submit(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .unwrap();
+    let mut updates = 0;
+    let report = client.wait_with_progress(id, |_| updates += 1).unwrap();
+    assert!(updates >= 1, "at least the initial state");
+    assert_eq!(
+        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        vec![v.nonce]
+    );
+    assert_eq!(report.hashes, WINDOW);
+    let jobs = client.jobs().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].progress.state, JobState::Completed);
+    assert_eq!(client.status().unwrap().workers.len(), 2);
+    assert_eq!(
+        client.cancel(id).unwrap().progress.state,
+        JobState::Completed,
+        "an ended job keeps its state"
+    );
+    drop(client);
+    runtime.block_on(cluster.shutdown());
+}
