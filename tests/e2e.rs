@@ -34,6 +34,20 @@ async fn three_workers() -> LocalCluster {
 
 const WINDOW: u64 = 1 << 20;
 
+fn first(job: Sha256dJob) -> JobSpec {
+    JobSpec {
+        kind: JobKind::Sha256d(job),
+        mode: SearchMode::First,
+    }
+}
+
+fn all(job: Sha256dJob) -> JobSpec {
+    JobSpec {
+        kind: JobKind::Sha256d(job),
+        mode: SearchMode::All,
+    }
+}
+
 fn window_around(nonce: u32) -> std::ops::Range<u64> {
     let start = u64::from(nonce).saturating_sub(WINDOW / 3);
     start..start + WINDOW
@@ -55,13 +69,7 @@ async fn three_workers_find_the_nonces_of_blocks_0_1_2_like_a_single_process_sca
         );
 
         // First-solution mode: the block's own nonce and hash.
-        let first = client
-            .run(&JobSpec {
-                kind: JobKind::Sha256d(job),
-                mode: SearchMode::First,
-            })
-            .await
-            .unwrap();
+        let first = client.run(&first(job)).await.unwrap();
         assert_eq!(first.state, JobState::Completed);
         assert_eq!(first.solutions.len(), 1);
         assert_eq!(first.solutions[0].nonce, v.nonce);
@@ -69,13 +77,7 @@ async fn three_workers_find_the_nonces_of_blocks_0_1_2_like_a_single_process_sca
         assert_eq!(hex::encode(&first.solutions[0].hash), v.hash);
 
         // Exhaustive mode: the same single solution, every nonce counted once.
-        let all = client
-            .run(&JobSpec {
-                kind: JobKind::Sha256d(job),
-                mode: SearchMode::All,
-            })
-            .await
-            .unwrap();
+        let all = client.run(&all(job)).await.unwrap();
         assert_eq!(all.state, JobState::Completed);
         assert_eq!(
             all.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
@@ -106,13 +108,7 @@ async fn version_rolling_finds_every_solution_across_versions() {
     let client = cluster.client().await.unwrap();
     let v = &vectors()[2];
     let job = Sha256dJob::new(v.header, Some(easy_target()), 0..100_000, 0x0000_6000).unwrap();
-    let report = client
-        .run(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::All,
-        })
-        .await
-        .unwrap();
+    let report = client.run(&all(job)).await.unwrap();
     assert_eq!(report.hashes, 400_000);
     let mut expected = Vec::new();
     for slot in 0..4 {
@@ -139,13 +135,7 @@ async fn cancel_ends_a_running_job_and_frees_the_workers() {
     let client = cluster.client().await.unwrap();
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
-    let id = client
-        .submit(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::All,
-        })
-        .await
-        .unwrap();
+    let id = client.submit(&all(job)).await.unwrap();
     let mut watch = client.watch(id).await.unwrap();
     // Wait until work is under way.
     while let Some(picluster_client::JobEvent::Progress(p)) = watch.next().await {
@@ -160,13 +150,7 @@ async fn cancel_ends_a_running_job_and_frees_the_workers() {
     assert!(report.hashes > 0 && report.hashes < 1 << 32);
     // Workers are free: a small job completes at once.
     let small = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let done = client
-        .run(&JobSpec {
-            kind: JobKind::Sha256d(small),
-            mode: SearchMode::First,
-        })
-        .await
-        .unwrap();
+    let done = client.run(&first(small)).await.unwrap();
     assert_eq!(done.solutions[0].nonce, v.nonce);
     // Unknown jobs are refused with a clear error.
     let err = client.wait(picluster_client::JobId(999)).await.unwrap_err();
@@ -202,13 +186,7 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
     let client = cluster.client().await.unwrap();
     let v = &vectors()[1];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let id = client
-        .submit(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::All,
-        })
-        .await
-        .unwrap();
+    let id = client.submit(&all(job)).await.unwrap();
 
     // A bundle from another cluster: it does not trust our coordinator.
     let other = ClusterCa::generate("other").unwrap();
@@ -317,13 +295,7 @@ async fn bad_frames_close_only_the_offending_connection() {
     // Everyone else is still served.
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let report = client
-        .run(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::First,
-        })
-        .await
-        .unwrap();
+    let report = client.run(&first(job)).await.unwrap();
     assert_eq!(report.solutions[0].nonce, v.nonce);
     client.close();
     cluster.shutdown().await;
@@ -420,13 +392,7 @@ async fn a_worker_stopped_mid_job_hands_its_range_back_and_nothing_is_lost() {
     let v = &vectors()[0];
     let nonces = u64::from(v.nonce) - (1 << 22)..u64::from(v.nonce) + (1 << 22);
     let job = Sha256dJob::new(v.header, None, nonces, 0).unwrap();
-    let id = client
-        .submit(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::All,
-        })
-        .await
-        .unwrap();
+    let id = client.submit(&all(job)).await.unwrap();
     wait_until("the leaver has worked", async || {
         let status = client.status().await.unwrap();
         status
@@ -474,14 +440,24 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     let credential = ca
         .issue(CertRole::Coordinator, "coordinator", &["127.0.0.1".into()])
         .unwrap();
-    let start = |address: std::net::SocketAddr| {
-        let service = CoordinatorService::bind(
-            address,
-            ca.cert_pem(),
-            &credential,
-            CoordinatorConfig::default(),
-        )
-        .unwrap();
+    let start = async |address: std::net::SocketAddr| {
+        // quinn releases a stopped endpoint's socket shortly after its last handle.
+        let mut attempts = 0;
+        let service = loop {
+            match CoordinatorService::bind(
+                address,
+                ca.cert_pem(),
+                &credential,
+                CoordinatorConfig::default(),
+            ) {
+                Ok(service) => break service,
+                Err(_) if attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot bind {address}: {e}"),
+            }
+        };
         let address = service.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(service.run(async {
@@ -489,7 +465,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
         }));
         (address, stop, task)
     };
-    let (address, stop, task) = start("127.0.0.1:0".parse().unwrap());
+    let (address, stop, task) = start("127.0.0.1:0".parse().unwrap()).await;
     let worker = tokio::spawn(picluster_worker::run(
         ca.bundle(CertRole::Worker, "pi-1", &address.to_string())
             .unwrap(),
@@ -511,18 +487,12 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     stop.send(()).unwrap();
     task.await.unwrap();
     // Same address, a new coordinator process in all but name.
-    let (_, stop, task) = start(address);
+    let (_, stop, task) = start(address).await;
     wait_until("the worker rejoins", joined).await;
     let client = picluster_client::Client::connect(&admin).await.unwrap();
     let v = &vectors()[1];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let report = client
-        .run(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::First,
-        })
-        .await
-        .unwrap();
+    let report = client.run(&first(job)).await.unwrap();
     assert_eq!(report.solutions[0].nonce, v.nonce);
     assert!(!worker.is_finished(), "the worker keeps serving");
     client.close();
@@ -547,12 +517,7 @@ fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
     .unwrap();
     let v = &vectors()[2];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
-    let id = client
-        .submit(&JobSpec {
-            kind: JobKind::Sha256d(job),
-            mode: SearchMode::All,
-        })
-        .unwrap();
+    let id = client.submit(&all(job)).unwrap();
     let mut updates = 0;
     let report = client.wait_with_progress(id, |_| updates += 1).unwrap();
     assert!(updates >= 1, "at least the initial state");

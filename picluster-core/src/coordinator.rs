@@ -583,14 +583,10 @@ impl Coordinator {
     /// A lease reached its end. The job completes when that was its last searched
     /// range.
     fn finish_lease(&mut self, now: Instant, lease_id: LeaseId) {
-        let Some(lease) = self.leases.remove(&lease_id) else {
+        let Some(lease) = self.detach_lease(lease_id) else {
             return;
         };
-        if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
-            w.leases.remove(&lease_id);
-        }
         if let Some(job) = self.jobs.get_mut(&lease.job) {
-            job.leases.remove(&lease_id);
             if !job.state.is_final() && job.pending.is_empty() && job.leases.is_empty() {
                 debug_assert_eq!(job.hashes, job.keyspace);
                 self.end_job(now, lease.job, JobState::Completed);
@@ -599,16 +595,24 @@ impl Coordinator {
         self.schedule_requested = true;
     }
 
-    /// Returns the unsearched part of a lease to its job's queue.
-    fn requeue(&mut self, lease_id: LeaseId) {
-        let Some(lease) = self.leases.remove(&lease_id) else {
-            return;
-        };
+    /// Removes a lease from the lease table, its worker and its job.
+    fn detach_lease(&mut self, lease_id: LeaseId) -> Option<Lease> {
+        let lease = self.leases.remove(&lease_id)?;
         if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
             w.leases.remove(&lease_id);
         }
         if let Some(job) = self.jobs.get_mut(&lease.job) {
             job.leases.remove(&lease_id);
+        }
+        Some(lease)
+    }
+
+    /// Returns the unsearched part of a lease to its job's queue.
+    fn requeue(&mut self, lease_id: LeaseId) {
+        let Some(lease) = self.detach_lease(lease_id) else {
+            return;
+        };
+        if let Some(job) = self.jobs.get_mut(&lease.job) {
             if !job.state.is_final() && lease.position < lease.end {
                 // Keep the queue in index order, so work is searched in order.
                 let at = job.pending.partition_point(|r| r.start < lease.position);
@@ -739,12 +743,9 @@ impl Coordinator {
         job.state = state;
         job.finished = Some(now);
         job.pending.clear();
-        let leases = std::mem::take(&mut job.leases);
+        let leases: Vec<LeaseId> = job.leases.iter().copied().collect();
         for lease_id in leases {
-            if let Some(lease) = self.leases.remove(&lease_id) {
-                if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
-                    w.leases.remove(&lease_id);
-                }
+            if let Some(lease) = self.detach_lease(lease_id) {
                 self.outbox.push_back(Transmit::ToWorker(
                     lease.worker,
                     CoordToWorker::Stop(Stop { lease: lease_id }),

@@ -186,12 +186,17 @@ fn encode<T: serde::Serialize + std::fmt::Debug>(message: &T) -> Option<WriterCo
     }
 }
 
+/// Accepts connections. The connection tasks belong to this task: when the service
+/// stops and aborts it, they go too, and with them every handle on the endpoint.
 async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::UnboundedSender<Event>) {
     let mut next_conn = 1u64;
+    let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         let conn = ConnId(next_conn);
         next_conn += 1;
-        tokio::spawn(connection(incoming, conn, events.clone()));
+        connections.spawn(connection(incoming, conn, events.clone()));
+        // Reap finished connection tasks as we go.
+        while connections.try_join_next().is_some() {}
     }
 }
 
@@ -243,7 +248,7 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
     {
         return;
     }
-    tokio::spawn(write_loop(
+    let writer = tokio::spawn(write_loop(
         connection.clone(),
         FrameWriter::new(send),
         writer_rx,
@@ -273,6 +278,9 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
         }
     }
     let _ = events.send(Event::Disconnected(conn));
+    // The writer still carries out what the core queued (a close with its reason);
+    // it ends when the core drops its sender.
+    let _ = writer.await;
 }
 
 fn decode(role: Role, body: &[u8]) -> Result<Inbound, wire::FrameError> {
