@@ -100,22 +100,32 @@ fn assignments_become_tasks_and_compute_events_become_reports() {
 }
 
 #[test]
-fn a_stopped_lease_reports_nothing_more() {
+fn a_stopped_lease_reports_only_its_final_position_as_acknowledgement() {
     let mut a = agent();
     a.handle_message(assign(7, 0, 1000)).unwrap();
     commands(&mut a);
     a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(7) }))
         .unwrap();
     assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(1),
+        indices: vec![3],
+    });
     a.handle_compute(ComputeEvent::Progress {
         task: TaskId(1),
         position: 512,
     });
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
-        position: 512,
+        position: 640,
     });
-    assert_eq!(sent(&mut a), vec![]);
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Released(Released {
+            lease: LeaseId(7),
+            position: 640
+        })]
+    );
     assert_eq!(a.leases_held(), 0);
     // Stopping an unknown lease is harmless.
     a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(99) }))

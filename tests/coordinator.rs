@@ -49,7 +49,7 @@ impl Harness {
     }
 
     fn drain(&mut self) -> Vec<Transmit> {
-        std::iter::from_fn(|| self.core.poll_transmit()).collect()
+        std::iter::from_fn(|| self.core.poll_transmit(self.now)).collect()
     }
 
     fn client(&mut self, m: ClientToCoord) {
@@ -656,4 +656,61 @@ fn a_small_job_is_shared_in_proportion_to_speed() {
     let a = assigns(&h.drain());
     let sizes: Vec<(ConnId, u64)> = a.iter().map(|(c, a)| (*c, a.end - a.start)).collect();
     assert_eq!(sizes, vec![(ConnId(1), 1 << 20), (ConnId(2), 3 << 20)]);
+}
+
+#[test]
+fn the_lease_clock_starts_when_an_idle_worker_is_given_work() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.drain();
+    // Idle and silent for far longer than the lease timeout: nothing is owed.
+    h.now += Duration::from_secs(60);
+    h.core.handle_timeout(h.now);
+    h.submit(&genesis_job(0..8192), SearchMode::All);
+    let a = assigns(&h.drain());
+    assert_eq!(a.len(), 2);
+    h.now += Duration::from_millis(4999);
+    h.core.handle_timeout(h.now);
+    assert!(
+        stops(&h.drain()).is_empty(),
+        "no lease expires before 5 s of silence"
+    );
+    h.now += Duration::from_millis(1);
+    h.core.handle_timeout(h.now);
+    assert_eq!(stops(&h.drain()).len(), 2);
+}
+
+#[test]
+fn a_worker_that_acknowledges_a_stop_for_an_expired_lease_gets_work_again() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    let job = genesis_job(0..8192);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    h.now += Duration::from_secs(5);
+    h.core.handle_timeout(h.now);
+    assert_eq!(stops(&h.drain()).len(), 2);
+    // Its network came back: it acknowledges the stops.
+    for (_, x) in &a {
+        h.worker_says(
+            ConnId(1),
+            WorkerToCoord::Released(Released {
+                lease: x.lease,
+                position: x.start + 100,
+            }),
+        );
+    }
+    assert_eq!(
+        h.core.stats().stale_reports,
+        0,
+        "an acknowledgement is not a stale report"
+    );
+    let b = assigns(&h.drain());
+    assert_eq!(
+        b.iter()
+            .map(|(c, a)| (*c, a.start, a.end))
+            .collect::<Vec<_>>(),
+        vec![(ConnId(1), 0, 4096), (ConnId(1), 4096, 8192)],
+        "the expired ranges, whole: acknowledgements of taken-back leases commit nothing"
+    );
 }

@@ -538,3 +538,31 @@ fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
     drop(client);
     runtime.block_on(cluster.shutdown());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_idle_for_longer_than_the_lease_timeout_still_runs_jobs() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 2,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            lease_timeout: Duration::from_millis(600),
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    let v = &vectors()[0];
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+        let report = tokio::time::timeout(Duration::from_secs(10), client.run(&all(job)))
+            .await
+            .expect("the job runs")
+            .unwrap();
+        assert_eq!(report.hashes, WINDOW);
+        assert_eq!(report.solutions[0].nonce, v.nonce);
+    }
+    client.close();
+    cluster.shutdown().await;
+}

@@ -4,8 +4,8 @@
 //! effects go out as [`Transmit`] values. The async driver in [`crate::service`] owns
 //! one `Coordinator` and does the IO; tests drive it directly.
 //!
-//! Driving order: after any `handle_*` call, drain [`Coordinator::poll_transmit`] until
-//! it returns `None`, then sleep until [`Coordinator::poll_timeout`] (or the next
+//! Driving order: after any `handle_*` call, drain [`Coordinator::poll_transmit`] (with
+//! the current time) until it returns `None`, then sleep until [`Coordinator::poll_timeout`] (or the next
 //! input) and call [`Coordinator::handle_timeout`] when it passes. Scheduling is
 //! requested by the handlers and runs once, at the first `poll_transmit` after a batch.
 //!
@@ -147,6 +147,8 @@ struct Worker {
     /// Lost its leases for silence: gets no new work until it is heard from again.
     suspect: bool,
     connected: Instant,
+    /// When the worker was last heard from, or given work while it held none: its
+    /// leases expire `lease_timeout` after this.
     last_heard: Instant,
     hashes: u64,
     rate_hps: f64,
@@ -355,10 +357,10 @@ impl Coordinator {
     }
 
     /// The next effect to carry out. Runs the scheduler first if any input asked for it.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if self.schedule_requested {
             self.schedule_requested = false;
-            self.schedule();
+            self.schedule(now);
         }
         self.outbox.pop_front()
     }
@@ -466,15 +468,11 @@ impl Coordinator {
                 self.on_found(now, conn, lease, indices)
             }
             WorkerToCoord::Released(Released { lease, position }) => {
-                if self.own_lease(conn, lease)?.is_none() {
+                if self.released_lease(conn, lease)?.is_none() {
                     return Ok(());
                 }
                 self.advance(now, lease, position)?;
-                if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
-                    w.leases.remove(&lease);
-                }
                 self.requeue(lease);
-                self.schedule_requested = true;
                 Ok(())
             }
             WorkerToCoord::Leaving => {
@@ -499,6 +497,16 @@ impl Coordinator {
                 self.stats.stale_reports += 1;
                 Ok(None)
             }
+            Some(l) if l.worker != conn => Err(protocol(&format!("lease {lease} is not yours"))),
+            Some(l) => Ok(Some(l)),
+        }
+    }
+
+    /// Like `own_lease`, for a release: releasing a lease we already took back is how
+    /// a worker acknowledges `Stop`, not a stale report.
+    fn released_lease(&self, conn: ConnId, lease: LeaseId) -> Result<Option<&Lease>, Violation> {
+        match self.leases.get(&lease) {
+            None => Ok(None),
             Some(l) if l.worker != conn => Err(protocol(&format!("lease {lease} is not yours"))),
             Some(l) => Ok(Some(l)),
         }
@@ -770,7 +778,7 @@ impl Coordinator {
     /// Hands out leases round-robin, one per worker per pass, until every worker holds
     /// `leases_per_worker` or no job has unassigned work. Jobs are served in order of
     /// submission.
-    fn schedule(&mut self) {
+    fn schedule(&mut self, now: Instant) {
         // A job with less unassigned work than the cluster eats in one round of
         // chunks is shared out in proportion to speed instead, measured from what
         // each job had left when this pass began; otherwise the first worker takes a
@@ -848,6 +856,10 @@ impl Coordinator {
                     },
                 );
                 if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
+                    if w.leases.is_empty() {
+                        // An idle worker owes no reports: the lease clock starts now.
+                        w.last_heard = now;
+                    }
                     w.leases.insert(lease);
                 }
                 self.outbox

@@ -345,16 +345,24 @@ pub struct Session<W> {
     pub welcome: W,
 }
 
-/// Resolves the bundle's coordinator address.
+/// Resolves the bundle's coordinator address. A name with both IPv4 and IPv6
+/// addresses resolves to IPv4: a coordinator listening on `0.0.0.0` (the usual
+/// `--listen`) is not reachable over IPv6, and QUIC cannot tell "nobody there" from
+/// "slow" except by timing out.
 pub async fn resolve(bundle: &Bundle) -> Result<(SocketAddr, String), NetError> {
     let (host, port) = bundle.coordinator_host_port()?;
-    let address = tokio::net::lookup_host((host.as_str(), port))
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|source| NetError::Resolve {
             address: bundle.coordinator.clone(),
             source,
         })?
-        .next()
+        .collect();
+    let address = addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
         .ok_or_else(|| NetError::Resolve {
             address: bundle.coordinator.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),

@@ -96,7 +96,7 @@ impl CoordinatorService {
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
             }
-            while let Some(transmit) = core.poll_transmit() {
+            while let Some(transmit) = core.poll_transmit(Instant::now()) {
                 carry_out(&mut writers, transmit);
             }
             for conn in gone.drain(..) {

@@ -92,8 +92,19 @@ pub struct WorkerInfo {
 struct Held {
     lease: LeaseId,
     end: u64,
-    /// Told to stop by the coordinator (or the connection is gone): report nothing more.
-    revoked: bool,
+    standing: Standing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Ours: report progress, solutions and the end.
+    Running,
+    /// The coordinator said stop: report nothing but the final position, which
+    /// acknowledges the stop (and tells a coordinator that took the lease back for
+    /// silence that we are alive).
+    Stopping,
+    /// The connection it was assigned on is gone: report nothing.
+    Orphaned,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,9 +175,9 @@ impl Agent {
                 let task = self
                     .held
                     .iter_mut()
-                    .find(|(_, h)| h.lease == lease && !h.revoked);
+                    .find(|(_, h)| h.lease == lease && h.standing == Standing::Running);
                 if let Some((task, held)) = task {
-                    held.revoked = true;
+                    held.standing = Standing::Stopping;
                     self.compute.push_back(ComputeCommand::Stop(*task));
                 }
                 Ok(())
@@ -210,7 +221,7 @@ impl Agent {
             Held {
                 lease,
                 end,
-                revoked: false,
+                standing: Standing::Running,
             },
         );
         self.compute.push_back(ComputeCommand::Run {
@@ -226,7 +237,7 @@ impl Agent {
     pub fn handle_compute(&mut self, event: ComputeEvent) {
         match event {
             ComputeEvent::Found { task, indices } => {
-                if let Some(h) = self.held.get(&task).filter(|h| !h.revoked) {
+                if let Some(h) = self.running(task) {
                     self.outbox.push_back(WorkerToCoord::Found(Found {
                         lease: h.lease,
                         indices,
@@ -234,7 +245,7 @@ impl Agent {
                 }
             }
             ComputeEvent::Progress { task, position } => {
-                if let Some(h) = self.held.get(&task).filter(|h| !h.revoked) {
+                if let Some(h) = self.running(task) {
                     self.outbox.push_back(WorkerToCoord::Progress(Progress {
                         lease: h.lease,
                         position,
@@ -245,19 +256,17 @@ impl Agent {
                 let Some(h) = self.held.remove(&task) else {
                     return;
                 };
-                if !h.revoked {
-                    self.outbox.push_back(if position == h.end {
-                        WorkerToCoord::Progress(Progress {
-                            lease: h.lease,
-                            position,
-                        })
-                    } else {
-                        WorkerToCoord::Released(Released {
-                            lease: h.lease,
-                            position,
-                        })
-                    });
-                }
+                let (lease, position) = (h.lease, position);
+                let report = match h.standing {
+                    Standing::Running if position == h.end => {
+                        Some(WorkerToCoord::Progress(Progress { lease, position }))
+                    }
+                    Standing::Running | Standing::Stopping => {
+                        Some(WorkerToCoord::Released(Released { lease, position }))
+                    }
+                    Standing::Orphaned => None,
+                };
+                self.outbox.extend(report);
                 self.maybe_leave();
             }
         }
@@ -279,10 +288,10 @@ impl Agent {
     /// every task and report nothing about them.
     pub fn handle_disconnected(&mut self) {
         for (task, held) in &mut self.held {
-            if !held.revoked {
-                held.revoked = true;
+            if held.standing == Standing::Running {
                 self.compute.push_back(ComputeCommand::Stop(*task));
             }
+            held.standing = Standing::Orphaned;
         }
         self.outbox.clear();
         if self.phase == Phase::Leaving {
@@ -290,8 +299,16 @@ impl Agent {
         }
     }
 
+    fn running(&self, task: TaskId) -> Option<&Held> {
+        self.held
+            .get(&task)
+            .filter(|h| h.standing == Standing::Running)
+    }
+
     fn maybe_leave(&mut self) {
-        if self.phase == Phase::Leaving && self.held.values().all(|h| h.revoked) {
+        if self.phase == Phase::Leaving
+            && self.held.values().all(|h| h.standing == Standing::Orphaned)
+        {
             self.phase = Phase::Left;
             self.outbox.push_back(WorkerToCoord::Leaving);
         }
