@@ -183,6 +183,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| if verbose { "info" } else { "warn" }.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let stdout = std::io::stdout();
     match run(cli, &mut stdout.lock()) {
