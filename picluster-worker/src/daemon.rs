@@ -43,7 +43,7 @@ impl Default for WorkerOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The bundle is for a client, not a worker.
-    #[error("this bundle is for a {0:?}, not a worker: create one with `picluster add-worker`")]
+    #[error("this bundle is for a {}, not a worker: create one with `picluster add-worker`", .0.as_str())]
     NotAWorkerBundle(CertRole),
     /// The compute engine could not start.
     #[error(transparent)]

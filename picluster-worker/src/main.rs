@@ -1,7 +1,6 @@
 //! `picluster-worker --bundle FILE [--threads N]`: join a cluster and work until
 //! stopped. SIGTERM or Ctrl-C hands unfinished work back before exiting.
 
-use anyhow::Context as _;
 use clap::Parser;
 use picluster_core::cluster::Bundle;
 use picluster_worker::WorkerOptions;
@@ -32,7 +31,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("picluster-worker: {e:#}");
+            // Our error messages already name their cause: one line, no chain.
+            eprintln!("picluster-worker: {e}");
             ExitCode::FAILURE
         }
     }
@@ -48,7 +48,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     runtime.block_on(picluster_worker::run(bundle, options, shutdown_signal()))?;
     Ok(())
 }
