@@ -238,3 +238,45 @@ fn bad_assignments_are_protocol_errors() {
     assert!(commands(&mut a).is_empty());
     let _: Option<ComputeCommand> = a.poll_compute();
 }
+
+#[test]
+fn a_trim_is_passed_to_the_engine_and_its_new_end_acknowledged() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    commands(&mut a);
+    a.handle_message(CoordToWorker::Trim(Trim {
+        lease: LeaseId(7),
+        end: 400,
+    }))
+    .unwrap();
+    assert_eq!(commands(&mut a), vec!["Trim(TaskId(1), 400)"]);
+    a.handle_compute(ComputeEvent::Trimmed {
+        task: TaskId(1),
+        end: 512,
+    });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 512,
+    });
+    assert_eq!(
+        sent(&mut a),
+        vec![
+            WorkerToCoord::Trimmed(Trimmed {
+                lease: LeaseId(7),
+                end: 512
+            }),
+            WorkerToCoord::Progress(Progress {
+                lease: LeaseId(7),
+                position: 512
+            }),
+        ],
+        "the lease completes at its new end"
+    );
+    // A trim for a lease no longer held is ignored.
+    a.handle_message(CoordToWorker::Trim(Trim {
+        lease: LeaseId(7),
+        end: 1,
+    }))
+    .unwrap();
+    assert!(commands(&mut a).is_empty());
+}

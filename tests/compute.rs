@@ -4,6 +4,7 @@ use crate::common::{easy_target, reference_scan, vectors};
 use picluster_core::kernel::Kernel;
 use picluster_core::sha256d::Sha256dJob;
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, BLOCK};
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,4 +109,50 @@ fn benchmark_measures_a_positive_rate() {
     let (compute, _rx) = engine(1);
     let rate = compute.benchmark(Duration::from_millis(50));
     assert!(rate > 10_000, "rate {rate} H/s");
+}
+
+#[test]
+fn a_trimmed_task_ends_at_the_trim_or_at_its_claimed_blocks() {
+    let v = &vectors()[0];
+    let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
+    let (compute, rx) = engine(2);
+    let kernel: Arc<dyn Kernel> = Arc::new(job.kernel());
+    // A queued task trims exactly.
+    compute.run(
+        TaskId(1),
+        kernel.clone(),
+        0..1 << 32,
+        Duration::from_millis(5),
+    );
+    compute.run(
+        TaskId(2),
+        kernel.clone(),
+        0..BLOCK * 10,
+        Duration::from_millis(5),
+    );
+    compute.trim(TaskId(2), BLOCK * 3 + 5);
+    // A running task ends at the end of what its threads have claimed, or later.
+    std::thread::sleep(Duration::from_millis(30));
+    compute.trim(TaskId(1), 1);
+    let mut trimmed = BTreeMap::new();
+    let mut finished = BTreeMap::new();
+    while finished.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            ComputeEvent::Trimmed { task, end } => {
+                trimmed.insert(task, end);
+            }
+            ComputeEvent::Finished { task, position } => {
+                finished.insert(task, position);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(trimmed[&TaskId(2)], BLOCK * 3 + 5);
+    assert_eq!(finished[&TaskId(2)], BLOCK * 3 + 5);
+    let end = trimmed[&TaskId(1)];
+    assert!(end > 1 && end % BLOCK == 0 && end < 1 << 32, "{end}");
+    assert_eq!(finished[&TaskId(1)], end, "every claimed block is searched");
+    // Trimming a finished task reports nothing.
+    compute.trim(TaskId(1), 0);
+    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
 }

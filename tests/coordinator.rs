@@ -232,8 +232,8 @@ fn each_worker_holds_two_leases_and_chunks_follow_its_benchmark() {
     let out = h.drain();
     let a = assigns(&out);
     assert_eq!(a.len(), 2, "current chunk plus one prefetched");
-    // 2 s at 1 MH/s, rounded up to 64 Ki: 31 * 65536.
-    assert_eq!(a[0].1.end - a[0].1.start, 31 * 65536);
+    // 2 s at 1 MH/s.
+    assert_eq!(a[0].1.end - a[0].1.start, 2_000_000);
     assert_eq!(a[1].1.start, a[0].1.end);
 }
 
@@ -713,4 +713,87 @@ fn a_worker_that_acknowledges_a_stop_for_an_expired_lease_gets_work_again() {
         vec![(ConnId(1), 0, 4096), (ConnId(1), 4096, 8192)],
         "the expired ranges, whole: acknowledgements of taken-back leases commit nothing"
     );
+}
+
+#[test]
+fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1000,
+        min_steal: 100,
+        ..CoordinatorConfig::default()
+    });
+    h.add_worker(ConnId(1), "pi-3", 1_000);
+    h.add_worker(ConnId(2), "laptop", 30_000);
+    // 2 s of the slow worker's work and 2 of the fast one's: 62,000 in all.
+    let job = genesis_job(0..62_000);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    let slow: Vec<&Assign> = a
+        .iter()
+        .filter(|(c, _)| *c == ConnId(1))
+        .map(|(_, a)| a)
+        .collect();
+    let fast: Vec<&Assign> = a
+        .iter()
+        .filter(|(c, _)| *c == ConnId(2))
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(slow.iter().map(|a| a.end - a.start).sum::<u64>(), 2_000);
+    // The fast worker finishes everything it holds at t = 1 s.
+    h.now += Duration::from_secs(1);
+    for x in &fast {
+        h.worker_says(
+            ConnId(2),
+            WorkerToCoord::Progress(Progress {
+                lease: x.lease,
+                position: x.end,
+            }),
+        );
+    }
+    let out = h.drain();
+    // The slow worker's lease ends 2 s from the start; it has done 1,000 of 2,000 by
+    // now (extrapolated from its rate, as it has not reported yet).
+    let trims: Vec<(ConnId, Trim)> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::ToWorker(c, CoordToWorker::Trim(x)) => Some((*c, *x)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trims.len(), 1, "{out:?}");
+    let (owner, trim) = trims[0];
+    assert_eq!(owner, ConnId(1));
+    assert_eq!(trim.lease, slow.last().unwrap().lease);
+    // 1,000 left; the laptop measured itself at 60,000/s (60,000 in 1 s), so the
+    // thief takes 1 s * 1,000 * 60,000 / 61,000 = 983 and both end together.
+    assert_eq!(trim.end, 2_000 - 983);
+    assert!(
+        assigns(&out).is_empty(),
+        "nothing is handed out before the owner acknowledges"
+    );
+    // The owner had already passed the requested end a little: the split uses its word.
+    let acknowledged = trim.end + 10;
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Trimmed(Trimmed {
+            lease: trim.lease,
+            end: acknowledged,
+        }),
+    );
+    let b = assigns(&h.drain());
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (b[0].0, b[0].1.start, b[0].1.end),
+        (ConnId(2), acknowledged, slow.last().unwrap().end)
+    );
+    assert_eq!(h.core.stats().steals, 1);
+    // A trim nobody asked for, or below the requested end, breaks the protocol.
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Trimmed(Trimmed {
+            lease: trim.lease,
+            end: acknowledged,
+        }),
+    );
+    assert_eq!(closes(&h.drain()), vec![(ConnId(1), CloseCode::Protocol)]);
 }

@@ -12,4 +12,5 @@ mod cli;
 mod compute;
 mod coordinator;
 mod e2e;
+mod sim;
 mod wire;

@@ -77,6 +77,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("WorkerToCoord::Leaving", e(&WorkerToCoord::Leaving)),
         (
+            "WorkerToCoord::Trimmed",
+            e(&WorkerToCoord::Trimmed(Trimmed {
+                lease: LeaseId(9),
+                end: 40000,
+            })),
+        ),
+        (
             "CoordToWorker::Welcome",
             e(&CoordToWorker::Welcome(WorkerWelcome {
                 minor: 0,
@@ -97,6 +104,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         (
             "CoordToWorker::Stop",
             e(&CoordToWorker::Stop(Stop { lease: LeaseId(9) })),
+        ),
+        (
+            "CoordToWorker::Trim",
+            e(&CoordToWorker::Trim(Trim {
+                lease: LeaseId(9),
+                end: 30000,
+            })),
         ),
         (
             "ClientToCoord::Hello",
@@ -274,9 +288,11 @@ const GOLDEN: &[(&str, &str)] = &[
     ("WorkerToCoord::Found", "0600000002090201ac02"),
     ("WorkerToCoord::Released", "0400000003098001"),
     ("WorkerToCoord::Leaving", "0100000004"),
+    ("WorkerToCoord::Trimmed", "050000000509c0b802"),
     ("CoordToWorker::Welcome", "05000000000002fa01"),
     ("CoordToWorker::Assign", "840000000109030050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff0100808004"),
     ("CoordToWorker::Stop", "020000000209"),
+    ("CoordToWorker::Trim", "050000000309b0ea01"),
     ("ClientToCoord::Hello", "08000000000005302e312e30"),
     ("ClientToCoord::Submit", "8000000001010050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff0100"),
     ("ClientToCoord::Watch", "03000000020203"),
@@ -394,7 +410,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn truncated_frames_never_panic_and_never_decode(which in 0usize..24, cut in 0usize..200) {
+    fn truncated_frames_never_panic_and_never_decode(which in 0usize..26, cut in 0usize..200) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let cut = cut % frame.len();
@@ -405,7 +421,7 @@ proptest! {
     }
 
     #[test]
-    fn extended_frames_never_panic(which in 0usize..24, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
+    fn extended_frames_never_panic(which in 0usize..26, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut long = frame.clone();
@@ -418,7 +434,7 @@ proptest! {
     }
 
     #[test]
-    fn bit_flipped_frames_never_panic(which in 0usize..24, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
+    fn bit_flipped_frames_never_panic(which in 0usize..26, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut damaged = frame.clone();

@@ -19,8 +19,9 @@ use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
 use crate::wire::{
     negotiate_minor, Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus,
     Contribution, CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest,
-    JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, WorkSpec, WorkerHello,
-    WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_LISTED_JOBS, MAX_SOLUTIONS,
+    JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, Trim, Trimmed, WorkSpec,
+    WorkerHello, WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_LISTED_JOBS,
+    MAX_SOLUTIONS,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -44,6 +45,11 @@ pub struct CoordinatorConfig {
     /// A worker silent for this long loses its leases (the unfinished parts return to
     /// the queue). Independent of QUIC's idle timeout.
     pub lease_timeout: Duration,
+    /// Smallest range worth stealing: below this a split costs more than it saves.
+    pub min_steal: u64,
+    /// Steal only when the lease that ends last would end at least this much later
+    /// than the thief becomes free.
+    pub steal_gap: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -55,6 +61,8 @@ impl Default for CoordinatorConfig {
             leases_per_worker: 2,
             progress_interval: Duration::from_millis(250),
             lease_timeout: Duration::from_secs(5),
+            min_steal: 1 << 16,
+            steal_gap: Duration::from_millis(50),
         }
     }
 }
@@ -108,6 +116,8 @@ pub struct CoordinatorStats {
     pub lost_leases: u64,
     /// Connections closed for breaking the protocol or claiming false solutions.
     pub violations: u64,
+    /// Ranges stolen from one worker's lease for another.
+    pub steals: u64,
 }
 
 struct Job {
@@ -136,6 +146,12 @@ struct Lease {
     worker: ConnId,
     position: u64,
     end: u64,
+    /// When `position` was reported, or the worker started on the lease (as far as
+    /// the coordinator can tell: when it got it while idle, or finished the one before).
+    reported_at: Instant,
+    /// A trim sent and not yet acknowledged: the requested end and the worker that
+    /// gets the rest.
+    trim: Option<(u64, ConnId)>,
 }
 
 struct Worker {
@@ -475,6 +491,9 @@ impl Coordinator {
                 self.requeue(lease);
                 Ok(())
             }
+            WorkerToCoord::Trimmed(Trimmed { lease, end }) => {
+                self.on_trimmed(now, conn, lease, end)
+            }
             WorkerToCoord::Leaving => {
                 self.drop_peer(conn, CloseCode::Normal, "worker left");
                 Ok(())
@@ -526,6 +545,7 @@ impl Coordinator {
         }
         let delta = position - lease.position;
         lease.position = position;
+        lease.reported_at = now;
         let (job_id, conn) = (lease.job, lease.worker);
         let Some(Peer::Worker(worker)) = self.peers.get_mut(&conn) else {
             return Ok(());
@@ -547,6 +567,8 @@ impl Coordinator {
             job.hashes += delta;
             *job.contributions.entry(name).or_default() += delta;
             job.dirty = true;
+            // In a job's tail, fresh positions may make a steal worth it.
+            self.schedule_requested |= job.pending.is_empty();
         }
         Ok(())
     }
@@ -594,6 +616,12 @@ impl Coordinator {
         let Some(lease) = self.detach_lease(lease_id) else {
             return;
         };
+        // The worker moves straight on to its next lease: that one's clock starts now.
+        if let Some(Peer::Worker(w)) = self.peers.get(&lease.worker) {
+            if let Some(next) = w.leases.first().and_then(|id| self.leases.get_mut(id)) {
+                next.reported_at = now;
+            }
+        }
         if let Some(job) = self.jobs.get_mut(&lease.job) {
             if !job.state.is_final() && job.pending.is_empty() && job.leases.is_empty() {
                 debug_assert_eq!(job.hashes, job.keyspace);
@@ -785,9 +813,9 @@ impl Coordinator {
         // full chunk and the rest get slivers, or nothing.
         let total_rate: f64 = self
             .peers
-            .iter()
-            .filter(|(_, p)| matches!(p, Peer::Worker(w) if w.hello.is_some() && !w.leaving && !w.suspect))
-            .map(|(conn, _)| self.rate(*conn))
+            .keys()
+            .filter(|conn| self.is_ready(**conn))
+            .map(|conn| self.rate(*conn))
             .sum();
         let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
         loop {
@@ -796,16 +824,12 @@ impl Coordinator {
                 .peers
                 .iter()
                 .filter_map(|(conn, p)| match p {
-                    Peer::Worker(w)
-                        if w.hello.is_some()
-                            && !w.leaving
-                            && !w.suspect
-                            && w.leases.len() < self.config.leases_per_worker =>
-                    {
+                    Peer::Worker(w) if w.leases.len() < self.config.leases_per_worker => {
                         Some(*conn)
                     }
                     _ => None,
                 })
+                .filter(|conn| self.is_ready(*conn))
                 .collect();
             for conn in ready {
                 let Some(job_id) = self
@@ -814,6 +838,7 @@ impl Coordinator {
                     .find(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
                     .map(|(id, _)| *id)
                 else {
+                    self.steal(now);
                     return;
                 };
                 let left = *left_at_start.entry(job_id).or_insert_with(|| {
@@ -835,35 +860,7 @@ impl Coordinator {
                     job.pending.push_front(front.start + chunk..front.end);
                     front.start..front.start + chunk
                 };
-                let lease = LeaseId(self.next_lease);
-                self.next_lease += 1;
-                job.state = JobState::Running;
-                job.leases.insert(lease);
-                let assign = Assign {
-                    lease,
-                    job: job_id,
-                    work: job.work.clone(),
-                    start: range.start,
-                    end: range.end,
-                };
-                self.leases.insert(
-                    lease,
-                    Lease {
-                        job: job_id,
-                        worker: conn,
-                        position: range.start,
-                        end: range.end,
-                    },
-                );
-                if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
-                    if w.leases.is_empty() {
-                        // An idle worker owes no reports: the lease clock starts now.
-                        w.last_heard = now;
-                    }
-                    w.leases.insert(lease);
-                }
-                self.outbox
-                    .push_back(Transmit::ToWorker(conn, CoordToWorker::Assign(assign)));
+                self.assign(now, conn, job_id, range);
                 assigned = true;
             }
             if !assigned {
@@ -872,12 +869,203 @@ impl Coordinator {
         }
     }
 
+    /// Creates a lease of `range` of `job_id` for worker `conn` and sends it.
+    fn assign(&mut self, now: Instant, conn: ConnId, job_id: JobId, range: Range<u64>) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let lease = LeaseId(self.next_lease);
+        self.next_lease += 1;
+        job.state = JobState::Running;
+        job.leases.insert(lease);
+        let assign = Assign {
+            lease,
+            job: job_id,
+            work: job.work.clone(),
+            start: range.start,
+            end: range.end,
+        };
+        self.leases.insert(
+            lease,
+            Lease {
+                job: job_id,
+                worker: conn,
+                position: range.start,
+                end: range.end,
+                reported_at: now,
+                trim: None,
+            },
+        );
+        if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
+            if w.leases.is_empty() {
+                // An idle worker owes no reports: the lease clock starts now.
+                w.last_heard = now;
+            }
+            w.leases.insert(lease);
+        }
+        self.outbox
+            .push_back(Transmit::ToWorker(conn, CoordToWorker::Assign(assign)));
+    }
+
+    /// Whether a worker may be given work.
+    fn is_ready(&self, conn: ConnId) -> bool {
+        matches!(self.peers.get(&conn),
+            Some(Peer::Worker(w)) if w.hello.is_some() && !w.leaving && !w.suspect)
+    }
+
+    /// Work stealing, when no job has unassigned work: the worker that will be free
+    /// soonest takes the back part of the lease that will end last, split so that
+    /// both end together. One steal per thief at a time; each waits for the owner's
+    /// `Trimmed`, which says where the owner really stops, before anything is handed
+    /// out, so no index is ever searched under two live leases.
+    fn steal(&mut self, now: Instant) {
+        loop {
+            // Seconds until each worker has done everything it holds, and until each
+            // lease is done (a worker runs its leases in the order it got them). The
+            // lease a worker is on has moved on since its last report: extrapolate.
+            let mut free_at: BTreeMap<ConnId, f64> = BTreeMap::new();
+            let mut lease_done_at: BTreeMap<LeaseId, f64> = BTreeMap::new();
+            let mut estimated: BTreeMap<LeaseId, u64> = BTreeMap::new();
+            let mut started: BTreeSet<LeaseId> = BTreeSet::new();
+            for (conn, peer) in &self.peers {
+                let Peer::Worker(w) = peer else { continue };
+                let rate = self.rate(*conn);
+                let mut t = 0.0;
+                for (i, lease_id) in w.leases.iter().enumerate() {
+                    if let Some(l) = self.leases.get(lease_id) {
+                        if i == 0 {
+                            started.insert(*lease_id);
+                        }
+                        let position = if i == 0 {
+                            let moved =
+                                now.saturating_duration_since(l.reported_at).as_secs_f64() * rate;
+                            (l.position + moved as u64).min(l.end)
+                        } else {
+                            l.position
+                        };
+                        estimated.insert(*lease_id, position);
+                        t += (l.end - position) as f64 / rate;
+                        lease_done_at.insert(*lease_id, t);
+                    }
+                }
+                free_at.insert(*conn, t);
+            }
+            let busy_thieves: BTreeSet<ConnId> = self
+                .leases
+                .values()
+                .filter_map(|l| l.trim.map(|(_, thief)| thief))
+                .collect();
+            let thief = free_at
+                .iter()
+                .filter(|(conn, _)| {
+                    self.is_ready(**conn)
+                        && !busy_thieves.contains(conn)
+                        && matches!(self.peers.get(conn),
+                            Some(Peer::Worker(w)) if w.leases.len() < self.config.leases_per_worker)
+                })
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(conn, t)| (*conn, *t));
+            let Some((thief, thief_free)) = thief else {
+                return;
+            };
+            let victim = self
+                .leases
+                .iter()
+                // Splitting a running lease is only worth it for a big enough piece; a
+                // queued one can move whole, however small (one stolen down to nothing
+                // just waits for its worker to reach it).
+                .filter(|(id, l)| {
+                    let left = l.end - estimated.get(id).copied().unwrap_or(l.position);
+                    l.trim.is_none()
+                        && l.worker != thief
+                        && left > 0
+                        && (left >= self.config.min_steal || !started.contains(id))
+                })
+                .filter(|(_, l)| self.jobs.get(&l.job).is_some_and(|j| !j.state.is_final()))
+                .filter_map(|(id, l)| lease_done_at.get(id).map(|t| (*id, l, *t)))
+                .max_by(|a, b| a.2.total_cmp(&b.2));
+            let Some((victim, lease, victim_done)) = victim else {
+                return;
+            };
+            let gap = victim_done - thief_free;
+            if gap <= self.config.steal_gap.as_secs_f64() {
+                return;
+            }
+            let (owner, owner_rate, thief_rate) =
+                (lease.worker, self.rate(lease.worker), self.rate(thief));
+            // Both end together: thief_free + p / thief_rate = victim_done - p / owner_rate.
+            let share = gap * owner_rate * thief_rate / (owner_rate + thief_rate);
+            let left = lease.end - estimated.get(&victim).copied().unwrap_or(lease.position);
+            let stolen = (share as u64).min(left);
+            let worth = if started.contains(&victim) {
+                self.config.min_steal
+            } else {
+                self.config.min_steal.min(left)
+            };
+            if stolen < worth {
+                return;
+            }
+            let at = lease.end - stolen;
+            if let Some(l) = self.leases.get_mut(&victim) {
+                l.trim = Some((at, thief));
+            }
+            self.outbox.push_back(Transmit::ToWorker(
+                owner,
+                CoordToWorker::Trim(Trim {
+                    lease: victim,
+                    end: at,
+                }),
+            ));
+        }
+    }
+
+    /// The owner acknowledged a trim: the lease now ends at `end`, and the rest goes
+    /// to the thief (or back to the queue if the thief can no longer take it).
+    fn on_trimmed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        lease_id: LeaseId,
+        end: u64,
+    ) -> Result<(), Violation> {
+        let Some(lease) = self.released_lease(conn, lease_id)? else {
+            return Ok(()); // taken back or finished meanwhile
+        };
+        let Some((requested, thief)) = lease.trim else {
+            return Err(protocol(&format!(
+                "lease {lease_id} trimmed without being asked"
+            )));
+        };
+        if end < requested || end > lease.end || end < lease.position {
+            return Err(protocol(&format!(
+                "lease {lease_id} trimmed to {end}, outside {}..={} (asked for {requested})",
+                lease.position.max(requested),
+                lease.end
+            )));
+        }
+        let (job_id, old_end) = (lease.job, lease.end);
+        if let Some(l) = self.leases.get_mut(&lease_id) {
+            l.end = end;
+            l.trim = None;
+        }
+        if end < old_end {
+            self.stats.steals += 1;
+            if self.is_ready(thief) {
+                self.assign(now, thief, job_id, end..old_end);
+            } else if let Some(job) = self.jobs.get_mut(&job_id) {
+                let at = job.pending.partition_point(|r| r.start < end);
+                job.pending.insert(at, end..old_end);
+            }
+        }
+        self.schedule_requested = true;
+        Ok(())
+    }
+
     /// A chunk that takes about `chunk_time` at the worker's measured rate (its
-    /// benchmark until it has reported progress), rounded up to 64 Ki indices.
+    /// benchmark until it has reported progress).
     fn chunk_size(&self, conn: ConnId) -> u64 {
         let raw = (self.rate(conn) * self.config.chunk_time.as_secs_f64()) as u64;
-        let rounded = raw.div_ceil(1 << 16) << 16;
-        rounded.clamp(self.config.min_chunk, self.config.max_chunk)
+        raw.clamp(self.config.min_chunk, self.config.max_chunk)
     }
 
     /// A worker's rate in hashes per second: measured, else benchmarked, at least 1.

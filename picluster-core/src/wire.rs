@@ -59,6 +59,8 @@ pub enum WorkerToCoord {
     Released(Released),
     /// The worker is shutting down: it takes no more work and has released its leases.
     Leaving,
+    /// Reply to [`CoordToWorker::Trim`]: where the lease now ends.
+    Trimmed(Trimmed),
 }
 
 /// A worker's introduction.
@@ -115,6 +117,9 @@ pub enum CoordToWorker {
     /// Stop working on a lease now and do not report it further (job solved or
     /// cancelled, or the lease expired).
     Stop(Stop),
+    /// End a lease early, at `end` or as soon after it as the work already under way
+    /// allows (work stealing); answered by [`WorkerToCoord::Trimmed`].
+    Trim(Trim),
 }
 
 /// The coordinator's reply to a worker hello.
@@ -140,6 +145,25 @@ pub struct Assign {
     /// First index.
     pub start: u64,
     /// One past the last index.
+    pub end: u64,
+}
+
+/// Shorten a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trim {
+    /// The lease.
+    pub lease: LeaseId,
+    /// The requested new end.
+    pub end: u64,
+}
+
+/// A lease's new end after a trim: at or after the requested end, and never beyond
+/// the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trimmed {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Where the worker will stop.
     pub end: u64,
 }
 

@@ -12,8 +12,8 @@ use crate::compute::{ComputeEvent, TaskId};
 use picluster_core::ids::LeaseId;
 use picluster_core::kernel::{JobKind, Kernel};
 use picluster_core::wire::{
-    Assign, CoordToWorker, Found, Progress, Released, Stop, WorkerHello, WorkerToCoord,
-    WorkerWelcome, PROTOCOL_MINOR,
+    Assign, CoordToWorker, Found, Progress, Released, Stop, Trim, Trimmed, WorkerHello,
+    WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -36,6 +36,8 @@ pub enum ComputeCommand {
     },
     /// Stop a task.
     Stop(TaskId),
+    /// End a task early, at `end` or later.
+    Trim(TaskId, u64),
 }
 
 impl std::fmt::Debug for ComputeCommand {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for ComputeCommand {
                 write!(f, "Run({task:?}, {range:?})")
             }
             ComputeCommand::Stop(task) => write!(f, "Stop({task:?})"),
+            ComputeCommand::Trim(task, end) => write!(f, "Trim({task:?}, {end})"),
         }
     }
 }
@@ -171,6 +174,18 @@ impl Agent {
         match message {
             CoordToWorker::Welcome(_) => Err(AgentError::UnexpectedWelcome),
             CoordToWorker::Assign(assign) => self.assign(assign),
+            CoordToWorker::Trim(Trim { lease, end }) => {
+                // A lease we no longer run (finished, stopped) cannot be trimmed: the
+                // coordinator learns that from its end or release.
+                let task = self
+                    .held
+                    .iter()
+                    .find(|(_, h)| h.lease == lease && h.standing == Standing::Running);
+                if let Some((task, _)) = task {
+                    self.compute.push_back(ComputeCommand::Trim(*task, end));
+                }
+                Ok(())
+            }
             CoordToWorker::Stop(Stop { lease }) => {
                 let task = self
                     .held
@@ -250,6 +265,17 @@ impl Agent {
                         lease: h.lease,
                         position,
                     }));
+                }
+            }
+            ComputeEvent::Trimmed { task, end } => {
+                if let Some(h) = self.held.get_mut(&task) {
+                    h.end = end;
+                    if h.standing == Standing::Running {
+                        self.outbox.push_back(WorkerToCoord::Trimmed(Trimmed {
+                            lease: h.lease,
+                            end,
+                        }));
+                    }
                 }
             }
             ComputeEvent::Finished { task, position } => {

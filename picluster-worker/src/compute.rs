@@ -9,6 +9,11 @@
 //! Solutions are reported before the prefix passes them, so a report of progress
 //! never hides a solution. A stop flag is checked before every block, so a stop takes
 //! effect within one block per thread.
+//!
+//! A task can be trimmed (work stealing): it then ends at the requested index, or at
+//! the end of the blocks already claimed if threads are past it. Claiming and trimming
+//! take the same lock, so the end reported by [`ComputeEvent::Trimmed`] covers exactly
+//! the blocks that will be searched.
 
 use picluster_core::kernel::Kernel;
 use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
@@ -43,6 +48,13 @@ pub enum ComputeEvent {
         /// The contiguous prefix reached.
         position: u64,
     },
+    /// The task was trimmed: it now ends at `end` (at or after the requested index).
+    Trimmed {
+        /// The task.
+        task: TaskId,
+        /// Its new end.
+        end: u64,
+    },
     /// The task ended (completed, or stopped) at `position`.
     Finished {
         /// The task.
@@ -75,14 +87,45 @@ struct Task {
     kernel: Arc<dyn Kernel>,
     range: Range<u64>,
     progress_interval: Duration,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
 }
+
+/// What the driver can change about a queued or running task.
+struct Control {
+    stop: AtomicBool,
+    claim: Mutex<Claim>,
+}
+
+/// The next block to claim and where claiming stops.
+struct Claim {
+    next: u64,
+    limit: u64,
+}
+
+impl Control {
+    /// The next block, or `None` when the task is stopped or fully claimed.
+    fn claim_block(&self) -> Option<Range<u64>> {
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut c = lock(&self.claim);
+        if c.next >= c.limit {
+            return None;
+        }
+        let block = c.next..c.limit.min(c.next + BLOCK);
+        c.next = block.end;
+        Some(block)
+    }
+}
+
+type Controls = Arc<Mutex<HashMap<TaskId, Arc<Control>>>>;
 
 /// Handle to the engine. Dropping it lets the engine thread end after its queue.
 pub struct Compute {
     queue: crossbeam_channel::Sender<Task>,
-    stops: Arc<Mutex<HashMap<TaskId, Arc<AtomicBool>>>>,
+    controls: Controls,
     pool: Arc<rayon::ThreadPool>,
+    sink: Sink,
     threads: usize,
 }
 
@@ -107,20 +150,17 @@ impl Compute {
             .map_err(|source| ComputeError::Pool { threads, source })?;
         let pool = Arc::new(pool);
         let (queue, tasks) = crossbeam_channel::unbounded::<Task>();
-        let stops: Arc<Mutex<HashMap<TaskId, Arc<AtomicBool>>>> = Arc::default();
+        let controls: Controls = Arc::default();
         let sink: Sink = Arc::new(sink);
-        let (engine_pool, engine_stops) = (pool.clone(), stops.clone());
+        let (engine_pool, engine_controls, engine_sink) =
+            (pool.clone(), controls.clone(), sink.clone());
         std::thread::Builder::new()
             .name("picluster-engine".to_string())
             .spawn(move || {
                 for task in tasks {
-                    let position = if task.stop.load(Ordering::Acquire) {
-                        task.range.start
-                    } else {
-                        run_task(&engine_pool, &task, &sink)
-                    };
-                    lock(&engine_stops).remove(&task.id);
-                    sink(ComputeEvent::Finished {
+                    let position = run_task(&engine_pool, &task, &engine_sink);
+                    lock(&engine_controls).remove(&task.id);
+                    engine_sink(ComputeEvent::Finished {
                         task: task.id,
                         position,
                     });
@@ -129,8 +169,9 @@ impl Compute {
             .map_err(ComputeError::Thread)?;
         Ok(Compute {
             queue,
-            stops,
+            controls,
             pool,
+            sink,
             threads,
         })
     }
@@ -148,14 +189,20 @@ impl Compute {
         range: Range<u64>,
         progress_interval: Duration,
     ) {
-        let stop = Arc::new(AtomicBool::new(false));
-        lock(&self.stops).insert(id, stop.clone());
+        let control = Arc::new(Control {
+            stop: AtomicBool::new(false),
+            claim: Mutex::new(Claim {
+                next: range.start,
+                limit: range.end,
+            }),
+        });
+        lock(&self.controls).insert(id, control.clone());
         let task = Task {
             id,
             kernel,
             range,
             progress_interval,
-            stop,
+            control,
         };
         // The engine thread lives as long as this handle; a send cannot fail.
         let _ = self.queue.send(task);
@@ -163,9 +210,27 @@ impl Compute {
 
     /// Stops task `id` (running or queued); it still reports `Finished`.
     pub fn stop(&self, id: TaskId) {
-        if let Some(flag) = lock(&self.stops).get(&id) {
-            flag.store(true, Ordering::Release);
+        if let Some(control) = lock(&self.controls).get(&id) {
+            control.stop.store(true, Ordering::Release);
         }
+    }
+
+    /// Ends task `id` at `end`, or where its threads have already claimed up to if
+    /// that is further; reports the new end as [`ComputeEvent::Trimmed`]. A task that
+    /// has already finished is not trimmed and reports nothing.
+    pub fn trim(&self, id: TaskId, end: u64) {
+        let Some(control) = lock(&self.controls).get(&id).cloned() else {
+            return;
+        };
+        let new_end = {
+            let mut c = lock(&control.claim);
+            c.limit = c.limit.min(end.max(c.next));
+            c.limit
+        };
+        (self.sink)(ComputeEvent::Trimmed {
+            task: id,
+            end: new_end,
+        });
     }
 
     /// Measures the hash rate of all threads together on a SHA-256d scan for about
@@ -215,7 +280,6 @@ impl Prefix {
 
 /// Runs one task on every thread of the pool; returns the prefix reached.
 fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
-    let next = AtomicU64::new(task.range.start);
     let prefix = Mutex::new(Prefix {
         position: task.range.start,
         done: BTreeMap::new(),
@@ -224,12 +288,7 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
     });
     pool.broadcast(|_| {
         let mut hits = Vec::new();
-        while !task.stop.load(Ordering::Acquire) {
-            let start = next.fetch_add(BLOCK, Ordering::Relaxed);
-            if start >= task.range.end {
-                break;
-            }
-            let block = start..task.range.end.min(start + BLOCK);
+        while let Some(block) = task.control.claim_block() {
             task.kernel.scan(block.clone(), &mut hits);
             if !hits.is_empty() {
                 // Before the block counts as done: solutions precede the progress
@@ -244,7 +303,7 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
             // Report a moved prefix at most once an interval; the end is reported
             // by `Finished`.
             if p.position > p.reported
-                && p.position < task.range.end
+                && p.position < lock(&task.control.claim).limit
                 && p.last_report.elapsed() >= task.progress_interval
             {
                 p.last_report = Instant::now();

@@ -225,6 +225,7 @@ fn drain_compute(agent: &mut Agent, compute: &Compute) {
                 progress_interval,
             } => compute.run(task, kernel, range, progress_interval),
             ComputeCommand::Stop(task) => compute.stop(task),
+            ComputeCommand::Trim(task, end) => compute.trim(task, end),
         }
     }
 }
