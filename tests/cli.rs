@@ -420,5 +420,34 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     );
     assert_eq!(cli_err(&["wait", "j9", "--cluster", d]), "no job j9");
 
+    // Maintenance: drain, then undrain.
+    let out = cli_ok(&["drain", "pi-1", "--cluster", d, "--json"]);
+    assert_eq!(json_last_line(&out)["state"], "draining");
+    assert_eq!(
+        cli_ok(&["undrain", "pi-1", "--cluster", d]).trim(),
+        "pi-1 idle"
+    );
+    assert_eq!(
+        cli_err(&["drain", "pi-9", "--cluster", d]),
+        "no connected worker is named pi-9"
+    );
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--nonce-range",
+        &range,
+        "--priority",
+        "-3",
+        "--json",
+    ]);
+    assert_eq!(json_last_line(&out)["state"], "completed");
+    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    assert_eq!(jobs["jobs"][3]["priority"], -3);
+    assert_eq!(jobs["jobs"][3]["client"], "admin");
+
     daemons.stop();
 }

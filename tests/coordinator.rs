@@ -88,6 +88,7 @@ impl Harness {
             request: RequestId(1),
             work: WorkSpec::from(&JobKind::Sha256d(*job)),
             mode,
+            priority: 0,
         }));
         self.client(ClientToCoord::Watch(JobRequest {
             request: RequestId(2),
@@ -579,11 +580,13 @@ fn invalid_submissions_are_refused_with_the_reason() {
         request: RequestId(3),
         work: WorkSpec::Sha256d(short),
         mode: SearchMode::First,
+        priority: 0,
     }));
     h.client(ClientToCoord::Submit(Submit {
         request: RequestId(4),
         work: WorkSpec::Sha256d(empty),
         mode: SearchMode::First,
+        priority: 0,
     }));
     assert_eq!(
         h.drain(),
@@ -796,4 +799,147 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
         }),
     );
     assert_eq!(closes(&h.drain()), vec![(ConnId(1), CloseCode::Protocol)]);
+}
+
+fn submit_as(h: &mut Harness, client: ConnId, job: &Sha256dJob, priority: i32) {
+    h.core.handle_inbound(
+        h.now,
+        client,
+        Inbound::Client(ClientToCoord::Submit(Submit {
+            request: RequestId(1),
+            work: WorkSpec::from(&JobKind::Sha256d(*job)),
+            mode: SearchMode::All,
+            priority,
+        })),
+    );
+}
+
+fn add_client(h: &mut Harness, conn: ConnId, name: &str) {
+    h.core.handle_connected(
+        h.now,
+        conn,
+        PeerIdentity {
+            role: Role::Client,
+            name: name.into(),
+        },
+    );
+    h.core.handle_inbound(
+        h.now,
+        conn,
+        Inbound::Client(ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "t".into(),
+        })),
+    );
+    h.drain();
+}
+
+#[test]
+fn higher_priority_jobs_get_the_next_chunks() {
+    let mut h = Harness::small_chunks();
+    submit_as(&mut h, CLIENT, &genesis_job(0..1 << 16), 0);
+    submit_as(&mut h, CLIENT, &genesis_job(0..1 << 16), 5);
+    h.drain();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.add_worker(ConnId(2), "pi-2", 1);
+    let a = assigns(&h.drain());
+    assert_eq!(a.len(), 4);
+    assert!(a.iter().all(|(_, x)| x.job == JobId(2)), "{a:?}");
+    let jobs = h.core.jobs(h.now);
+    assert_eq!((jobs[0].priority, jobs[0].client.as_str()), (0, "admin"));
+    assert_eq!(
+        (jobs[1].priority, jobs[1].progress.state),
+        (5, JobState::Running)
+    );
+}
+
+#[test]
+fn clients_of_equal_priority_share_the_cluster_fairly() {
+    let mut h = Harness::small_chunks();
+    let bob = ConnId(200);
+    add_client(&mut h, bob, "bob");
+    // The admin submits two jobs first; bob one, later. FIFO would give bob nothing.
+    submit_as(&mut h, CLIENT, &genesis_job(0..1 << 16), 0);
+    submit_as(&mut h, CLIENT, &genesis_job(0..1 << 16), 0);
+    submit_as(&mut h, bob, &genesis_job(0..1 << 16), 0);
+    h.drain();
+    for i in 1..=4 {
+        h.add_worker(ConnId(i), &format!("pi-{i}"), 1);
+    }
+    let a = assigns(&h.drain());
+    assert_eq!(a.len(), 8);
+    let bobs = a.iter().filter(|(_, x)| x.job == JobId(3)).count();
+    assert_eq!(bobs, 4, "half of the chunks for each client: {a:?}");
+    // The admin's share goes to its oldest job first.
+    assert!(a
+        .iter()
+        .filter(|(_, x)| x.job != JobId(3))
+        .all(|(_, x)| x.job == JobId(1)));
+}
+
+#[test]
+fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.add_worker(ConnId(2), "pi-2", 1);
+    let job = genesis_job(0..1 << 16);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    let mine: Vec<Assign> = a
+        .iter()
+        .filter(|(c, _)| *c == ConnId(1))
+        .map(|(_, x)| x.clone())
+        .collect();
+    assert_eq!(mine.len(), 2);
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(7),
+        worker: "pi-1".into(),
+        drain: true,
+    }));
+    let out = h.drain();
+    // Its queued chunk goes back; the one it is on stays.
+    assert_eq!(stops(&out), vec![(ConnId(1), mine[1].lease)]);
+    assert!(out.iter().any(|t| matches!(t,
+        Transmit::ToClient(CLIENT, CoordToClient::Drained(RequestId(7), w)) if w.state == WorkerState::Draining && w.leases == 1)));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: mine[0].lease,
+            position: mine[0].end,
+        }),
+    );
+    let out = h.drain();
+    assert!(
+        assigns(&out).iter().all(|(c, _)| *c != ConnId(1)),
+        "no new work for a drained worker"
+    );
+    // The mark survives a reconnection.
+    h.core.handle_disconnected(h.now, ConnId(1));
+    h.add_worker(ConnId(3), "pi-1", 1);
+    assert!(assigns(&h.drain()).iter().all(|(c, _)| *c != ConnId(3)));
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(8),
+        worker: "pi-1".into(),
+        drain: false,
+    }));
+    let out = h.drain();
+    assert_eq!(
+        assigns(&out)
+            .iter()
+            .filter(|(c, _)| *c == ConnId(3))
+            .count(),
+        2
+    );
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(9),
+        worker: "pi-9".into(),
+        drain: true,
+    }));
+    assert_eq!(
+        h.drain(),
+        vec![Transmit::ToClient(
+            CLIENT,
+            CoordToClient::Refused(RequestId(9), Refusal::UnknownWorker("pi-9".into()))
+        )]
+    );
 }

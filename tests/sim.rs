@@ -653,6 +653,7 @@ fn run(seed: u64, faults: bool) -> (Scenario, Outcome) {
                     request: RequestId(1),
                     work,
                     mode,
+                    priority: 0,
                 })),
             );
             sim.coord.handle_inbound(

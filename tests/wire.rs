@@ -36,6 +36,8 @@ fn summary() -> JobSummary {
     JobSummary {
         progress: progress(),
         mode: SearchMode::All,
+        priority: -2,
+        client: "admin".into(),
     }
 }
 
@@ -125,6 +127,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 request: RequestId(1),
                 work: work(),
                 mode: SearchMode::First,
+                priority: 0,
             })),
         ),
         (
@@ -199,6 +202,8 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                         ..progress()
                     },
                     mode: SearchMode::First,
+                    priority: 5,
+                    client: "ops".into(),
                 },
             )),
         ),
@@ -254,6 +259,39 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             )),
         ),
         (
+            "ClientToCoord::Drain",
+            e(&ClientToCoord::Drain(Drain {
+                request: RequestId(8),
+                worker: "pi-1".into(),
+                drain: true,
+            })),
+        ),
+        (
+            "CoordToClient::Drained",
+            e(&CoordToClient::Drained(
+                RequestId(8),
+                WorkerStatus {
+                    name: "pi-1".into(),
+                    worker: WorkerId(2),
+                    state: WorkerState::Draining,
+                    threads: 4,
+                    arch: "aarch64".into(),
+                    kernel_impl: "sha2-soft".into(),
+                    rate_hps: 1,
+                    hashes: 2,
+                    leases: 1,
+                    connected_ms: 3,
+                },
+            )),
+        ),
+        (
+            "CoordToClient::Refused(UnknownWorker)",
+            e(&CoordToClient::Refused(
+                RequestId(9),
+                Refusal::UnknownWorker("pi-9".into()),
+            )),
+        ),
+        (
             "CoordToClient::Refused(UnknownJob)",
             e(&CoordToClient::Refused(
                 RequestId(6),
@@ -294,7 +332,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToWorker::Stop", "020000000209"),
     ("CoordToWorker::Trim", "050000000309b0ea01"),
     ("ClientToCoord::Hello", "08000000000005302e312e30"),
-    ("ClientToCoord::Submit", "8000000001010050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff0100"),
+    ("ClientToCoord::Submit", "8100000001010050abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab00000000ffff000000000000000000000000000000000000000000000000000007808080801080c0ffff010000"),
     ("ClientToCoord::Watch", "03000000020203"),
     ("ClientToCoord::Cancel", "03000000030303"),
     ("ClientToCoord::ListJobs", "020000000404"),
@@ -304,9 +342,12 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Watching", "0b00000002020301e8078020dc0b01"),
     ("CoordToClient::Progress", "0a000000030301e8078020dc0b01"),
     ("CoordToClient::Finished", "3a00000004030201050c808080800211111111111111111111111111111111111111111111111111111111111111110080208020d00f010470692d318020"),
-    ("CoordToClient::Cancelled", "0c00000005030303e8078020dc0b0100"),
-    ("CoordToClient::Jobs", "170000000604020301e8078020dc0b01010300e8078020dc0b0101"),
-    ("CoordToClient::Status", "4b0000000705020470692d31020104076161726368363409736861322d736f66748092f4017b02e0d4030470692d320402010361726d09736861322d736f667400000001010301e8078020dc0b0101"),
+    ("CoordToClient::Cancelled", "1100000005030303e8078020dc0b01000a036f7073"),
+    ("CoordToClient::Jobs", "250000000604020301e8078020dc0b0101030561646d696e0300e8078020dc0b0101030561646d696e"),
+    ("CoordToClient::Status", "520000000705020470692d31020104076161726368363409736861322d736f66748092f4017b02e0d4030470692d320402010361726d09736861322d736f667400000001010301e8078020dc0b0101030561646d696e"),
+    ("ClientToCoord::Drain", "0800000006080470692d3101"),
+    ("CoordToClient::Drained", "2000000009080470692d31020304076161726368363409736861322d736f667401020103"),
+    ("CoordToClient::Refused(UnknownWorker)", "080000000809020470692d39"),
     ("CoordToClient::Refused(UnknownJob)", "0400000008060063"),
     ("CoordToClient::Refused(InvalidJob)", "0700000008070103626164"),
 ];
@@ -410,7 +451,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn truncated_frames_never_panic_and_never_decode(which in 0usize..26, cut in 0usize..200) {
+    fn truncated_frames_never_panic_and_never_decode(which in 0usize..29, cut in 0usize..200) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let cut = cut % frame.len();
@@ -421,7 +462,7 @@ proptest! {
     }
 
     #[test]
-    fn extended_frames_never_panic(which in 0usize..26, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
+    fn extended_frames_never_panic(which in 0usize..29, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut long = frame.clone();
@@ -434,7 +475,7 @@ proptest! {
     }
 
     #[test]
-    fn bit_flipped_frames_never_panic(which in 0usize..26, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
+    fn bit_flipped_frames_never_panic(which in 0usize..29, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut damaged = frame.clone();

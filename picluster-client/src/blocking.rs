@@ -5,7 +5,7 @@ use crate::client::{Client as AsyncClient, ClientError};
 use picluster_core::cluster::Bundle;
 use picluster_core::ids::JobId;
 use picluster_core::kernel::JobSpec;
-use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary};
+use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary, WorkerStatus};
 use std::path::Path;
 
 /// A blocking client. Every method blocks the calling thread until the answer.
@@ -38,9 +38,24 @@ impl Client {
         Ok(Client { runtime, client })
     }
 
-    /// Submits a job; returns its id at once.
+    /// Submits a job at priority 0; returns its id at once.
     pub fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
         self.runtime.block_on(self.client.submit(spec))
+    }
+
+    /// Submits a job at `priority` (higher first).
+    pub fn submit_with_priority(
+        &self,
+        spec: &JobSpec,
+        priority: i32,
+    ) -> Result<JobId, ClientError> {
+        self.runtime
+            .block_on(self.client.submit_with_priority(spec, priority))
+    }
+
+    /// Drains or undrains a worker.
+    pub fn drain(&self, worker: &str, drain: bool) -> Result<WorkerStatus, ClientError> {
+        self.runtime.block_on(self.client.drain(worker, drain))
     }
 
     /// Waits for a job's report, calling `on_progress` with each progress update.

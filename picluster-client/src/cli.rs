@@ -90,6 +90,24 @@ enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Let a worker finish its current chunk and give it no more (for maintenance).
+    Drain {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Give a drained worker work again.
+    Undrain {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Cancel a job.
     Cancel {
         /// The job (j7 or 7).
@@ -127,6 +145,9 @@ struct Sha256dArgs {
     /// Print the job id and return without waiting.
     #[arg(long)]
     detach: bool,
+    /// Higher runs first; equal priorities share the cluster fairly among clients.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
     #[command(flatten)]
     cluster: ClusterArg,
     #[command(flatten)]
@@ -257,7 +278,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             let spec = sha256d_spec(&args)?;
             let dir = cluster_dir(&args.cluster.dir)?;
             with_client(&dir, |client| async move {
-                let job = client.submit(&spec).await?;
+                let job = client.submit_with_priority(&spec, args.priority).await?;
                 if args.detach {
                     if args.output.json {
                         writeln!(
@@ -310,6 +331,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        Command::Drain {
+            name,
+            cluster,
+            output,
+        } => drain_command(&name, &cluster.dir, output.json, true, out),
+        Command::Undrain {
+            name,
+            cluster,
+            output,
+        } => drain_command(&name, &cluster.dir, output.json, false, out),
         Command::Cancel {
             job,
             cluster,
@@ -328,6 +359,30 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             })
         }
     }
+}
+
+fn drain_command(
+    name: &str,
+    dir: &Path,
+    json: bool,
+    drain: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let dir = cluster_dir(dir)?;
+    with_client(&dir, |client| async move {
+        let worker = client.drain(name, drain).await?;
+        let state = worker.state.as_str();
+        if json {
+            writeln!(
+                out,
+                "{}",
+                json!({"worker": worker.name, "state": state, "leases": worker.leases})
+            )?;
+        } else {
+            writeln!(out, "{} {state}", worker.name)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -542,6 +597,8 @@ fn job_json(j: &JobSummary) -> Value {
         "job": p.job.to_string(),
         "state": p.state.as_str(),
         "mode": mode_str(j.mode),
+        "priority": j.priority,
+        "client": j.client,
         "hashes": p.hashes,
         "keyspace": p.keyspace,
         "solutions": p.solutions,
@@ -552,17 +609,19 @@ fn job_json(j: &JobSummary) -> Value {
 fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<8} {:<10} {:<6} {:>7} {:>9} {:>10}",
-        "JOB", "STATE", "MODE", "DONE", "SOLUTIONS", "SECONDS"
+        "{:<8} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
+        "JOB", "STATE", "MODE", "PRIORITY", "CLIENT", "DONE", "SOLUTIONS", "SECONDS"
     )?;
     for j in jobs {
         let p = &j.progress;
         writeln!(
             out,
-            "{:<8} {:<10} {:<6} {:>6.1}% {:>9} {:>10.1}",
+            "{:<8} {:<10} {:<6} {:>8} {:<12} {:>6.1}% {:>9} {:>10.1}",
             p.job.to_string(),
             p.state.as_str(),
             mode_str(j.mode),
+            j.priority,
+            j.client,
             100.0 * p.hashes as f64 / p.keyspace.max(1) as f64,
             p.solutions,
             p.elapsed_ms as f64 / 1000.0

@@ -8,8 +8,8 @@ use picluster_core::ids::{JobId, RequestId};
 use picluster_core::kernel::JobSpec;
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
 use picluster_core::wire::{
-    ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, JobProgress, JobReport,
-    JobRequest, JobSummary, Refusal, Submit, WorkSpec, PROTOCOL_MINOR,
+    ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain, JobProgress,
+    JobReport, JobRequest, JobSummary, Refusal, Submit, WorkSpec, WorkerStatus, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -170,8 +170,18 @@ impl Client {
         }
     }
 
-    /// Submits a job; returns its id at once.
+    /// Submits a job at priority 0; returns its id at once.
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
+        self.submit_with_priority(spec, 0).await
+    }
+
+    /// Submits a job; higher priorities run first, and jobs of equal priority share
+    /// the cluster fairly among clients.
+    pub async fn submit_with_priority(
+        &self,
+        spec: &JobSpec,
+        priority: i32,
+    ) -> Result<JobId, ClientError> {
         let work = WorkSpec::from(&spec.kind);
         match self
             .request(|request| {
@@ -179,6 +189,7 @@ impl Client {
                     request,
                     work,
                     mode: spec.mode,
+                    priority,
                 })
             })
             .await?
@@ -244,6 +255,25 @@ impl Client {
         }
     }
 
+    /// Drains a worker (it finishes its current chunk and takes no more), or with
+    /// `drain` false, lets it take work again. Returns the worker's status.
+    pub async fn drain(&self, worker: &str, drain: bool) -> Result<WorkerStatus, ClientError> {
+        let worker = worker.to_string();
+        match self
+            .request(|request| {
+                ClientToCoord::Drain(Drain {
+                    request,
+                    worker,
+                    drain,
+                })
+            })
+            .await?
+        {
+            CoordToClient::Drained(_, status) => Ok(status),
+            _ => Err(ClientError::UnexpectedReply("expected Drained")),
+        }
+    }
+
     /// Closes the connection.
     pub fn close(&self) {
         self.inner
@@ -261,7 +291,8 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Cancelled(request, _)
             | CoordToClient::Jobs(request, _)
             | CoordToClient::Status(request, _)
-            | CoordToClient::Refused(request, _) => Some(*request),
+            | CoordToClient::Refused(request, _)
+            | CoordToClient::Drained(request, _) => Some(*request),
             CoordToClient::Welcome(_) | CoordToClient::Progress(_) | CoordToClient::Finished(_) => {
                 None
             }

@@ -18,7 +18,7 @@ use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
 use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
 use crate::wire::{
     negotiate_minor, Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus,
-    Contribution, CoordToClient, CoordToWorker, Found, JobProgress, JobReport, JobRequest,
+    Contribution, CoordToClient, CoordToWorker, Drain, Found, JobProgress, JobReport, JobRequest,
     JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, Trim, Trimmed, WorkSpec,
     WorkerHello, WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_LISTED_JOBS,
     MAX_SOLUTIONS,
@@ -122,6 +122,9 @@ pub struct CoordinatorStats {
 
 struct Job {
     spec: JobSpec,
+    priority: i32,
+    /// The submitting client's certificate name: fairness is between clients.
+    client: String,
     kernel: Arc<dyn Kernel>,
     work: WorkSpec,
     keyspace: u64,
@@ -173,6 +176,7 @@ struct Worker {
 }
 
 struct Client {
+    name: String,
     hello: bool,
 }
 
@@ -196,6 +200,8 @@ pub struct Coordinator {
     outbox: VecDeque<Transmit>,
     schedule_requested: bool,
     next_push: Option<Instant>,
+    /// Names of drained workers.
+    drained: BTreeSet<String>,
     stats: CoordinatorStats,
 }
 
@@ -224,6 +230,7 @@ impl Coordinator {
             outbox: VecDeque::new(),
             schedule_requested: false,
             next_push: None,
+            drained: BTreeSet::new(),
             stats: CoordinatorStats::default(),
         }
     }
@@ -268,7 +275,10 @@ impl Coordinator {
                     rate_sample: (now, 0),
                 }))
             }
-            Role::Client => Peer::Client(Client { hello: false }),
+            Role::Client => Peer::Client(Client {
+                name: identity.name,
+                hello: false,
+            }),
         };
         self.peers.insert(conn, peer);
     }
@@ -387,10 +397,7 @@ impl Coordinator {
         self.jobs
             .iter()
             .skip(skip)
-            .map(|(id, job)| JobSummary {
-                progress: progress_of(*id, job, now),
-                mode: job.spec.mode,
-            })
+            .map(|(id, job)| summary_of(*id, job, now))
             .collect()
     }
 
@@ -410,6 +417,8 @@ impl Coordinator {
                     worker: w.id,
                     state: if w.leaving {
                         WorkerState::Leaving
+                    } else if self.drained.contains(&w.name) {
+                        WorkerState::Draining
                     } else if w.leases.is_empty() {
                         WorkerState::Idle
                     } else {
@@ -681,7 +690,15 @@ impl Coordinator {
             }
             ClientToCoord::Hello(_) => return Err(protocol("a second hello")),
             _ if !greeted => return Err(protocol("a message before the hello")),
-            ClientToCoord::Submit(submit) => self.submit(now, &submit),
+            ClientToCoord::Submit(submit) => self.submit(now, conn, &submit),
+            ClientToCoord::Drain(Drain {
+                request,
+                worker,
+                drain,
+            }) => match self.drain(now, &worker, drain) {
+                Some(status) => CoordToClient::Drained(request, status),
+                None => CoordToClient::Refused(request, Refusal::UnknownWorker(worker)),
+            },
             ClientToCoord::Watch(JobRequest { request, job }) => {
                 let Some(j) = self.jobs.get_mut(&job) else {
                     self.refuse(conn, request, Refusal::UnknownJob(job));
@@ -711,13 +728,7 @@ impl Coordinator {
                     self.end_job(now, job, JobState::Cancelled);
                 }
                 let j = &self.jobs[&job];
-                CoordToClient::Cancelled(
-                    request,
-                    JobSummary {
-                        progress: progress_of(job, j, now),
-                        mode: j.spec.mode,
-                    },
-                )
+                CoordToClient::Cancelled(request, summary_of(job, j, now))
             }
             ClientToCoord::ListJobs(request) => CoordToClient::Jobs(request, self.jobs(now)),
             ClientToCoord::Status(request) => CoordToClient::Status(request, self.status(now)),
@@ -733,7 +744,11 @@ impl Coordinator {
         ));
     }
 
-    fn submit(&mut self, now: Instant, submit: &Submit) -> CoordToClient {
+    fn submit(&mut self, now: Instant, conn: ConnId, submit: &Submit) -> CoordToClient {
+        let client = match self.peers.get(&conn) {
+            Some(Peer::Client(c)) => c.name.clone(),
+            _ => String::new(),
+        };
         let spec = match submit.spec() {
             Ok(spec) => spec,
             Err(e) => {
@@ -749,6 +764,8 @@ impl Coordinator {
             Job {
                 work: WorkSpec::from(&spec.kind),
                 spec,
+                priority: submit.priority,
+                client,
                 kernel,
                 keyspace,
                 pending: std::iter::once(0..keyspace).collect(),
@@ -832,12 +849,7 @@ impl Coordinator {
                 .filter(|conn| self.is_ready(*conn))
                 .collect();
             for conn in ready {
-                let Some(job_id) = self
-                    .jobs
-                    .iter()
-                    .find(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
-                    .map(|(id, _)| *id)
-                else {
+                let Some(job_id) = self.next_job_to_serve() else {
                     self.steal(now);
                     return;
                 };
@@ -867,6 +879,61 @@ impl Coordinator {
                 return;
             }
         }
+    }
+
+    /// The job the next chunk goes to: the highest priority with unassigned work;
+    /// among equals, the job of the client with the least hash rate working for it
+    /// now, so clients share the cluster fairly; then the oldest.
+    fn next_job_to_serve(&self) -> Option<JobId> {
+        let mut at_work: BTreeMap<&str, f64> = BTreeMap::new();
+        for lease in self.leases.values() {
+            if let Some(job) = self.jobs.get(&lease.job) {
+                *at_work.entry(job.client.as_str()).or_default() += self.rate(lease.worker);
+            }
+        }
+        let share = |job: &Job| at_work.get(job.client.as_str()).copied().unwrap_or(0.0);
+        self.jobs
+            .iter()
+            .filter(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
+            .min_by(|(a_id, a), (b_id, b)| {
+                b.priority
+                    .cmp(&a.priority)
+                    .then(share(a).total_cmp(&share(b)))
+                    .then(a_id.cmp(b_id))
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// Drains (or undrains) the connected worker named `name`: a drained worker
+    /// finishes the chunk it is on and gets nothing new; its queued chunks go back
+    /// to the queue. The mark outlives reconnections. `None` if no such worker is
+    /// connected.
+    fn drain(&mut self, now: Instant, name: &str, drain: bool) -> Option<WorkerStatus> {
+        let conn = self.peers.iter().find_map(|(c, p)| match p {
+            Peer::Worker(w) if w.name == name && w.hello.is_some() => Some(*c),
+            _ => None,
+        })?;
+        if drain {
+            self.drained.insert(name.to_string());
+            let queued: Vec<LeaseId> = match self.peers.get(&conn) {
+                Some(Peer::Worker(w)) => w.leases.iter().skip(1).copied().collect(),
+                _ => Vec::new(),
+            };
+            for lease in queued {
+                self.requeue(lease);
+                self.outbox.push_back(Transmit::ToWorker(
+                    conn,
+                    CoordToWorker::Stop(Stop { lease }),
+                ));
+            }
+        } else {
+            self.drained.remove(name);
+        }
+        self.schedule_requested = true;
+        self.status(now)
+            .workers
+            .into_iter()
+            .find(|w| w.name == name)
     }
 
     /// Creates a lease of `range` of `job_id` for worker `conn` and sends it.
@@ -910,7 +977,8 @@ impl Coordinator {
     /// Whether a worker may be given work.
     fn is_ready(&self, conn: ConnId) -> bool {
         matches!(self.peers.get(&conn),
-            Some(Peer::Worker(w)) if w.hello.is_some() && !w.leaving && !w.suspect)
+            Some(Peer::Worker(w)) if w.hello.is_some() && !w.leaving && !w.suspect
+                && !self.drained.contains(&w.name))
     }
 
     /// Work stealing, when no job has unassigned work: the worker that will be free
@@ -1134,6 +1202,15 @@ fn progress_of(id: JobId, job: &Job, now: Instant) -> JobProgress {
         keyspace: job.keyspace,
         elapsed_ms: millis(end.saturating_duration_since(job.submitted)),
         solutions: job.solutions.len() as u32,
+    }
+}
+
+fn summary_of(id: JobId, job: &Job, now: Instant) -> JobSummary {
+    JobSummary {
+        progress: progress_of(id, job, now),
+        mode: job.spec.mode,
+        priority: job.priority,
+        client: job.client.clone(),
     }
 }
 

@@ -243,6 +243,8 @@ pub enum ClientToCoord {
     ListJobs(RequestId),
     /// Workers and jobs.
     Status(RequestId),
+    /// Stop giving a worker work (it finishes its current chunk), or start again.
+    Drain(Drain),
 }
 
 /// A client's introduction.
@@ -263,6 +265,20 @@ pub struct Submit {
     pub work: WorkSpec,
     /// When to stop.
     pub mode: SearchMode,
+    /// Higher runs first; jobs of equal priority share the cluster fairly among
+    /// clients.
+    pub priority: i32,
+}
+
+/// Drain or undrain a worker, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// The worker's certificate name.
+    pub worker: String,
+    /// True to drain, false to undrain.
+    pub drain: bool,
 }
 
 /// A request about one job.
@@ -295,6 +311,8 @@ pub enum CoordToClient {
     Status(RequestId, ClusterStatus),
     /// A request was refused.
     Refused(RequestId, Refusal),
+    /// Reply to a drain or undrain: the worker now.
+    Drained(RequestId, WorkerStatus),
 }
 
 /// The coordinator's reply to a client hello.
@@ -313,6 +331,9 @@ pub enum Refusal {
     /// The submitted job is not valid; the text says why.
     #[error("invalid job: {0}")]
     InvalidJob(String),
+    /// No connected worker has this name.
+    #[error("no connected worker is named {0}")]
+    UnknownWorker(String),
 }
 
 /// Where a job is in its life.
@@ -394,12 +415,16 @@ pub struct Contribution {
 }
 
 /// A line of the job list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSummary {
     /// Progress and state.
     pub progress: JobProgress,
     /// When the job stops.
     pub mode: SearchMode,
+    /// Its priority.
+    pub priority: i32,
+    /// The client that submitted it (its certificate name).
+    pub client: String,
 }
 
 /// What `picluster status` shows.
@@ -446,6 +471,8 @@ pub enum WorkerState {
     Busy,
     /// Shutting down.
     Leaving,
+    /// Drained: finishing what it holds, taking nothing new.
+    Draining,
 }
 
 impl WorkerState {
@@ -455,6 +482,7 @@ impl WorkerState {
             WorkerState::Idle => "idle",
             WorkerState::Busy => "busy",
             WorkerState::Leaving => "leaving",
+            WorkerState::Draining => "draining",
         }
     }
 }
@@ -571,7 +599,7 @@ impl CloseCode {
 }
 
 impl Submit {
-    /// The validated job this submission asks for.
+    /// The validated job this submission asks for (its priority aside).
     pub fn spec(&self) -> Result<JobSpec, Sha256dError> {
         Ok(JobSpec {
             kind: JobKind::try_from(&self.work)?,
