@@ -12,5 +12,6 @@ mod cli;
 mod compute;
 mod coordinator;
 mod e2e;
+mod processes;
 mod sim;
 mod wire;

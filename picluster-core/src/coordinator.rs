@@ -417,6 +417,8 @@ impl Coordinator {
                     worker: w.id,
                     state: if w.leaving {
                         WorkerState::Leaving
+                    } else if w.suspect {
+                        WorkerState::Unresponsive
                     } else if self.drained.contains(&w.name) {
                         WorkerState::Draining
                     } else if w.leases.is_empty() {

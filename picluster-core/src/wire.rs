@@ -473,6 +473,9 @@ pub enum WorkerState {
     Leaving,
     /// Drained: finishing what it holds, taking nothing new.
     Draining,
+    /// Silent past the lease timeout: its work went to others; it gets none until it
+    /// is heard from again (or its connection times out).
+    Unresponsive,
 }
 
 impl WorkerState {
@@ -483,6 +486,7 @@ impl WorkerState {
             WorkerState::Busy => "busy",
             WorkerState::Leaving => "leaving",
             WorkerState::Draining => "draining",
+            WorkerState::Unresponsive => "unresponsive",
         }
     }
 }
