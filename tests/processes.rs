@@ -65,17 +65,6 @@ fn spawn_worker(bundle: &Path) -> WorkerProcess {
     WorkerProcess(child)
 }
 
-async fn worker_names(client: &picluster_client::Client) -> Vec<String> {
-    client
-        .status()
-        .await
-        .unwrap()
-        .workers
-        .into_iter()
-        .map(|w| w.name)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_process_loses_nothing_and_a_restarted_one_gets_work() {
     let cluster = LocalCluster::start_with(LocalClusterOptions {
