@@ -218,7 +218,9 @@ fn bad_assignments_are_protocol_errors() {
     let CoordToWorker::Assign(mut bad) = assign(3, 0, 10) else {
         panic!()
     };
-    let WorkSpec::Sha256d(w) = &mut bad.work;
+    let WorkSpec::Sha256d(w) = &mut bad.work else {
+        unreachable!()
+    };
     w.version_mask = 1;
     assert_eq!(
         a.handle_message(CoordToWorker::Assign(bad)),

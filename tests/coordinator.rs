@@ -566,7 +566,9 @@ fn cancel_stops_leases_and_reports_cancelled() {
 #[test]
 fn invalid_submissions_are_refused_with_the_reason() {
     let mut h = Harness::small_chunks();
-    let WorkSpec::Sha256d(good) = WorkSpec::from(&JobKind::Sha256d(genesis_job(0..10)));
+    let WorkSpec::Sha256d(good) = WorkSpec::from(&JobKind::Sha256d(genesis_job(0..10))) else {
+        unreachable!()
+    };
     let short = Sha256dWork {
         header: vec![0; 3],
         ..good.clone()

@@ -566,3 +566,35 @@ async fn a_cluster_idle_for_longer_than_the_lease_timeout_still_runs_jobs() {
     client.close();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noop_jobs_run_through_the_scheduler_and_an_empty_one_is_refused() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 2,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            max_chunk: 100,
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    let spec = JobSpec {
+        kind: JobKind::Noop { keyspace: 10_000 },
+        mode: SearchMode::All,
+    };
+    let report = client.run(&spec).await.unwrap();
+    assert_eq!(
+        (report.state, report.hashes, report.solutions.len()),
+        (JobState::Completed, 10_000, 0)
+    );
+    let empty = JobSpec {
+        kind: JobKind::Noop { keyspace: 0 },
+        mode: SearchMode::All,
+    };
+    let err = client.submit(&empty).await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid job: the keyspace is empty");
+    client.close();
+    cluster.shutdown().await;
+}

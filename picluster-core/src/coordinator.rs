@@ -1135,7 +1135,8 @@ impl Coordinator {
     /// benchmark until it has reported progress).
     fn chunk_size(&self, conn: ConnId) -> u64 {
         let raw = (self.rate(conn) * self.config.chunk_time.as_secs_f64()) as u64;
-        raw.clamp(self.config.min_chunk, self.config.max_chunk)
+        // Not clamp(): a configuration with min above max must not panic; max wins.
+        raw.max(self.config.min_chunk).min(self.config.max_chunk)
     }
 
     /// A worker's rate in hashes per second: measured, else benchmarked, at least 1.

@@ -49,6 +49,12 @@ pub enum SearchMode {
 pub enum JobKind {
     /// Bitcoin-style SHA-256d nonce search.
     Sha256d(Sha256dJob),
+    /// Chunks that do no work, over `keyspace` indices: measures the scheduler itself
+    /// (like HyperQueue's zero-worker mode).
+    Noop {
+        /// Number of indices.
+        keyspace: u64,
+    },
 }
 
 impl JobKind {
@@ -56,6 +62,7 @@ impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
             JobKind::Sha256d(_) => "sha256d",
+            JobKind::Noop { .. } => "noop",
         }
     }
 
@@ -63,8 +70,22 @@ impl JobKind {
     pub fn kernel(&self) -> Arc<dyn Kernel> {
         match self {
             JobKind::Sha256d(job) => Arc::new(job.kernel()),
+            JobKind::Noop { keyspace } => Arc::new(NoopKernel {
+                keyspace: *keyspace,
+            }),
         }
     }
+}
+
+/// Why a job description was rejected; the input must change, retrying cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// An invalid SHA-256d job.
+    #[error(transparent)]
+    Sha256d(#[from] crate::sha256d::Sha256dError),
+    /// A job over no indices at all.
+    #[error("the keyspace is empty")]
+    EmptyKeyspace,
 }
 
 /// A validated job: what to compute and when to stop.
@@ -74,6 +95,28 @@ pub struct JobSpec {
     pub kind: JobKind,
     /// When the job is done.
     pub mode: SearchMode,
+}
+
+/// The kernel of [`JobKind::Noop`]: searches nothing, finds nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct NoopKernel {
+    keyspace: u64,
+}
+
+impl Kernel for NoopKernel {
+    fn keyspace(&self) -> u64 {
+        self.keyspace
+    }
+
+    fn implementation(&self) -> &'static str {
+        "noop"
+    }
+
+    fn scan(&self, _range: Range<u64>, _hits: &mut Vec<u64>) {}
+
+    fn verify(&self, _index: u64) -> Option<Solution> {
+        None
+    }
 }
 
 /// Which backend the `sha2` crate selects on this CPU (it detects at run time).

@@ -13,8 +13,8 @@
 //! accidental change. No `usize`, `Instant` or `SystemTime` crosses the wire.
 
 use crate::ids::{JobId, LeaseId, RequestId, WorkerId};
-use crate::kernel::{JobKind, JobSpec, SearchMode, Solution};
-use crate::sha256d::{BlockHeader, Sha256dError, Sha256dJob, Target};
+use crate::kernel::{JobKind, JobSpec, SearchMode, Solution, SpecError};
+use crate::sha256d::{BlockHeader, Sha256dJob, Target};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// ALPN protocol id: the major version.
@@ -179,6 +179,8 @@ pub struct Stop {
 pub enum WorkSpec {
     /// SHA-256d nonce search.
     Sha256d(Sha256dWork),
+    /// No-op chunks over this many indices (scheduler benchmarks).
+    Noop(u64),
 }
 
 /// A SHA-256d search on the wire.
@@ -206,12 +208,13 @@ impl From<&JobKind> for WorkSpec {
                 nonce_end: job.nonce_end,
                 version_mask: job.version_mask,
             }),
+            JobKind::Noop { keyspace } => WorkSpec::Noop(*keyspace),
         }
     }
 }
 
 impl TryFrom<&WorkSpec> for JobKind {
-    type Error = Sha256dError;
+    type Error = SpecError;
     fn try_from(spec: &WorkSpec) -> Result<Self, Self::Error> {
         match spec {
             WorkSpec::Sha256d(w) => Ok(JobKind::Sha256d(Sha256dJob::new(
@@ -220,6 +223,10 @@ impl TryFrom<&WorkSpec> for JobKind {
                 u64::from(w.nonce_start)..w.nonce_end,
                 w.version_mask,
             )?)),
+            WorkSpec::Noop(0) => Err(SpecError::EmptyKeyspace),
+            WorkSpec::Noop(keyspace) => Ok(JobKind::Noop {
+                keyspace: *keyspace,
+            }),
         }
     }
 }
@@ -604,7 +611,7 @@ impl CloseCode {
 
 impl Submit {
     /// The validated job this submission asks for (its priority aside).
-    pub fn spec(&self) -> Result<JobSpec, Sha256dError> {
+    pub fn spec(&self) -> Result<JobSpec, SpecError> {
         Ok(JobSpec {
             kind: JobKind::try_from(&self.work)?,
             mode: self.mode,
