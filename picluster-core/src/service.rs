@@ -295,17 +295,30 @@ async fn write_loop(
     mut writer: FrameWriter,
     mut commands: mpsc::UnboundedReceiver<WriterCommand>,
 ) {
+    let mut batch = Vec::new();
     while let Some(command) = commands.recv().await {
-        match command {
-            WriterCommand::Frame(frame) => {
-                if writer.send_frame(&frame).await.is_err() {
-                    return;
+        // Coalesce whatever else is queued into one write.
+        let mut next = Some(command);
+        let mut close = None;
+        while let Some(command) = next.take() {
+            match command {
+                WriterCommand::Frame(frame) => batch.extend_from_slice(&frame),
+                WriterCommand::Close(code, reason) => {
+                    close = Some((code, reason));
+                    break;
                 }
             }
-            WriterCommand::Close(code, reason) => {
-                connection.close((code as u32).into(), reason.as_bytes());
+            next = commands.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            if writer.send_frame(&batch).await.is_err() {
                 return;
             }
+            batch.clear();
+        }
+        if let Some((code, reason)) = close {
+            connection.close((code as u32).into(), reason.as_bytes());
+            return;
         }
     }
 }

@@ -278,8 +278,23 @@ impl Prefix {
     }
 }
 
-/// Runs one task on every thread of the pool; returns the prefix reached.
+/// Runs one task on every thread of the pool; returns the prefix reached. A task of
+/// at most one block runs right here: waking the pool would cost more than it does.
 fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
+    if task.range.end - task.range.start <= BLOCK {
+        let Some(block) = task.control.claim_block() else {
+            return task.range.start;
+        };
+        let mut hits = Vec::new();
+        task.kernel.scan(block.clone(), &mut hits);
+        if !hits.is_empty() {
+            sink(ComputeEvent::Found {
+                task: task.id,
+                indices: hits,
+            });
+        }
+        return block.end;
+    }
     let prefix = Mutex::new(Prefix {
         position: task.range.start,
         done: BTreeMap::new(),

@@ -8,7 +8,7 @@ use crate::compute::{Compute, ComputeError, ComputeEvent};
 use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::kernel::sha2_backend;
 use picluster_core::net::{self, FrameReader, NetError, Session};
-use picluster_core::wire::{CloseCode, CoordToWorker, WorkerToCoord};
+use picluster_core::wire::{self, CloseCode, CoordToWorker, WorkerToCoord};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -182,12 +182,20 @@ async fn run_session(
             Some(event) = events.recv() => agent.handle_compute(event),
         }
         drain_compute(agent, compute);
+        // Everything the agent has to say, in one write.
+        let mut batch = Vec::new();
         let mut failed = None;
         while let Some(message) = agent.poll_transmit() {
-            if let Err(e) = writer.send(&message).await {
-                failed = Some(e);
-                break;
+            match wire::encode_frame(&message) {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(e) => {
+                    failed = Some(NetError::BadFrame(e));
+                    break;
+                }
             }
+        }
+        if failed.is_none() && !batch.is_empty() {
+            failed = writer.send_frame(&batch).await.err();
         }
         if let Some(e) = failed {
             break SessionEnd::Lost(e);

@@ -1,0 +1,196 @@
+//! Cluster benchmarks, each over real QUIC with mutual TLS on loopback:
+//!
+//! - parallel efficiency: N worker processes with one thread each against one process
+//!   scanning the same amount of work with N rayon threads, in the same run;
+//! - scheduler overhead: a no-op job of one-index chunks through a real coordinator and
+//!   two workers: chunks per second and time per chunk;
+//! - latency: submit to report of a one-chunk job over an established connection.
+//!
+//! `cargo bench --bench cluster`. Prints one line per figure and a final JSON line.
+//! The worker processes are this binary again, started with `--worker BUNDLE`.
+
+use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
+use picluster_core::cluster::{Bundle, CertRole};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
+use picluster_worker::compute::{Compute, ComputeEvent, TaskId};
+use picluster_worker::WorkerOptions;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+
+fn job(nonces: std::ops::Range<u64>) -> Sha256dJob {
+    // A target nothing meets: every implementation does all the work.
+    let mut t = [0u8; 32];
+    t[31] = 1;
+    let header = BlockHeader::from_hex(GENESIS).expect("valid header");
+    Sha256dJob::new(header, Some(Target(t)), nonces, 0).expect("valid job")
+}
+
+/// One process, `threads` rayon threads: seconds to scan `job`.
+fn single_process(job: &Sha256dJob, threads: usize) -> f64 {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let compute = Compute::start(threads, move |e| {
+        let _ = tx.lock().map(|tx| tx.send(e));
+    })
+    .expect("engine starts");
+    let started = Instant::now();
+    compute.run(
+        TaskId(1),
+        Arc::new(job.kernel()),
+        0..job.keyspace(),
+        Duration::from_secs(1),
+    );
+    while !matches!(rx.recv(), Ok(ComputeEvent::Finished { .. })) {}
+    started.elapsed().as_secs_f64()
+}
+
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--worker") {
+        let bundle = Bundle::load(args[i + 1].as_ref()).expect("bundle");
+        let options = WorkerOptions {
+            threads: 1,
+            ..WorkerOptions::default()
+        };
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(picluster_worker::run(
+                bundle,
+                options,
+                std::future::pending(),
+            ))
+            .expect("worker runs");
+        return;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Parallel efficiency. Size the job for about 8 s on this machine.
+    let calibrate = job(0..1 << 22);
+    let rate = calibrate.keyspace() as f64 / single_process(&calibrate, threads);
+    let size = (rate * 8.0) as u64;
+    let single = single_process(&job(0..size), threads);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (cluster_seconds, per_worker) = runtime.block_on(async {
+        let cluster = LocalCluster::start_with(LocalClusterOptions {
+            workers: 0,
+            worker: WorkerOptions::default(),
+            coordinator: CoordinatorConfig::default(),
+        })
+        .await
+        .expect("coordinator");
+        let mut workers = Vec::new();
+        for i in 0..threads {
+            let path = tmp.path().join(format!("w{i}.bundle"));
+            cluster
+                .bundle(CertRole::Worker, &format!("w{i}"))
+                .expect("bundle")
+                .save(&path)
+                .expect("save");
+            let exe = std::env::current_exe().expect("exe");
+            workers.push(Worker(
+                Command::new(exe)
+                    .arg("--worker")
+                    .arg(&path)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn worker"),
+            ));
+        }
+        cluster
+            .wait_for_workers(threads, Duration::from_secs(30))
+            .await
+            .expect("workers join");
+        let client = cluster.client().await.expect("client");
+        let spec = JobSpec {
+            kind: JobKind::Sha256d(job(1 << 31..(1 << 31) + size)),
+            mode: SearchMode::All,
+        };
+        let report = client.run(&spec).await.expect("job");
+        assert_eq!(report.hashes, size);
+        let per_worker: Vec<u64> = report.contributions.iter().map(|c| c.hashes).collect();
+        client.close();
+        drop(workers);
+        cluster.shutdown().await;
+        (report.elapsed_ms as f64 / 1000.0, per_worker)
+    });
+    let efficiency = single / cluster_seconds;
+    println!(
+        "parallel efficiency: {threads} worker processes {:.3} s vs 1 process x {threads} threads {:.3} s for {size} hashes: {:.3} (per worker {per_worker:?})",
+        cluster_seconds, single, efficiency
+    );
+
+    // Scheduler overhead and latency, with no-op chunks of one index.
+    let (chunks, overhead_seconds, latencies) = runtime.block_on(async {
+        let cluster = LocalCluster::start_with(LocalClusterOptions {
+            workers: 2,
+            worker: WorkerOptions {
+                threads: 1,
+                ..WorkerOptions::default()
+            },
+            coordinator: CoordinatorConfig {
+                max_chunk: 1,
+                ..CoordinatorConfig::default()
+            },
+        })
+        .await
+        .expect("cluster");
+        let client = cluster.client().await.expect("client");
+        let chunks = 20_000u64;
+        let spec = JobSpec {
+            kind: JobKind::Noop { keyspace: chunks },
+            mode: SearchMode::All,
+        };
+        let started = Instant::now();
+        let report = client.run(&spec).await.expect("noop job");
+        let seconds = started.elapsed().as_secs_f64();
+        assert_eq!(report.hashes, chunks);
+        let one = JobSpec {
+            kind: JobKind::Noop { keyspace: 1 },
+            mode: SearchMode::All,
+        };
+        let mut latencies = Vec::new();
+        for _ in 0..500 {
+            let started = Instant::now();
+            client.run(&one).await.expect("one-chunk job");
+            latencies.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        latencies.sort_by(f64::total_cmp);
+        client.close();
+        cluster.shutdown().await;
+        (chunks, seconds, latencies)
+    });
+    let chunks_per_second = chunks as f64 / overhead_seconds;
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!(
+        "scheduler overhead: {chunks} no-op chunks in {overhead_seconds:.3} s: {chunks_per_second:.0} chunks/s, {:.1} us per chunk",
+        1e6 / chunks_per_second
+    );
+    println!("latency, submit to report of a one-chunk job: p50 {p50:.0} us, p99 {p99:.0} us");
+    println!(
+        "{{\"bench\": \"cluster\", \"threads\": {threads}, \"efficiency\": {efficiency:.4}, \"single_seconds\": {single:.3}, \"cluster_seconds\": {cluster_seconds:.3}, \"chunks_per_second\": {chunks_per_second:.0}, \"us_per_chunk\": {:.2}, \"latency_p50_us\": {p50:.0}, \"latency_p99_us\": {p99:.0}}}",
+        1e6 / chunks_per_second
+    );
+}
