@@ -449,18 +449,61 @@ fn scenario(rng: &mut Rng, faults: bool) -> Scenario {
     }
 }
 
+/// How the coordinator splits work, for comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// The real scheduler: adaptive chunks and work stealing.
+    Stealing,
+    /// One equal chunk per worker, no stealing.
+    StaticSplit,
+    /// Fixed-size chunks (1/16 of an equal share), no stealing.
+    FixedChunks,
+}
+
 fn run(seed: u64, faults: bool) -> (Scenario, Outcome) {
+    run_with(seed, faults, Policy::Stealing)
+}
+
+/// Runs one seed's scenario under `policy`; returns the makespan over ideal of its
+/// first job (meaningful for fault-free scenarios).
+pub(crate) fn makespan_ratio(seed: u64, policy: Policy) -> f64 {
+    let (sc, out) = run_with(seed, false, policy);
+    let (job, (_, finished_at)) = out.reports.iter().next().expect("a job");
+    let keyspace = pool()[out.pool_index[job]].job.keyspace();
+    let speed: f64 = sc.workers.iter().sum();
+    let ideal = keyspace as f64 / speed + 2.0 * sc.latency.1 as f64;
+    (finished_at - out.submitted_at[job]) as f64 / ideal
+}
+
+fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
     let mut rng = Rng(seed);
     let sc = scenario(&mut rng, faults);
     // The real minimums (64 Ki) are about 16 ms of a Pi 3's work; keep that relation
     // at the simulation's speeds.
     let slowest = sc.workers.iter().copied().fold(f64::INFINITY, f64::min);
     let granule = ((slowest * 20.0 * MS as f64) as u64).max(16);
-    let config = CoordinatorConfig {
+    let mut config = CoordinatorConfig {
         min_chunk: granule,
         min_steal: granule,
         ..CoordinatorConfig::default()
     };
+    let equal_share = sc.jobs.first().map_or(1, |j| {
+        pool()[j.1].job.keyspace().div_ceil(sc.workers.len() as u64)
+    });
+    match policy {
+        Policy::Stealing => {}
+        Policy::StaticSplit => {
+            config.steal = false;
+            config.leases_per_worker = 1;
+            config.min_chunk = equal_share;
+            config.max_chunk = equal_share;
+        }
+        Policy::FixedChunks => {
+            config.steal = false;
+            config.min_chunk = (equal_share / 16).max(1);
+            config.max_chunk = (equal_share / 16).max(1);
+        }
+    }
     let progress_every = config.progress_interval.as_micros() as u64;
     let mut sim = Sim {
         now: 0,
@@ -535,7 +578,7 @@ fn run(seed: u64, faults: bool) -> (Scenario, Outcome) {
     drops.sort();
     let mut cancel = sc.cancel;
     let mut next_job = 1u64;
-    let deadline = 600_000 * MS;
+    let deadline = 20_000_000 * MS;
     let mut last = 0;
     for _step in 0..2_000_000 {
         sim.drain_coord();

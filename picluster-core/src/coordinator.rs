@@ -50,6 +50,8 @@ pub struct CoordinatorConfig {
     /// Steal only when the lease that ends last would end at least this much later
     /// than the thief becomes free.
     pub steal_gap: Duration,
+    /// Work stealing on (the default); off only to compare against it.
+    pub steal: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -63,6 +65,7 @@ impl Default for CoordinatorConfig {
             lease_timeout: Duration::from_secs(5),
             min_steal: 1 << 16,
             steal_gap: Duration::from_millis(50),
+            steal: true,
         }
     }
 }
@@ -989,6 +992,9 @@ impl Coordinator {
     /// `Trimmed`, which says where the owner really stops, before anything is handed
     /// out, so no index is ever searched under two live leases.
     fn steal(&mut self, now: Instant) {
+        if !self.config.steal {
+            return;
+        }
         loop {
             // Seconds until each worker has done everything it holds, and until each
             // lease is done (a worker runs its leases in the order it got them). The

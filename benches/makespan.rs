@@ -1,0 +1,46 @@
+//! Heterogeneous makespan, from the deterministic simulation (tests/sim.rs): the real
+//! coordinator and worker agents, workers at 1x, 4x and 30x speed (a Pi 3, a Pi 4, a
+//! laptop), jobs of 10 to 60 s at the cluster's total speed. Compares picluster's
+//! scheduler with a static equal split and with fixed-size chunks without stealing.
+//!
+//! `cargo bench --bench makespan`. Prints one line per policy and a final JSON line.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../tests/sim.rs"]
+mod sim;
+
+use sim::Policy;
+
+fn main() {
+    let seeds: Vec<u64> = (0..300).collect();
+    let mut line = Vec::new();
+    for (name, policy) in [
+        ("stealing", Policy::Stealing),
+        ("static_split", Policy::StaticSplit),
+        ("fixed_chunks", Policy::FixedChunks),
+    ] {
+        let mut ratios: Vec<f64> = seeds
+            .iter()
+            .map(|s| sim::makespan_ratio(*s, policy))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let median = ratios[ratios.len() / 2];
+        let worst = ratios[ratios.len() - 1];
+        println!(
+            "{name:<13} makespan / ideal over {} seeds: mean {mean:.4}, median {median:.4}, worst {worst:.4}",
+            ratios.len()
+        );
+        line.push(format!(
+            "\"{name}\": {{\"mean\": {mean:.4}, \"median\": {median:.4}, \"worst\": {worst:.4}}}"
+        ));
+    }
+    println!(
+        "{{\"bench\": \"makespan\", \"seeds\": {}, {}}}",
+        seeds.len(),
+        line.join(", ")
+    );
+}
