@@ -5,6 +5,11 @@
 //!
 //! `cargo bench --bench makespan`. Prints one line per policy and a final JSON line.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "the simulation is test code: it fails loudly on the unexpected"
+)]
+
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/common/mod.rs"]
 mod common;
