@@ -882,3 +882,17 @@ fn faults_lose_nothing_and_commit_nothing_twice() {
         check(seed, true);
     }
 }
+
+#[test]
+fn stealing_beats_a_static_split_and_fixed_chunks() {
+    for seed in 0..30 {
+        let stealing = makespan_ratio(seed, Policy::Stealing);
+        let fixed = makespan_ratio(seed, Policy::FixedChunks);
+        let split = makespan_ratio(seed, Policy::StaticSplit);
+        assert!(stealing <= 1.02, "seed {seed}: {stealing}");
+        assert!(
+            stealing <= fixed && stealing <= split,
+            "seed {seed}: {stealing} vs {fixed}, {split}"
+        );
+    }
+}
