@@ -172,6 +172,8 @@ struct Worker {
     /// When the worker was last heard from, or given work while it held none: its
     /// leases expire `lease_timeout` after this.
     last_heard: Instant,
+    /// This worker's entry in `Coordinator::deadlines`, if it holds leases.
+    deadline: Option<Instant>,
     hashes: u64,
     rate_hps: f64,
     /// (time, hashes) of the last rate sample.
@@ -205,6 +207,8 @@ pub struct Coordinator {
     next_push: Option<Instant>,
     /// Names of drained workers.
     drained: BTreeSet<String>,
+    /// When each worker holding leases expires, ordered: timeouts without a scan.
+    deadlines: BTreeSet<(Instant, ConnId)>,
     stats: CoordinatorStats,
 }
 
@@ -234,6 +238,7 @@ impl Coordinator {
             schedule_requested: false,
             next_push: None,
             drained: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
             stats: CoordinatorStats::default(),
         }
     }
@@ -273,6 +278,7 @@ impl Coordinator {
                     suspect: false,
                     connected: now,
                     last_heard: now,
+                    deadline: None,
                     hashes: 0,
                     rate_hps: 0.0,
                     rate_sample: (now, 0),
@@ -298,7 +304,11 @@ impl Coordinator {
     pub fn handle_inbound(&mut self, now: Instant, conn: ConnId, message: Inbound) {
         let result = match (self.peers.get(&conn), message) {
             (None, _) => Ok(()), // already closed; late frames are harmless
-            (Some(Peer::Worker(_)), Inbound::Worker(m)) => self.on_worker(now, conn, m),
+            (Some(Peer::Worker(_)), Inbound::Worker(m)) => {
+                let result = self.on_worker(now, conn, m);
+                self.refresh_deadline(conn);
+                result
+            }
             (Some(Peer::Client(_)), Inbound::Client(m)) => self.on_client(now, conn, m),
             (Some(_), _) => Err((
                 CloseCode::Unauthorized,
@@ -322,16 +332,10 @@ impl Coordinator {
     /// Time passed: expire leases of silent workers and push progress to watchers.
     pub fn handle_timeout(&mut self, now: Instant) {
         let silent: Vec<ConnId> = self
-            .peers
+            .deadlines
             .iter()
-            .filter_map(|(conn, peer)| match peer {
-                Peer::Worker(w)
-                    if !w.leases.is_empty() && now >= w.last_heard + self.config.lease_timeout =>
-                {
-                    Some(*conn)
-                }
-                _ => None,
-            })
+            .take_while(|(deadline, _)| *deadline <= now)
+            .map(|(_, conn)| *conn)
             .collect();
         for conn in silent {
             let leases = match self.peers.get_mut(&conn) {
@@ -339,7 +343,11 @@ impl Coordinator {
                     w.suspect = true;
                     std::mem::take(&mut w.leases)
                 }
-                _ => continue,
+                _ => {
+                    // Never left behind by the code above; if it were, it would fire forever.
+                    self.deadlines.retain(|(_, c)| *c != conn);
+                    continue;
+                }
             };
             for lease in leases {
                 self.stats.expired_leases += 1;
@@ -350,6 +358,7 @@ impl Coordinator {
                     CoordToWorker::Stop(Stop { lease }),
                 ));
             }
+            self.refresh_deadline(conn);
             self.schedule_requested = true;
         }
         if self.next_push.is_some_and(|t| now >= t) {
@@ -372,17 +381,25 @@ impl Coordinator {
 
     /// The next time [`Coordinator::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let expiry = self
-            .peers
-            .values()
-            .filter_map(|p| match p {
-                Peer::Worker(w) if !w.leases.is_empty() => {
-                    Some(w.last_heard + self.config.lease_timeout)
-                }
-                _ => None,
-            })
-            .min();
+        let expiry = self.deadlines.first().map(|(deadline, _)| *deadline);
         [expiry, self.next_push].into_iter().flatten().min()
+    }
+
+    /// Re-indexes a worker's lease deadline after its leases or `last_heard` changed.
+    fn refresh_deadline(&mut self, conn: ConnId) {
+        let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let wanted = (!w.leases.is_empty()).then(|| w.last_heard + self.config.lease_timeout);
+        if wanted != w.deadline {
+            if let Some(old) = w.deadline {
+                self.deadlines.remove(&(old, conn));
+            }
+            if let Some(new) = wanted {
+                self.deadlines.insert((new, conn));
+            }
+            w.deadline = wanted;
+        }
     }
 
     /// The next effect to carry out. Runs the scheduler first if any input asked for it.
@@ -651,6 +668,7 @@ impl Coordinator {
         if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
             w.leases.remove(&lease_id);
         }
+        self.refresh_deadline(lease.worker);
         if let Some(job) = self.jobs.get_mut(&lease.job) {
             job.leases.remove(&lease_id);
         }
@@ -975,6 +993,7 @@ impl Coordinator {
             }
             w.leases.insert(lease);
         }
+        self.refresh_deadline(conn);
         self.outbox
             .push_back(Transmit::ToWorker(conn, CoordToWorker::Assign(assign)));
     }
@@ -1170,6 +1189,9 @@ impl Coordinator {
     fn forget_peer(&mut self, conn: ConnId, peer: Peer) {
         match peer {
             Peer::Worker(w) => {
+                if let Some(deadline) = w.deadline {
+                    self.deadlines.remove(&(deadline, conn));
+                }
                 for lease in w.leases {
                     self.stats.lost_leases += 1;
                     self.requeue(lease);

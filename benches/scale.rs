@@ -1,0 +1,240 @@
+//! Scale: one coordinator process with 1,000 connected workers, simulated by this
+//! process over one QUIC endpoint (each a real connection with its own certificate).
+//! Each simulated worker "computes" at 1 MH/s (a Pi core), reports progress every
+//! 250 ms, takes chunks, and answers trims and stops, as the real agent does. The
+//! coordinator's CPU (from /proc) and memory are measured over 10 s of steady state.
+//!
+//! `cargo bench --bench scale` (PICLUSTER_SCALE_WORKERS to change the 1,000).
+//! Prints its figures and a final JSON line. The coordinator is this binary again,
+//! started with `--coordinator DIR`.
+
+use picluster_core::cluster::ClusterDir;
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::ids::LeaseId;
+use picluster_core::net::{self, FrameReader, FrameWriter};
+use picluster_core::wire::{
+    CoordToWorker, Progress, Released, Trimmed, WorkerHello, WorkerToCoord, PROTOCOL_MINOR,
+};
+use std::collections::VecDeque;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RATE: u64 = 1_000_000;
+
+/// A protocol-speaking worker that does no work but reports as if it did.
+async fn simulated_worker(
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    address: std::net::SocketAddr,
+) -> Result<(), picluster_core::net::NetError> {
+    // Like the real daemon, retry a connection lost in the crowd of 1,000 handshakes.
+    let mut attempt = 0;
+    let connection = loop {
+        match endpoint
+            .connect_with(config.clone(), address, "127.0.0.1")?
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if attempt >= 20 => return Err(e.into()),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let (send, recv) = connection.open_bi().await?;
+    let (mut writer, mut reader) = (FrameWriter::new(send), FrameReader::new(recv));
+    writer
+        .send(&WorkerToCoord::Hello(WorkerHello {
+            minor: PROTOCOL_MINOR,
+            agent_version: "sim".into(),
+            threads: 1,
+            arch: "sim".into(),
+            kernel_impl: "sim".into(),
+            bench_hps: RATE,
+        }))
+        .await?;
+    let _welcome: CoordToWorker = reader.next().await?;
+    let (tx, mut inbound) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(m) = reader.next::<CoordToWorker>().await {
+            if tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    let mut leases: VecDeque<(LeaseId, u64, u64)> = VecDeque::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let mut out = Vec::new();
+        tokio::select! {
+            m = inbound.recv() => match m {
+                Some(CoordToWorker::Assign(a)) => leases.push_back((a.lease, a.start, a.end)),
+                Some(CoordToWorker::Stop(s)) => {
+                    if let Some(i) = leases.iter().position(|l| l.0 == s.lease) {
+                        let (lease, position, _) = leases.remove(i).expect("present");
+                        out.push(WorkerToCoord::Released(Released { lease, position }));
+                    }
+                }
+                Some(CoordToWorker::Trim(t)) => {
+                    if let Some(l) = leases.iter_mut().find(|l| l.0 == t.lease) {
+                        l.2 = t.end.max(l.1).min(l.2);
+                        out.push(WorkerToCoord::Trimmed(Trimmed { lease: l.0, end: l.2 }));
+                    }
+                }
+                Some(CoordToWorker::Welcome(_)) | None => return Ok(()),
+            },
+            _ = tick.tick() => {
+                if let Some(l) = leases.front_mut() {
+                    l.1 = (l.1 + RATE / 4).min(l.2);
+                    out.push(WorkerToCoord::Progress(Progress { lease: l.0, position: l.1 }));
+                    if l.1 == l.2 {
+                        leases.pop_front();
+                    }
+                }
+            }
+        }
+        for m in out {
+            writer.send(&m).await?;
+        }
+    }
+}
+
+/// User plus system CPU seconds of a process, from /proc.
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / ticks_per_second
+}
+
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("memory field")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--coordinator") {
+        let dir = std::path::PathBuf::from(&args[i + 1]);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(picluster_core::service::serve_cluster(
+                &dir,
+                CoordinatorConfig::default(),
+                std::future::pending(),
+            ))
+            .expect("coordinator");
+        return;
+    }
+    let workers: usize = std::env::var("PICLUSTER_SCALE_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let ticks_per_second: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let dir = ClusterDir::init(&tmp.path().join("c"), address, &[]).expect("cluster");
+    let mut coordinator = Command::new(std::env::current_exe().expect("exe"))
+        .arg("--coordinator")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coordinator process");
+    let pid = coordinator.id();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime.block_on(async {
+        let admin = dir.admin_bundle().expect("admin bundle");
+        let client = loop {
+            match picluster_client::Client::connect(&admin).await {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        let started = Instant::now();
+        for i in 0..workers {
+            let bundle = dir.worker_bundle(&format!("sim-{i:04}")).expect("bundle");
+            let config = net::client_config(&bundle).expect("config");
+            tokio::spawn(simulated_worker(endpoint.clone(), config, address));
+        }
+        let spec = picluster_client::JobSpec {
+            kind: picluster_client::JobKind::Noop { keyspace: 1 << 50 },
+            mode: picluster_client::SearchMode::All,
+        };
+        client.submit(&spec).await.expect("submit");
+        loop {
+            let status = client.status().await.expect("status");
+            let busy = status.workers.iter().filter(|w| w.leases > 0).count();
+            if busy >= workers {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "only {busy} workers busy"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let joined = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (cpu0, t0) = (cpu_seconds(pid, ticks_per_second), Instant::now());
+        let hashes0 = client.jobs().await.expect("jobs")[0].progress.hashes;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (cpu1, t1) = (cpu_seconds(pid, ticks_per_second), Instant::now());
+        let hashes1 = client.jobs().await.expect("jobs")[0].progress.hashes;
+        let window = (t1 - t0).as_secs_f64();
+        let status = client.status().await.expect("status");
+        client.close();
+        (
+            joined,
+            (cpu1 - cpu0) / window,
+            (hashes1 - hashes0) as f64 / window,
+            status.workers.len(),
+        )
+    });
+    let (joined, cpu_share, committed_rate, connected) = result;
+    let rss = memory_kib(pid, "VmRSS:") as f64 / 1024.0;
+    let peak = memory_kib(pid, "VmHWM:") as f64 / 1024.0;
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+    let expected_rate = (workers as u64 * RATE) as f64;
+    println!("{connected} workers connected and busy after {joined:.1} s");
+    println!(
+        "coordinator CPU: {:.1} % of one core over 10 s of steady state",
+        cpu_share * 100.0
+    );
+    println!("coordinator memory: {rss:.1} MiB resident, {peak:.1} MiB peak");
+    println!(
+        "committed {:.0} M indices/s of {:.0} M reported by the workers",
+        committed_rate / 1e6,
+        expected_rate / 1e6
+    );
+    println!(
+        "{{\"bench\": \"scale\", \"workers\": {connected}, \"coordinator_cpu_percent\": {:.2}, \"rss_mib\": {rss:.1}, \"peak_mib\": {peak:.1}, \"committed_rate\": {committed_rate:.0}}}",
+        cpu_share * 100.0
+    );
+}
