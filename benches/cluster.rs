@@ -8,6 +8,8 @@
 //!
 //! `cargo bench --bench cluster`. Prints one line per figure and a final JSON line.
 //! The worker processes are this binary again, started with `--worker BUNDLE`.
+//! `PICLUSTER_BENCH_ONLY=overhead` skips the efficiency run and sends 100,000 no-op
+//! chunks, for profiling (`perf record -g`).
 
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
 use picluster_core::cluster::{Bundle, CertRole};
@@ -86,56 +88,71 @@ fn main() {
         .build()
         .expect("runtime");
 
+    // PICLUSTER_BENCH_ONLY=overhead skips the efficiency run (for profiling).
+    let only_overhead = std::env::var("PICLUSTER_BENCH_ONLY").is_ok_and(|v| v == "overhead");
+
     // Parallel efficiency. Size the job for about 8 s on this machine.
     let calibrate = job(0..1 << 22);
     let rate = calibrate.keyspace() as f64 / single_process(&calibrate, threads);
-    let size = (rate * 8.0) as u64;
-    let single = single_process(&job(0..size), threads);
+    let size = if only_overhead {
+        0
+    } else {
+        (rate * 8.0) as u64
+    };
+    let single = if only_overhead {
+        0.0
+    } else {
+        single_process(&job(0..size), threads)
+    };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (cluster_seconds, per_worker) = runtime.block_on(async {
-        let cluster = LocalCluster::start_with(LocalClusterOptions {
-            workers: 0,
-            worker: WorkerOptions::default(),
-            coordinator: CoordinatorConfig::default(),
-        })
-        .await
-        .expect("coordinator");
-        let mut workers = Vec::new();
-        for i in 0..threads {
-            let path = tmp.path().join(format!("w{i}.bundle"));
-            cluster
-                .bundle(CertRole::Worker, &format!("w{i}"))
-                .expect("bundle")
-                .save(&path)
-                .expect("save");
-            let exe = std::env::current_exe().expect("exe");
-            workers.push(Worker(
-                Command::new(exe)
-                    .arg("--worker")
-                    .arg(&path)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("spawn worker"),
-            ));
-        }
-        cluster
-            .wait_for_workers(threads, Duration::from_secs(30))
+    let (cluster_seconds, per_worker) = if only_overhead {
+        (1.0, Vec::new())
+    } else {
+        runtime.block_on(async {
+            let cluster = LocalCluster::start_with(LocalClusterOptions {
+                workers: 0,
+                worker: WorkerOptions::default(),
+                coordinator: CoordinatorConfig::default(),
+            })
             .await
-            .expect("workers join");
-        let client = cluster.client().await.expect("client");
-        let spec = JobSpec {
-            kind: JobKind::Sha256d(job(1 << 31..(1 << 31) + size)),
-            mode: SearchMode::All,
-        };
-        let report = client.run(&spec).await.expect("job");
-        assert_eq!(report.hashes, size);
-        let per_worker: Vec<u64> = report.contributions.iter().map(|c| c.hashes).collect();
-        client.close();
-        drop(workers);
-        cluster.shutdown().await;
-        (report.elapsed_ms as f64 / 1000.0, per_worker)
-    });
+            .expect("coordinator");
+            let mut workers = Vec::new();
+            for i in 0..threads {
+                let path = tmp.path().join(format!("w{i}.bundle"));
+                cluster
+                    .bundle(CertRole::Worker, &format!("w{i}"))
+                    .expect("bundle")
+                    .save(&path)
+                    .expect("save");
+                let exe = std::env::current_exe().expect("exe");
+                workers.push(Worker(
+                    Command::new(exe)
+                        .arg("--worker")
+                        .arg(&path)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("spawn worker"),
+                ));
+            }
+            cluster
+                .wait_for_workers(threads, Duration::from_secs(30))
+                .await
+                .expect("workers join");
+            let client = cluster.client().await.expect("client");
+            let spec = JobSpec {
+                kind: JobKind::Sha256d(job(1 << 31..(1 << 31) + size)),
+                mode: SearchMode::All,
+            };
+            let report = client.run(&spec).await.expect("job");
+            assert_eq!(report.hashes, size);
+            let per_worker: Vec<u64> = report.contributions.iter().map(|c| c.hashes).collect();
+            client.close();
+            drop(workers);
+            cluster.shutdown().await;
+            (report.elapsed_ms as f64 / 1000.0, per_worker)
+        })
+    };
     let efficiency = single / cluster_seconds;
     println!(
         "parallel efficiency: {threads} worker processes {:.3} s vs 1 process x {threads} threads {:.3} s for {size} hashes: {:.3} (per worker {per_worker:?})",
@@ -158,7 +175,7 @@ fn main() {
         .await
         .expect("cluster");
         let client = cluster.client().await.expect("client");
-        let chunks = 20_000u64;
+        let chunks: u64 = if only_overhead { 100_000 } else { 20_000 };
         let spec = JobSpec {
             kind: JobKind::Noop { keyspace: chunks },
             mode: SearchMode::All,
