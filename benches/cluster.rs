@@ -8,8 +8,8 @@
 //!
 //! `cargo bench --bench cluster`. Prints one line per figure and a final JSON line.
 //! The worker processes are this binary again, started with `--worker BUNDLE`.
-//! `PICLUSTER_BENCH_ONLY=overhead` skips the efficiency run and sends 100,000 no-op
-//! chunks, for profiling (`perf record -g`).
+//! `PICLUSTER_BENCH_ONLY=overhead` skips the efficiency run, for profiling
+//! (`perf record -g`).
 
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
 use picluster_core::cluster::{Bundle, CertRole};
@@ -175,7 +175,7 @@ fn main() {
         .await
         .expect("cluster");
         let client = cluster.client().await.expect("client");
-        let chunks: u64 = if only_overhead { 100_000 } else { 20_000 };
+        let chunks: u64 = 100_000;
         let spec = JobSpec {
             kind: JobKind::Noop { keyspace: chunks },
             mode: SearchMode::All,

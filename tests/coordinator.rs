@@ -945,3 +945,19 @@ fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
         )]
     );
 }
+
+#[test]
+fn workers_with_chunks_shorter_than_a_progress_interval_prefetch_deeper() {
+    let mut h = Harness::new(CoordinatorConfig {
+        max_chunk: 1000,
+        ..CoordinatorConfig::default()
+    });
+    // 1,000 indices at 1 MH/s: a millisecond per chunk, far below 250 ms.
+    h.add_worker(ConnId(1), "fast", 1_000_000);
+    // 1,000 indices at 1,000 H/s: a second per chunk.
+    h.add_worker(ConnId(2), "slow", 1_000);
+    h.submit(&genesis_job(0..1 << 20), SearchMode::All);
+    let a = assigns(&h.drain());
+    assert_eq!(a.iter().filter(|(c, _)| *c == ConnId(1)).count(), 16);
+    assert_eq!(a.iter().filter(|(c, _)| *c == ConnId(2)).count(), 2);
+}

@@ -40,6 +40,10 @@ pub struct CoordinatorConfig {
     /// Leases a worker holds at once: the one it works on plus queued ones, so it
     /// never waits a round trip between chunks.
     pub leases_per_worker: usize,
+    /// When a worker's chunks take less than a progress interval (tiny jobs, a job's
+    /// tail, no-op chunks), two leases cannot cover a round trip: it may then hold up
+    /// to this many.
+    pub max_prefetch: usize,
     /// How often workers report progress, and how often watchers get progress.
     pub progress_interval: Duration,
     /// A worker silent for this long loses its leases (the unfinished parts return to
@@ -61,6 +65,7 @@ impl Default for CoordinatorConfig {
             min_chunk: 1 << 16,
             max_chunk: 1 << 32,
             leases_per_worker: 2,
+            max_prefetch: 16,
             progress_interval: Duration::from_millis(250),
             lease_timeout: Duration::from_secs(5),
             min_steal: 1 << 16,
@@ -864,9 +869,7 @@ impl Coordinator {
                 .peers
                 .iter()
                 .filter_map(|(conn, p)| match p {
-                    Peer::Worker(w) if w.leases.len() < self.config.leases_per_worker => {
-                        Some(*conn)
-                    }
+                    Peer::Worker(w) if w.leases.len() < self.prefetch(*conn) => Some(*conn),
                     _ => None,
                 })
                 .filter(|conn| self.is_ready(*conn))
@@ -1162,6 +1165,17 @@ impl Coordinator {
         let raw = (self.rate(conn) * self.config.chunk_time.as_secs_f64()) as u64;
         // Not clamp(): a configuration with min above max must not panic; max wins.
         raw.max(self.config.min_chunk).min(self.config.max_chunk)
+    }
+
+    /// How many leases a worker may hold: `leases_per_worker`, or up to
+    /// `max_prefetch` when its chunks are shorter than a progress interval.
+    fn prefetch(&self, conn: ConnId) -> usize {
+        let chunk_seconds = self.chunk_size(conn) as f64 / self.rate(conn);
+        if chunk_seconds < self.config.progress_interval.as_secs_f64() {
+            self.config.max_prefetch.max(self.config.leases_per_worker)
+        } else {
+            self.config.leases_per_worker
+        }
     }
 
     /// A worker's rate in hashes per second: measured, else benchmarked, at least 1.
