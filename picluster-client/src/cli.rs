@@ -248,11 +248,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
         Command::Coordinator { cluster } => {
             // Check the directory before starting anything.
             ClusterDir::open(&cluster.dir)?;
-            runtime()?.block_on(picluster_core::service::serve_cluster(
-                &cluster.dir,
-                CoordinatorConfig::default(),
-                shutdown_signal(),
-            ))?;
+            // One thread: the coordinator's state machine is single-threaded, and a
+            // current-thread runtime wakes less (about 9 % of a core at 1,000 workers
+            // against 10-11 % with a one-worker multi-thread runtime; BENCHMARKS.md).
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(picluster_core::service::serve_cluster(
+                    &cluster.dir,
+                    CoordinatorConfig::default(),
+                    shutdown_signal(),
+                ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AddWorker {

@@ -214,6 +214,12 @@ pub struct Coordinator {
     drained: BTreeSet<String>,
     /// When each worker holding leases expires, ordered: timeouts without a scan.
     deadlines: BTreeSet<(Instant, ConnId)>,
+    /// Workers that may have room for another lease: the scheduler visits only these
+    /// (a worker enters when it frees a slot or becomes ready, and leaves when full).
+    wanting: BTreeSet<ConnId>,
+    /// The ready workers' total rate and when it was summed: refreshed once a progress
+    /// interval, or when the set of ready workers changes.
+    total_rate: Option<(Instant, f64)>,
     stats: CoordinatorStats,
 }
 
@@ -244,6 +250,8 @@ impl Coordinator {
             next_push: None,
             drained: BTreeSet::new(),
             deadlines: BTreeSet::new(),
+            wanting: BTreeSet::new(),
+            total_rate: None,
             stats: CoordinatorStats::default(),
         }
     }
@@ -346,6 +354,7 @@ impl Coordinator {
             let leases = match self.peers.get_mut(&conn) {
                 Some(Peer::Worker(w)) => {
                     w.suspect = true;
+                    self.total_rate = None;
                     std::mem::take(&mut w.leases)
                 }
                 _ => {
@@ -488,7 +497,11 @@ impl Coordinator {
         worker.last_heard = now;
         let revived = std::mem::take(&mut worker.suspect);
         let greeted = worker.hello.is_some();
-        self.schedule_requested |= revived;
+        if revived {
+            self.schedule_requested = true;
+            self.wanting.insert(conn);
+            self.total_rate = None;
+        }
         match message {
             WorkerToCoord::Hello(hello) if !greeted => {
                 let worker = self.worker_mut(conn);
@@ -498,6 +511,8 @@ impl Coordinator {
                     progress_interval_ms,
                 };
                 worker.hello = Some(hello);
+                self.wanting.insert(conn);
+                self.total_rate = None;
                 self.outbox
                     .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
                 self.schedule_requested = true;
@@ -672,6 +687,7 @@ impl Coordinator {
         let lease = self.leases.remove(&lease_id)?;
         if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
             w.leases.remove(&lease_id);
+            self.wanting.insert(lease.worker);
         }
         self.refresh_deadline(lease.worker);
         if let Some(job) = self.jobs.get_mut(&lease.job) {
@@ -856,24 +872,35 @@ impl Coordinator {
         // chunks is shared out in proportion to speed instead, measured from what
         // each job had left when this pass began; otherwise the first worker takes a
         // full chunk and the rest get slivers, or nothing.
-        let total_rate: f64 = self
-            .peers
-            .keys()
-            .filter(|conn| self.is_ready(**conn))
-            .map(|conn| self.rate(*conn))
-            .sum();
+        let total_rate = match self.total_rate {
+            Some((at, rate)) if now < at + self.config.progress_interval => rate,
+            _ => {
+                let rate = self
+                    .peers
+                    .keys()
+                    .filter(|conn| self.is_ready(**conn))
+                    .map(|conn| self.rate(*conn))
+                    .sum();
+                self.total_rate = Some((now, rate));
+                rate
+            }
+        };
         let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
         loop {
             let mut assigned = false;
-            let ready: Vec<ConnId> = self
-                .peers
-                .iter()
-                .filter_map(|(conn, p)| match p {
-                    Peer::Worker(w) if w.leases.len() < self.prefetch(*conn) => Some(*conn),
-                    _ => None,
-                })
-                .filter(|conn| self.is_ready(*conn))
-                .collect();
+            let wanting: Vec<ConnId> = self.wanting.iter().copied().collect();
+            let mut ready = Vec::new();
+            for conn in wanting {
+                let room = matches!(self.peers.get(&conn),
+                    Some(Peer::Worker(w)) if w.leases.len() < self.prefetch(conn));
+                if room && self.is_ready(conn) {
+                    ready.push(conn);
+                } else {
+                    // Full, or not ready: it comes back when it frees a slot or is
+                    // ready again.
+                    self.wanting.remove(&conn);
+                }
+            }
             for conn in ready {
                 let Some(job_id) = self.next_job_to_serve() else {
                     self.steal(now);
@@ -911,6 +938,22 @@ impl Coordinator {
     /// among equals, the job of the client with the least hash rate working for it
     /// now, so clients share the cluster fairly; then the oldest.
     fn next_job_to_serve(&self) -> Option<JobId> {
+        let candidates = || {
+            self.jobs
+                .iter()
+                .filter(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
+        };
+        let top = candidates().map(|(_, j)| j.priority).max()?;
+        let mut clients = candidates()
+            .filter(|(_, j)| j.priority == top)
+            .map(|(_, j)| j.client.as_str());
+        let first_client = clients.next();
+        if clients.all(|c| Some(c) == first_client) {
+            // One client at the top priority: its oldest job, no shares to weigh.
+            return candidates()
+                .find(|(_, j)| j.priority == top)
+                .map(|(id, _)| *id);
+        }
         let mut at_work: BTreeMap<&str, f64> = BTreeMap::new();
         for lease in self.leases.values() {
             if let Some(job) = self.jobs.get(&lease.job) {
@@ -954,7 +997,9 @@ impl Coordinator {
             }
         } else {
             self.drained.remove(name);
+            self.wanting.insert(conn);
         }
+        self.total_rate = None;
         self.schedule_requested = true;
         self.status(now)
             .workers
@@ -1203,6 +1248,8 @@ impl Coordinator {
     fn forget_peer(&mut self, conn: ConnId, peer: Peer) {
         match peer {
             Peer::Worker(w) => {
+                self.wanting.remove(&conn);
+                self.total_rate = None;
                 if let Some(deadline) = w.deadline {
                     self.deadlines.remove(&(deadline, conn));
                 }
