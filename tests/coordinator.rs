@@ -225,17 +225,29 @@ fn job_split_over_three_workers_completes_with_every_index_counted_once() {
 }
 
 #[test]
-fn each_worker_holds_two_leases_and_chunks_follow_its_benchmark() {
+fn a_new_worker_calibrates_on_small_chunks_then_gets_2_s_chunks_at_its_measured_rate() {
     let mut h = Harness::new(CoordinatorConfig::default());
     h.add_worker(ConnId(1), "pi-1", 1_000_000);
     let job = genesis_job(0..1 << 32);
     h.submit(&job, SearchMode::First);
-    let out = h.drain();
-    let a = assigns(&out);
+    let a = assigns(&h.drain());
     assert_eq!(a.len(), 2, "current chunk plus one prefetched");
-    // 2 s at 1 MH/s.
-    assert_eq!(a[0].1.end - a[0].1.start, 2_000_000);
+    // Not measured yet: 0.5 s at the benchmarked 1 MH/s.
+    assert_eq!(a[0].1.end - a[0].1.start, 500_000);
     assert_eq!(a[1].1.start, a[0].1.end);
+    // It turns out to do 800,000 a second.
+    h.now += Duration::from_millis(625);
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: a[0].1.lease,
+            position: a[0].1.end,
+        }),
+    );
+    let b = assigns(&h.drain());
+    assert_eq!(b.len(), 1);
+    // 2 s at the measured 800,000 a second.
+    assert_eq!(b[0].1.end - b[0].1.start, 1_600_000);
 }
 
 #[test]
@@ -655,12 +667,12 @@ fn a_small_job_is_shared_in_proportion_to_speed() {
     let mut h = Harness::new(CoordinatorConfig::default());
     h.add_worker(ConnId(1), "pi-4", 1_000_000);
     h.add_worker(ConnId(2), "laptop", 3_000_000);
-    // 2^22 indices: less than one 2 s chunk of either worker.
-    let job = genesis_job(0..1 << 22);
+    // 2^20 indices: less than one (calibration) chunk of either worker.
+    let job = genesis_job(0..1 << 20);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
     let sizes: Vec<(ConnId, u64)> = a.iter().map(|(c, a)| (*c, a.end - a.start)).collect();
-    assert_eq!(sizes, vec![(ConnId(1), 1 << 20), (ConnId(2), 3 << 20)]);
+    assert_eq!(sizes, vec![(ConnId(1), 1 << 18), (ConnId(2), 3 << 18)]);
 }
 
 #[test]
@@ -725,6 +737,8 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
     let mut h = Harness::new(CoordinatorConfig {
         min_chunk: 1000,
         min_steal: 100,
+        // Full chunks from the start: this test is about stealing.
+        calibration_time: Duration::from_secs(2),
         ..CoordinatorConfig::default()
     });
     h.add_worker(ConnId(1), "pi-3", 1_000);

@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 pub struct CoordinatorConfig {
     /// A chunk is sized to take about this long on the worker it goes to.
     pub chunk_time: Duration,
+    /// Until a worker's rate is measured from its reports, its chunks are sized for
+    /// this long at its benchmarked rate: small, to calibrate.
+    pub calibration_time: Duration,
     /// Smallest chunk handed out (except a job's last remainder).
     pub min_chunk: u64,
     /// Largest chunk handed out.
@@ -62,6 +65,7 @@ impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
             chunk_time: Duration::from_secs(2),
+            calibration_time: Duration::from_millis(500),
             min_chunk: 1 << 16,
             max_chunk: 1 << 32,
             leases_per_worker: 2,
@@ -1204,10 +1208,16 @@ impl Coordinator {
         Ok(())
     }
 
-    /// A chunk that takes about `chunk_time` at the worker's measured rate (its
-    /// benchmark until it has reported progress).
+    /// A chunk that takes about `chunk_time` at the worker's measured rate, or
+    /// `calibration_time` at its benchmarked rate until it has been measured.
     fn chunk_size(&self, conn: ConnId) -> u64 {
-        let raw = (self.rate(conn) * self.config.chunk_time.as_secs_f64()) as u64;
+        let measured = matches!(self.peers.get(&conn), Some(Peer::Worker(w)) if w.rate_hps > 0.0);
+        let time = if measured {
+            self.config.chunk_time
+        } else {
+            self.config.calibration_time
+        };
+        let raw = (self.rate(conn) * time.as_secs_f64()) as u64;
         // Not clamp(): a configuration with min above max must not panic; max wins.
         raw.max(self.config.min_chunk).min(self.config.max_chunk)
     }
