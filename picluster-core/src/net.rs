@@ -197,6 +197,13 @@ fn transport(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     ));
     if keep_alive {
         transport.keep_alive_interval(Some(KEEP_ALIVE));
+        // A worker sends a small report four times a second; asking the coordinator
+        // to acknowledge every tenth packet (or after 50 ms) instead of every other one
+        // spares it most of its outgoing packets when a thousand workers report.
+        let mut ack = quinn::AckFrequencyConfig::default();
+        ack.ack_eliciting_threshold(quinn::VarInt::from_u32(10))
+            .max_ack_delay(Some(Duration::from_millis(50)));
+        transport.ack_frequency_config(Some(ack));
     }
     Arc::new(transport)
 }
