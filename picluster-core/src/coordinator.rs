@@ -1,18 +1,22 @@
 //! The coordinator's decisions as a synchronous state machine: connected peers, the
-//! job table, leases, chunk sizing and assignment, verification of claimed solutions,
-//! lease expiry. It never reads a clock or touches a socket: time comes in as `now`,
-//! effects go out as [`Transmit`] values. The async driver in [`crate::service`] owns
-//! one `Coordinator` and does the IO; tests drive it directly.
+//! job table, leases, chunk sizing (calibration, speed-proportional shares, adaptive
+//! prefetch), which job gets the next chunk (priority, then fairness between clients),
+//! work stealing, drain, verification of claimed solutions, lease expiry. It never
+//! reads a clock or touches a socket: time comes in as `now`, effects go out as
+//! [`Transmit`] values. The async driver in [`crate::service`] owns one `Coordinator`
+//! and does the IO; tests and the simulation (`tests/sim.rs`) drive it directly.
 //!
 //! Driving order: after any `handle_*` call, drain [`Coordinator::poll_transmit`] (with
-//! the current time) until it returns `None`, then sleep until [`Coordinator::poll_timeout`] (or the next
-//! input) and call [`Coordinator::handle_timeout`] when it passes. Scheduling is
-//! requested by the handlers and runs once, at the first `poll_transmit` after a batch.
+//! the current time) until it returns `None`, then sleep until
+//! [`Coordinator::poll_timeout`] (or the next input) and call
+//! [`Coordinator::handle_timeout`] when it passes. Scheduling is requested by the
+//! handlers and runs once, at the first `poll_transmit` after a batch.
 //!
 //! Every index of a job is committed exactly once: leases cover disjoint ranges, a
 //! lease advances only through its worker's reports, and whatever a lost, expired or
-//! released lease had not reached returns to the job's queue. Reports naming a lease
-//! that no longer exists are stale and ignored (counted in [`CoordinatorStats`]).
+//! released lease had not reached returns to the job's queue. A steal takes effect only
+//! when the owner has said where it stops (`Trimmed`). Reports naming a lease that no
+//! longer exists are stale and ignored (counted in [`CoordinatorStats`]).
 
 use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
 use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
