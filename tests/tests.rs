@@ -12,6 +12,7 @@ mod cli;
 mod compute;
 mod coordinator;
 mod e2e;
+mod kernels;
 mod processes;
 mod sim;
 mod wire;

@@ -6,8 +6,8 @@
 use crate::agent::{Agent, ComputeCommand, WorkerInfo};
 use crate::compute::{Compute, ComputeError, ComputeEvent};
 use picluster_core::cluster::{Bundle, CertRole};
-use picluster_core::kernel::sha2_backend;
 use picluster_core::net::{self, FrameReader, NetError, Session};
+use picluster_core::sha256d::Sha256dImpl;
 use picluster_core::wire::{self, CloseCode, CoordToWorker, WorkerToCoord};
 use std::future::Future;
 use std::time::Duration;
@@ -81,15 +81,16 @@ pub async fn run(
     let bench_hps = tokio::task::spawn_blocking(move || bench_compute.benchmark(bench_duration))
         .await
         .unwrap_or(0);
+    let kernel = Sha256dImpl::selected().label();
     info!(
         threads = options.threads,
-        kernel = sha2_backend(),
+        kernel,
         mhs = bench_hps as f64 / 1e6,
         "benchmarked"
     );
     let mut agent = Agent::new(WorkerInfo {
         threads: options.threads as u32,
-        kernel_impl: sha2_backend().to_string(),
+        kernel_impl: kernel.to_string(),
         bench_hps,
     });
     tokio::pin!(shutdown);

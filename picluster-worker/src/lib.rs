@@ -9,6 +9,7 @@
 //! - [`agent`]: the worker's protocol state machine (coordinator messages and compute
 //!   events in, compute commands and messages out).
 //! - [`daemon`]: the async driver: connect, reconnect with backoff, graceful leave.
+//! - [`selftest`]: every kernel implementation against the reference.
 //!
 //! The `picluster-worker` binary (`src/main.rs`) is a thin command line over
 //! [`daemon::run`].
@@ -16,5 +17,6 @@
 pub mod agent;
 pub mod compute;
 pub mod daemon;
+pub mod selftest;
 
 pub use daemon::{run, WorkerError, WorkerOptions};

@@ -6,12 +6,20 @@
 //! the header's version by XOR with the `k`-th pattern of the mask bits, so slot 0 is
 //! the header's own version. Does not own scheduling or threads: a scan is a plain
 //! loop over one range; the worker runs many of them in parallel.
+//!
+//! Implementations of the scan ([`Sha256dImpl`]) are chosen once per process, each a
+//! whole scan loop, never a per-call dispatch. `portable` (in `portable.rs`) is the
+//! plain-Rust reference; `sha2` wraps the `sha2` crate's compression function, which
+//! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them.
+
+mod portable;
 
 use crate::hex::{self, HexError};
 use crate::kernel::{Kernel, Solution};
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Length of a serialized Bitcoin block header.
 pub const HEADER_LEN: usize = 80;
@@ -121,6 +129,13 @@ impl BlockHeader {
         sha256d(&self.0)
     }
 }
+
+/// Bitcoin blocks 0, 1 and 2: (nonce, header hex), for self-tests on any machine.
+pub const KNOWN_BLOCKS: [(u32, &str); 3] = [
+    (2_083_236_893, "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"),
+    (2_573_394_689, "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d01e36299"),
+    (1_639_830_024, "010000004860eb18bf1b1620e37e9490fc8a427514416fd75159ab86688e9a8300000000d5fdcc541e25de1c7a5addedf24858b8bb665c9f36ef744ee42c316022c90f9bb0bc6649ffff001d08d2bd61"),
+];
 
 /// SHA-256(SHA-256(data)) through the `sha2` crate's streaming API: the reference the
 /// kernels are checked against.
@@ -270,9 +285,14 @@ impl Sha256dJob {
         (version, nonce)
     }
 
-    /// The midstate-based scan kernel for this job.
+    /// The scan kernel for this job, with the process's selected implementation.
     pub fn kernel(&self) -> Sha256dKernel {
-        Sha256dKernel { job: *self }
+        self.kernel_with(Sha256dImpl::selected())
+    }
+
+    /// The scan kernel for this job with implementation `imp`.
+    pub fn kernel_with(&self, imp: Sha256dImpl) -> Sha256dKernel {
+        Sha256dKernel { job: *self, imp }
     }
 }
 
@@ -298,6 +318,84 @@ fn deposit(mut value: u32, mask: u32) -> u32 {
 #[derive(Clone, Copy, Debug)]
 pub struct Sha256dKernel {
     job: Sha256dJob,
+    imp: Sha256dImpl,
+}
+
+/// The implementations of the SHA-256d nonce scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sha256dImpl {
+    /// picluster's midstate loop around the `sha2` crate's compression function (which
+    /// uses SHA-NI or the ARMv8 SHA2 instructions when present).
+    Sha2,
+    /// Plain Rust with every scan trick and no CPU features: the reference.
+    Portable,
+}
+
+/// A requested implementation this CPU cannot run, or does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no SHA-256d implementation `{0}` on this CPU (available: {1})")]
+pub struct UnknownImpl(String, String);
+
+/// The process's choice: 0 until set, then `1 + index in ALL`.
+static SELECTED: AtomicU8 = AtomicU8::new(0);
+
+impl Sha256dImpl {
+    /// Every implementation, fastest first.
+    pub const ALL: [Sha256dImpl; 2] = [Sha256dImpl::Sha2, Sha256dImpl::Portable];
+
+    /// The name used by `--impl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sha256dImpl::Sha2 => "sha2",
+            Sha256dImpl::Portable => "portable",
+        }
+    }
+
+    /// The name with the CPU path it takes (what a worker reports).
+    pub fn label(self) -> &'static str {
+        match self {
+            Sha256dImpl::Sha2 => crate::kernel::sha2_backend(),
+            Sha256dImpl::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run it.
+    pub fn is_available(self) -> bool {
+        match self {
+            Sha256dImpl::Sha2 | Sha256dImpl::Portable => true,
+        }
+    }
+
+    /// The implementations this CPU can run, fastest first.
+    pub fn available() -> Vec<Sha256dImpl> {
+        Self::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+
+    /// The implementation called `name`, if this CPU can run it.
+    pub fn from_name(name: &str) -> Result<Sha256dImpl, UnknownImpl> {
+        Self::available()
+            .into_iter()
+            .find(|i| i.name() == name || i.label() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::available().iter().map(|i| i.name()).collect();
+                UnknownImpl(name.to_string(), names.join(", "))
+            })
+    }
+
+    /// The implementation kernels use in this process: the fastest available unless
+    /// [`Sha256dImpl::select`] chose another.
+    pub fn selected() -> Sha256dImpl {
+        match SELECTED.load(Ordering::Relaxed) {
+            0 => Self::available()[0],
+            n => Self::ALL[usize::from(n - 1)],
+        }
+    }
+
+    /// Makes `self` the implementation of every kernel created afterwards.
+    pub fn select(self) {
+        let index = Self::ALL.iter().position(|i| *i == self).unwrap_or(0);
+        SELECTED.store(index as u8 + 1, Ordering::Relaxed);
+    }
 }
 
 impl Sha256dKernel {
@@ -310,6 +408,11 @@ impl Sha256dKernel {
     /// the keyspace index of each hit; `index_base` is the index of `nonces.start`.
     fn scan_version(&self, version: u32, nonces: Range<u64>, index_base: u64, hits: &mut Vec<u64>) {
         let header = self.job.header.with(version, 0).0;
+        if self.imp == Sha256dImpl::Portable {
+            let prepared = portable::Prepared::new(&header);
+            portable::scan(&prepared, &self.job.target, nonces, index_base, hits);
+            return;
+        }
         let mut midstate = SHA256_IV;
         let mut first = [0u8; 64];
         first.copy_from_slice(&header[..64]);
@@ -361,7 +464,7 @@ impl Kernel for Sha256dKernel {
     }
 
     fn implementation(&self) -> &'static str {
-        crate::kernel::sha2_backend()
+        self.imp.label()
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
