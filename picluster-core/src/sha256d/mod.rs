@@ -13,6 +13,8 @@
 //! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them.
 
 mod portable;
+#[cfg(target_arch = "x86_64")]
+mod shani;
 
 use crate::hex::{self, HexError};
 use crate::kernel::{Kernel, Solution};
@@ -324,6 +326,8 @@ pub struct Sha256dKernel {
 /// The implementations of the SHA-256d nonce scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sha256dImpl {
+    /// x86-64 SHA extensions, two nonces interleaved.
+    ShaNi,
     /// picluster's midstate loop around the `sha2` crate's compression function (which
     /// uses SHA-NI or the ARMv8 SHA2 instructions when present).
     Sha2,
@@ -341,11 +345,13 @@ static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 impl Sha256dImpl {
     /// Every implementation, fastest first.
-    pub const ALL: [Sha256dImpl; 2] = [Sha256dImpl::Sha2, Sha256dImpl::Portable];
+    pub const ALL: [Sha256dImpl; 3] =
+        [Sha256dImpl::ShaNi, Sha256dImpl::Sha2, Sha256dImpl::Portable];
 
     /// The name used by `--impl`.
     pub fn name(self) -> &'static str {
         match self {
+            Sha256dImpl::ShaNi => "shani",
             Sha256dImpl::Sha2 => "sha2",
             Sha256dImpl::Portable => "portable",
         }
@@ -354,6 +360,7 @@ impl Sha256dImpl {
     /// The name with the CPU path it takes (what a worker reports).
     pub fn label(self) -> &'static str {
         match self {
+            Sha256dImpl::ShaNi => "shani-x2",
             Sha256dImpl::Sha2 => crate::kernel::sha2_backend(),
             Sha256dImpl::Portable => "portable",
         }
@@ -362,6 +369,10 @@ impl Sha256dImpl {
     /// Whether this CPU can run it.
     pub fn is_available(self) -> bool {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Sha256dImpl::ShaNi => shani::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Sha256dImpl::ShaNi => false,
             Sha256dImpl::Sha2 | Sha256dImpl::Portable => true,
         }
     }
@@ -408,10 +419,19 @@ impl Sha256dKernel {
     /// the keyspace index of each hit; `index_base` is the index of `nonces.start`.
     fn scan_version(&self, version: u32, nonces: Range<u64>, index_base: u64, hits: &mut Vec<u64>) {
         let header = self.job.header.with(version, 0).0;
-        if self.imp == Sha256dImpl::Portable {
-            let prepared = portable::Prepared::new(&header);
-            portable::scan(&prepared, &self.job.target, nonces, index_base, hits);
-            return;
+        match self.imp {
+            Sha256dImpl::Portable => {
+                let prepared = portable::Prepared::new(&header);
+                portable::scan(&prepared, &self.job.target, nonces, index_base, hits);
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            Sha256dImpl::ShaNi => {
+                let prepared = portable::Prepared::new(&header);
+                shani::scan(&prepared, &self.job.target, nonces, index_base, hits);
+                return;
+            }
+            _ => {}
         }
         let mut midstate = SHA256_IV;
         let mut first = [0u8; 64];

@@ -10,7 +10,7 @@
 use super::Target;
 use std::ops::Range;
 
-const IV: [u32; 8] = [
+pub(super) const IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,
@@ -22,7 +22,7 @@ const IV: [u32; 8] = [
 ];
 
 #[rustfmt::skip]
-const K: [u32; 64] = [
+pub(super) const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -80,9 +80,9 @@ fn compress(state: [u32; 8], block: &[u8; 64]) -> [u32; 8] {
 
 /// Everything about one (header, version) that no nonce changes.
 pub(crate) struct Prepared {
-    midstate: [u32; 8],
+    pub(super) midstate: [u32; 8],
     /// Message words 0-15 of the header's second block (word 3, the nonce, left 0).
-    w: [u32; 16],
+    pub(super) w: [u32; 16],
     /// The state after rounds 0-2 of the second block.
     after_round_2: [u32; 8],
     /// Message words 16 and 17, and the nonce-free parts of words 18 and 19.
