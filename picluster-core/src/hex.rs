@@ -26,7 +26,7 @@ pub enum HexError {
 pub fn decode(s: &str) -> Result<Vec<u8>, HexError> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     let chars: Vec<char> = s.chars().collect();
-    if chars.len() % 2 != 0 {
+    if !chars.len().is_multiple_of(2) {
         return Err(HexError::OddLength { len: chars.len() });
     }
     let digit = |position: usize| -> Result<u8, HexError> {

@@ -12,6 +12,8 @@
 //! plain-Rust reference; `sha2` wraps the `sha2` crate's compression function, which
 //! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod shani;
@@ -326,6 +328,8 @@ pub struct Sha256dKernel {
 /// The implementations of the SHA-256d nonce scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sha256dImpl {
+    /// x86-64 AVX-512F, 16 nonces per vector.
+    Avx512,
     /// x86-64 SHA extensions, two nonces interleaved.
     ShaNi,
     /// picluster's midstate loop around the `sha2` crate's compression function (which
@@ -345,12 +349,17 @@ static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 impl Sha256dImpl {
     /// Every implementation, fastest first.
-    pub const ALL: [Sha256dImpl; 3] =
-        [Sha256dImpl::ShaNi, Sha256dImpl::Sha2, Sha256dImpl::Portable];
+    pub const ALL: [Sha256dImpl; 4] = [
+        Sha256dImpl::Avx512,
+        Sha256dImpl::ShaNi,
+        Sha256dImpl::Sha2,
+        Sha256dImpl::Portable,
+    ];
 
     /// The name used by `--impl`.
     pub fn name(self) -> &'static str {
         match self {
+            Sha256dImpl::Avx512 => "avx512",
             Sha256dImpl::ShaNi => "shani",
             Sha256dImpl::Sha2 => "sha2",
             Sha256dImpl::Portable => "portable",
@@ -360,6 +369,7 @@ impl Sha256dImpl {
     /// The name with the CPU path it takes (what a worker reports).
     pub fn label(self) -> &'static str {
         match self {
+            Sha256dImpl::Avx512 => "avx512-x16",
             Sha256dImpl::ShaNi => "shani-x2",
             Sha256dImpl::Sha2 => crate::kernel::sha2_backend(),
             Sha256dImpl::Portable => "portable",
@@ -371,8 +381,10 @@ impl Sha256dImpl {
         match self {
             #[cfg(target_arch = "x86_64")]
             Sha256dImpl::ShaNi => shani::available(),
+            #[cfg(target_arch = "x86_64")]
+            Sha256dImpl::Avx512 => avx512::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Sha256dImpl::ShaNi => false,
+            Sha256dImpl::ShaNi | Sha256dImpl::Avx512 => false,
             Sha256dImpl::Sha2 | Sha256dImpl::Portable => true,
         }
     }
@@ -429,6 +441,19 @@ impl Sha256dKernel {
             Sha256dImpl::ShaNi => {
                 let prepared = portable::Prepared::new(&header);
                 shani::scan(&prepared, &self.job.target, nonces, index_base, hits);
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            Sha256dImpl::Avx512 => {
+                let prepared = portable::Prepared::new(&header);
+                avx512::scan(
+                    &prepared,
+                    &header,
+                    &self.job.target,
+                    nonces,
+                    index_base,
+                    hits,
+                );
                 return;
             }
             _ => {}

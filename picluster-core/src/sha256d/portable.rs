@@ -84,12 +84,12 @@ pub(crate) struct Prepared {
     /// Message words 0-15 of the header's second block (word 3, the nonce, left 0).
     pub(super) w: [u32; 16],
     /// The state after rounds 0-2 of the second block.
-    after_round_2: [u32; 8],
+    pub(super) after_round_2: [u32; 8],
     /// Message words 16 and 17, and the nonce-free parts of words 18 and 19.
-    w16: u32,
-    w17: u32,
-    w18_part: u32,
-    w19_part: u32,
+    pub(super) w16: u32,
+    pub(super) w17: u32,
+    pub(super) w18_part: u32,
+    pub(super) w19_part: u32,
 }
 
 impl Prepared {
