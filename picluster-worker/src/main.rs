@@ -92,7 +92,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Selftest { json }) => Ok(selftest(json)),
         None => {
             if let Some(name) = &args.implementation {
-                Sha256dImpl::from_name(name)?.select();
+                Sha256dImpl::from_name(name)?.select()?;
             }
             let bundle = args
                 .bundle
@@ -128,7 +128,7 @@ fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow
     let compute = Compute::start(threads, |_| {})?;
     let mut chosen_rate = 0.0;
     for imp in measured {
-        imp.select();
+        imp.select()?;
         let mhs = compute.benchmark(Duration::from_secs_f64(seconds)) as f64 / 1e6;
         println!(
             "{:<10} {:<12} {mhs:>9.2} MH/s on {threads} thread{}",
@@ -140,7 +140,7 @@ fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow
             chosen_rate = mhs;
         }
     }
-    chosen.select();
+    chosen.select()?;
     if json {
         println!(
             "{}",

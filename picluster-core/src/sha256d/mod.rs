@@ -344,6 +344,13 @@ pub enum Sha256dImpl {
 #[error("no SHA-256d implementation `{0}` on this CPU (available: {1})")]
 pub struct UnknownImpl(String, String);
 
+impl UnknownImpl {
+    fn for_name(name: &str) -> UnknownImpl {
+        let names: Vec<&str> = Sha256dImpl::available().iter().map(|i| i.name()).collect();
+        UnknownImpl(name.to_string(), names.join(", "))
+    }
+}
+
 /// The process's choice: 0 until set, then `1 + index in ALL`.
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
@@ -399,10 +406,7 @@ impl Sha256dImpl {
         Self::available()
             .into_iter()
             .find(|i| i.name() == name || i.label() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::available().iter().map(|i| i.name()).collect();
-                UnknownImpl(name.to_string(), names.join(", "))
-            })
+            .ok_or_else(|| UnknownImpl::for_name(name))
     }
 
     /// The implementation kernels use in this process: the fastest available unless
@@ -414,10 +418,15 @@ impl Sha256dImpl {
         }
     }
 
-    /// Makes `self` the implementation of every kernel created afterwards.
-    pub fn select(self) {
+    /// Makes `self` the implementation of every kernel created afterwards; refused if
+    /// this CPU cannot run it.
+    pub fn select(self) -> Result<(), UnknownImpl> {
+        if !self.is_available() {
+            return Err(UnknownImpl::for_name(self.name()));
+        }
         let index = Self::ALL.iter().position(|i| *i == self).unwrap_or(0);
         SELECTED.store(index as u8 + 1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
