@@ -32,17 +32,6 @@ pub const BIP320_MASK: u32 = 0x1fff_e000;
 /// One past the largest nonce.
 pub const NONCE_SPACE: u64 = 1 << 32;
 
-const SHA256_IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
-
 /// Why a SHA-256d job description was rejected. None of these are helped by retrying:
 /// the input itself must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -440,34 +429,22 @@ impl Sha256dKernel {
     /// the keyspace index of each hit; `index_base` is the index of `nonces.start`.
     fn scan_version(&self, version: u32, nonces: Range<u64>, index_base: u64, hits: &mut Vec<u64>) {
         let header = self.job.header.with(version, 0).0;
-        match self.imp {
-            Sha256dImpl::Portable => {
-                let prepared = portable::Prepared::new(&header);
-                portable::scan(&prepared, &self.job.target, nonces, index_base, hits);
-                return;
+        if self.imp != Sha256dImpl::Sha2 {
+            // Every implementation but `sha2` shares the per-version precomputation.
+            let prepared = portable::Prepared::new(&header);
+            let target = &self.job.target;
+            match self.imp {
+                #[cfg(target_arch = "x86_64")]
+                Sha256dImpl::ShaNi => shani::scan(&prepared, target, nonces, index_base, hits),
+                #[cfg(target_arch = "x86_64")]
+                Sha256dImpl::Avx512 => {
+                    avx512::scan(&prepared, &header, target, nonces, index_base, hits)
+                }
+                _ => portable::scan(&prepared, target, nonces, index_base, hits),
             }
-            #[cfg(target_arch = "x86_64")]
-            Sha256dImpl::ShaNi => {
-                let prepared = portable::Prepared::new(&header);
-                shani::scan(&prepared, &self.job.target, nonces, index_base, hits);
-                return;
-            }
-            #[cfg(target_arch = "x86_64")]
-            Sha256dImpl::Avx512 => {
-                let prepared = portable::Prepared::new(&header);
-                avx512::scan(
-                    &prepared,
-                    &header,
-                    &self.job.target,
-                    nonces,
-                    index_base,
-                    hits,
-                );
-                return;
-            }
-            _ => {}
+            return;
         }
-        let mut midstate = SHA256_IV;
+        let mut midstate = portable::IV;
         let mut first = [0u8; 64];
         first.copy_from_slice(&header[..64]);
         compress256(&mut midstate, &[first]);
@@ -493,7 +470,7 @@ impl Sha256dKernel {
             for (chunk, word) in second[..32].chunks_exact_mut(4).zip(state) {
                 chunk.copy_from_slice(&word.to_be_bytes());
             }
-            let mut out = SHA256_IV;
+            let mut out = portable::IV;
             compress256(&mut out, &[second]);
             // The hash's most significant 32 bits (as a little-endian number) are the
             // last four digest bytes, i.e. word 7 byte-swapped.
