@@ -15,7 +15,7 @@ use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, Sear
 use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
-use picluster_worker::compute::{Compute, ComputeEvent, TaskId};
+use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
 use picluster_worker::WorkerOptions;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -42,7 +42,7 @@ fn single_process(job: &Sha256dJob, threads: usize) -> f64 {
     let started = Instant::now();
     compute.run(
         TaskId(1),
-        Arc::new(job.kernel()),
+        Work::Search(Arc::new(job.kernel())),
         0..job.keyspace(),
         Duration::from_secs(1),
     );

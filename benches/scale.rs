@@ -52,6 +52,7 @@ async fn simulated_worker(
             arch: "sim".into(),
             kernel_impl: "sim".into(),
             bench_hps: RATE,
+            kernels: vec![],
         }))
         .await?;
     let _welcome: CoordToWorker = reader.next().await?;

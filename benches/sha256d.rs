@@ -7,9 +7,9 @@
 //! `cargo bench --bench sha256d` (set PICLUSTER_BENCH_SECONDS to change the 3 s per
 //! measurement).
 
-use picluster_core::kernel::Kernel;
+use picluster_core::kernel::SearchKernel;
 use picluster_core::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
-use picluster_worker::compute::{Compute, ComputeEvent, TaskId};
+use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
 use std::hint::black_box;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -83,7 +83,7 @@ fn main() {
     let started = Instant::now();
     compute.run(
         TaskId(1),
-        Arc::new(kernel),
+        Work::Search(Arc::new(kernel)),
         0..range,
         Duration::from_secs(1),
     );

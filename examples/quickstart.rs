@@ -31,12 +31,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = client.run(&spec).await?;
 
     for s in &report.solutions {
-        println!(
-            "solution: nonce {} (0x{:08x}), hash {}",
-            s.nonce,
-            s.nonce,
-            hex::encode(&s.hash)
-        );
+        if let Some(nonce) = s.nonce() {
+            println!(
+                "solution: nonce {nonce} (0x{nonce:08x}), hash {}",
+                hex::encode(&s.hash)
+            );
+        }
     }
     let seconds = report.elapsed_ms as f64 / 1000.0;
     println!(

@@ -9,11 +9,14 @@ use picluster_worker::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
 use picluster_worker::compute::{ComputeEvent, TaskId};
 
 fn agent() -> Agent {
-    let mut a = Agent::new(WorkerInfo {
-        threads: 2,
-        kernel_impl: "sha2-soft".into(),
-        bench_hps: 5,
-    });
+    let mut a = Agent::new(
+        WorkerInfo {
+            threads: 2,
+            kernel_impl: "sha2-soft".into(),
+            bench_hps: 5,
+        },
+        Default::default(),
+    );
     a.handle_welcome(WorkerWelcome {
         minor: 0,
         worker: WorkerId(1),
@@ -74,10 +77,12 @@ fn assignments_become_tasks_and_compute_events_become_reports() {
     a.handle_compute(ComputeEvent::Progress {
         task: TaskId(1),
         position: 512,
+        output: None,
     });
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
         position: 1000,
+        output: None,
     });
     assert_eq!(
         sent(&mut a),
@@ -114,10 +119,12 @@ fn a_stopped_lease_reports_only_its_final_position_as_acknowledgement() {
     a.handle_compute(ComputeEvent::Progress {
         task: TaskId(1),
         position: 512,
+        output: None,
     });
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
         position: 640,
+        output: None,
     });
     assert_eq!(
         sent(&mut a),
@@ -147,10 +154,12 @@ fn shutdown_releases_unfinished_work_then_leaves() {
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
         position: 640,
+        output: None,
     });
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(2),
         position: 1000,
+        output: None,
     });
     assert_eq!(
         sent(&mut a),
@@ -181,6 +190,7 @@ fn disconnection_stops_everything_and_forgets_the_leases() {
     a.handle_compute(ComputeEvent::Progress {
         task: TaskId(1),
         position: 512,
+        output: None,
     });
     a.handle_disconnected();
     assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
@@ -192,6 +202,7 @@ fn disconnection_stops_everything_and_forgets_the_leases() {
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
         position: 512,
+        output: None,
     });
     assert_eq!(sent(&mut a), vec![]);
     // The next session's lease 7 is a different task.
@@ -259,6 +270,7 @@ fn a_trim_is_passed_to_the_engine_and_its_new_end_acknowledged() {
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
         position: 512,
+        output: None,
     });
     assert_eq!(
         sent(&mut a),

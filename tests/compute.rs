@@ -1,9 +1,8 @@
 //! The worker's compute engine on a real rayon pool, against the reference scan.
 
 use crate::common::{easy_target, reference_scan, vectors};
-use picluster_core::kernel::Kernel;
 use picluster_core::sha256d::Sha256dJob;
-use picluster_worker::compute::{Compute, ComputeEvent, TaskId, BLOCK};
+use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work, BLOCK};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -28,13 +27,15 @@ fn until_finished(rx: &mpsc::Receiver<ComputeEvent>, task: TaskId) -> (Vec<u64>,
             .expect("engine answers")
         {
             ComputeEvent::Found { task: t, indices } if t == task => found.extend(indices),
-            ComputeEvent::Progress { task: t, position } if t == task => {
+            ComputeEvent::Progress {
+                task: t, position, ..
+            } if t == task => {
                 // Every solution below a reported position was reported before it.
                 progress.push(position)
             }
-            ComputeEvent::Finished { task: t, position } if t == task => {
-                return (found, progress, position)
-            }
+            ComputeEvent::Finished {
+                task: t, position, ..
+            } if t == task => return (found, progress, position),
             _ => {}
         }
     }
@@ -48,7 +49,7 @@ fn engine_finds_exactly_the_reference_solutions_on_two_threads() {
     let (compute, rx) = engine(2);
     compute.run(
         TaskId(1),
-        Arc::new(job.kernel()),
+        Work::Search(Arc::new(job.kernel())),
         0..job.keyspace(),
         Duration::from_millis(1),
     );
@@ -78,7 +79,7 @@ fn a_stopped_task_reports_its_contiguous_prefix_and_queued_tasks_run_after() {
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
     let (compute, rx) = engine(2);
-    let kernel: Arc<dyn Kernel> = Arc::new(job.kernel());
+    let kernel = Work::Search(Arc::new(job.kernel()));
     compute.run(
         TaskId(1),
         kernel.clone(),
@@ -116,7 +117,7 @@ fn a_trimmed_task_ends_at_the_trim_or_at_its_claimed_blocks() {
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
     let (compute, rx) = engine(2);
-    let kernel: Arc<dyn Kernel> = Arc::new(job.kernel());
+    let kernel = Work::Search(Arc::new(job.kernel()));
     // A queued task trims exactly.
     compute.run(
         TaskId(1),
@@ -141,7 +142,7 @@ fn a_trimmed_task_ends_at_the_trim_or_at_its_claimed_blocks() {
             ComputeEvent::Trimmed { task, end } => {
                 trimmed.insert(task, end);
             }
-            ComputeEvent::Finished { task, position } => {
+            ComputeEvent::Finished { task, position, .. } => {
                 finished.insert(task, position);
             }
             _ => {}

@@ -5,7 +5,7 @@ use picluster_core::coordinator::{
     Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit,
 };
 use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
-use picluster_core::kernel::{JobKind, Kernel, SearchMode};
+use picluster_core::kernel::{JobKind, SearchKernel, SearchMode};
 use picluster_core::sha256d::Sha256dJob;
 use picluster_core::wire::*;
 use std::collections::BTreeMap;
@@ -79,6 +79,7 @@ impl Harness {
                 arch: "x86_64".into(),
                 kernel_impl: "test".into(),
                 bench_hps,
+                kernels: vec![],
             }),
         );
     }
@@ -216,7 +217,11 @@ fn job_split_over_three_workers_completes_with_every_index_counted_once() {
     // checked by an independent reference.
     let reference =
         crate::common::reference_scan(&job.header, &job.target, 1_000_000..1_000_000 + (1 << 16));
-    let found: Vec<u32> = report.solutions.iter().map(|s| s.nonce).collect();
+    let found: Vec<u32> = report
+        .solutions
+        .iter()
+        .map(|s| s.nonce().unwrap())
+        .collect();
     assert_eq!(found, reference);
     assert!(
         found.len() > 100,

@@ -72,15 +72,18 @@ async fn three_workers_find_the_nonces_of_blocks_0_1_2_like_a_single_process_sca
         let first = client.run(&first(job)).await.unwrap();
         assert_eq!(first.state, JobState::Completed);
         assert_eq!(first.solutions.len(), 1);
-        assert_eq!(first.solutions[0].nonce, v.nonce);
-        assert_eq!(first.solutions[0].version, v.header.version());
+        assert_eq!(first.solutions[0].nonce().unwrap(), v.nonce);
+        assert_eq!(first.solutions[0].version().unwrap(), v.header.version());
         assert_eq!(hex::encode(&first.solutions[0].hash), v.hash);
 
         // Exhaustive mode: the same single solution, every nonce counted once.
         let all = client.run(&all(job)).await.unwrap();
         assert_eq!(all.state, JobState::Completed);
         assert_eq!(
-            all.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+            all.solutions
+                .iter()
+                .map(|s| s.nonce().unwrap())
+                .collect::<Vec<_>>(),
             reference
         );
         assert_eq!(all.hashes, WINDOW);
@@ -121,7 +124,7 @@ async fn version_rolling_finds_every_solution_across_versions() {
     let got: Vec<(u32, u32)> = report
         .solutions
         .iter()
-        .map(|s| (s.version, s.nonce))
+        .map(|s| (s.version().unwrap(), s.nonce().unwrap()))
         .collect();
     assert_eq!(got, expected);
     assert!(got.len() > 1000);
@@ -151,7 +154,7 @@ async fn cancel_ends_a_running_job_and_frees_the_workers() {
     // Workers are free: a small job completes at once.
     let small = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
     let done = client.run(&first(small)).await.unwrap();
-    assert_eq!(done.solutions[0].nonce, v.nonce);
+    assert_eq!(done.solutions[0].nonce().unwrap(), v.nonce);
     // Unknown jobs are refused with a clear error.
     let err = client.wait(picluster_client::JobId(999)).await.unwrap_err();
     assert_eq!(err.to_string(), "no job j999");
@@ -208,7 +211,11 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
     let report = client.wait(id).await.unwrap();
     assert_eq!(report.state, JobState::Completed);
     assert_eq!(
-        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        report
+            .solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
         vec![v.nonce]
     );
     assert_eq!(report.hashes, WINDOW);
@@ -296,7 +303,7 @@ async fn bad_frames_close_only_the_offending_connection() {
     let v = &vectors()[0];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
     let report = client.run(&first(job)).await.unwrap();
-    assert_eq!(report.solutions[0].nonce, v.nonce);
+    assert_eq!(report.solutions[0].nonce().unwrap(), v.nonce);
     client.close();
     cluster.shutdown().await;
 }
@@ -354,6 +361,7 @@ fn quick_worker() -> WorkerOptions {
         benchmark: Duration::from_millis(10),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        kernels: Default::default(),
     }
 }
 
@@ -411,7 +419,11 @@ async fn a_worker_stopped_mid_job_hands_its_range_back_and_nothing_is_lost() {
     assert_eq!(report.state, JobState::Completed);
     assert_eq!(report.hashes, 1 << 23);
     assert_eq!(
-        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        report
+            .solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
         vec![v.nonce]
     );
     let names: Vec<&str> = report
@@ -493,7 +505,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     let v = &vectors()[1];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
     let report = client.run(&first(job)).await.unwrap();
-    assert_eq!(report.solutions[0].nonce, v.nonce);
+    assert_eq!(report.solutions[0].nonce().unwrap(), v.nonce);
     assert!(!worker.is_finished(), "the worker keeps serving");
     client.close();
     stop.send(()).unwrap();
@@ -522,7 +534,11 @@ fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
     let report = client.wait_with_progress(id, |_| updates += 1).unwrap();
     assert!(updates >= 1, "at least the initial state");
     assert_eq!(
-        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        report
+            .solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
         vec![v.nonce]
     );
     assert_eq!(report.hashes, WINDOW);
@@ -561,7 +577,7 @@ async fn a_cluster_idle_for_longer_than_the_lease_timeout_still_runs_jobs() {
             .expect("the job runs")
             .unwrap();
         assert_eq!(report.hashes, WINDOW);
-        assert_eq!(report.solutions[0].nonce, v.nonce);
+        assert_eq!(report.solutions[0].nonce().unwrap(), v.nonce);
     }
     client.close();
     cluster.shutdown().await;

@@ -2,7 +2,7 @@
 //! streaming API (an independent reference) and the real Bitcoin headers.
 
 use crate::common::vectors;
-use picluster_core::kernel::Kernel;
+use picluster_core::kernel::SearchKernel;
 use picluster_core::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK};
 use proptest::prelude::*;
 

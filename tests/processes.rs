@@ -28,6 +28,7 @@ fn worker_process() {
         benchmark: Duration::from_millis(20),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
+        kernels: Default::default(),
     };
     tokio::runtime::Runtime::new()
         .unwrap()
@@ -123,7 +124,11 @@ async fn a_killed_worker_process_loses_nothing_and_a_restarted_one_gets_work() {
     let report = client.wait(id).await.unwrap();
     assert_eq!(report.hashes, 1 << 24, "every nonce searched once");
     assert_eq!(
-        report.solutions.iter().map(|s| s.nonce).collect::<Vec<_>>(),
+        report
+            .solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
         vec![v.nonce]
     );
     // Until QUIC's idle timeout, the dead process is listed, as unresponsive.

@@ -13,11 +13,11 @@ use picluster_core::coordinator::{
     Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit,
 };
 use picluster_core::ids::{ConnId, JobId, RequestId, WorkerId};
-use picluster_core::kernel::{JobKind, Kernel, SearchMode};
+use picluster_core::kernel::{JobKind, SearchKernel, SearchMode};
 use picluster_core::sha256d::{Sha256dJob, Target};
 use picluster_core::wire::*;
 use picluster_worker::agent::{Agent, ComputeCommand, WorkerInfo};
-use picluster_worker::compute::{ComputeEvent, TaskId};
+use picluster_worker::compute::{ComputeEvent, TaskId, Work};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -237,11 +237,11 @@ impl Sim {
             let worker = &mut self.workers[w];
             match cmd {
                 ComputeCommand::Run {
-                    task,
-                    kernel,
-                    range,
-                    ..
+                    task, work, range, ..
                 } => {
+                    let Work::Search(kernel) = work else {
+                        panic!("the simulation runs SHA-256d jobs only")
+                    };
                     let job = pool()
                         .iter()
                         .position(|p| p.job.keyspace() == kernel.keyspace())
@@ -345,6 +345,7 @@ impl Sim {
                 events.push(ComputeEvent::Finished {
                     task: task.id,
                     position: pos,
+                    output: None,
                 });
                 worker.tasks.pop_front();
                 if let Some(next) = worker.tasks.front_mut() {
@@ -357,6 +358,7 @@ impl Sim {
                     events.push(ComputeEvent::Progress {
                         task: task.id,
                         position: pos,
+                        output: None,
                     });
                 }
             }
@@ -518,11 +520,14 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
                 name: format!("w{i}"),
                 speed,
                 conn: None,
-                agent: Agent::new(WorkerInfo {
-                    threads: 1,
-                    kernel_impl: "sim".into(),
-                    bench_hps: (speed * 1e6) as u64,
-                }),
+                agent: Agent::new(
+                    WorkerInfo {
+                        threads: 1,
+                        kernel_impl: "sim".into(),
+                        bench_hps: (speed * 1e6) as u64,
+                    },
+                    Default::default(),
+                ),
                 tasks: VecDeque::new(),
                 progress_every,
                 up: true,
@@ -752,11 +757,14 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
                 let worker = &mut sim.workers[w];
                 worker.rejoin_at = None;
                 worker.up = true;
-                worker.agent = Agent::new(WorkerInfo {
-                    threads: 1,
-                    kernel_impl: "sim".into(),
-                    bench_hps: (worker.speed * 1e6) as u64,
-                });
+                worker.agent = Agent::new(
+                    WorkerInfo {
+                        threads: 1,
+                        kernel_impl: "sim".into(),
+                        bench_hps: (worker.speed * 1e6) as u64,
+                    },
+                    Default::default(),
+                );
                 sim.connect(w);
             }
             if sim.workers[w].reconnect_at.is_some_and(|t| t <= sim.now) {

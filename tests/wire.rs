@@ -2,7 +2,7 @@
 //! type fails here), frame limits, and decoding that never panics on damaged frames.
 
 use picluster_core::ids::{JobId, LeaseId, RequestId, WorkerId};
-use picluster_core::kernel::{SearchMode, Solution};
+use picluster_core::kernel::{SearchMode, Solution, SolutionDetail};
 use picluster_core::wire::*;
 use proptest::prelude::*;
 
@@ -35,6 +35,7 @@ fn progress() -> JobProgress {
 fn summary() -> JobSummary {
     JobSummary {
         progress: progress(),
+        kind: "sha256d".into(),
         mode: SearchMode::All,
         priority: -2,
         client: "admin".into(),
@@ -54,6 +55,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 arch: "aarch64".into(),
                 kernel_impl: "sha2-soft".into(),
                 bench_hps: 4_000_000,
+                kernels: vec!["example/pi/1".into()],
             })),
         ),
         (
@@ -176,12 +178,28 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&CoordToClient::Finished(JobReport {
                 job: JobId(3),
                 state: JobState::Completed,
-                solutions: vec![Solution {
-                    index: 5,
-                    nonce: 12,
-                    version: 0x2000_0000,
-                    hash: [0x11; 32],
-                }],
+                solutions: vec![
+                    Solution {
+                        index: 5,
+                        hash: [0x11; 32],
+                        detail: SolutionDetail::Sha256d {
+                            nonce: 12,
+                            version: 0x2000_0000,
+                        },
+                    },
+                    Solution {
+                        index: 6,
+                        hash: [0x22; 32],
+                        detail: SolutionDetail::Hashcash { counter: 300 },
+                    },
+                    Solution {
+                        index: 7,
+                        hash: [0x33; 32],
+                        detail: SolutionDetail::Preimage {
+                            candidate: b"pi".to_vec(),
+                        },
+                    },
+                ],
                 truncated: false,
                 hashes: 4096,
                 keyspace: 4096,
@@ -190,6 +208,90 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                     worker: "pi-1".into(),
                     hashes: 4096,
                 }],
+                error: None,
+            })),
+        ),
+        (
+            "CoordToClient::Finished(Failed)",
+            e(&CoordToClient::Finished(JobReport {
+                job: JobId(4),
+                state: JobState::Failed,
+                solutions: vec![],
+                truncated: false,
+                hashes: 0,
+                keyspace: 10,
+                elapsed_ms: 1,
+                contributions: vec![],
+                error: Some("bad params".into()),
+            })),
+        ),
+        (
+            "WorkerToCoord::Output",
+            e(&WorkerToCoord::Output(Output {
+                lease: LeaseId(9),
+                position: 300,
+                data: vec![1, 2, 3],
+            })),
+        ),
+        (
+            "WorkerToCoord::Rejected",
+            e(&WorkerToCoord::Rejected(Rejected {
+                lease: LeaseId(9),
+                reason: "no".into(),
+            })),
+        ),
+        (
+            "CoordToClient::Outputs",
+            e(&CoordToClient::Outputs(
+                JobId(3),
+                vec![ChunkOutput {
+                    start: 0,
+                    end: 300,
+                    data: vec![4, 5],
+                }],
+            )),
+        ),
+        (
+            "ClientToCoord::Submit(Hashcash)",
+            e(&ClientToCoord::Submit(Submit {
+                request: RequestId(1),
+                work: WorkSpec::Hashcash(HashcashWork {
+                    data: b"pi".to_vec(),
+                    bits: 20,
+                    counter_start: 0,
+                    counter_end: 1000,
+                }),
+                mode: SearchMode::All,
+                priority: 0,
+            })),
+        ),
+        (
+            "ClientToCoord::Submit(Preimage)",
+            e(&ClientToCoord::Submit(Submit {
+                request: RequestId(1),
+                work: WorkSpec::Preimage(PreimageWork {
+                    positions: vec![b"ab".to_vec(), b"0".to_vec()],
+                    double: true,
+                    targets: vec![[0x44; 32]],
+                    start: 1,
+                    end: 2,
+                }),
+                mode: SearchMode::All,
+                priority: 0,
+            })),
+        ),
+        (
+            "ClientToCoord::Submit(Custom)",
+            e(&ClientToCoord::Submit(Submit {
+                request: RequestId(1),
+                work: WorkSpec::Custom(CustomWork {
+                    kernel: "k".into(),
+                    params: vec![7],
+                    keyspace: 1000,
+                    block: 10,
+                }),
+                mode: SearchMode::All,
+                priority: 0,
             })),
         ),
         (
@@ -201,6 +303,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                         state: JobState::Cancelled,
                         ..progress()
                     },
+                    kind: "preimage".into(),
                     mode: SearchMode::First,
                     priority: 5,
                     client: "ops".into(),
@@ -321,7 +424,7 @@ mod erased {
 
 #[rustfmt::skip]
 const GOLDEN: &[(&str, &str)] = &[
-    ("WorkerToCoord::Hello", "1f000000000005302e312e3004076161726368363409736861322d736f66748092f401"),
+    ("WorkerToCoord::Hello", "2d000000000005302e312e3004076161726368363409736861322d736f66748092f401010c6578616d706c652f70692f31"),
     ("WorkerToCoord::Progress", "050000000109808004"),
     ("WorkerToCoord::Found", "0600000002090201ac02"),
     ("WorkerToCoord::Released", "0400000003098001"),
@@ -341,10 +444,17 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Submitted", "03000000010103"),
     ("CoordToClient::Watching", "0b00000002020301e8078020dc0b01"),
     ("CoordToClient::Progress", "0a000000030301e8078020dc0b01"),
-    ("CoordToClient::Finished", "3a00000004030201050c808080800211111111111111111111111111111111111111111111111111111111111111110080208020d00f010470692d318020"),
-    ("CoordToClient::Cancelled", "1100000005030303e8078020dc0b01000a036f7073"),
-    ("CoordToClient::Jobs", "250000000604020301e8078020dc0b0101030561646d696e0300e8078020dc0b0101030561646d696e"),
-    ("CoordToClient::Status", "520000000705020470692d31020104076161726368363409736861322d736f66748092f4017b02e0d4030470692d320402010361726d09736861322d736f667400000001010301e8078020dc0b0101030561646d696e"),
+    ("CoordToClient::Finished", "8500000004030203051111111111111111111111111111111111111111111111111111111111111111000c808080800206222222222222222222222222222222222222222222222222222222222222222201ac02073333333333333333333333333333333333333333333333333333333333333333020270690080208020d00f010470692d31802000"),
+    ("CoordToClient::Finished(Failed)", "150000000404040000000a0100010a62616420706172616d73"),
+    ("WorkerToCoord::Output", "080000000609ac0203010203"),
+    ("WorkerToCoord::Rejected", "050000000709026e6f"),
+    ("CoordToClient::Outputs", "090000000a030100ac02020405"),
+    ("ClientToCoord::Submit(Hashcash)", "0c0000000101020270691400e8070100"),
+    ("ClientToCoord::Submit(Preimage)", "2f0000000101030202616201300101444444444444444444444444444444444444444444444444444444444444444401020100"),
+    ("ClientToCoord::Submit(Custom)", "0c000000010104016b0107e8070a0100"),
+    ("CoordToClient::Cancelled", "1a00000005030303e8078020dc0b0108707265696d616765000a036f7073"),
+    ("CoordToClient::Jobs", "350000000604020301e8078020dc0b01077368613235366401030561646d696e0300e8078020dc0b01077368613235366401030561646d696e"),
+    ("CoordToClient::Status", "5a0000000705020470692d31020104076161726368363409736861322d736f66748092f4017b02e0d4030470692d320402010361726d09736861322d736f667400000001010301e8078020dc0b01077368613235366401030561646d696e"),
     ("ClientToCoord::Drain", "0800000006080470692d3101"),
     ("CoordToClient::Drained", "2000000009080470692d31020304076161726368363409736861322d736f667401020103"),
     ("CoordToClient::Refused(UnknownWorker)", "080000000809020470692d39"),

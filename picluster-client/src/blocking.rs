@@ -43,6 +43,15 @@ impl Client {
         self.runtime.block_on(self.client.submit(spec))
     }
 
+    /// Runs a custom kernel over its whole keyspace across the cluster and returns
+    /// the results merged in index order.
+    pub fn run_kernel<K: picluster_core::custom::Kernel>(
+        &self,
+        params: &K::Params,
+    ) -> Result<crate::KernelReport<K::Output>, ClientError> {
+        self.runtime.block_on(self.client.run_kernel::<K>(params))
+    }
+
     /// Submits a job at `priority` (higher first).
     pub fn submit_with_priority(
         &self,

@@ -4,15 +4,17 @@
 //! [`main`]; tests call [`run`] with their own output buffer.
 //!
 //! Exit codes: 0 success (a job that completed, with or without solutions), 1 an
-//! error, 2 bad usage, 3 a job that ended cancelled.
+//! error (or a job that failed), 2 bad usage, 3 a job that ended cancelled.
 
 use crate::client::{Client, ClientError};
 use clap::{Args, Parser, Subcommand};
 use picluster_core::cluster::{ClusterDir, ADMIN_BUNDLE};
 use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::hashcash::HashcashJob;
 use picluster_core::hex;
 use picluster_core::ids::JobId;
-use picluster_core::kernel::{JobKind, JobSpec, SearchMode};
+use picluster_core::kernel::{JobKind, JobSpec, SearchMode, Solution, SolutionDetail};
+use picluster_core::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
 use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};
 use serde_json::{json, Value};
@@ -123,6 +125,102 @@ enum Command {
 enum SubmitKind {
     /// Bitcoin-style SHA-256d nonce search over an 80-byte block header.
     Sha256d(Sha256dArgs),
+    /// Proof of work: counters C such that SHA-256(DATA || C as 8 bytes big-endian)
+    /// has at least --bits leading zero bits.
+    Hashcash(HashcashArgs),
+    /// Preimage search: candidates of a mask whose SHA-256 (or SHA-256d) is one of
+    /// the target digests. Stops when every target is found, or the mask is done.
+    Preimage(PreimageArgs),
+}
+
+/// What every `submit` command shares.
+#[derive(Args, Debug)]
+struct SubmitCommon {
+    /// Print the job id and return without waiting.
+    #[arg(long)]
+    detach: bool,
+    /// Higher runs first; equal priorities share the cluster fairly among clients.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+    #[command(flatten)]
+    cluster: ClusterArg,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["data", "data_hex", "data_file"])))]
+struct HashcashArgs {
+    /// The data, as text (UTF-8).
+    #[arg(long)]
+    data: Option<String>,
+    /// The data, as hex.
+    #[arg(long, value_name = "HEX")]
+    data_hex: Option<String>,
+    /// The data, read from a file (at most 64 KiB).
+    #[arg(long, value_name = "FILE")]
+    data_file: Option<PathBuf>,
+    /// Leading zero bits required (1-256).
+    #[arg(long)]
+    bits: u32,
+    /// Counters to try, half-open START..END (default 0..2^64-1).
+    #[arg(long, value_name = "START..END")]
+    counter_range: Option<String>,
+    /// Find every counter in the range instead of stopping at the first (needs
+    /// --counter-range).
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    common: SubmitCommon,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("targets").required(true).multiple(true).args(["target", "targets_file"])))]
+struct PreimageArgs {
+    /// The mask: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 are charsets, ?? is '?', anything
+    /// else stands for itself (e.g. "pass?d?d?d?d").
+    #[arg(long)]
+    mask: String,
+    /// Custom charset ?1 (same syntax, e.g. "?l?d_").
+    #[arg(long = "charset1", short = '1', value_name = "SET")]
+    charset1: Option<String>,
+    /// Custom charset ?2.
+    #[arg(long = "charset2", short = '2', value_name = "SET")]
+    charset2: Option<String>,
+    /// Custom charset ?3.
+    #[arg(long = "charset3", short = '3', value_name = "SET")]
+    charset3: Option<String>,
+    /// Custom charset ?4.
+    #[arg(long = "charset4", short = '4', value_name = "SET")]
+    charset4: Option<String>,
+    /// A target digest, 64 hex digits (repeatable).
+    #[arg(long, value_name = "HEX")]
+    target: Vec<String>,
+    /// A file of target digests, one per line (blank lines and # comments skipped).
+    #[arg(long, value_name = "FILE")]
+    targets_file: Option<PathBuf>,
+    /// The hash inverted.
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    hash: HashArg,
+    /// Stop at the first preimage found instead of looking for every target.
+    #[arg(long)]
+    first: bool,
+    /// Skip this many candidates at the start of the mask.
+    #[arg(long, default_value_t = 0)]
+    skip: u64,
+    /// Search at most this many candidates.
+    #[arg(long)]
+    limit: Option<u64>,
+    #[command(flatten)]
+    common: SubmitCommon,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum HashArg {
+    /// SHA-256(candidate).
+    Sha256,
+    /// SHA-256(SHA-256(candidate)).
+    Sha256d,
 }
 
 #[derive(Args, Debug)]
@@ -282,25 +380,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             kind: SubmitKind::Sha256d(args),
         } => {
             let spec = sha256d_spec(&args)?;
-            let dir = cluster_dir(&args.cluster.dir)?;
-            with_client(&dir, |client| async move {
-                let job = client.submit_with_priority(&spec, args.priority).await?;
-                if args.detach {
-                    if args.output.json {
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({"job": job.to_string(), "state": "queued"})
-                        )?;
-                    } else {
-                        writeln!(out, "{job}")?;
-                    }
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let report = wait_with_bar(&client, job).await?;
-                print_report(out, &report, args.output.json)
-            })
+            let common = SubmitCommon {
+                detach: args.detach,
+                priority: args.priority,
+                cluster: args.cluster,
+                output: args.output,
+            };
+            submit(spec, &common, out)
         }
+        Command::Submit {
+            kind: SubmitKind::Hashcash(args),
+        } => submit(hashcash_spec(&args)?, &args.common, out),
+        Command::Submit {
+            kind: SubmitKind::Preimage(args),
+        } => submit(preimage_spec(&args)?, &args.common, out),
         Command::Wait {
             job,
             cluster,
@@ -365,6 +458,30 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             })
         }
     }
+}
+
+/// Submits a validated job, then waits for it with a progress bar (or returns at once
+/// with `--detach`).
+fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let dir = cluster_dir(&common.cluster.dir)?;
+    let json = common.output.json;
+    with_client(&dir, |client| async move {
+        let job = client.submit_with_priority(&spec, common.priority).await?;
+        if common.detach {
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"job": job.to_string(), "state": "queued"})
+                )?;
+            } else {
+                writeln!(out, "{job}")?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = wait_with_bar(&client, job).await?;
+        print_report(out, &report, json)
+    })
 }
 
 fn drain_command(
@@ -452,6 +569,116 @@ fn sha256d_spec(args: &Sha256dArgs) -> Result<JobSpec, CliError> {
     })
 }
 
+/// Validates `submit hashcash` arguments into a job, before anything is sent.
+fn hashcash_spec(args: &HashcashArgs) -> Result<JobSpec, CliError> {
+    let data = if let Some(text) = &args.data {
+        text.as_bytes().to_vec()
+    } else if let Some(h) = &args.data_hex {
+        hex::decode(h.trim()).map_err(|e| CliError::Input(format!("--data-hex: {e}")))?
+    } else if let Some(path) = &args.data_file {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| CliError::Input(format!("--data-file {}: {e}", path.display())))?;
+        if meta.len() > picluster_core::hashcash::MAX_DATA_LEN as u64 {
+            return Err(CliError::Input(format!(
+                "--data-file {}: {} bytes; at most {} are accepted",
+                path.display(),
+                meta.len(),
+                picluster_core::hashcash::MAX_DATA_LEN
+            )));
+        }
+        std::fs::read(path)
+            .map_err(|e| CliError::Input(format!("--data-file {}: {e}", path.display())))?
+    } else {
+        unreachable!("clap requires one of --data, --data-hex, --data-file")
+    };
+    if args.all && args.counter_range.is_none() {
+        return Err(CliError::Input(
+            "--all needs --counter-range: the default range of 2^64 counters never ends".into(),
+        ));
+    }
+    let counters = match &args.counter_range {
+        Some(r) => parse_span(
+            "--counter-range",
+            r,
+            u64::MAX,
+            "18446744073709551615 (2^64-1)",
+        )?,
+        None => 0..u64::MAX,
+    };
+    let job =
+        HashcashJob::new(&data, args.bits, counters).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(JobSpec {
+        kind: JobKind::Hashcash(job),
+        mode: if args.all {
+            SearchMode::All
+        } else {
+            SearchMode::First
+        },
+    })
+}
+
+/// Validates `submit preimage` arguments into a job, before anything is sent.
+fn preimage_spec(args: &PreimageArgs) -> Result<JobSpec, CliError> {
+    let custom = [
+        args.charset1.as_deref(),
+        args.charset2.as_deref(),
+        args.charset3.as_deref(),
+        args.charset4.as_deref(),
+    ];
+    let mask =
+        Mask::parse(&args.mask, &custom).map_err(|e| CliError::Input(format!("--mask: {e}")))?;
+    let mut targets = Vec::new();
+    for (i, t) in args.target.iter().enumerate() {
+        targets.push(
+            parse_digest(t).map_err(|e| CliError::Input(format!("--target #{}: {e}", i + 1)))?,
+        );
+    }
+    if let Some(path) = &args.targets_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Input(format!("--targets-file {}: {e}", path.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            targets.push(parse_digest(line).map_err(|e| {
+                CliError::Input(format!(
+                    "--targets-file {} line {}: {e}",
+                    path.display(),
+                    n + 1
+                ))
+            })?);
+        }
+    }
+    let keyspace = mask.keyspace();
+    let end = match args.limit {
+        Some(0) => return Err(CliError::Input("--limit must be at least 1".into())),
+        Some(limit) => args.skip.saturating_add(limit).min(keyspace),
+        None => keyspace,
+    };
+    let hash = match args.hash {
+        HashArg::Sha256 => PreimageHash::Sha256,
+        HashArg::Sha256d => PreimageHash::Sha256d,
+    };
+    let job = PreimageJob::new(mask, hash, &targets, Some(args.skip..end))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(JobSpec {
+        kind: JobKind::Preimage(job),
+        mode: if args.first {
+            SearchMode::First
+        } else {
+            SearchMode::All
+        },
+    })
+}
+
+fn parse_digest(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s.trim()).map_err(|e| e.to_string())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, expected 32 (64 hex digits)", b.len()))
+}
+
 fn parse_number(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
@@ -460,7 +687,12 @@ fn parse_number(s: &str) -> Option<u64> {
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, CliError> {
-    let bad = |why: &str| CliError::Input(format!("--nonce-range {s}: {why}"));
+    parse_span("--nonce-range", s, NONCE_SPACE, "4294967296 (2^32)")
+}
+
+/// Parses a half-open `START..END` range for option `option`, with END at most `max`.
+fn parse_span(option: &str, s: &str, max: u64, max_text: &str) -> Result<Range<u64>, CliError> {
+    let bad = |why: &str| CliError::Input(format!("{option} {s}: {why}"));
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| bad("expected START..END"))?;
@@ -469,8 +701,8 @@ fn parse_range(s: &str) -> Result<Range<u64>, CliError> {
     if start >= end {
         return Err(bad("the range is empty or reversed (END is exclusive)"));
     }
-    if end > NONCE_SPACE {
-        return Err(bad("END is beyond 4294967296 (2^32)"));
+    if end > max {
+        return Err(bad(&format!("END is beyond {max_text}")));
     }
     Ok(start..end)
 }
@@ -523,11 +755,7 @@ fn report_json(report: &JobReport) -> Value {
     json!({
         "job": report.job.to_string(),
         "state": report.state.as_str(),
-        "solutions": report.solutions.iter().map(|s| json!({
-            "nonce": s.nonce,
-            "version": s.version,
-            "hash": hex::encode(&s.hash),
-        })).collect::<Vec<_>>(),
+        "solutions": report.solutions.iter().map(solution_json).collect::<Vec<_>>(),
         "truncated": report.truncated,
         "hashes": report.hashes,
         "keyspace": report.keyspace,
@@ -536,7 +764,48 @@ fn report_json(report: &JobReport) -> Value {
             "name": c.worker,
             "hashes": c.hashes,
         })).collect::<Vec<_>>(),
+        "error": report.error,
     })
+}
+
+fn solution_json(s: &Solution) -> Value {
+    match &s.detail {
+        SolutionDetail::Sha256d { nonce, version } => json!({
+            "nonce": nonce,
+            "version": version,
+            "hash": hex::encode(&s.hash),
+        }),
+        SolutionDetail::Hashcash { counter } => json!({
+            "counter": counter,
+            "hash": hex::encode(&s.hash),
+        }),
+        SolutionDetail::Preimage { candidate } => json!({
+            "index": s.index,
+            "preimage": std::str::from_utf8(candidate).ok(),
+            "preimage_hex": hex::encode(candidate),
+            "hash": hex::encode(&s.hash),
+        }),
+    }
+}
+
+fn solution_line(s: &Solution) -> String {
+    match &s.detail {
+        SolutionDetail::Sha256d { nonce, version } => format!(
+            "nonce {nonce} (0x{nonce:08x})  version 0x{version:08x}  hash {}",
+            hex::encode(&s.hash)
+        ),
+        SolutionDetail::Hashcash { counter } => {
+            format!("counter {counter}  hash {}", hex::encode(&s.hash))
+        }
+        SolutionDetail::Preimage { candidate } => format!(
+            "{}  hash {}",
+            match std::str::from_utf8(candidate) {
+                Ok(text) => format!("{text:?}"),
+                Err(_) => format!("hex:{}", hex::encode(candidate)),
+            },
+            hex::encode(&s.hash)
+        ),
+    }
 }
 
 fn print_report(
@@ -563,14 +832,10 @@ fn print_report(
             )?;
         }
         for s in &report.solutions {
-            writeln!(
-                out,
-                "  nonce {} (0x{:08x})  version 0x{:08x}  hash {}",
-                s.nonce,
-                s.nonce,
-                s.version,
-                hex::encode(&s.hash)
-            )?;
+            writeln!(out, "  {}", solution_line(s))?;
+        }
+        if let Some(error) = &report.error {
+            writeln!(out, "  error: {error}")?;
         }
         writeln!(
             out,
@@ -586,6 +851,7 @@ fn print_report(
     }
     Ok(match report.state {
         JobState::Cancelled => ExitCode::from(EXIT_CANCELLED),
+        JobState::Failed => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
 }
@@ -602,6 +868,7 @@ fn job_json(j: &JobSummary) -> Value {
     json!({
         "job": p.job.to_string(),
         "state": p.state.as_str(),
+        "kind": j.kind,
         "mode": mode_str(j.mode),
         "priority": j.priority,
         "client": j.client,
@@ -615,16 +882,17 @@ fn job_json(j: &JobSummary) -> Value {
 fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<8} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
-        "JOB", "STATE", "MODE", "PRIORITY", "CLIENT", "DONE", "SOLUTIONS", "SECONDS"
+        "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
+        "JOB", "STATE", "KIND", "MODE", "PRIORITY", "CLIENT", "DONE", "SOLUTIONS", "SECONDS"
     )?;
     for j in jobs {
         let p = &j.progress;
         writeln!(
             out,
-            "{:<8} {:<10} {:<6} {:>8} {:<12} {:>6.1}% {:>9} {:>10.1}",
+            "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>6.1}% {:>9} {:>10.1}",
             p.job.to_string(),
             p.state.as_str(),
+            j.kind,
             mode_str(j.mode),
             j.priority,
             j.client,

@@ -4,12 +4,14 @@
 //! or job id (pushed progress).
 
 use picluster_core::cluster::{Bundle, ClusterDir, ClusterError};
+use picluster_core::custom::{self, CustomJob, Kernel};
 use picluster_core::ids::{JobId, RequestId};
-use picluster_core::kernel::JobSpec;
+use picluster_core::kernel::{JobKind, JobSpec, SearchMode};
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
 use picluster_core::wire::{
-    ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain, JobProgress,
-    JobReport, JobRequest, JobSummary, Refusal, Submit, WorkSpec, WorkerStatus, PROTOCOL_MINOR,
+    ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain,
+    JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal, Submit, WorkSpec,
+    WorkerStatus, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +38,10 @@ pub enum ClientError {
     /// The coordinator answered with a reply of the wrong kind.
     #[error("unexpected reply from the coordinator: {0}")]
     UnexpectedReply(&'static str),
+    /// A custom kernel's parameters or results could not be encoded or decoded, or
+    /// the results of a completed job do not cover its keyspace exactly.
+    #[error("custom kernel: {0}")]
+    Kernel(String),
 }
 
 impl ClientError {
@@ -44,9 +50,10 @@ impl ClientError {
         match self {
             ClientError::Net(e) => e.is_retryable(),
             ClientError::Disconnected => true,
-            ClientError::Cluster(_) | ClientError::Refused(_) | ClientError::UnexpectedReply(_) => {
-                false
-            }
+            ClientError::Cluster(_)
+            | ClientError::Refused(_)
+            | ClientError::UnexpectedReply(_)
+            | ClientError::Kernel(_) => false,
         }
     }
 }
@@ -56,6 +63,9 @@ impl ClientError {
 pub enum JobEvent {
     /// The job progressed.
     Progress(JobProgress),
+    /// Results of a custom job's committed ranges (all of them come before
+    /// `Finished`; a new watch first gets every one so far).
+    Outputs(Vec<ChunkOutput>),
     /// The job ended; no more events follow.
     Finished(JobReport),
 }
@@ -109,11 +119,76 @@ impl JobWatch {
         while let Some(event) = self.next().await {
             match event {
                 JobEvent::Progress(p) => on_progress(&p),
+                JobEvent::Outputs(_) => {}
                 JobEvent::Finished(report) => return Ok(report),
             }
         }
         Err(ClientError::Disconnected)
     }
+
+    /// Waits for the final report of a custom job of kernel `K`, merging its
+    /// results in index order.
+    pub async fn finish_kernel<K: Kernel>(
+        mut self,
+        params: &K::Params,
+    ) -> Result<KernelReport<K::Output>, ClientError> {
+        let mut outputs: Vec<ChunkOutput> = Vec::new();
+        let report = loop {
+            match self.next().await {
+                Some(JobEvent::Progress(_)) => {}
+                Some(JobEvent::Outputs(batch)) => outputs.extend(batch),
+                Some(JobEvent::Finished(report)) => break report,
+                None => return Err(ClientError::Disconnected),
+            }
+        };
+        outputs.sort_by_key(|o| o.start);
+        let mut covered = 0;
+        let mut expected_start = 0;
+        let mut gaps = false;
+        let mut output: Option<K::Output> = None;
+        for chunk in &outputs {
+            if chunk.start < expected_start || chunk.end <= chunk.start {
+                return Err(ClientError::Kernel(format!(
+                    "results overlap or are empty at {}..{}",
+                    chunk.start, chunk.end
+                )));
+            }
+            gaps |= chunk.start != expected_start;
+            expected_start = chunk.end;
+            covered += chunk.end - chunk.start;
+            let part = custom::decode_output::<K>(&chunk.data)
+                .map_err(|e| ClientError::Kernel(format!("{}..{}: {e}", chunk.start, chunk.end)))?;
+            output = Some(match output {
+                Some(earlier) => K::merge(params, earlier, part),
+                None => part,
+            });
+        }
+        if report.state == JobState::Completed
+            && (gaps || covered != report.keyspace || expected_start != report.keyspace)
+        {
+            return Err(ClientError::Kernel(format!(
+                "the results of completed job {} cover {covered} of its {} indices",
+                report.job, report.keyspace
+            )));
+        }
+        Ok(KernelReport {
+            output,
+            covered,
+            report,
+        })
+    }
+}
+
+/// The outcome of a custom job: its results merged in index order, and its report.
+#[derive(Clone, Debug)]
+pub struct KernelReport<T> {
+    /// The merged result; `None` if no index was computed (a job cancelled or failed
+    /// before any result).
+    pub output: Option<T>,
+    /// How many indices the result covers: the whole keyspace for a completed job.
+    pub covered: u64,
+    /// The job's report (its state, `error` if it failed, contributions).
+    pub report: JobReport,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -227,6 +302,40 @@ impl Client {
         self.wait(job).await
     }
 
+    /// Submits a job of custom kernel `K`. Only workers that registered `K` run it;
+    /// it stays queued until one is connected.
+    pub async fn submit_kernel<K: Kernel>(
+        &self,
+        params: &K::Params,
+        priority: i32,
+    ) -> Result<JobId, ClientError> {
+        let job = CustomJob::of::<K>(params).map_err(|e| ClientError::Kernel(e.to_string()))?;
+        let spec = JobSpec {
+            kind: JobKind::Custom(job),
+            mode: SearchMode::All,
+        };
+        self.submit_with_priority(&spec, priority).await
+    }
+
+    /// Waits for a custom job of kernel `K` and returns its merged result.
+    pub async fn wait_kernel<K: Kernel>(
+        &self,
+        job: JobId,
+        params: &K::Params,
+    ) -> Result<KernelReport<K::Output>, ClientError> {
+        self.watch(job).await?.finish_kernel::<K>(params).await
+    }
+
+    /// Runs a custom kernel over its whole keyspace across the cluster: submits,
+    /// waits, and returns the results merged in index order.
+    pub async fn run_kernel<K: Kernel>(
+        &self,
+        params: &K::Params,
+    ) -> Result<KernelReport<K::Output>, ClientError> {
+        let job = self.submit_kernel::<K>(params, 0).await?;
+        self.wait_kernel::<K>(job, params).await
+    }
+
     /// Cancels a job; returns its state afterwards (a job that had already ended
     /// keeps its final state).
     pub async fn cancel(&self, job: JobId) -> Result<JobSummary, ClientError> {
@@ -293,9 +402,10 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Status(request, _)
             | CoordToClient::Refused(request, _)
             | CoordToClient::Drained(request, _) => Some(*request),
-            CoordToClient::Welcome(_) | CoordToClient::Progress(_) | CoordToClient::Finished(_) => {
-                None
-            }
+            CoordToClient::Welcome(_)
+            | CoordToClient::Progress(_)
+            | CoordToClient::Finished(_)
+            | CoordToClient::Outputs(..) => None,
         };
         if let Some(request) = request {
             if let Some(tx) = lock(&inner.pending).remove(&request) {
@@ -308,6 +418,11 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             CoordToClient::Progress(p) => {
                 if let Some(list) = watchers.get_mut(&p.job) {
                     list.retain(|tx| tx.send(JobEvent::Progress(p)).is_ok());
+                }
+            }
+            CoordToClient::Outputs(job, outputs) => {
+                if let Some(list) = watchers.get_mut(&job) {
+                    list.retain(|tx| tx.send(JobEvent::Outputs(outputs.clone())).is_ok());
                 }
             }
             CoordToClient::Finished(report) => {

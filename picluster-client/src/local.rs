@@ -36,6 +36,12 @@ impl LocalClusterOptions {
             coordinator: CoordinatorConfig::default(),
         }
     }
+
+    /// These options with custom kernel `K` registered in every worker.
+    pub fn with_kernel<K: picluster_core::custom::Kernel>(mut self) -> Self {
+        self.worker.kernels.register::<K>();
+        self
+    }
 }
 
 /// Why a local cluster could not start.

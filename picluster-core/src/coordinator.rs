@@ -19,13 +19,13 @@
 //! longer exists are stale and ignored (counted in [`CoordinatorStats`]).
 
 use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
-use crate::kernel::{JobSpec, Kernel, SearchMode, Solution};
+use crate::kernel::{JobKind, JobSpec, SearchKernel, SearchMode, Solution};
 use crate::wire::{
-    negotiate_minor, Assign, ClientHello, ClientToCoord, ClientWelcome, CloseCode, ClusterStatus,
-    Contribution, CoordToClient, CoordToWorker, Drain, Found, JobProgress, JobReport, JobRequest,
-    JobState, JobSummary, Progress, Refusal, Released, Stop, Submit, Trim, Trimmed, WorkSpec,
-    WorkerHello, WorkerState, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_LISTED_JOBS,
-    MAX_SOLUTIONS,
+    negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, CloseCode,
+    ClusterStatus, Contribution, CoordToClient, CoordToWorker, Drain, Found, JobProgress,
+    JobReport, JobRequest, JobState, JobSummary, Output, Progress, Refusal, Rejected, Released,
+    Stop, Submit, Trim, Trimmed, WorkSpec, WorkerHello, WorkerState, WorkerStatus, WorkerToCoord,
+    WorkerWelcome, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -141,7 +141,8 @@ struct Job {
     priority: i32,
     /// The submitting client's certificate name: fairness is between clients.
     client: String,
-    kernel: Arc<dyn Kernel>,
+    /// The kernel that verifies claimed solutions; `None` for a custom job.
+    kernel: Option<Arc<dyn SearchKernel>>,
     work: WorkSpec,
     keyspace: u64,
     /// Unassigned ranges, disjoint and sorted by index.
@@ -153,6 +154,11 @@ struct Job {
     /// Solutions beyond `MAX_SOLUTIONS` were dropped.
     truncated: bool,
     contributions: BTreeMap<String, u64>,
+    /// A custom job's results, in the order they were committed.
+    outputs: Vec<ChunkOutput>,
+    output_bytes: u64,
+    /// Why the job failed.
+    error: Option<String>,
     submitted: Instant,
     finished: Option<Instant>,
     watchers: BTreeSet<ConnId>,
@@ -188,9 +194,36 @@ struct Worker {
     /// This worker's entry in `Coordinator::deadlines`, if it holds leases.
     deadline: Option<Instant>,
     hashes: u64,
+    /// The last measured rate, of whatever job: shown in the status.
     rate_hps: f64,
-    /// (time, hashes) of the last rate sample.
-    rate_sample: (Instant, u64),
+    /// Measured rate per job: kernels differ in cost, so a rate holds for one job.
+    rates: BTreeMap<JobId, Rate>,
+}
+
+/// A worker's rate on one job, an exponentially weighted average of samples of at
+/// least 0.2 s.
+struct Rate {
+    /// Indices per second; zero until the first sample.
+    hps: f64,
+    /// (time, indices of the job committed by the worker) when the sample began.
+    sample: (Instant, u64),
+    /// Indices of the job committed by the worker.
+    done: u64,
+}
+
+impl Worker {
+    /// Starts a new rate sample of `job` at `now` (the worker starts on it after
+    /// being idle or on another job).
+    fn restart_sample(&mut self, job: JobId, now: Instant) {
+        if let Some(rate) = self.rates.get_mut(&job) {
+            rate.sample = (now, rate.done);
+        }
+    }
+
+    /// The measured rate on `job`, if any.
+    fn measured(&self, job: JobId) -> Option<f64> {
+        self.rates.get(&job).map(|r| r.hps).filter(|hps| *hps > 0.0)
+    }
 }
 
 struct Client {
@@ -225,9 +258,9 @@ pub struct Coordinator {
     /// Workers that may have room for another lease: the scheduler visits only these
     /// (a worker enters when it frees a slot or becomes ready, and leaves when full).
     wanting: BTreeSet<ConnId>,
-    /// The ready workers' total rate and when it was summed: refreshed once a progress
-    /// interval, or when the set of ready workers changes.
-    total_rate: Option<(Instant, f64)>,
+    /// The ready workers' total rate on each job and when it was summed: refreshed
+    /// once a progress interval, or when the set of ready workers changes.
+    total_rate: BTreeMap<JobId, (Instant, f64)>,
     stats: CoordinatorStats,
 }
 
@@ -259,7 +292,7 @@ impl Coordinator {
             drained: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             wanting: BTreeSet::new(),
-            total_rate: None,
+            total_rate: BTreeMap::new(),
             stats: CoordinatorStats::default(),
         }
     }
@@ -302,7 +335,7 @@ impl Coordinator {
                     deadline: None,
                     hashes: 0,
                     rate_hps: 0.0,
-                    rate_sample: (now, 0),
+                    rates: BTreeMap::new(),
                 }))
             }
             Role::Client => Peer::Client(Client {
@@ -362,7 +395,7 @@ impl Coordinator {
             let leases = match self.peers.get_mut(&conn) {
                 Some(Peer::Worker(w)) => {
                     w.suspect = true;
-                    self.total_rate = None;
+                    self.total_rate.clear();
                     std::mem::take(&mut w.leases)
                 }
                 _ => {
@@ -508,7 +541,7 @@ impl Coordinator {
         if revived {
             self.schedule_requested = true;
             self.wanting.insert(conn);
-            self.total_rate = None;
+            self.total_rate.clear();
         }
         match message {
             WorkerToCoord::Hello(hello) if !greeted => {
@@ -520,7 +553,7 @@ impl Coordinator {
                 };
                 worker.hello = Some(hello);
                 self.wanting.insert(conn);
-                self.total_rate = None;
+                self.total_rate.clear();
                 self.outbox
                     .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
                 self.schedule_requested = true;
@@ -533,10 +566,25 @@ impl Coordinator {
                     return Ok(());
                 };
                 let end = lease_ref.end;
+                self.check_output_free(lease, position)?;
                 self.advance(now, lease, position)?;
                 if position == end {
                     self.finish_lease(now, lease);
                 }
+                Ok(())
+            }
+            WorkerToCoord::Output(Output {
+                lease,
+                position,
+                data,
+            }) => self.on_output(now, conn, lease, position, data),
+            WorkerToCoord::Rejected(Rejected { lease, reason }) => {
+                let Some(lease_ref) = self.own_lease(conn, lease)? else {
+                    return Ok(());
+                };
+                let job = lease_ref.job;
+                let name = self.worker_mut(conn).name.clone();
+                self.fail_job(now, job, format!("worker {name} cannot run it: {reason}"));
                 Ok(())
             }
             WorkerToCoord::Found(Found { lease, indices }) => {
@@ -546,6 +594,7 @@ impl Coordinator {
                 if self.released_lease(conn, lease)?.is_none() {
                     return Ok(());
                 }
+                self.check_output_free(lease, position)?;
                 self.advance(now, lease, position)?;
                 self.requeue(lease);
                 Ok(())
@@ -590,6 +639,77 @@ impl Coordinator {
         }
     }
 
+    /// A custom job's indices are committed only with their result (`Output`): a
+    /// `Progress` or `Released` for one may not move the lease forward.
+    fn check_output_free(&self, lease_id: LeaseId, position: u64) -> Result<(), Violation> {
+        let lease = &self.leases[&lease_id];
+        let custom = self
+            .jobs
+            .get(&lease.job)
+            .is_some_and(|j| j.kernel.is_none());
+        if custom && position > lease.position {
+            return Err(protocol(&format!(
+                "lease {lease_id} of a custom job advanced without its output"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A custom job's result for a lease's indices up to `position`: stored, passed
+    /// to the job's watchers, and committed like progress.
+    fn on_output(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        lease_id: LeaseId,
+        position: u64,
+        data: Vec<u8>,
+    ) -> Result<(), Violation> {
+        let Some(lease) = self.own_lease(conn, lease_id)? else {
+            return Ok(());
+        };
+        let (job_id, start, end) = (lease.job, lease.position, lease.end);
+        let job = self.jobs.get_mut(&job_id).expect("a live lease has a job");
+        if job.kernel.is_some() {
+            return Err(protocol(&format!(
+                "output for lease {lease_id}, which is not of a custom job"
+            )));
+        }
+        if position <= start || position > end {
+            return Err(protocol(&format!(
+                "output up to {position} outside the unsearched part {start}..{end} of lease {lease_id}"
+            )));
+        }
+        job.output_bytes += data.len() as u64;
+        if job.output_bytes > MAX_JOB_OUTPUT_BYTES {
+            self.fail_job(
+                now,
+                job_id,
+                format!(
+                    "its results exceed the coordinator's limit of {MAX_JOB_OUTPUT_BYTES} bytes"
+                ),
+            );
+            return Ok(());
+        }
+        let output = ChunkOutput {
+            start,
+            end: position,
+            data,
+        };
+        for conn in &job.watchers {
+            self.outbox.push_back(Transmit::ToClient(
+                *conn,
+                CoordToClient::Outputs(job_id, vec![output.clone()]),
+            ));
+        }
+        job.outputs.push(output);
+        self.advance(now, lease_id, position)?;
+        if position == end {
+            self.finish_lease(now, lease_id);
+        }
+        Ok(())
+    }
+
     /// Moves a lease's position forward, committing the indices in between.
     fn advance(&mut self, now: Instant, lease_id: LeaseId, position: u64) -> Result<(), Violation> {
         let lease = self
@@ -603,6 +723,7 @@ impl Coordinator {
             )));
         }
         let delta = position - lease.position;
+        let since = lease.reported_at;
         lease.position = position;
         lease.reported_at = now;
         let (job_id, conn) = (lease.job, lease.worker);
@@ -610,16 +731,24 @@ impl Coordinator {
             return Ok(());
         };
         worker.hashes += delta;
-        let (t0, h0) = worker.rate_sample;
+        // A worker's first report on a job: its first sample began with the lease.
+        let rate = worker.rates.entry(job_id).or_insert(Rate {
+            hps: 0.0,
+            sample: (since, 0),
+            done: 0,
+        });
+        rate.done += delta;
+        let (t0, d0) = rate.sample;
         let dt = now.saturating_duration_since(t0).as_secs_f64();
         if dt >= 0.2 {
-            let sample = (worker.hashes - h0) as f64 / dt;
-            worker.rate_hps = if worker.rate_hps == 0.0 {
+            let sample = (rate.done - d0) as f64 / dt;
+            rate.hps = if rate.hps == 0.0 {
                 sample
             } else {
-                0.7 * worker.rate_hps + 0.3 * sample
+                0.7 * rate.hps + 0.3 * sample
             };
-            worker.rate_sample = (now, worker.hashes);
+            rate.sample = (now, rate.done);
+            worker.rate_hps = rate.hps;
         }
         let name = worker.name.clone();
         if let Some(job) = self.jobs.get_mut(&job_id) {
@@ -644,11 +773,16 @@ impl Coordinator {
         };
         let (job_id, start, end) = (lease.job, lease.position, lease.end);
         let job = self.jobs.get_mut(&job_id).expect("a live lease has a job");
+        let Some(kernel) = job.kernel.clone() else {
+            return Err(protocol(&format!(
+                "solutions claimed in lease {lease_id} of a custom job"
+            )));
+        };
         for index in indices {
             // A claim below the lease position would refer to already committed work.
             let solution = (start..end)
                 .contains(&index)
-                .then(|| job.kernel.verify(index))
+                .then(|| kernel.verify(index))
                 .flatten();
             let Some(solution) = solution else {
                 return Err((
@@ -663,7 +797,10 @@ impl Coordinator {
             }
             job.dirty = true;
         }
-        if job.spec.mode == SearchMode::First && !job.solutions.is_empty() {
+        let all_found = kernel
+            .max_solutions()
+            .is_some_and(|max| job.solutions.len() as u64 >= max);
+        if (job.spec.mode == SearchMode::First && !job.solutions.is_empty()) || all_found {
             self.end_job(now, job_id, JobState::Completed);
         }
         Ok(())
@@ -675,10 +812,14 @@ impl Coordinator {
         let Some(lease) = self.detach_lease(lease_id) else {
             return;
         };
-        // The worker moves straight on to its next lease: that one's clock starts now.
-        if let Some(Peer::Worker(w)) = self.peers.get(&lease.worker) {
+        // The worker moves straight on to its next lease: that one's clock starts now,
+        // and so does its job's rate sample if the worker was on another job.
+        if let Some(Peer::Worker(w)) = self.peers.get_mut(&lease.worker) {
             if let Some(next) = w.leases.first().and_then(|id| self.leases.get_mut(id)) {
                 next.reported_at = now;
+                if next.job != lease.job {
+                    w.restart_sample(next.job, now);
+                }
             }
         }
         if let Some(job) = self.jobs.get_mut(&lease.job) {
@@ -762,6 +903,24 @@ impl Coordinator {
                     conn,
                     CoordToClient::Watching(request, progress),
                 ));
+                // Everything so far, in frames of bounded size.
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                for output in &j.outputs {
+                    if bytes + output.data.len() > MAX_OUTPUT_BATCH_BYTES && !batch.is_empty() {
+                        self.outbox.push_back(Transmit::ToClient(
+                            conn,
+                            CoordToClient::Outputs(job, std::mem::take(&mut batch)),
+                        ));
+                        bytes = 0;
+                    }
+                    bytes += output.data.len();
+                    batch.push(output.clone());
+                }
+                if !batch.is_empty() {
+                    self.outbox
+                        .push_back(Transmit::ToClient(conn, CoordToClient::Outputs(job, batch)));
+                }
                 if j.state.is_final() {
                     let report = report_of(job, j, now);
                     self.outbox
@@ -809,8 +968,8 @@ impl Coordinator {
         };
         let id = JobId(self.next_job);
         self.next_job += 1;
-        let kernel = spec.kind.kernel();
-        let keyspace = kernel.keyspace();
+        let kernel = spec.kind.search_kernel();
+        let keyspace = spec.kind.keyspace();
         self.jobs.insert(
             id,
             Job {
@@ -827,6 +986,9 @@ impl Coordinator {
                 solutions: BTreeMap::new(),
                 truncated: false,
                 contributions: BTreeMap::new(),
+                outputs: Vec::new(),
+                output_bytes: 0,
+                error: None,
                 submitted: now,
                 finished: None,
                 watchers: BTreeSet::new(),
@@ -838,6 +1000,18 @@ impl Coordinator {
             request: submit.request,
             job: id,
         })
+    }
+
+    /// Ends a job as failed, with the reason in its report.
+    fn fail_job(&mut self, now: Instant, job_id: JobId, reason: String) {
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            if job.state.is_final() {
+                return;
+            }
+            tracing::warn!(job = %job_id, %reason, "job failed");
+            job.error = Some(reason);
+        }
+        self.end_job(now, job_id, JobState::Failed);
     }
 
     /// Ends a job: its leases are stopped, its watchers get the report.
@@ -857,6 +1031,12 @@ impl Coordinator {
                 ));
             }
         }
+        for peer in self.peers.values_mut() {
+            if let Peer::Worker(w) = peer {
+                w.rates.remove(&job_id);
+            }
+        }
+        self.total_rate.remove(&job_id);
         let job = &self.jobs[&job_id];
         let report = report_of(job_id, job, now);
         for conn in &job.watchers {
@@ -880,40 +1060,31 @@ impl Coordinator {
         // chunks is shared out in proportion to speed instead, measured from what
         // each job had left when this pass began; otherwise the first worker takes a
         // full chunk and the rest get slivers, or nothing.
-        let total_rate = match self.total_rate {
-            Some((at, rate)) if now < at + self.config.progress_interval => rate,
-            _ => {
-                let rate = self
-                    .peers
-                    .keys()
-                    .filter(|conn| self.is_ready(**conn))
-                    .map(|conn| self.rate(*conn))
-                    .sum();
-                self.total_rate = Some((now, rate));
-                rate
-            }
-        };
         let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
+        let mut steal = false;
         loop {
             let mut assigned = false;
             let wanting: Vec<ConnId> = self.wanting.iter().copied().collect();
-            let mut ready = Vec::new();
             for conn in wanting {
-                let room = matches!(self.peers.get(&conn),
-                    Some(Peer::Worker(w)) if w.leases.len() < self.prefetch(conn));
-                if room && self.is_ready(conn) {
-                    ready.push(conn);
-                } else {
-                    // Full, or not ready: it comes back when it frees a slot or is
-                    // ready again.
+                if !self.is_ready(conn) {
+                    // It comes back when it is ready again.
                     self.wanting.remove(&conn);
+                    continue;
                 }
-            }
-            for conn in ready {
-                let Some(job_id) = self.next_job_to_serve() else {
-                    self.steal(now);
-                    return;
+                let Some(job_id) = self.next_job_to_serve(conn) else {
+                    // Nothing this worker can run is queued: a steal may help. It
+                    // stays wanting, for the next job submitted.
+                    steal = true;
+                    continue;
                 };
+                let room = matches!(self.peers.get(&conn),
+                    Some(Peer::Worker(w)) if w.leases.len() < self.prefetch(conn, job_id));
+                if !room {
+                    // Full: it comes back when it frees a slot.
+                    self.wanting.remove(&conn);
+                    continue;
+                }
+                let total_rate = self.total_rate(now, job_id);
                 let left = *left_at_start.entry(job_id).or_insert_with(|| {
                     self.jobs[&job_id]
                         .pending
@@ -921,8 +1092,9 @@ impl Coordinator {
                         .map(|r| r.end - r.start)
                         .sum()
                 });
-                let share = (left as f64 * self.rate(conn) / total_rate).ceil() as u64;
-                let chunk = self.chunk_size(conn).min(share.max(self.config.min_chunk));
+                let share = (left as f64 * self.rate(conn, job_id) / total_rate).ceil() as u64;
+                let min_chunk = self.min_chunk(job_id);
+                let chunk = self.chunk_size(conn, job_id).min(share.max(min_chunk));
                 let job = self.jobs.get_mut(&job_id).expect("found above");
                 let front = job.pending.pop_front().expect("non-empty");
                 // A remainder of at most 1.2 chunks goes whole: splitting it would
@@ -937,19 +1109,55 @@ impl Coordinator {
                 assigned = true;
             }
             if !assigned {
-                return;
+                break;
             }
+        }
+        if steal {
+            self.steal(now);
         }
     }
 
-    /// The job the next chunk goes to: the highest priority with unassigned work;
-    /// among equals, the job of the client with the least hash rate working for it
-    /// now, so clients share the cluster fairly; then the oldest.
-    fn next_job_to_serve(&self) -> Option<JobId> {
+    /// The ready workers' total rate on a job (those that can run it), cached for a
+    /// progress interval.
+    fn total_rate(&mut self, now: Instant, job_id: JobId) -> f64 {
+        if let Some((at, rate)) = self.total_rate.get(&job_id) {
+            if now < *at + self.config.progress_interval {
+                return *rate;
+            }
+        }
+        let rate = self
+            .peers
+            .keys()
+            .filter(|conn| self.is_ready(**conn) && self.can_run(**conn, job_id))
+            .map(|conn| self.rate(*conn, job_id))
+            .sum::<f64>()
+            .max(1.0);
+        self.total_rate.insert(job_id, (now, rate));
+        rate
+    }
+
+    /// Whether worker `conn` can run job `job_id`: every worker runs the built-in
+    /// kinds; a custom job needs its kernel registered.
+    fn can_run(&self, conn: ConnId, job_id: JobId) -> bool {
+        let Some(job) = self.jobs.get(&job_id) else {
+            return false;
+        };
+        match job.spec.kind.custom_kernel() {
+            None => true,
+            Some(name) => matches!(self.peers.get(&conn),
+                Some(Peer::Worker(w)) if w.hello.as_ref().is_some_and(|h| h.kernels.iter().any(|k| k == name))),
+        }
+    }
+
+    /// The job the next chunk for worker `conn` goes to: among the jobs it can run
+    /// with unassigned work, the highest priority; among equals, the job of the
+    /// client with the least hash rate working for it now, so clients share the
+    /// cluster fairly; then the oldest.
+    fn next_job_to_serve(&self, conn: ConnId) -> Option<JobId> {
         let candidates = || {
-            self.jobs
-                .iter()
-                .filter(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
+            self.jobs.iter().filter(move |(id, j)| {
+                !j.state.is_final() && !j.pending.is_empty() && self.can_run(conn, **id)
+            })
         };
         let top = candidates().map(|(_, j)| j.priority).max()?;
         let mut clients = candidates()
@@ -965,13 +1173,12 @@ impl Coordinator {
         let mut at_work: BTreeMap<&str, f64> = BTreeMap::new();
         for lease in self.leases.values() {
             if let Some(job) = self.jobs.get(&lease.job) {
-                *at_work.entry(job.client.as_str()).or_default() += self.rate(lease.worker);
+                *at_work.entry(job.client.as_str()).or_default() +=
+                    self.rate(lease.worker, lease.job);
             }
         }
         let share = |job: &Job| at_work.get(job.client.as_str()).copied().unwrap_or(0.0);
-        self.jobs
-            .iter()
-            .filter(|(_, j)| !j.state.is_final() && !j.pending.is_empty())
+        candidates()
             .min_by(|(a_id, a), (b_id, b)| {
                 b.priority
                     .cmp(&a.priority)
@@ -1007,7 +1214,7 @@ impl Coordinator {
             self.drained.remove(name);
             self.wanting.insert(conn);
         }
-        self.total_rate = None;
+        self.total_rate.clear();
         self.schedule_requested = true;
         self.status(now)
             .workers
@@ -1044,8 +1251,10 @@ impl Coordinator {
         );
         if let Some(Peer::Worker(w)) = self.peers.get_mut(&conn) {
             if w.leases.is_empty() {
-                // An idle worker owes no reports: the lease clock starts now.
+                // An idle worker owes no reports: the lease clock starts now, and the
+                // job's rate sample leaves out the idle time.
                 w.last_heard = now;
+                w.restart_sample(job_id, now);
             }
             w.leases.insert(lease);
         }
@@ -1080,10 +1289,10 @@ impl Coordinator {
             let mut started: BTreeSet<LeaseId> = BTreeSet::new();
             for (conn, peer) in &self.peers {
                 let Peer::Worker(w) = peer else { continue };
-                let rate = self.rate(*conn);
                 let mut t = 0.0;
                 for (i, lease_id) in w.leases.iter().enumerate() {
                     if let Some(l) = self.leases.get(lease_id) {
+                        let rate = self.rate(*conn, l.job);
                         if i == 0 {
                             started.insert(*lease_id);
                         }
@@ -1113,6 +1322,7 @@ impl Coordinator {
                         && !busy_thieves.contains(conn)
                         && matches!(self.peers.get(conn),
                             Some(Peer::Worker(w)) if w.leases.len() < self.config.leases_per_worker)
+                        && self.next_job_to_serve(**conn).is_none()
                 })
                 .min_by(|a, b| a.1.total_cmp(b.1))
                 .map(|(conn, t)| (*conn, *t));
@@ -1130,7 +1340,8 @@ impl Coordinator {
                     l.trim.is_none()
                         && l.worker != thief
                         && left > 0
-                        && (left >= self.config.min_steal || !started.contains(id))
+                        && (left >= self.min_steal(l.job) || !started.contains(id))
+                        && self.can_run(thief, l.job)
                 })
                 .filter(|(_, l)| self.jobs.get(&l.job).is_some_and(|j| !j.state.is_final()))
                 .filter_map(|(id, l)| lease_done_at.get(id).map(|t| (*id, l, *t)))
@@ -1142,16 +1353,20 @@ impl Coordinator {
             if gap <= self.config.steal_gap.as_secs_f64() {
                 return;
             }
-            let (owner, owner_rate, thief_rate) =
-                (lease.worker, self.rate(lease.worker), self.rate(thief));
+            let (owner, owner_rate, thief_rate) = (
+                lease.worker,
+                self.rate(lease.worker, lease.job),
+                self.rate(thief, lease.job),
+            );
+            let min_steal = self.min_steal(lease.job);
             // Both end together: thief_free + p / thief_rate = victim_done - p / owner_rate.
             let share = gap * owner_rate * thief_rate / (owner_rate + thief_rate);
             let left = lease.end - estimated.get(&victim).copied().unwrap_or(lease.position);
             let stolen = (share as u64).min(left);
             let worth = if started.contains(&victim) {
-                self.config.min_steal
+                min_steal
             } else {
-                self.config.min_steal.min(left)
+                min_steal.min(left)
             };
             if stolen < worth {
                 return;
@@ -1212,24 +1427,43 @@ impl Coordinator {
         Ok(())
     }
 
-    /// A chunk that takes about `chunk_time` at the worker's measured rate, or
-    /// `calibration_time` at its benchmarked rate until it has been measured.
-    fn chunk_size(&self, conn: ConnId) -> u64 {
-        let measured = matches!(self.peers.get(&conn), Some(Peer::Worker(w)) if w.rate_hps > 0.0);
+    /// A chunk of `job_id` that takes about `chunk_time` at the worker's measured
+    /// rate, or `calibration_time` at its estimated rate until it has been measured.
+    fn chunk_size(&self, conn: ConnId, job_id: JobId) -> u64 {
+        let measured =
+            matches!(self.peers.get(&conn), Some(Peer::Worker(w)) if w.measured(job_id).is_some());
         let time = if measured {
             self.config.chunk_time
         } else {
             self.config.calibration_time
         };
-        let raw = (self.rate(conn) * time.as_secs_f64()) as u64;
+        let raw = (self.rate(conn, job_id) * time.as_secs_f64()) as u64;
         // Not clamp(): a configuration with min above max must not panic; max wins.
-        raw.max(self.config.min_chunk).min(self.config.max_chunk)
+        raw.max(self.min_chunk(job_id)).min(self.config.max_chunk)
+    }
+
+    /// Smallest range of a job worth stealing: `min_steal`, or one block of a custom
+    /// kernel.
+    fn min_steal(&self, job_id: JobId) -> u64 {
+        match self.jobs.get(&job_id).map(|j| &j.spec.kind) {
+            Some(JobKind::Custom(c)) => c.block.min(self.config.min_steal),
+            _ => self.config.min_steal,
+        }
+    }
+
+    /// Smallest chunk of a job: `min_chunk`, or one block of a custom kernel (whose
+    /// indices may each cost far more than a hash).
+    fn min_chunk(&self, job_id: JobId) -> u64 {
+        match self.jobs.get(&job_id).map(|j| &j.spec.kind) {
+            Some(JobKind::Custom(c)) => c.block.min(self.config.min_chunk),
+            _ => self.config.min_chunk,
+        }
     }
 
     /// How many leases a worker may hold: `leases_per_worker`, or up to
     /// `max_prefetch` when its chunks are shorter than a progress interval.
-    fn prefetch(&self, conn: ConnId) -> usize {
-        let chunk_seconds = self.chunk_size(conn) as f64 / self.rate(conn);
+    fn prefetch(&self, conn: ConnId, job_id: JobId) -> usize {
+        let chunk_seconds = self.chunk_size(conn, job_id) as f64 / self.rate(conn, job_id);
         if chunk_seconds < self.config.progress_interval.as_secs_f64() {
             self.config.max_prefetch.max(self.config.leases_per_worker)
         } else {
@@ -1237,11 +1471,23 @@ impl Coordinator {
         }
     }
 
-    /// A worker's rate in hashes per second: measured, else benchmarked, at least 1.
-    fn rate(&self, conn: ConnId) -> f64 {
+    /// A worker's rate on a job in indices per second, at least 1: measured; else its
+    /// SHA-256d benchmark scaled by the kind's relative cost; else (a custom kernel)
+    /// one block per thread in a calibration time.
+    fn rate(&self, conn: ConnId, job_id: JobId) -> f64 {
         let rate = match self.peers.get(&conn) {
-            Some(Peer::Worker(w)) if w.rate_hps > 0.0 => w.rate_hps,
-            Some(Peer::Worker(w)) => w.hello.as_ref().map_or(0.0, |h| h.bench_hps as f64),
+            Some(Peer::Worker(w)) => match (w.measured(job_id), &w.hello) {
+                (Some(hps), _) => hps,
+                (None, Some(h)) => match self.jobs.get(&job_id).map(|j| &j.spec.kind) {
+                    Some(JobKind::Custom(c)) => {
+                        (c.block * u64::from(h.threads.max(1))) as f64
+                            / self.config.calibration_time.as_secs_f64()
+                    }
+                    Some(kind) => h.bench_hps as f64 / kind.relative_cost().unwrap_or(1.0),
+                    None => h.bench_hps as f64,
+                },
+                (None, None) => 0.0,
+            },
             _ => 0.0,
         };
         rate.max(1.0)
@@ -1263,7 +1509,7 @@ impl Coordinator {
         match peer {
             Peer::Worker(w) => {
                 self.wanting.remove(&conn);
-                self.total_rate = None;
+                self.total_rate.clear();
                 if let Some(deadline) = w.deadline {
                     self.deadlines.remove(&(deadline, conn));
                 }
@@ -1314,6 +1560,10 @@ fn progress_of(id: JobId, job: &Job, now: Instant) -> JobProgress {
 fn summary_of(id: JobId, job: &Job, now: Instant) -> JobSummary {
     JobSummary {
         progress: progress_of(id, job, now),
+        kind: match job.spec.kind.custom_kernel() {
+            Some(name) => format!("custom:{name}"),
+            None => job.spec.kind.name().to_string(),
+        },
         mode: job.spec.mode,
         priority: job.priority,
         client: job.client.clone(),
@@ -1325,7 +1575,7 @@ fn report_of(id: JobId, job: &Job, now: Instant) -> JobReport {
     JobReport {
         job: id,
         state: job.state,
-        solutions: job.solutions.values().copied().collect(),
+        solutions: job.solutions.values().cloned().collect(),
         truncated: job.truncated,
         hashes: job.hashes,
         keyspace: job.keyspace,
@@ -1338,5 +1588,6 @@ fn report_of(id: JobId, job: &Job, now: Instant) -> JobReport {
                 hashes: *hashes,
             })
             .collect(),
+        error: job.error.clone(),
     }
 }

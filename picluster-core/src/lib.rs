@@ -11,8 +11,12 @@
 //! # Layout
 //! - [`ids`]: newtype ids (`JobId`, `WorkerId`, `LeaseId`, ...).
 //! - [`hex`]: hex encoding with errors that name the problem.
-//! - [`kernel`]: the `Kernel` trait, the job model (`JobSpec`), solutions.
-//! - [`sha256d`]: block headers, targets, version rolling, the SHA-256d scan kernel.
+//! - [`kernel`]: the `SearchKernel` trait, the job model (`JobSpec`), solutions.
+//! - [`sha256d`]: block headers, targets, version rolling, the SHA-256d scan kernels.
+//! - [`hashcash`]: proof of work over arbitrary data (leading zero bits).
+//! - [`preimage`]: masks and the SHA-256/SHA-256d preimage search kernel.
+//! - [`custom`]: the typed `Kernel` trait for user-defined kernels, and its
+//!   type-erased form that workers run.
 //! - [`wire`]: every protocol message, the frame codec, close codes.
 //! - [`coordinator`]: the coordinator state machine (`handle_*` in, `poll_*` out).
 //! - [`cluster`]: cluster directories, certificates and bundles.
@@ -21,10 +25,13 @@
 
 pub mod cluster;
 pub mod coordinator;
+pub mod custom;
+pub mod hashcash;
 pub mod hex;
 pub mod ids;
 pub mod kernel;
 pub mod net;
+pub mod preimage;
 pub mod service;
 pub mod sha256d;
 pub mod wire;

@@ -12,8 +12,11 @@
 //! are append-only within a major version, and the golden-byte tests fail on any
 //! accidental change. No `usize`, `Instant` or `SystemTime` crosses the wire.
 
+use crate::custom::CustomJob;
+use crate::hashcash::HashcashJob;
 use crate::ids::{JobId, LeaseId, RequestId, WorkerId};
 use crate::kernel::{JobKind, JobSpec, SearchMode, Solution, SpecError};
+use crate::preimage::{Mask, PreimageHash, PreimageJob};
 use crate::sha256d::{BlockHeader, Sha256dJob, Target};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -35,6 +38,11 @@ pub fn negotiate_minor(peer: u16) -> u16 {
 pub const MAX_SOLUTIONS: usize = 10_000;
 /// Most jobs a listing shows (the newest), so that it fits in one frame.
 pub const MAX_LISTED_JOBS: usize = 4096;
+/// Most bytes of results a custom job may accumulate at the coordinator; beyond
+/// them the job fails (its kernel's results are meant to be summaries).
+pub const MAX_JOB_OUTPUT_BYTES: u64 = 256 << 20;
+/// Largest batch of results in one [`CoordToClient::Outputs`] frame.
+pub const MAX_OUTPUT_BATCH_BYTES: usize = 512 << 10;
 
 /// Largest frame body accepted.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
@@ -61,6 +69,33 @@ pub enum WorkerToCoord {
     Leaving,
     /// Reply to [`CoordToWorker::Trim`]: where the lease now ends.
     Trimmed(Trimmed),
+    /// Progress of a custom job's lease with the result of the indices it commits;
+    /// for custom jobs it replaces `Progress` (which may then not advance).
+    Output(Output),
+    /// The worker cannot run this lease's job (a custom kernel's parameters do not
+    /// decode, its result does not encode): the job fails with the reason.
+    Rejected(Rejected),
+}
+
+/// The result of a custom job's indices from the lease's last position to
+/// `position`, which the lease advances to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Every index below this one (and at or above the lease start) is searched.
+    pub position: u64,
+    /// The postcard-encoded `Kernel::Output` of the newly committed indices.
+    pub data: Vec<u8>,
+}
+
+/// A lease the worker cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Why.
+    pub reason: String,
 }
 
 /// A worker's introduction.
@@ -78,6 +113,8 @@ pub struct WorkerHello {
     pub kernel_impl: String,
     /// Benchmarked rate with all threads, hashes per second.
     pub bench_hps: u64,
+    /// Names of the custom kernels it has registered.
+    pub kernels: Vec<String>,
 }
 
 /// Position reached in a lease.
@@ -181,6 +218,53 @@ pub enum WorkSpec {
     Sha256d(Sha256dWork),
     /// No-op chunks over this many indices (scheduler benchmarks).
     Noop(u64),
+    /// Hashcash proof of work.
+    Hashcash(HashcashWork),
+    /// Preimage search over a mask.
+    Preimage(PreimageWork),
+    /// A user-defined kernel.
+    Custom(CustomWork),
+}
+
+/// A hashcash search on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashcashWork {
+    /// The data the counter is appended to.
+    pub data: Vec<u8>,
+    /// Leading zero bits required.
+    pub bits: u32,
+    /// First counter.
+    pub counter_start: u64,
+    /// One past the last counter.
+    pub counter_end: u64,
+}
+
+/// A preimage search on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreimageWork {
+    /// Each candidate position's characters, in order (the parsed mask).
+    pub positions: Vec<Vec<u8>>,
+    /// SHA-256d instead of SHA-256.
+    pub double: bool,
+    /// The digests sought.
+    pub targets: Vec<[u8; 32]>,
+    /// First mask index searched.
+    pub start: u64,
+    /// One past the last mask index searched.
+    pub end: u64,
+}
+
+/// A custom-kernel job on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomWork {
+    /// The kernel's name.
+    pub kernel: String,
+    /// Its postcard-encoded parameters.
+    pub params: Vec<u8>,
+    /// Number of indices.
+    pub keyspace: u64,
+    /// Indices per block.
+    pub block: u64,
 }
 
 /// A SHA-256d search on the wire.
@@ -209,6 +293,25 @@ impl From<&JobKind> for WorkSpec {
                 version_mask: job.version_mask,
             }),
             JobKind::Noop { keyspace } => WorkSpec::Noop(*keyspace),
+            JobKind::Hashcash(job) => WorkSpec::Hashcash(HashcashWork {
+                data: job.data().to_vec(),
+                bits: job.bits(),
+                counter_start: job.counters().start,
+                counter_end: job.counters().end,
+            }),
+            JobKind::Preimage(job) => WorkSpec::Preimage(PreimageWork {
+                positions: job.mask().positions().to_vec(),
+                double: job.hash() == PreimageHash::Sha256d,
+                targets: job.targets().to_vec(),
+                start: job.range().start,
+                end: job.range().end,
+            }),
+            JobKind::Custom(job) => WorkSpec::Custom(CustomWork {
+                kernel: job.kernel.clone(),
+                params: job.params.to_vec(),
+                keyspace: job.keyspace,
+                block: job.block,
+            }),
         }
     }
 }
@@ -227,6 +330,24 @@ impl TryFrom<&WorkSpec> for JobKind {
             WorkSpec::Noop(keyspace) => Ok(JobKind::Noop {
                 keyspace: *keyspace,
             }),
+            WorkSpec::Hashcash(w) => Ok(JobKind::Hashcash(HashcashJob::new(
+                &w.data,
+                w.bits,
+                w.counter_start..w.counter_end,
+            )?)),
+            WorkSpec::Preimage(w) => Ok(JobKind::Preimage(PreimageJob::new(
+                Mask::from_positions(w.positions.clone())?,
+                if w.double {
+                    PreimageHash::Sha256d
+                } else {
+                    PreimageHash::Sha256
+                },
+                &w.targets,
+                Some(w.start..w.end),
+            )?)),
+            WorkSpec::Custom(w) => Ok(JobKind::Custom(CustomJob::new(
+                &w.kernel, &w.params, w.keyspace, w.block,
+            )?)),
         }
     }
 }
@@ -320,6 +441,21 @@ pub enum CoordToClient {
     Refused(RequestId, Refusal),
     /// Reply to a drain or undrain: the worker now.
     Drained(RequestId, WorkerStatus),
+    /// Pushed to watchers of a custom job: results of committed ranges, in the order
+    /// they were committed (not index order). A new watcher first gets every result
+    /// so far. All of them come before `Finished`.
+    Outputs(JobId, Vec<ChunkOutput>),
+}
+
+/// The encoded result of a custom job's indices `start..end`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    /// First index.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+    /// The postcard-encoded `Kernel::Output`.
+    pub data: Vec<u8>,
 }
 
 /// The coordinator's reply to a client hello.
@@ -354,6 +490,9 @@ pub enum JobState {
     Completed,
     /// Cancelled by a client.
     Cancelled,
+    /// A worker could not run it, or its results outgrew the coordinator's limit; the
+    /// report's `error` says why.
+    Failed,
 }
 
 impl JobState {
@@ -364,12 +503,16 @@ impl JobState {
             JobState::Running => "running",
             JobState::Completed => "completed",
             JobState::Cancelled => "cancelled",
+            JobState::Failed => "failed",
         }
     }
 
     /// Whether the job has ended.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Completed | JobState::Cancelled | JobState::Failed
+        )
     }
 }
 
@@ -410,6 +553,8 @@ pub struct JobReport {
     pub elapsed_ms: u64,
     /// What each worker searched, by worker name.
     pub contributions: Vec<Contribution>,
+    /// Why the job failed (state `Failed`).
+    pub error: Option<String>,
 }
 
 /// One worker's share of a job.
@@ -426,6 +571,8 @@ pub struct Contribution {
 pub struct JobSummary {
     /// Progress and state.
     pub progress: JobProgress,
+    /// The kind of job (`sha256d`, `hashcash`, `preimage`, `custom:NAME`, `noop`).
+    pub kind: String,
     /// When the job stops.
     pub mode: SearchMode,
     /// Its priority.

@@ -8,12 +8,13 @@
 //! coordinator). One agent lives for the whole process; a lost connection is
 //! [`Agent::handle_disconnected`], a new one starts with [`Agent::hello`].
 
-use crate::compute::{ComputeEvent, TaskId};
+use crate::compute::{ComputeEvent, TaskId, Work};
+use crate::registry::Registry;
 use picluster_core::ids::LeaseId;
-use picluster_core::kernel::{JobKind, Kernel};
+use picluster_core::kernel::JobKind;
 use picluster_core::wire::{
-    Assign, CoordToWorker, Found, Progress, Released, Stop, Trim, Trimmed, WorkerHello,
-    WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
+    Assign, CoordToWorker, Found, Output, Progress, Rejected, Released, Stop, Trim, Trimmed,
+    WorkerHello, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -28,7 +29,7 @@ pub enum ComputeCommand {
         /// The task.
         task: TaskId,
         /// What to compute.
-        kernel: Arc<dyn Kernel>,
+        work: Work,
         /// Which indices.
         range: Range<u64>,
         /// How often to report progress.
@@ -120,6 +121,7 @@ enum Phase {
 /// The worker protocol state machine.
 pub struct Agent {
     info: WorkerInfo,
+    registry: Arc<Registry>,
     phase: Phase,
     progress_interval: Duration,
     held: BTreeMap<TaskId, Held>,
@@ -138,10 +140,11 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// A new agent.
-    pub fn new(info: WorkerInfo) -> Agent {
+    /// A new agent, running the built-in kernels and those in `registry`.
+    pub fn new(info: WorkerInfo, registry: Arc<Registry>) -> Agent {
         Agent {
             info,
+            registry,
             phase: Phase::Working,
             progress_interval: Duration::from_millis(250),
             held: BTreeMap::new(),
@@ -160,6 +163,7 @@ impl Agent {
             arch: std::env::consts::ARCH.to_string(),
             kernel_impl: self.info.kernel_impl.clone(),
             bench_hps: self.info.bench_hps,
+            kernels: self.registry.names(),
         })
     }
 
@@ -212,15 +216,30 @@ impl Agent {
             lease,
             reason: e.to_string(),
         })?;
-        let kernel = kind.kernel();
-        if start >= end || end > kernel.keyspace() {
+        let keyspace = kind.keyspace();
+        if start >= end || end > keyspace {
             return Err(AgentError::BadRange {
                 lease,
                 start,
                 end,
-                keyspace: kernel.keyspace(),
+                keyspace,
             });
         }
+        let work = match (&kind, kind.search_kernel()) {
+            (_, Some(kernel)) => Work::Search(kernel),
+            (JobKind::Custom(job), None) => match self.registry.bind(job) {
+                Ok(kernel) => Work::Map(kernel),
+                Err(e) => {
+                    // The job's fault, not the coordinator's: it fails the job.
+                    self.outbox.push_back(WorkerToCoord::Rejected(Rejected {
+                        lease,
+                        reason: e.to_string(),
+                    }));
+                    return Ok(());
+                }
+            },
+            (_, None) => unreachable!("every built-in kind has a search kernel"),
+        };
         if self.phase != Phase::Working {
             // Crossed our release in flight: hand it straight back.
             self.outbox.push_back(WorkerToCoord::Released(Released {
@@ -241,7 +260,7 @@ impl Agent {
         );
         self.compute.push_back(ComputeCommand::Run {
             task,
-            kernel,
+            work,
             range: start..end,
             progress_interval: self.progress_interval,
         });
@@ -259,12 +278,32 @@ impl Agent {
                     }));
                 }
             }
-            ComputeEvent::Progress { task, position } => {
+            ComputeEvent::Progress {
+                task,
+                position,
+                output,
+            } => {
                 if let Some(h) = self.running(task) {
-                    self.outbox.push_back(WorkerToCoord::Progress(Progress {
-                        lease: h.lease,
-                        position,
-                    }));
+                    let lease = h.lease;
+                    self.outbox.push_back(match output {
+                        Some(data) => WorkerToCoord::Output(Output {
+                            lease,
+                            position,
+                            data,
+                        }),
+                        None => WorkerToCoord::Progress(Progress { lease, position }),
+                    });
+                }
+            }
+            ComputeEvent::Failed { task, reason } => {
+                if let Some(h) = self.held.get_mut(&task) {
+                    if h.standing == Standing::Running {
+                        h.standing = Standing::Stopping;
+                        self.outbox.push_back(WorkerToCoord::Rejected(Rejected {
+                            lease: h.lease,
+                            reason,
+                        }));
+                    }
                 }
             }
             ComputeEvent::Trimmed { task, end } => {
@@ -278,11 +317,30 @@ impl Agent {
                     }
                 }
             }
-            ComputeEvent::Finished { task, position } => {
+            ComputeEvent::Finished {
+                task,
+                position,
+                output,
+            } => {
                 let Some(h) = self.held.remove(&task) else {
                     return;
                 };
                 let (lease, position) = (h.lease, position);
+                if let (Standing::Running, Some(data)) = (h.standing, output) {
+                    // A custom kernel's last result commits up to `position` (and
+                    // completes the lease there); a release then hands back the rest.
+                    self.outbox.push_back(WorkerToCoord::Output(Output {
+                        lease,
+                        position,
+                        data,
+                    }));
+                    if position < h.end {
+                        self.outbox
+                            .push_back(WorkerToCoord::Released(Released { lease, position }));
+                    }
+                    self.maybe_leave();
+                    return;
+                }
                 let report = match h.standing {
                     Standing::Running if position == h.end => {
                         Some(WorkerToCoord::Progress(Progress { lease, position }))

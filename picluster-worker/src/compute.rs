@@ -10,12 +10,18 @@
 //! never hides a solution. A stop flag is checked before every block, so a stop takes
 //! effect within one block per thread.
 //!
+//! A custom kernel's task ([`Work::Map`]) is cut into the kernel's own blocks; each
+//! block's result is merged into the prefix's result in index order as the prefix
+//! passes it, and each progress report carries the encoded result of the indices it
+//! commits.
+//!
 //! A task can be trimmed (work stealing): it then ends at the requested index, or at
 //! the end of the blocks already claimed if threads are past it. Claiming and trimming
 //! take the same lock, so the end reported by [`ComputeEvent::Trimmed`] covers exactly
 //! the blocks that will be searched.
 
-use picluster_core::kernel::Kernel;
+use picluster_core::custom::{MapKernel, Partial};
+use picluster_core::kernel::SearchKernel;
 use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -23,8 +29,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Indices per block: the granularity of work claiming, progress and stop checks.
+/// Indices per block of the built-in kernels: the granularity of work claiming,
+/// progress and stop checks.
 pub const BLOCK: u64 = 1 << 16;
+
+/// What a task computes.
+#[derive(Clone)]
+pub enum Work {
+    /// A built-in search kernel: solutions are reported as indices.
+    Search(Arc<dyn SearchKernel>),
+    /// A custom kernel: each range's result is reported with the progress.
+    Map(Arc<dyn MapKernel>),
+}
+
+impl Work {
+    fn block(&self) -> u64 {
+        match self {
+            Work::Search(_) => BLOCK,
+            Work::Map(k) => k.block().max(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Work::Search(k) => write!(f, "Search({})", k.implementation()),
+            Work::Map(k) => write!(f, "Map({})", k.name()),
+        }
+    }
+}
 
 /// Identifies one run of a lease inside this process (lease ids are the
 /// coordinator's and may repeat after it restarts; task ids never repeat).
@@ -47,6 +81,9 @@ pub enum ComputeEvent {
         task: TaskId,
         /// The contiguous prefix reached.
         position: u64,
+        /// For a custom kernel: the encoded result of the indices since the last
+        /// report.
+        output: Option<Vec<u8>>,
     },
     /// The task was trimmed: it now ends at `end` (at or after the requested index).
     Trimmed {
@@ -61,6 +98,17 @@ pub enum ComputeEvent {
         task: TaskId,
         /// The contiguous prefix reached.
         position: u64,
+        /// For a custom kernel: the encoded result of the indices since the last
+        /// report, if any.
+        output: Option<Vec<u8>>,
+    },
+    /// A custom kernel's result could not be encoded: the task stops (and still
+    /// reports `Finished`, without that result).
+    Failed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -84,7 +132,7 @@ type Sink = Arc<dyn Fn(ComputeEvent) + Send + Sync>;
 
 struct Task {
     id: TaskId,
-    kernel: Arc<dyn Kernel>,
+    work: Work,
     range: Range<u64>,
     progress_interval: Duration,
     control: Arc<Control>,
@@ -100,6 +148,7 @@ struct Control {
 struct Claim {
     next: u64,
     limit: u64,
+    block: u64,
 }
 
 impl Control {
@@ -112,7 +161,7 @@ impl Control {
         if c.next >= c.limit {
             return None;
         }
-        let block = c.next..c.limit.min(c.next + BLOCK);
+        let block = c.next..c.limit.min(c.next.saturating_add(c.block));
         c.next = block.end;
         Some(block)
     }
@@ -158,11 +207,12 @@ impl Compute {
             .name("picluster-engine".to_string())
             .spawn(move || {
                 for task in tasks {
-                    let position = run_task(&engine_pool, &task, &engine_sink);
+                    let (position, output) = run_task(&engine_pool, &task, &engine_sink);
                     lock(&engine_controls).remove(&task.id);
                     engine_sink(ComputeEvent::Finished {
                         task: task.id,
                         position,
+                        output,
                     });
                 }
             })
@@ -181,25 +231,20 @@ impl Compute {
         self.threads
     }
 
-    /// Queues `range` of `kernel` as task `id`, after the tasks already queued.
-    pub fn run(
-        &self,
-        id: TaskId,
-        kernel: Arc<dyn Kernel>,
-        range: Range<u64>,
-        progress_interval: Duration,
-    ) {
+    /// Queues `range` of `work` as task `id`, after the tasks already queued.
+    pub fn run(&self, id: TaskId, work: Work, range: Range<u64>, progress_interval: Duration) {
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),
             claim: Mutex::new(Claim {
                 next: range.start,
                 limit: range.end,
+                block: work.block(),
             }),
         });
         lock(&self.controls).insert(id, control.clone());
         let task = Task {
             id,
-            kernel,
+            work,
             range,
             progress_interval,
             control,
@@ -261,75 +306,143 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Completed blocks beyond the contiguous prefix.
+/// Completed blocks beyond the contiguous prefix, and for a custom kernel the merged
+/// result of the prefix since the last report.
 struct Prefix {
     position: u64,
-    done: BTreeMap<u64, u64>,
+    done: BTreeMap<u64, (u64, Option<Partial>)>,
+    output: Option<Partial>,
     last_report: Instant,
     reported: u64,
+    /// A result failed to encode: nothing past `reported` is committed.
+    failed: bool,
 }
 
 impl Prefix {
-    fn complete(&mut self, block: Range<u64>) {
-        self.done.insert(block.start, block.end);
-        while let Some(end) = self.done.remove(&self.position) {
+    fn complete(&mut self, block: Range<u64>, partial: Option<Partial>, work: &Work) {
+        if self.failed {
+            return;
+        }
+        self.done.insert(block.start, (block.end, partial));
+        while let Some((end, partial)) = self.done.remove(&self.position) {
             self.position = end;
+            if let (Work::Map(kernel), Some(later)) = (work, partial) {
+                self.output = Some(match self.output.take() {
+                    Some(earlier) => kernel.merge(earlier, later),
+                    None => later,
+                });
+            }
+        }
+    }
+
+    /// The encoded result since the last report; `Err` if it does not encode.
+    fn take_output(&mut self, work: &Work) -> Result<Option<Vec<u8>>, String> {
+        match (work, self.output.take()) {
+            (Work::Map(kernel), Some(output)) => kernel.encode(&output).map(Some),
+            _ => Ok(None),
         }
     }
 }
 
-/// Runs one task on every thread of the pool; returns the prefix reached. A task of
-/// at most one block runs right here: waking the pool would cost more than it does.
-fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> u64 {
-    if task.range.end - task.range.start <= BLOCK {
-        let Some(block) = task.control.claim_block() else {
-            return task.range.start;
-        };
-        let mut hits = Vec::new();
-        task.kernel.scan(block.clone(), &mut hits);
-        if !hits.is_empty() {
-            sink(ComputeEvent::Found {
-                task: task.id,
-                indices: hits,
-            });
+/// Runs one block of a task: solutions go to the sink at once (before the block
+/// counts as done: solutions precede the progress that passes them); a custom
+/// kernel's result is returned.
+fn run_block(task: &Task, block: Range<u64>, hits: &mut Vec<u64>, sink: &Sink) -> Option<Partial> {
+    match &task.work {
+        Work::Search(kernel) => {
+            kernel.scan(block, hits);
+            if !hits.is_empty() {
+                sink(ComputeEvent::Found {
+                    task: task.id,
+                    indices: std::mem::take(hits),
+                });
+            }
+            None
         }
-        return block.end;
+        Work::Map(kernel) => Some(kernel.run(block)),
     }
-    let prefix = Mutex::new(Prefix {
+}
+
+/// Runs one task on every thread of the pool; returns the prefix reached and the
+/// result not yet reported. A task of at most one block runs right here: waking the
+/// pool would cost more than it does.
+fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> (u64, Option<Vec<u8>>) {
+    let mut prefix = Prefix {
         position: task.range.start,
         done: BTreeMap::new(),
+        output: None,
         last_report: Instant::now(),
         reported: task.range.start,
-    });
+        failed: false,
+    };
+    let fail = |reason: String| {
+        task.control.stop.store(true, Ordering::Release);
+        sink(ComputeEvent::Failed {
+            task: task.id,
+            reason,
+        });
+    };
+    if task.range.end - task.range.start <= task.work.block() {
+        let Some(block) = task.control.claim_block() else {
+            return (task.range.start, None);
+        };
+        let partial = run_block(task, block.clone(), &mut Vec::new(), sink);
+        prefix.complete(block, partial, &task.work);
+        return match prefix.take_output(&task.work) {
+            Ok(output) => (prefix.position, output),
+            Err(reason) => {
+                fail(reason);
+                (task.range.start, None)
+            }
+        };
+    }
+    let prefix = Mutex::new(prefix);
     pool.broadcast(|_| {
         let mut hits = Vec::new();
         while let Some(block) = task.control.claim_block() {
-            task.kernel.scan(block.clone(), &mut hits);
-            if !hits.is_empty() {
-                // Before the block counts as done: solutions precede the progress
-                // that passes them.
-                sink(ComputeEvent::Found {
-                    task: task.id,
-                    indices: std::mem::take(&mut hits),
-                });
-            }
+            let partial = run_block(task, block.clone(), &mut hits, sink);
             let mut p = lock(&prefix);
-            p.complete(block);
+            p.complete(block, partial, &task.work);
             // Report a moved prefix at most once an interval; the end is reported
             // by `Finished`.
             if p.position > p.reported
                 && p.position < lock(&task.control.claim).limit
                 && p.last_report.elapsed() >= task.progress_interval
             {
-                p.last_report = Instant::now();
-                p.reported = p.position;
-                sink(ComputeEvent::Progress {
-                    task: task.id,
-                    position: p.position,
-                });
+                match p.take_output(&task.work) {
+                    Ok(output) => {
+                        p.last_report = Instant::now();
+                        p.reported = p.position;
+                        sink(ComputeEvent::Progress {
+                            task: task.id,
+                            position: p.position,
+                            output,
+                        });
+                    }
+                    Err(reason) => {
+                        fail(reason);
+                        // Nothing past the last report may be committed now.
+                        p.failed = true;
+                        p.position = p.reported;
+                        p.done.clear();
+                        p.output = None;
+                        return;
+                    }
+                }
             }
         }
     });
-    let position = lock(&prefix).position;
-    position
+    let mut p = prefix
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if p.failed || (task.control.stop.load(Ordering::Acquire) && p.position == p.reported) {
+        return (p.position, None);
+    }
+    match p.take_output(&task.work) {
+        Ok(output) => (p.position, output),
+        Err(reason) => {
+            fail(reason);
+            (p.reported, None)
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 use crate::agent::{Agent, ComputeCommand, WorkerInfo};
 use crate::compute::{Compute, ComputeError, ComputeEvent};
+use crate::registry::Registry;
 use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::net::{self, FrameReader, NetError, Session};
 use picluster_core::sha256d::Sha256dImpl;
@@ -25,6 +26,8 @@ pub struct WorkerOptions {
     pub min_backoff: Duration,
     /// Longest reconnection delay.
     pub max_backoff: Duration,
+    /// Custom kernels this worker runs besides the built-in ones.
+    pub kernels: Registry,
 }
 
 impl Default for WorkerOptions {
@@ -34,6 +37,7 @@ impl Default for WorkerOptions {
             benchmark: Duration::from_millis(300),
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            kernels: Registry::new(),
         }
     }
 }
@@ -88,11 +92,14 @@ pub async fn run(
         mhs = bench_hps as f64 / 1e6,
         "benchmarked"
     );
-    let mut agent = Agent::new(WorkerInfo {
-        threads: options.threads as u32,
-        kernel_impl: kernel.to_string(),
-        bench_hps,
-    });
+    let mut agent = Agent::new(
+        WorkerInfo {
+            threads: options.threads as u32,
+            kernel_impl: kernel.to_string(),
+            bench_hps,
+        },
+        std::sync::Arc::new(options.kernels.clone()),
+    );
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(options.min_backoff, options.max_backoff);
     loop {
@@ -229,10 +236,10 @@ fn drain_compute(agent: &mut Agent, compute: &Compute) {
         match command {
             ComputeCommand::Run {
                 task,
-                kernel,
+                work,
                 range,
                 progress_interval,
-            } => compute.run(task, kernel, range, progress_interval),
+            } => compute.run(task, work, range, progress_interval),
             ComputeCommand::Stop(task) => compute.stop(task),
             ComputeCommand::Trim(task, end) => compute.trim(task, end),
         }

@@ -9,14 +9,21 @@
 //! - [`agent`]: the worker's protocol state machine (coordinator messages and compute
 //!   events in, compute commands and messages out).
 //! - [`daemon`]: the async driver: connect, reconnect with backoff, graceful leave.
+//! - [`registry`]: the custom kernels (user-defined, see
+//!   [`picluster_core::custom::Kernel`]) this worker can run.
 //! - [`selftest`]: every kernel implementation against the reference.
+//! - [`cli`]: the `picluster-worker` command line, reusable by a worker binary that
+//!   registers its own kernels.
 //!
-//! The `picluster-worker` binary (`src/main.rs`) is a thin command line over
-//! [`daemon::run`].
+//! The `picluster-worker` binary (`src/main.rs`) is [`cli::main`] with no custom
+//! kernels.
 
 pub mod agent;
+pub mod cli;
 pub mod compute;
 pub mod daemon;
+pub mod registry;
 pub mod selftest;
 
 pub use daemon::{run, WorkerError, WorkerOptions};
+pub use registry::Registry;

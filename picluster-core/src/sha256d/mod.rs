@@ -19,7 +19,7 @@ mod portable;
 mod shani;
 
 use crate::hex::{self, HexError};
-use crate::kernel::{Kernel, Solution};
+use crate::kernel::{SearchKernel, Solution, SolutionDetail};
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -489,7 +489,7 @@ impl Sha256dKernel {
     }
 }
 
-impl Kernel for Sha256dKernel {
+impl SearchKernel for Sha256dKernel {
     fn keyspace(&self) -> u64 {
         self.job.keyspace()
     }
@@ -521,9 +521,8 @@ impl Kernel for Sha256dKernel {
         let hash = self.job.header.with(version, nonce).hash();
         self.job.target.is_met_by(&hash).then(|| Solution {
             index,
-            nonce,
-            version,
             hash: display_order(&hash),
+            detail: SolutionDetail::Sha256d { nonce, version },
         })
     }
 }
@@ -577,8 +576,8 @@ mod tests {
         job.kernel().scan(0..job.keyspace(), &mut hits);
         assert_eq!(hits, vec![893]);
         let solution = job.kernel().verify(893).unwrap();
-        assert_eq!(solution.nonce, 2_083_236_893);
-        assert_eq!(solution.version, 1);
+        assert_eq!(solution.nonce(), Some(2_083_236_893));
+        assert_eq!(solution.version(), Some(1));
         assert!(job.kernel().verify(892).is_none());
         assert!(job.kernel().verify(1000).is_none());
     }

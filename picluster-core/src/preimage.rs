@@ -1,0 +1,567 @@
+//! Preimage search over a mask, as password-recovery tools do it: a mask of character
+//! classes defines a keyspace of short candidates, and the search looks for the ones
+//! whose SHA-256 (or double SHA-256) is one of a set of target digests.
+//!
+//! Owns the mask syntax and the meaning of an index: candidate `i` is `i` written in
+//! the mixed radix of the positions' charset sizes, the last position varying
+//! fastest, so candidates come in the order of their charsets and chunks are plain
+//! index ranges. A scan computes the first candidate of its range from the index, then
+//! steps an odometer; each candidate costs one compression (two for SHA-256d) from
+//! the IV, and a bitmap on the digest's first 16 bits rejects almost every one before
+//! a binary search of the targets.
+//!
+//! Mask syntax (hashcat's): `?l` a-z, `?u` A-Z, `?d` 0-9, `?h` 0-9a-f, `?H` 0-9A-F,
+//! `?s` the 33 printable ASCII symbols and space, `?a` = `?l?u?d?s`, `?b` any byte,
+//! `?1`..`?4` custom charsets, `??` a literal `?`; any other character stands for
+//! itself. Custom charsets use the same syntax (without `?1`..`?4`).
+
+use crate::kernel::{SearchKernel, Solution, SolutionDetail};
+use sha2::block_api::compress256;
+use sha2::{Digest, Sha256};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Longest candidate: one SHA-256 block holds at most 55 message bytes.
+pub const MAX_CANDIDATE_LEN: usize = 55;
+/// Most target digests per job (a job travels with every chunk of it).
+pub const MAX_TARGETS: usize = 4096;
+
+const IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const DIGITS: &[u8] = b"0123456789";
+const SYMBOLS: &[u8] = b" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+/// Why a mask or a preimage job was rejected; the input must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreimageError {
+    /// `?` followed by a character that names no charset.
+    #[error(
+        "mask position {position}: unknown charset ?{ch} (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)"
+    )]
+    UnknownCharset {
+        /// Byte offset in the mask.
+        position: usize,
+        /// The character after `?`.
+        ch: char,
+    },
+    /// A mask ending in a lone `?`.
+    #[error("mask ends with a lone '?' (write ?? for a literal question mark)")]
+    TrailingQuestionMark,
+    /// `?N` used without defining custom charset N.
+    #[error("mask uses ?{0} but custom charset {0} is not defined")]
+    UndefinedCustom(u8),
+    /// A custom charset that refers to a custom charset.
+    #[error("custom charset {0} may not use ?1-?4")]
+    NestedCustom(u8),
+    /// An empty custom charset.
+    #[error("custom charset {0} is empty")]
+    EmptyCustom(u8),
+    /// A mask with no positions.
+    #[error("the mask is empty")]
+    EmptyMask,
+    /// A mask whose candidates are longer than one block allows.
+    #[error("the mask makes {0}-byte candidates; at most {MAX_CANDIDATE_LEN} are supported")]
+    TooLong(usize),
+    /// A position with no characters (on the wire).
+    #[error("position {0} has an empty charset")]
+    EmptyPosition(usize),
+    /// A position listing a byte twice (on the wire): candidates would repeat.
+    #[error("position {0} lists a character twice")]
+    DuplicateInPosition(usize),
+    /// More candidates than a 64-bit index can number.
+    #[error("the mask's keyspace exceeds 2^64 candidates")]
+    KeyspaceOverflow,
+    /// No targets.
+    #[error("no target digests given")]
+    NoTargets,
+    /// Too many targets.
+    #[error("{0} target digests given; at most {MAX_TARGETS} are supported")]
+    TooManyTargets(usize),
+    /// A target that is not 32 bytes.
+    #[error("target {index}: {reason}")]
+    BadTarget {
+        /// Which target (0-based).
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A skip/limit that leaves no candidates.
+    #[error("candidate range {start}..{end} is empty or beyond the mask's {keyspace} candidates")]
+    BadRange {
+        /// First index.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// The mask's keyspace.
+        keyspace: u64,
+    },
+}
+
+/// A parsed mask: the charset of each candidate position, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mask {
+    positions: Vec<Vec<u8>>,
+}
+
+impl Mask {
+    /// Parses a mask with up to four custom charsets (`?1`..`?4`).
+    pub fn parse(mask: &str, custom: &[Option<&str>; 4]) -> Result<Mask, PreimageError> {
+        let mut sets: [Option<Vec<u8>>; 4] = Default::default();
+        for (i, def) in custom.iter().enumerate() {
+            let n = i as u8 + 1;
+            if let Some(def) = def {
+                let mut set = Vec::new();
+                for pos in parse_positions(def, None)? {
+                    for b in pos {
+                        if !set.contains(&b) {
+                            set.push(b);
+                        }
+                    }
+                }
+                if set.is_empty() {
+                    return Err(PreimageError::EmptyCustom(n));
+                }
+                sets[i] = Some(set);
+            }
+        }
+        let positions = parse_positions(mask, Some(&sets))?;
+        Mask::from_positions(positions)
+    }
+
+    /// A mask from explicit per-position charsets (as carried on the wire).
+    pub fn from_positions(positions: Vec<Vec<u8>>) -> Result<Mask, PreimageError> {
+        if positions.is_empty() {
+            return Err(PreimageError::EmptyMask);
+        }
+        if positions.len() > MAX_CANDIDATE_LEN {
+            return Err(PreimageError::TooLong(positions.len()));
+        }
+        let mut keyspace: u64 = 1;
+        for (i, set) in positions.iter().enumerate() {
+            if set.is_empty() {
+                return Err(PreimageError::EmptyPosition(i));
+            }
+            let mut seen = [false; 256];
+            for b in set {
+                if std::mem::replace(&mut seen[*b as usize], true) {
+                    return Err(PreimageError::DuplicateInPosition(i));
+                }
+            }
+            keyspace = keyspace
+                .checked_mul(set.len() as u64)
+                .ok_or(PreimageError::KeyspaceOverflow)?;
+        }
+        Ok(Mask { positions })
+    }
+
+    /// The charset of each position.
+    pub fn positions(&self) -> &[Vec<u8>] {
+        &self.positions
+    }
+
+    /// Candidate length in bytes.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether the mask has no positions (never true for a parsed mask).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Number of candidates.
+    pub fn keyspace(&self) -> u64 {
+        self.positions.iter().map(|s| s.len() as u64).product()
+    }
+
+    /// Candidate `index` (which must be below the keyspace).
+    pub fn candidate(&self, index: u64) -> Vec<u8> {
+        let mut out = vec![0u8; self.positions.len()];
+        let mut rest = index;
+        for (slot, set) in out.iter_mut().zip(&self.positions).rev() {
+            let radix = set.len() as u64;
+            *slot = set[(rest % radix) as usize];
+            rest /= radix;
+        }
+        out
+    }
+}
+
+fn parse_positions(
+    mask: &str,
+    custom: Option<&[Option<Vec<u8>>; 4]>,
+) -> Result<Vec<Vec<u8>>, PreimageError> {
+    let bytes = mask.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'?' {
+            out.push(vec![bytes[i]]);
+            i += 1;
+            continue;
+        }
+        let Some(&c) = bytes.get(i + 1) else {
+            return Err(PreimageError::TrailingQuestionMark);
+        };
+        let set: Vec<u8> = match c {
+            b'l' => LOWER.to_vec(),
+            b'u' => UPPER.to_vec(),
+            b'd' => DIGITS.to_vec(),
+            b'h' => b"0123456789abcdef".to_vec(),
+            b'H' => b"0123456789ABCDEF".to_vec(),
+            b's' => SYMBOLS.to_vec(),
+            b'a' => [LOWER, UPPER, DIGITS, SYMBOLS].concat(),
+            b'b' => (0..=255u8).collect(),
+            b'?' => vec![b'?'],
+            b'1'..=b'4' => {
+                let n = c - b'0';
+                match custom {
+                    None => return Err(PreimageError::NestedCustom(n)),
+                    Some(sets) => sets[usize::from(n - 1)]
+                        .clone()
+                        .ok_or(PreimageError::UndefinedCustom(n))?,
+                }
+            }
+            _ => {
+                return Err(PreimageError::UnknownCharset {
+                    position: i,
+                    ch: mask[i + 1..].chars().next().unwrap_or('?'),
+                })
+            }
+        };
+        out.push(set);
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// The hash a preimage job inverts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreimageHash {
+    /// SHA-256(candidate).
+    Sha256,
+    /// SHA-256(SHA-256(candidate)).
+    Sha256d,
+}
+
+impl PreimageHash {
+    /// Lower-case name (`sha256`, `sha256d`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PreimageHash::Sha256 => "sha256",
+            PreimageHash::Sha256d => "sha256d",
+        }
+    }
+}
+
+/// A preimage search: the mask, the hash, the digests sought and the index range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreimageJob {
+    mask: Arc<Mask>,
+    hash: PreimageHash,
+    /// Sorted, without duplicates.
+    targets: Arc<[[u8; 32]]>,
+    range: Range<u64>,
+}
+
+impl PreimageJob {
+    /// Validates and builds a job over candidates `range` of `mask` (`None`: all).
+    /// Duplicate targets are merged.
+    pub fn new(
+        mask: Mask,
+        hash: PreimageHash,
+        targets: &[[u8; 32]],
+        range: Option<Range<u64>>,
+    ) -> Result<Self, PreimageError> {
+        if targets.is_empty() {
+            return Err(PreimageError::NoTargets);
+        }
+        if targets.len() > MAX_TARGETS {
+            return Err(PreimageError::TooManyTargets(targets.len()));
+        }
+        let keyspace = mask.keyspace();
+        let range = range.unwrap_or(0..keyspace);
+        if range.start >= range.end || range.end > keyspace {
+            return Err(PreimageError::BadRange {
+                start: range.start,
+                end: range.end,
+                keyspace,
+            });
+        }
+        let mut sorted = targets.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        Ok(PreimageJob {
+            mask: Arc::new(mask),
+            hash,
+            targets: sorted.into(),
+            range,
+        })
+    }
+
+    /// The mask.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
+    /// The hash inverted.
+    pub fn hash(&self) -> PreimageHash {
+        self.hash
+    }
+
+    /// The target digests, sorted, without duplicates.
+    pub fn targets(&self) -> &[[u8; 32]] {
+        &self.targets
+    }
+
+    /// The mask indices searched.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+
+    /// Number of candidates searched.
+    pub fn keyspace(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    /// The candidate of keyspace index `index`.
+    pub fn candidate(&self, index: u64) -> Vec<u8> {
+        self.mask.candidate(self.range.start + index)
+    }
+
+    /// The digest of `candidate` through the `sha2` crate's streaming API: the
+    /// reference the kernel is checked against.
+    pub fn digest(&self, candidate: &[u8]) -> [u8; 32] {
+        let once: [u8; 32] = Sha256::digest(candidate).into();
+        match self.hash {
+            PreimageHash::Sha256 => once,
+            PreimageHash::Sha256d => Sha256::digest(once).into(),
+        }
+    }
+
+    /// The scan kernel.
+    pub fn kernel(&self) -> PreimageKernel {
+        let words: Vec<[u32; 8]> = self.targets.iter().map(to_words).collect();
+        let mut filter = vec![0u64; 1 << 10];
+        for w in &words {
+            let top = (w[0] >> 16) as usize;
+            filter[top / 64] |= 1 << (top % 64);
+        }
+        PreimageKernel {
+            job: self.clone(),
+            words: words.into(),
+            filter: filter.into(),
+        }
+    }
+}
+
+fn to_words(digest: &[u8; 32]) -> [u32; 8] {
+    let mut w = [0u32; 8];
+    for (w, c) in w.iter_mut().zip(digest.chunks_exact(4)) {
+        *w = u32::from_be_bytes(c.try_into().expect("4 bytes"));
+    }
+    w
+}
+
+/// The preimage scan kernel (see the module docs).
+#[derive(Clone, Debug)]
+pub struct PreimageKernel {
+    job: PreimageJob,
+    /// The targets as big-endian words, sorted (the same order as the bytes).
+    words: Arc<[[u32; 8]]>,
+    /// One bit per value of a digest's top 16 bits: is any target there?
+    filter: Arc<[u64]>,
+}
+
+impl PreimageKernel {
+    fn is_target(&self, state: &[u32; 8]) -> bool {
+        let top = (state[0] >> 16) as usize;
+        self.filter[top / 64] & (1 << (top % 64)) != 0 && self.words.binary_search(state).is_ok()
+    }
+}
+
+impl SearchKernel for PreimageKernel {
+    fn keyspace(&self) -> u64 {
+        self.job.keyspace()
+    }
+
+    fn implementation(&self) -> &'static str {
+        crate::kernel::sha2_backend()
+    }
+
+    fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
+        let end = range.end.min(self.keyspace());
+        if range.start >= end {
+            return;
+        }
+        let positions = self.job.mask.positions();
+        let len = positions.len();
+        // The block: the candidate, 0x80, zeros, the bit length.
+        let mut block = [0u8; 64];
+        block[len] = 0x80;
+        block[56..].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+        let mut second = [0u8; 64];
+        second[32] = 0x80;
+        second[56..].copy_from_slice(&256u64.to_be_bytes());
+        // The odometer: each position's digit, set from the first index.
+        let mut digits = vec![0usize; len];
+        let mut rest = self.job.range.start + range.start;
+        for (k, set) in positions.iter().enumerate().rev() {
+            digits[k] = (rest % set.len() as u64) as usize;
+            rest /= set.len() as u64;
+            block[k] = set[digits[k]];
+        }
+        for index in range.start..end {
+            let mut state = IV;
+            compress256(&mut state, &[block]);
+            if self.job.hash == PreimageHash::Sha256d {
+                for (c, w) in second[..32].chunks_exact_mut(4).zip(state) {
+                    c.copy_from_slice(&w.to_be_bytes());
+                }
+                state = IV;
+                compress256(&mut state, &[second]);
+            }
+            if self.is_target(&state) {
+                hits.push(index);
+            }
+            // Next candidate: step the last position, carrying leftwards.
+            for k in (0..len).rev() {
+                let set = &positions[k];
+                digits[k] += 1;
+                if digits[k] < set.len() {
+                    block[k] = set[digits[k]];
+                    break;
+                }
+                digits[k] = 0;
+                block[k] = set[0];
+            }
+        }
+    }
+
+    fn verify(&self, index: u64) -> Option<Solution> {
+        if index >= self.keyspace() {
+            return None;
+        }
+        let candidate = self.job.candidate(index);
+        let hash = self.job.digest(&candidate);
+        self.job
+            .targets
+            .binary_search(&hash)
+            .is_ok()
+            .then_some(Solution {
+                index,
+                hash,
+                detail: SolutionDetail::Preimage { candidate },
+            })
+    }
+
+    fn max_solutions(&self) -> Option<u64> {
+        Some(self.job.targets.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_custom() -> [Option<&'static str>; 4] {
+        [None; 4]
+    }
+
+    #[test]
+    fn mask_syntax() {
+        let m = Mask::parse("a?d?l??", &no_custom()).unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.keyspace(), 260);
+        assert_eq!(m.candidate(0), b"a0a?");
+        assert_eq!(m.candidate(1), b"a0b?");
+        assert_eq!(m.candidate(26), b"a1a?");
+        assert_eq!(m.candidate(259), b"a9z?");
+        assert_eq!(Mask::parse("?a", &no_custom()).unwrap().keyspace(), 95);
+        assert_eq!(Mask::parse("?s", &no_custom()).unwrap().keyspace(), 33);
+        let m = Mask::parse("?1?2", &[Some("?dab"), Some("xy"), None, None]).unwrap();
+        assert_eq!(m.keyspace(), 24);
+        assert_eq!(m.candidate(23), b"by");
+    }
+
+    #[test]
+    fn bad_masks_name_the_problem() {
+        let e = |m: &str| Mask::parse(m, &no_custom()).unwrap_err();
+        assert_eq!(
+            e("ab?x"),
+            PreimageError::UnknownCharset {
+                position: 2,
+                ch: 'x'
+            }
+        );
+        assert_eq!(e("ab?"), PreimageError::TrailingQuestionMark);
+        assert_eq!(e("?3"), PreimageError::UndefinedCustom(3));
+        assert_eq!(e(""), PreimageError::EmptyMask);
+        assert_eq!(e(&"?d".repeat(56)), PreimageError::TooLong(56));
+        assert_eq!(e(&"?b".repeat(9)), PreimageError::KeyspaceOverflow);
+        assert_eq!(
+            Mask::parse("?1", &[Some("?2"), None, None, None]).unwrap_err(),
+            PreimageError::NestedCustom(2)
+        );
+        assert_eq!(
+            Mask::from_positions(vec![b"aa".to_vec()]).unwrap_err(),
+            PreimageError::DuplicateInPosition(0)
+        );
+    }
+
+    #[test]
+    fn kernel_finds_exactly_the_planted_preimages() {
+        let mask = Mask::parse("?u?d?l?s", &no_custom()).unwrap();
+        for hash in [PreimageHash::Sha256, PreimageHash::Sha256d] {
+            let probe = PreimageJob::new(mask.clone(), hash, &[[0; 32]], None).unwrap();
+            let planted = [7u64, 26 * 10 * 26 * 33 - 1, 123_456];
+            let targets: Vec<[u8; 32]> = planted
+                .iter()
+                .map(|i| probe.digest(&mask.candidate(*i)))
+                .chain([[0xab; 32]])
+                .collect();
+            let job = PreimageJob::new(mask.clone(), hash, &targets, None).unwrap();
+            let kernel = job.kernel();
+            let mut hits = Vec::new();
+            // Several ranges, so that the odometer starts mid-way.
+            for r in [0..1000, 1000..123_457, 123_457..job.keyspace()] {
+                kernel.scan(r, &mut hits);
+            }
+            let mut want = planted.to_vec();
+            want.sort_unstable();
+            assert_eq!(hits, want, "{hash:?}");
+            let s = kernel.verify(123_456).unwrap();
+            assert_eq!(
+                s.detail,
+                SolutionDetail::Preimage {
+                    candidate: mask.candidate(123_456)
+                }
+            );
+            assert!(kernel.verify(123_455).is_none());
+            assert_eq!(kernel.max_solutions(), Some(4));
+        }
+    }
+
+    #[test]
+    fn a_sub_range_of_the_mask_indexes_from_its_start() {
+        let mask = Mask::parse("?d?d?d", &no_custom()).unwrap();
+        let probe = PreimageJob::new(mask.clone(), PreimageHash::Sha256, &[[0; 32]], None).unwrap();
+        let target = probe.digest(b"512");
+        let job = PreimageJob::new(mask, PreimageHash::Sha256, &[target], Some(500..600)).unwrap();
+        let mut hits = Vec::new();
+        job.kernel().scan(0..100, &mut hits);
+        assert_eq!(hits, vec![12]);
+        assert_eq!(job.candidate(12), b"512");
+    }
+}

@@ -1,0 +1,203 @@
+//! The `picluster-worker` command line, as a library function so that a program can
+//! build its own worker binary with custom kernels registered ([`main`]).
+//!
+//! `picluster-worker --bundle FILE [--threads N] [--impl NAME]`: join a cluster and
+//! work until stopped; SIGTERM or Ctrl-C hands unfinished work back before exiting.
+//! `picluster-worker bench` measures the kernel implementations on this CPU and
+//! `picluster-worker selftest` checks them against the reference.
+
+use crate::compute::Compute;
+use crate::{Registry, WorkerOptions};
+use clap::{Parser, Subcommand};
+use picluster_core::cluster::Bundle;
+use picluster_core::sha256d::Sha256dImpl;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Join a picluster cluster and compute until stopped.
+#[derive(Parser, Debug)]
+#[command(
+    name = "picluster-worker",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Worker bundle made by `picluster add-worker`.
+    #[arg(long, env = "PICLUSTER_BUNDLE")]
+    bundle: Option<PathBuf>,
+    /// Compute threads (default: every core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    threads: Option<u32>,
+    /// Kernel implementation to use instead of the fastest (see `bench`).
+    #[arg(long = "impl", value_name = "NAME")]
+    implementation: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure the SHA-256d implementations this CPU can run.
+    Bench {
+        /// Compute threads (default: every core).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        threads: Option<u32>,
+        /// Seconds per implementation.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Measure only this implementation.
+        #[arg(long = "impl", value_name = "NAME")]
+        implementation: Option<String>,
+        /// The last line of stdout is one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every implementation this CPU can run against the reference.
+    Selftest {
+        /// The last line of stdout is one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the worker command line (arguments from the process) with the built-in
+/// kernels and those in `kernels`; returns the process exit code.
+pub fn main(kernels: Registry) -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args, kernels) {
+        Ok(code) => code,
+        Err(e) => {
+            // Our error messages already name their cause: one line, no chain.
+            eprintln!("picluster-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn threads(requested: Option<u32>) -> usize {
+    requested.map_or_else(|| WorkerOptions::default().threads, |n| n as usize)
+}
+
+fn run(args: Args, kernels: Registry) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(Command::Bench {
+            threads: n,
+            seconds,
+            implementation,
+            json,
+        }) => bench(threads(n), seconds, implementation.as_deref(), json),
+        Some(Command::Selftest { json }) => Ok(selftest(json)),
+        None => {
+            if let Some(name) = &args.implementation {
+                Sha256dImpl::from_name(name)?.select()?;
+            }
+            let bundle = args
+                .bundle
+                .ok_or_else(|| anyhow::anyhow!("--bundle FILE is required to join a cluster"))?;
+            let bundle = Bundle::load(&bundle)?;
+            let options = WorkerOptions {
+                threads: threads(args.threads),
+                kernels,
+                ..WorkerOptions::default()
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+            runtime.block_on(crate::run(bundle, options, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        anyhow::bail!("--seconds must be between 0 and 3600");
+    }
+    let chosen = match only {
+        Some(name) => Sha256dImpl::from_name(name)?,
+        None => Sha256dImpl::selected(),
+    };
+    let measured = match only {
+        Some(_) => vec![chosen],
+        None => Sha256dImpl::available(),
+    };
+    let compute = Compute::start(threads, |_| {})?;
+    let mut chosen_rate = 0.0;
+    for imp in measured {
+        imp.select()?;
+        let mhs = compute.benchmark(Duration::from_secs_f64(seconds)) as f64 / 1e6;
+        println!(
+            "{:<10} {:<12} {mhs:>9.2} MH/s on {threads} thread{}",
+            imp.name(),
+            imp.label(),
+            if threads == 1 { "" } else { "s" }
+        );
+        if imp == chosen {
+            chosen_rate = mhs;
+        }
+    }
+    chosen.select()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"kernel": "sha256d", "impl": chosen.name(), "threads": threads, "mhs": chosen_rate})
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selftest(json: bool) -> ExitCode {
+    let outcomes = crate::selftest::run();
+    let ok = outcomes.iter().all(|(_, r)| r.is_ok());
+    for (imp, result) in &outcomes {
+        match result {
+            Ok(()) => println!("{:<10} {:<12} ok", imp.name(), imp.label()),
+            Err(e) => println!("{:<10} {:<12} FAILED: {e}", imp.name(), imp.label()),
+        }
+    }
+    if json {
+        let impls: Vec<_> = outcomes
+            .iter()
+            .map(|(imp, r)| serde_json::json!({"impl": imp.name(), "ok": r.is_ok()}))
+            .collect();
+        println!("{}", serde_json::json!({"ok": ok, "impls": impls}));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
