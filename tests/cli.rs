@@ -7,6 +7,7 @@ use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
 use picluster_worker::WorkerOptions;
 use serde_json::Value;
+use sha2::Digest;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -159,6 +160,50 @@ fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
     assert_eq!(
         submit(&["--header", "abc"]),
         "header: odd-length hex (3 digits): every byte takes two hex digits"
+    );
+    let other = |kind: &str, extra: &[&str]| {
+        let mut args = vec!["submit", kind, "--cluster", d];
+        args.extend_from_slice(extra);
+        cli_err(&args)
+    };
+    assert_eq!(
+        other("hashcash", &["--data", "x", "--bits", "0"]),
+        "difficulty of 0 bits is outside 1..=256"
+    );
+    assert_eq!(
+        other("hashcash", &["--data-hex", "0g", "--bits", "8"]),
+        "--data-hex: invalid hex character 'g' at position 1"
+    );
+    assert_eq!(
+        other("hashcash", &["--data", "x", "--bits", "8", "--all"]),
+        "--all needs --counter-range: the default range of 2^64 counters never ends"
+    );
+    assert_eq!(
+        other(
+            "hashcash",
+            &["--data", "x", "--bits", "8", "--counter-range", "9..3"]
+        ),
+        "--counter-range 9..3: the range is empty or reversed (END is exclusive)"
+    );
+    let target = "00".repeat(32);
+    assert_eq!(
+        other("preimage", &["--mask", "ab?x", "--target", &target]),
+        "--mask: mask position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)"
+    );
+    assert_eq!(
+        other("preimage", &["--mask", "?1", "--target", &target]),
+        "--mask: mask uses ?1 but custom charset 1 is not defined"
+    );
+    assert_eq!(
+        other("preimage", &["--mask", "?d", "--target", "abcd"]),
+        "--target #1: 2 bytes, expected 32 (64 hex digits)"
+    );
+    assert_eq!(
+        other(
+            "preimage",
+            &["--mask", "?d?d", "--target", &target, "--skip", "100"]
+        ),
+        "candidate range 100..100 is empty or beyond the mask's 100 candidates"
     );
     assert_eq!(
         submit(&["--header", "00ff"]),
@@ -420,6 +465,96 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     );
     assert_eq!(cli_err(&["wait", "j9", "--cluster", d]), "no job j9");
 
+    // Hashcash: every counter with 12 leading zero bits, as the sha2 crate finds them.
+    let expected: Vec<u64> = (0..40_000u64)
+        .filter(|c| {
+            let mut h = sha2::Sha256::new();
+            h.update(b"picluster");
+            h.update(c.to_be_bytes());
+            let digest = h.finalize();
+            digest[0] == 0 && digest[1] >> 4 == 0
+        })
+        .collect();
+    let out = cli_ok(&[
+        "submit",
+        "hashcash",
+        "--cluster",
+        d,
+        "--data",
+        "picluster",
+        "--bits",
+        "12",
+        "--counter-range",
+        "0..40000",
+        "--all",
+        "--json",
+    ]);
+    let report = json_last_line(&out);
+    assert_eq!(report["state"], "completed");
+    assert_eq!(report["hashes"], 40_000);
+    let counters: Vec<u64> = report["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, expected);
+    let human = cli_ok(&[
+        "submit",
+        "hashcash",
+        "--cluster",
+        d,
+        "--data",
+        "picluster",
+        "--bits",
+        "12",
+    ]);
+    // First mode stops at the first batch of verified counters (a 64 Ki block holds
+    // about 16 at this difficulty).
+    assert!(human.starts_with("j5 completed: "), "{human}");
+    assert!(human.contains("counter "), "{human}");
+
+    // Preimage: two SHA-256 digests of candidates of the mask, found and the job
+    // done as soon as both are.
+    let digest = |text: &str| hex::encode(&sha2::Sha256::digest(text.as_bytes()));
+    let out = cli_ok(&[
+        "submit",
+        "preimage",
+        "--cluster",
+        d,
+        "--mask",
+        "pi?d?d?d?1",
+        "-1",
+        "!??",
+        "--target",
+        &digest("pi314!"),
+        "--target",
+        &digest("pi999?"),
+        "--json",
+    ]);
+    let report = json_last_line(&out);
+    assert_eq!(report["state"], "completed");
+    let mut found: Vec<&str> = report["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["preimage"].as_str().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, vec!["pi314!", "pi999?"]);
+    assert_eq!(report["solutions"][0]["hash"].as_str().unwrap().len(), 64);
+    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    let kinds: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["sha256d", "sha256d", "sha256d", "hashcash", "hashcash", "preimage"]
+    );
+
     // Maintenance: drain, then undrain.
     let out = cli_ok(&["drain", "pi-1", "--cluster", d, "--json"]);
     assert_eq!(json_last_line(&out)["state"], "draining");
@@ -446,8 +581,8 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     ]);
     assert_eq!(json_last_line(&out)["state"], "completed");
     let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
-    assert_eq!(jobs["jobs"][3]["priority"], -3);
-    assert_eq!(jobs["jobs"][3]["client"], "admin");
+    assert_eq!(jobs["jobs"][6]["priority"], -3);
+    assert_eq!(jobs["jobs"][6]["client"], "admin");
 
     daemons.stop();
 }

@@ -980,3 +980,163 @@ fn workers_with_chunks_shorter_than_a_progress_interval_prefetch_deeper() {
     assert_eq!(a.iter().filter(|(c, _)| *c == ConnId(1)).count(), 16);
     assert_eq!(a.iter().filter(|(c, _)| *c == ConnId(2)).count(), 2);
 }
+
+#[test]
+fn custom_jobs_go_to_workers_with_the_kernel_and_commit_only_with_their_output() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "plain", 1_000_000);
+    h.core.handle_connected(
+        h.now,
+        ConnId(2),
+        PeerIdentity {
+            role: Role::Worker,
+            name: "custom".into(),
+        },
+    );
+    h.worker_says(
+        ConnId(2),
+        WorkerToCoord::Hello(WorkerHello {
+            minor: 0,
+            agent_version: "t".into(),
+            threads: 2,
+            arch: "x86_64".into(),
+            kernel_impl: "test".into(),
+            bench_hps: 1_000_000,
+            kernels: vec!["k/1".into()],
+        }),
+    );
+    h.drain();
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(1),
+        work: WorkSpec::Custom(CustomWork {
+            kernel: "k/1".into(),
+            params: vec![1],
+            keyspace: 100,
+            block: 10,
+        }),
+        mode: SearchMode::All,
+        priority: 0,
+    }));
+    h.client(ClientToCoord::Watch(JobRequest {
+        request: RequestId(2),
+        job: JobId(1),
+    }));
+    let out = h.drain();
+    let a = assigns(&out);
+    // Only the worker with the kernel; calibration: one block per thread.
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(a.iter().all(|(c, _)| *c == ConnId(2)));
+    assert_eq!((a[0].1.start, a[0].1.end), (0, 20));
+    assert_eq!((a[1].1.start, a[1].1.end), (20, 40));
+
+    // Output commits and is passed to the watcher.
+    h.worker_says(
+        ConnId(2),
+        WorkerToCoord::Output(Output {
+            lease: a[0].1.lease,
+            position: 10,
+            data: vec![7],
+        }),
+    );
+    let out = h.drain();
+    assert!(out.contains(&Transmit::ToClient(
+        CLIENT,
+        CoordToClient::Outputs(
+            JobId(1),
+            vec![ChunkOutput {
+                start: 0,
+                end: 10,
+                data: vec![7]
+            }]
+        )
+    )));
+    // A late watcher gets every output so far.
+    h.client(ClientToCoord::Watch(JobRequest {
+        request: RequestId(3),
+        job: JobId(1),
+    }));
+    let out = h.drain();
+    assert!(matches!(
+        &out[..],
+        [
+            Transmit::ToClient(_, CoordToClient::Watching(RequestId(3), p)),
+            Transmit::ToClient(_, CoordToClient::Outputs(JobId(1), o)),
+        ] if p.hashes == 10 && o.len() == 1
+    ));
+
+    // Progress that would commit indices without their output breaks the protocol.
+    h.worker_says(
+        ConnId(2),
+        WorkerToCoord::Progress(Progress {
+            lease: a[0].1.lease,
+            position: 20,
+        }),
+    );
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(2), CloseCode::Protocol)]);
+    // Its leases went back from position 10: nobody else can run them yet.
+    assert!(assigns(&out).is_empty());
+    let jobs = h.core.jobs(h.now);
+    assert_eq!(jobs[0].progress.hashes, 10);
+    assert_eq!(jobs[0].kind, "custom:k/1");
+
+    // A worker that cannot run the job fails it, with its reason.
+    h.core.handle_connected(
+        h.now,
+        ConnId(3),
+        PeerIdentity {
+            role: Role::Worker,
+            name: "custom-2".into(),
+        },
+    );
+    h.worker_says(
+        ConnId(3),
+        WorkerToCoord::Hello(WorkerHello {
+            minor: 0,
+            agent_version: "t".into(),
+            threads: 1,
+            arch: "x86_64".into(),
+            kernel_impl: "test".into(),
+            bench_hps: 1_000_000,
+            kernels: vec!["k/1".into()],
+        }),
+    );
+    let out = h.drain();
+    let a = assigns(&out);
+    assert_eq!(a[0].1.start, 10);
+    h.worker_says(
+        ConnId(3),
+        WorkerToCoord::Rejected(Rejected {
+            lease: a[0].1.lease,
+            reason: "params do not decode".into(),
+        }),
+    );
+    let out = h.drain();
+    let report = finished(&out).unwrap();
+    assert_eq!(report.state, JobState::Failed);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("worker custom-2 cannot run it: params do not decode")
+    );
+    assert!(
+        closes(&out).is_empty(),
+        "rejecting a job is not a violation"
+    );
+}
+
+#[test]
+fn output_for_a_built_in_job_breaks_the_protocol() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1_000_000);
+    h.submit(&genesis_job(0..1 << 14), SearchMode::All);
+    let a = assigns(&h.drain());
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Output(Output {
+            lease: a[0].1.lease,
+            position: a[0].1.start + 1,
+            data: vec![],
+        }),
+    );
+    assert_eq!(closes(&h.drain()), vec![(ConnId(1), CloseCode::Protocol)]);
+}

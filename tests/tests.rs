@@ -13,6 +13,7 @@ mod compute;
 mod coordinator;
 mod e2e;
 mod kernels;
+mod kinds;
 mod processes;
 mod sim;
 mod wire;

@@ -142,11 +142,21 @@ impl LocalCluster {
 
     /// Starts one more worker named `name`.
     pub fn add_worker(&mut self, name: &str) -> Result<(), ClusterError> {
+        self.add_worker_with(name, self.worker_options.clone())
+    }
+
+    /// Starts one more worker named `name` with its own options (for instance other
+    /// custom kernels than the rest).
+    pub fn add_worker_with(
+        &mut self,
+        name: &str,
+        options: WorkerOptions,
+    ) -> Result<(), ClusterError> {
         let bundle = self.bundle(CertRole::Worker, name)?;
         let stopped = self.stop_workers.subscribe();
         self.workers.push(tokio::spawn(picluster_worker::run(
             bundle,
-            self.worker_options.clone(),
+            options,
             wait_for(stopped),
         )));
         Ok(())

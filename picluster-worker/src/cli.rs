@@ -64,7 +64,16 @@ enum Command {
 /// Runs the worker command line (arguments from the process) with the built-in
 /// kernels and those in `kernels`; returns the process exit code.
 pub fn main(kernels: Registry) -> ExitCode {
-    let args = Args::parse();
+    main_from(kernels, std::env::args_os())
+}
+
+/// Like [`main`], with the arguments given (the first is the program name).
+pub fn main_from<I, T>(kernels: Registry, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = Args::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
