@@ -12,8 +12,11 @@
 //! plain-Rust reference; `sha2` wraps the `sha2` crate's compression function, which
 //! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them.
 
+#[cfg(target_arch = "aarch64")]
+mod armsha2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod lanes;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod shani;
@@ -321,6 +324,14 @@ pub enum Sha256dImpl {
     Avx512,
     /// x86-64 SHA extensions, two nonces interleaved.
     ShaNi,
+    /// x86-64 AVX2, 8 nonces per vector.
+    Avx2,
+    /// aarch64 ARMv8 SHA2 instructions (Raspberry Pi 5), two nonces interleaved.
+    ArmSha2,
+    /// aarch64 NEON, 4 nonces per vector (Raspberry Pi 3 and 4).
+    Neon,
+    /// 32-bit ARM NEON, 4 nonces per vector (32-bit Raspberry Pi OS).
+    Neon32,
     /// picluster's midstate loop around the `sha2` crate's compression function (which
     /// uses SHA-NI or the ARMv8 SHA2 instructions when present).
     Sha2,
@@ -345,9 +356,13 @@ static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 impl Sha256dImpl {
     /// Every implementation, fastest first.
-    pub const ALL: [Sha256dImpl; 4] = [
+    pub const ALL: [Sha256dImpl; 8] = [
         Sha256dImpl::Avx512,
         Sha256dImpl::ShaNi,
+        Sha256dImpl::Avx2,
+        Sha256dImpl::ArmSha2,
+        Sha256dImpl::Neon,
+        Sha256dImpl::Neon32,
         Sha256dImpl::Sha2,
         Sha256dImpl::Portable,
     ];
@@ -357,6 +372,10 @@ impl Sha256dImpl {
         match self {
             Sha256dImpl::Avx512 => "avx512",
             Sha256dImpl::ShaNi => "shani",
+            Sha256dImpl::Avx2 => "avx2",
+            Sha256dImpl::ArmSha2 => "armsha2",
+            Sha256dImpl::Neon => "neon",
+            Sha256dImpl::Neon32 => "neon32",
             Sha256dImpl::Sha2 => "sha2",
             Sha256dImpl::Portable => "portable",
         }
@@ -367,6 +386,10 @@ impl Sha256dImpl {
         match self {
             Sha256dImpl::Avx512 => "avx512-x16",
             Sha256dImpl::ShaNi => "shani-x2",
+            Sha256dImpl::Avx2 => "avx2-x8",
+            Sha256dImpl::ArmSha2 => "armsha2-x2",
+            Sha256dImpl::Neon => "neon-x4",
+            Sha256dImpl::Neon32 => "neon32-x4",
             Sha256dImpl::Sha2 => crate::kernel::sha2_backend(),
             Sha256dImpl::Portable => "portable",
         }
@@ -379,8 +402,20 @@ impl Sha256dImpl {
             Sha256dImpl::ShaNi => shani::available(),
             #[cfg(target_arch = "x86_64")]
             Sha256dImpl::Avx512 => avx512::available(),
+            #[cfg(target_arch = "x86_64")]
+            Sha256dImpl::Avx2 => lanes::avx2::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Sha256dImpl::ShaNi | Sha256dImpl::Avx512 => false,
+            Sha256dImpl::ShaNi | Sha256dImpl::Avx512 | Sha256dImpl::Avx2 => false,
+            #[cfg(target_arch = "aarch64")]
+            Sha256dImpl::ArmSha2 => armsha2::available(),
+            #[cfg(target_arch = "aarch64")]
+            Sha256dImpl::Neon => true,
+            #[cfg(not(target_arch = "aarch64"))]
+            Sha256dImpl::ArmSha2 | Sha256dImpl::Neon => false,
+            #[cfg(target_arch = "arm")]
+            Sha256dImpl::Neon32 => lanes::neon32::available(),
+            #[cfg(not(target_arch = "arm"))]
+            Sha256dImpl::Neon32 => false,
             Sha256dImpl::Sha2 | Sha256dImpl::Portable => true,
         }
     }
@@ -439,6 +474,22 @@ impl Sha256dKernel {
                 #[cfg(target_arch = "x86_64")]
                 Sha256dImpl::Avx512 => {
                     avx512::scan(&prepared, &header, target, nonces, index_base, hits)
+                }
+                #[cfg(target_arch = "x86_64")]
+                Sha256dImpl::Avx2 => {
+                    lanes::avx2::scan(&prepared, &header, target, nonces, index_base, hits)
+                }
+                #[cfg(target_arch = "aarch64")]
+                Sha256dImpl::ArmSha2 => {
+                    armsha2::scan(&prepared, &header, target, nonces, index_base, hits)
+                }
+                #[cfg(target_arch = "aarch64")]
+                Sha256dImpl::Neon => {
+                    lanes::neon::scan(&prepared, &header, target, nonces, index_base, hits)
+                }
+                #[cfg(target_arch = "arm")]
+                Sha256dImpl::Neon32 => {
+                    lanes::neon32::scan(&prepared, &header, target, nonces, index_base, hits)
                 }
                 _ => portable::scan(&prepared, target, nonces, index_base, hits),
             }
@@ -631,6 +682,21 @@ mod tests {
                 let mut hits = Vec::new();
                 job.kernel_with(imp).scan(0..job.keyspace(), &mut hits);
                 assert_eq!(hits, expected, "{} in round {round}", imp.name());
+            }
+            if mask == 0 {
+                // The generic lane-wise scan on plain arrays, as on every SIMD path.
+                let bytes = header.with(header.version(), 0).0;
+                let prepared = portable::Prepared::new(&bytes);
+                let mut hits = Vec::new();
+                lanes::scan_arrays(
+                    &prepared,
+                    &bytes,
+                    &job.target,
+                    start..start + 300,
+                    0,
+                    &mut hits,
+                );
+                assert_eq!(hits, expected, "generic lanes in round {round}");
             }
         }
         assert!(Sha256dImpl::available().contains(&Sha256dImpl::Portable));
