@@ -72,6 +72,7 @@ fn load(words: &[u32]) -> uint32x4_t {
     unsafe { vld1q_u32(words[..4].as_ptr()) }
 }
 
+#[inline(never)]
 #[target_feature(enable = "sha2")]
 fn scan2(
     p: &Prepared,

@@ -410,6 +410,7 @@ pub(super) mod avx2 {
         unsafe { scan8(p, header, target, nonces, index_base, hits) }
     }
 
+    #[inline(never)]
     #[target_feature(enable = "avx2")]
     fn scan8(
         p: &Prepared,
@@ -513,6 +514,8 @@ pub(super) mod neon {
         unsafe { scan4(p, header, target, nonces, index_base, hits) }
     }
 
+    // Not inlined: one symbol per implementation, for `llvm-mca` (BENCHMARKS.md).
+    #[inline(never)]
     #[target_feature(enable = "neon")]
     fn scan4(
         p: &Prepared,
