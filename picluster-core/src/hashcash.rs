@@ -8,6 +8,7 @@
 //! first digest word rejects almost every counter before a full count.
 
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
+use crate::sha256d::portable::IV;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -17,17 +18,6 @@ use std::sync::Arc;
 pub const MAX_DATA_LEN: usize = 64 * 1024;
 /// Length of the counter appended to the data.
 pub const COUNTER_LEN: usize = 8;
-
-const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 /// Why a hashcash job was rejected; the input must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,6 +16,7 @@
 //! itself. Custom charsets use the same syntax (without `?1`..`?4`).
 
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
+use crate::sha256d::portable::IV;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -25,17 +26,6 @@ use std::sync::Arc;
 pub const MAX_CANDIDATE_LEN: usize = 55;
 /// Most target digests per job (a job travels with every chunk of it).
 pub const MAX_TARGETS: usize = 4096;
-
-const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";

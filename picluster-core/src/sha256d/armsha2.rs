@@ -8,7 +8,7 @@
 //! top word is checked after the last round.
 
 use super::portable::{Prepared, IV, K};
-use super::{sha256d, Target};
+use super::{confirm, Target};
 use std::arch::aarch64::*;
 use std::ops::Range;
 
@@ -114,12 +114,13 @@ fn scan2(
             if high > top {
                 continue;
             }
-            let nonce = base + lane as u64;
-            let mut h = *header;
-            h[76..80].copy_from_slice(&(nonce as u32).to_le_bytes());
-            if target.is_met_by(&sha256d(&h)) {
-                hits.push(index_base + (nonce - nonces.start));
-            }
+            confirm(
+                header,
+                target,
+                base + lane as u64,
+                index_base + (base + lane as u64 - nonces.start),
+                hits,
+            );
         }
         base += 2;
     }

@@ -6,7 +6,7 @@
 //! against the reference (rare: 1 in 2^32 at difficulty 1).
 
 use super::portable::{Prepared, IV, K};
-use super::{sha256d, Target};
+use super::{confirm, Target};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -168,12 +168,13 @@ fn scan16(
         while candidates != 0 {
             let lane = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            let nonce = base + u64::from(lane);
-            let mut h = *header;
-            h[76..80].copy_from_slice(&(nonce as u32).to_le_bytes());
-            if target.is_met_by(&sha256d(&h)) {
-                hits.push(index_base + (nonce - nonces.start));
-            }
+            confirm(
+                header,
+                target,
+                base + u64::from(lane),
+                index_base + (base + u64::from(lane) - nonces.start),
+                hits,
+            );
         }
         base += 16;
     }

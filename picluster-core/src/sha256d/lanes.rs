@@ -26,7 +26,7 @@
 )]
 
 use super::portable::{Prepared, IV, K};
-use super::{sha256d, Target};
+use super::{confirm, Target};
 use std::ops::Range;
 
 /// A vector of `N` 32-bit lanes. Implementations are only ever used inside a function
@@ -155,12 +155,13 @@ fn scan_lanes<L: Lanes>(
         while candidates != 0 {
             let lane = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            let nonce = base + u64::from(lane);
-            let mut h = *header;
-            h[76..80].copy_from_slice(&(nonce as u32).to_le_bytes());
-            if target.is_met_by(&sha256d(&h)) {
-                hits.push(index_base + (nonce - nonces.start));
-            }
+            confirm(
+                header,
+                target,
+                base + u64::from(lane),
+                index_base + (base + u64::from(lane) - nonces.start),
+                hits,
+            );
         }
         base += L::N as u64;
     }
@@ -541,7 +542,7 @@ pub(super) mod neon32 {
     //! `vbsl` for Ch and Maj, eight rounds unrolled with the registers renamed
     //! instead of moved, and the message schedule four lanes at a time.
     use super::super::portable::{Prepared, IV, K};
-    use super::super::{sha256d, Target};
+    use super::super::{confirm, Target};
     use std::arch::asm;
     use std::ops::Range;
 
@@ -724,12 +725,13 @@ pub(super) mod neon32 {
                 if state[28 + lane].swap_bytes() > top {
                     continue;
                 }
-                let nonce = base + lane as u64;
-                let mut h = *header;
-                h[76..80].copy_from_slice(&(nonce as u32).to_le_bytes());
-                if target.is_met_by(&sha256d(&h)) {
-                    hits.push(index_base + (nonce - nonces.start));
-                }
+                confirm(
+                    header,
+                    target,
+                    base + lane as u64,
+                    index_base + (base + lane as u64 - nonces.start),
+                    hits,
+                );
             }
             base += 4;
         }

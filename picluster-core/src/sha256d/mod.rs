@@ -17,7 +17,7 @@ mod armsha2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod lanes;
-mod portable;
+pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 mod shani;
 
@@ -137,6 +137,17 @@ pub const KNOWN_BLOCKS: [(u32, &str); 3] = [
 /// kernels are checked against.
 pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(Sha256::digest(data)).into()
+}
+
+/// Checks in full, against the reference, a nonce whose top word could meet the target
+/// (rare: the SIMD and SHA-instruction scans reject the rest themselves), and records
+/// its keyspace index if it is a solution.
+fn confirm(header: &[u8; 80], target: &Target, nonce: u64, index: u64, hits: &mut Vec<u64>) {
+    let mut h = *header;
+    h[76..80].copy_from_slice(&(nonce as u32).to_le_bytes());
+    if target.is_met_by(&sha256d(&h)) {
+        hits.push(index);
+    }
 }
 
 /// A hash in display order: the usual reversed hex of block explorers.

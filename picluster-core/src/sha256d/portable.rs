@@ -10,7 +10,7 @@
 use super::Target;
 use std::ops::Range;
 
-pub(super) const IV: [u32; 8] = [
+pub(crate) const IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,
