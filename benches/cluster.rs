@@ -12,9 +12,10 @@
 //! (`perf record -g`).
 
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
-use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::coordinator::CoordinatorConfig;
-use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
+use picluster_core::identity::Role;
+use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
+use picluster_core::trust::Bundle;
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
 use picluster_worker::WorkerOptions;
 use std::process::{Child, Command, Stdio};
@@ -120,7 +121,7 @@ fn main() {
             for i in 0..threads {
                 let path = tmp.path().join(format!("w{i}.bundle"));
                 cluster
-                    .bundle(CertRole::Worker, &format!("w{i}"))
+                    .bundle(Role::Worker, &format!("w{i}"))
                     .expect("bundle")
                     .save(&path)
                     .expect("save");

@@ -8,10 +8,10 @@
 //! Prints its figures and a final JSON line. The coordinator is this binary again,
 //! started with `--coordinator DIR`.
 
-use picluster_core::cluster::ClusterDir;
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::ids::LeaseId;
 use picluster_core::net::{self, FrameReader, FrameWriter};
+use picluster_core::trust::ClusterDir;
 use picluster_core::wire::{
     CoordToWorker, Progress, Released, Trimmed, WorkerHello, WorkerToCoord, PROTOCOL_MINOR,
 };

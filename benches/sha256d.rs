@@ -7,8 +7,8 @@
 //! `cargo bench --bench sha256d` (set PICLUSTER_BENCH_SECONDS to change the 3 s per
 //! measurement).
 
+use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
-use picluster_core::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
 use std::hint::black_box;
 use std::sync::mpsc;

@@ -2,8 +2,8 @@
 
 use crate::common::vectors;
 use picluster_core::ids::{JobId, LeaseId, WorkerId};
-use picluster_core::kernel::JobKind;
-use picluster_core::sha256d::Sha256dJob;
+use picluster_core::job::JobKind;
+use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::wire::*;
 use picluster_worker::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
 use picluster_worker::compute::{ComputeEvent, TaskId};

@@ -2,9 +2,10 @@
 
 use crate::common::vectors;
 use picluster_client::cli::{run_from, CliError};
-use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
+use picluster_core::identity::Role;
+use picluster_core::trust::Bundle;
 use picluster_worker::WorkerOptions;
 use serde_json::Value;
 use sha2::Digest;
@@ -74,7 +75,7 @@ fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
     }
     let admin = Bundle::load(&dir.join("admin.bundle")).unwrap();
     assert_eq!(admin.coordinator, "pi-coord.local:7878");
-    assert_eq!(admin.role, CertRole::Client);
+    assert_eq!(admin.role, Role::Client);
 
     let message = cli_err(&["init", d, "--listen", "0.0.0.0:7878", "--advertise", "x:1"]);
     assert!(
@@ -121,7 +122,7 @@ fn add_worker_writes_a_private_bundle_once() {
             bundle.name.as_str(),
             bundle.coordinator.as_str()
         ),
-        (CertRole::Worker, "pi-1", "127.0.0.1:7878")
+        (Role::Worker, "pi-1", "127.0.0.1:7878")
     );
 
     assert!(cli_err(&["add-worker", "pi-1", "--cluster", d, "--out", f]).contains("already exists"));

@@ -1,12 +1,12 @@
 //! The coordinator state machine driven directly: no sockets, no clock, exact counts.
 
 use crate::common::{easy_target, vectors};
-use picluster_core::coordinator::{
-    Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit,
-};
+use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use picluster_core::identity::{PeerIdentity, Role};
 use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
-use picluster_core::kernel::{JobKind, SearchKernel, SearchMode};
-use picluster_core::sha256d::Sha256dJob;
+use picluster_core::job::{JobKind, SearchMode};
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::kernel::SearchKernel;
 use picluster_core::wire::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -654,7 +654,7 @@ fn a_job_keeps_its_lowest_solutions_up_to_the_cap_and_says_it_truncated() {
     h.add_worker(ConnId(1), "pi-1", 1);
     h.add_worker(ConnId(2), "pi-2", 1);
     // Every hash meets a target of all ones.
-    let everything = picluster_core::sha256d::Target([0xff; 32]);
+    let everything = picluster_core::kernel::sha256d::Target([0xff; 32]);
     let job = Sha256dJob::new(vectors()[0].header, Some(everything), 0..3 * 8192, 0).unwrap();
     h.submit(&job, SearchMode::All);
     let (report, _) = run_to_completion(&mut h, &job);

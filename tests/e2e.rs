@@ -3,11 +3,12 @@
 
 use crate::common::{easy_target, reference_scan, vectors};
 use picluster_client::{JobKind, JobSpec, JobState, LocalCluster, LocalClusterOptions, SearchMode};
-use picluster_core::cluster::{Bundle, CertRole, ClusterCa};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
+use picluster_core::identity::Role;
+use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::net::{self, NetError};
-use picluster_core::sha256d::Sha256dJob;
+use picluster_core::trust::{Bundle, ClusterCa};
 use picluster_core::wire::{ClientHello, ClientToCoord, CloseCode, CoordToClient, PROTOCOL_MINOR};
 use picluster_worker::{WorkerError, WorkerOptions};
 use std::time::Duration;
@@ -194,15 +195,15 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
     // A bundle from another cluster: it does not trust our coordinator.
     let other = ClusterCa::generate("other").unwrap();
     let foreign = other
-        .bundle(CertRole::Worker, "intruder", &cluster.address().to_string())
+        .bundle(Role::Worker, "intruder", &cluster.address().to_string())
         .unwrap();
     let message = expect_refused(foreign).await;
     assert!(message.contains("not trusted"), "{message}");
 
     // Our CA pinned, but a certificate issued by the other CA: the coordinator refuses
     // it, which TLS 1.3 reports only when the connection is first used.
-    let mut rogue = cluster.bundle(CertRole::Worker, "rogue").unwrap();
-    let credential = other.issue(CertRole::Worker, "rogue", &[]).unwrap();
+    let mut rogue = cluster.bundle(Role::Worker, "rogue").unwrap();
+    let credential = other.issue(Role::Worker, "rogue", &[]).unwrap();
     rogue.cert = credential.cert_pem;
     rogue.key = credential.key_pem;
     let message = expect_refused(rogue).await;
@@ -234,7 +235,7 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
 
 /// Opens a raw session as a client (hello done), for sending arbitrary bytes.
 async fn raw_session(cluster: &LocalCluster) -> net::Session<CoordToClient> {
-    let bundle = cluster.bundle(CertRole::Client, "raw").unwrap();
+    let bundle = cluster.bundle(Role::Client, "raw").unwrap();
     let hello = ClientToCoord::Hello(ClientHello {
         minor: PROTOCOL_MINOR,
         client_version: "raw".into(),
@@ -317,7 +318,7 @@ async fn a_peer_speaking_another_major_version_fails_the_handshake() {
     })
     .await
     .unwrap();
-    let bundle = cluster.bundle(CertRole::Client, "future").unwrap();
+    let bundle = cluster.bundle(Role::Client, "future").unwrap();
     // The same credentials as a real client, but ALPN picluster/2.
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let tls = {
@@ -391,7 +392,7 @@ async fn a_worker_stopped_mid_job_hands_its_range_back_and_nothing_is_lost() {
     let client = cluster.client().await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let leaver = tokio::spawn(picluster_worker::run(
-        cluster.bundle(CertRole::Worker, "leaver").unwrap(),
+        cluster.bundle(Role::Worker, "leaver").unwrap(),
         quick_worker(),
         async {
             let _ = stopped.await;
@@ -450,7 +451,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     use picluster_core::service::CoordinatorService;
     let ca = ClusterCa::generate("restart").unwrap();
     let credential = ca
-        .issue(CertRole::Coordinator, "coordinator", &["127.0.0.1".into()])
+        .issue(Role::Coordinator, "coordinator", &["127.0.0.1".into()])
         .unwrap();
     let start = async |address: std::net::SocketAddr| {
         // quinn releases a stopped endpoint's socket shortly after its last handle.
@@ -479,13 +480,13 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     };
     let (address, stop, task) = start("127.0.0.1:0".parse().unwrap()).await;
     let worker = tokio::spawn(picluster_worker::run(
-        ca.bundle(CertRole::Worker, "pi-1", &address.to_string())
+        ca.bundle(Role::Worker, "pi-1", &address.to_string())
             .unwrap(),
         quick_worker(),
         std::future::pending(),
     ));
     let admin = ca
-        .bundle(CertRole::Client, "admin", &address.to_string())
+        .bundle(Role::Client, "admin", &address.to_string())
         .unwrap();
     let joined = async || match picluster_client::Client::connect(&admin).await {
         Ok(c) => {
@@ -523,10 +524,9 @@ fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
             coordinator: CoordinatorConfig::default(),
         }))
         .unwrap();
-    let client = picluster_client::blocking::Client::connect(
-        &cluster.bundle(CertRole::Client, "sync").unwrap(),
-    )
-    .unwrap();
+    let client =
+        picluster_client::blocking::Client::connect(&cluster.bundle(Role::Client, "sync").unwrap())
+            .unwrap();
     let v = &vectors()[2];
     let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
     let id = client.submit(&all(job)).unwrap();

@@ -2,8 +2,10 @@
 //! streaming API (an independent reference) and the real Bitcoin headers.
 
 use crate::common::vectors;
+use picluster_core::kernel::sha256d::{
+    sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK,
+};
 use picluster_core::kernel::SearchKernel;
-use picluster_core::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK};
 use proptest::prelude::*;
 
 /// Every index of `job` that meets its target, one `sha2` digest at a time.

@@ -6,9 +6,9 @@ use picluster_client::{
     JobKind, JobSpec, JobState, LocalCluster, LocalClusterOptions, SearchMode, SolutionDetail,
 };
 use picluster_core::coordinator::CoordinatorConfig;
-use picluster_core::custom::{CustomJob, Kernel};
-use picluster_core::hashcash::HashcashJob;
-use picluster_core::preimage::{Mask, PreimageHash, PreimageJob};
+use picluster_core::kernel::custom::{CustomJob, Kernel};
+use picluster_core::kernel::hashcash::HashcashJob;
+use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_worker::{Registry, WorkerOptions};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -301,7 +301,7 @@ async fn a_custom_kernel_runs_only_on_workers_that_registered_it_and_merges_in_o
 
 #[test]
 fn the_engine_reports_a_custom_kernels_results_for_exactly_the_committed_ranges() {
-    use picluster_core::custom::{bind, decode_output};
+    use picluster_core::kernel::custom::{bind, decode_output};
     use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
     let params = ChainParams {
         n: 3_000_000,

@@ -7,9 +7,10 @@
 
 use crate::common::vectors;
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
-use picluster_core::cluster::{Bundle, CertRole};
 use picluster_core::coordinator::CoordinatorConfig;
-use picluster_core::sha256d::Sha256dJob;
+use picluster_core::identity::Role;
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::trust::Bundle;
 use picluster_core::wire::WorkerState;
 use picluster_worker::WorkerOptions;
 use std::path::Path;
@@ -85,7 +86,7 @@ async fn a_killed_worker_process_loses_nothing_and_a_restarted_one_gets_work() {
     for name in ["proc-a", "proc-b", "proc-c"] {
         let path = tmp.path().join(format!("{name}.bundle"));
         cluster
-            .bundle(CertRole::Worker, name)
+            .bundle(Role::Worker, name)
             .unwrap()
             .save(&path)
             .unwrap();

@@ -9,12 +9,12 @@
 //! a real hash, and the properties compare its reports with that scan.
 
 use crate::common::vectors;
-use picluster_core::coordinator::{
-    Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit,
-};
+use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use picluster_core::identity::{PeerIdentity, Role};
 use picluster_core::ids::{ConnId, JobId, RequestId, WorkerId};
-use picluster_core::kernel::{JobKind, SearchKernel, SearchMode};
-use picluster_core::sha256d::{Sha256dJob, Target};
+use picluster_core::job::{JobKind, SearchMode};
+use picluster_core::kernel::sha256d::{Sha256dJob, Target};
+use picluster_core::kernel::SearchKernel;
 use picluster_core::wire::*;
 use picluster_worker::agent::{Agent, ComputeCommand, WorkerInfo};
 use picluster_worker::compute::{ComputeEvent, TaskId, Work};

@@ -2,7 +2,8 @@
 //! type fails here), frame limits, and decoding that never panics on damaged frames.
 
 use picluster_core::ids::{JobId, LeaseId, RequestId, WorkerId};
-use picluster_core::kernel::{SearchMode, Solution, SolutionDetail};
+use picluster_core::job::SearchMode;
+use picluster_core::kernel::{Solution, SolutionDetail};
 use picluster_core::wire::*;
 use proptest::prelude::*;
 

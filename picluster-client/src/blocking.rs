@@ -2,9 +2,9 @@
 //! It owns a small runtime whose one thread keeps the connection alive between calls.
 
 use crate::client::{Client as AsyncClient, ClientError};
-use picluster_core::cluster::Bundle;
 use picluster_core::ids::JobId;
-use picluster_core::kernel::JobSpec;
+use picluster_core::job::JobSpec;
+use picluster_core::trust::Bundle;
 use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary, WorkerStatus};
 use std::path::Path;
 
@@ -45,7 +45,7 @@ impl Client {
 
     /// Runs a custom kernel over its whole keyspace across the cluster and returns
     /// the results merged in index order.
-    pub fn run_kernel<K: picluster_core::custom::Kernel>(
+    pub fn run_kernel<K: picluster_core::kernel::custom::Kernel>(
         &self,
         params: &K::Params,
     ) -> Result<crate::KernelReport<K::Output>, ClientError> {

@@ -8,14 +8,15 @@
 
 use crate::client::{Client, ClientError};
 use clap::{Args, Parser, Subcommand};
-use picluster_core::cluster::{ClusterDir, ADMIN_BUNDLE};
 use picluster_core::coordinator::CoordinatorConfig;
-use picluster_core::hashcash::HashcashJob;
 use picluster_core::hex;
 use picluster_core::ids::JobId;
-use picluster_core::kernel::{JobKind, JobSpec, SearchMode, Solution, SolutionDetail};
-use picluster_core::preimage::{Mask, PreimageHash, PreimageJob};
-use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
+use picluster_core::job::{JobKind, JobSpec, SearchMode};
+use picluster_core::kernel::hashcash::HashcashJob;
+use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
+use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
+use picluster_core::kernel::{Solution, SolutionDetail};
+use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
 use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -277,7 +278,7 @@ pub enum CliError {
     Input(String),
     /// A cluster directory or bundle problem.
     #[error(transparent)]
-    Cluster(#[from] picluster_core::cluster::ClusterError),
+    Cluster(#[from] picluster_core::trust::ClusterError),
     /// Talking to the coordinator failed.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -578,12 +579,12 @@ fn hashcash_spec(args: &HashcashArgs) -> Result<JobSpec, CliError> {
     } else if let Some(path) = &args.data_file {
         let meta = std::fs::metadata(path)
             .map_err(|e| CliError::Input(format!("--data-file {}: {e}", path.display())))?;
-        if meta.len() > picluster_core::hashcash::MAX_DATA_LEN as u64 {
+        if meta.len() > picluster_core::kernel::hashcash::MAX_DATA_LEN as u64 {
             return Err(CliError::Input(format!(
                 "--data-file {}: {} bytes; at most {} are accepted",
                 path.display(),
                 meta.len(),
-                picluster_core::hashcash::MAX_DATA_LEN
+                picluster_core::kernel::hashcash::MAX_DATA_LEN
             )));
         }
         std::fs::read(path)

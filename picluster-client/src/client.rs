@@ -3,11 +3,11 @@
 //! report. A background task reads replies and routes them by request id (replies)
 //! or job id (pushed progress).
 
-use picluster_core::cluster::{Bundle, ClusterDir, ClusterError};
-use picluster_core::custom::{self, CustomJob, Kernel};
 use picluster_core::ids::{JobId, RequestId};
-use picluster_core::kernel::{JobKind, JobSpec, SearchMode};
+use picluster_core::job::{JobKind, JobSpec, SearchMode};
+use picluster_core::kernel::custom::{self, CustomJob, Kernel};
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
+use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
 use picluster_core::wire::{
     ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain,
     JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal, Submit, WorkSpec,

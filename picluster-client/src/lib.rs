@@ -30,11 +30,12 @@ pub mod local;
 
 pub use client::{Client, ClientError, JobEvent, JobWatch, KernelReport};
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
-pub use picluster_core::cluster::Bundle;
-pub use picluster_core::custom::Kernel;
-pub use picluster_core::hashcash::HashcashJob;
 pub use picluster_core::ids::JobId;
-pub use picluster_core::kernel::{JobKind, JobSpec, SearchMode, Solution, SolutionDetail};
-pub use picluster_core::preimage::{Mask, PreimageHash, PreimageJob};
-pub use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
+pub use picluster_core::job::{JobKind, JobSpec, SearchMode};
+pub use picluster_core::kernel::custom::Kernel;
+pub use picluster_core::kernel::hashcash::HashcashJob;
+pub use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
+pub use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
+pub use picluster_core::kernel::{Solution, SolutionDetail};
+pub use picluster_core::trust::Bundle;
 pub use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};

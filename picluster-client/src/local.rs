@@ -3,10 +3,11 @@
 //! benchmarks and single-machine use.
 
 use crate::client::{Client, ClientError};
-use picluster_core::cluster::{Bundle, CertRole, ClusterCa, ClusterError};
 use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::identity::Role;
 use picluster_core::net::NetError;
 use picluster_core::service::CoordinatorService;
+use picluster_core::trust::{Bundle, ClusterCa, ClusterError};
 use picluster_worker::WorkerOptions;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ impl LocalClusterOptions {
     }
 
     /// These options with custom kernel `K` registered in every worker.
-    pub fn with_kernel<K: picluster_core::custom::Kernel>(mut self) -> Self {
+    pub fn with_kernel<K: picluster_core::kernel::custom::Kernel>(mut self) -> Self {
         self.worker.kernels.register::<K>();
         self
     }
@@ -94,7 +95,7 @@ impl LocalCluster {
     ) -> Result<LocalCluster, LocalClusterError> {
         let ca = ClusterCa::generate("local")?;
         let credential = ca.issue(
-            CertRole::Coordinator,
+            Role::Coordinator,
             "coordinator",
             &["127.0.0.1".to_string(), "localhost".to_string()],
         )?;
@@ -136,7 +137,7 @@ impl LocalCluster {
     }
 
     /// A bundle for `name` in `role`, pointing at this coordinator.
-    pub fn bundle(&self, role: CertRole, name: &str) -> Result<Bundle, ClusterError> {
+    pub fn bundle(&self, role: Role, name: &str) -> Result<Bundle, ClusterError> {
         self.ca.bundle(role, name, &self.address.to_string())
     }
 
@@ -152,7 +153,7 @@ impl LocalCluster {
         name: &str,
         options: WorkerOptions,
     ) -> Result<(), ClusterError> {
-        let bundle = self.bundle(CertRole::Worker, name)?;
+        let bundle = self.bundle(Role::Worker, name)?;
         let stopped = self.stop_workers.subscribe();
         self.workers.push(tokio::spawn(picluster_worker::run(
             bundle,
@@ -164,7 +165,7 @@ impl LocalCluster {
 
     /// Connects a client with a fresh client certificate.
     pub async fn client(&self) -> Result<Client, ClientError> {
-        Client::connect(&self.bundle(CertRole::Client, "local-admin")?).await
+        Client::connect(&self.bundle(Role::Client, "local-admin")?).await
     }
 
     /// Waits until `count` workers are connected.

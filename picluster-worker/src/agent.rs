@@ -11,7 +11,7 @@
 use crate::compute::{ComputeEvent, TaskId, Work};
 use crate::registry::Registry;
 use picluster_core::ids::LeaseId;
-use picluster_core::kernel::JobKind;
+use picluster_core::job::JobKind;
 use picluster_core::wire::{
     Assign, CoordToWorker, Found, Output, Progress, Rejected, Released, Stop, Trim, Trimmed,
     WorkerHello, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,

@@ -9,8 +9,8 @@
 use crate::compute::Compute;
 use crate::{Registry, WorkerOptions};
 use clap::{Parser, Subcommand};
-use picluster_core::cluster::Bundle;
-use picluster_core::sha256d::Sha256dImpl;
+use picluster_core::kernel::sha256d::Sha256dImpl;
+use picluster_core::trust::Bundle;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -20,9 +20,9 @@
 //! take the same lock, so the end reported by [`ComputeEvent::Trimmed`] covers exactly
 //! the blocks that will be searched.
 
-use picluster_core::custom::{MapKernel, Partial};
+use picluster_core::kernel::custom::{MapKernel, Partial};
+use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
-use picluster_core::sha256d::{BlockHeader, Sha256dJob, Target};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

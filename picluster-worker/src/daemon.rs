@@ -6,9 +6,10 @@
 use crate::agent::{Agent, ComputeCommand, WorkerInfo};
 use crate::compute::{Compute, ComputeError, ComputeEvent};
 use crate::registry::Registry;
-use picluster_core::cluster::{Bundle, CertRole};
+use picluster_core::identity::Role;
+use picluster_core::kernel::sha256d::Sha256dImpl;
 use picluster_core::net::{self, FrameReader, NetError, Session};
-use picluster_core::sha256d::Sha256dImpl;
+use picluster_core::trust::Bundle;
 use picluster_core::wire::{self, CloseCode, CoordToWorker, WorkerToCoord};
 use std::future::Future;
 use std::time::Duration;
@@ -48,7 +49,7 @@ impl Default for WorkerOptions {
 pub enum WorkerError {
     /// The bundle is for a client, not a worker.
     #[error("this bundle is for a {}, not a worker: create one with `picluster add-worker`", .0.as_str())]
-    NotAWorkerBundle(CertRole),
+    NotAWorkerBundle(Role),
     /// The compute engine could not start.
     #[error(transparent)]
     Compute(#[from] ComputeError),
@@ -72,7 +73,7 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    if bundle.role != CertRole::Worker {
+    if bundle.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(bundle.role));
     }
     let (events_tx, mut events) = mpsc::unbounded_channel();

@@ -10,7 +10,7 @@
 //!   events in, compute commands and messages out).
 //! - [`daemon`]: the async driver: connect, reconnect with backoff, graceful leave.
 //! - [`registry`]: the custom kernels (user-defined, see
-//!   [`picluster_core::custom::Kernel`]) this worker can run.
+//!   [`picluster_core::kernel::custom::Kernel`]) this worker can run.
 //! - [`selftest`]: every kernel implementation against the reference.
 //! - [`cli`]: the `picluster-worker` command line, reusable by a worker binary that
 //!   registers its own kernels.

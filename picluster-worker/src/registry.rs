@@ -2,7 +2,7 @@
 //! on the cluster builds a worker binary that registers it:
 //!
 //! ```no_run
-//! # use picluster_core::custom::Kernel;
+//! # use picluster_core::kernel::custom::Kernel;
 //! # struct MyKernel;
 //! # impl Kernel for MyKernel {
 //! #     const NAME: &'static str = "my/kernel/1";
@@ -19,7 +19,7 @@
 //! }
 //! ```
 
-use picluster_core::custom::{bind, BindError, CustomJob, Kernel, MapKernel};
+use picluster_core::kernel::custom::{bind, BindError, CustomJob, Kernel, MapKernel};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

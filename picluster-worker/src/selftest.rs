@@ -2,10 +2,10 @@
 //! checked against the `sha2` crate's streaming API on the known Bitcoin blocks and on
 //! seeded random headers, targets and ranges. Run it on each new kind of machine.
 
-use picluster_core::kernel::SearchKernel;
-use picluster_core::sha256d::{
+use picluster_core::kernel::sha256d::{
     sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK, KNOWN_BLOCKS,
 };
+use picluster_core::kernel::SearchKernel;
 
 /// One implementation's result: `Err` says what disagreed.
 pub type Outcome = (Sha256dImpl, Result<(), String>);

@@ -1,6 +1,6 @@
 //! Shared test helpers: the Bitcoin header vectors and an independent reference scan.
 
-use picluster_core::sha256d::{sha256d, BlockHeader, Target};
+use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Target};
 
 /// One known block: height, nonce, hash (display order hex), header.
 pub(crate) struct Vector {

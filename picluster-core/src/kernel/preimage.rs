@@ -15,8 +15,8 @@
 //! `?1`..`?4` custom charsets, `??` a literal `?`; any other character stands for
 //! itself. Custom charsets use the same syntax (without `?1`..`?4`).
 
+use crate::kernel::sha256d::portable::IV;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
-use crate::sha256d::portable::IV;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;

@@ -7,16 +7,22 @@
 //! first uses the connection, so `connect` does not return until the welcome frame
 //! arrived: a refused certificate is reported by `connect` itself, as
 //! [`NetError::CertificateRejected`]. Does not own any decision about messages.
+//!
+//! # Layout
+//! - `tls`: rustls and quinn configurations ([`server_config`], [`client_config`]) and
+//!   the peer identity of a connection ([`peer_identity`]).
+//! - `frames`: [`FrameReader`] and [`FrameWriter`] on QUIC streams.
 
-use crate::cluster::{Bundle, CertRole, ClusterError, Credential};
-use crate::coordinator::{PeerIdentity, Role};
-use crate::wire::{self, CloseCode, FrameError, ALPN, FRAME_HEADER_LEN};
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+mod frames;
+mod tls;
+
+pub use frames::{FrameReader, FrameWriter};
+pub use tls::{client_config, peer_identity, server_config};
+
+use crate::trust::{Bundle, CertificateError, ClusterError};
+use crate::wire::{CloseCode, FrameError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// QUIC idle timeout: a peer silent this long is gone. Short, for a LAN of Pis.
@@ -29,6 +35,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a network operation failed. [`NetError::is_retryable`] says whether trying
 /// again later can help.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetError {
     /// The bundle or cluster files are unusable.
     #[error(transparent)]
@@ -59,7 +66,7 @@ pub enum NetError {
     /// The TLS handshake failed: a certificate was refused by either side. Not
     /// helped by retrying: the bundle does not belong to this cluster.
     #[error("certificate refused: {0}")]
-    CertificateRejected(String),
+    CertificateRejected(CertificateRejection),
     /// The peer closed the connection with an application close code.
     #[error("connection closed by peer ({code}): {reason}")]
     Closed {
@@ -80,9 +87,9 @@ pub enum NetError {
     /// Connecting took longer than [`CONNECT_TIMEOUT`].
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The certificate's subject does not name a picluster role.
-    #[error("certificate does not name a picluster worker or client: {0}")]
-    UnknownRole(String),
+    /// The certificate does not name a picluster peer.
+    #[error("certificate does not name a picluster peer: {0}")]
+    Identity(#[from] CertificateError),
 }
 
 impl NetError {
@@ -105,9 +112,23 @@ impl NetError {
             | NetError::Connect(_)
             | NetError::CertificateRejected(_)
             | NetError::BadFrame(_)
-            | NetError::UnknownRole(_) => false,
+            | NetError::Identity(_) => false,
         }
     }
+}
+
+/// Which side refused a certificate in the TLS handshake.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateRejection {
+    /// The coordinator refused this peer's certificate.
+    #[error("the coordinator refused this certificate ({0}); is the bundle from this cluster?")]
+    RefusedByCoordinator(quinn::ConnectionClose),
+    /// This peer does not trust the coordinator's certificate.
+    #[error(
+        "the coordinator's certificate is not trusted ({0}); is the bundle from this cluster?"
+    )]
+    CoordinatorUntrusted(quinn::ConnectionError),
 }
 
 impl From<quinn::ConnectionError> for NetError {
@@ -120,14 +141,13 @@ impl From<quinn::ConnectionError> for NetError {
                 reason: String::from_utf8_lossy(&close.reason).into_owned(),
             },
             E::ConnectionClosed(ref close) if is_crypto(close.error_code) => {
-                NetError::CertificateRejected(format!(
-                    "the coordinator refused this certificate ({}); is the bundle from this cluster?",
-                    close
+                NetError::CertificateRejected(CertificateRejection::RefusedByCoordinator(
+                    close.clone(),
                 ))
             }
-            E::TransportError(ref t) if is_crypto(t.code) => NetError::CertificateRejected(
-                format!("the coordinator's certificate is not trusted ({t}); is the bundle from this cluster?"),
-            ),
+            E::TransportError(ref t) if is_crypto(t.code) => {
+                NetError::CertificateRejected(CertificateRejection::CoordinatorUntrusted(e))
+            }
             other => NetError::Lost(other),
         }
     }
@@ -157,183 +177,6 @@ impl From<quinn::WriteError> for NetError {
             quinn::WriteError::ConnectionLost(e) => e.into(),
             _ => NetError::StreamEnded,
         }
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, NetError> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| NetError::Pem { what })?;
-    if certs.is_empty() {
-        return Err(NetError::Pem { what });
-    }
-    Ok(certs)
-}
-
-fn key(pem: &str) -> Result<PrivateKeyDer<'static>, NetError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| NetError::Pem {
-        what: "private key",
-    })
-}
-
-fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, NetError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs(ca_pem, "CA certificate")? {
-        roots.add(cert)?;
-    }
-    Ok(roots)
-}
-
-fn transport(keep_alive: bool) -> Arc<quinn::TransportConfig> {
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(
-        IDLE_TIMEOUT
-            .try_into()
-            .expect("10 s is a valid idle timeout"),
-    ));
-    if keep_alive {
-        transport.keep_alive_interval(Some(KEEP_ALIVE));
-        // A worker sends a small report four times a second; asking the coordinator
-        // to acknowledge every tenth packet (or after 50 ms) instead of every other one
-        // spares it most of its outgoing packets when a thousand workers report.
-        let mut ack = quinn::AckFrequencyConfig::default();
-        ack.ack_eliciting_threshold(quinn::VarInt::from_u32(10))
-            .max_ack_delay(Some(Duration::from_millis(50)));
-        transport.ack_frequency_config(Some(ack));
-    }
-    Arc::new(transport)
-}
-
-/// The coordinator's QUIC server configuration: TLS 1.3 only, ALPN `picluster/1`,
-/// and every peer must present a certificate issued by the cluster CA.
-pub fn server_config(
-    ca_pem: &str,
-    credential: &Credential,
-) -> Result<quinn::ServerConfig, NetError> {
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots(ca_pem)?),
-        provider(),
-    )
-    .build()
-    .map_err(|e| rustls::Error::General(e.to_string()))?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            certs(&credential.cert_pem, "certificate")?,
-            key(&credential.key_pem)?,
-        )?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto =
-        QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport(false));
-    Ok(config)
-}
-
-/// A worker's or client's QUIC configuration: trusts only the cluster CA and presents
-/// the bundle's certificate.
-pub fn client_config(bundle: &Bundle) -> Result<quinn::ClientConfig, NetError> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(&bundle.ca)?)
-        .with_client_auth_cert(certs(&bundle.cert, "certificate")?, key(&bundle.key)?)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto =
-        QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport(true));
-    Ok(config)
-}
-
-/// Who is on the other end of `conn`, from its verified certificate.
-pub fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, NetError> {
-    let chain = conn
-        .peer_identity()
-        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .ok_or_else(|| NetError::UnknownRole("no certificate".to_string()))?;
-    let leaf = chain
-        .first()
-        .ok_or_else(|| NetError::UnknownRole("empty certificate chain".to_string()))?;
-    identity_of(leaf)
-}
-
-/// The role and name a certificate grants (organisational unit and common name).
-pub fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, NetError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|e| NetError::UnknownRole(format!("unparseable certificate: {e}")))?;
-    let subject = parsed.subject();
-    let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
-        it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
-    };
-    let unit = first(&mut subject.iter_organizational_unit());
-    let name = first(&mut subject.iter_common_name());
-    let role = match unit.as_deref() {
-        Some(u) if u == CertRole::Worker.as_str() => Role::Worker,
-        Some(u) if u == CertRole::Client.as_str() => Role::Client,
-        _ => return Err(NetError::UnknownRole(subject.to_string())),
-    };
-    let name = name.ok_or_else(|| NetError::UnknownRole(subject.to_string()))?;
-    Ok(PeerIdentity { role, name })
-}
-
-/// Reads frames from a QUIC receive stream.
-#[derive(Debug)]
-pub struct FrameReader {
-    recv: quinn::RecvStream,
-    buf: Vec<u8>,
-}
-
-impl FrameReader {
-    /// Wraps a stream.
-    pub fn new(recv: quinn::RecvStream) -> Self {
-        FrameReader {
-            recv,
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next frame's raw body, length-checked before it is read.
-    pub async fn next_body(&mut self) -> Result<&[u8], NetError> {
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        self.recv.read_exact(&mut header).await?;
-        let len = wire::frame_body_len(header)?;
-        self.buf.resize(len, 0);
-        self.recv.read_exact(&mut self.buf).await?;
-        Ok(&self.buf)
-    }
-
-    /// The next message.
-    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<T, NetError> {
-        Ok(wire::decode_body(self.next_body().await?)?)
-    }
-}
-
-/// Writes frames to a QUIC send stream.
-#[derive(Debug)]
-pub struct FrameWriter {
-    send: quinn::SendStream,
-}
-
-impl FrameWriter {
-    /// Wraps a stream.
-    pub fn new(send: quinn::SendStream) -> Self {
-        FrameWriter { send }
-    }
-
-    /// Sends one message.
-    pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), NetError> {
-        self.send_frame(&wire::encode_frame(message)?).await
-    }
-
-    /// Sends an encoded frame.
-    pub async fn send_frame(&mut self, frame: &[u8]) -> Result<(), NetError> {
-        self.send.write_all(frame).await?;
-        Ok(())
     }
 }
 

@@ -3,11 +3,21 @@
 //! channel and one writes frames out; one task owns the state machine, feeding it
 //! inputs and timer expiries and carrying out every [`Transmit`] it returns. No
 //! decision is made here: a decision in this file belongs in `coordinator`.
+//!
+//! # Layout
+//! - this file: [`CoordinatorService`], the accept loop and per-connection tasks.
+//! - `process`: what every picluster binary needs around a service (a shutdown
+//!   signal, a small runtime).
 
-use crate::cluster::{ClusterDir, Credential};
-use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, PeerIdentity, Role, Transmit};
+mod process;
+
+pub use process::{background_runtime, shutdown_signal};
+
+use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use crate::identity::{PeerIdentity, Role};
 use crate::ids::ConnId;
 use crate::net::{self, FrameReader, FrameWriter, NetError};
+use crate::trust::{ClusterDir, Credential};
 use crate::wire::{self, ClientToCoord, CloseCode, WorkerToCoord};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -283,10 +293,15 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
     let _ = writer.await;
 }
 
+/// Decodes a frame in the protocol of the peer's role. The coordinator has already
+/// closed a connection whose role speaks neither (its own certificate); any frame
+/// still arriving on one is decoded as a client's and ignored there.
 fn decode(role: Role, body: &[u8]) -> Result<Inbound, wire::FrameError> {
     Ok(match role {
         Role::Worker => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body)?),
-        Role::Client => Inbound::Client(wire::decode_body::<ClientToCoord>(body)?),
+        Role::Client | Role::Admin | Role::Coordinator => {
+            Inbound::Client(wire::decode_body::<ClientToCoord>(body)?)
+        }
     })
 }
 

@@ -34,7 +34,7 @@ pub const MAX_PARAMS_LEN: usize = 256 * 1024;
 /// may be run again after a failure, and only one run's result is kept.
 ///
 /// ```
-/// use picluster_core::custom::Kernel;
+/// use picluster_core::kernel::custom::Kernel;
 /// use std::ops::Range;
 ///
 /// /// Sums of squares of 0..n.

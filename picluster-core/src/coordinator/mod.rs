@@ -3,7 +3,7 @@
 //! prefetch), which job gets the next chunk (priority, then fairness between clients),
 //! work stealing, drain, verification of claimed solutions, lease expiry. It never
 //! reads a clock or touches a socket: time comes in as `now`, effects go out as
-//! [`Transmit`] values. The async driver in [`crate::service`] owns one `Coordinator`
+//! [`Transmit`] values. The async driver (`crate::service`, in the IO half) owns one `Coordinator`
 //! and does the IO; tests and the simulation (`tests/sim.rs`) drive it directly.
 //!
 //! Driving order: after any `handle_*` call, drain [`Coordinator::poll_transmit`] (with
@@ -18,8 +18,10 @@
 //! when the owner has said where it stops (`Trimmed`). Reports naming a lease that no
 //! longer exists are stale and ignored (counted in [`CoordinatorStats`]).
 
+use crate::identity::{PeerIdentity, Role};
 use crate::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
-use crate::kernel::{JobKind, JobSpec, SearchKernel, SearchMode, Solution};
+use crate::job::{JobKind, JobSpec, SearchMode};
+use crate::kernel::{SearchKernel, Solution};
 use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, CloseCode,
     ClusterStatus, Contribution, CoordToClient, CoordToWorker, Drain, Found, JobProgress,
@@ -81,24 +83,6 @@ impl Default for CoordinatorConfig {
             steal: true,
         }
     }
-}
-
-/// What a peer's certificate says it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerIdentity {
-    /// Its role.
-    pub role: Role,
-    /// Its name (the certificate's common name).
-    pub name: String,
-}
-
-/// The role a certificate grants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Takes chunks and computes.
-    Worker,
-    /// Submits and manages jobs.
-    Client,
 }
 
 /// A decoded message from a peer.
@@ -338,10 +322,19 @@ impl Coordinator {
                     rates: BTreeMap::new(),
                 }))
             }
-            Role::Client => Peer::Client(Client {
+            Role::Client | Role::Admin => Peer::Client(Client {
                 name: identity.name,
                 hello: false,
             }),
+            Role::Coordinator => {
+                self.stats.violations += 1;
+                self.outbox.push_back(Transmit::Close(
+                    conn,
+                    CloseCode::Unauthorized,
+                    "a coordinator certificate may not connect as a peer".to_string(),
+                ));
+                return;
+            }
         };
         self.peers.insert(conn, peer);
     }

@@ -7,8 +7,8 @@
 //! one or two compressions of the data's tail, the counter and the padding, and the
 //! first digest word rejects almost every counter before a full count.
 
+use crate::kernel::sha256d::portable::IV;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
-use crate::sha256d::portable::IV;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;

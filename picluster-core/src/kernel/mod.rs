@@ -1,0 +1,141 @@
+//! The kernels: what a worker runs on a range of keyspace indices, and what the
+//! coordinator uses to re-verify a claimed solution with one hash. Owns the
+//! [`SearchKernel`] trait and its output ([`Solution`]), every built-in kernel and the
+//! typed trait of user-defined ones, and is the only home of `unsafe` in the crate
+//! (the SIMD and SHA-extension code in [`sha256d`]). Does not own the job model that
+//! names the kernels ([`crate::job`]), threading (the worker's engine) or the wire
+//! format.
+//!
+//! # Layout
+//! - [`sha256d`]: block headers, targets, version rolling, the SHA-256d scan kernels.
+//! - [`hashcash`]: proof of work over arbitrary data (leading zero bits).
+//! - [`preimage`]: masks and the SHA-256/SHA-256d preimage search kernel.
+//! - [`custom`]: the typed `Kernel` trait for user-defined kernels, and its
+//!   type-erased form that workers run.
+
+pub mod custom;
+pub mod hashcash;
+pub mod preimage;
+pub mod sha256d;
+
+use std::ops::Range;
+
+/// A verified solution of a search job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Solution {
+    /// Index in the job's keyspace.
+    pub index: u64,
+    /// The hash that makes it a solution: for SHA-256d the block hash in display
+    /// order (most significant byte first), otherwise the digest as computed.
+    pub hash: [u8; 32],
+    /// What the index stands for.
+    pub detail: SolutionDetail,
+}
+
+/// What a solution's index stands for, by kind of job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SolutionDetail {
+    /// A block header.
+    Sha256d {
+        /// The header nonce.
+        nonce: u32,
+        /// The header version (differs from the submitted one only with version
+        /// rolling).
+        version: u32,
+    },
+    /// A hashcash counter.
+    Hashcash {
+        /// The counter appended to the data.
+        counter: u64,
+    },
+    /// A preimage.
+    Preimage {
+        /// The candidate whose digest is a target.
+        candidate: Vec<u8>,
+    },
+}
+
+impl Solution {
+    /// The header nonce of a SHA-256d solution.
+    pub fn nonce(&self) -> Option<u32> {
+        match self.detail {
+            SolutionDetail::Sha256d { nonce, .. } => Some(nonce),
+            _ => None,
+        }
+    }
+
+    /// The header version of a SHA-256d solution.
+    pub fn version(&self) -> Option<u32> {
+        match self.detail {
+            SolutionDetail::Sha256d { version, .. } => Some(version),
+            _ => None,
+        }
+    }
+}
+
+/// A search kernel over a keyspace of indices `0..keyspace()`: the built-in kernels
+/// (SHA-256d, hashcash, preimage), whose solutions the coordinator verifies itself.
+///
+/// `scan` must be a pure function of the range: the worker splits ranges into blocks,
+/// runs them on several threads, and may run a range twice after a failure.
+pub trait SearchKernel: Send + Sync + 'static {
+    /// Number of indices in the keyspace.
+    fn keyspace(&self) -> u64;
+    /// Name of the implementation in use (reported in `picluster status`).
+    fn implementation(&self) -> &'static str;
+    /// Appends to `hits` every index in `range` that is a solution, in increasing order.
+    fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>);
+    /// Checks one index independently of `scan`: `Some` exactly when it is a solution.
+    fn verify(&self, index: u64) -> Option<Solution>;
+    /// Once this many solutions are found, no more can be (each of a preimage
+    /// job's targets has one preimage): an exhaustive search may stop there.
+    fn max_solutions(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The kernel of no-op jobs (scheduler benchmarks): searches nothing, finds nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct NoopKernel {
+    keyspace: u64,
+}
+
+impl NoopKernel {
+    /// A kernel over `keyspace` indices.
+    pub fn new(keyspace: u64) -> NoopKernel {
+        NoopKernel { keyspace }
+    }
+}
+
+impl SearchKernel for NoopKernel {
+    fn keyspace(&self) -> u64 {
+        self.keyspace
+    }
+
+    fn implementation(&self) -> &'static str {
+        "noop"
+    }
+
+    fn scan(&self, _range: Range<u64>, _hits: &mut Vec<u64>) {}
+
+    fn verify(&self, _index: u64) -> Option<Solution> {
+        None
+    }
+}
+
+/// Which backend the `sha2` crate selects on this CPU (it detects at run time).
+pub fn sha2_backend() -> &'static str {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        if std::arch::is_x86_feature_detected!("sha") {
+            return "sha2-shani";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("sha2") {
+            return "sha2-armv8";
+        }
+    }
+    "sha2-soft"
+}

@@ -1,0 +1,116 @@
+//! Cluster credentials and trust: the cluster directory made by `picluster init`, the
+//! cluster CA and the certificates it issues (rcgen), bundles (the single files that
+//! give a worker or client everything it needs to reach and trust the coordinator),
+//! and reading a peer's role and name from its verified certificate.
+//!
+//! A certificate's subject says what its holder is: organisational unit the
+//! [`Role`](crate::identity::Role), common name the holder's name. The coordinator
+//! reads the role from the verified certificate, never from what a peer says about
+//! itself. Files holding a private key are created with mode 0600 and never
+//! overwritten. Does not own TLS configuration (see [`crate::net`]).
+//!
+//! # Layout
+//! - `ca`: the CA, issuing certificates ([`ClusterCa`], [`Credential`]).
+//! - `bundle`: worker and client bundles ([`Bundle`]).
+//! - `dir`: the cluster directory ([`ClusterDir`], [`ClusterConfig`]).
+//! - `cert`: a peer's identity from its certificate ([`identity_of`]).
+//! - `files`: private files written once, with their mode from the start.
+
+mod bundle;
+mod ca;
+mod cert;
+mod dir;
+mod files;
+
+pub use bundle::Bundle;
+pub use ca::{ClusterCa, Credential};
+pub use cert::{identity_of, CertificateError};
+pub use dir::{ClusterConfig, ClusterDir, ADMIN_BUNDLE};
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Version of the bundle and cluster.json formats.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a cluster directory, certificate or bundle operation failed. Only `Io` may be
+/// helped by retrying (a full disk, a permission fixed meanwhile); the others need a
+/// different input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `init` refuses to touch a directory that already holds files.
+    #[error("{0} already exists and is not empty: refusing to overwrite a cluster")]
+    DirectoryNotEmpty(PathBuf),
+    /// A file that must not be overwritten exists.
+    #[error("{0} already exists: refusing to overwrite it")]
+    FileExists(PathBuf),
+    /// The directory has no cluster.json.
+    #[error("{0} is not a cluster directory (no cluster.json): create one with `picluster init`")]
+    NotACluster(PathBuf),
+    /// A JSON file did not parse.
+    #[error("{path}: invalid contents: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// A bundle or cluster file of an unknown format version.
+    #[error("{path}: format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// An address that is not `HOST:PORT`.
+    #[error("invalid address `{0}`: expected HOST:PORT (IPv6 as [ADDR]:PORT)")]
+    BadAddress(String),
+    /// The listen address is a wildcard and no address to advertise was given.
+    #[error("listen address {0} is not an address other machines can dial: pass --advertise HOST:PORT naming how workers reach this machine")]
+    NoAdvertisedAddress(SocketAddr),
+    /// A worker or client name with characters outside `A-Za-z0-9._-` or too long.
+    #[error("invalid name `{0}`: use 1-63 characters from A-Z a-z 0-9 . _ -")]
+    BadName(String),
+    /// Certificate generation failed, or a stored key or certificate is corrupt.
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+/// Splits `HOST:PORT` (or `[IPV6]:PORT`) into host and port.
+pub fn split_host_port(address: &str) -> Result<(String, u16), ClusterError> {
+    let bad = || ClusterError::BadAddress(address.to_string());
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<IpAddr>().map_err(|_| bad())?.to_string(),
+        None if host.contains(':') => return Err(bad()),
+        None => host.to_string(),
+    };
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::BadName(name.to_string()))
+    }
+}

@@ -1,0 +1,297 @@
+//! Messages between a client (the `picluster` tool or a program) and the
+//! coordinator, and the reports and listings they carry.
+
+use super::WorkSpec;
+use crate::ids::{JobId, RequestId, WorkerId};
+use crate::job::SearchMode;
+use crate::kernel::Solution;
+use serde::{Deserialize, Serialize};
+
+/// Messages from a client (the `picluster` tool or a program) to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientToCoord {
+    /// First frame.
+    Hello(ClientHello),
+    /// Submit a job.
+    Submit(Submit),
+    /// Receive progress and the final report of a job.
+    Watch(JobRequest),
+    /// Cancel a job.
+    Cancel(JobRequest),
+    /// List all jobs.
+    ListJobs(RequestId),
+    /// Workers and jobs.
+    Status(RequestId),
+    /// Stop giving a worker work (it finishes its current chunk), or start again.
+    Drain(Drain),
+}
+
+/// A client's introduction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// Highest minor protocol version the client speaks.
+    pub minor: u16,
+    /// The client library's version string.
+    pub client_version: String,
+}
+
+/// A job submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// What to compute.
+    pub work: WorkSpec,
+    /// When to stop.
+    pub mode: SearchMode,
+    /// Higher runs first; jobs of equal priority share the cluster fairly among
+    /// clients.
+    pub priority: i32,
+}
+
+/// Drain or undrain a worker, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// The worker's certificate name.
+    pub worker: String,
+    /// True to drain, false to undrain.
+    pub drain: bool,
+}
+
+/// A request about one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// The job.
+    pub job: JobId,
+}
+
+/// Messages from the coordinator to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordToClient {
+    /// Reply to the hello.
+    Welcome(ClientWelcome),
+    /// The job was accepted.
+    Submitted(JobRequest),
+    /// Reply to a watch: the job's state now. Progress and the report follow.
+    Watching(RequestId, JobProgress),
+    /// Pushed to watchers while a job runs.
+    Progress(JobProgress),
+    /// Pushed to watchers when a job ends.
+    Finished(JobReport),
+    /// Reply to a cancel: the job's state after it.
+    Cancelled(RequestId, JobSummary),
+    /// Reply to a job listing.
+    Jobs(RequestId, Vec<JobSummary>),
+    /// Reply to a status request.
+    Status(RequestId, ClusterStatus),
+    /// A request was refused.
+    Refused(RequestId, Refusal),
+    /// Reply to a drain or undrain: the worker now.
+    Drained(RequestId, WorkerStatus),
+    /// Pushed to watchers of a custom job: results of committed ranges, in the order
+    /// they were committed (not index order). A new watcher first gets every result
+    /// so far. All of them come before `Finished`.
+    Outputs(JobId, Vec<ChunkOutput>),
+}
+
+/// The encoded result of a custom job's indices `start..end`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    /// First index.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+    /// The postcard-encoded `Kernel::Output`.
+    pub data: Vec<u8>,
+}
+
+/// The coordinator's reply to a client hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientWelcome {
+    /// The negotiated minor version.
+    pub minor: u16,
+}
+
+/// Why a client request was refused. Retrying the same request cannot help.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// No job with this id exists.
+    #[error("no job {0}")]
+    UnknownJob(JobId),
+    /// The submitted job is not valid; the text says why.
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// No connected worker has this name.
+    #[error("no connected worker is named {0}")]
+    UnknownWorker(String),
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Accepted; no worker has started on it.
+    Queued,
+    /// Workers are searching.
+    Running,
+    /// Done: a solution was found (first mode) or the keyspace is exhausted.
+    Completed,
+    /// Cancelled by a client.
+    Cancelled,
+    /// A worker could not run it, or its results outgrew the coordinator's limit; the
+    /// report's `error` says why.
+    Failed,
+}
+
+impl JobState {
+    /// Lower-case name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Cancelled | JobState::Failed
+        )
+    }
+}
+
+/// A running job's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// The job.
+    pub job: JobId,
+    /// Its state.
+    pub state: JobState,
+    /// Indices searched so far (each counted once).
+    pub hashes: u64,
+    /// Size of the keyspace.
+    pub keyspace: u64,
+    /// Milliseconds since submission.
+    pub elapsed_ms: u64,
+    /// Verified solutions so far.
+    pub solutions: u32,
+}
+
+/// The final report of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    /// The job.
+    pub job: JobId,
+    /// Final state.
+    pub state: JobState,
+    /// Verified solutions, by index: the lowest [`MAX_SOLUTIONS`](super::MAX_SOLUTIONS) of them.
+    pub solutions: Vec<Solution>,
+    /// More solutions were found than `solutions` lists.
+    pub truncated: bool,
+    /// Indices searched (each counted once; equals `keyspace` for a completed
+    /// exhaustive job).
+    pub hashes: u64,
+    /// Size of the keyspace.
+    pub keyspace: u64,
+    /// Milliseconds from submission to the end.
+    pub elapsed_ms: u64,
+    /// What each worker searched, by worker name.
+    pub contributions: Vec<Contribution>,
+    /// Why the job failed (state `Failed`).
+    pub error: Option<String>,
+}
+
+/// One worker's share of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The worker's name (from its certificate).
+    pub worker: String,
+    /// Indices it searched.
+    pub hashes: u64,
+}
+
+/// A line of the job list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Progress and state.
+    pub progress: JobProgress,
+    /// The kind of job (`sha256d`, `hashcash`, `preimage`, `custom:NAME`, `noop`).
+    pub kind: String,
+    /// When the job stops.
+    pub mode: SearchMode,
+    /// Its priority.
+    pub priority: i32,
+    /// The client that submitted it (its certificate name).
+    pub client: String,
+}
+
+/// What `picluster status` shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Connected workers.
+    pub workers: Vec<WorkerStatus>,
+    /// All jobs.
+    pub jobs: Vec<JobSummary>,
+}
+
+/// A connected worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Name from its certificate.
+    pub name: String,
+    /// This session's id.
+    pub worker: WorkerId,
+    /// What it is doing.
+    pub state: WorkerState,
+    /// Compute threads.
+    pub threads: u32,
+    /// CPU architecture.
+    pub arch: String,
+    /// Kernel implementation.
+    pub kernel_impl: String,
+    /// Rate measured from its progress reports (benchmark until the first reports),
+    /// hashes per second.
+    pub rate_hps: u64,
+    /// Indices searched this session.
+    pub hashes: u64,
+    /// Leases held.
+    pub leases: u32,
+    /// Milliseconds since it connected.
+    pub connected_ms: u64,
+}
+
+/// What a worker is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerState {
+    /// Connected, holding no lease.
+    Idle,
+    /// Holding at least one lease.
+    Busy,
+    /// Shutting down.
+    Leaving,
+    /// Drained: finishing what it holds, taking nothing new.
+    Draining,
+    /// Silent past the lease timeout: its work went to others; it gets none until it
+    /// is heard from again (or its connection times out).
+    Unresponsive,
+}
+
+impl WorkerState {
+    /// Lower-case name, as in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Leaving => "leaving",
+            WorkerState::Draining => "draining",
+            WorkerState::Unresponsive => "unresponsive",
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Sizes every message is kept within, so that each fits in one frame.
+
+/// Most solutions a job keeps (its lowest indices), so that its report fits in one
+/// frame whatever the target.
+pub const MAX_SOLUTIONS: usize = 10_000;
+/// Most jobs a listing shows (the newest), so that it fits in one frame.
+pub const MAX_LISTED_JOBS: usize = 4096;
+/// Most bytes of results a custom job may accumulate at the coordinator; beyond
+/// them the job fails (its kernel's results are meant to be summaries).
+pub const MAX_JOB_OUTPUT_BYTES: u64 = 256 << 20;
+/// Largest batch of results in one [`CoordToClient::Outputs`](super::CoordToClient::Outputs) frame.
+pub const MAX_OUTPUT_BATCH_BYTES: usize = 512 << 10;
+
+/// Largest frame body accepted.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// Length of the frame header.
+pub const FRAME_HEADER_LEN: usize = 4;

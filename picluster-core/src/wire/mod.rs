@@ -1,0 +1,48 @@
+//! The wire protocol: every message exchanged between coordinator, workers and
+//! clients, and the frame codec. Nothing else in the workspace defines wire types.
+//!
+//! Each connection carries one bidirectional QUIC stream, opened by the dialling peer
+//! (worker or client), holding a sequence of frames: a little-endian `u32` body
+//! length, then a postcard body of at most [`MAX_FRAME_LEN`] bytes. The first frame in
+//! each direction is the hello/welcome pair, which negotiates the minor version; the
+//! major version is the ALPN string, so a peer of another major version fails the TLS
+//! handshake.
+//!
+//! postcard is not self-describing: the order of enum variants is the tag. Enums here
+//! are append-only within a major version, and the golden-byte tests fail on any
+//! accidental change. No `usize`, `Instant` or `SystemTime` crosses the wire.
+//!
+//! # Layout
+//! - `worker`: messages between workers and the coordinator.
+//! - `client`: messages between clients and the coordinator, and the reports they carry.
+//! - `work`: what to compute, as sent ([`WorkSpec`]), and its conversion to the job model.
+//! - `frame`: the frame codec and [`FrameError`].
+//! - `close`: application close codes.
+//! - `limits`: sizes every message is kept within.
+
+mod client;
+mod close;
+mod frame;
+mod limits;
+mod work;
+mod worker;
+
+pub use client::*;
+pub use close::CloseCode;
+pub use frame::*;
+pub use limits::*;
+pub use work::*;
+pub use worker::*;
+
+/// ALPN protocol id: the major version.
+pub const ALPN: &[u8] = b"picluster/1";
+/// Highest minor version this build speaks.
+pub const PROTOCOL_MINOR: u16 = 0;
+/// The minor version both sides speak: the lower of the two.
+#[allow(
+    clippy::unnecessary_min_or_max,
+    reason = "PROTOCOL_MINOR is 0 today; the comparison matters from minor 1 on"
+)]
+pub fn negotiate_minor(peer: u16) -> u16 {
+    peer.min(PROTOCOL_MINOR)
+}

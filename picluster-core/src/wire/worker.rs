@@ -1,0 +1,163 @@
+//! Messages between a worker and the coordinator.
+
+use super::WorkSpec;
+use crate::ids::{JobId, LeaseId, WorkerId};
+use serde::{Deserialize, Serialize};
+
+/// Messages from a worker to the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerToCoord {
+    /// First frame: who the worker is and what it can do.
+    Hello(WorkerHello),
+    /// The worker has searched its lease up to `position` (exclusive). Also its
+    /// heartbeat. A position equal to the lease's end completes the lease.
+    Progress(Progress),
+    /// Solutions found in a lease, sent before any progress report passing them.
+    Found(Found),
+    /// The worker stopped a lease at `position` and hands the rest back.
+    Released(Released),
+    /// The worker is shutting down: it takes no more work and has released its leases.
+    Leaving,
+    /// Reply to [`CoordToWorker::Trim`]: where the lease now ends.
+    Trimmed(Trimmed),
+    /// Progress of a custom job's lease with the result of the indices it commits;
+    /// for custom jobs it replaces `Progress` (which may then not advance).
+    Output(Output),
+    /// The worker cannot run this lease's job (a custom kernel's parameters do not
+    /// decode, its result does not encode): the job fails with the reason.
+    Rejected(Rejected),
+}
+
+/// The result of a custom job's indices from the lease's last position to
+/// `position`, which the lease advances to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Every index below this one (and at or above the lease start) is searched.
+    pub position: u64,
+    /// The postcard-encoded `Kernel::Output` of the newly committed indices.
+    pub data: Vec<u8>,
+}
+
+/// A lease the worker cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Why.
+    pub reason: String,
+}
+
+/// A worker's introduction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerHello {
+    /// Highest minor protocol version the worker speaks.
+    pub minor: u16,
+    /// The worker agent's version string.
+    pub agent_version: String,
+    /// Compute threads the worker runs.
+    pub threads: u32,
+    /// CPU architecture (`aarch64`, `arm`, `x86_64`, ...).
+    pub arch: String,
+    /// The kernel implementation it uses.
+    pub kernel_impl: String,
+    /// Benchmarked rate with all threads, hashes per second.
+    pub bench_hps: u64,
+    /// Names of the custom kernels it has registered.
+    pub kernels: Vec<String>,
+}
+
+/// Position reached in a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Every index below this one (and at or above the lease start) is searched.
+    pub position: u64,
+}
+
+/// Keyspace indices claimed as solutions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The lease they were found in.
+    pub lease: LeaseId,
+    /// The indices; the coordinator verifies each.
+    pub indices: Vec<u64>,
+}
+
+/// A lease handed back unfinished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Searched up to here; the rest returns to the queue.
+    pub position: u64,
+}
+
+/// Messages from the coordinator to a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordToWorker {
+    /// Reply to the hello.
+    Welcome(WorkerWelcome),
+    /// A new lease to work on after the ones already held.
+    Assign(Assign),
+    /// Stop working on a lease now and do not report it further (job solved or
+    /// cancelled, or the lease expired).
+    Stop(Stop),
+    /// End a lease early, at `end` or as soon after it as the work already under way
+    /// allows (work stealing); answered by [`WorkerToCoord::Trimmed`].
+    Trim(Trim),
+}
+
+/// The coordinator's reply to a worker hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerWelcome {
+    /// The negotiated minor version.
+    pub minor: u16,
+    /// This session's worker id.
+    pub worker: WorkerId,
+    /// How often to report progress, in milliseconds.
+    pub progress_interval_ms: u32,
+}
+
+/// A lease: search `start..end` of `work`'s keyspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assign {
+    /// The lease id.
+    pub lease: LeaseId,
+    /// The job it belongs to.
+    pub job: JobId,
+    /// What to compute (self-contained: workers keep no job table).
+    pub work: WorkSpec,
+    /// First index.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+}
+
+/// Shorten a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trim {
+    /// The lease.
+    pub lease: LeaseId,
+    /// The requested new end.
+    pub end: u64,
+}
+
+/// A lease's new end after a trim: at or after the requested end, and never beyond
+/// the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trimmed {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Where the worker will stop.
+    pub end: u64,
+}
+
+/// Stop a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    /// The lease.
+    pub lease: LeaseId,
+}
