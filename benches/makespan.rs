@@ -1,23 +1,11 @@
-//! Heterogeneous makespan, from the deterministic simulation (tests/sim.rs): the real
+//! Heterogeneous makespan, from the deterministic simulation (`picluster_suite::sim`): the real
 //! coordinator and worker agents, workers at 1x, 4x and 30x speed (a Pi 3, a Pi 4, a
 //! laptop), jobs of 10 to 60 s at the cluster's total speed. Compares picluster's
 //! scheduler with a static equal split and with fixed-size chunks without stealing.
 //!
 //! `cargo bench --bench makespan`. Prints one line per policy and a final JSON line.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "the simulation is test code: it fails loudly on the unexpected"
-)]
-
-#[allow(dead_code, unreachable_pub)]
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../tests/sim.rs"]
-mod sim;
-
-use sim::Policy;
+use picluster_suite::sim::{self, Policy};
 
 fn main() {
     let seeds: Vec<u64> = (0..300).collect();

@@ -1,10 +1,10 @@
 //! The worker agent state machine driven directly.
 
-use crate::common::vectors;
 use picluster_core::ids::{JobId, LeaseId, WorkerId};
 use picluster_core::job::JobKind;
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::wire::*;
+use picluster_suite::fixtures::vectors;
 use picluster_worker::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
 use picluster_worker::compute::{ComputeEvent, TaskId};
 

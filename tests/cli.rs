@@ -1,11 +1,11 @@
 //! The `picluster` command line, run in-process through the real argument parser.
 
-use crate::common::vectors;
 use picluster_client::cli::{run_from, CliError};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
 use picluster_core::identity::Role;
 use picluster_core::trust::Bundle;
+use picluster_suite::fixtures::vectors;
 use picluster_worker::WorkerOptions;
 use serde_json::Value;
 use sha2::Digest;

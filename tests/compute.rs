@@ -1,7 +1,7 @@
 //! The worker's compute engine on a real rayon pool, against the reference scan.
 
-use crate::common::{easy_target, reference_scan, vectors};
 use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work, BLOCK};
 use std::collections::BTreeMap;
 use std::sync::mpsc;

@@ -1,6 +1,5 @@
 //! The coordinator state machine driven directly: no sockets, no clock, exact counts.
 
-use crate::common::{easy_target, vectors};
 use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
 use picluster_core::identity::{PeerIdentity, Role};
 use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
@@ -8,6 +7,7 @@ use picluster_core::job::{JobKind, SearchMode};
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::kernel::SearchKernel;
 use picluster_core::wire::*;
+use picluster_suite::fixtures::{easy_target, vectors};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -215,8 +215,11 @@ fn job_split_over_three_workers_completes_with_every_index_counted_once() {
     assert_eq!(report.contributions.len(), 3);
     // Solutions equal the kernel's own scan of the whole keyspace, nonce by nonce
     // checked by an independent reference.
-    let reference =
-        crate::common::reference_scan(&job.header, &job.target, 1_000_000..1_000_000 + (1 << 16));
+    let reference = picluster_suite::fixtures::reference_scan(
+        &job.header,
+        &job.target,
+        1_000_000..1_000_000 + (1 << 16),
+    );
     let found: Vec<u32> = report
         .solutions
         .iter()

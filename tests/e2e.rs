@@ -1,7 +1,6 @@
 //! End to end over real QUIC with mutual TLS on loopback: an in-process coordinator
 //! and workers, compared with a single-process reference scan.
 
-use crate::common::{easy_target, reference_scan, vectors};
 use picluster_client::{JobKind, JobSpec, JobState, LocalCluster, LocalClusterOptions, SearchMode};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
@@ -10,6 +9,7 @@ use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::net::{self, NetError};
 use picluster_core::trust::{Bundle, ClusterCa};
 use picluster_core::wire::{ClientHello, ClientToCoord, CloseCode, CoordToClient, PROTOCOL_MINOR};
+use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
 use picluster_worker::{WorkerError, WorkerOptions};
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! Every SHA-256d scan implementation this CPU can run, against the `sha2` crate's
 //! streaming API (an independent reference) and the real Bitcoin headers.
 
-use crate::common::vectors;
 use picluster_core::kernel::sha256d::{
     sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK,
 };
 use picluster_core::kernel::SearchKernel;
+use picluster_suite::fixtures::vectors;
 use proptest::prelude::*;
 
 /// Every index of `job` that meets its target, one `sha2` digest at a time.

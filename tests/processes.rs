@@ -5,13 +5,13 @@
 //! does nothing otherwise): cargo only promises integration tests the binaries of
 //! their own package.
 
-use crate::common::vectors;
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::trust::Bundle;
 use picluster_core::wire::WorkerState;
+use picluster_suite::fixtures::vectors;
 use picluster_worker::WorkerOptions;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -5,8 +5,6 @@
     reason = "a test that meets the unexpected should fail loudly, helpers included"
 )]
 
-mod common;
-
 mod agent;
 mod cli;
 mod compute;

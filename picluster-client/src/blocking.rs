@@ -4,6 +4,7 @@
 use crate::client::{Client as AsyncClient, ClientError};
 use picluster_core::ids::JobId;
 use picluster_core::job::JobSpec;
+use picluster_core::service::background_runtime;
 use picluster_core::trust::Bundle;
 use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary, WorkerStatus};
 use std::path::Path;
@@ -16,11 +17,7 @@ pub struct Client {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| ClientError::Net(picluster_core::net::NetError::Socket(e)))
+    background_runtime().map_err(|e| ClientError::Net(picluster_core::net::NetError::Socket(e)))
 }
 
 impl Client {

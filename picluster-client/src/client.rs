@@ -7,6 +7,7 @@ use picluster_core::ids::{JobId, RequestId};
 use picluster_core::job::{JobKind, JobSpec, SearchMode};
 use picluster_core::kernel::custom::{self, CustomJob, Kernel};
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
+use picluster_core::sync::lock;
 use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
 use picluster_core::wire::{
     ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain,
@@ -189,10 +190,6 @@ pub struct KernelReport<T> {
     pub covered: u64,
     /// The job's report (its state, `error` if it failed, contributions).
     pub report: JobReport,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Client {

@@ -10,6 +10,7 @@ use crate::compute::Compute;
 use crate::{Registry, WorkerOptions};
 use clap::{Parser, Subcommand};
 use picluster_core::kernel::sha256d::Sha256dImpl;
+use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::Bundle;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,10 +118,7 @@ fn run(args: Args, kernels: Registry) -> anyhow::Result<ExitCode> {
                 kernels,
                 ..WorkerOptions::default()
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
+            let runtime = background_runtime()
                 .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
             runtime.block_on(crate::run(bundle, options, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
@@ -185,28 +183,5 @@ fn selftest(json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

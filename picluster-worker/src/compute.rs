@@ -23,6 +23,7 @@
 use picluster_core::kernel::custom::{MapKernel, Partial};
 use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
+use picluster_core::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -299,11 +300,6 @@ impl Compute {
         let hashes = counter.load(Ordering::Relaxed);
         (hashes as f64 / started.elapsed().as_secs_f64()) as u64
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave them inconsistent (plain maps).
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Completed blocks beyond the contiguous prefix, and for a custom kernel the merged

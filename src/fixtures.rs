@@ -1,19 +1,20 @@
-//! Shared test helpers: the Bitcoin header vectors and an independent reference scan.
+//! Fixtures: the Bitcoin header vectors and an independent reference scan.
 
 use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Target};
 
 /// One known block: height, nonce, hash (display order hex), header.
-pub(crate) struct Vector {
-    pub(crate) height: u32,
-    pub(crate) nonce: u32,
-    pub(crate) hash: String,
-    pub(crate) header: BlockHeader,
+#[derive(Clone, Debug)]
+pub struct Vector {
+    pub height: u32,
+    pub nonce: u32,
+    pub hash: String,
+    pub header: BlockHeader,
 }
 
 /// The real block headers in tests/vectors/bitcoin-headers.tsv (copied from
 /// shared/vectors).
-pub(crate) fn vectors() -> Vec<Vector> {
-    let text = include_str!("../vectors/bitcoin-headers.tsv");
+pub fn vectors() -> Vec<Vector> {
+    let text = include_str!("../tests/vectors/bitcoin-headers.tsv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -30,7 +31,7 @@ pub(crate) fn vectors() -> Vec<Vector> {
 
 /// Every nonce in `nonces` whose SHA-256d meets `target`, by a plain loop over the
 /// `sha2` crate's streaming API: independent of the kernels' midstate code.
-pub(crate) fn reference_scan(
+pub fn reference_scan(
     header: &BlockHeader,
     target: &Target,
     nonces: std::ops::Range<u64>,
@@ -45,7 +46,7 @@ pub(crate) fn reference_scan(
 }
 
 /// A target whose top byte is zero: about 1 hash in 256 meets it.
-pub(crate) fn easy_target() -> Target {
+pub fn easy_target() -> Target {
     let mut t = [0xff; 32];
     t[0] = 0;
     Target(t)

@@ -1,0 +1,237 @@
+//! The command line's shape: clap types for every command and option.
+
+use clap::{Args, Parser, Subcommand};
+use picluster_core::ids::JobId;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Turn a handful of Raspberry Pis into one compute cluster.
+#[derive(Parser, Debug)]
+#[command(name = "picluster", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Command {
+    /// Create a new cluster: CA, coordinator certificate, admin credential, config.
+    Init {
+        /// Directory to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Address the coordinator listens on (UDP), e.g. 0.0.0.0:7878.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// How workers and clients reach the coordinator (HOST:PORT), if that differs
+        /// from the listen address; repeatable, the first is written into bundles.
+        #[arg(long = "advertise", value_name = "HOST:PORT")]
+        advertise: Vec<String>,
+    },
+    /// Run the coordinator in the foreground (Ctrl-C or SIGTERM stops it).
+    Coordinator {
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Write a bundle (address, CA, certificate, key) for a new worker.
+    AddWorker {
+        /// The worker's name (A-Z a-z 0-9 . _ -), e.g. pi-3.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// File to write (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit a job.
+    Submit {
+        #[command(subcommand)]
+        kind: SubmitKind,
+    },
+    /// Wait for a job to end and print its report.
+    Wait {
+        /// The job (j7 or 7).
+        job: JobId,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// List jobs.
+    Jobs {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show workers and jobs.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Let a worker finish its current chunk and give it no more (for maintenance).
+    Drain {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Give a drained worker work again.
+    Undrain {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job (j7 or 7).
+        job: JobId,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SubmitKind {
+    /// Bitcoin-style SHA-256d nonce search over an 80-byte block header.
+    Sha256d(Sha256dArgs),
+    /// Proof of work: counters C such that SHA-256(DATA || C as 8 bytes big-endian)
+    /// has at least --bits leading zero bits.
+    Hashcash(HashcashArgs),
+    /// Preimage search: candidates of a mask whose SHA-256 (or SHA-256d) is one of
+    /// the target digests. Stops when every target is found, or the mask is done.
+    Preimage(PreimageArgs),
+}
+
+/// What every `submit` command shares.
+#[derive(Args, Debug)]
+pub(super) struct SubmitCommon {
+    /// Print the job id and return without waiting.
+    #[arg(long)]
+    pub(super) detach: bool,
+    /// Higher runs first; equal priorities share the cluster fairly among clients.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub(super) priority: i32,
+    #[command(flatten)]
+    pub(super) cluster: ClusterArg,
+    #[command(flatten)]
+    pub(super) output: OutputArg,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["data", "data_hex", "data_file"])))]
+pub(super) struct HashcashArgs {
+    /// The data, as text (UTF-8).
+    #[arg(long)]
+    pub(super) data: Option<String>,
+    /// The data, as hex.
+    #[arg(long, value_name = "HEX")]
+    pub(super) data_hex: Option<String>,
+    /// The data, read from a file (at most 64 KiB).
+    #[arg(long, value_name = "FILE")]
+    pub(super) data_file: Option<PathBuf>,
+    /// Leading zero bits required (1-256).
+    #[arg(long)]
+    pub(super) bits: u32,
+    /// Counters to try, half-open START..END (default 0..2^64-1).
+    #[arg(long, value_name = "START..END")]
+    pub(super) counter_range: Option<String>,
+    /// Find every counter in the range instead of stopping at the first (needs
+    /// --counter-range).
+    #[arg(long)]
+    pub(super) all: bool,
+    #[command(flatten)]
+    pub(super) common: SubmitCommon,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("targets").required(true).multiple(true).args(["target", "targets_file"])))]
+pub(super) struct PreimageArgs {
+    /// The mask: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 are charsets, ?? is '?', anything
+    /// else stands for itself (e.g. "pass?d?d?d?d").
+    #[arg(long)]
+    pub(super) mask: String,
+    /// Custom charset ?1 (same syntax, e.g. "?l?d_").
+    #[arg(long = "charset1", short = '1', value_name = "SET")]
+    pub(super) charset1: Option<String>,
+    /// Custom charset ?2.
+    #[arg(long = "charset2", short = '2', value_name = "SET")]
+    pub(super) charset2: Option<String>,
+    /// Custom charset ?3.
+    #[arg(long = "charset3", short = '3', value_name = "SET")]
+    pub(super) charset3: Option<String>,
+    /// Custom charset ?4.
+    #[arg(long = "charset4", short = '4', value_name = "SET")]
+    pub(super) charset4: Option<String>,
+    /// A target digest, 64 hex digits (repeatable).
+    #[arg(long, value_name = "HEX")]
+    pub(super) target: Vec<String>,
+    /// A file of target digests, one per line (blank lines and # comments skipped).
+    #[arg(long, value_name = "FILE")]
+    pub(super) targets_file: Option<PathBuf>,
+    /// The hash inverted.
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    pub(super) hash: HashArg,
+    /// Stop at the first preimage found instead of looking for every target.
+    #[arg(long)]
+    pub(super) first: bool,
+    /// Skip this many candidates at the start of the mask.
+    #[arg(long, default_value_t = 0)]
+    pub(super) skip: u64,
+    /// Search at most this many candidates.
+    #[arg(long)]
+    pub(super) limit: Option<u64>,
+    #[command(flatten)]
+    pub(super) common: SubmitCommon,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(super) enum HashArg {
+    /// SHA-256(candidate).
+    Sha256,
+    /// SHA-256(SHA-256(candidate)).
+    Sha256d,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct Sha256dArgs {
+    /// The 80-byte block header, hex, as serialized (its nonce field is ignored).
+    #[arg(long)]
+    pub(super) header: String,
+    /// Nonces to search, half-open START..END (default 0..4294967296).
+    #[arg(long, value_name = "START..END")]
+    pub(super) nonce_range: Option<String>,
+    /// Target, 64 hex digits, most significant first (default: the header's nBits).
+    #[arg(long)]
+    pub(super) target: Option<String>,
+    /// BIP 320 version bits to roll (a subset of 1fffe000), to search beyond 2^32.
+    #[arg(long, value_name = "HEX")]
+    pub(super) version_mask: Option<String>,
+    /// Find every solution instead of stopping at the first.
+    #[arg(long)]
+    pub(super) all: bool,
+    #[command(flatten)]
+    pub(super) common: SubmitCommon,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ClusterArg {
+    /// The cluster directory (made by `picluster init`).
+    #[arg(long = "cluster", env = "PICLUSTER_CLUSTER", value_name = "DIR")]
+    pub(super) dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct OutputArg {
+    /// Machine-readable output: the last line of stdout is one JSON object.
+    #[arg(long)]
+    pub(super) json: bool,
+}

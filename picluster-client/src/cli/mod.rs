@@ -1,0 +1,291 @@
+//! The `picluster` command line. `main.rs` only calls [`main`]; tests call [`run`]
+//! with their own output buffer.
+//!
+//! Exit codes: 0 success (a job that completed, with or without solutions), 1 an
+//! error (or a job that failed), 2 bad usage, 3 a job that ended cancelled.
+//!
+//! # Layout
+//! - this file: the entry points, dispatch, and [`CliError`].
+//! - `args`: the clap types of every command and option.
+//! - `spec`: input validation, arguments into a job, before anything is sent.
+//! - `output`: text and JSON output, the progress bar.
+
+mod args;
+mod output;
+mod spec;
+
+pub use args::Cli;
+
+use crate::client::{Client, ClientError};
+use args::{Command, SubmitCommon, SubmitKind};
+use clap::Parser;
+use output::{job_json, print_jobs, print_report, print_status, status_json, wait_with_bar};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::job::JobSpec;
+use picluster_core::service::{background_runtime, shutdown_signal};
+use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code of a job that ended cancelled.
+pub const EXIT_CANCELLED: u8 = 3;
+
+/// A failure the command reports as one line and exit code 1 (2 for usage).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line does not parse (clap's message).
+    #[error("{0}")]
+    Usage(clap::Error),
+    /// The user's input is invalid; nothing was sent.
+    #[error("{0}")]
+    Input(String),
+    /// A cluster directory or bundle problem.
+    #[error(transparent)]
+    Cluster(#[from] picluster_core::trust::ClusterError),
+    /// Talking to the coordinator failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The coordinator could not start.
+    #[error(transparent)]
+    Net(#[from] picluster_core::net::NetError),
+    /// Writing output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let verbose = matches!(cli.command, Command::Coordinator { .. });
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| if verbose { "info" } else { "warn" }.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let stdout = std::io::stdout();
+    match run(cli, &mut stdout.lock()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("picluster: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `args` (the first being the program name) and runs the command.
+pub fn run_from<I, T>(args: I, out: &mut dyn Write) -> Result<ExitCode, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run(Cli::try_parse_from(args).map_err(CliError::Usage)?, out)
+}
+
+/// Runs a parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Init {
+            dir,
+            listen,
+            advertise,
+        } => {
+            let cluster = ClusterDir::init(&dir, listen, &advertise)?;
+            writeln!(
+                out,
+                "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
+                dir.display(),
+                cluster.config().listen,
+                cluster.config().advertise.join(", "),
+                dir.display(),
+                dir.display(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Coordinator { cluster } => {
+            // Check the directory before starting anything.
+            ClusterDir::open(&cluster.dir)?;
+            // One thread: the coordinator's state machine is single-threaded, and a
+            // current-thread runtime wakes less (about 9 % of a core at 1,000 workers
+            // against 10-11 % with a one-worker multi-thread runtime; BENCHMARKS.md).
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(picluster_core::service::serve_cluster(
+                    &cluster.dir,
+                    CoordinatorConfig::default(),
+                    shutdown_signal(),
+                ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AddWorker {
+            name,
+            cluster,
+            out: path,
+        } => {
+            let dir = ClusterDir::open(&cluster.dir)?;
+            let bundle = dir.worker_bundle(&name)?;
+            bundle.save(&path)?;
+            writeln!(
+                out,
+                "wrote {} for worker {name} (coordinator {})\n  copy it to the worker and run: picluster-worker --bundle {}",
+                path.display(),
+                bundle.coordinator,
+                path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit {
+            kind: SubmitKind::Sha256d(args),
+        } => submit(spec::sha256d_spec(&args)?, &args.common, out),
+        Command::Submit {
+            kind: SubmitKind::Hashcash(args),
+        } => submit(spec::hashcash_spec(&args)?, &args.common, out),
+        Command::Submit {
+            kind: SubmitKind::Preimage(args),
+        } => submit(spec::preimage_spec(&args)?, &args.common, out),
+        Command::Wait {
+            job,
+            cluster,
+            output,
+        } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let report = wait_with_bar(&client, job).await?;
+                print_report(out, &report, output.json)
+            })
+        }
+        Command::Jobs { cluster, output } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let jobs = client.jobs().await?;
+                if output.json {
+                    let list: Vec<Value> = jobs.iter().map(job_json).collect();
+                    writeln!(out, "{}", json!({ "jobs": list }))?;
+                } else {
+                    print_jobs(out, &jobs)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Status { cluster, output } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let status = client.status().await?;
+                if output.json {
+                    writeln!(out, "{}", status_json(&status))?;
+                } else {
+                    print_status(out, &status)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Drain {
+            name,
+            cluster,
+            output,
+        } => drain_command(&name, &cluster.dir, output.json, true, out),
+        Command::Undrain {
+            name,
+            cluster,
+            output,
+        } => drain_command(&name, &cluster.dir, output.json, false, out),
+        Command::Cancel {
+            job,
+            cluster,
+            output,
+        } => {
+            let dir = cluster_dir(&cluster.dir)?;
+            with_client(&dir, |client| async move {
+                let summary = client.cancel(job).await?;
+                let state = summary.progress.state.as_str();
+                if output.json {
+                    writeln!(out, "{}", json!({"job": job.to_string(), "state": state}))?;
+                } else {
+                    writeln!(out, "{job} {state}")?;
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+/// Submits a validated job, then waits for it with a progress bar (or returns at once
+/// with `--detach`).
+fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    let dir = cluster_dir(&common.cluster.dir)?;
+    let json = common.output.json;
+    with_client(&dir, |client| async move {
+        let job = client.submit_with_priority(&spec, common.priority).await?;
+        if common.detach {
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"job": job.to_string(), "state": "queued"})
+                )?;
+            } else {
+                writeln!(out, "{job}")?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = wait_with_bar(&client, job).await?;
+        print_report(out, &report, json)
+    })
+}
+
+fn drain_command(
+    name: &str,
+    dir: &Path,
+    json: bool,
+    drain: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let dir = cluster_dir(dir)?;
+    with_client(&dir, |client| async move {
+        let worker = client.drain(name, drain).await?;
+        let state = worker.state.as_str();
+        if json {
+            writeln!(
+                out,
+                "{}",
+                json!({"worker": worker.name, "state": state, "leases": worker.leases})
+            )?;
+        } else {
+            writeln!(out, "{} {state}", worker.name)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
+    ClusterDir::open(dir)?;
+    if !dir.join(ADMIN_BUNDLE).is_file() {
+        return Err(CliError::Input(format!(
+            "{} has no {ADMIN_BUNDLE}: client commands need the cluster's admin credential",
+            dir.display()
+        )));
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn with_client<'o, F, Fut>(dir: &Path, f: F) -> Result<ExitCode, CliError>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,
+{
+    background_runtime()?.block_on(async {
+        let client = Client::connect_cluster(dir).await?;
+        let closer = client.clone();
+        let result = f(client).await;
+        closer.close();
+        result
+    })
+}

@@ -1,0 +1,253 @@
+//! Output for people (tables, a progress bar on a terminal) and for scripts
+//! (`--json`: the last line of stdout is one JSON object).
+
+use super::{CliError, EXIT_CANCELLED};
+use crate::client::Client;
+use picluster_core::hex;
+use picluster_core::ids::JobId;
+use picluster_core::job::SearchMode;
+use picluster_core::kernel::{Solution, SolutionDetail};
+use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobReport, CliError> {
+    let watch = client.watch(job).await?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(watch.initial.keyspace),
+        if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(job.to_string());
+    let report = watch
+        .finish(|p: &JobProgress| {
+            bar.set_position(p.hashes);
+            bar.set_message(format!("{:.2} MH/s", rate_mhs(p.hashes, p.elapsed_ms)));
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn rate_mhs(hashes: u64, elapsed_ms: u64) -> f64 {
+    if elapsed_ms == 0 {
+        0.0
+    } else {
+        hashes as f64 / elapsed_ms as f64 / 1000.0
+    }
+}
+
+fn report_json(report: &JobReport) -> Value {
+    json!({
+        "job": report.job.to_string(),
+        "state": report.state.as_str(),
+        "solutions": report.solutions.iter().map(solution_json).collect::<Vec<_>>(),
+        "truncated": report.truncated,
+        "hashes": report.hashes,
+        "keyspace": report.keyspace,
+        "seconds": report.elapsed_ms as f64 / 1000.0,
+        "workers": report.contributions.iter().map(|c| json!({
+            "name": c.worker,
+            "hashes": c.hashes,
+        })).collect::<Vec<_>>(),
+        "error": report.error,
+    })
+}
+
+fn solution_json(s: &Solution) -> Value {
+    match &s.detail {
+        SolutionDetail::Sha256d { nonce, version } => json!({
+            "nonce": nonce,
+            "version": version,
+            "hash": hex::encode(&s.hash),
+        }),
+        SolutionDetail::Hashcash { counter } => json!({
+            "counter": counter,
+            "hash": hex::encode(&s.hash),
+        }),
+        SolutionDetail::Preimage { candidate } => json!({
+            "index": s.index,
+            "preimage": std::str::from_utf8(candidate).ok(),
+            "preimage_hex": hex::encode(candidate),
+            "hash": hex::encode(&s.hash),
+        }),
+    }
+}
+
+fn solution_line(s: &Solution) -> String {
+    match &s.detail {
+        SolutionDetail::Sha256d { nonce, version } => format!(
+            "nonce {nonce} (0x{nonce:08x})  version 0x{version:08x}  hash {}",
+            hex::encode(&s.hash)
+        ),
+        SolutionDetail::Hashcash { counter } => {
+            format!("counter {counter}  hash {}", hex::encode(&s.hash))
+        }
+        SolutionDetail::Preimage { candidate } => format!(
+            "{}  hash {}",
+            match std::str::from_utf8(candidate) {
+                Ok(text) => format!("{text:?}"),
+                Err(_) => format!("hex:{}", hex::encode(candidate)),
+            },
+            hex::encode(&s.hash)
+        ),
+    }
+}
+
+pub(super) fn print_report(
+    out: &mut dyn Write,
+    report: &JobReport,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    if as_json {
+        writeln!(out, "{}", report_json(report))?;
+    } else {
+        writeln!(
+            out,
+            "{} {}: {} solution{}",
+            report.job,
+            report.state.as_str(),
+            report.solutions.len(),
+            if report.solutions.len() == 1 { "" } else { "s" }
+        )?;
+        if report.truncated {
+            writeln!(
+                out,
+                "  (more solutions were found; the lowest {} are listed)",
+                report.solutions.len()
+            )?;
+        }
+        for s in &report.solutions {
+            writeln!(out, "  {}", solution_line(s))?;
+        }
+        if let Some(error) = &report.error {
+            writeln!(out, "  error: {error}")?;
+        }
+        writeln!(
+            out,
+            "searched {} of {} in {:.2} s ({:.2} MH/s)",
+            report.hashes,
+            report.keyspace,
+            report.elapsed_ms as f64 / 1000.0,
+            rate_mhs(report.hashes, report.elapsed_ms)
+        )?;
+        for c in &report.contributions {
+            writeln!(out, "  {:<20} {:>16} hashes", c.worker, c.hashes)?;
+        }
+    }
+    Ok(match report.state {
+        JobState::Cancelled => ExitCode::from(EXIT_CANCELLED),
+        JobState::Failed => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn mode_str(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::First => "first",
+        SearchMode::All => "all",
+    }
+}
+
+pub(super) fn job_json(j: &JobSummary) -> Value {
+    let p = &j.progress;
+    json!({
+        "job": p.job.to_string(),
+        "state": p.state.as_str(),
+        "kind": j.kind,
+        "mode": mode_str(j.mode),
+        "priority": j.priority,
+        "client": j.client,
+        "hashes": p.hashes,
+        "keyspace": p.keyspace,
+        "solutions": p.solutions,
+        "seconds": p.elapsed_ms as f64 / 1000.0,
+    })
+}
+
+pub(super) fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
+        "JOB", "STATE", "KIND", "MODE", "PRIORITY", "CLIENT", "DONE", "SOLUTIONS", "SECONDS"
+    )?;
+    for j in jobs {
+        let p = &j.progress;
+        writeln!(
+            out,
+            "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>6.1}% {:>9} {:>10.1}",
+            p.job.to_string(),
+            p.state.as_str(),
+            j.kind,
+            mode_str(j.mode),
+            j.priority,
+            j.client,
+            100.0 * p.hashes as f64 / p.keyspace.max(1) as f64,
+            p.solutions,
+            p.elapsed_ms as f64 / 1000.0
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn status_json(status: &ClusterStatus) -> Value {
+    json!({
+        "workers": status.workers.iter().map(|w| json!({
+            "name": w.name,
+            "id": w.worker.to_string(),
+            "state": w.state.as_str(),
+            "threads": w.threads,
+            "arch": w.arch,
+            "impl": w.kernel_impl,
+            "mhs": w.rate_hps as f64 / 1e6,
+            "hashes": w.hashes,
+            "leases": w.leases,
+            "connected_seconds": w.connected_ms as f64 / 1000.0,
+        })).collect::<Vec<_>>(),
+        "jobs": status.jobs.iter().map(job_json).collect::<Vec<_>>(),
+    })
+}
+
+pub(super) fn print_status(out: &mut dyn Write, status: &ClusterStatus) -> std::io::Result<()> {
+    let total: f64 = status.workers.iter().map(|w| w.rate_hps as f64 / 1e6).sum();
+    writeln!(
+        out,
+        "{} worker{}, {:.2} MH/s",
+        status.workers.len(),
+        if status.workers.len() == 1 { "" } else { "s" },
+        total
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9}",
+        "WORKER", "STATE", "THREADS", "ARCH", "IMPL", "MH/S"
+    )?;
+    for w in &status.workers {
+        writeln!(
+            out,
+            "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9.2}",
+            w.name,
+            w.state.as_str(),
+            w.threads,
+            w.arch,
+            w.kernel_impl,
+            w.rate_hps as f64 / 1e6
+        )?;
+    }
+    if !status.jobs.is_empty() {
+        writeln!(out)?;
+        print_jobs(out, &status.jobs)?;
+    }
+    Ok(())
+}

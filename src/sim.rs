@@ -1,0 +1,858 @@
+//! Deterministic simulation: the real coordinator and worker-agent state machines,
+//! driven by simulated time, per-link FIFO latency with spikes, dropped connections,
+//! crashed and rejoining workers, heterogeneous speeds and several jobs. Seeded: a
+//! failing seed replays exactly (`PICLUSTER_SIM_SEED=N cargo test sim::`).
+//!
+//! Only compute is simulated: a worker advances through its task at its speed and
+//! reports the solutions in what it covered, taken from a single-process scan of the
+//! job done once up front. The coordinator still verifies every claimed solution with
+//! a real hash, and the properties compare its reports with that scan.
+
+use crate::fixtures::vectors;
+use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use picluster_core::identity::{PeerIdentity, Role};
+use picluster_core::ids::{ConnId, JobId, RequestId};
+use picluster_core::job::{JobKind, SearchMode};
+use picluster_core::kernel::sha256d::{Sha256dJob, Target};
+use picluster_core::kernel::SearchKernel;
+use picluster_core::wire::*;
+use picluster_worker::agent::{Agent, ComputeCommand, WorkerInfo};
+use picluster_worker::compute::{ComputeEvent, TaskId, Work};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// splitmix64: small, seedable, good enough for choosing scenarios.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+/// The jobs scenarios draw from, with their solutions by a single-process scan.
+struct PoolJob {
+    job: Sha256dJob,
+    solutions: Vec<u64>,
+}
+
+fn pool() -> &'static Vec<PoolJob> {
+    static POOL: OnceLock<Vec<PoolJob>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        // About 1 in 4096 hashes meets this target.
+        let mut t = [0xff; 32];
+        t[0] = 0;
+        t[1] = 0x0f;
+        let target = Target(t);
+        let sizes = [1u64 << 19, 3 << 18, 1 << 20];
+        vectors()
+            .iter()
+            .zip(sizes)
+            .map(|(v, size)| {
+                // Distinct keyspace sizes identify the job inside the simulated engine.
+                let job = Sha256dJob::new(v.header, Some(target), 0..size, 0).unwrap();
+                let mut solutions = Vec::new();
+                job.kernel().scan(0..job.keyspace(), &mut solutions);
+                PoolJob { job, solutions }
+            })
+            .collect()
+    })
+}
+
+const MS: u64 = 1000; // simulation time is in microseconds
+const QUIC_IDLE: u64 = 10_000 * MS;
+
+#[derive(Clone, Debug)]
+enum Packet {
+    ToCoord(ConnId, WorkerToCoord),
+    ToWorker(ConnId, CoordToWorker),
+}
+
+struct SimTask {
+    id: TaskId,
+    job: usize,
+    start: u64,
+    position: f64,
+    limit: u64,
+    stopped: bool,
+    reported: u64,
+    found_up_to: u64,
+    next_tick: u64,
+}
+
+struct SimWorker {
+    name: String,
+    /// Indices per microsecond.
+    speed: f64,
+    conn: Option<ConnId>,
+    agent: Agent,
+    tasks: VecDeque<SimTask>,
+    progress_every: u64,
+    /// Up when the process runs; a crashed worker rejoins at `rejoin_at`.
+    up: bool,
+    rejoin_at: Option<u64>,
+    reconnect_at: Option<u64>,
+    computed: u64,
+}
+
+struct Scenario {
+    workers: Vec<f64>,
+    jobs: Vec<(u64, usize, SearchMode)>,
+    cancel: Option<(u64, usize)>,
+    latency: (u64, u64),
+    spike: f64,
+    crashes: Vec<(u64, usize, u64)>,
+    drops: Vec<(u64, usize)>,
+}
+
+struct Outcome {
+    reports: BTreeMap<JobId, (JobReport, u64)>,
+    submitted_at: BTreeMap<JobId, u64>,
+    pool_index: BTreeMap<JobId, usize>,
+    modes: BTreeMap<JobId, SearchMode>,
+    cancelled: Option<(JobId, u64)>,
+    late_assigns: usize,
+    computed: u64,
+    steals: u64,
+}
+
+const CLIENT: ConnId = ConnId(1_000_000);
+
+struct Sim {
+    now: u64,
+    base: Instant,
+    rng: Rng,
+    coord: Coordinator,
+    workers: Vec<SimWorker>,
+    /// In flight: (deliver at, sequence) -> packet.
+    wire: BTreeMap<(u64, u64), Packet>,
+    link_free: BTreeMap<ConnId, (u64, u64)>,
+    seq: u64,
+    next_conn: u64,
+    conn_worker: BTreeMap<ConnId, usize>,
+    pending_disconnects: Vec<(u64, ConnId)>,
+    latency: (u64, u64),
+    spike: f64,
+    outcome: Outcome,
+}
+
+impl Sim {
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_micros(self.now)
+    }
+
+    fn send(&mut self, conn: ConnId, packet: Packet) {
+        if std::env::var("PICLUSTER_SIM_TRACE").is_ok_and(|v| v == "2") {
+            eprintln!("{:>8} ms {conn} {packet:?}", self.now / MS);
+        }
+        let mut delay = self.rng.range(self.latency.0, self.latency.1);
+        if self.rng.chance(self.spike) {
+            delay += self.rng.range(50 * MS, 1500 * MS); // retransmissions
+        }
+        let direction = u64::from(matches!(packet, Packet::ToWorker(..)));
+        // Streams are ordered: nothing overtakes what was sent before on its link.
+        let link = self.link_free.entry(conn).or_insert((0, 0));
+        let slot = if direction == 0 {
+            &mut link.0
+        } else {
+            &mut link.1
+        };
+        let at = (self.now + delay).max(*slot);
+        *slot = at;
+        self.seq += 1;
+        self.wire.insert((at, self.seq), packet);
+    }
+
+    fn connect(&mut self, w: usize) {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conn_worker.insert(conn, w);
+        let worker = &mut self.workers[w];
+        worker.conn = Some(conn);
+        let hello = worker.agent.hello();
+        let name = worker.name.clone();
+        let now = self.instant();
+        self.coord.handle_connected(
+            now,
+            conn,
+            PeerIdentity {
+                role: Role::Worker,
+                name,
+            },
+        );
+        self.send(conn, Packet::ToCoord(conn, hello));
+    }
+
+    fn drain_coord(&mut self) {
+        let now = self.instant();
+        while let Some(t) = self.coord.poll_transmit(now) {
+            match t {
+                Transmit::ToWorker(conn, m) => {
+                    if let (Some((job, _)), CoordToWorker::Assign(a)) = (self.outcome.cancelled, &m)
+                    {
+                        if a.job == job {
+                            self.outcome.late_assigns += 1;
+                        }
+                    }
+                    self.send(conn, Packet::ToWorker(conn, m));
+                }
+                Transmit::ToClient(_, CoordToClient::Finished(r)) => {
+                    self.outcome.reports.entry(r.job).or_insert((r, self.now));
+                }
+                Transmit::ToClient(_, _) => {}
+                Transmit::Close(conn, code, reason) => {
+                    assert!(
+                        matches!(code, CloseCode::Normal | CloseCode::Replaced),
+                        "unexpected close of {conn}: {code:?} {reason}"
+                    );
+                    if let Some(&w) = self.conn_worker.get(&conn) {
+                        if self.workers[w].conn == Some(conn) {
+                            self.pending_disconnects.push((self.now, conn));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_worker(&mut self, w: usize) {
+        loop {
+            let Some(cmd) = self.workers[w].agent.poll_compute() else {
+                break;
+            };
+            let worker = &mut self.workers[w];
+            match cmd {
+                ComputeCommand::Run {
+                    task, work, range, ..
+                } => {
+                    let Work::Search(kernel) = work else {
+                        panic!("the simulation runs SHA-256d jobs only")
+                    };
+                    let job = pool()
+                        .iter()
+                        .position(|p| p.job.keyspace() == kernel.keyspace())
+                        .unwrap();
+                    let next_tick = self.now + worker.progress_every;
+                    worker.tasks.push_back(SimTask {
+                        id: task,
+                        job,
+                        start: range.start,
+                        position: range.start as f64,
+                        limit: range.end,
+                        stopped: false,
+                        reported: range.start,
+                        found_up_to: range.start,
+                        next_tick,
+                    });
+                }
+                ComputeCommand::Stop(task) => {
+                    if let Some(t) = worker.tasks.iter_mut().find(|t| t.id == task) {
+                        t.stopped = true;
+                    }
+                }
+                ComputeCommand::Trim(task, end) => {
+                    // Blocks already claimed are finished, as in the real engine, where
+                    // a block is about 50 ms of one thread's work.
+                    let block = ((worker.speed * 50.0 * MS as f64) as u64).max(1);
+                    let head = worker.tasks.front().map(|t| t.id);
+                    if let Some(t) = worker.tasks.iter_mut().find(|t| t.id == task) {
+                        let pos = t.position.ceil() as u64;
+                        let claimed = if head == Some(task) {
+                            t.start + (pos - t.start).div_ceil(block) * block
+                        } else {
+                            t.start
+                        };
+                        t.limit = t.limit.min(end.max(claimed));
+                        let limit = t.limit;
+                        worker
+                            .agent
+                            .handle_compute(ComputeEvent::Trimmed { task, end: limit });
+                    }
+                }
+            }
+        }
+        if let Some(conn) = self.workers[w].conn {
+            while let Some(m) = self.workers[w].agent.poll_transmit() {
+                self.send(conn, Packet::ToCoord(conn, m));
+            }
+        } else {
+            while self.workers[w].agent.poll_transmit().is_some() {}
+        }
+    }
+
+    /// Advances worker `w`'s compute to `self.now`, emitting events.
+    fn run_worker(&mut self, w: usize, from: u64) {
+        let mut t0 = from;
+        loop {
+            let worker = &mut self.workers[w];
+            if !worker.up {
+                return;
+            }
+            let speed = worker.speed;
+            let every = worker.progress_every;
+            let Some(task) = worker.tasks.front_mut() else {
+                return;
+            };
+            let mut events = Vec::new();
+            let finished;
+            if task.stopped {
+                finished = true;
+            } else {
+                let needed = (task.limit as f64 - task.position) / speed;
+                let available = (self.now - t0) as f64;
+                if needed <= available {
+                    worker.computed += task.limit - task.position as u64;
+                    task.position = task.limit as f64;
+                    t0 += needed.ceil() as u64;
+                    finished = true;
+                } else {
+                    let before = task.position as u64;
+                    task.position += available * speed;
+                    worker.computed += task.position as u64 - before;
+                    t0 = self.now;
+                    finished = false;
+                }
+            }
+            let pos = task.position as u64;
+            let solutions = &pool()[task.job].solutions;
+            let found: Vec<u64> = solutions
+                .iter()
+                .copied()
+                .filter(|i| *i >= task.found_up_to && *i < pos)
+                .collect();
+            task.found_up_to = task.found_up_to.max(pos);
+            if !found.is_empty() {
+                events.push(ComputeEvent::Found {
+                    task: task.id,
+                    indices: found,
+                });
+            }
+            if finished {
+                events.push(ComputeEvent::Finished {
+                    task: task.id,
+                    position: pos,
+                    output: None,
+                });
+                worker.tasks.pop_front();
+                if let Some(next) = worker.tasks.front_mut() {
+                    next.next_tick = t0 + every;
+                }
+            } else if self.now >= task.next_tick {
+                task.next_tick = self.now + every;
+                if pos > task.reported {
+                    task.reported = pos;
+                    events.push(ComputeEvent::Progress {
+                        task: task.id,
+                        position: pos,
+                        output: None,
+                    });
+                }
+            }
+            for e in events {
+                self.workers[w].agent.handle_compute(e);
+            }
+            self.drain_worker(w);
+            if !finished {
+                return;
+            }
+        }
+    }
+
+    /// When worker `w` next has something to report.
+    fn worker_wakeup(&self, w: usize) -> Option<u64> {
+        let worker = &self.workers[w];
+        if !worker.up {
+            return None;
+        }
+        let task = worker.tasks.front()?;
+        if task.stopped {
+            return Some(self.now);
+        }
+        let done = self.now + ((task.limit as f64 - task.position) / worker.speed).ceil() as u64;
+        Some(done.min(task.next_tick).max(self.now))
+    }
+}
+
+fn scenario(rng: &mut Rng, faults: bool) -> Scenario {
+    // Pi 3, Pi 4, laptop: 1x, 4x, 30x.
+    let n = rng.range(2, 5) as usize;
+    let ratios: Vec<f64> = (0..n)
+        .map(|_| [1.0, 4.0, 30.0][rng.below(3) as usize])
+        .collect();
+    if !faults {
+        // Jobs of 10 to 60 s at the cluster's total speed: "a few seconds or more".
+        let job = rng.below(3) as usize;
+        let seconds = rng.range(10, 60) as f64;
+        let total = pool()[job].job.keyspace() as f64 / (seconds * 1e6);
+        let sum: f64 = ratios.iter().sum();
+        let workers = ratios.iter().map(|r| r * total / sum).collect();
+        return Scenario {
+            workers,
+            jobs: vec![(0, job, SearchMode::All)],
+            cancel: None,
+            latency: (200, 2 * MS),
+            spike: 0.0,
+            crashes: vec![],
+            drops: vec![],
+        };
+    }
+    let base = 0.004 + rng.below(4) as f64 * 0.002;
+    let workers: Vec<f64> = ratios.iter().map(|r| r * base).collect();
+    let jobs: Vec<(u64, usize, SearchMode)> = (0..rng.range(1, 3))
+        .map(|_| {
+            let mode = if rng.chance(0.5) {
+                SearchMode::All
+            } else {
+                SearchMode::First
+            };
+            (rng.below(5000) * MS, rng.below(3) as usize, mode)
+        })
+        .collect();
+    let cancel = rng.chance(0.3).then(|| {
+        (
+            rng.range(100, 8000) * MS,
+            rng.below(jobs.len() as u64) as usize,
+        )
+    });
+    let crashes = (0..rng.below(3))
+        .map(|_| {
+            (
+                rng.range(100, 20_000) * MS,
+                rng.below(n as u64) as usize,
+                rng.range(500, 15_000) * MS,
+            )
+        })
+        .collect();
+    let drops = (0..rng.below(3))
+        .map(|_| (rng.range(100, 20_000) * MS, rng.below(n as u64) as usize))
+        .collect();
+    Scenario {
+        workers,
+        jobs,
+        cancel,
+        latency: (100, rng.range(1, 20) * MS),
+        spike: [0.0, 0.01, 0.05][rng.below(3) as usize],
+        crashes,
+        drops,
+    }
+}
+
+/// How the coordinator splits work, for comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The real scheduler: adaptive chunks and work stealing.
+    Stealing,
+    /// One equal chunk per worker, no stealing.
+    StaticSplit,
+    /// Fixed-size chunks (1/16 of an equal share), no stealing.
+    FixedChunks,
+}
+
+fn run(seed: u64, faults: bool) -> (Scenario, Outcome) {
+    run_with(seed, faults, Policy::Stealing)
+}
+
+/// Runs one seed's scenario under `policy`; returns the makespan over ideal of its
+/// first job (meaningful for fault-free scenarios).
+pub fn makespan_ratio(seed: u64, policy: Policy) -> f64 {
+    let (sc, out) = run_with(seed, false, policy);
+    let (job, (_, finished_at)) = out.reports.iter().next().expect("a job");
+    let keyspace = pool()[out.pool_index[job]].job.keyspace();
+    let speed: f64 = sc.workers.iter().sum();
+    let ideal = keyspace as f64 / speed + 2.0 * sc.latency.1 as f64;
+    (finished_at - out.submitted_at[job]) as f64 / ideal
+}
+
+fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
+    let mut rng = Rng(seed);
+    let sc = scenario(&mut rng, faults);
+    // The real minimums (64 Ki) are about 16 ms of a Pi 3's work; keep that relation
+    // at the simulation's speeds.
+    let slowest = sc.workers.iter().copied().fold(f64::INFINITY, f64::min);
+    let granule = ((slowest * 20.0 * MS as f64) as u64).max(16);
+    let mut config = CoordinatorConfig {
+        min_chunk: granule,
+        min_steal: granule,
+        ..CoordinatorConfig::default()
+    };
+    let equal_share = sc.jobs.first().map_or(1, |j| {
+        pool()[j.1].job.keyspace().div_ceil(sc.workers.len() as u64)
+    });
+    match policy {
+        Policy::Stealing => {}
+        Policy::StaticSplit => {
+            config.steal = false;
+            config.leases_per_worker = 1;
+            config.min_chunk = equal_share;
+            config.max_chunk = equal_share;
+        }
+        Policy::FixedChunks => {
+            config.steal = false;
+            config.min_chunk = (equal_share / 16).max(1);
+            config.max_chunk = (equal_share / 16).max(1);
+        }
+    }
+    let progress_every = config.progress_interval.as_micros() as u64;
+    let mut sim = Sim {
+        now: 0,
+        base: Instant::now(),
+        rng,
+        coord: Coordinator::new(config),
+        workers: sc
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, &speed)| SimWorker {
+                name: format!("w{i}"),
+                speed,
+                conn: None,
+                agent: Agent::new(
+                    WorkerInfo {
+                        threads: 1,
+                        kernel_impl: "sim".into(),
+                        bench_hps: (speed * 1e6) as u64,
+                    },
+                    Default::default(),
+                ),
+                tasks: VecDeque::new(),
+                progress_every,
+                up: true,
+                rejoin_at: None,
+                reconnect_at: None,
+                computed: 0,
+            })
+            .collect(),
+        wire: BTreeMap::new(),
+        link_free: BTreeMap::new(),
+        seq: 0,
+        next_conn: 1,
+        conn_worker: BTreeMap::new(),
+        pending_disconnects: Vec::new(),
+        latency: sc.latency,
+        spike: sc.spike,
+        outcome: Outcome {
+            reports: BTreeMap::new(),
+            submitted_at: BTreeMap::new(),
+            pool_index: BTreeMap::new(),
+            modes: BTreeMap::new(),
+            cancelled: None,
+            late_assigns: 0,
+            computed: 0,
+            steals: 0,
+        },
+    };
+    let now = sim.instant();
+    sim.coord.handle_connected(
+        now,
+        CLIENT,
+        PeerIdentity {
+            role: Role::Client,
+            name: "admin".into(),
+        },
+    );
+    sim.coord.handle_inbound(
+        now,
+        CLIENT,
+        Inbound::Client(ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "sim".into(),
+        })),
+    );
+    for w in 0..sim.workers.len() {
+        sim.connect(w);
+    }
+    let mut submits: VecDeque<(u64, usize, SearchMode)> = sc.jobs.iter().copied().collect();
+    submits.make_contiguous().sort_by_key(|j| j.0);
+    let mut crashes = sc.crashes.clone();
+    crashes.sort();
+    let mut drops = sc.drops.clone();
+    drops.sort();
+    let mut cancel = sc.cancel;
+    let mut next_job = 1u64;
+    let deadline = 20_000_000 * MS;
+    let mut last = 0;
+    for _step in 0..2_000_000 {
+        sim.drain_coord();
+        if submits.is_empty() && sim.outcome.reports.len() == sc.jobs.len() {
+            break;
+        }
+        // The next event.
+        let mut next = deadline;
+        if let Some((&(t, _), _)) = sim.wire.first_key_value() {
+            next = next.min(t);
+        }
+        for w in 0..sim.workers.len() {
+            if let Some(t) = sim.worker_wakeup(w) {
+                next = next.min(t);
+            }
+            let wk = &sim.workers[w];
+            for t in [wk.rejoin_at, wk.reconnect_at].into_iter().flatten() {
+                next = next.min(t);
+            }
+        }
+        if let Some(t) = sim.coord.poll_timeout() {
+            next = next.min(t.duration_since(sim.base).as_micros() as u64);
+        }
+        for t in [
+            submits.front().map(|s| s.0),
+            crashes.first().map(|c| c.0),
+            drops.first().map(|d| d.0),
+            cancel.map(|c| c.0),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(t);
+        }
+        for (t, _) in &sim.pending_disconnects {
+            next = next.min(*t);
+        }
+        assert!(
+            next < deadline,
+            "seed {seed}: simulation stalled at {} ms",
+            sim.now / MS
+        );
+        sim.now = next.max(sim.now);
+        for w in 0..sim.workers.len() {
+            sim.run_worker(w, last);
+        }
+        last = sim.now;
+        let now = sim.instant();
+        // Deliveries due.
+        while let Some((&(t, s), _)) = sim.wire.first_key_value() {
+            if t > sim.now {
+                break;
+            }
+            let packet = sim.wire.remove(&(t, s)).unwrap();
+            match packet {
+                Packet::ToCoord(conn, m) => {
+                    let live = sim
+                        .conn_worker
+                        .get(&conn)
+                        .is_some_and(|&w| sim.workers[w].conn == Some(conn) && sim.workers[w].up);
+                    if live {
+                        sim.coord.handle_inbound(now, conn, Inbound::Worker(m));
+                    }
+                }
+                Packet::ToWorker(conn, m) => {
+                    if let Some(&w) = sim.conn_worker.get(&conn) {
+                        if sim.workers[w].conn == Some(conn) && sim.workers[w].up {
+                            if let CoordToWorker::Welcome(welcome) = m {
+                                sim.workers[w].agent.handle_welcome(welcome);
+                            } else {
+                                sim.workers[w].agent.handle_message(m).unwrap();
+                            }
+                            sim.drain_worker(w);
+                        }
+                    }
+                }
+            }
+        }
+        if sim.coord.poll_timeout().is_some_and(|t| t <= now) {
+            sim.coord.handle_timeout(now);
+        }
+        // Connections the coordinator closed, or lost ones it noticed.
+        let due: Vec<ConnId> = sim
+            .pending_disconnects
+            .iter()
+            .filter(|(t, _)| *t <= sim.now)
+            .map(|(_, c)| *c)
+            .collect();
+        sim.pending_disconnects.retain(|(t, _)| *t > sim.now);
+        for conn in due {
+            sim.coord.handle_disconnected(now, conn);
+            if let Some(&w) = sim.conn_worker.get(&conn) {
+                if sim.workers[w].conn == Some(conn) {
+                    sim.workers[w].conn = None;
+                    sim.workers[w].agent.handle_disconnected();
+                    sim.drain_worker(w);
+                    if sim.workers[w].up {
+                        sim.workers[w].reconnect_at = Some(sim.now + 500 * MS);
+                    }
+                }
+            }
+        }
+        while submits.front().is_some_and(|s| s.0 <= sim.now) {
+            let (_, p, mode) = submits.pop_front().unwrap();
+            let job = JobId(next_job);
+            next_job += 1;
+            sim.outcome.submitted_at.insert(job, sim.now);
+            sim.outcome.pool_index.insert(job, p);
+            sim.outcome.modes.insert(job, mode);
+            let work = WorkSpec::from(&JobKind::Sha256d(pool()[p].job));
+            sim.coord.handle_inbound(
+                now,
+                CLIENT,
+                Inbound::Client(ClientToCoord::Submit(Submit {
+                    request: RequestId(1),
+                    work,
+                    mode,
+                    priority: 0,
+                })),
+            );
+            sim.coord.handle_inbound(
+                now,
+                CLIENT,
+                Inbound::Client(ClientToCoord::Watch(JobRequest {
+                    request: RequestId(2),
+                    job,
+                })),
+            );
+        }
+        if let Some((t, j)) = cancel {
+            if t <= sim.now {
+                cancel = None;
+                let job = JobId(j as u64 + 1);
+                if sim.outcome.submitted_at.contains_key(&job) {
+                    sim.coord.handle_inbound(
+                        now,
+                        CLIENT,
+                        Inbound::Client(ClientToCoord::Cancel(JobRequest {
+                            request: RequestId(3),
+                            job,
+                        })),
+                    );
+                    sim.outcome.cancelled = Some((job, sim.now));
+                } else {
+                    cancel = Some((t + 1000 * MS, j));
+                }
+            }
+        }
+        while crashes.first().is_some_and(|c| c.0 <= sim.now) {
+            let (_, w, down_for) = crashes.remove(0);
+            let worker = &mut sim.workers[w];
+            if !worker.up {
+                continue;
+            }
+            // The process dies; the coordinator notices when QUIC's idle timer fires.
+            worker.up = false;
+            worker.tasks.clear();
+            worker.rejoin_at = Some(sim.now + down_for);
+            if let Some(conn) = worker.conn.take() {
+                sim.pending_disconnects.push((sim.now + QUIC_IDLE, conn));
+            }
+        }
+        while drops.first().is_some_and(|d| d.0 <= sim.now) {
+            let (_, w) = drops.remove(0);
+            if let Some(conn) = sim.workers[w].conn {
+                sim.pending_disconnects.push((sim.now, conn));
+            }
+        }
+        for w in 0..sim.workers.len() {
+            if sim.workers[w].rejoin_at.is_some_and(|t| t <= sim.now) {
+                let worker = &mut sim.workers[w];
+                worker.rejoin_at = None;
+                worker.up = true;
+                worker.agent = Agent::new(
+                    WorkerInfo {
+                        threads: 1,
+                        kernel_impl: "sim".into(),
+                        bench_hps: (worker.speed * 1e6) as u64,
+                    },
+                    Default::default(),
+                );
+                sim.connect(w);
+            }
+            if sim.workers[w].reconnect_at.is_some_and(|t| t <= sim.now) {
+                sim.workers[w].reconnect_at = None;
+                if sim.workers[w].conn.is_none() && sim.workers[w].up {
+                    sim.connect(w);
+                }
+            }
+        }
+    }
+    assert!(
+        sim.outcome.reports.len() == sc.jobs.len(),
+        "seed {seed}: jobs did not all finish"
+    );
+    sim.outcome.computed = sim.workers.iter().map(|w| w.computed).sum();
+    sim.outcome.steals = sim.coord.stats().steals;
+    (sc, sim.outcome)
+}
+
+/// Checks every property of one seed; returns the makespan ratio for fault-free runs
+/// and the number of steals. Panics, naming the seed, on any violation.
+pub fn check(seed: u64, faults: bool) -> (Option<f64>, u64) {
+    let (sc, out) = run(seed, faults);
+    let steals = out.steals;
+    for (job, (report, finished_at)) in &out.reports {
+        let p = &pool()[out.pool_index[job]];
+        let reference = &p.solutions;
+        let keyspace = p.job.keyspace();
+        let found: Vec<u64> = report.solutions.iter().map(|s| s.index).collect();
+        let contributed: u64 = report.contributions.iter().map(|c| c.hashes).sum();
+        assert_eq!(
+            contributed, report.hashes,
+            "seed {seed} {job}: contributions add up"
+        );
+        assert!(
+            report.hashes <= keyspace,
+            "seed {seed} {job}: nothing counted twice"
+        );
+        let mode = out.modes[job];
+        if out.cancelled.is_some_and(|(c, _)| c == *job) && report.state == JobState::Cancelled {
+            assert_eq!(
+                out.late_assigns, 0,
+                "seed {seed}: work assigned after cancel"
+            );
+            continue;
+        }
+        assert_eq!(report.state, JobState::Completed, "seed {seed} {job}");
+        match mode {
+            SearchMode::All => {
+                assert_eq!(
+                    report.hashes, keyspace,
+                    "seed {seed} {job}: every index searched once"
+                );
+                assert_eq!(
+                    &found, reference,
+                    "seed {seed} {job}: same answer as one process"
+                );
+            }
+            SearchMode::First => {
+                assert!(!found.is_empty(), "seed {seed} {job}: a solution");
+                assert!(
+                    found.iter().all(|i| reference.contains(i)),
+                    "seed {seed} {job}"
+                );
+            }
+        }
+        if !faults {
+            let speed: f64 = sc.workers.iter().sum::<f64>();
+            // Total work over total speed, plus one chunk's round trip.
+            let ideal = keyspace as f64 / speed + 2.0 * sc.latency.1 as f64;
+            let makespan = (finished_at - out.submitted_at[job]) as f64;
+            if std::env::var("PICLUSTER_SIM_TRACE").is_ok() {
+                eprintln!(
+                    "seed {seed}: speeds {:?} idx/us, keyspace {keyspace}, ideal {:.0} ms, makespan {:.0} ms, computed {} ({} duplicate), steals {}, contributions {:?}",
+                    sc.workers, ideal / 1000.0, makespan / 1000.0, out.computed, out.computed - keyspace, out.steals,
+                    report.contributions.iter().map(|c| (c.worker.as_str(), c.hashes)).collect::<Vec<_>>()
+                );
+            }
+            return (Some(makespan / ideal), steals);
+        }
+    }
+    (None, steals)
+}
+
+/// The seeds to run: `PICLUSTER_SIM_SEED` alone when set, else 0..1000.
+pub fn seeds() -> Vec<u64> {
+    match std::env::var("PICLUSTER_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("a seed")],
+        Err(_) => (0..1000).collect(),
+    }
+}
