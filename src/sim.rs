@@ -214,7 +214,8 @@ impl Sim {
                     self.outcome.reports.entry(r.job).or_insert((r, self.now));
                 }
                 Transmit::ToClient(_, _) => {}
-                Transmit::Close(conn, code, reason) => {
+                Transmit::Close(conn, reason) => {
+                    let code = reason.code();
                     assert!(
                         matches!(code, CloseCode::Normal | CloseCode::Replaced),
                         "unexpected close of {conn}: {code:?} {reason}"

@@ -30,7 +30,7 @@ fn assign(lease: u64, start: u64, end: u64) -> CoordToWorker {
     CoordToWorker::Assign(Assign {
         lease: LeaseId(lease),
         job: JobId(1),
-        work: WorkSpec::from(&JobKind::Sha256d(job)),
+        work: WorkSpec::from(&JobKind::Sha256d(job)).into(),
         start,
         end,
     })
@@ -229,7 +229,7 @@ fn bad_assignments_are_protocol_errors() {
     let CoordToWorker::Assign(mut bad) = assign(3, 0, 10) else {
         panic!()
     };
-    let WorkSpec::Sha256d(w) = &mut bad.work else {
+    let WorkSpec::Sha256d(w) = std::sync::Arc::make_mut(&mut bad.work) else {
         unreachable!()
     };
     w.version_mask = 1;

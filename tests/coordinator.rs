@@ -127,7 +127,7 @@ fn stops(out: &[Transmit]) -> Vec<(ConnId, LeaseId)> {
 fn closes(out: &[Transmit]) -> Vec<(ConnId, CloseCode)> {
     out.iter()
         .filter_map(|t| match t {
-            Transmit::Close(c, code, _) => Some((*c, *code)),
+            Transmit::Close(c, reason) => Some((*c, reason.code())),
             _ => None,
         })
         .collect()

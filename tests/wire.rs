@@ -101,7 +101,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&CoordToWorker::Assign(Assign {
                 lease: LeaseId(9),
                 job: JobId(3),
-                work: work(),
+                work: work().into(),
                 start: 0,
                 end: 65536,
             })),
@@ -210,6 +210,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                     hashes: 4096,
                 }],
                 error: None,
+                failure: None,
             })),
         ),
         (
@@ -224,6 +225,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 elapsed_ms: 1,
                 contributions: vec![],
                 error: Some("bad params".into()),
+                failure: None,
             })),
         ),
         (
@@ -445,8 +447,8 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Submitted", "03000000010103"),
     ("CoordToClient::Watching", "0b00000002020301e8078020dc0b01"),
     ("CoordToClient::Progress", "0a000000030301e8078020dc0b01"),
-    ("CoordToClient::Finished", "8500000004030203051111111111111111111111111111111111111111111111111111111111111111000c808080800206222222222222222222222222222222222222222222222222222222222222222201ac02073333333333333333333333333333333333333333333333333333333333333333020270690080208020d00f010470692d31802000"),
-    ("CoordToClient::Finished(Failed)", "150000000404040000000a0100010a62616420706172616d73"),
+    ("CoordToClient::Finished", "8600000004030203051111111111111111111111111111111111111111111111111111111111111111000c808080800206222222222222222222222222222222222222222222222222222222222222222201ac02073333333333333333333333333333333333333333333333333333333333333333020270690080208020d00f010470692d3180200000"),
+    ("CoordToClient::Finished(Failed)", "160000000404040000000a0100010a62616420706172616d7300"),
     ("WorkerToCoord::Output", "080000000609ac0203010203"),
     ("WorkerToCoord::Rejected", "050000000709026e6f"),
     ("CoordToClient::Outputs", "090000000a030100ac02020405"),

@@ -10,11 +10,11 @@
 
 use crate::compute::{ComputeEvent, TaskId, Work};
 use crate::registry::Registry;
-use picluster_core::ids::LeaseId;
+use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
 use picluster_core::wire::{
     Assign, CoordToWorker, Found, Output, Progress, Rejected, Released, Stop, Trim, Trimmed,
-    WorkerHello, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
+    WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -56,6 +56,7 @@ impl std::fmt::Debug for ComputeCommand {
 /// The coordinator broke the protocol; the daemon closes the connection. Retrying
 /// with the same coordinator software is unlikely to help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// A welcome arrived in the middle of a session.
     #[error("unexpected welcome in an established session")]
@@ -65,9 +66,12 @@ pub enum AgentError {
     InvalidWork {
         /// The lease.
         lease: LeaseId,
-        /// What was wrong.
+        /// What was wrong (the job model's validation error, as text).
         reason: String,
     },
+    /// The coordinator answered the hello with something else than a welcome.
+    #[error("the coordinator did not answer with a welcome")]
+    ExpectedWelcome,
     /// An assignment whose range is empty or outside the job's keyspace.
     #[error("lease {lease}: range {start}..{end} is outside the keyspace of {keyspace}")]
     BadRange {
@@ -91,6 +95,74 @@ pub struct WorkerInfo {
     pub kernel_impl: String,
     /// Benchmarked rate, hashes per second.
     pub bench_hps: u64,
+}
+
+/// Jobs' kernels as built for the engine: every lease of a job carries the job's
+/// whole description, and building its kernel can cost (a preimage job sorts its
+/// targets and builds a filter), so the last few jobs' kernels are kept.
+#[derive(Default)]
+struct KernelCache {
+    /// Most recently used last.
+    entries: VecDeque<CachedKernel>,
+}
+
+struct CachedKernel {
+    job: JobId,
+    /// The description it was built from: a job id alone could name another job
+    /// after the coordinator restarts.
+    spec: Arc<WorkSpec>,
+    keyspace: u64,
+    /// The kernel, or why this worker cannot run the job.
+    work: Result<Work, String>,
+}
+
+/// Jobs whose kernels are kept: the job being run, the next one queued, and a few
+/// more for interleaved jobs.
+const KERNEL_CACHE: usize = 4;
+
+impl KernelCache {
+    /// The keyspace and kernel of `job` as described by `spec`, built on first use.
+    fn get_or_build(
+        &mut self,
+        job: JobId,
+        spec: &Arc<WorkSpec>,
+        registry: &Registry,
+        lease: LeaseId,
+    ) -> Result<(u64, Result<Work, String>), AgentError> {
+        let hit = self
+            .entries
+            .iter()
+            .position(|e| e.job == job && (Arc::ptr_eq(&e.spec, spec) || *e.spec == **spec));
+        let entry = match hit {
+            Some(i) => self.entries.remove(i).expect("found above"),
+            None => {
+                let kind = JobKind::try_from(&**spec).map_err(|e| AgentError::InvalidWork {
+                    lease,
+                    reason: e.to_string(),
+                })?;
+                let work = match (&kind, kind.search_kernel()) {
+                    (_, Some(kernel)) => Ok(Work::Search(kernel)),
+                    (JobKind::Custom(custom), None) => registry
+                        .bind(custom)
+                        .map(Work::Map)
+                        .map_err(|e| e.to_string()),
+                    (_, None) => unreachable!("every built-in kind has a search kernel"),
+                };
+                CachedKernel {
+                    job,
+                    spec: spec.clone(),
+                    keyspace: kind.keyspace(),
+                    work,
+                }
+            }
+        };
+        let result = (entry.keyspace, entry.work.clone());
+        self.entries.push_back(entry);
+        if self.entries.len() > KERNEL_CACHE {
+            self.entries.pop_front();
+        }
+        Ok(result)
+    }
 }
 
 struct Held {
@@ -125,6 +197,7 @@ pub struct Agent {
     phase: Phase,
     progress_interval: Duration,
     held: BTreeMap<TaskId, Held>,
+    kernels: KernelCache,
     next_task: u64,
     compute: VecDeque<ComputeCommand>,
     outbox: VecDeque<WorkerToCoord>,
@@ -148,6 +221,7 @@ impl Agent {
             phase: Phase::Working,
             progress_interval: Duration::from_millis(250),
             held: BTreeMap::new(),
+            kernels: KernelCache::default(),
             next_task: 1,
             compute: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -207,16 +281,14 @@ impl Agent {
     fn assign(&mut self, assign: Assign) -> Result<(), AgentError> {
         let Assign {
             lease,
+            job,
             work,
             start,
             end,
-            ..
         } = assign;
-        let kind = JobKind::try_from(&work).map_err(|e| AgentError::InvalidWork {
-            lease,
-            reason: e.to_string(),
-        })?;
-        let keyspace = kind.keyspace();
+        let (keyspace, built) = self
+            .kernels
+            .get_or_build(job, &work, &self.registry, lease)?;
         if start >= end || end > keyspace {
             return Err(AgentError::BadRange {
                 lease,
@@ -225,20 +297,14 @@ impl Agent {
                 keyspace,
             });
         }
-        let work = match (&kind, kind.search_kernel()) {
-            (_, Some(kernel)) => Work::Search(kernel),
-            (JobKind::Custom(job), None) => match self.registry.bind(job) {
-                Ok(kernel) => Work::Map(kernel),
-                Err(e) => {
-                    // The job's fault, not the coordinator's: it fails the job.
-                    self.outbox.push_back(WorkerToCoord::Rejected(Rejected {
-                        lease,
-                        reason: e.to_string(),
-                    }));
-                    return Ok(());
-                }
-            },
-            (_, None) => unreachable!("every built-in kind has a search kernel"),
+        let work = match built {
+            Ok(work) => work,
+            Err(reason) => {
+                // The job's fault, not the coordinator's: it fails the job.
+                self.outbox
+                    .push_back(WorkerToCoord::Rejected(Rejected { lease, reason }));
+                return Ok(());
+            }
         };
         if self.phase != Phase::Working {
             // Crossed our release in flight: hand it straight back.

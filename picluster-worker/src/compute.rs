@@ -87,6 +87,8 @@ pub enum ComputeEvent {
         output: Option<Vec<u8>>,
     },
     /// The task was trimmed: it now ends at `end` (at or after the requested index).
+    /// Returned by [`Compute::trim`] rather than sent, and fed to the agent as an
+    /// event like the others.
     Trimmed {
         /// The task.
         task: TaskId,
@@ -175,7 +177,6 @@ pub struct Compute {
     queue: crossbeam_channel::Sender<Task>,
     controls: Controls,
     pool: Arc<rayon::ThreadPool>,
-    sink: Sink,
     threads: usize,
 }
 
@@ -222,7 +223,6 @@ impl Compute {
             queue,
             controls,
             pool,
-            sink,
             threads,
         })
     }
@@ -262,21 +262,13 @@ impl Compute {
     }
 
     /// Ends task `id` at `end`, or where its threads have already claimed up to if
-    /// that is further; reports the new end as [`ComputeEvent::Trimmed`]. A task that
-    /// has already finished is not trimmed and reports nothing.
-    pub fn trim(&self, id: TaskId, end: u64) {
-        let Some(control) = lock(&self.controls).get(&id).cloned() else {
-            return;
-        };
-        let new_end = {
-            let mut c = lock(&control.claim);
-            c.limit = c.limit.min(end.max(c.next));
-            c.limit
-        };
-        (self.sink)(ComputeEvent::Trimmed {
-            task: id,
-            end: new_end,
-        });
+    /// that is further; returns the new end. A task that has already finished is not
+    /// trimmed: `None`.
+    pub fn trim(&self, id: TaskId, end: u64) -> Option<u64> {
+        let control = lock(&self.controls).get(&id).cloned()?;
+        let mut c = lock(&control.claim);
+        c.limit = c.limit.min(end.max(c.next));
+        Some(c.limit)
     }
 
     /// Measures the hash rate of all threads together on a SHA-256d scan for about

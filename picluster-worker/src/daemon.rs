@@ -3,7 +3,7 @@
 //! reconnects with backoff when the coordinator goes away. Decisions belong in the
 //! agent; this file only moves data.
 
-use crate::agent::{Agent, ComputeCommand, WorkerInfo};
+use crate::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
 use crate::compute::{Compute, ComputeError, ComputeEvent};
 use crate::registry::Registry;
 use picluster_core::identity::Role;
@@ -46,6 +46,7 @@ impl Default for WorkerOptions {
 /// Why the worker stopped on its own. Transient network trouble never ends it: it
 /// reconnects. These need a person.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The bundle is for a client, not a worker.
     #[error("this bundle is for a {}, not a worker: create one with `picluster add-worker`", .0.as_str())]
@@ -53,17 +54,29 @@ pub enum WorkerError {
     /// The compute engine could not start.
     #[error(transparent)]
     Compute(#[from] ComputeError),
-    /// The coordinator cannot be used with this bundle (refused certificate, protocol
-    /// violation): retrying would not help.
+    /// The coordinator cannot be used with this bundle (refused certificate, a
+    /// connection it closed for good): retrying would not help.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The coordinator broke the protocol (this worker closed the connection): its
+    /// software and this worker's disagree, and retrying would not help.
+    #[error("the coordinator broke the protocol: {0}")]
+    Protocol(AgentError),
 }
+
+/// Compute events waiting for the daemon; beyond this the compute threads wait.
+const COMPUTE_EVENTS: usize = 1024;
+/// Coordinator messages waiting for the daemon; beyond this the reader waits, and
+/// QUIC's flow control holds the coordinator back.
+const INBOUND_MESSAGES: usize = 1024;
 
 enum SessionEnd {
     /// Shutdown complete.
     Left,
     /// The connection failed; reconnect unless the error says otherwise.
     Lost(NetError),
+    /// The coordinator broke the protocol: this worker closed the connection.
+    Broken(AgentError),
 }
 
 /// Runs a worker until `shutdown` completes (then hands back unfinished work and
@@ -76,9 +89,12 @@ pub async fn run(
     if bundle.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(bundle.role));
     }
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    // Compute threads wait when the daemon falls behind (push back): a worker should
+    // not run ahead of what it can report. Only rayon's and the engine's threads send,
+    // never a runtime thread, so blocking there is allowed.
+    let (events_tx, mut events) = mpsc::channel(COMPUTE_EVENTS);
     let compute = Compute::start(options.threads, move |e: ComputeEvent| {
-        let _ = events_tx.send(e);
+        let _ = events_tx.blocking_send(e);
     })?;
     let bench_compute = std::sync::Arc::new(compute);
     let compute = bench_compute.clone();
@@ -125,6 +141,7 @@ pub async fn run(
                 info!("left the cluster");
                 return Ok(());
             }
+            SessionEnd::Broken(e) => return Err(WorkerError::Protocol(e)),
             SessionEnd::Lost(e) if !e.is_retryable() => return Err(e.into()),
             SessionEnd::Lost(e) => {
                 if agent.is_shutting_down() {
@@ -145,7 +162,7 @@ async fn run_session(
     session: Session<CoordToWorker>,
     agent: &mut Agent,
     compute: &Compute,
-    events: &mut mpsc::UnboundedReceiver<ComputeEvent>,
+    events: &mut mpsc::Receiver<ComputeEvent>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> SessionEnd {
     let Session {
@@ -157,14 +174,11 @@ async fn run_session(
     } = session;
     let CoordToWorker::Welcome(welcome) = welcome else {
         connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
-        return SessionEnd::Lost(NetError::Closed {
-            code: CloseCode::Protocol as u32,
-            reason: "the coordinator did not answer with a welcome".to_string(),
-        });
+        return SessionEnd::Broken(AgentError::ExpectedWelcome);
     };
     agent.handle_welcome(welcome);
     // Reading is not cancel-safe inside select!, so it gets its own task.
-    let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+    let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_MESSAGES);
     let read_task = tokio::spawn(read_loop(reader, inbound_tx));
     let mut shutdown_seen = agent.is_shutting_down();
     let end = loop {
@@ -179,10 +193,7 @@ async fn run_session(
                     if let Err(e) = agent.handle_message(message) {
                         warn!(error = %e, "coordinator broke the protocol");
                         connection.close((CloseCode::Protocol as u32).into(), e.to_string().as_bytes());
-                        break SessionEnd::Lost(NetError::Closed {
-                            code: CloseCode::Protocol as u32,
-                            reason: e.to_string(),
-                        });
+                        break SessionEnd::Broken(e);
                     }
                 }
                 Some(Err(e)) => break SessionEnd::Lost(e),
@@ -221,12 +232,12 @@ async fn run_session(
 
 async fn read_loop(
     mut reader: FrameReader,
-    inbound: mpsc::UnboundedSender<Result<CoordToWorker, NetError>>,
+    inbound: mpsc::Sender<Result<CoordToWorker, NetError>>,
 ) {
     loop {
         let message = reader.next::<CoordToWorker>().await;
         let stop = message.is_err();
-        if inbound.send(message).is_err() || stop {
+        if inbound.send(message).await.is_err() || stop {
             return;
         }
     }
@@ -242,7 +253,11 @@ fn drain_compute(agent: &mut Agent, compute: &Compute) {
                 progress_interval,
             } => compute.run(task, work, range, progress_interval),
             ComputeCommand::Stop(task) => compute.stop(task),
-            ComputeCommand::Trim(task, end) => compute.trim(task, end),
+            ComputeCommand::Trim(task, end) => {
+                if let Some(end) = compute.trim(task, end) {
+                    agent.handle_compute(ComputeEvent::Trimmed { task, end });
+                }
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ mod process;
 
 pub use process::{background_runtime, shutdown_signal};
 
-use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, Overflow, Transmit};
 use crate::identity::{PeerIdentity, Role};
 use crate::ids::ConnId;
 use crate::net::{self, FrameReader, FrameWriter, NetError};
@@ -22,27 +22,78 @@ use crate::wire::{self, ClientToCoord, CloseCode, WorkerToCoord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long a connected peer has to open its session stream.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events from connection tasks waiting for the state machine. When it is full, the
+/// connection tasks wait, and so QUIC's flow control holds their peers back.
+const EVENT_QUEUE: usize = 1024;
+/// Frames queued for one peer's writer, besides the byte limit of
+/// [`CoordinatorConfig::peer_queue_bytes`].
+const PEER_QUEUE_FRAMES: usize = 4096;
 
 enum Event {
     Connected {
         conn: ConnId,
         identity: PeerIdentity,
-        writer: mpsc::UnboundedSender<WriterCommand>,
+        peer: Peer,
     },
     Inbound(ConnId, Inbound),
-    BadFrame(ConnId, String),
+    BadFrame(ConnId, wire::FrameError),
     Disconnected(ConnId),
 }
 
 enum WriterCommand {
     Frame(Vec<u8>),
     Close(CloseCode, String),
+}
+
+/// The driver's handle on one connection: its writer's queue, bounded in frames and
+/// in bytes, and the connection itself, to close it when the queue is full.
+struct Peer {
+    writer: mpsc::Sender<WriterCommand>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    connection: quinn::Connection,
+}
+
+impl Peer {
+    /// Queues a frame if it fits within `limit` queued bytes.
+    fn try_queue(&self, frame: Vec<u8>, limit: usize) -> bool {
+        let len = frame.len();
+        // Only the driver adds: the check and the add cannot race with another add.
+        if self.queued.load(Ordering::Acquire) + len > limit {
+            return false;
+        }
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        match self.writer.try_send(WriterCommand::Frame(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                false
+            }
+            // The connection is gone and its Disconnected event follows: nothing to do.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                true
+            }
+        }
+    }
+
+    /// Closes after what is queued, or at once if the queue is full.
+    fn close(&self, code: CloseCode, reason: String) {
+        if let Err(mpsc::error::TrySendError::Full(WriterCommand::Close(code, reason))) =
+            self.writer.try_send(WriterCommand::Close(code, reason))
+        {
+            self.connection
+                .close((code as u32).into(), reason.as_bytes());
+        }
+    }
 }
 
 /// A bound coordinator, ready to [`run`](CoordinatorService::run).
@@ -83,10 +134,11 @@ impl CoordinatorService {
     /// Serves until `shutdown` completes, then closes every connection with
     /// [`CloseCode::ShuttingDown`] so workers reconnect later.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (events, mut inbox) = mpsc::unbounded_channel();
+        let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
         let accept = tokio::spawn(accept_loop(self.endpoint.clone(), events));
+        let queue_limit = self.config.peer_queue_bytes;
         let mut core = Coordinator::new(self.config);
-        let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>> = BTreeMap::new();
+        let mut peers: BTreeMap<ConnId, Peer> = BTreeMap::new();
         // Connections that ended in this batch; their writers go after the batch's
         // transmits, so a close queued for them still carries its code and reason.
         let mut gone = Vec::new();
@@ -98,19 +150,20 @@ impl CoordinatorService {
                 () = &mut shutdown => break,
                 event = inbox.recv() => {
                     let Some(event) = event else { break };
-                    apply(&mut core, &mut writers, &mut gone, event);
+                    apply(&mut core, &mut peers, &mut gone, event);
                     // Take the whole batch before scheduling.
                     while let Ok(event) = inbox.try_recv() {
-                        apply(&mut core, &mut writers, &mut gone, event);
+                        apply(&mut core, &mut peers, &mut gone, event);
                     }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
             }
-            while let Some(transmit) = core.poll_transmit(Instant::now()) {
-                carry_out(&mut writers, transmit);
+            let now = Instant::now();
+            while let Some(transmit) = core.poll_transmit(now) {
+                carry_out(&mut core, &peers, queue_limit, now, transmit);
             }
             for conn in gone.drain(..) {
-                writers.remove(&conn);
+                peers.remove(&conn);
             }
         }
         info!("coordinator shutting down");
@@ -145,7 +198,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 fn apply(
     core: &mut Coordinator,
-    writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>,
+    peers: &mut BTreeMap<ConnId, Peer>,
     gone: &mut Vec<ConnId>,
     event: Event,
 ) {
@@ -154,13 +207,13 @@ fn apply(
         Event::Connected {
             conn,
             identity,
-            writer,
+            peer,
         } => {
-            writers.insert(conn, writer);
+            peers.insert(conn, peer);
             core.handle_connected(now, conn, identity);
         }
         Event::Inbound(conn, message) => core.handle_inbound(now, conn, message),
-        Event::BadFrame(conn, reason) => core.handle_bad_frame(now, conn, reason),
+        Event::BadFrame(conn, error) => core.handle_bad_frame(now, conn, error),
         Event::Disconnected(conn) => {
             gone.push(conn);
             core.handle_disconnected(now, conn);
@@ -168,37 +221,52 @@ fn apply(
     }
 }
 
+/// Carries out one effect. What happens when the peer's queue is full is the core's
+/// decision ([`Transmit::overflow`]); a message that cannot be encoded goes back to
+/// the core too, which closes that connection rather than leave it waiting.
 fn carry_out(
-    writers: &mut BTreeMap<ConnId, mpsc::UnboundedSender<WriterCommand>>,
+    core: &mut Coordinator,
+    peers: &BTreeMap<ConnId, Peer>,
+    queue_limit: usize,
+    now: Instant,
     transmit: Transmit,
 ) {
-    let (conn, command) = match transmit {
-        Transmit::ToWorker(conn, message) => (conn, encode(&message)),
-        Transmit::ToClient(conn, message) => (conn, encode(&message)),
-        Transmit::Close(conn, code, reason) => {
-            info!(%conn, ?code, %reason, "closing connection");
-            (conn, Some(WriterCommand::Close(code, reason)))
+    let conn = transmit.conn();
+    let Some(peer) = peers.get(&conn) else {
+        return;
+    };
+    let overflow = transmit.overflow();
+    let frame = match &transmit {
+        Transmit::ToWorker(_, message) => wire::encode_frame(message),
+        Transmit::ToClient(_, message) => wire::encode_frame(message),
+        Transmit::Close(_, reason) => {
+            info!(%conn, code = ?reason.code(), %reason, "closing connection");
+            peer.close(reason.code(), reason.to_string());
+            return;
         }
     };
-    if let (Some(writer), Some(command)) = (writers.get(&conn), command) {
-        // A closed writer means the connection is gone; its Disconnected event follows.
-        let _ = writer.send(command);
-    }
-}
-
-fn encode<T: serde::Serialize + std::fmt::Debug>(message: &T) -> Option<WriterCommand> {
-    match wire::encode_frame(message) {
-        Ok(frame) => Some(WriterCommand::Frame(frame)),
-        Err(e) => {
-            warn!(error = %e, "dropping a message that cannot be encoded");
-            None
+    let frame = match frame {
+        Ok(frame) => frame,
+        Err(error) => {
+            error!(%conn, %error, message = ?transmit, "cannot encode a message");
+            core.handle_unsendable(now, conn, error);
+            return;
+        }
+    };
+    if !peer.try_queue(frame, queue_limit) {
+        match overflow {
+            Overflow::Skip => debug!(%conn, "peer's queue is full: progress update skipped"),
+            Overflow::CutOff => {
+                warn!(%conn, "peer does not read what it is sent: cutting it off");
+                core.handle_backlogged(now, conn);
+            }
         }
     }
 }
 
 /// Accepts connections. The connection tasks belong to this task: when the service
 /// stops and aborts it, they go too, and with them every handle on the endpoint.
-async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::UnboundedSender<Event>) {
+async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::Sender<Event>) {
     let mut next_conn = 1u64;
     let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
@@ -210,7 +278,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::UnboundedSender<Ev
     }
 }
 
-async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::UnboundedSender<Event>) {
+async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Sender<Event>) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
         Ok(c) => c,
@@ -247,13 +315,20 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
     };
     info!(%remote, %conn, role = ?identity.role, name = %identity.name, "peer connected");
     let role = identity.role;
-    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (writer_tx, writer_rx) = mpsc::channel(PEER_QUEUE_FRAMES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let peer = Peer {
+        writer: writer_tx,
+        queued: queued.clone(),
+        connection: connection.clone(),
+    };
     if events
         .send(Event::Connected {
             conn,
             identity,
-            writer: writer_tx,
+            peer,
         })
+        .await
         .is_err()
     {
         return;
@@ -262,6 +337,7 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
         connection.clone(),
         FrameWriter::new(send),
         writer_rx,
+        queued,
     ));
     let mut reader = FrameReader::new(recv);
     loop {
@@ -270,12 +346,12 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
                 Ok(message) => Event::Inbound(conn, message),
                 Err(e) => {
                     warn!(%remote, %conn, error = %e, "malformed frame");
-                    Event::BadFrame(conn, e.to_string())
+                    Event::BadFrame(conn, e)
                 }
             },
             Err(NetError::BadFrame(e)) => {
                 warn!(%remote, %conn, error = %e, "malformed frame");
-                Event::BadFrame(conn, e.to_string())
+                Event::BadFrame(conn, e)
             }
             Err(e) => {
                 info!(%remote, %conn, reason = %e, "peer disconnected");
@@ -283,11 +359,12 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Unbou
             }
         };
         let stop = matches!(event, Event::BadFrame(..));
-        if events.send(event).is_err() || stop {
+        // A full queue makes this wait: the peer is held back by flow control.
+        if events.send(event).await.is_err() || stop {
             break;
         }
     }
-    let _ = events.send(Event::Disconnected(conn));
+    let _ = events.send(Event::Disconnected(conn)).await;
     // The writer still carries out what the core queued (a close with its reason);
     // it ends when the core drops its sender.
     let _ = writer.await;
@@ -308,7 +385,8 @@ fn decode(role: Role, body: &[u8]) -> Result<Inbound, wire::FrameError> {
 async fn write_loop(
     connection: quinn::Connection,
     mut writer: FrameWriter,
-    mut commands: mpsc::UnboundedReceiver<WriterCommand>,
+    mut commands: mpsc::Receiver<WriterCommand>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::new();
     while let Some(command) = commands.recv().await {
@@ -329,6 +407,7 @@ async fn write_loop(
             if writer.send_frame(&batch).await.is_err() {
                 return;
             }
+            queued.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
         }
         if let Some((code, reason)) = close {

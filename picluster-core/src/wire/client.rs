@@ -204,8 +204,34 @@ pub struct JobReport {
     pub elapsed_ms: u64,
     /// What each worker searched, by worker name.
     pub contributions: Vec<Contribution>,
-    /// Why the job failed (state `Failed`).
+    /// Why the job failed (state `Failed`), as text: `failure` rendered, so that
+    /// listings and JSON output need not know every kind of failure.
     pub error: Option<String>,
+    /// Why the job failed (state `Failed`). Appended in minor version 0 before the
+    /// protocol's first release.
+    pub failure: Option<JobFailure>,
+}
+
+/// Why a job failed. Retrying the same job cannot help; the job or the workers must
+/// change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobFailure {
+    /// A worker that took the job could not run it (a custom kernel whose parameters
+    /// do not decode, or whose result does not encode).
+    #[error("worker {worker} cannot run it: {reason}")]
+    Rejected {
+        /// The worker's name.
+        worker: String,
+        /// The worker's own account of why.
+        reason: String,
+    },
+    /// A custom job's results outgrew what the coordinator keeps of one job.
+    #[error("its results exceed the coordinator's limit of {limit} bytes")]
+    OutputLimit {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 /// One worker's share of a job.

@@ -5,7 +5,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum CloseCode {
-    /// A normal end (a worker left, a client finished).
+    /// An end that reconnecting may mend: a worker left, a client finished, or a
+    /// peer was cut off for not reading what it was sent (the reason text says which).
     Normal = 0,
     /// The peer broke the protocol (unexpected message, a lease that is not its own,
     /// a position outside its lease). Reconnecting with the same software won't help.

@@ -3,6 +3,7 @@
 use super::WorkSpec;
 use crate::ids::{JobId, LeaseId, WorkerId};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Messages from a worker to the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,8 +129,9 @@ pub struct Assign {
     pub lease: LeaseId,
     /// The job it belongs to.
     pub job: JobId,
-    /// What to compute (self-contained: workers keep no job table).
-    pub work: WorkSpec,
+    /// What to compute (self-contained: workers keep no job table). Shared, not
+    /// copied, by every lease of a job; encoded like a plain `WorkSpec`.
+    pub work: Arc<WorkSpec>,
     /// First index.
     pub start: u64,
     /// One past the last index.

@@ -1,0 +1,67 @@
+//! The coordinator's tunables.
+
+use std::time::Duration;
+
+/// Tunables of the coordinator.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// A chunk is sized to take about this long on the worker it goes to.
+    pub chunk_time: Duration,
+    /// Until a worker's rate is measured from its reports, its chunks are sized for
+    /// this long at its benchmarked rate: small, to calibrate.
+    pub calibration_time: Duration,
+    /// Smallest chunk handed out (except a job's last remainder).
+    pub min_chunk: u64,
+    /// Largest chunk handed out.
+    pub max_chunk: u64,
+    /// Leases a worker holds at once: the one it works on plus queued ones, so it
+    /// never waits a round trip between chunks.
+    pub leases_per_worker: usize,
+    /// When a worker's chunks take less than a progress interval (tiny jobs, a job's
+    /// tail, no-op chunks), two leases cannot cover a round trip: it may then hold up
+    /// to this many.
+    pub max_prefetch: usize,
+    /// How often workers report progress, and how often watchers get progress.
+    pub progress_interval: Duration,
+    /// A worker silent for this long loses its leases (the unfinished parts return to
+    /// the queue). Independent of QUIC's idle timeout.
+    pub lease_timeout: Duration,
+    /// Smallest range worth stealing: below this a split costs more than it saves.
+    pub min_steal: u64,
+    /// Steal only when the lease that ends last would end at least this much later
+    /// than the thief becomes free.
+    pub steal_gap: Duration,
+    /// Work stealing on (the default); off only to compare against it.
+    pub steal: bool,
+    /// Finished jobs (completed, cancelled, failed) kept for `jobs`, `wait` and late
+    /// watchers; beyond this many (at least one) the oldest are dropped.
+    pub keep_finished: usize,
+    /// A finished job is dropped this long after it ended.
+    pub keep_finished_for: Duration,
+    /// Bytes the driver may queue for one peer that has not yet been written to its
+    /// connection. A peer that lets more pile up is not reading: what
+    /// [`Transmit::overflow`](super::Transmit::overflow) says may be skipped is, and
+    /// otherwise the peer is cut off.
+    pub peer_queue_bytes: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            chunk_time: Duration::from_secs(2),
+            calibration_time: Duration::from_millis(500),
+            min_chunk: 1 << 16,
+            max_chunk: 1 << 32,
+            leases_per_worker: 2,
+            max_prefetch: 16,
+            progress_interval: Duration::from_millis(250),
+            lease_timeout: Duration::from_secs(5),
+            min_steal: 1 << 16,
+            steal_gap: Duration::from_millis(50),
+            steal: true,
+            keep_finished: 1000,
+            keep_finished_for: Duration::from_secs(24 * 3600),
+            peer_queue_bytes: 32 << 20,
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The job table: every job the coordinator knows, split into what must outlive the
+//! process ([`JobRecord`], the seam the journal will persist) and what belongs to this
+//! session ([`JobSession`]: leases, watchers, the verifying kernel, times). Live jobs
+//! (queued or running) are indexed apart from finished ones, so that scheduling and
+//! progress pushes cost what the live jobs cost; finished jobs are kept for listings,
+//! `wait` and late watchers until the retention limits drop them.
+
+use super::CoordinatorConfig;
+use crate::ids::{ConnId, JobId, LeaseId};
+use crate::job::JobSpec;
+use crate::kernel::{SearchKernel, Solution};
+use crate::wire::{ChunkOutput, JobFailure, JobState, WorkSpec};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What must survive a restart of the coordinator: the job, who asked for it, what is
+/// done and what it found.
+pub(super) struct JobRecord {
+    pub(super) spec: JobSpec,
+    pub(super) priority: i32,
+    /// The submitting client's certificate name: fairness is between clients.
+    pub(super) client: String,
+    pub(super) keyspace: u64,
+    /// Unassigned ranges, disjoint and sorted by index.
+    pub(super) pending: VecDeque<Range<u64>>,
+    pub(super) state: JobState,
+    /// Indices committed (each counted once).
+    pub(super) hashes: u64,
+    pub(super) solutions: BTreeMap<u64, Solution>,
+    /// Solutions beyond `MAX_SOLUTIONS` were dropped.
+    pub(super) truncated: bool,
+    /// Indices committed by each worker, by name.
+    pub(super) contributions: BTreeMap<String, u64>,
+    /// A custom job's results, in the order they were committed.
+    pub(super) outputs: Vec<ChunkOutput>,
+    pub(super) output_bytes: u64,
+    pub(super) failure: Option<JobFailure>,
+}
+
+impl JobRecord {
+    /// Indices not yet handed out.
+    pub(super) fn unassigned(&self) -> u64 {
+        self.pending.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// Returns `range` to the queue, keeping it in index order (so work is searched
+    /// in order).
+    pub(super) fn requeue(&mut self, range: Range<u64>) {
+        let at = self.pending.partition_point(|r| r.start < range.start);
+        self.pending.insert(at, range);
+    }
+
+    /// Takes `range`, which starts the first pending range, out of the queue.
+    pub(super) fn take_front(&mut self, range: &Range<u64>) {
+        let Some(front) = self.pending.pop_front() else {
+            return;
+        };
+        debug_assert!(front.start == range.start && range.end <= front.end);
+        if range.end < front.end {
+            self.pending.push_front(range.end..front.end);
+        }
+    }
+}
+
+/// What belongs to this coordinator session only.
+pub(super) struct JobSession {
+    /// The kernel that verifies claimed solutions; `None` for a custom job.
+    pub(super) kernel: Option<Arc<dyn SearchKernel>>,
+    /// The job as every `Assign` carries it, shared rather than copied per chunk.
+    pub(super) work: Arc<WorkSpec>,
+    pub(super) leases: BTreeSet<LeaseId>,
+    pub(super) watchers: BTreeSet<ConnId>,
+    /// Progress changed since watchers were last told.
+    pub(super) dirty: bool,
+    pub(super) submitted: Instant,
+    pub(super) finished: Option<Instant>,
+}
+
+/// A job: its durable record and its session state.
+pub(super) struct Job {
+    pub(super) record: JobRecord,
+    pub(super) session: JobSession,
+}
+
+/// Every job the coordinator knows, by id.
+#[derive(Default)]
+pub(super) struct JobTable {
+    jobs: BTreeMap<JobId, Job>,
+    /// Jobs that are queued or running.
+    live: BTreeSet<JobId>,
+    /// Finished jobs, oldest end first: the order retention drops them in.
+    finished: VecDeque<JobId>,
+    next_job: u64,
+}
+
+impl JobTable {
+    pub(super) fn new() -> JobTable {
+        JobTable {
+            next_job: 1,
+            ..JobTable::default()
+        }
+    }
+
+    /// Adds a new job, queued over its whole keyspace.
+    pub(super) fn submit(
+        &mut self,
+        now: Instant,
+        spec: JobSpec,
+        priority: i32,
+        client: String,
+    ) -> JobId {
+        let id = JobId(self.next_job);
+        self.next_job += 1;
+        let keyspace = spec.kind.keyspace();
+        let session = JobSession {
+            kernel: spec.kind.search_kernel(),
+            work: Arc::new(WorkSpec::from(&spec.kind)),
+            leases: BTreeSet::new(),
+            watchers: BTreeSet::new(),
+            dirty: false,
+            submitted: now,
+            finished: None,
+        };
+        let record = JobRecord {
+            spec,
+            priority,
+            client,
+            keyspace,
+            pending: std::iter::once(0..keyspace).collect(),
+            state: JobState::Queued,
+            hashes: 0,
+            solutions: BTreeMap::new(),
+            truncated: false,
+            contributions: BTreeMap::new(),
+            outputs: Vec::new(),
+            output_bytes: 0,
+            failure: None,
+        };
+        self.jobs.insert(id, Job { record, session });
+        self.live.insert(id);
+        id
+    }
+
+    pub(super) fn get(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    pub(super) fn get_mut(&mut self, id: JobId) -> Option<&mut Job> {
+        self.jobs.get_mut(&id)
+    }
+
+    /// Queued and running jobs, by id.
+    pub(super) fn live(&self) -> impl Iterator<Item = (JobId, &Job)> {
+        self.live.iter().map(|id| (*id, &self.jobs[id]))
+    }
+
+    /// Ids of the queued and running jobs.
+    pub(super) fn live_ids(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.live.iter().copied()
+    }
+
+    /// Every retained job, by id.
+    pub(super) fn all(&self) -> impl DoubleEndedIterator<Item = (JobId, &Job)> {
+        self.jobs.iter().map(|(id, job)| (*id, job))
+    }
+
+    /// Marks a job finished at `now` (its state already final): it leaves the live set
+    /// and is retained until `keep_finished` newer ones have ended or
+    /// `keep_finished_for` has passed.
+    pub(super) fn finish(&mut self, id: JobId, now: Instant, config: &CoordinatorConfig) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.session.finished = Some(now);
+        job.session.watchers.clear();
+        if self.live.remove(&id) {
+            self.finished.push_back(id);
+        }
+        while self.finished.len() > config.keep_finished.max(1) {
+            if let Some(old) = self.finished.pop_front() {
+                self.jobs.remove(&old);
+            }
+        }
+    }
+
+    /// Drops finished jobs older than `keep_finished_for`.
+    pub(super) fn expire(&mut self, now: Instant, config: &CoordinatorConfig) {
+        while let Some(id) = self.finished.front() {
+            let ended = self.jobs.get(id).and_then(|j| j.session.finished);
+            if ended.is_some_and(|t| now < t + config.keep_finished_for) {
+                break;
+            }
+            let id = *id;
+            self.finished.pop_front();
+            self.jobs.remove(&id);
+        }
+    }
+
+    /// When the oldest retained finished job is due to be dropped.
+    pub(super) fn next_expiry(&self, config: &CoordinatorConfig) -> Option<Instant> {
+        let id = self.finished.front()?;
+        Some(self.jobs.get(id)?.session.finished? + config.keep_finished_for)
+    }
+}

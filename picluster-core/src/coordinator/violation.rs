@@ -1,0 +1,140 @@
+//! Why the coordinator closes a connection: a peer's protocol violation, typed, with
+//! the close code it earns; the text is made only where the close is sent.
+
+use crate::ids::LeaseId;
+use crate::wire::{CloseCode, FrameError};
+
+/// A peer broke the protocol. Its connection is closed with
+/// [`ProtocolViolation::close_code`]; the rest of the cluster carries on. Reconnecting
+/// with the same software will break it again, so none of these is worth retrying.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// A frame that does not decode, or is too large.
+    #[error("{0}")]
+    BadFrame(FrameError),
+    /// A message of the other role's protocol.
+    #[error("message for another role than the certificate's")]
+    WrongRole,
+    /// A hello after the first.
+    #[error("protocol violation: a second hello")]
+    SecondHello,
+    /// Anything before the hello.
+    #[error("protocol violation: a message before the hello")]
+    BeforeHello,
+    /// A report about another worker's lease.
+    #[error("protocol violation: lease {0} is not yours")]
+    NotYourLease(LeaseId),
+    /// A position before the lease's last one or beyond its end.
+    #[error("protocol violation: position {position} outside the unsearched part {start}..{end} of lease {lease}")]
+    PositionOutside {
+        /// The lease.
+        lease: LeaseId,
+        /// The position claimed.
+        position: u64,
+        /// The lease's last position.
+        start: u64,
+        /// Its end.
+        end: u64,
+    },
+    /// A custom job's result for no new index, or beyond the lease's end.
+    #[error("protocol violation: output up to {position} outside the unsearched part {start}..{end} of lease {lease}")]
+    OutputOutside {
+        /// The lease.
+        lease: LeaseId,
+        /// The position claimed.
+        position: u64,
+        /// The lease's last position.
+        start: u64,
+        /// Its end.
+        end: u64,
+    },
+    /// A custom job's indices committed by a plain progress report or release.
+    #[error("protocol violation: lease {0} of a custom job advanced without its output")]
+    AdvancedWithoutOutput(LeaseId),
+    /// A result for a built-in job's lease.
+    #[error("protocol violation: output for lease {0}, which is not of a custom job")]
+    OutputForBuiltIn(LeaseId),
+    /// Solutions claimed in a custom job, which has none.
+    #[error("protocol violation: solutions claimed in lease {0} of a custom job")]
+    SolutionsForCustom(LeaseId),
+    /// A trim answered that was never asked for.
+    #[error("protocol violation: lease {0} trimmed without being asked")]
+    UnaskedTrim(LeaseId),
+    /// A trim answered with an end outside what was asked and what is left.
+    #[error("protocol violation: lease {lease} trimmed to {end}, outside {min}..={max} (asked for {requested})")]
+    TrimOutside {
+        /// The lease.
+        lease: LeaseId,
+        /// The end given.
+        end: u64,
+        /// The smallest end allowed.
+        min: u64,
+        /// The largest end allowed.
+        max: u64,
+        /// The end asked for.
+        requested: u64,
+    },
+    /// A claimed solution that does not verify, or lies outside the lease's
+    /// unsearched part.
+    #[error("index {index} claimed in lease {lease} is not a solution")]
+    FalseSolution {
+        /// The lease.
+        lease: LeaseId,
+        /// The index claimed.
+        index: u64,
+    },
+}
+
+impl ProtocolViolation {
+    /// The close code this violation earns.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ProtocolViolation::BadFrame(_) => CloseCode::BadFrame,
+            ProtocolViolation::WrongRole => CloseCode::Unauthorized,
+            ProtocolViolation::FalseSolution { .. } => CloseCode::BadResult,
+            _ => CloseCode::Protocol,
+        }
+    }
+}
+
+/// Why the coordinator closes a connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer broke the protocol.
+    #[error(transparent)]
+    Violation(#[from] ProtocolViolation),
+    /// A newer connection of the same worker replaced this one.
+    #[error("replaced by a newer connection")]
+    Replaced,
+    /// The worker said it is leaving.
+    #[error("worker left")]
+    WorkerLeft,
+    /// A peer presented the coordinator's own certificate.
+    #[error("a coordinator certificate may not connect as a peer")]
+    CoordinatorCertificate,
+    /// The peer does not read what it is sent: its queue reached its limit.
+    #[error("too far behind: the peer does not read what it is sent")]
+    Backlogged,
+    /// A message for the peer could not be encoded (a limit the coordinator should
+    /// have kept); the peer would otherwise wait for it forever.
+    #[error("internal error: a reply could not be encoded: {0}")]
+    Unsendable(FrameError),
+}
+
+impl CloseReason {
+    /// The close code sent with this reason.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            CloseReason::Violation(v) => v.close_code(),
+            CloseReason::Replaced => CloseCode::Replaced,
+            CloseReason::WorkerLeft => CloseCode::Normal,
+            CloseReason::CoordinatorCertificate => CloseCode::Unauthorized,
+            // Not an error of the protocol: a new session starts with an empty queue.
+            CloseReason::Backlogged => CloseCode::Normal,
+            // The protocol cannot carry what the peer asked for.
+            CloseReason::Unsendable(_) => CloseCode::Protocol,
+        }
+    }
+}
