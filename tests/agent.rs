@@ -294,3 +294,37 @@ fn a_trim_is_passed_to_the_engine_and_its_new_end_acknowledged() {
     .unwrap();
     assert!(commands(&mut a).is_empty());
 }
+
+fn run_kernel(a: &mut Agent) -> std::sync::Arc<dyn picluster_core::kernel::SearchKernel> {
+    match a.poll_compute() {
+        Some(ComputeCommand::Run {
+            work: picluster_worker::compute::Work::Search(kernel),
+            ..
+        }) => kernel,
+        other => panic!("expected a run, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_jobs_kernel_is_built_once_for_all_its_leases() {
+    let mut a = agent();
+    a.handle_message(assign(1, 0, 10)).unwrap();
+    let first = run_kernel(&mut a);
+    a.handle_message(assign(2, 10, 20)).unwrap();
+    let second = run_kernel(&mut a);
+    assert!(std::sync::Arc::ptr_eq(&first, &second));
+    // The same job id with another description (a coordinator restarted without its
+    // journal) is another job: its kernel is built anew.
+    let job = Sha256dJob::new(vectors()[1].header, None, 0..1 << 20, 0).unwrap();
+    a.handle_message(CoordToWorker::Assign(Assign {
+        lease: LeaseId(3),
+        job: JobId(1),
+        work: WorkSpec::from(&JobKind::Sha256d(job)).into(),
+        start: 0,
+        end: 10,
+    }))
+    .unwrap();
+    let third = run_kernel(&mut a);
+    assert!(!std::sync::Arc::ptr_eq(&first, &third));
+    assert_eq!(third.keyspace(), 1 << 20);
+}

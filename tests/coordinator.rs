@@ -1,6 +1,6 @@
 //! The coordinator state machine driven directly: no sockets, no clock, exact counts.
 
-use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Overflow, Transmit};
 use picluster_core::identity::{PeerIdentity, Role};
 use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
 use picluster_core::job::{JobKind, SearchMode};
@@ -1121,6 +1121,13 @@ fn custom_jobs_go_to_workers_with_the_kernel_and_commit_only_with_their_output()
         report.error.as_deref(),
         Some("worker custom-2 cannot run it: params do not decode")
     );
+    assert_eq!(
+        report.failure,
+        Some(JobFailure::Rejected {
+            worker: "custom-2".into(),
+            reason: "params do not decode".into()
+        })
+    );
     assert!(
         closes(&out).is_empty(),
         "rejecting a job is not a violation"
@@ -1142,4 +1149,259 @@ fn output_for_a_built_in_job_breaks_the_protocol() {
         }),
     );
     assert_eq!(closes(&h.drain()), vec![(ConnId(1), CloseCode::Protocol)]);
+}
+
+fn cancel(h: &mut Harness, job: JobId) -> Vec<Transmit> {
+    h.client(ClientToCoord::Cancel(JobRequest {
+        request: RequestId(9),
+        job,
+    }));
+    h.drain()
+}
+
+fn submit_only(h: &mut Harness, job: &Sha256dJob) {
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(1),
+        work: WorkSpec::from(&JobKind::Sha256d(*job)),
+        mode: SearchMode::All,
+        priority: 0,
+    }));
+}
+
+#[test]
+fn finished_jobs_are_kept_by_count_then_dropped() {
+    let mut h = Harness::new(CoordinatorConfig {
+        keep_finished: 2,
+        ..CoordinatorConfig::default()
+    });
+    for _ in 0..4 {
+        submit_only(&mut h, &genesis_job(0..10));
+    }
+    h.drain();
+    for id in 1..=3 {
+        cancel(&mut h, JobId(id));
+    }
+    // Two finished jobs are kept, the oldest went; the live one stays.
+    let ids: Vec<JobId> = h.core.jobs(h.now).iter().map(|j| j.progress.job).collect();
+    assert_eq!(ids, vec![JobId(2), JobId(3), JobId(4)]);
+    assert_eq!(h.core.report(JobId(1), h.now), None);
+    h.client(ClientToCoord::Watch(JobRequest {
+        request: RequestId(5),
+        job: JobId(1),
+    }));
+    assert_eq!(
+        h.drain(),
+        vec![Transmit::ToClient(
+            CLIENT,
+            CoordToClient::Refused(RequestId(5), Refusal::UnknownJob(JobId(1)))
+        )]
+    );
+    // A kept finished job still answers a late watcher with its report.
+    h.client(ClientToCoord::Watch(JobRequest {
+        request: RequestId(6),
+        job: JobId(3),
+    }));
+    let out = h.drain();
+    assert_eq!(out.len(), 2);
+    assert_eq!(finished(&out).unwrap().state, JobState::Cancelled);
+}
+
+#[test]
+fn finished_jobs_are_dropped_when_their_retention_time_passes() {
+    let keep = Duration::from_secs(60);
+    let mut h = Harness::new(CoordinatorConfig {
+        keep_finished_for: keep,
+        ..CoordinatorConfig::default()
+    });
+    submit_only(&mut h, &genesis_job(0..10));
+    submit_only(&mut h, &genesis_job(0..10));
+    h.drain();
+    assert_eq!(
+        h.core.poll_timeout(),
+        None,
+        "nothing finished, nothing to drop"
+    );
+    let ended = h.now;
+    cancel(&mut h, JobId(1));
+    assert_eq!(h.core.poll_timeout(), Some(ended + keep));
+    h.now += keep - Duration::from_millis(1);
+    h.core.handle_timeout(h.now);
+    assert_eq!(h.core.jobs(h.now).len(), 2);
+    h.now += Duration::from_millis(1);
+    h.core.handle_timeout(h.now);
+    let ids: Vec<JobId> = h.core.jobs(h.now).iter().map(|j| j.progress.job).collect();
+    assert_eq!(ids, vec![JobId(2)]);
+    assert_eq!(h.core.poll_timeout(), None);
+}
+
+#[test]
+fn a_finished_job_gets_no_more_scheduling_or_pushes() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1_000_000);
+    let job = h.submit(&genesis_job(0..1 << 14), SearchMode::All);
+    // Chunks shorter than a progress interval: the worker prefetches all four.
+    let a = assigns(&h.drain());
+    assert_eq!(a.len(), 4);
+    let out = cancel(&mut h, job);
+    assert_eq!(stops(&out).len(), 4);
+    assert_eq!(finished(&out).unwrap().state, JobState::Cancelled);
+    // Late progress on a cancelled job's lease is stale, and nothing is pushed.
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Progress(Progress {
+            lease: a[0].1.lease,
+            position: a[0].1.start + 1,
+        }),
+    );
+    h.now += Duration::from_secs(1);
+    h.core.handle_timeout(h.now);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.core.stats().stale_reports, 1);
+}
+
+#[test]
+fn a_peer_with_the_coordinators_certificate_is_refused() {
+    let mut h = Harness::small_chunks();
+    h.core.handle_connected(
+        h.now,
+        ConnId(7),
+        PeerIdentity {
+            role: Role::Coordinator,
+            name: "coordinator".into(),
+        },
+    );
+    assert_eq!(
+        closes(&h.drain()),
+        vec![(ConnId(7), CloseCode::Unauthorized)]
+    );
+    // Whatever it sends afterwards is ignored.
+    h.worker_says(ConnId(7), WorkerToCoord::Leaving);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.core.stats().violations, 1);
+}
+
+#[test]
+fn an_admin_certificate_is_served_as_a_client() {
+    let mut h = Harness::small_chunks();
+    h.core.handle_connected(
+        h.now,
+        ConnId(8),
+        PeerIdentity {
+            role: Role::Admin,
+            name: "root".into(),
+        },
+    );
+    h.core.handle_inbound(
+        h.now,
+        ConnId(8),
+        Inbound::Client(ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "t".into(),
+        })),
+    );
+    h.core.handle_inbound(
+        h.now,
+        ConnId(8),
+        Inbound::Client(ClientToCoord::ListJobs(RequestId(4))),
+    );
+    assert_eq!(
+        h.drain(),
+        vec![
+            Transmit::ToClient(
+                ConnId(8),
+                CoordToClient::Welcome(ClientWelcome { minor: 0 })
+            ),
+            Transmit::ToClient(ConnId(8), CoordToClient::Jobs(RequestId(4), vec![])),
+        ]
+    );
+}
+
+#[test]
+fn a_backlogged_worker_is_cut_off_and_its_leases_return_to_the_queue() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1_000_000);
+    h.add_worker(ConnId(2), "pi-2", 1_000_000);
+    h.submit(&genesis_job(0..1 << 14), SearchMode::All);
+    let first = assigns(&h.drain());
+    assert_eq!(first.len(), 4);
+    h.core.handle_backlogged(h.now, ConnId(1));
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::Normal)]);
+    let Transmit::Close(_, reason) = &out[0] else {
+        panic!("the close comes first: {out:?}")
+    };
+    assert_eq!(
+        reason.to_string(),
+        "too far behind: the peer does not read what it is sent"
+    );
+    assert_eq!(h.core.stats().backlogged, 1);
+    // pi-1's ranges went back to the queue, and pi-2 finishes the job alone.
+    let job = genesis_job(0..1 << 14);
+    let kernel = job.kernel();
+    // Its own leases, and pi-1's ranges given to it at once.
+    let mut held: Vec<Assign> = first
+        .iter()
+        .filter(|(c, _)| *c == ConnId(2))
+        .map(|(_, a)| a.clone())
+        .collect();
+    held.extend(assigns(&out).into_iter().map(|(c, a)| {
+        assert_eq!(c, ConnId(2));
+        a
+    }));
+    for a in &held {
+        let mut hits = Vec::new();
+        kernel.scan(a.start..a.end, &mut hits);
+        h.worker_says(
+            ConnId(2),
+            WorkerToCoord::Found(Found {
+                lease: a.lease,
+                indices: hits,
+            }),
+        );
+        h.worker_says(
+            ConnId(2),
+            WorkerToCoord::Progress(Progress {
+                lease: a.lease,
+                position: a.end,
+            }),
+        );
+    }
+    let (report, assigned) = run_to_completion(&mut h, &job);
+    assert_eq!(report.hashes, 1 << 14);
+    assert_eq!(report.contributions.len(), 1);
+    assert!(assigned.iter().all(|(c, _)| *c == ConnId(2)));
+}
+
+#[test]
+fn progress_pushes_may_be_skipped_when_a_peer_is_full_but_nothing_else() {
+    let progress = JobProgress {
+        job: JobId(1),
+        state: JobState::Running,
+        hashes: 1,
+        keyspace: 2,
+        elapsed_ms: 3,
+        solutions: 0,
+    };
+    assert_eq!(
+        Transmit::ToClient(CLIENT, CoordToClient::Progress(progress)).overflow(),
+        Overflow::Skip
+    );
+    for t in [
+        Transmit::ToClient(CLIENT, CoordToClient::Jobs(RequestId(1), vec![])),
+        Transmit::ToClient(CLIENT, CoordToClient::Outputs(JobId(1), vec![])),
+        Transmit::ToWorker(ConnId(1), CoordToWorker::Stop(Stop { lease: LeaseId(1) })),
+    ] {
+        assert_eq!(t.overflow(), Overflow::CutOff, "{t:?}");
+    }
+}
+
+#[test]
+fn an_unsendable_reply_closes_only_that_peer() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1_000_000);
+    h.drain();
+    h.core
+        .handle_unsendable(h.now, CLIENT, FrameError::TooLarge(2 << 20));
+    assert_eq!(closes(&h.drain()), vec![(CLIENT, CloseCode::Protocol)]);
+    assert_eq!(h.core.status(h.now).workers.len(), 1);
 }

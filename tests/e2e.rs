@@ -614,3 +614,57 @@ async fn noop_jobs_run_through_the_scheduler_and_an_empty_one_is_refused() {
     client.close();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_replies_is_cut_off_and_others_are_served() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 1,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            peer_queue_bytes: 64 << 10,
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    // Listings of 40 jobs: about 2 KB per reply.
+    for _ in 0..40 {
+        let spec = JobSpec {
+            kind: JobKind::Noop { keyspace: 1 },
+            mode: SearchMode::All,
+        };
+        client.run(&spec).await.unwrap();
+    }
+    let mut s = raw_session(&cluster).await;
+    let mut burst = Vec::new();
+    for i in 0..20_000u32 {
+        burst.extend(
+            picluster_core::wire::encode_frame(&ClientToCoord::ListJobs(
+                picluster_core::ids::RequestId(i),
+            ))
+            .unwrap(),
+        );
+    }
+    // Sending may fail once the coordinator has closed the connection.
+    let _ = s.writer.send_frame(&burst).await;
+    let reason = match tokio::time::timeout(Duration::from_secs(20), s.connection.closed())
+        .await
+        .expect("the coordinator cuts the reader-less client off")
+    {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code.into_inner() as u32, CloseCode::Normal as u32);
+            String::from_utf8_lossy(&c.reason).into_owned()
+        }
+        other => panic!("expected an application close, got {other}"),
+    };
+    assert_eq!(
+        reason,
+        "too far behind: the peer does not read what it is sent"
+    );
+    // Everyone else is still served.
+    assert_eq!(client.jobs().await.unwrap().len(), 40);
+    assert_eq!(client.status().await.unwrap().workers.len(), 1);
+    client.close();
+    cluster.shutdown().await;
+}

@@ -5,7 +5,7 @@
 
 use picluster_core::ids::{JobId, RequestId};
 use picluster_core::job::{JobKind, JobSpec, SearchMode};
-use picluster_core::kernel::custom::{self, CustomJob, Kernel};
+use picluster_core::kernel::custom::{self, BindError, CustomJob, Kernel};
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
 use picluster_core::sync::lock;
 use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Why a client operation failed. [`ClientError::is_retryable`] says whether trying
 /// again (after reconnecting) can help.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Connecting or talking to the coordinator failed.
     #[error(transparent)]
@@ -42,7 +43,7 @@ pub enum ClientError {
     /// A custom kernel's parameters or results could not be encoded or decoded, or
     /// the results of a completed job do not cover its keyspace exactly.
     #[error("custom kernel: {0}")]
-    Kernel(String),
+    Kernel(#[from] KernelError),
 }
 
 impl ClientError {
@@ -59,6 +60,43 @@ impl ClientError {
     }
 }
 
+/// Why a custom kernel's job or results could not be used. Not helped by retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    /// The parameters do not make a valid job.
+    #[error(transparent)]
+    Job(#[from] BindError),
+    /// A range's result does not decode as the kernel's output.
+    #[error("{start}..{end}: {source}")]
+    Decode {
+        /// First index of the range.
+        start: u64,
+        /// One past its last.
+        end: u64,
+        /// Why.
+        source: BindError,
+    },
+    /// Two results overlap, or one covers nothing.
+    #[error("results overlap or are empty at {start}..{end}")]
+    Overlap {
+        /// First index of the offending range.
+        start: u64,
+        /// One past its last.
+        end: u64,
+    },
+    /// A completed job's results do not cover its keyspace exactly.
+    #[error("the results of completed job {job} cover {covered} of its {keyspace} indices")]
+    Coverage {
+        /// The job.
+        job: JobId,
+        /// Indices covered.
+        covered: u64,
+        /// Its keyspace.
+        keyspace: u64,
+    },
+}
+
 /// An update about a watched job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobEvent {
@@ -72,7 +110,12 @@ pub enum JobEvent {
 }
 
 type Pending = Mutex<HashMap<RequestId, oneshot::Sender<CoordToClient>>>;
-type Watchers = Mutex<HashMap<JobId, Vec<mpsc::UnboundedSender<JobEvent>>>>;
+type Watchers = Mutex<HashMap<JobId, Vec<mpsc::Sender<JobEvent>>>>;
+
+/// Events a [`JobWatch`] holds before its reader falls behind. Then progress updates
+/// are skipped (the next one supersedes them), and results and the report wait: the
+/// connection stops being read, and the coordinator's flow control holds it back.
+const WATCH_EVENTS: usize = 64;
 
 struct Inner {
     _endpoint: quinn::Endpoint,
@@ -102,7 +145,7 @@ impl std::fmt::Debug for Client {
 pub struct JobWatch {
     /// The job's state when the watch started.
     pub initial: JobProgress,
-    events: mpsc::UnboundedReceiver<JobEvent>,
+    events: mpsc::Receiver<JobEvent>,
 }
 
 impl JobWatch {
@@ -149,16 +192,21 @@ impl JobWatch {
         let mut output: Option<K::Output> = None;
         for chunk in &outputs {
             if chunk.start < expected_start || chunk.end <= chunk.start {
-                return Err(ClientError::Kernel(format!(
-                    "results overlap or are empty at {}..{}",
-                    chunk.start, chunk.end
-                )));
+                return Err(KernelError::Overlap {
+                    start: chunk.start,
+                    end: chunk.end,
+                }
+                .into());
             }
             gaps |= chunk.start != expected_start;
             expected_start = chunk.end;
             covered += chunk.end - chunk.start;
-            let part = custom::decode_output::<K>(&chunk.data)
-                .map_err(|e| ClientError::Kernel(format!("{}..{}: {e}", chunk.start, chunk.end)))?;
+            let part =
+                custom::decode_output::<K>(&chunk.data).map_err(|source| KernelError::Decode {
+                    start: chunk.start,
+                    end: chunk.end,
+                    source,
+                })?;
             output = Some(match output {
                 Some(earlier) => K::merge(params, earlier, part),
                 None => part,
@@ -167,10 +215,12 @@ impl JobWatch {
         if report.state == JobState::Completed
             && (gaps || covered != report.keyspace || expected_start != report.keyspace)
         {
-            return Err(ClientError::Kernel(format!(
-                "the results of completed job {} cover {covered} of its {} indices",
-                report.job, report.keyspace
-            )));
+            return Err(KernelError::Coverage {
+                job: report.job,
+                covered,
+                keyspace: report.keyspace,
+            }
+            .into());
         }
         Ok(KernelReport {
             output,
@@ -273,7 +323,7 @@ impl Client {
 
     /// Starts watching a job: its progress, then its report.
     pub async fn watch(&self, job: JobId) -> Result<JobWatch, ClientError> {
-        let (tx, events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel(WATCH_EVENTS);
         lock(&self.inner.watchers).entry(job).or_default().push(tx);
         let reply = self
             .request(|request| ClientToCoord::Watch(JobRequest { request, job }))
@@ -306,7 +356,7 @@ impl Client {
         params: &K::Params,
         priority: i32,
     ) -> Result<JobId, ClientError> {
-        let job = CustomJob::of::<K>(params).map_err(|e| ClientError::Kernel(e.to_string()))?;
+        let job = CustomJob::of::<K>(params).map_err(KernelError::Job)?;
         let spec = JobSpec {
             kind: JobKind::Custom(job),
             mode: SearchMode::All,
@@ -410,21 +460,27 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             }
             continue;
         }
-        let mut watchers = lock(&inner.watchers);
         match message {
             CoordToClient::Progress(p) => {
-                if let Some(list) = watchers.get_mut(&p.job) {
-                    list.retain(|tx| tx.send(JobEvent::Progress(p)).is_ok());
+                if let Some(list) = lock(&inner.watchers).get_mut(&p.job) {
+                    list.retain(|tx| match tx.try_send(JobEvent::Progress(p)) {
+                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    });
                 }
             }
             CoordToClient::Outputs(job, outputs) => {
-                if let Some(list) = watchers.get_mut(&job) {
-                    list.retain(|tx| tx.send(JobEvent::Outputs(outputs.clone())).is_ok());
+                let list = lock(&inner.watchers).get(&job).cloned().unwrap_or_default();
+                for tx in list {
+                    let _ = tx.send(JobEvent::Outputs(outputs.clone())).await;
                 }
             }
             CoordToClient::Finished(report) => {
-                for tx in watchers.remove(&report.job).unwrap_or_default() {
-                    let _ = tx.send(JobEvent::Finished(report.clone()));
+                let list = lock(&inner.watchers)
+                    .remove(&report.job)
+                    .unwrap_or_default();
+                for tx in list {
+                    let _ = tx.send(JobEvent::Finished(report.clone())).await;
                 }
             }
             _ => {}

@@ -28,7 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod local;
 
-pub use client::{Client, ClientError, JobEvent, JobWatch, KernelReport};
+pub use client::{Client, ClientError, JobEvent, JobWatch, KernelError, KernelReport};
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
 pub use picluster_core::ids::JobId;
 pub use picluster_core::job::{JobKind, JobSpec, SearchMode};

@@ -47,6 +47,7 @@ impl LocalClusterOptions {
 
 /// Why a local cluster could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalClusterError {
     /// Making credentials failed.
     #[error(transparent)]

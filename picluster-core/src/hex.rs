@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 /// Why a hex string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HexError {
     /// Hex strings encode whole bytes, two digits each.
     #[error("odd-length hex ({len} digits): every byte takes two hex digits")]

@@ -99,6 +99,7 @@ impl JobKind {
 
 /// Why a job description was rejected; the input must change, retrying cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpecError {
     /// An invalid SHA-256d job.
     #[error(transparent)]

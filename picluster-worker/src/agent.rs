@@ -367,7 +367,7 @@ impl Agent {
                         h.standing = Standing::Stopping;
                         self.outbox.push_back(WorkerToCoord::Rejected(Rejected {
                             lease: h.lease,
-                            reason,
+                            reason: reason.to_string(),
                         }));
                     }
                 }

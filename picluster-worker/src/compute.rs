@@ -20,7 +20,7 @@
 //! take the same lock, so the end reported by [`ComputeEvent::Trimmed`] covers exactly
 //! the blocks that will be searched.
 
-use picluster_core::kernel::custom::{MapKernel, Partial};
+use picluster_core::kernel::custom::{BindError, MapKernel, Partial};
 use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
 use picluster_core::sync::lock;
@@ -111,12 +111,13 @@ pub enum ComputeEvent {
         /// The task.
         task: TaskId,
         /// Why.
-        reason: String,
+        reason: BindError,
     },
 }
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ComputeError {
     /// rayon could not create the pool (not retryable: usually too many threads).
     #[error("cannot start {threads} compute threads: {source}")]
@@ -324,7 +325,7 @@ impl Prefix {
     }
 
     /// The encoded result since the last report; `Err` if it does not encode.
-    fn take_output(&mut self, work: &Work) -> Result<Option<Vec<u8>>, String> {
+    fn take_output(&mut self, work: &Work) -> Result<Option<Vec<u8>>, BindError> {
         match (work, self.output.take()) {
             (Work::Map(kernel), Some(output)) => kernel.encode(&output).map(Some),
             _ => Ok(None),
@@ -363,7 +364,7 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> (u64, Option<
         reported: task.range.start,
         failed: false,
     };
-    let fail = |reason: String| {
+    let fail = |reason: BindError| {
         task.control.stop.store(true, Ordering::Release);
         sink(ComputeEvent::Failed {
             task: task.id,

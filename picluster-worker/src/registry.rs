@@ -40,6 +40,7 @@ impl std::fmt::Debug for Registry {
 
 /// Why a custom job cannot run here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// No kernel of this name is registered (the coordinator only sends custom jobs
     /// to workers that said they have the kernel, so this means a mismatch).

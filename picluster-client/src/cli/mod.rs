@@ -34,6 +34,7 @@ pub const EXIT_CANCELLED: u8 = 3;
 
 /// A failure the command reports as one line and exit code 1 (2 for usage).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     /// The command line does not parse (clap's message).
     #[error("{0}")]

@@ -77,6 +77,7 @@ pub trait Kernel: Send + Sync + 'static {
 
 /// Why a custom job was rejected; the input must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CustomError {
     /// A kernel name that is empty or too long.
     #[error("kernel name must be 1 to {MAX_NAME_LEN} bytes")]
@@ -135,7 +136,7 @@ impl CustomJob {
 
     /// The job for `params` of kernel `K`.
     pub fn of<K: Kernel>(params: &K::Params) -> Result<Self, BindError> {
-        let bytes = postcard::to_stdvec(params).map_err(|e| BindError::Encode(e.to_string()))?;
+        let bytes = postcard::to_stdvec(params).map_err(BindError::Encode)?;
         Ok(CustomJob::new(
             K::NAME,
             &bytes,
@@ -161,18 +162,19 @@ pub trait MapKernel: Send + Sync + 'static {
     /// The result of two adjacent ranges, `earlier` first.
     fn merge(&self, earlier: Partial, later: Partial) -> Partial;
     /// The result encoded for the wire.
-    fn encode(&self, partial: &Partial) -> Result<Vec<u8>, String>;
+    fn encode(&self, partial: &Partial) -> Result<Vec<u8>, BindError>;
 }
 
 /// Why a custom job's parameters or results could not be handled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindError {
-    /// The parameters do not decode as the kernel's `Params`.
+    /// The parameters (or a result) do not decode as the kernel's types.
     #[error("parameters do not decode: {0}")]
-    Decode(String),
+    Decode(postcard::Error),
     /// A value could not be encoded with postcard.
     #[error("cannot encode: {0}")]
-    Encode(String),
+    Encode(postcard::Error),
     /// The job is invalid.
     #[error(transparent)]
     Job(#[from] CustomError),
@@ -222,19 +224,18 @@ impl<K: Kernel> MapKernel for Bound<K> {
         }
     }
 
-    fn encode(&self, partial: &Partial) -> Result<Vec<u8>, String> {
+    fn encode(&self, partial: &Partial) -> Result<Vec<u8>, BindError> {
         let output = partial
             .downcast_ref::<K::Output>()
             .expect("a Bound<K> only ever makes K::Output partials");
-        postcard::to_stdvec(output).map_err(|e| e.to_string())
+        postcard::to_stdvec(output).map_err(BindError::Encode)
     }
 }
 
 /// Binds kernel `K` to a job's encoded parameters, checking that they decode and that
 /// the job's keyspace and block size are the kernel's.
 pub fn bind<K: Kernel>(job: &CustomJob) -> Result<Arc<dyn MapKernel>, BindError> {
-    let params: K::Params =
-        postcard::from_bytes(&job.params).map_err(|e| BindError::Decode(e.to_string()))?;
+    let params: K::Params = postcard::from_bytes(&job.params).map_err(BindError::Decode)?;
     let keyspace = K::keyspace(&params);
     if keyspace != job.keyspace || K::BLOCK != job.block {
         return Err(BindError::Mismatch {
@@ -249,5 +250,5 @@ pub fn bind<K: Kernel>(job: &CustomJob) -> Result<Arc<dyn MapKernel>, BindError>
 
 /// Decodes one range's encoded result.
 pub fn decode_output<K: Kernel>(bytes: &[u8]) -> Result<K::Output, BindError> {
-    postcard::from_bytes(bytes).map_err(|e| BindError::Decode(e.to_string()))
+    postcard::from_bytes(bytes).map_err(BindError::Decode)
 }

@@ -21,6 +21,7 @@ pub const COUNTER_LEN: usize = 8;
 
 /// Why a hashcash job was rejected; the input must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashcashError {
     /// Too much data.
     #[error("data is {0} bytes; at most {MAX_DATA_LEN} are accepted")]

@@ -34,6 +34,7 @@ const SYMBOLS: &[u8] = b" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// Why a mask or a preimage job was rejected; the input must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreimageError {
     /// `?` followed by a character that names no charset.
     #[error(

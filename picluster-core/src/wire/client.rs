@@ -118,6 +118,7 @@ pub struct ClientWelcome {
 
 /// Why a client request was refused. Retrying the same request cannot help.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// No job with this id exists.
     #[error("no job {0}")]

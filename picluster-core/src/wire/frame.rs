@@ -7,6 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Why a frame could not be encoded or decoded. A peer that sends such a frame is
 /// disconnected; retrying the same bytes cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix exceeds [`MAX_FRAME_LEN`].
     #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]

@@ -38,6 +38,7 @@ pub const NONCE_SPACE: u64 = 1 << 32;
 /// Why a SHA-256d job description was rejected. None of these are helped by retrying:
 /// the input itself must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Sha256dError {
     /// The header was not valid hex.
     #[error("header: {0}")]
