@@ -19,12 +19,14 @@ pub use args::Cli;
 use crate::client::{Client, ClientError};
 use args::{Command, SubmitCommon, SubmitKind};
 use clap::Parser;
-use output::{job_json, print_jobs, print_report, print_status, status_json, wait_with_bar};
+use output::{
+    print_cancelled, print_drained, print_jobs, print_report, print_status, wait_with_bar,
+};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::job::JobSpec;
 use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -156,38 +158,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             job,
             cluster,
             output,
-        } => {
-            let dir = cluster_dir(&cluster.dir)?;
-            with_client(&dir, |client| async move {
-                let report = wait_with_bar(&client, job).await?;
-                print_report(out, &report, output.json)
-            })
-        }
-        Command::Jobs { cluster, output } => {
-            let dir = cluster_dir(&cluster.dir)?;
-            with_client(&dir, |client| async move {
-                let jobs = client.jobs().await?;
-                if output.json {
-                    let list: Vec<Value> = jobs.iter().map(job_json).collect();
-                    writeln!(out, "{}", json!({ "jobs": list }))?;
-                } else {
-                    print_jobs(out, &jobs)?;
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
-        Command::Status { cluster, output } => {
-            let dir = cluster_dir(&cluster.dir)?;
-            with_client(&dir, |client| async move {
-                let status = client.status().await?;
-                if output.json {
-                    writeln!(out, "{}", status_json(&status))?;
-                } else {
-                    print_status(out, &status)?;
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+        } => with_client(&cluster.dir, |client| async move {
+            let report = wait_with_bar(&client, job).await?;
+            print_report(out, &report, output.json)
+        }),
+        Command::Jobs { cluster, output } => with_client(&cluster.dir, |client| async move {
+            print_jobs(out, &client.jobs().await?, output.json)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Status { cluster, output } => with_client(&cluster.dir, |client| async move {
+            print_status(out, &client.status().await?, output.json)?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Drain {
             name,
             cluster,
@@ -202,28 +184,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             job,
             cluster,
             output,
-        } => {
-            let dir = cluster_dir(&cluster.dir)?;
-            with_client(&dir, |client| async move {
-                let summary = client.cancel(job).await?;
-                let state = summary.progress.state.as_str();
-                if output.json {
-                    writeln!(out, "{}", json!({"job": job.to_string(), "state": state}))?;
-                } else {
-                    writeln!(out, "{job} {state}")?;
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+        } => with_client(&cluster.dir, |client| async move {
+            let summary = client.cancel(job).await?;
+            print_cancelled(out, &summary, output.json)?;
+            Ok(ExitCode::SUCCESS)
+        }),
     }
 }
 
 /// Submits a validated job, then waits for it with a progress bar (or returns at once
 /// with `--detach`).
 fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<ExitCode, CliError> {
-    let dir = cluster_dir(&common.cluster.dir)?;
     let json = common.output.json;
-    with_client(&dir, |client| async move {
+    with_client(&common.cluster.dir, |client| async move {
         let job = client.submit_with_priority(&spec, common.priority).await?;
         if common.detach {
             if json {
@@ -249,19 +222,8 @@ fn drain_command(
     drain: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let dir = cluster_dir(dir)?;
-    with_client(&dir, |client| async move {
-        let worker = client.drain(name, drain).await?;
-        let state = worker.state.as_str();
-        if json {
-            writeln!(
-                out,
-                "{}",
-                json!({"worker": worker.name, "state": state, "leases": worker.leases})
-            )?;
-        } else {
-            writeln!(out, "{} {state}", worker.name)?;
-        }
+    with_client(dir, |client| async move {
+        print_drained(out, &client.drain(name, drain).await?, json)?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -277,13 +239,15 @@ fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
     Ok(dir.to_path_buf())
 }
 
+/// Connects with the cluster directory's admin credential, runs `f`, and closes.
 fn with_client<'o, F, Fut>(dir: &Path, f: F) -> Result<ExitCode, CliError>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,
 {
+    let dir = cluster_dir(dir)?;
     background_runtime()?.block_on(async {
-        let client = Client::connect_cluster(dir).await?;
+        let client = Client::connect_cluster(&dir).await?;
         let closer = client.clone();
         let result = f(client).await;
         closer.close();

@@ -7,7 +7,9 @@ use picluster_core::hex;
 use picluster_core::ids::JobId;
 use picluster_core::job::SearchMode;
 use picluster_core::kernel::{Solution, SolutionDetail};
-use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};
+use picluster_core::wire::{
+    ClusterStatus, JobProgress, JobReport, JobState, JobSummary, WorkerStatus,
+};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -160,7 +162,7 @@ fn mode_str(mode: SearchMode) -> &'static str {
     }
 }
 
-pub(super) fn job_json(j: &JobSummary) -> Value {
+fn job_json(j: &JobSummary) -> Value {
     let p = &j.progress;
     json!({
         "job": p.job.to_string(),
@@ -176,7 +178,52 @@ pub(super) fn job_json(j: &JobSummary) -> Value {
     })
 }
 
-pub(super) fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
+/// `picluster jobs`: a table, or `{"jobs": [...]}`.
+pub(super) fn print_jobs(
+    out: &mut dyn Write,
+    jobs: &[JobSummary],
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let list: Vec<Value> = jobs.iter().map(job_json).collect();
+        return writeln!(out, "{}", json!({ "jobs": list }));
+    }
+    jobs_table(out, jobs)
+}
+
+/// `picluster cancel`: the job's state afterwards.
+pub(super) fn print_cancelled(
+    out: &mut dyn Write,
+    summary: &JobSummary,
+    json: bool,
+) -> std::io::Result<()> {
+    let (job, state) = (summary.progress.job, summary.progress.state.as_str());
+    if json {
+        writeln!(out, "{}", json!({"job": job.to_string(), "state": state}))
+    } else {
+        writeln!(out, "{job} {state}")
+    }
+}
+
+/// `picluster drain` and `undrain`: the worker's state afterwards.
+pub(super) fn print_drained(
+    out: &mut dyn Write,
+    worker: &WorkerStatus,
+    json: bool,
+) -> std::io::Result<()> {
+    let state = worker.state.as_str();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({"worker": worker.name, "state": state, "leases": worker.leases})
+        )
+    } else {
+        writeln!(out, "{} {state}", worker.name)
+    }
+}
+
+fn jobs_table(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
@@ -201,7 +248,7 @@ pub(super) fn print_jobs(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::R
     Ok(())
 }
 
-pub(super) fn status_json(status: &ClusterStatus) -> Value {
+fn status_json(status: &ClusterStatus) -> Value {
     json!({
         "workers": status.workers.iter().map(|w| json!({
             "name": w.name,
@@ -219,7 +266,15 @@ pub(super) fn status_json(status: &ClusterStatus) -> Value {
     })
 }
 
-pub(super) fn print_status(out: &mut dyn Write, status: &ClusterStatus) -> std::io::Result<()> {
+/// `picluster status`: tables of workers and jobs, or one JSON object.
+pub(super) fn print_status(
+    out: &mut dyn Write,
+    status: &ClusterStatus,
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        return writeln!(out, "{}", status_json(status));
+    }
     let total: f64 = status.workers.iter().map(|w| w.rate_hps as f64 / 1e6).sum();
     writeln!(
         out,
@@ -247,7 +302,7 @@ pub(super) fn print_status(out: &mut dyn Write, status: &ClusterStatus) -> std::
     }
     if !status.jobs.is_empty() {
         writeln!(out)?;
-        print_jobs(out, &status.jobs)?;
+        jobs_table(out, &status.jobs)?;
     }
     Ok(())
 }

@@ -490,6 +490,17 @@ impl Coordinator {
         }
     }
 
+    /// The job and unsearched part of a lease, as `own_lease` judges the report.
+    fn own_span(
+        &mut self,
+        conn: ConnId,
+        lease: LeaseId,
+    ) -> Result<Option<(JobId, u64, u64)>, ProtocolViolation> {
+        Ok(self
+            .own_lease(conn, lease)?
+            .map(|l| (l.job, l.position, l.end)))
+    }
+
     /// Like `own_lease`, for a release: releasing a lease we already took back is how
     /// a worker acknowledges `Stop`, not a stale report.
     fn released_lease(
@@ -530,10 +541,7 @@ impl Coordinator {
         position: u64,
         data: Vec<u8>,
     ) -> Handled {
-        let Some((job_id, start, end)) = self
-            .own_lease(conn, lease_id)?
-            .map(|l| (l.job, l.position, l.end))
-        else {
+        let Some((job_id, start, end)) = self.own_span(conn, lease_id)? else {
             return Ok(());
         };
         let Some(job) = self.jobs.get_mut(job_id) else {
@@ -620,10 +628,7 @@ impl Coordinator {
         lease_id: LeaseId,
         indices: Vec<u64>,
     ) -> Handled {
-        let Some((job_id, start, end)) = self
-            .own_lease(conn, lease_id)?
-            .map(|l| (l.job, l.position, l.end))
-        else {
+        let Some((job_id, start, end)) = self.own_span(conn, lease_id)? else {
             return Ok(());
         };
         let Some(job) = self.jobs.get_mut(job_id) else {
