@@ -328,3 +328,25 @@ fn a_jobs_kernel_is_built_once_for_all_its_leases() {
     assert!(!std::sync::Arc::ptr_eq(&first, &third));
     assert_eq!(third.keyspace(), 1 << 20);
 }
+
+#[test]
+fn leases_beyond_what_the_engine_queues_are_handed_straight_back() {
+    let mut a = agent();
+    let cap = picluster_worker::compute::MAX_TASKS as u64;
+    for lease in 1..=cap {
+        a.handle_message(assign(lease, lease * 10, lease * 10 + 10))
+            .unwrap();
+    }
+    assert_eq!(commands(&mut a).len(), cap as usize);
+    assert!(sent(&mut a).is_empty());
+    a.handle_message(assign(cap + 1, 0, 10)).unwrap();
+    assert!(commands(&mut a).is_empty());
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Released(Released {
+            lease: LeaseId(cap + 1),
+            position: 0,
+        })]
+    );
+    assert_eq!(a.leases_held(), cap as usize);
+}

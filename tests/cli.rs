@@ -587,3 +587,26 @@ fn command_line_drives_a_cluster_from_init_to_results() {
 
     daemons.stop();
 }
+
+#[test]
+fn coordinator_retention_options_are_checked_before_anything_starts() {
+    for (args, wanted) in [
+        (
+            ["--keep-finished", "0"],
+            "invalid value '0' for '--keep-finished <N>': 0 is not in 1..=1000000",
+        ),
+        (
+            ["--keep-finished-for", "0"],
+            "invalid value '0' for '--keep-finished-for <SECONDS>': 0 is not in 1..18446744073709551615",
+        ),
+    ] {
+        let mut argv = vec!["coordinator", "--cluster", "/nonexistent"];
+        argv.extend(args);
+        let (result, _) = cli(&argv);
+        let Err(CliError::Usage(e)) = result else {
+            panic!("{argv:?}: a usage error")
+        };
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains(wanted), "{e}");
+    }
+}

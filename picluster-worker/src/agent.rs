@@ -8,7 +8,7 @@
 //! coordinator). One agent lives for the whole process; a lost connection is
 //! [`Agent::handle_disconnected`], a new one starts with [`Agent::hello`].
 
-use crate::compute::{ComputeEvent, TaskId, Work};
+use crate::compute::{ComputeEvent, TaskId, Work, MAX_TASKS};
 use crate::registry::Registry;
 use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
@@ -306,8 +306,9 @@ impl Agent {
                 return Ok(());
             }
         };
-        if self.phase != Phase::Working {
-            // Crossed our release in flight: hand it straight back.
+        if self.phase != Phase::Working || self.held.len() >= MAX_TASKS {
+            // Crossed our release in flight, or more than the engine queues (the
+            // coordinator prefetches far fewer): hand it straight back.
             self.outbox.push_back(WorkerToCoord::Released(Released {
                 lease,
                 position: start,

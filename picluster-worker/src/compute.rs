@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 /// progress and stop checks.
 pub const BLOCK: u64 = 1 << 16;
 
+/// Tasks queued or running at once. The agent never holds more leases than this
+/// (it hands further ones straight back), so [`Compute::run`] never waits.
+pub const MAX_TASKS: usize = 64;
+
 /// What a task computes.
 #[derive(Clone)]
 pub enum Work {
@@ -201,7 +205,7 @@ impl Compute {
             .build()
             .map_err(|source| ComputeError::Pool { threads, source })?;
         let pool = Arc::new(pool);
-        let (queue, tasks) = crossbeam_channel::unbounded::<Task>();
+        let (queue, tasks) = crossbeam_channel::bounded::<Task>(MAX_TASKS);
         let controls: Controls = Arc::default();
         let sink: Sink = Arc::new(sink);
         let (engine_pool, engine_controls, engine_sink) =
@@ -233,7 +237,8 @@ impl Compute {
         self.threads
     }
 
-    /// Queues `range` of `work` as task `id`, after the tasks already queued.
+    /// Queues `range` of `work` as task `id`, after the tasks already queued. With
+    /// [`MAX_TASKS`] tasks queued or running, this waits for one to finish.
     pub fn run(&self, id: TaskId, work: Work, range: Range<u64>, progress_interval: Duration) {
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),

@@ -31,6 +31,14 @@ pub(super) enum Command {
     Coordinator {
         #[command(flatten)]
         cluster: ClusterArg,
+        /// Finished jobs kept for `jobs`, `wait` and `status` (the oldest go first).
+        #[arg(long, value_name = "N", default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        keep_finished: u32,
+        /// Seconds a finished job is kept after it ended (default: one day).
+        #[arg(long, value_name = "SECONDS", default_value_t = 86_400,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        keep_finished_for: u64,
     },
     /// Write a bundle (address, CA, certificate, key) for a new worker.
     AddWorker {

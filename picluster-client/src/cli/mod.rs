@@ -112,7 +112,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Coordinator { cluster } => {
+        Command::Coordinator {
+            cluster,
+            keep_finished,
+            keep_finished_for,
+        } => {
+            let config = CoordinatorConfig {
+                keep_finished: keep_finished as usize,
+                keep_finished_for: std::time::Duration::from_secs(keep_finished_for),
+                ..CoordinatorConfig::default()
+            };
             // Check the directory before starting anything.
             ClusterDir::open(&cluster.dir)?;
             // One thread: the coordinator's state machine is single-threaded, and a
@@ -123,7 +132,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
                 .build()?
                 .block_on(picluster_core::service::serve_cluster(
                     &cluster.dir,
-                    CoordinatorConfig::default(),
+                    config,
                     shutdown_signal(),
                 ))?;
             Ok(ExitCode::SUCCESS)
