@@ -21,7 +21,8 @@
 //! - [`client`]: the async client and job watches.
 //! - [`blocking`]: the blocking wrapper.
 //! - [`local`]: the in-process cluster.
-//! - [`cli`]: the `picluster` command line (the binary is `src/main.rs`).
+//! - [`cli`]: the `picluster` command line (the binary is `src/main.rs`): `args` (clap
+//!   types), `spec` (input validation), `output` (text and JSON).
 
 pub mod blocking;
 pub mod cli;

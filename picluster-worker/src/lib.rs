@@ -7,8 +7,10 @@
 //! - [`compute`]: the compute engine: a rayon pool running one lease at a time in
 //!   64 Ki-index blocks, reporting the contiguous prefix searched.
 //! - [`agent`]: the worker's protocol state machine (coordinator messages and compute
-//!   events in, compute commands and messages out).
+//!   events in, compute commands and messages out), with a cache of jobs' kernels.
 //! - [`daemon`]: the async driver: connect, reconnect with backoff, graceful leave.
+//!   Its queues are bounded and push back: compute threads wait for the daemon, the
+//!   reader for the agent.
 //! - [`registry`]: the custom kernels (user-defined, see
 //!   [`picluster_core::kernel::custom::Kernel`]) this worker can run.
 //! - [`selftest`]: every kernel implementation against the reference.
