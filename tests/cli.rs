@@ -150,8 +150,8 @@ fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
     // No coordinator runs: an error that needed the network would take seconds.
     cli_ok(&["init", d, "--listen", "127.0.0.1:9"]);
     let genesis = hex::encode(&vectors()[0].header.0);
-    let submit = |extra: &[&str]| {
-        let mut args = vec!["submit", "sha256d", "--cluster", d];
+    let submit = |kind: &str, extra: &[&str]| {
+        let mut args = vec!["submit", kind, "--cluster", d];
         args.extend_from_slice(extra);
         let started = std::time::Instant::now();
         let message = cli_err(&args);
@@ -159,89 +159,100 @@ fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
         message
     };
     assert_eq!(
-        submit(&["--header", "abc"]),
+        submit("sha256d", &["--header", "abc"]),
         "header: odd-length hex (3 digits): every byte takes two hex digits"
     );
-    let other = |kind: &str, extra: &[&str]| {
-        let mut args = vec!["submit", kind, "--cluster", d];
-        args.extend_from_slice(extra);
-        cli_err(&args)
-    };
-    assert_eq!(
-        other("hashcash", &["--data", "x", "--bits", "0"]),
-        "difficulty of 0 bits is outside 1..=256"
-    );
-    assert_eq!(
-        other("hashcash", &["--data-hex", "0g", "--bits", "8"]),
-        "--data-hex: invalid hex character 'g' at position 1"
-    );
-    assert_eq!(
-        other("hashcash", &["--data", "x", "--bits", "8", "--all"]),
-        "--all needs --counter-range: the default range of 2^64 counters never ends"
-    );
-    assert_eq!(
-        other(
-            "hashcash",
-            &["--data", "x", "--bits", "8", "--counter-range", "9..3"]
-        ),
-        "--counter-range 9..3: the range is empty or reversed (END is exclusive)"
-    );
     let target = "00".repeat(32);
-    assert_eq!(
-        other("preimage", &["--mask", "ab?x", "--target", &target]),
-        "--mask: mask position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)"
-    );
-    assert_eq!(
-        other("preimage", &["--mask", "?1", "--target", &target]),
-        "--mask: mask uses ?1 but custom charset 1 is not defined"
-    );
-    assert_eq!(
-        other("preimage", &["--mask", "?d", "--target", "abcd"]),
-        "--target #1: 2 bytes, expected 32 (64 hex digits)"
-    );
-    assert_eq!(
-        other(
-            "preimage",
-            &["--mask", "?d?d", "--target", &target, "--skip", "100"]
+    let cases: [(&str, &[&str], &str); 17] = [
+        (
+            "hashcash",
+            &["--data", "x", "--bits", "0"],
+            "difficulty of 0 bits is outside 1..=256",
         ),
-        "candidate range 100..100 is empty or beyond the mask's 100 candidates"
-    );
-    assert_eq!(
-        submit(&["--header", "00ff"]),
-        "header is 2 bytes, expected 80"
-    );
-    assert_eq!(
-        submit(&["--header", "zz"]),
-        "header: invalid hex character 'z' at position 0"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--nonce-range", "10..10"]),
-        "--nonce-range 10..10: the range is empty or reversed (END is exclusive)"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--nonce-range", "20..10"]),
-        "--nonce-range 20..10: the range is empty or reversed (END is exclusive)"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--nonce-range", "0..4294967297"]),
-        "--nonce-range 0..4294967297: END is beyond 4294967296 (2^32)"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--nonce-range", "5"]),
-        "--nonce-range 5: expected START..END"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--target", "00ff"]),
-        "target is 2 bytes, expected 32 (64 hex digits, most significant first)"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--version-mask", "ffffffff"]),
-        "version mask 0xffffffff has bits outside BIP 320's 0x1fffe000"
-    );
-    assert_eq!(
-        submit(&["--header", &genesis, "--version-mask", "xyz"]),
-        "--version-mask: `xyz` is not hex"
-    );
+        (
+            "hashcash",
+            &["--data-hex", "0g", "--bits", "8"],
+            "--data-hex: invalid hex character 'g' at position 1",
+        ),
+        (
+            "hashcash",
+            &["--data", "x", "--bits", "8", "--all"],
+            "--all needs --counter-range: the default range of 2^64 counters never ends",
+        ),
+        (
+            "hashcash",
+            &["--data", "x", "--bits", "8", "--counter-range", "9..3"],
+            "--counter-range 9..3: the range is empty or reversed (END is exclusive)",
+        ),
+        (
+            "preimage",
+            &["--mask", "ab?x", "--target", &target],
+            "--mask: mask position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)",
+        ),
+        (
+            "preimage",
+            &["--mask", "?1", "--target", &target],
+            "--mask: mask uses ?1 but custom charset 1 is not defined",
+        ),
+        (
+            "preimage",
+            &["--mask", "?d", "--target", "abcd"],
+            "--target #1: 2 bytes, expected 32 (64 hex digits)",
+        ),
+        (
+            "preimage",
+            &["--mask", "?d?d", "--target", &target, "--skip", "100"],
+            "candidate range 100..100 is empty or beyond the mask's 100 candidates",
+        ),
+        (
+            "sha256d",
+            &["--header", "00ff"],
+            "header is 2 bytes, expected 80",
+        ),
+        (
+            "sha256d",
+            &["--header", "zz"],
+            "header: invalid hex character 'z' at position 0",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--nonce-range", "10..10"],
+            "--nonce-range 10..10: the range is empty or reversed (END is exclusive)",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--nonce-range", "20..10"],
+            "--nonce-range 20..10: the range is empty or reversed (END is exclusive)",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--nonce-range", "0..4294967297"],
+            "--nonce-range 0..4294967297: END is beyond 4294967296 (2^32)",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--nonce-range", "5"],
+            "--nonce-range 5: expected START..END",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--target", "00ff"],
+            "target is 2 bytes, expected 32 (64 hex digits, most significant first)",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--version-mask", "ffffffff"],
+            "version mask 0xffffffff has bits outside BIP 320's 0x1fffe000",
+        ),
+        (
+            "sha256d",
+            &["--header", &genesis, "--version-mask", "xyz"],
+            "--version-mask: `xyz` is not hex",
+        ),
+    ];
+    for (kind, extra, message) in cases {
+        assert_eq!(submit(kind, extra), message, "{kind} {extra:?}");
+    }
     let missing = tmp.path().join("missing");
     let message = cli_err(&[
         "submit",

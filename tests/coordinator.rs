@@ -61,6 +61,18 @@ impl Harness {
         self.core.handle_inbound(self.now, conn, Inbound::Worker(m));
     }
 
+    fn progress(&mut self, conn: ConnId, lease: LeaseId, position: u64) {
+        self.worker_says(conn, WorkerToCoord::Progress(Progress { lease, position }));
+    }
+
+    fn release(&mut self, conn: ConnId, lease: LeaseId, position: u64) {
+        self.worker_says(conn, WorkerToCoord::Released(Released { lease, position }));
+    }
+
+    fn found(&mut self, conn: ConnId, lease: LeaseId, indices: Vec<u64>) {
+        self.worker_says(conn, WorkerToCoord::Found(Found { lease, indices }));
+    }
+
     fn add_worker(&mut self, conn: ConnId, name: &str, bench_hps: u64) {
         self.core.handle_connected(
             self.now,
@@ -164,21 +176,9 @@ fn run_to_completion(h: &mut Harness, job: &Sha256dJob) -> (JobReport, Vec<(Conn
             let mut hits = Vec::new();
             kernel.scan(a.start..a.end, &mut hits);
             if !hits.is_empty() {
-                h.worker_says(
-                    conn,
-                    WorkerToCoord::Found(Found {
-                        lease: a.lease,
-                        indices: hits,
-                    }),
-                );
+                h.found(conn, a.lease, hits);
             }
-            h.worker_says(
-                conn,
-                WorkerToCoord::Progress(Progress {
-                    lease: a.lease,
-                    position: a.end,
-                }),
-            );
+            h.progress(conn, a.lease, a.end);
         }
     }
     panic!("job did not finish");
@@ -245,13 +245,7 @@ fn a_new_worker_calibrates_on_small_chunks_then_gets_2_s_chunks_at_its_measured_
     assert_eq!(a[1].1.start, a[0].1.end);
     // It turns out to do 800,000 a second.
     h.now += Duration::from_millis(625);
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: a[0].1.lease,
-            position: a[0].1.end,
-        }),
-    );
+    h.progress(ConnId(1), a[0].1.lease, a[0].1.end);
     let b = assigns(&h.drain());
     assert_eq!(b.len(), 1);
     // 2 s at the measured 800,000 a second.
@@ -279,13 +273,7 @@ fn silent_worker_loses_its_leases_from_the_last_reported_position() {
     let a = assigns(&h.drain());
     assert_eq!(a.len(), 2);
     let first = a[0].1.lease;
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: first,
-            position: 1000,
-        }),
-    );
+    h.progress(ConnId(1), first, 1000);
     h.drain();
     // The watcher's progress push comes first; the lease deadline 5 s after the
     // worker was last heard.
@@ -319,13 +307,7 @@ fn silent_worker_loses_its_leases_from_the_last_reported_position() {
         vec![(ConnId(2), 1000, 4096), (ConnId(2), 4096, 8192)]
     );
     // The silent worker's late report is stale and changes nothing.
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: first,
-            position: 4096,
-        }),
-    );
+    h.progress(ConnId(1), first, 4096);
     assert_eq!(h.core.stats().stale_reports, 1);
     let jobs = h.core.jobs(h.now);
     assert_eq!(jobs[0].progress.hashes, 1000);
@@ -345,13 +327,7 @@ fn disconnected_worker_work_returns_to_the_queue() {
     let job = genesis_job(0..4096);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: a[0].1.lease,
-            position: 2048,
-        }),
-    );
+    h.progress(ConnId(1), a[0].1.lease, 2048);
     h.core.handle_disconnected(h.now, ConnId(1));
     assert_eq!(h.core.stats().lost_leases, 1);
     h.add_worker(ConnId(2), "pi-2", 1);
@@ -375,20 +351,8 @@ fn released_lease_is_requeued_and_leaving_worker_is_closed_normally() {
     let job = genesis_job(0..8192);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Released(Released {
-            lease: a[0].1.lease,
-            position: 100,
-        }),
-    );
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Released(Released {
-            lease: a[1].1.lease,
-            position: 4096,
-        }),
-    );
+    h.release(ConnId(1), a[0].1.lease, 100);
+    h.release(ConnId(1), a[1].1.lease, 4096);
     h.worker_says(ConnId(1), WorkerToCoord::Leaving);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::Normal)]);
@@ -415,13 +379,7 @@ fn first_verified_solution_completes_the_job_and_stops_every_lease() {
     let mut hits = Vec::new();
     job.kernel().scan(a[1].1.start..a[1].1.end, &mut hits);
     assert!(!hits.is_empty());
-    h.worker_says(
-        a[1].0,
-        WorkerToCoord::Found(Found {
-            lease: a[1].1.lease,
-            indices: vec![hits[0]],
-        }),
-    );
+    h.found(a[1].0, a[1].1.lease, vec![hits[0]]);
     let out = h.drain();
     let report = finished(&out).expect("job finished");
     assert_eq!(report.state, JobState::Completed);
@@ -443,13 +401,7 @@ fn a_false_solution_disconnects_the_worker_and_the_job_still_completes() {
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
     let liar_lease = a.iter().find(|(c, _)| *c == ConnId(1)).unwrap().1.clone();
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Found(Found {
-            lease: liar_lease.lease,
-            indices: vec![liar_lease.start],
-        }),
-    );
+    h.found(ConnId(1), liar_lease.lease, vec![liar_lease.start]);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::BadResult)]);
     assert_eq!(h.core.stats().violations, 1);
@@ -462,13 +414,7 @@ fn a_false_solution_disconnects_the_worker_and_the_job_still_completes() {
         .collect();
     assert_eq!(held.len(), 2);
     for x in &held {
-        h.worker_says(
-            ConnId(2),
-            WorkerToCoord::Progress(Progress {
-                lease: x.lease,
-                position: x.end,
-            }),
-        );
+        h.progress(ConnId(2), x.lease, x.end);
     }
     let (report, _) = run_to_completion(&mut h, &job);
     assert_eq!(report.solutions, vec![]);
@@ -487,25 +433,13 @@ fn protocol_violations_close_only_the_offender() {
     let a = assigns(&h.drain());
     let (c1, l1) = (a[0].0, a[0].1.clone());
     // Beyond the lease end.
-    h.worker_says(
-        c1,
-        WorkerToCoord::Progress(Progress {
-            lease: l1.lease,
-            position: l1.end + 1,
-        }),
-    );
+    h.progress(c1, l1.lease, l1.end + 1);
     assert_eq!(closes(&h.drain()), vec![(c1, CloseCode::Protocol)]);
     // Someone else's lease.
     let other = a.iter().find(|(c, _)| *c != c1).unwrap().1.lease;
     h.add_worker(ConnId(3), "pi-3", 1);
     h.drain();
-    h.worker_says(
-        ConnId(3),
-        WorkerToCoord::Progress(Progress {
-            lease: other,
-            position: 0,
-        }),
-    );
+    h.progress(ConnId(3), other, 0);
     assert_eq!(closes(&h.drain()), vec![(ConnId(3), CloseCode::Protocol)]);
     // A message before the hello.
     h.core.handle_connected(
@@ -627,13 +561,7 @@ fn watchers_get_progress_every_interval_while_a_job_runs() {
     let job = genesis_job(0..1 << 16);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: a[0].1.lease,
-            position: 1234,
-        }),
-    );
+    h.progress(ConnId(1), a[0].1.lease, 1234);
     h.drain();
     h.now += Duration::from_millis(250);
     h.core.handle_timeout(h.now);
@@ -717,13 +645,7 @@ fn a_worker_that_acknowledges_a_stop_for_an_expired_lease_gets_work_again() {
     assert_eq!(stops(&h.drain()).len(), 2);
     // Its network came back: it acknowledges the stops.
     for (_, x) in &a {
-        h.worker_says(
-            ConnId(1),
-            WorkerToCoord::Released(Released {
-                lease: x.lease,
-                position: x.start + 100,
-            }),
-        );
+        h.release(ConnId(1), x.lease, x.start + 100);
     }
     assert_eq!(
         h.core.stats().stale_reports,
@@ -769,13 +691,7 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
     // The fast worker finishes everything it holds at t = 1 s.
     h.now += Duration::from_secs(1);
     for x in &fast {
-        h.worker_says(
-            ConnId(2),
-            WorkerToCoord::Progress(Progress {
-                lease: x.lease,
-                position: x.end,
-            }),
-        );
+        h.progress(ConnId(2), x.lease, x.end);
     }
     let out = h.drain();
     // The slow worker's lease ends 2 s from the start; it has done 1,000 of 2,000 by
@@ -925,13 +841,7 @@ fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
     assert_eq!(stops(&out), vec![(ConnId(1), mine[1].lease)]);
     assert!(out.iter().any(|t| matches!(t,
         Transmit::ToClient(CLIENT, CoordToClient::Drained(RequestId(7), w)) if w.state == WorkerState::Draining && w.leases == 1)));
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: mine[0].lease,
-            position: mine[0].end,
-        }),
-    );
+    h.progress(ConnId(1), mine[0].lease, mine[0].end);
     let out = h.drain();
     assert!(
         assigns(&out).iter().all(|(c, _)| *c != ConnId(1)),
@@ -1068,13 +978,7 @@ fn custom_jobs_go_to_workers_with_the_kernel_and_commit_only_with_their_output()
     ));
 
     // Progress that would commit indices without their output breaks the protocol.
-    h.worker_says(
-        ConnId(2),
-        WorkerToCoord::Progress(Progress {
-            lease: a[0].1.lease,
-            position: 20,
-        }),
-    );
+    h.progress(ConnId(2), a[0].1.lease, 20);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(2), CloseCode::Protocol)]);
     // Its leases went back from position 10: nobody else can run them yet.
@@ -1246,13 +1150,7 @@ fn a_finished_job_gets_no_more_scheduling_or_pushes() {
     assert_eq!(stops(&out).len(), 4);
     assert_eq!(finished(&out).unwrap().state, JobState::Cancelled);
     // Late progress on a cancelled job's lease is stale, and nothing is pushed.
-    h.worker_says(
-        ConnId(1),
-        WorkerToCoord::Progress(Progress {
-            lease: a[0].1.lease,
-            position: a[0].1.start + 1,
-        }),
-    );
+    h.progress(ConnId(1), a[0].1.lease, a[0].1.start + 1);
     h.now += Duration::from_secs(1);
     h.core.handle_timeout(h.now);
     assert!(h.drain().is_empty());
@@ -1351,20 +1249,8 @@ fn a_backlogged_worker_is_cut_off_and_its_leases_return_to_the_queue() {
     for a in &held {
         let mut hits = Vec::new();
         kernel.scan(a.start..a.end, &mut hits);
-        h.worker_says(
-            ConnId(2),
-            WorkerToCoord::Found(Found {
-                lease: a.lease,
-                indices: hits,
-            }),
-        );
-        h.worker_says(
-            ConnId(2),
-            WorkerToCoord::Progress(Progress {
-                lease: a.lease,
-                position: a.end,
-            }),
-        );
+        h.found(ConnId(2), a.lease, hits);
+        h.progress(ConnId(2), a.lease, a.end);
     }
     let (report, assigned) = run_to_completion(&mut h, &job);
     assert_eq!(report.hashes, 1 << 14);
