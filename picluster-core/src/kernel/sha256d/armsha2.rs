@@ -7,30 +7,21 @@
 //! constant. The four-round instructions leave no room to stop after round 60, so the
 //! top word is checked after the last round.
 
-use super::portable::{Prepared, IV, K};
-use super::{confirm, Target};
+use super::portable::{Scan, IV, K};
 use std::arch::aarch64::*;
-use std::ops::Range;
 
 /// Whether this CPU has the SHA2 instructions.
 pub(crate) fn available() -> bool {
     std::arch::is_aarch64_feature_detected!("sha2")
 }
 
-pub(crate) fn scan(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+pub(crate) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     assert!(
         available(),
         "ARMv8 SHA2 kernel selected on a CPU without the SHA2 instructions"
     );
     // SAFETY: the CPU has the SHA2 instructions (checked above); NEON is baseline.
-    unsafe { scan2(p, header, target, nonces, index_base, hits) }
+    unsafe { scan2(scan, hits) }
 }
 
 /// Two compressions at once: `states[i]` absorbs message `msgs[i]`.
@@ -74,14 +65,8 @@ fn load(words: &[u32]) -> uint32x4_t {
 
 #[inline(never)]
 #[target_feature(enable = "sha2")]
-fn scan2(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+fn scan2(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    let (p, target, nonces) = scan.parts();
     let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
     let k: [uint32x4_t; 16] = std::array::from_fn(|q| load(&K[4 * q..]));
     let mid = [load(&p.midstate[..4]), load(&p.midstate[4..])];
@@ -114,13 +99,7 @@ fn scan2(
             if high > top {
                 continue;
             }
-            confirm(
-                header,
-                target,
-                base + lane as u64,
-                index_base + (base + lane as u64 - nonces.start),
-                hits,
-            );
+            scan.confirm(base + lane as u64, hits);
         }
         base += 2;
     }

@@ -5,30 +5,21 @@
 //! lanes whose top word could meet the target are checked further, one at a time
 //! against the reference (rare: 1 in 2^32 at difficulty 1).
 
-use super::portable::{Prepared, IV, K};
-use super::{confirm, Target};
+use super::portable::{Scan, IV, K};
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 /// Whether this CPU has AVX-512F.
 pub(crate) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-pub(crate) fn scan(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+pub(crate) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     assert!(
         available(),
         "AVX-512 kernel selected on a CPU without AVX-512F"
     );
     // SAFETY: the CPU has AVX-512F (checked above).
-    unsafe { scan16(p, header, target, nonces, index_base, hits) }
+    unsafe { scan16(scan, hits) }
 }
 
 #[target_feature(enable = "avx512f")]
@@ -107,14 +98,8 @@ fn bswap(x: __m512i) -> __m512i {
 }
 
 #[target_feature(enable = "avx512f")]
-fn scan16(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+fn scan16(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    let (p, target, nonces) = scan.parts();
     let top = splat(u32::from_be_bytes([
         target.0[0],
         target.0[1],
@@ -168,13 +153,7 @@ fn scan16(
         while candidates != 0 {
             let lane = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            confirm(
-                header,
-                target,
-                base + u64::from(lane),
-                index_base + (base + u64::from(lane) - nonces.start),
-                hits,
-            );
+            scan.confirm(base + u64::from(lane), hits);
         }
         base += 16;
     }

@@ -25,9 +25,7 @@
     )
 )]
 
-use super::portable::{Prepared, IV, K};
-use super::{confirm, Target};
-use std::ops::Range;
+use super::portable::{Scan, IV, K};
 
 /// A vector of `N` 32-bit lanes. Implementations are only ever used inside a function
 /// compiled with the instructions they need.
@@ -101,14 +99,8 @@ fn schedule<L: Lanes>(w: &mut [L; 64], from: usize, end: usize) {
 /// The scan, `L::N` nonces at a time. Always inlined into a function compiled for
 /// `L`'s instructions.
 #[inline(always)]
-fn scan_lanes<L: Lanes>(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    let (p, target, nonces) = scan.parts();
     let top = L::splat(u32::from_be_bytes([
         target.0[0],
         target.0[1],
@@ -155,13 +147,7 @@ fn scan_lanes<L: Lanes>(
         while candidates != 0 {
             let lane = candidates.trailing_zeros();
             candidates &= candidates - 1;
-            confirm(
-                header,
-                target,
-                base + u64::from(lane),
-                index_base + (base + u64::from(lane) - nonces.start),
-                hits,
-            );
+            scan.confirm(base + u64::from(lane), hits);
         }
         base += L::N as u64;
     }
@@ -178,15 +164,8 @@ pub(super) struct Arr4([u32; 4]);
 
 /// The generic scan on plain arrays (tests compare it with the portable reference).
 #[cfg(test)]
-pub(super) fn scan_arrays(
-    p: &Prepared,
-    header: &[u8; 80],
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
-    scan_lanes::<Arr4>(p, header, target, nonces, index_base, hits);
+pub(super) fn scan_arrays(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    scan_lanes::<Arr4>(scan, hits);
 }
 
 #[cfg(test)]
@@ -398,30 +377,16 @@ pub(super) mod avx2 {
         std::arch::is_x86_feature_detected!("avx2")
     }
 
-    pub(in super::super) fn scan(
-        p: &Prepared,
-        header: &[u8; 80],
-        target: &Target,
-        nonces: Range<u64>,
-        index_base: u64,
-        hits: &mut Vec<u64>,
-    ) {
+    pub(in super::super) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         assert!(available(), "AVX2 kernel selected on a CPU without AVX2");
         // SAFETY: the CPU has AVX2 (checked above).
-        unsafe { scan8(p, header, target, nonces, index_base, hits) }
+        unsafe { scan8(scan, hits) }
     }
 
     #[inline(never)]
     #[target_feature(enable = "avx2")]
-    fn scan8(
-        p: &Prepared,
-        header: &[u8; 80],
-        target: &Target,
-        nonces: Range<u64>,
-        index_base: u64,
-        hits: &mut Vec<u64>,
-    ) {
-        scan_lanes::<Avx2>(p, header, target, nonces, index_base, hits);
+    fn scan8(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+        scan_lanes::<Avx2>(scan, hits);
     }
 }
 
@@ -503,30 +468,16 @@ pub(super) mod neon {
         }
     }
 
-    pub(in super::super) fn scan(
-        p: &Prepared,
-        header: &[u8; 80],
-        target: &Target,
-        nonces: Range<u64>,
-        index_base: u64,
-        hits: &mut Vec<u64>,
-    ) {
+    pub(in super::super) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         // SAFETY: NEON is part of the aarch64 baseline.
-        unsafe { scan4(p, header, target, nonces, index_base, hits) }
+        unsafe { scan4(scan, hits) }
     }
 
     // Not inlined: one symbol per implementation, for `llvm-mca` (BENCHMARKS.md).
     #[inline(never)]
     #[target_feature(enable = "neon")]
-    fn scan4(
-        p: &Prepared,
-        header: &[u8; 80],
-        target: &Target,
-        nonces: Range<u64>,
-        index_base: u64,
-        hits: &mut Vec<u64>,
-    ) {
-        scan_lanes::<Neon>(p, header, target, nonces, index_base, hits);
+    fn scan4(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+        scan_lanes::<Neon>(scan, hits);
     }
 }
 
@@ -541,10 +492,8 @@ pub(super) mod neon32 {
     //! is NEON assembly: a..h in q0-q7, rotates as shift plus shift-and-insert,
     //! `vbsl` for Ch and Maj, eight rounds unrolled with the registers renamed
     //! instead of moved, and the message schedule four lanes at a time.
-    use super::super::portable::{Prepared, IV, K};
-    use super::super::{confirm, Target};
+    use super::super::portable::{Scan, IV, K};
     use std::arch::asm;
-    use std::ops::Range;
 
     /// Whether this build may use NEON. Rust can neither enable NEON per function
     /// nor detect it on 32-bit ARM (both unstable), so the path exists when the whole
@@ -684,15 +633,9 @@ pub(super) mod neon32 {
         unreachable!("neon32 is unavailable in a build without picluster_neon")
     }
 
-    pub(in super::super) fn scan(
-        p: &Prepared,
-        header: &[u8; 80],
-        target: &Target,
-        nonces: Range<u64>,
-        index_base: u64,
-        hits: &mut Vec<u64>,
-    ) {
+    pub(in super::super) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         assert!(available(), "NEON kernel selected in a build without NEON");
+        let (p, target, nonces) = scan.parts();
         let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
         let k: [u32; 256] = std::array::from_fn(|i| K[i / 4]);
         let mut w = [0u32; 256];
@@ -725,13 +668,7 @@ pub(super) mod neon32 {
                 if state[28 + lane].swap_bytes() > top {
                     continue;
                 }
-                confirm(
-                    header,
-                    target,
-                    base + lane as u64,
-                    index_base + (base + lane as u64 - nonces.start),
-                    hits,
-                );
+                scan.confirm(base + lane as u64, hits);
             }
             base += 4;
         }

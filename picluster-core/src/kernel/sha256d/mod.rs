@@ -479,31 +479,27 @@ impl Sha256dKernel {
         if self.imp != Sha256dImpl::Sha2 {
             // Every implementation but `sha2` shares the per-version precomputation.
             let prepared = portable::Prepared::new(&header);
-            let target = &self.job.target;
+            let scan = portable::Scan {
+                prepared: &prepared,
+                header: &header,
+                target: &self.job.target,
+                nonces,
+                index_base,
+            };
             match self.imp {
                 #[cfg(target_arch = "x86_64")]
-                Sha256dImpl::ShaNi => shani::scan(&prepared, target, nonces, index_base, hits),
+                Sha256dImpl::ShaNi => shani::scan(&scan, hits),
                 #[cfg(target_arch = "x86_64")]
-                Sha256dImpl::Avx512 => {
-                    avx512::scan(&prepared, &header, target, nonces, index_base, hits)
-                }
+                Sha256dImpl::Avx512 => avx512::scan(&scan, hits),
                 #[cfg(target_arch = "x86_64")]
-                Sha256dImpl::Avx2 => {
-                    lanes::avx2::scan(&prepared, &header, target, nonces, index_base, hits)
-                }
+                Sha256dImpl::Avx2 => lanes::avx2::scan(&scan, hits),
                 #[cfg(target_arch = "aarch64")]
-                Sha256dImpl::ArmSha2 => {
-                    armsha2::scan(&prepared, &header, target, nonces, index_base, hits)
-                }
+                Sha256dImpl::ArmSha2 => armsha2::scan(&scan, hits),
                 #[cfg(target_arch = "aarch64")]
-                Sha256dImpl::Neon => {
-                    lanes::neon::scan(&prepared, &header, target, nonces, index_base, hits)
-                }
+                Sha256dImpl::Neon => lanes::neon::scan(&scan, hits),
                 #[cfg(target_arch = "arm")]
-                Sha256dImpl::Neon32 => {
-                    lanes::neon32::scan(&prepared, &header, target, nonces, index_base, hits)
-                }
-                _ => portable::scan(&prepared, target, nonces, index_base, hits),
+                Sha256dImpl::Neon32 => lanes::neon32::scan(&scan, hits),
+                _ => portable::scan(&scan, hits),
             }
             return;
         }
@@ -700,14 +696,14 @@ mod tests {
                 let bytes = header.with(header.version(), 0).0;
                 let prepared = portable::Prepared::new(&bytes);
                 let mut hits = Vec::new();
-                lanes::scan_arrays(
-                    &prepared,
-                    &bytes,
-                    &job.target,
-                    start..start + 300,
-                    0,
-                    &mut hits,
-                );
+                let scan = portable::Scan {
+                    prepared: &prepared,
+                    header: &bytes,
+                    target: &job.target,
+                    nonces: start..start + 300,
+                    index_base: 0,
+                };
+                lanes::scan_arrays(&scan, &mut hits);
                 assert_eq!(hits, expected, "generic lanes in round {round}");
             }
         }

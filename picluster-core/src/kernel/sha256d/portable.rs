@@ -133,15 +133,39 @@ impl Prepared {
     }
 }
 
-/// Pushes `index_base + (n - nonces.start)` for every nonce `n` in `nonces` whose
+/// One version's scan, as every implementation gets it: the per-version
+/// precomputation, the header (for the full check of a candidate), the target, the
+/// nonces (`u64`, so that a range can end at 2^32) and the keyspace index of the first.
+pub(crate) struct Scan<'a> {
+    pub(crate) prepared: &'a Prepared,
+    pub(crate) header: &'a [u8; 80],
+    pub(crate) target: &'a Target,
+    pub(crate) nonces: Range<u64>,
+    pub(crate) index_base: u64,
+}
+
+impl<'a> Scan<'a> {
+    /// The keyspace index of `nonce`.
+    pub(crate) fn index_of(&self, nonce: u64) -> u64 {
+        self.index_base + (nonce - self.nonces.start)
+    }
+
+    /// Checks candidate `nonce` against the reference and records its keyspace index
+    /// if it meets the target (the lane-wise kernels only preselect on the top word).
+    pub(crate) fn confirm(&self, nonce: u64, hits: &mut Vec<u64>) {
+        super::confirm(self.header, self.target, nonce, self.index_of(nonce), hits);
+    }
+
+    /// What an implementation's loop needs: the precomputation, the target, the nonces.
+    pub(crate) fn parts(&self) -> (&'a Prepared, &'a Target, Range<u64>) {
+        (self.prepared, self.target, self.nonces.clone())
+    }
+}
+
+/// Pushes the keyspace index of every nonce `n` in the scan's nonces whose
 /// SHA-256d meets `target`.
-pub(crate) fn scan(
-    p: &Prepared,
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+pub(crate) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    let (p, target, nonces) = scan.parts();
     let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
     let mut w = [0u32; 64];
     let mut v = [0u32; 64];
@@ -186,7 +210,7 @@ pub(crate) fn scan(
             chunk.copy_from_slice(&IV[i].wrapping_add(s[i]).to_be_bytes());
         }
         if target.is_met_by(&digest) {
-            hits.push(index_base + (nonce - nonces.start));
+            hits.push(scan.index_of(nonce));
         }
     }
 }

@@ -6,10 +6,8 @@
 //! State is kept in SHA-NI's ABEF/CDGH register layout; message words are built as
 //! host-order lanes (word `t` in lane `t % 4`), so no byte shuffles are needed.
 
-use super::portable::{Prepared, IV, K};
-use super::Target;
+use super::portable::{Scan, IV, K};
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 /// Whether this CPU has what the kernel needs.
 pub(crate) fn available() -> bool {
@@ -20,19 +18,13 @@ pub(crate) fn available() -> bool {
 
 /// Runs `scan_two` after checking the CPU; falls back to nothing (the caller only
 /// selects this implementation when [`available`] is true).
-pub(crate) fn scan(
-    p: &Prepared,
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+pub(crate) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     assert!(
         available(),
         "SHA-NI kernel selected on a CPU without SHA-NI"
     );
     // SAFETY: the CPU has the features `scan_two` is compiled for (checked above).
-    unsafe { scan_two(p, target, nonces, index_base, hits) }
+    unsafe { scan_two(scan, hits) }
 }
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
@@ -120,13 +112,8 @@ fn words(w: [u32; 4]) -> __m128i {
 }
 
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn scan_two(
-    p: &Prepared,
-    target: &Target,
-    nonces: Range<u64>,
-    index_base: u64,
-    hits: &mut Vec<u64>,
-) {
+fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    let (p, target, nonces) = scan.parts();
     let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
     let mid = pack(&p.midstate);
     let iv = pack(&IV);
@@ -169,7 +156,7 @@ fn scan_two(
                 chunk.copy_from_slice(&word.to_be_bytes());
             }
             if target.is_met_by(&digest) {
-                hits.push(index_base + (candidate - nonces.start));
+                hits.push(scan.index_of(candidate));
             }
         }
         nonce += 2;
