@@ -10,6 +10,7 @@ mod cli;
 mod compute;
 mod coordinator;
 mod e2e;
+mod journal;
 mod kernels;
 mod kinds;
 mod processes;

@@ -43,6 +43,10 @@ pub struct CoordinatorConfig {
     /// [`Transmit::overflow`](super::Transmit::overflow) says may be skipped is, and
     /// otherwise the peer is cut off.
     pub peer_queue_bytes: usize,
+    /// With a journal, how often the committed ranges of jobs that progressed are
+    /// written: what a crash of the coordinator can cost in rework, and what sets the
+    /// store's writes under steady progress.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +66,7 @@ impl Default for CoordinatorConfig {
             keep_finished: 1000,
             keep_finished_for: Duration::from_secs(24 * 3600),
             peer_queue_bytes: 32 << 20,
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }

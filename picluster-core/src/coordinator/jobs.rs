@@ -78,6 +78,21 @@ pub(super) struct JobSession {
     pub(super) finished: Option<Instant>,
 }
 
+impl JobSession {
+    /// A session for a job submitted (or recovered) with `submitted` as its start.
+    pub(super) fn new(spec: &JobSpec, submitted: Instant) -> JobSession {
+        JobSession {
+            kernel: spec.kind.search_kernel(),
+            work: Arc::new(WorkSpec::from(&spec.kind)),
+            leases: BTreeSet::new(),
+            watchers: BTreeSet::new(),
+            dirty: false,
+            submitted,
+            finished: None,
+        }
+    }
+}
+
 /// A job: its durable record and its session state.
 pub(super) struct Job {
     pub(super) record: JobRecord,
@@ -114,15 +129,7 @@ impl JobTable {
         let id = JobId(self.next_job);
         self.next_job += 1;
         let keyspace = spec.kind.keyspace();
-        let session = JobSession {
-            kernel: spec.kind.search_kernel(),
-            work: Arc::new(WorkSpec::from(&spec.kind)),
-            leases: BTreeSet::new(),
-            watchers: BTreeSet::new(),
-            dirty: false,
-            submitted: now,
-            finished: None,
-        };
+        let session = JobSession::new(&spec, now);
         let record = JobRecord {
             spec,
             priority,
@@ -141,6 +148,28 @@ impl JobTable {
         self.jobs.insert(id, Job { record, session });
         self.live.insert(id);
         id
+    }
+
+    /// Puts back a job recovered from the store. Finished ones must come in the order
+    /// they ended.
+    pub(super) fn restore(&mut self, id: JobId, job: Job) {
+        if job.record.state.is_final() {
+            self.finished.push_back(id);
+        } else {
+            self.live.insert(id);
+        }
+        self.jobs.insert(id, job);
+        self.next_job = self.next_job.max(id.0 + 1);
+    }
+
+    /// The next id to give is at least `next`.
+    pub(super) fn reserve(&mut self, next: u64) {
+        self.next_job = self.next_job.max(next);
+    }
+
+    /// The id the next job will get.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_job
     }
 
     pub(super) fn get(&self, id: JobId) -> Option<&Job> {
@@ -169,9 +198,16 @@ impl JobTable {
     /// Marks a job finished at `now` (its state already final): it leaves the live set
     /// and is retained until `keep_finished` newer ones have ended or
     /// `keep_finished_for` has passed.
-    pub(super) fn finish(&mut self, id: JobId, now: Instant, config: &CoordinatorConfig) {
+    /// Returns the jobs dropped to make room.
+    pub(super) fn finish(
+        &mut self,
+        id: JobId,
+        now: Instant,
+        config: &CoordinatorConfig,
+    ) -> Vec<JobId> {
+        let mut dropped = Vec::new();
         let Some(job) = self.jobs.get_mut(&id) else {
-            return;
+            return dropped;
         };
         job.session.finished = Some(now);
         job.session.watchers.clear();
@@ -181,12 +217,15 @@ impl JobTable {
         while self.finished.len() > config.keep_finished.max(1) {
             if let Some(old) = self.finished.pop_front() {
                 self.jobs.remove(&old);
+                dropped.push(old);
             }
         }
+        dropped
     }
 
-    /// Drops finished jobs older than `keep_finished_for`.
-    pub(super) fn expire(&mut self, now: Instant, config: &CoordinatorConfig) {
+    /// Drops finished jobs older than `keep_finished_for`; returns them.
+    pub(super) fn expire(&mut self, now: Instant, config: &CoordinatorConfig) -> Vec<JobId> {
+        let mut dropped = Vec::new();
         while let Some(id) = self.finished.front() {
             let ended = self.jobs.get(id).and_then(|j| j.session.finished);
             if ended.is_some_and(|t| now < t + config.keep_finished_for) {
@@ -195,7 +234,9 @@ impl JobTable {
             let id = *id;
             self.finished.pop_front();
             self.jobs.remove(&id);
+            dropped.push(id);
         }
+        dropped
     }
 
     /// When the oldest retained finished job is due to be dropped.

@@ -33,6 +33,7 @@
 mod clients;
 mod config;
 mod jobs;
+mod journal;
 mod leases;
 mod report;
 mod schedule;
@@ -41,6 +42,7 @@ mod violation;
 mod workers;
 
 pub use config::CoordinatorConfig;
+pub use journal::{Record, Snapshot, StoredJob, UnixMillis, JOURNAL_FORMAT};
 pub use violation::{CloseReason, ProtocolViolation};
 
 use crate::identity::{PeerIdentity, Role};
@@ -58,7 +60,7 @@ use jobs::JobTable;
 use leases::{Lease, LeaseTable};
 use report::{millis, progress_of, report_of, summary_of, workers_status};
 use schedule::{Decision, RateCache, View};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
 use workers::WorkerTable;
@@ -141,6 +143,39 @@ pub struct Coordinator {
     schedule_requested: bool,
     next_push: Option<Instant>,
     stats: CoordinatorStats,
+    /// `None` without a store: nothing is recorded and no reply waits.
+    journal: Option<Journal>,
+    /// The wall clock at an instant, for the times on records.
+    clock: (Instant, UnixMillis),
+}
+
+/// Records not yet taken by the driver, and client messages waiting for theirs.
+struct Journal {
+    records: Vec<Record>,
+    /// Sequence number of the last record emitted (records are numbered from 1).
+    last: u64,
+    /// Every record up to this one is durable.
+    durable: u64,
+    /// Client messages, each with the record it must wait for, in order.
+    held: VecDeque<(u64, Transmit)>,
+    /// Live jobs that progressed since their last row was written.
+    dirty: BTreeSet<JobId>,
+    next_checkpoint: Option<Instant>,
+}
+
+/// Why a store's contents could not be recovered. The store must be repaired or set
+/// aside; starting over it would lose or contradict what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoverError {
+    /// A stored job does not describe a valid job.
+    #[error("stored job {job} is not a valid job: {source}")]
+    InvalidJob {
+        /// The job.
+        job: JobId,
+        /// Why.
+        source: crate::job::SpecError,
+    },
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -169,8 +204,268 @@ impl Coordinator {
             schedule_requested: false,
             next_push: None,
             stats: CoordinatorStats::default(),
+            journal: None,
+            clock: (Instant::now(), 0),
             config,
         }
+    }
+
+    /// A coordinator with a journal, rebuilt from what a store held (an empty
+    /// [`Snapshot`] for a new store): live jobs resume from their committed ranges,
+    /// finished ones keep their reports, job ids continue. `now` and `unix_ms` anchor
+    /// the wall clock on records ([`Coordinator::handle_wall_clock`] moves it).
+    pub fn recover(
+        config: CoordinatorConfig,
+        snapshot: Snapshot,
+        now: Instant,
+        unix_ms: UnixMillis,
+    ) -> Result<Self, RecoverError> {
+        let mut core = Coordinator::new(config);
+        core.clock = (now, unix_ms);
+        core.journal = Some(Journal {
+            records: Vec::new(),
+            last: 0,
+            durable: 0,
+            held: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            next_checkpoint: None,
+        });
+        let Snapshot {
+            next_job,
+            jobs,
+            mut solutions,
+            mut outputs,
+            drained,
+        } = snapshot;
+        let mut finished = Vec::new();
+        for (id, stored) in jobs {
+            let job = core.restore_job(
+                id,
+                stored,
+                solutions.remove(&id).unwrap_or_default(),
+                outputs.remove(&id).unwrap_or_default(),
+            )?;
+            match job.session.finished {
+                Some(ended) => finished.push((ended, id, job)),
+                None => core.jobs.restore(id, job),
+            }
+        }
+        finished.sort_by_key(|(ended, id, _)| (*ended, *id));
+        for (_, id, job) in finished {
+            core.jobs.restore(id, job);
+        }
+        core.jobs.reserve(next_job);
+        for name in drained {
+            core.workers.restore_drained(name);
+        }
+        core.schedule_requested = true;
+        Ok(core)
+    }
+
+    /// The wall clock reads `unix_ms` at `now`: times on records follow it.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: UnixMillis) {
+        self.clock = (now, unix_ms);
+    }
+
+    /// Every record emitted since the last call, and the sequence number of the last
+    /// one: write them in one transaction, then call
+    /// [`Coordinator::handle_durable`] with that number. `None` when there is
+    /// nothing to write (or no journal).
+    pub fn poll_records(&mut self) -> Option<(u64, Vec<Record>)> {
+        let journal = self.journal.as_mut()?;
+        if journal.records.is_empty() {
+            return None;
+        }
+        Some((journal.last, std::mem::take(&mut journal.records)))
+    }
+
+    /// Every record up to `seq` is durable: the client messages waiting for them go
+    /// out (drain [`Coordinator::poll_transmit`]).
+    pub fn handle_durable(&mut self, _now: Instant, seq: u64) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        journal.durable = journal.durable.max(seq);
+        while journal
+            .held
+            .front()
+            .is_some_and(|(need, _)| *need <= journal.durable)
+        {
+            if let Some((_, t)) = journal.held.pop_front() {
+                self.outbox.push_back(t);
+            }
+        }
+    }
+
+    fn unix_ms(&self, t: Instant) -> UnixMillis {
+        let (at, ms) = self.clock;
+        if t >= at {
+            ms.saturating_add(millis(t - at))
+        } else {
+            ms.saturating_sub(millis(at - t))
+        }
+    }
+
+    fn instant_of(&self, ms: UnixMillis) -> Instant {
+        let (at, now_ms) = self.clock;
+        let ago = std::time::Duration::from_millis(now_ms.saturating_sub(ms));
+        at.checked_sub(ago).unwrap_or(at)
+    }
+
+    /// Queues an effect. With a journal, a client's messages wait (in order) until
+    /// every record emitted before them is durable.
+    fn send(&mut self, t: Transmit) {
+        let for_client = match &t {
+            Transmit::ToClient(..) => true,
+            Transmit::Close(conn, _) => self.clients.contains(*conn),
+            Transmit::ToWorker(..) => false,
+        };
+        match self.journal.as_mut() {
+            Some(j) if for_client && (j.last > j.durable || !j.held.is_empty()) => {
+                j.held.push_back((j.last, t));
+            }
+            _ => self.outbox.push_back(t),
+        }
+    }
+
+    fn record(&mut self, record: Record) {
+        if let Some(j) = self.journal.as_mut() {
+            j.last += 1;
+            j.records.push(record);
+        }
+    }
+
+    /// The job's row as it stands now.
+    fn stored(&self, id: JobId) -> Option<StoredJob> {
+        let job = self.jobs.get(id)?;
+        let record = &job.record;
+        let mut uncommitted: Vec<Range<u64>> = record.pending.iter().cloned().collect();
+        for lease in &job.session.leases {
+            if let Some(l) = self.leases.get(*lease) {
+                uncommitted.push(l.position..l.end);
+            }
+        }
+        Some(StoredJob {
+            work: (*job.session.work).clone(),
+            mode: record.spec.mode,
+            priority: record.priority,
+            client: record.client.clone(),
+            state: record.state,
+            failure: record.failure.clone(),
+            committed: journal::complement(record.keyspace, &mut uncommitted),
+            hashes: record.hashes,
+            contributions: record
+                .contributions
+                .iter()
+                .map(|(name, n)| (name.clone(), *n))
+                .collect(),
+            truncated: record.truncated,
+            submitted: self.unix_ms(job.session.submitted),
+            finished: job.session.finished.map(|t| self.unix_ms(t)),
+        })
+    }
+
+    fn record_job(&mut self, id: JobId) {
+        if self.journal.is_some() {
+            if let Some(row) = self.stored(id) {
+                self.record(Record::Job(id, row));
+            }
+            if let Some(j) = self.journal.as_mut() {
+                j.dirty.remove(&id);
+            }
+        }
+    }
+
+    /// A live job progressed: its row is written at the next checkpoint.
+    fn mark_dirty(&mut self, now: Instant, id: JobId) {
+        let interval = self.config.checkpoint_interval;
+        if let Some(j) = self.journal.as_mut() {
+            j.dirty.insert(id);
+            j.next_checkpoint.get_or_insert(now + interval);
+        }
+    }
+
+    fn checkpoint(&mut self, now: Instant) {
+        let due = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.next_checkpoint)
+            .is_some_and(|t| now >= t);
+        if !due {
+            return;
+        }
+        let dirty: Vec<JobId> = self
+            .journal
+            .as_mut()
+            .map(|j| {
+                j.next_checkpoint = None;
+                std::mem::take(&mut j.dirty).into_iter().collect()
+            })
+            .unwrap_or_default();
+        for id in dirty {
+            self.record_job(id);
+        }
+    }
+
+    fn restore_job(
+        &self,
+        id: JobId,
+        stored: StoredJob,
+        solutions: BTreeMap<u64, crate::kernel::Solution>,
+        outputs: BTreeMap<u64, ChunkOutput>,
+    ) -> Result<jobs::Job, RecoverError> {
+        let kind = crate::job::JobKind::try_from(&stored.work)
+            .map_err(|source| RecoverError::InvalidJob { job: id, source })?;
+        let spec = crate::job::JobSpec {
+            kind,
+            mode: stored.mode,
+        };
+        let keyspace = spec.kind.keyspace();
+        let mut committed: Vec<Range<u64>> = stored
+            .committed
+            .iter()
+            .map(|&(a, b)| a.min(keyspace)..b.min(keyspace))
+            .collect();
+        let final_state = stored.state.is_final();
+        let pending = if final_state {
+            VecDeque::new()
+        } else {
+            journal::complement(keyspace, &mut committed)
+                .into_iter()
+                .map(|(a, b)| a..b)
+                .collect()
+        };
+        let mut session = jobs::JobSession::new(&spec, self.instant_of(stored.submitted));
+        session.finished = stored.finished.map(|ms| self.instant_of(ms));
+        let outputs: Vec<ChunkOutput> = outputs.into_values().collect();
+        let output_bytes = outputs.iter().map(|o| o.data.len() as u64).sum();
+        let mut solutions = solutions;
+        let mut truncated = stored.truncated;
+        while solutions.len() > MAX_SOLUTIONS {
+            solutions.pop_last();
+            truncated = true;
+        }
+        let record = jobs::JobRecord {
+            spec,
+            priority: stored.priority,
+            client: stored.client,
+            keyspace,
+            pending,
+            // A live job starts over from the queue: nothing holds a lease of it.
+            state: if final_state {
+                stored.state
+            } else {
+                JobState::Queued
+            },
+            hashes: stored.hashes,
+            solutions,
+            truncated,
+            contributions: stored.contributions.into_iter().collect(),
+            outputs,
+            output_bytes,
+            failure: stored.failure,
+        };
+        Ok(jobs::Job { record, session })
     }
 
     /// Counters of stale reports, expiries and violations.
@@ -291,12 +586,14 @@ impl Coordinator {
                 }
             }
             for (conn, progress) in pushes {
-                self.outbox
-                    .push_back(Transmit::ToClient(conn, CoordToClient::Progress(progress)));
+                self.send(Transmit::ToClient(conn, CoordToClient::Progress(progress)));
             }
             self.arm_push(now);
         }
-        self.jobs.expire(now, &self.config);
+        for dropped in self.jobs.expire(now, &self.config) {
+            self.record(Record::Forget(dropped));
+        }
+        self.checkpoint(now);
     }
 
     // -----------------------------------------------------------------------------
@@ -309,6 +606,7 @@ impl Coordinator {
             self.workers.next_deadline(),
             self.next_push,
             self.jobs.next_expiry(&self.config),
+            self.journal.as_ref().and_then(|j| j.next_checkpoint),
         ]
         .into_iter()
         .flatten()
@@ -362,7 +660,7 @@ impl Coordinator {
 
     fn drop_peer(&mut self, conn: ConnId, reason: CloseReason) {
         if self.workers.contains(conn) || self.clients.contains(conn) {
-            self.outbox.push_back(Transmit::Close(conn, reason));
+            self.send(Transmit::Close(conn, reason));
             self.forget_peer(conn);
         }
     }
@@ -574,13 +872,19 @@ impl Coordinator {
             end: position,
             data,
         };
-        for conn in &job.session.watchers {
-            self.outbox.push_back(Transmit::ToClient(
-                *conn,
+        let watchers: Vec<ConnId> = job.session.watchers.iter().copied().collect();
+        let n = job.record.outputs.len() as u64;
+        job.record.outputs.push(output.clone());
+        // Recorded first: watchers get the result once it is durable.
+        if self.journal.is_some() {
+            self.record(Record::Output(job_id, n, output.clone()));
+        }
+        for conn in watchers {
+            self.send(Transmit::ToClient(
+                conn,
                 CoordToClient::Outputs(job_id, vec![output.clone()]),
             ));
         }
-        job.record.outputs.push(output);
         self.advance(now, lease_id, position)?;
         if position == end {
             self.finish_lease(now, lease_id);
@@ -617,6 +921,7 @@ impl Coordinator {
             job.session.dirty = true;
             // In a job's tail, fresh positions may make a steal worth it.
             self.schedule_requested |= job.record.pending.is_empty();
+            self.mark_dirty(now, job_id);
         }
         Ok(())
     }
@@ -638,6 +943,7 @@ impl Coordinator {
             return Err(ProtocolViolation::SolutionsForCustom(lease_id));
         };
         let record = &mut job.record;
+        let mut verified = Vec::new();
         for index in indices {
             // A claim below the lease position would refer to already committed work.
             let solution = (start..end)
@@ -650,6 +956,7 @@ impl Coordinator {
                     index,
                 });
             };
+            verified.push(solution.clone());
             record.solutions.insert(index, solution);
             if record.solutions.len() > MAX_SOLUTIONS {
                 record.solutions.pop_last();
@@ -660,7 +967,12 @@ impl Coordinator {
         let all_found = kernel
             .max_solutions()
             .is_some_and(|max| record.solutions.len() as u64 >= max);
-        if (record.spec.mode == SearchMode::First && !record.solutions.is_empty()) || all_found {
+        let done =
+            (record.spec.mode == SearchMode::First && !record.solutions.is_empty()) || all_found;
+        for solution in verified {
+            self.record(Record::Solution(job_id, solution));
+        }
+        if done {
             self.end_job(now, job_id, JobState::Completed);
         }
         Ok(())
@@ -822,7 +1134,7 @@ impl Coordinator {
             ClientToCoord::ListJobs(request) => CoordToClient::Jobs(request, self.jobs(now)),
             ClientToCoord::Status(request) => CoordToClient::Status(request, self.status(now)),
         };
-        self.outbox.push_back(Transmit::ToClient(conn, reply));
+        self.send(Transmit::ToClient(conn, reply));
         Ok(())
     }
 
@@ -839,6 +1151,8 @@ impl Coordinator {
             }
         };
         let id = self.jobs.submit(now, spec, submit.priority, client);
+        self.record(Record::NextJob(self.jobs.next_id()));
+        self.record_job(id);
         self.schedule_requested = true;
         CoordToClient::Submitted(JobRequest {
             request: submit.request,
@@ -851,7 +1165,7 @@ impl Coordinator {
     /// at once.
     fn watch(&mut self, now: Instant, conn: ConnId, request: RequestId, job_id: JobId) {
         let Some(job) = self.jobs.get_mut(job_id) else {
-            self.outbox.push_back(Transmit::ToClient(
+            self.send(Transmit::ToClient(
                 conn,
                 CoordToClient::Refused(request, Refusal::UnknownJob(job_id)),
             ));
@@ -862,38 +1176,34 @@ impl Coordinator {
             job.session.watchers.insert(conn);
         }
         let job = &*job;
-        self.outbox.push_back(Transmit::ToClient(
-            conn,
-            CoordToClient::Watching(request, progress_of(job_id, job, now)),
-        ));
+        let mut messages = vec![CoordToClient::Watching(
+            request,
+            progress_of(job_id, job, now),
+        )];
         let mut batch = Vec::new();
         let mut bytes = 0;
         for output in &job.record.outputs {
             if bytes + output.data.len() > MAX_OUTPUT_BATCH_BYTES && !batch.is_empty() {
-                self.outbox.push_back(Transmit::ToClient(
-                    conn,
-                    CoordToClient::Outputs(job_id, std::mem::take(&mut batch)),
-                ));
+                messages.push(CoordToClient::Outputs(job_id, std::mem::take(&mut batch)));
                 bytes = 0;
             }
             bytes += output.data.len();
             batch.push(output.clone());
         }
         if !batch.is_empty() {
-            self.outbox.push_back(Transmit::ToClient(
-                conn,
-                CoordToClient::Outputs(job_id, batch),
-            ));
+            messages.push(CoordToClient::Outputs(job_id, batch));
+        }
+        if !live {
+            messages.push(CoordToClient::Finished(report_of(job_id, job, now)));
+        }
+        for message in messages {
+            self.send(Transmit::ToClient(conn, message));
         }
         if live {
             if let Some(client) = self.clients.get_mut(conn) {
                 client.watching.insert(job_id);
             }
             self.arm_push(now);
-        } else {
-            let report = report_of(job_id, job, now);
-            self.outbox
-                .push_back(Transmit::ToClient(conn, CoordToClient::Finished(report)));
         }
     }
 
@@ -928,6 +1238,10 @@ impl Coordinator {
         };
         job.record.state = state;
         job.session.finished = Some(now);
+        self.record_job(job_id);
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return;
+        };
         job.record.pending.clear();
         let leases: Vec<LeaseId> = job.session.leases.iter().copied().collect();
         for lease_id in leases {
@@ -943,14 +1257,16 @@ impl Coordinator {
         if let Some(job) = self.jobs.get(job_id) {
             let report = report_of(job_id, job, now);
             for conn in job.session.watchers.iter().copied().collect::<Vec<_>>() {
-                self.outbox.push_back(Transmit::ToClient(
+                self.send(Transmit::ToClient(
                     conn,
                     CoordToClient::Finished(report.clone()),
                 ));
                 self.clients.unwatch(conn, job_id);
             }
         }
-        self.jobs.finish(job_id, now, &self.config);
+        for dropped in self.jobs.finish(job_id, now, &self.config) {
+            self.record(Record::Forget(dropped));
+        }
         self.schedule_requested = true;
     }
 
@@ -960,6 +1276,7 @@ impl Coordinator {
     /// connected.
     fn drain(&mut self, now: Instant, name: &str, drain: bool) -> Option<WorkerStatus> {
         let conn = self.workers.set_drained(name, drain)?;
+        self.record(Record::Drained(name.to_string(), drain));
         if drain {
             let queued: Vec<LeaseId> = self
                 .workers

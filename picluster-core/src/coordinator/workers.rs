@@ -219,6 +219,11 @@ impl WorkerTable {
             .is_some_and(|w| w.hello.is_some() && !w.suspect && !self.drained.contains(&w.name))
     }
 
+    /// A drained name recovered from the store.
+    pub(super) fn restore_drained(&mut self, name: String) {
+        self.drained.insert(name);
+    }
+
     pub(super) fn is_drained(&self, name: &str) -> bool {
         self.drained.contains(name)
     }

@@ -1,0 +1,138 @@
+//! What the coordinator makes durable, as the raft-rs `Ready` pattern has it: the
+//! state machine emits [`Record`]s, the driver writes each batch in one transaction
+//! and reports how far it got ([`Coordinator::handle_durable`](super::Coordinator::handle_durable)),
+//! and replies to clients that depend on a record wait until it is durable. A store
+//! holds the folded result, a [`Snapshot`]: rows are replaced, not appended, so the
+//! store does not grow with the number of progress reports. [`Snapshot::apply`] is
+//! the meaning of every record; a store must give back what it would.
+//!
+//! A job's committed ranges are checkpointed with the job's row at most once per
+//! `checkpoint_interval` (a crash can cost that much rework); solutions and results
+//! are written when they are found, so a range is never recorded as done before the
+//! solutions in it are durable.
+
+use crate::ids::JobId;
+use crate::job::SearchMode;
+use crate::kernel::Solution;
+use crate::wire::{ChunkOutput, JobFailure, JobState, WorkSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type UnixMillis = u64;
+
+/// Version of the records' encoding; a store written by a newer version is refused.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+/// One change to the durable state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// The next job id to give: ids never repeat, even across restarts.
+    NextJob(u64),
+    /// A job's row: inserted on submission, replaced at checkpoints and at its end.
+    Job(JobId, StoredJob),
+    /// A verified solution of a job.
+    Solution(JobId, Solution),
+    /// A custom job's result for a committed range; the number orders them.
+    Output(JobId, u64, ChunkOutput),
+    /// The job is gone (retention): its row, solutions and results with it.
+    Forget(JobId),
+    /// A worker name drained (`true`) or undrained.
+    Drained(String, bool),
+}
+
+/// A job's row: everything durable about it but its solutions and results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredJob {
+    /// What it computes, as submitted.
+    pub work: WorkSpec,
+    /// When it stops.
+    pub mode: SearchMode,
+    /// Its priority.
+    pub priority: i32,
+    /// The submitting client's name.
+    pub client: String,
+    /// Its state when the row was written.
+    pub state: JobState,
+    /// Why it failed.
+    pub failure: Option<JobFailure>,
+    /// Committed ranges, sorted and disjoint.
+    pub committed: Vec<(u64, u64)>,
+    /// Indices committed (the sum of `committed`).
+    pub hashes: u64,
+    /// Indices committed by each worker, by name.
+    pub contributions: Vec<(String, u64)>,
+    /// Solutions beyond the kept maximum were dropped.
+    pub truncated: bool,
+    /// When it was submitted.
+    pub submitted: UnixMillis,
+    /// When it ended.
+    pub finished: Option<UnixMillis>,
+}
+
+/// The durable state: what a store holds and what
+/// [`Coordinator::recover`](super::Coordinator::recover) rebuilds from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The next job id to give (0: none given yet).
+    pub next_job: u64,
+    /// Every job kept, by id.
+    pub jobs: BTreeMap<JobId, StoredJob>,
+    /// Solutions by job and index.
+    pub solutions: BTreeMap<JobId, BTreeMap<u64, Solution>>,
+    /// Custom results by job, in commit order.
+    pub outputs: BTreeMap<JobId, BTreeMap<u64, ChunkOutput>>,
+    /// Drained worker names.
+    pub drained: BTreeSet<String>,
+}
+
+impl Snapshot {
+    /// Folds one record in.
+    pub fn apply(&mut self, record: Record) {
+        match record {
+            Record::NextJob(next) => self.next_job = self.next_job.max(next),
+            Record::Job(id, job) => {
+                self.jobs.insert(id, job);
+            }
+            Record::Solution(id, solution) => {
+                self.solutions
+                    .entry(id)
+                    .or_default()
+                    .insert(solution.index, solution);
+            }
+            Record::Output(id, n, output) => {
+                self.outputs.entry(id).or_default().insert(n, output);
+            }
+            Record::Forget(id) => {
+                self.jobs.remove(&id);
+                self.solutions.remove(&id);
+                self.outputs.remove(&id);
+            }
+            Record::Drained(name, true) => {
+                self.drained.insert(name);
+            }
+            Record::Drained(name, false) => {
+                self.drained.remove(&name);
+            }
+        }
+    }
+}
+
+/// The ranges of `0..keyspace` not in `holes` (sorted or not, possibly
+/// overlapping), sorted and merged.
+pub(super) fn complement(keyspace: u64, holes: &mut [Range<u64>]) -> Vec<(u64, u64)> {
+    holes.sort_by_key(|r| r.start);
+    let mut out = Vec::new();
+    let mut at = 0;
+    for hole in holes.iter() {
+        if hole.start > at {
+            out.push((at, hole.start.min(keyspace)));
+        }
+        at = at.max(hole.end);
+    }
+    if at < keyspace {
+        out.push((at, keyspace));
+    }
+    out
+}

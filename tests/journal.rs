@@ -1,0 +1,371 @@
+//! The coordinator's journal driven directly: records emitted, replies held until
+//! their records are durable, and a coordinator rebuilt from what a store kept.
+
+use picluster_core::coordinator::{
+    Coordinator, CoordinatorConfig, Inbound, Record, Snapshot, Transmit,
+};
+use picluster_core::identity::{PeerIdentity, Role};
+use picluster_core::ids::{ConnId, JobId, RequestId};
+use picluster_core::job::{JobKind, SearchMode};
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::kernel::SearchKernel;
+use picluster_core::wire::*;
+use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
+use std::time::{Duration, Instant};
+
+const CLIENT: ConnId = ConnId(100);
+const T0_MS: u64 = 1_764_600_000_000;
+
+/// A journaled coordinator and the store it writes to (a folded snapshot).
+struct Durable {
+    core: Coordinator,
+    store: Snapshot,
+    now: Instant,
+    start: Instant,
+    next_conn: u64,
+    client: ConnId,
+}
+
+impl Durable {
+    fn new(config: CoordinatorConfig) -> Durable {
+        let now = Instant::now();
+        let core = Coordinator::recover(config, Snapshot::default(), now, T0_MS).unwrap();
+        let mut d = Durable {
+            core,
+            store: Snapshot::default(),
+            now,
+            start: now,
+            next_conn: 1,
+            client: CLIENT,
+        };
+        d.connect_client();
+        d
+    }
+
+    fn config() -> CoordinatorConfig {
+        CoordinatorConfig {
+            min_chunk: 1 << 12,
+            max_chunk: 1 << 12,
+            checkpoint_interval: Duration::from_secs(1),
+            ..CoordinatorConfig::default()
+        }
+    }
+
+    fn connect_client(&mut self) {
+        self.client = ConnId(1000 + self.next_conn);
+        self.next_conn += 1;
+        let (now, client) = (self.now, self.client);
+        self.core.handle_connected(
+            now,
+            client,
+            PeerIdentity {
+                role: Role::Client,
+                name: "admin".into(),
+            },
+        );
+        self.say(ClientToCoord::Hello(ClientHello {
+            minor: 0,
+            client_version: "t".into(),
+        }));
+        self.sync();
+    }
+
+    fn say(&mut self, m: ClientToCoord) {
+        let (now, client) = (self.now, self.client);
+        self.core.handle_inbound(now, client, Inbound::Client(m));
+    }
+
+    fn drain(&mut self) -> Vec<Transmit> {
+        std::iter::from_fn(|| self.core.poll_transmit(self.now)).collect()
+    }
+
+    /// Writes every record and tells the coordinator; returns what it sent meanwhile.
+    fn sync(&mut self) -> Vec<Transmit> {
+        let mut out = self.drain();
+        while let Some((seq, records)) = self.core.poll_records() {
+            for r in records {
+                self.store.apply(r);
+            }
+            self.core.handle_durable(self.now, seq);
+            out.extend(self.drain());
+        }
+        out
+    }
+
+    /// The coordinator dies; a new one starts from the store.
+    fn crash(&mut self) {
+        let wall = T0_MS + (self.now - self.start).as_millis() as u64;
+        self.core =
+            Coordinator::recover(Durable::config(), self.store.clone(), self.now, wall).unwrap();
+        self.connect_client();
+    }
+
+    fn add_worker(&mut self, name: &str) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.core.handle_connected(
+            self.now,
+            conn,
+            PeerIdentity {
+                role: Role::Worker,
+                name: name.into(),
+            },
+        );
+        self.core.handle_inbound(
+            self.now,
+            conn,
+            Inbound::Worker(WorkerToCoord::Hello(WorkerHello {
+                minor: 0,
+                agent_version: "t".into(),
+                threads: 1,
+                arch: "x86_64".into(),
+                kernel_impl: "test".into(),
+                bench_hps: 1_000_000,
+                kernels: vec![],
+            })),
+        );
+        conn
+    }
+
+    fn submit(&mut self, job: &Sha256dJob) -> Vec<Transmit> {
+        self.say(ClientToCoord::Submit(Submit {
+            request: RequestId(1),
+            work: WorkSpec::from(&JobKind::Sha256d(*job)),
+            mode: SearchMode::All,
+            priority: 0,
+        }));
+        self.drain()
+    }
+}
+
+fn genesis(nonces: std::ops::Range<u64>) -> Sha256dJob {
+    Sha256dJob::new(vectors()[0].header, Some(easy_target()), nonces, 0).unwrap()
+}
+
+fn replies(out: &[Transmit], to: ConnId) -> Vec<CoordToClient> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transmit::ToClient(c, m) if *c == to => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assigns(out: &[Transmit]) -> Vec<(ConnId, Assign)> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transmit::ToWorker(c, CoordToWorker::Assign(a)) => Some((*c, a.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_submission_is_acknowledged_only_once_its_record_is_durable() {
+    let mut d = Durable::new(Durable::config());
+    let out = d.submit(&genesis(0..10));
+    assert!(
+        replies(&out, d.client).is_empty(),
+        "held until durable: {out:?}"
+    );
+    let (seq, records) = d.core.poll_records().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0], Record::NextJob(2));
+    let Record::Job(JobId(1), row) = &records[1] else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (row.state, row.hashes, row.submitted),
+        (JobState::Queued, 0, T0_MS)
+    );
+    assert!(row.committed.is_empty());
+    assert_eq!(d.core.poll_records(), None, "taken once");
+    d.core.handle_durable(d.now, seq);
+    assert_eq!(
+        replies(&d.drain(), d.client),
+        vec![CoordToClient::Submitted(JobRequest {
+            request: RequestId(1),
+            job: JobId(1)
+        })]
+    );
+}
+
+#[test]
+fn a_restarted_coordinator_resumes_from_checkpoints_and_keeps_reports_and_ids() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker("pi-1");
+    let done_job = genesis(0..100);
+    let mut out = d.submit(&done_job);
+    let job = genesis(0..1 << 14);
+    out.extend(d.submit(&job));
+    out.extend(d.sync());
+    // Finish the small job, and two chunks of the big one; checkpoint; then one more
+    // chunk that the crash loses.
+    let mut held = assigns(&out);
+    let kernel = |j: &Sha256dJob, a: &Assign| {
+        let mut hits = Vec::new();
+        j.kernel().scan(a.start..a.end, &mut hits);
+        hits
+    };
+    let report = |d: &mut Durable, a: &Assign| {
+        let j = if a.job == JobId(1) { &done_job } else { &job };
+        let hits = kernel(j, a);
+        if !hits.is_empty() {
+            d.core.handle_inbound(
+                d.now,
+                w,
+                Inbound::Worker(WorkerToCoord::Found(Found {
+                    lease: a.lease,
+                    indices: hits,
+                })),
+            );
+        }
+        d.core.handle_inbound(
+            d.now,
+            w,
+            Inbound::Worker(WorkerToCoord::Progress(Progress {
+                lease: a.lease,
+                position: a.end,
+            })),
+        );
+    };
+    let mut big_done = 0;
+    while big_done < 2 {
+        let (_, a) = held.remove(0);
+        report(&mut d, &a);
+        if a.job == JobId(2) {
+            big_done += 1;
+        }
+        held.extend(assigns(&d.sync()));
+    }
+    d.now += Duration::from_secs(1);
+    d.core.handle_timeout(d.now);
+    d.sync();
+    let checkpointed = d.store.jobs[&JobId(2)].clone();
+    assert_eq!(checkpointed.hashes, 2 << 12);
+    assert_eq!(
+        checkpointed
+            .committed
+            .iter()
+            .map(|(a, b)| b - a)
+            .sum::<u64>(),
+        2 << 12
+    );
+    assert_eq!(d.store.jobs[&JobId(1)].state, JobState::Completed);
+    let (_, a) = held.remove(0);
+    report(&mut d, &a);
+    d.sync();
+    assert_eq!(
+        d.store.jobs[&JobId(2)].hashes,
+        2 << 12,
+        "not checkpointed yet"
+    );
+
+    d.crash();
+    // The finished job keeps its report; the live one resumes from its checkpoint.
+    let now = d.now;
+    let r1 = d.core.report(JobId(1), now).unwrap();
+    assert_eq!(r1.state, JobState::Completed);
+    let expected1: Vec<u32> = reference_scan(&done_job.header, &done_job.target, 0..100);
+    assert_eq!(
+        r1.solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
+        expected1
+    );
+    let r2 = d.core.report(JobId(2), now).unwrap();
+    assert_eq!((r2.state, r2.hashes), (JobState::Queued, 2 << 12));
+    // Ids continue.
+    let out = d.submit(&genesis(0..10));
+    assert!(replies(&out, d.client).is_empty());
+    let out = d.sync();
+    assert!(
+        replies(&out, d.client).contains(&CoordToClient::Submitted(JobRequest {
+            request: RequestId(1),
+            job: JobId(3)
+        }))
+    );
+    // A worker finishes the big job: every index once, the same answer as one process.
+    let mut held = assigns(&out);
+    d.add_worker("pi-2");
+    d.say(ClientToCoord::Watch(JobRequest {
+        request: RequestId(4),
+        job: JobId(2),
+    }));
+    held.extend(assigns(&d.sync()));
+    let mut finished = None;
+    for _ in 0..1000 {
+        let Some((conn, a)) = (!held.is_empty()).then(|| held.remove(0)) else {
+            break;
+        };
+        let j = if a.job == JobId(2) {
+            job
+        } else {
+            genesis(0..10)
+        };
+        let hits = kernel(&j, &a);
+        if !hits.is_empty() {
+            d.core.handle_inbound(
+                d.now,
+                conn,
+                Inbound::Worker(WorkerToCoord::Found(Found {
+                    lease: a.lease,
+                    indices: hits,
+                })),
+            );
+        }
+        d.core.handle_inbound(
+            d.now,
+            conn,
+            Inbound::Worker(WorkerToCoord::Progress(Progress {
+                lease: a.lease,
+                position: a.end,
+            })),
+        );
+        let out = d.sync();
+        held.extend(assigns(&out));
+        for m in replies(&out, d.client) {
+            if let CoordToClient::Finished(r) = m {
+                if r.job == JobId(2) {
+                    finished = Some(r);
+                }
+            }
+        }
+    }
+    let r2 = finished.expect("the recovered job finishes");
+    assert_eq!(
+        (r2.state, r2.hashes, r2.keyspace),
+        (JobState::Completed, 1 << 14, 1 << 14)
+    );
+    let expected: Vec<u64> = reference_scan(&job.header, &job.target, 0..1 << 14)
+        .into_iter()
+        .map(u64::from)
+        .collect();
+    assert_eq!(
+        r2.solutions.iter().map(|s| s.index).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(
+        r2.contributions.iter().map(|c| c.hashes).sum::<u64>(),
+        1 << 14
+    );
+}
+
+#[test]
+fn a_store_with_an_invalid_job_is_refused_naming_the_job() {
+    let mut d = Durable::new(Durable::config());
+    d.submit(&genesis(0..10));
+    d.sync();
+    let mut store = d.store.clone();
+    let row = store.jobs.get_mut(&JobId(1)).unwrap();
+    let WorkSpec::Sha256d(w) = &mut row.work else {
+        unreachable!()
+    };
+    w.header.truncate(3);
+    let err = Coordinator::recover(Durable::config(), store, d.now, T0_MS).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stored job j1 is not a valid job: header is 3 bytes, expected 80"
+    );
+}
