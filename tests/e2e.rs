@@ -498,7 +498,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     };
     wait_until("the worker joins", joined).await;
     stop.send(()).unwrap();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     // Same address, a new coordinator process in all but name.
     let (_, stop, task) = start(address).await;
     wait_until("the worker rejoins", joined).await;
@@ -510,7 +510,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
     assert!(!worker.is_finished(), "the worker keeps serving");
     client.close();
     stop.send(()).unwrap();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     worker.abort();
 }
 
@@ -667,4 +667,104 @@ async fn a_client_that_never_reads_its_replies_is_cut_off_and_others_are_served(
     assert_eq!(client.status().await.unwrap().workers.len(), 1);
     client.close();
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
+    use picluster_core::service::{CoordinatorService, RedbStore, STORE_FILE};
+    let tmp = tempfile::tempdir().unwrap();
+    let store_path = tmp.path().join(STORE_FILE);
+    let ca = ClusterCa::generate("durable").unwrap();
+    let credential = ca
+        .issue(Role::Coordinator, "coordinator", &["127.0.0.1".into()])
+        .unwrap();
+    let config = CoordinatorConfig {
+        checkpoint_interval: Duration::from_millis(100),
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    };
+    let start = async |address: std::net::SocketAddr| {
+        let mut attempts = 0;
+        // The socket and the store's lock are released shortly after the old task.
+        let (service, store) = loop {
+            let bound =
+                CoordinatorService::bind(address, ca.cert_pem(), &credential, config.clone());
+            let store = RedbStore::open(&store_path);
+            match (bound, store) {
+                (Ok(service), Ok(store)) => break (service, store),
+                _ if attempts < 200 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (bound, store) => panic!("cannot restart: {:?} {:?}", bound.err(), store.err()),
+            }
+        };
+        let address = service.local_addr().unwrap();
+        let task = tokio::spawn(service.with_store(store).run(std::future::pending()));
+        (address, task)
+    };
+    let (address, task) = start("127.0.0.1:0".parse().unwrap()).await;
+    let worker = tokio::spawn(picluster_worker::run(
+        ca.bundle(Role::Worker, "pi-1", &address.to_string())
+            .unwrap(),
+        quick_worker(),
+        std::future::pending(),
+    ));
+    let admin = ca
+        .bundle(Role::Client, "admin", &address.to_string())
+        .unwrap();
+    let client = picluster_client::Client::connect(&admin).await.unwrap();
+    let v = &vectors()[0];
+    let small = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+    let first_report = client.run(&first(small)).await.unwrap();
+    assert_eq!(first_report.job, picluster_client::JobId(1));
+    let mut t = [0xff; 32];
+    (t[0], t[1]) = (0, 0);
+    let target = picluster_core::kernel::sha256d::Target(t);
+    let big = Sha256dJob::new(v.header, Some(target), 0..1 << 24, 0).unwrap();
+    let id = client.submit(&all(big)).await.unwrap();
+    // Die once some of the big job is committed and checkpointed.
+    let progressed = async || {
+        client.jobs().await.is_ok_and(|jobs| {
+            jobs.iter()
+                .any(|j| j.progress.job == id && j.progress.hashes > 1 << 20)
+        })
+    };
+    wait_until("the big job progresses", progressed).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    task.abort();
+    let _ = task.await;
+    client.close();
+
+    let (_, task) = start(address).await;
+    let client = picluster_client::Client::connect(&admin).await.unwrap();
+    let jobs = client.jobs().await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].progress.state, JobState::Completed);
+    let resumed = jobs[1].progress.hashes;
+    assert!(resumed > 0 && resumed < 1 << 24, "resumed from {resumed}");
+    // The worker comes back by itself and the job completes, exactly.
+    let report = client.wait(id).await.unwrap();
+    assert_eq!(
+        (report.state, report.hashes, report.keyspace),
+        (JobState::Completed, 1 << 24, 1 << 24)
+    );
+    let expected: Vec<u32> = reference_scan(&big.header, &big.target, 0..1 << 24);
+    assert!(expected.len() > 100 && !report.truncated);
+    assert_eq!(
+        report
+            .solutions
+            .iter()
+            .map(|s| s.nonce().unwrap())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    // The finished job keeps its report, and ids continue.
+    let again = client.wait(picluster_client::JobId(1)).await.unwrap();
+    assert_eq!(again.solutions, first_report.solutions);
+    let next = client.submit(&first(small)).await.unwrap();
+    assert_eq!(next, picluster_client::JobId(3));
+    client.close();
+    task.abort();
+    worker.abort();
 }

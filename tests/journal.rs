@@ -369,3 +369,132 @@ fn a_store_with_an_invalid_job_is_refused_naming_the_job() {
         "stored job j1 is not a valid job: header is 3 bytes, expected 80"
     );
 }
+
+mod store {
+    use super::*;
+    use picluster_core::service::{RedbStore, Store, StoreError};
+
+    fn records() -> Vec<Record> {
+        let mut d = Durable::new(Durable::config());
+        d.add_worker("pi-1");
+        d.submit(&genesis(0..100));
+        d.submit(&genesis(0..10));
+        d.say(ClientToCoord::Cancel(JobRequest {
+            request: RequestId(2),
+            job: JobId(2),
+        }));
+        d.say(ClientToCoord::Drain(Drain {
+            request: RequestId(3),
+            worker: "pi-1".into(),
+            drain: true,
+        }));
+        d.drain();
+        d.core.poll_records().unwrap().1
+    }
+
+    #[test]
+    fn what_a_store_gives_back_is_what_the_records_fold_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        let records = records();
+        let mut folded = Snapshot::default();
+        for r in records.clone() {
+            folded.apply(r);
+        }
+        assert_eq!(folded.jobs.len(), 2);
+        assert_eq!(folded.jobs[&JobId(2)].state, JobState::Cancelled);
+        assert!(folded.drained.contains("pi-1"));
+        {
+            let mut store = RedbStore::open(&path).unwrap();
+            let (first, rest) = records.split_at(3);
+            store.commit(first).unwrap();
+            store.commit(rest).unwrap();
+        }
+        let mut store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.load().unwrap(), folded);
+        store.commit(&[Record::Forget(JobId(1))]).unwrap();
+        folded.apply(Record::Forget(JobId(1)));
+        assert_eq!(store.load().unwrap(), folded);
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_with_the_file_and_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        std::fs::write(&path, b"not a database at all, just bytes").unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("{}: cannot open", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("move it aside"), "{message}");
+        // Nothing was overwritten.
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"not a database at all, just bytes"
+        );
+    }
+
+    #[test]
+    fn a_store_in_use_by_another_coordinator_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        let _first = RedbStore::open(&path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(err.to_string().contains("another coordinator"), "{err}");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_version_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        drop(RedbStore::open(&path).unwrap());
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn
+                    .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                    .unwrap();
+                meta.insert("format", 99).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let err = RedbStore::open(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: job store format 99 is newer than this build reads (1): run the picluster version that wrote it",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        drop(RedbStore::open(&path).unwrap());
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut jobs = txn
+                    .open_table(redb::TableDefinition::<u64, &[u8]>::new("jobs"))
+                    .unwrap();
+                jobs.insert(7, [0xffu8, 0xff, 0xff].as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let err = RedbStore::open(&path).unwrap().load().unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}: stored job j7 does not decode",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}

@@ -78,7 +78,7 @@ pub struct LocalCluster {
     address: SocketAddr,
     stop_workers: watch::Sender<bool>,
     stop_coordinator: watch::Sender<bool>,
-    coordinator: JoinHandle<()>,
+    coordinator: JoinHandle<Result<(), picluster_core::service::StoreError>>,
     workers: Vec<JoinHandle<Result<(), picluster_worker::WorkerError>>>,
     worker_options: WorkerOptions,
 }

@@ -53,6 +53,9 @@ pub enum CliError {
     /// The coordinator could not start.
     #[error(transparent)]
     Net(#[from] picluster_core::net::NetError),
+    /// The coordinator could not serve (its directory, endpoint or job store).
+    #[error(transparent)]
+    Serve(#[from] picluster_core::service::ServeError),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

@@ -262,6 +262,15 @@ impl Coordinator {
         Ok(core)
     }
 
+    /// The coordinator is stopping: every job that progressed since its last row gets
+    /// one now, so a restart redoes nothing (drain [`Coordinator::poll_records`]).
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if let Some(j) = self.journal.as_mut() {
+            j.next_checkpoint = Some(now);
+        }
+        self.checkpoint(now);
+    }
+
     /// The wall clock reads `unix_ms` at `now`: times on records follow it.
     pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: UnixMillis) {
         self.clock = (now, unix_ms);

@@ -10,8 +10,10 @@
 //!   signal, a small runtime).
 
 mod process;
+mod store;
 
 pub use process::{background_runtime, shutdown_signal};
+pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 
 use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, Overflow, Transmit};
 use crate::identity::{PeerIdentity, Role};
@@ -97,10 +99,19 @@ impl Peer {
 }
 
 /// A bound coordinator, ready to [`run`](CoordinatorService::run).
-#[derive(Debug)]
 pub struct CoordinatorService {
     endpoint: quinn::Endpoint,
     config: CoordinatorConfig,
+    store: Option<Box<dyn Store>>,
+}
+
+impl std::fmt::Debug for CoordinatorService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorService")
+            .field("endpoint", &self.endpoint.local_addr().ok())
+            .field("store", &self.store.as_ref().map(|s| s.name()))
+            .finish()
+    }
 }
 
 impl CoordinatorService {
@@ -113,7 +124,18 @@ impl CoordinatorService {
     ) -> Result<CoordinatorService, NetError> {
         let server = net::server_config(ca_pem, credential)?;
         let endpoint = quinn::Endpoint::server(server, listen).map_err(NetError::Socket)?;
-        Ok(CoordinatorService { endpoint, config })
+        Ok(CoordinatorService {
+            endpoint,
+            config,
+            store: None,
+        })
+    }
+
+    /// Journals every job to `store` and starts from what it holds. Without a store
+    /// the coordinator keeps its jobs in memory only.
+    pub fn with_store(mut self, store: impl Store) -> CoordinatorService {
+        self.store = Some(Box::new(store));
+        self
     }
 
     /// Binds the coordinator of a cluster directory on its configured address.
@@ -131,23 +153,53 @@ impl CoordinatorService {
         self.endpoint.local_addr().map_err(NetError::Socket)
     }
 
-    /// Serves until `shutdown` completes, then closes every connection with
-    /// [`CloseCode::ShuttingDown`] so workers reconnect later.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
-        let accept = tokio::spawn(accept_loop(self.endpoint.clone(), events));
+    /// Serves until `shutdown` completes, then writes what is left to the store and
+    /// closes every connection with [`CloseCode::ShuttingDown`] so workers reconnect
+    /// later. With a store, it first rebuilds the jobs the store holds; it stops with
+    /// an error if the store cannot be read or a write fails.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let queue_limit = self.config.peer_queue_bytes;
-        let mut core = Coordinator::new(self.config);
+        let now = Instant::now();
+        let (mut core, mut journal) = match self.store.take() {
+            Some(mut store) => {
+                let snapshot = store.load()?;
+                let jobs = snapshot.jobs.len();
+                let core = Coordinator::recover(self.config, snapshot, now, unix_ms()).map_err(
+                    |source| StoreError::Recover {
+                        store: store.name(),
+                        source,
+                    },
+                )?;
+                info!(store = %store.name(), jobs, "job store opened");
+                (core, Some(Journal::start(store)))
+            }
+            None => (Coordinator::new(self.config), None),
+        };
+        let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
+        // Dropping this future (a task aborted) stops the connections too.
+        let accept = AbortOnDrop(tokio::spawn(accept_loop(self.endpoint.clone(), events)));
         let mut peers: BTreeMap<ConnId, Peer> = BTreeMap::new();
         // Connections that ended in this batch; their writers go after the batch's
         // transmits, so a close queued for them still carries its code and reason.
         let mut gone = Vec::new();
+        let mut result = Ok(());
         tokio::pin!(shutdown);
         loop {
             let deadline = core.poll_timeout();
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                done = written(&mut journal) => {
+                    match done {
+                        Some(Ok(seq)) => core.handle_durable(Instant::now(), seq),
+                        Some(Err(e)) => {
+                            error!(error = %e, "cannot write the job store: stopping");
+                            result = Err(e);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
                 event = inbox.recv() => {
                     let Some(event) = event else { break };
                     apply(&mut core, &mut peers, &mut gone, event);
@@ -159,6 +211,10 @@ impl CoordinatorService {
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
             }
             let now = Instant::now();
+            core.handle_wall_clock(now, unix_ms());
+            if let Some(j) = journal.as_mut() {
+                j.write(&mut core);
+            }
             while let Some(transmit) = core.poll_transmit(now) {
                 carry_out(&mut core, &peers, queue_limit, now, transmit);
             }
@@ -167,25 +223,133 @@ impl CoordinatorService {
             }
         }
         info!("coordinator shutting down");
-        accept.abort();
+        drop(accept);
+        if let (Some(mut j), Ok(())) = (journal, &result) {
+            core.handle_shutdown(Instant::now());
+            result = j.finish(&mut core).await;
+        }
         self.endpoint.close(
             (CloseCode::ShuttingDown as u32).into(),
             b"coordinator shutting down",
         );
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        result
     }
 }
 
-/// Opens a cluster directory and serves its coordinator until `shutdown`.
+/// The store's writer: a thread that commits one batch of records at a time (group
+/// commit: while one is written, the next accumulates in the state machine).
+struct Journal {
+    batches: std::sync::mpsc::SyncSender<(u64, Vec<crate::coordinator::Record>)>,
+    done: mpsc::Receiver<Result<u64, StoreError>>,
+    in_flight: bool,
+}
+
+impl Journal {
+    fn start(mut store: Box<dyn Store>) -> Journal {
+        let (batches, to_write) = std::sync::mpsc::sync_channel::<(u64, Vec<_>)>(1);
+        let (done_tx, done) = mpsc::channel(1);
+        std::thread::Builder::new()
+            .name("picluster-journal".into())
+            .spawn(move || {
+                for (seq, records) in to_write {
+                    let result = store.commit(&records).map(|()| seq);
+                    if done_tx.blocking_send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("the OS starts the journal thread");
+        Journal {
+            batches,
+            done,
+            in_flight: false,
+        }
+    }
+
+    /// Hands the state machine's records to the writer unless a batch is being written.
+    fn write(&mut self, core: &mut Coordinator) {
+        if self.in_flight {
+            return;
+        }
+        if let Some(batch) = core.poll_records() {
+            self.in_flight = self.batches.send(batch).is_ok();
+        }
+    }
+
+    /// Writes everything still pending and waits for it.
+    async fn finish(&mut self, core: &mut Coordinator) -> Result<(), StoreError> {
+        loop {
+            if self.in_flight {
+                match self.done.recv().await {
+                    Some(Ok(seq)) => core.handle_durable(Instant::now(), seq),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
+                }
+                self.in_flight = false;
+            }
+            self.write(core);
+            if !self.in_flight {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The writer's next answer, when a batch is being written; never otherwise.
+async fn written(journal: &mut Option<Journal>) -> Option<Result<u64, StoreError>> {
+    match journal {
+        Some(j) if j.in_flight => {
+            let done = j.done.recv().await;
+            j.in_flight = false;
+            done
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Why a coordinator could not serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The cluster directory is unusable.
+    #[error(transparent)]
+    Cluster(#[from] crate::trust::ClusterError),
+    /// Binding the endpoint failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The job store cannot be opened, read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens a cluster directory and serves its coordinator until `shutdown`, journaling
+/// jobs to the store in that directory ([`STORE_FILE`]).
 pub async fn serve_cluster(
     dir: &std::path::Path,
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), NetError> {
-    let dir = ClusterDir::open(dir).map_err(NetError::from)?;
-    let service = CoordinatorService::from_cluster(&dir, config)?;
+) -> Result<(), ServeError> {
+    let dir = ClusterDir::open(dir).map_err(ServeError::from)?;
+    let store = RedbStore::open(&dir.path().join(STORE_FILE))?;
+    let service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
     info!(address = %service.local_addr()?, "coordinator listening");
-    service.run(shutdown).await;
+    service.run(shutdown).await?;
     Ok(())
 }
 

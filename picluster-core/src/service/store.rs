@@ -1,0 +1,288 @@
+//! Where the coordinator's journal goes: the [`Store`] trait (what the driver needs
+//! of any backend, so a replicated one can come later without touching the state
+//! machine) and [`RedbStore`], an embedded, crash-safe file in the cluster directory
+//! (redb: pure Rust, ACID, copy-on-write B-trees). Each batch of records is one
+//! transaction, fsynced before the driver reports it durable. The store holds the
+//! folded state ([`Snapshot`]): rows are replaced, so the file does not grow with the
+//! number of progress reports.
+
+use crate::coordinator::{Record, RecoverError, Snapshot, StoredJob, JOURNAL_FORMAT};
+use crate::ids::JobId;
+use crate::kernel::Solution;
+use crate::wire::ChunkOutput;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+
+/// The store's file in a cluster directory.
+pub const STORE_FILE: &str = "coordinator.redb";
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+const SOLUTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("solutions");
+const OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outputs");
+const DRAINED: TableDefinition<&str, ()> = TableDefinition::new("drained");
+
+/// A durable home for the coordinator's journal.
+pub trait Store: Send + 'static {
+    /// Everything stored, folded.
+    fn load(&mut self) -> Result<Snapshot, StoreError>;
+    /// Makes `records` durable, all or none.
+    fn commit(&mut self, records: &[Record]) -> Result<(), StoreError>;
+    /// What to call it in messages (a file's path).
+    fn name(&self) -> String;
+}
+
+/// Why the store could not be used. Opening errors need a person (another coordinator
+/// holds the file, it is damaged, or it is from a newer version); the coordinator
+/// refuses to start rather than start empty over it. A failed commit may pass (a full
+/// disk freed), but the coordinator stops: it cannot promise what it acknowledges.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file could not be opened or created.
+    #[error("{path}: cannot open the coordinator's job store: {source}. If another coordinator runs on this cluster directory, stop it first; if the file is damaged, move it aside to start with no jobs (the jobs in it are then lost)")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: redb::DatabaseError,
+    },
+    /// The file was written by a newer picluster.
+    #[error("{path}: job store format {found} is newer than this build reads ({JOURNAL_FORMAT}): run the picluster version that wrote it")]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format found.
+        found: u64,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: job store: {source}")]
+    Storage {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: redb::Error,
+    },
+    /// A stored row does not decode.
+    #[error("{path}: stored {what} does not decode: {source}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// Which row.
+        what: String,
+        /// The cause.
+        source: postcard::Error,
+    },
+    /// The stored jobs do not make a valid state.
+    #[error("{store}: {source}. Move the file aside to start with no jobs (the jobs in it are then lost)")]
+    Recover {
+        /// The store.
+        store: String,
+        /// The cause.
+        source: RecoverError,
+    },
+}
+
+/// The journal in one redb file.
+pub struct RedbStore {
+    path: PathBuf,
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl RedbStore {
+    /// Opens the store at `path`, creating it (and nothing else) if no file is there.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = if path.exists() {
+            Database::open(path).map_err(open_error)?
+        } else {
+            Database::create(path).map_err(open_error)?
+        };
+        let store = RedbStore {
+            path: path.to_path_buf(),
+            db,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn st<E: Into<redb::Error>>(&self, e: E) -> StoreError {
+        StoreError::Storage {
+            path: self.path.clone(),
+            source: e.into(),
+        }
+    }
+
+    /// Creates the tables and stamps the format of a new store; checks an old one's.
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.st(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.st(e))?;
+            let found = meta
+                .get("format")
+                .map_err(|e| self.st(e))?
+                .map(|v| v.value());
+            match found {
+                Some(found) if found > u64::from(JOURNAL_FORMAT) => {
+                    return Err(StoreError::NewerFormat {
+                        path: self.path.clone(),
+                        found,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format", u64::from(JOURNAL_FORMAT))
+                        .map_err(|e| self.st(e))?;
+                }
+            }
+            txn.open_table(JOBS).map_err(|e| self.st(e))?;
+            txn.open_table(SOLUTIONS).map_err(|e| self.st(e))?;
+            txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
+            txn.open_table(DRAINED).map_err(|e| self.st(e))?;
+        }
+        txn.commit().map_err(|e| self.st(e))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        postcard::from_bytes(bytes).map_err(|source| StoreError::Decode {
+            path: self.path.clone(),
+            what: what.to_string(),
+            source,
+        })
+    }
+}
+
+impl Store for RedbStore {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.st(e))?;
+        let mut snapshot = Snapshot::default();
+        let meta = txn.open_table(META).map_err(|e| self.st(e))?;
+        snapshot.next_job = meta
+            .get("next_job")
+            .map_err(|e| self.st(e))?
+            .map_or(0, |v| v.value());
+        for row in txn
+            .open_table(JOBS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (id, bytes) = row.map_err(|e| self.st(e))?;
+            let id = JobId(id.value());
+            let job: StoredJob = self.decode(&format!("job {id}"), bytes.value())?;
+            snapshot.jobs.insert(id, job);
+        }
+        for row in txn
+            .open_table(SOLUTIONS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (key, bytes) = row.map_err(|e| self.st(e))?;
+            let (id, index) = key.value();
+            let solution: Solution =
+                self.decode(&format!("solution {index} of j{id}"), bytes.value())?;
+            snapshot.apply(Record::Solution(JobId(id), solution));
+        }
+        for row in txn
+            .open_table(OUTPUTS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (key, bytes) = row.map_err(|e| self.st(e))?;
+            let (id, n) = key.value();
+            let output: ChunkOutput =
+                self.decode(&format!("result {n} of j{id}"), bytes.value())?;
+            snapshot.apply(Record::Output(JobId(id), n, output));
+        }
+        for row in txn
+            .open_table(DRAINED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, ()) = row.map_err(|e| self.st(e)).map(|(k, v)| (k, v.value()))?;
+            snapshot.drained.insert(name.value().to_string());
+        }
+        Ok(snapshot)
+    }
+
+    fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.st(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.st(e))?;
+            let mut jobs = txn.open_table(JOBS).map_err(|e| self.st(e))?;
+            let mut solutions = txn.open_table(SOLUTIONS).map_err(|e| self.st(e))?;
+            let mut outputs = txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
+            let mut drained = txn.open_table(DRAINED).map_err(|e| self.st(e))?;
+            for record in records {
+                match record {
+                    Record::NextJob(next) => {
+                        meta.insert("next_job", *next).map_err(|e| self.st(e))?;
+                    }
+                    Record::Job(id, job) => {
+                        jobs.insert(id.0, encode(job).as_slice())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Solution(id, solution) => {
+                        solutions
+                            .insert((id.0, solution.index), encode(solution).as_slice())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Output(id, n, output) => {
+                        outputs
+                            .insert((id.0, *n), encode(output).as_slice())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Forget(id) => {
+                        jobs.remove(id.0).map_err(|e| self.st(e))?;
+                        solutions
+                            .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
+                        outputs
+                            .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Drained(name, true) => {
+                        drained.insert(name.as_str(), ()).map_err(|e| self.st(e))?;
+                    }
+                    Record::Drained(name, false) => {
+                        drained.remove(name.as_str()).map_err(|e| self.st(e))?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.st(e))
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Records hold plain data (no maps with non-string keys, no unsized sequences):
+    // postcard encodes them without fail.
+    postcard::to_stdvec(value).expect("a record always encodes")
+}
