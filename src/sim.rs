@@ -9,7 +9,9 @@
 //! a real hash, and the properties compare its reports with that scan.
 
 use crate::fixtures::vectors;
-use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Transmit};
+use picluster_core::coordinator::{
+    Coordinator, CoordinatorConfig, Inbound, Record, Snapshot, Transmit,
+};
 use picluster_core::identity::{PeerIdentity, Role};
 use picluster_core::ids::{ConnId, JobId, RequestId};
 use picluster_core::job::{JobKind, SearchMode};
@@ -125,6 +127,10 @@ struct Outcome {
     pool_index: BTreeMap<JobId, usize>,
     modes: BTreeMap<JobId, SearchMode>,
     cancelled: Option<(JobId, u64)>,
+    /// A cancellation sent whose acknowledgement a coordinator crash may have lost.
+    cancel_asked: Option<JobId>,
+    /// Batches of records a coordinator crash lost before they were durable.
+    lost_batches: u64,
     late_assigns: usize,
     computed: u64,
     steals: u64,
@@ -148,7 +154,34 @@ struct Sim {
     latency: (u64, u64),
     spike: f64,
     outcome: Outcome,
+    /// With coordinator crashes: its store, and the client's view of its jobs.
+    journal: Option<SimJournal>,
+    /// The client's current connection.
+    client: ConnId,
 }
+
+/// A coordinator with a journal whose store is simulated: batches become durable
+/// after a delay, and a crash loses the ones not yet durable.
+struct SimJournal {
+    config: CoordinatorConfig,
+    store: Snapshot,
+    /// Batches written but not yet durable: (durable at, last sequence, records).
+    unsynced: VecDeque<(u64, u64, Vec<Record>)>,
+    /// When the coordinator crashes.
+    crashes: VecDeque<u64>,
+    rng: Rng,
+    /// Submissions in order: (pool job, mode, submitted at, acknowledged id).
+    jobs: Vec<(usize, SearchMode, u64, Option<JobId>)>,
+    /// Each submission's current request id.
+    requests: BTreeMap<RequestId, usize>,
+    next_request: u32,
+    /// Cancellation asked for (sim job), and acknowledged.
+    cancel_asked: Option<usize>,
+    lost_batches: u64,
+}
+
+/// The wall clock at the simulation's start.
+const T0_MS: u64 = 1_764_600_000_000;
 
 impl Sim {
     fn instant(&self) -> Instant {
@@ -210,8 +243,27 @@ impl Sim {
                     }
                     self.send(conn, Packet::ToWorker(conn, m));
                 }
-                Transmit::ToClient(_, CoordToClient::Finished(r)) => {
-                    self.outcome.reports.entry(r.job).or_insert((r, self.now));
+                Transmit::ToClient(c, CoordToClient::Finished(r)) => {
+                    let known = match &self.journal {
+                        None => true,
+                        // Only the jobs this client was told about, on its connection.
+                        Some(j) => {
+                            c == self.client && j.jobs.iter().any(|job| job.3 == Some(r.job))
+                        }
+                    };
+                    if known {
+                        self.outcome.reports.entry(r.job).or_insert((r, self.now));
+                    }
+                }
+                Transmit::ToClient(c, CoordToClient::Submitted(JobRequest { request, job }))
+                    if c == self.client =>
+                {
+                    self.acknowledged(request, job);
+                }
+                Transmit::ToClient(c, CoordToClient::Cancelled(_, summary))
+                    if c == self.client && self.journal.is_some() =>
+                {
+                    self.outcome.cancelled = Some((summary.progress.job, self.now));
                 }
                 Transmit::ToClient(_, _) => {}
                 Transmit::Close(conn, reason) => {
@@ -292,6 +344,156 @@ impl Sim {
             }
         } else {
             while self.workers[w].agent.poll_transmit().is_some() {}
+        }
+    }
+
+    /// The coordinator acknowledged a submission (journal mode): from now on the job
+    /// must finish, and the client watches it.
+    fn acknowledged(&mut self, request: RequestId, job: JobId) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        let Some(k) = j.requests.remove(&request) else {
+            return;
+        };
+        let (pool_job, mode, at, _) = j.jobs[k];
+        j.jobs[k].3 = Some(job);
+        self.outcome.submitted_at.insert(job, at);
+        self.outcome.pool_index.insert(job, pool_job);
+        self.outcome.modes.insert(job, mode);
+        let now = self.instant();
+        let client = self.client;
+        self.coord.handle_inbound(
+            now,
+            client,
+            Inbound::Client(ClientToCoord::Watch(JobRequest {
+                request: RequestId(2),
+                job,
+            })),
+        );
+    }
+
+    /// Submits sim job `k` (journal mode), with a fresh request id.
+    fn submit_journaled(&mut self, k: usize) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        let request = RequestId(j.next_request);
+        j.next_request += 1;
+        j.requests.insert(request, k);
+        let (p, mode, _, _) = j.jobs[k];
+        let work = WorkSpec::from(&JobKind::Sha256d(pool()[p].job));
+        let now = self.instant();
+        let client = self.client;
+        self.coord.handle_inbound(
+            now,
+            client,
+            Inbound::Client(ClientToCoord::Submit(Submit {
+                request,
+                work,
+                mode,
+                priority: 0,
+            })),
+        );
+    }
+
+    fn connect_client(&mut self) {
+        let now = self.instant();
+        let client = self.client;
+        self.coord.handle_connected(
+            now,
+            client,
+            PeerIdentity {
+                role: Role::Client,
+                name: "admin".into(),
+            },
+        );
+        self.coord.handle_inbound(
+            now,
+            client,
+            Inbound::Client(ClientToCoord::Hello(ClientHello {
+                minor: 0,
+                client_version: "sim".into(),
+            })),
+        );
+    }
+
+    /// Takes the journal's new records and makes due batches durable.
+    fn sync_journal(&mut self) {
+        let now = self.now;
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        while let Some((seq, records)) = self.coord.poll_records() {
+            let delay = j.rng.range(200, 20 * MS);
+            j.unsynced.push_back((now + delay, seq, records));
+        }
+        while j.unsynced.front().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((_, seq, records)) = j.unsynced.pop_front() else {
+                break;
+            };
+            for r in records {
+                j.store.apply(r);
+            }
+            let instant = self.base + Duration::from_micros(now);
+            self.coord.handle_durable(instant, seq);
+        }
+    }
+
+    /// The coordinator process dies and restarts from its store: what was not
+    /// durable is lost, every connection with it.
+    fn crash_coordinator(&mut self) {
+        let instant = self.instant();
+        let now = self.now;
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.lost_batches += j.unsynced.len() as u64;
+        j.unsynced.clear();
+        self.coord = Coordinator::recover(
+            j.config.clone(),
+            j.store.clone(),
+            instant,
+            T0_MS + now / 1000,
+        )
+        .expect("the store recovers");
+        self.wire.clear();
+        self.pending_disconnects.clear();
+        for w in 0..self.workers.len() {
+            if self.workers[w].conn.take().is_some() {
+                self.workers[w].agent.handle_disconnected();
+                self.drain_worker(w);
+                if self.workers[w].up {
+                    self.workers[w].reconnect_at = Some(now + 500 * MS);
+                }
+            }
+        }
+        // The client reconnects at once, watches what it was told about, and submits
+        // again what it was not.
+        self.client = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.connect_client();
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.requests.clear();
+        let jobs = j.jobs.clone();
+        for (k, (_, _, _, id)) in jobs.into_iter().enumerate() {
+            match id {
+                Some(job) if !self.outcome.reports.contains_key(&job) => {
+                    let (now, client) = (self.instant(), self.client);
+                    self.coord.handle_inbound(
+                        now,
+                        client,
+                        Inbound::Client(ClientToCoord::Watch(JobRequest {
+                            request: RequestId(2),
+                            job,
+                        })),
+                    );
+                }
+                Some(_) => {}
+                None => self.submit_journaled(k),
+            }
         }
     }
 
@@ -463,14 +665,14 @@ pub enum Policy {
     FixedChunks,
 }
 
-fn run(seed: u64, faults: bool) -> (Scenario, Outcome) {
-    run_with(seed, faults, Policy::Stealing)
+fn run(seed: u64, faults: bool, coordinator_crashes: bool) -> (Scenario, Outcome) {
+    run_with(seed, faults, Policy::Stealing, coordinator_crashes)
 }
 
 /// Runs one seed's scenario under `policy`; returns the makespan over ideal of its
 /// first job (meaningful for fault-free scenarios).
 pub fn makespan_ratio(seed: u64, policy: Policy) -> f64 {
-    let (sc, out) = run_with(seed, false, policy);
+    let (sc, out) = run_with(seed, false, policy, false);
     let (job, (_, finished_at)) = out.reports.iter().next().expect("a job");
     let keyspace = pool()[out.pool_index[job]].job.keyspace();
     let speed: f64 = sc.workers.iter().sum();
@@ -478,7 +680,12 @@ pub fn makespan_ratio(seed: u64, policy: Policy) -> f64 {
     (finished_at - out.submitted_at[job]) as f64 / ideal
 }
 
-fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
+fn run_with(
+    seed: u64,
+    faults: bool,
+    policy: Policy,
+    coordinator_crashes: bool,
+) -> (Scenario, Outcome) {
     let mut rng = Rng(seed);
     let sc = scenario(&mut rng, faults);
     // The real minimums (64 Ki) are about 16 ms of a Pi 3's work; keep that relation
@@ -508,11 +715,39 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
         }
     }
     let progress_every = config.progress_interval.as_micros() as u64;
+    let base = Instant::now();
+    let journal = coordinator_crashes.then(|| {
+        // A separate stream: the scenario's draws stay those of the runs without.
+        let mut rng = Rng(seed ^ 0x5eed_c0de);
+        config.checkpoint_interval = Duration::from_millis(rng.range(200, 3000));
+        let crashes = (0..rng.range(1, 3))
+            .map(|_| rng.range(50, 15_000) * MS)
+            .collect::<Vec<_>>();
+        let mut crashes: VecDeque<u64> = crashes.into();
+        crashes.make_contiguous().sort_unstable();
+        SimJournal {
+            config: config.clone(),
+            store: Snapshot::default(),
+            unsynced: VecDeque::new(),
+            crashes,
+            rng,
+            jobs: Vec::new(),
+            requests: BTreeMap::new(),
+            next_request: 100,
+            cancel_asked: None,
+            lost_batches: 0,
+        }
+    });
+    let coord = match &journal {
+        Some(j) => Coordinator::recover(j.config.clone(), Snapshot::default(), base, T0_MS)
+            .expect("an empty store recovers"),
+        None => Coordinator::new(config),
+    };
     let mut sim = Sim {
         now: 0,
-        base: Instant::now(),
+        base,
         rng,
-        coord: Coordinator::new(config),
+        coord,
         workers: sc
             .workers
             .iter()
@@ -551,28 +786,16 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
             pool_index: BTreeMap::new(),
             modes: BTreeMap::new(),
             cancelled: None,
+            cancel_asked: None,
+            lost_batches: 0,
             late_assigns: 0,
             computed: 0,
             steals: 0,
         },
+        journal,
+        client: CLIENT,
     };
-    let now = sim.instant();
-    sim.coord.handle_connected(
-        now,
-        CLIENT,
-        PeerIdentity {
-            role: Role::Client,
-            name: "admin".into(),
-        },
-    );
-    sim.coord.handle_inbound(
-        now,
-        CLIENT,
-        Inbound::Client(ClientToCoord::Hello(ClientHello {
-            minor: 0,
-            client_version: "sim".into(),
-        })),
-    );
+    sim.connect_client();
     for w in 0..sim.workers.len() {
         sim.connect(w);
     }
@@ -587,6 +810,8 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
     let deadline = 20_000_000 * MS;
     let mut last = 0;
     for _step in 0..2_000_000 {
+        sim.drain_coord();
+        sim.sync_journal();
         sim.drain_coord();
         if submits.is_empty() && sim.outcome.reports.len() == sc.jobs.len() {
             break;
@@ -622,6 +847,14 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
         for (t, _) in &sim.pending_disconnects {
             next = next.min(*t);
         }
+        if let Some(j) = &sim.journal {
+            for t in [j.unsynced.front().map(|u| u.0), j.crashes.front().copied()]
+                .into_iter()
+                .flatten()
+            {
+                next = next.min(t);
+            }
+        }
         assert!(
             next < deadline,
             "seed {seed}: simulation stalled at {} ms",
@@ -633,6 +866,17 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
         }
         last = sim.now;
         let now = sim.instant();
+        if sim
+            .journal
+            .as_ref()
+            .and_then(|j| j.crashes.front())
+            .is_some_and(|t| *t <= sim.now)
+        {
+            if let Some(j) = sim.journal.as_mut() {
+                j.crashes.pop_front();
+            }
+            sim.crash_coordinator();
+        }
         // Deliveries due.
         while let Some((&(t, s), _)) = sim.wire.first_key_value() {
             if t > sim.now {
@@ -689,6 +933,13 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
         }
         while submits.front().is_some_and(|s| s.0 <= sim.now) {
             let (_, p, mode) = submits.pop_front().unwrap();
+            if let Some(j) = sim.journal.as_mut() {
+                // Ids come from the acknowledgement, which waits for the store.
+                j.jobs.push((p, mode, sim.now, None));
+                let k = j.jobs.len() - 1;
+                sim.submit_journaled(k);
+                continue;
+            }
             let job = JobId(next_job);
             next_job += 1;
             sim.outcome.submitted_at.insert(job, sim.now);
@@ -714,7 +965,33 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
                 })),
             );
         }
-        if let Some((t, j)) = cancel {
+        if let Some((t, j)) = cancel.filter(|_| sim.journal.is_some()) {
+            if t <= sim.now {
+                cancel = None;
+                let acked = sim
+                    .journal
+                    .as_ref()
+                    .and_then(|journal| journal.jobs.get(j).and_then(|job| job.3));
+                match acked {
+                    Some(job) => {
+                        let client = sim.client;
+                        sim.coord.handle_inbound(
+                            now,
+                            client,
+                            Inbound::Client(ClientToCoord::Cancel(JobRequest {
+                                request: RequestId(3),
+                                job,
+                            })),
+                        );
+                        if let Some(journal) = sim.journal.as_mut() {
+                            journal.cancel_asked = Some(j);
+                        }
+                        sim.outcome.cancel_asked = Some(job);
+                    }
+                    None => cancel = Some((t + 1000 * MS, j)),
+                }
+            }
+        } else if let Some((t, j)) = cancel {
             if t <= sim.now {
                 cancel = None;
                 let job = JobId(j as u64 + 1);
@@ -782,13 +1059,28 @@ fn run_with(seed: u64, faults: bool, policy: Policy) -> (Scenario, Outcome) {
     );
     sim.outcome.computed = sim.workers.iter().map(|w| w.computed).sum();
     sim.outcome.steals = sim.coord.stats().steals;
+    sim.outcome.lost_batches = sim.journal.as_ref().map_or(0, |j| j.lost_batches);
     (sc, sim.outcome)
 }
 
 /// Checks every property of one seed; returns the makespan ratio for fault-free runs
 /// and the number of steals. Panics, naming the seed, on any violation.
 pub fn check(seed: u64, faults: bool) -> (Option<f64>, u64) {
-    let (sc, out) = run(seed, faults);
+    let (ratio, steals, _) = check_with(seed, faults, false);
+    (ratio, steals)
+}
+
+/// Checks one seed of the fault scenarios with the coordinator crashing too: it is
+/// rebuilt from what its simulated store had made durable (losing the batches that
+/// were not), every connection drops, workers and the client reconnect. Returns the
+/// number of batches lost.
+pub fn check_coordinator_crashes(seed: u64) -> u64 {
+    check_with(seed, true, true).2
+}
+
+fn check_with(seed: u64, faults: bool, coordinator_crashes: bool) -> (Option<f64>, u64, u64) {
+    let (sc, out) = run(seed, faults, coordinator_crashes);
+    let lost = out.lost_batches;
     let steals = out.steals;
     for (job, (report, finished_at)) in &out.reports {
         let p = &pool()[out.pool_index[job]];
@@ -805,7 +1097,9 @@ pub fn check(seed: u64, faults: bool) -> (Option<f64>, u64) {
             "seed {seed} {job}: nothing counted twice"
         );
         let mode = out.modes[job];
-        if out.cancelled.is_some_and(|(c, _)| c == *job) && report.state == JobState::Cancelled {
+        let cancelled =
+            out.cancelled.is_some_and(|(c, _)| c == *job) || out.cancel_asked == Some(*job);
+        if cancelled && report.state == JobState::Cancelled {
             assert_eq!(
                 out.late_assigns, 0,
                 "seed {seed}: work assigned after cancel"
@@ -844,10 +1138,10 @@ pub fn check(seed: u64, faults: bool) -> (Option<f64>, u64) {
                     report.contributions.iter().map(|c| (c.worker.as_str(), c.hashes)).collect::<Vec<_>>()
                 );
             }
-            return (Some(makespan / ideal), steals);
+            return (Some(makespan / ideal), steals, lost);
         }
     }
-    (None, steals)
+    (None, steals, lost)
 }
 
 /// The seeds to run: `PICLUSTER_SIM_SEED` alone when set, else 0..1000.

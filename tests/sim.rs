@@ -65,3 +65,14 @@ fn stealing_beats_a_static_split_and_fixed_chunks() {
         split_sum / 30.0
     );
 }
+
+#[test]
+fn coordinator_crashes_lose_no_acknowledged_job_and_commit_nothing_twice() {
+    let mut lost = 0;
+    for seed in seeds() {
+        lost += picluster_suite::sim::check_coordinator_crashes(seed);
+    }
+    if std::env::var("PICLUSTER_SIM_SEED").is_err() {
+        assert!(lost > 0, "some crash lost a batch that was not yet durable");
+    }
+}
