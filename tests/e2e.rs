@@ -723,6 +723,21 @@ async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
     let target = picluster_core::kernel::sha256d::Target(t);
     let big = Sha256dJob::new(v.header, Some(target), 0..1 << 24, 0).unwrap();
     let id = client.submit(&all(big)).await.unwrap();
+    // A second client waits for it across the crash.
+    let waiter = picluster_client::Client::connect(&admin).await.unwrap();
+    waiter.set_reconnect_timeout(Duration::from_secs(60));
+    let waiting = tokio::spawn(async move {
+        let mut watch = waiter.watch(id).await.unwrap();
+        let mut reconnections = 0;
+        while let Some(event) = watch.next().await {
+            match event {
+                picluster_client::JobEvent::Reconnecting => reconnections += 1,
+                picluster_client::JobEvent::Finished(report) => return (report, reconnections),
+                _ => {}
+            }
+        }
+        panic!("the watch gave up: {:?}", watch.finish(|_| {}).await);
+    });
     // Die once some of the big job is committed and checkpointed.
     let progressed = async || {
         client.jobs().await.is_ok_and(|jobs| {
@@ -759,6 +774,10 @@ async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
             .collect::<Vec<_>>(),
         expected
     );
+    // The client that was waiting reconnected by itself and got the same report.
+    let (waited, reconnections) = waiting.await.unwrap();
+    assert_eq!(waited, report);
+    assert_eq!(reconnections, 1);
     // The finished job keeps its report, and ids continue.
     let again = client.wait(picluster_client::JobId(1)).await.unwrap();
     assert_eq!(again.solutions, first_report.solutions);
@@ -767,4 +786,35 @@ async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
     client.close();
     task.abort();
     worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_gives_up_after_its_reconnect_timeout_with_a_retryable_error() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 1,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig::default(),
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    client.set_reconnect_timeout(Duration::from_millis(700));
+    let v = &vectors()[0];
+    let job = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
+    let id = client.submit(&all(job)).await.unwrap();
+    let mut watch = client.watch(id).await.unwrap();
+    cluster.shutdown().await;
+    let started = std::time::Instant::now();
+    let mut events = Vec::new();
+    while let Some(event) = watch.next().await {
+        events.push(event);
+    }
+    assert!(events.contains(&picluster_client::JobEvent::Reconnecting));
+    let err = watch.finish(|_| {}).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

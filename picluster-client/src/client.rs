@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a client operation failed. [`ClientError::is_retryable`] says whether trying
@@ -107,6 +108,11 @@ pub enum JobEvent {
     Outputs(Vec<ChunkOutput>),
     /// The job ended; no more events follow.
     Finished(JobReport),
+    /// The connection to the coordinator was lost before the report: the watch is
+    /// reconnecting (with backoff, up to [`Client::set_reconnect_timeout`]) and will
+    /// go on where the coordinator's job stands. Results of a custom job are sent
+    /// again from the start after it.
+    Reconnecting,
 }
 
 type Pending = Mutex<HashMap<RequestId, oneshot::Sender<CoordToClient>>>;
@@ -126,32 +132,100 @@ struct Inner {
     next_request: AtomicU32,
 }
 
-/// A connection to a picluster coordinator. Cheap to clone; clones share it.
+/// How long a watch keeps trying to reconnect by default: long enough for a
+/// coordinator to be restarted by hand or by systemd.
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A connection to a picluster coordinator. Cheap to clone; clones share it, and a
+/// reconnection by one serves all.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    bundle: Bundle,
+    current: Mutex<Arc<Inner>>,
+    reconnect_timeout: Mutex<Duration>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("coordinator", &self.inner.connection.remote_address())
+            .field("coordinator", &self.shared.bundle.coordinator)
             .finish()
     }
 }
 
-/// A watched job: progress events, then the final report.
+/// A watched job: progress events, then the final report. If the connection is lost
+/// first, the watch reconnects and re-attaches to the job by itself.
 #[derive(Debug)]
 pub struct JobWatch {
     /// The job's state when the watch started.
     pub initial: JobProgress,
     events: mpsc::Receiver<JobEvent>,
+    client: Client,
+    job: JobId,
+    /// Reconnecting has been announced for the current loss.
+    announced: bool,
+    /// The report arrived, or reconnecting failed.
+    done: bool,
+    /// Why reconnecting failed.
+    error: Option<ClientError>,
 }
 
 impl JobWatch {
-    /// The next event; `None` after `Finished`, or if the connection was lost.
+    /// The next event; `None` after `Finished`, or once reconnecting has failed
+    /// ([`JobWatch::finish`] then says why).
     pub async fn next(&mut self) -> Option<JobEvent> {
-        self.events.recv().await
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.events.recv().await {
+                self.done = matches!(event, JobEvent::Finished(_));
+                return Some(event);
+            }
+            if !self.announced {
+                self.announced = true;
+                return Some(JobEvent::Reconnecting);
+            }
+            match self.reattach().await {
+                Ok(()) => self.announced = false,
+                Err(e) => {
+                    self.done = true;
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Reconnects (if no clone did already) and watches the job again, with backoff,
+    /// until the client's reconnect timeout.
+    async fn reattach(&mut self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.client.reconnect_timeout();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let attempt = async {
+                self.client.reconnect_if_lost().await?;
+                self.client.attach(self.job).await
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(left, attempt)
+                .await
+                .unwrap_or(Err(ClientError::Net(NetError::Timeout(left))));
+            match result {
+                Ok((_, events)) => {
+                    self.events = events;
+                    return Ok(());
+                }
+                Err(e) if e.is_retryable() && Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Waits for the final report, passing every progress event to `on_progress`.
@@ -163,11 +237,11 @@ impl JobWatch {
         while let Some(event) = self.next().await {
             match event {
                 JobEvent::Progress(p) => on_progress(&p),
-                JobEvent::Outputs(_) => {}
+                JobEvent::Outputs(_) | JobEvent::Reconnecting => {}
                 JobEvent::Finished(report) => return Ok(report),
             }
         }
-        Err(ClientError::Disconnected)
+        Err(self.error.take().unwrap_or(ClientError::Disconnected))
     }
 
     /// Waits for the final report of a custom job of kernel `K`, merging its
@@ -181,8 +255,10 @@ impl JobWatch {
             match self.next().await {
                 Some(JobEvent::Progress(_)) => {}
                 Some(JobEvent::Outputs(batch)) => outputs.extend(batch),
+                // A new watch sends every result again.
+                Some(JobEvent::Reconnecting) => outputs.clear(),
                 Some(JobEvent::Finished(report)) => break report,
-                None => return Err(ClientError::Disconnected),
+                None => return Err(self.error.take().unwrap_or(ClientError::Disconnected)),
             }
         };
         outputs.sort_by_key(|o| o.start);
@@ -245,6 +321,17 @@ pub struct KernelReport<T> {
 impl Client {
     /// Connects with a client bundle.
     pub async fn connect(bundle: &Bundle) -> Result<Client, ClientError> {
+        let inner = Self::open(bundle).await?;
+        Ok(Client {
+            shared: Arc::new(Shared {
+                bundle: bundle.clone(),
+                current: Mutex::new(inner),
+                reconnect_timeout: Mutex::new(DEFAULT_RECONNECT_TIMEOUT),
+            }),
+        })
+    }
+
+    async fn open(bundle: &Bundle) -> Result<Arc<Inner>, ClientError> {
         let hello = ClientToCoord::Hello(ClientHello {
             minor: PROTOCOL_MINOR,
             client_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -269,7 +356,46 @@ impl Client {
             next_request: AtomicU32::new(1),
         });
         tokio::spawn(read_loop(reader, Arc::downgrade(&inner)));
-        Ok(Client { inner })
+        Ok(inner)
+    }
+
+    /// The coordinator's address, as the bundle gives it.
+    pub fn coordinator(&self) -> &str {
+        &self.shared.bundle.coordinator
+    }
+
+    /// The connection in use.
+    fn inner(&self) -> Arc<Inner> {
+        lock(&self.shared.current).clone()
+    }
+
+    /// How long a [`JobWatch`] (and `wait`, `run`) tries to reconnect after losing the
+    /// coordinator before it gives up with a retryable error
+    /// ([`DEFAULT_RECONNECT_TIMEOUT`] unless set).
+    pub fn set_reconnect_timeout(&self, timeout: Duration) {
+        *lock(&self.shared.reconnect_timeout) = timeout;
+    }
+
+    fn reconnect_timeout(&self) -> Duration {
+        *lock(&self.shared.reconnect_timeout)
+    }
+
+    /// Replaces the connection if it is closed (once, whichever clone asks first).
+    async fn reconnect_if_lost(&self) -> Result<(), ClientError> {
+        let lost = self.inner();
+        if lost.connection.close_reason().is_none() {
+            return Ok(());
+        }
+        let fresh = Self::open(&self.shared.bundle).await?;
+        let mut current = lock(&self.shared.current);
+        if Arc::ptr_eq(&current, &lost) {
+            *current = fresh;
+        } else {
+            fresh
+                .connection
+                .close((CloseCode::Normal as u32).into(), b"client done");
+        }
+        Ok(())
     }
 
     /// Connects with the admin bundle of a cluster directory.
@@ -282,10 +408,18 @@ impl Client {
         &self,
         make: impl FnOnce(RequestId) -> ClientToCoord,
     ) -> Result<CoordToClient, ClientError> {
-        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        self.request_on(&self.inner(), make).await
+    }
+
+    async fn request_on(
+        &self,
+        inner: &Inner,
+        make: impl FnOnce(RequestId) -> ClientToCoord,
+    ) -> Result<CoordToClient, ClientError> {
+        let id = RequestId(inner.next_request.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(id, tx);
-        self.inner.writer.lock().await.send(&make(id)).await?;
+        lock(&inner.pending).insert(id, tx);
+        inner.writer.lock().await.send(&make(id)).await?;
         match rx.await.map_err(|_| ClientError::Disconnected)? {
             CoordToClient::Refused(_, refusal) => Err(ClientError::Refused(refusal)),
             reply => Ok(reply),
@@ -323,16 +457,36 @@ impl Client {
 
     /// Starts watching a job: its progress, then its report.
     pub async fn watch(&self, job: JobId) -> Result<JobWatch, ClientError> {
+        let (initial, events) = self.attach(job).await?;
+        Ok(JobWatch {
+            initial,
+            events,
+            client: self.clone(),
+            job,
+            announced: false,
+            done: false,
+            error: None,
+        })
+    }
+
+    /// Registers for a job's events on the current connection and asks for them.
+    async fn attach(
+        &self,
+        job: JobId,
+    ) -> Result<(JobProgress, mpsc::Receiver<JobEvent>), ClientError> {
+        let inner = self.inner();
         let (tx, events) = mpsc::channel(WATCH_EVENTS);
-        lock(&self.inner.watchers).entry(job).or_default().push(tx);
+        lock(&inner.watchers).entry(job).or_default().push(tx);
         let reply = self
-            .request(|request| ClientToCoord::Watch(JobRequest { request, job }))
+            .request_on(&inner, |request| {
+                ClientToCoord::Watch(JobRequest { request, job })
+            })
             .await;
         match reply {
-            Ok(CoordToClient::Watching(_, initial)) => Ok(JobWatch { initial, events }),
+            Ok(CoordToClient::Watching(_, initial)) => Ok((initial, events)),
             Ok(_) => Err(ClientError::UnexpectedReply("expected Watching")),
             Err(e) => {
-                lock(&self.inner.watchers).remove(&job);
+                lock(&inner.watchers).remove(&job);
                 Err(e)
             }
         }
@@ -432,7 +586,7 @@ impl Client {
 
     /// Closes the connection.
     pub fn close(&self) {
-        self.inner
+        self.inner()
             .connection
             .close((CloseCode::Normal as u32).into(), b"client done");
     }

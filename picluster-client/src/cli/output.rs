@@ -2,7 +2,7 @@
 //! (`--json`: the last line of stdout is one JSON object).
 
 use super::{CliError, EXIT_CANCELLED};
-use crate::client::Client;
+use crate::client::{Client, JobEvent};
 use picluster_core::hex;
 use picluster_core::ids::JobId;
 use picluster_core::job::SearchMode;
@@ -14,8 +14,10 @@ use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+/// Follows a job to its report with a progress bar on a terminal. If the coordinator
+/// goes away, says so in one line on stderr and carries on once it is back.
 pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobReport, CliError> {
-    let watch = client.watch(job).await?;
+    let mut watch = client.watch(job).await?;
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(watch.initial.keyspace),
         if std::io::stderr().is_terminal() {
@@ -32,14 +34,33 @@ pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobRepo
         .progress_chars("=> "),
     );
     bar.set_prefix(job.to_string());
-    let report = watch
-        .finish(|p: &JobProgress| {
-            bar.set_position(p.hashes);
-            bar.set_message(format!("{:.2} MH/s", rate_mhs(p.hashes, p.elapsed_ms)));
-        })
-        .await;
+    let show = |p: &JobProgress| {
+        bar.set_position(p.hashes);
+        bar.set_message(format!("{:.2} MH/s", rate_mhs(p.hashes, p.elapsed_ms)));
+    };
+    show(&watch.initial);
+    let mut report = None;
+    while let Some(event) = watch.next().await {
+        match event {
+            JobEvent::Progress(p) => show(&p),
+            JobEvent::Reconnecting => bar.suspend(|| {
+                eprintln!(
+                    "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
+                    client.coordinator()
+                );
+            }),
+            JobEvent::Finished(r) => report = Some(r),
+            _ => {}
+        }
+    }
     bar.finish_and_clear();
-    Ok(report?)
+    match report {
+        Some(report) => Ok(report),
+        None => Err(watch.finish(|_| {}).await.err().map_or(
+            CliError::Client(crate::client::ClientError::Disconnected),
+            CliError::Client,
+        )),
+    }
 }
 
 fn rate_mhs(hashes: u64, elapsed_ms: u64) -> f64 {
