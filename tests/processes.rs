@@ -42,7 +42,7 @@ fn worker_process() {
 }
 
 /// Kills its process when dropped, so a failing test leaves no workers behind.
-struct WorkerProcess(Child);
+pub(crate) struct WorkerProcess(Child);
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
@@ -51,7 +51,7 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn spawn_worker(bundle: &Path) -> WorkerProcess {
+pub(crate) fn spawn_worker(bundle: &Path) -> WorkerProcess {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "processes::worker_process",

@@ -9,6 +9,7 @@ mod agent;
 mod cli;
 mod compute;
 mod coordinator;
+mod crash;
 mod e2e;
 mod journal;
 mod kernels;

@@ -16,7 +16,7 @@ use picluster_core::wire::{
 };
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -130,6 +130,9 @@ struct Inner {
     pending: Pending,
     watchers: Watchers,
     next_request: AtomicU32,
+    /// The reader stopped: the stream or the connection is gone, whether or not QUIC
+    /// has noticed yet.
+    ended: AtomicBool,
 }
 
 /// How long a watch keeps trying to reconnect by default: long enough for a
@@ -354,6 +357,7 @@ impl Client {
             pending: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             next_request: AtomicU32::new(1),
+            ended: AtomicBool::new(false),
         });
         tokio::spawn(read_loop(reader, Arc::downgrade(&inner)));
         Ok(inner)
@@ -383,9 +387,11 @@ impl Client {
     /// Replaces the connection if it is closed (once, whichever clone asks first).
     async fn reconnect_if_lost(&self) -> Result<(), ClientError> {
         let lost = self.inner();
-        if lost.connection.close_reason().is_none() {
+        if !lost.ended.load(Ordering::Acquire) && lost.connection.close_reason().is_none() {
             return Ok(());
         }
+        lost.connection
+            .close((CloseCode::Normal as u32).into(), b"reconnecting");
         let fresh = Self::open(&self.shared.bundle).await?;
         let mut current = lock(&self.shared.current);
         if Arc::ptr_eq(&current, &lost) {
@@ -642,6 +648,7 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
     }
     // Connection gone: waking every waiter with a closed channel.
     if let Some(inner) = inner.upgrade() {
+        inner.ended.store(true, Ordering::Release);
         lock(&inner.pending).clear();
         lock(&inner.watchers).clear();
     }

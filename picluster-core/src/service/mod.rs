@@ -123,7 +123,29 @@ impl CoordinatorService {
         config: CoordinatorConfig,
     ) -> Result<CoordinatorService, NetError> {
         let server = net::server_config(ca_pem, credential)?;
-        let endpoint = quinn::Endpoint::server(server, listen).map_err(NetError::Socket)?;
+        // The key behind stateless resets comes from the coordinator's own key, so a
+        // coordinator restarted after a crash can tell its old connections' peers at
+        // their next packet that they are gone, rather than leave them to time out.
+        let secret = <sha2::Sha256 as sha2::Digest>::digest(
+            [
+                b"picluster stateless reset 1\n".as_slice(),
+                credential.key_pem.as_bytes(),
+            ]
+            .concat(),
+        );
+        // Connection ids are signed with a key from the same secret: a restarted
+        // coordinator recognises its predecessor's, which it must to answer them.
+        let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+        let cid_key = u64::from_le_bytes(secret[..8].try_into().expect("32 bytes"));
+        let mut endpoint_config = quinn::EndpointConfig::new(std::sync::Arc::new(reset_key));
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let socket = std::net::UdpSocket::bind(listen).map_err(NetError::Socket)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| NetError::Socket(std::io::Error::other("no async runtime")))?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)
+            .map_err(NetError::Socket)?;
         Ok(CoordinatorService {
             endpoint,
             config,

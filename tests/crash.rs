@@ -1,0 +1,283 @@
+//! The coordinator as a real process, killed with SIGKILL again and again in the
+//! middle of a job with heavy progress traffic, and restarted on the same cluster
+//! directory: the job completes exactly, the `picluster submit` that was waiting all
+//! along exits 0 with the right answer, and the workers, never restarted, are back.
+//!
+//! The coordinator, the workers and the `picluster submit` are this test binary again
+//! (ignored tests that do their part when their environment variable is set).
+
+use crate::processes::spawn_worker;
+use picluster_client::cli::run_from;
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::hex;
+use picluster_suite::fixtures::vectors;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+#[ignore = "the body of a coordinator process for the test in this module"]
+fn coordinator_process() {
+    let Ok(dir) = std::env::var("PICLUSTER_TEST_CLUSTER") else {
+        return;
+    };
+    let config = CoordinatorConfig {
+        // Many small chunks: heavy progress traffic, many records.
+        max_chunk: 1 << 18,
+        checkpoint_interval: Duration::from_millis(200),
+        ..CoordinatorConfig::default()
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(picluster_core::service::serve_cluster(
+            Path::new(&dir),
+            config,
+            std::future::pending(),
+        ))
+        .unwrap();
+}
+
+#[test]
+#[ignore = "the body of a picluster command process for the test in this module"]
+fn cli_process() {
+    let Ok(args) = std::env::var("PICLUSTER_TEST_CLI") else {
+        return;
+    };
+    let mut argv = vec!["picluster".to_string()];
+    argv.extend(args.split('\u{1f}').map(str::to_string));
+    let code = match run_from(argv, &mut std::io::stdout()) {
+        Ok(code) if code == ExitCode::SUCCESS => 0,
+        Ok(_) => 3,
+        Err(e) => {
+            eprintln!("picluster: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Kills its process when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_self(test: &str, var: &str, value: &str, output: fn() -> Stdio) -> Process {
+    Process(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                test,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(var, value)
+            .env("RUST_LOG", "warn")
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn cli(args: &[&str]) -> String {
+    let mut out = Vec::new();
+    let mut argv = vec!["picluster"];
+    argv.extend_from_slice(args);
+    assert_eq!(
+        run_from(argv, &mut out).unwrap(),
+        ExitCode::SUCCESS,
+        "{args:?}"
+    );
+    String::from_utf8(out).unwrap()
+}
+
+/// Job j1's state and committed indices, as `picluster jobs` reports them (`None`
+/// while it cannot say).
+fn job_progress(dir: &str) -> Option<(String, u64)> {
+    let mut out = Vec::new();
+    let argv = ["picluster", "jobs", "--cluster", dir, "--json"];
+    run_from(argv, &mut out).ok()?;
+    let jobs: Value = serde_json::from_slice(&out).ok()?;
+    let job = &jobs["jobs"][0];
+    Some((job["state"].as_str()?.to_string(), job["hashes"].as_u64()?))
+}
+
+#[test]
+fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cli(&["init", d, "--listen", &format!("127.0.0.1:{port}")]);
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let bundle = tmp.path().join(format!("{name}.bundle"));
+        cli(&[
+            "add-worker",
+            name,
+            "--cluster",
+            d,
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        workers.push(spawn_worker(&bundle));
+    }
+    let coordinator = || {
+        spawn_self(
+            "crash::coordinator_process",
+            "PICLUSTER_TEST_CLUSTER",
+            d,
+            Stdio::null,
+        )
+    };
+    let mut running = coordinator();
+    let v = &vectors()[0];
+    let start = u64::from(v.nonce) - (1 << 28);
+    let end = start + (1 << 29);
+    let args = [
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &hex::encode(&v.header.0),
+        "--nonce-range",
+        &format!("{start}..{end}"),
+        "--all",
+        "--json",
+    ]
+    .join("\u{1f}");
+    let mut submit = spawn_self(
+        "crash::cli_process",
+        "PICLUSTER_TEST_CLI",
+        &args,
+        Stdio::piped,
+    );
+    // splitmix64, seeded: the kill times replay.
+    let mut seed = 0x6b69_6c6c_u64;
+    let mut next = move || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    // Each kill comes at a random moment after the restarted coordinator has its
+    // workers back and has committed new work: leases in flight, reports on the wire.
+    let mut kills_mid_job = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let at_restart = loop {
+            if let Some((_, hashes)) = job_progress(d) {
+                break hashes;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no coordinator"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        loop {
+            let (state, hashes) = job_progress(d).unwrap_or_default();
+            if state == "running" && hashes > at_restart {
+                break;
+            }
+            assert!(
+                state != "completed",
+                "the job completed before the 20 kills"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no progress: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(next() % 150));
+        if job_progress(d).is_some_and(|(state, _)| state == "running") {
+            kills_mid_job += 1;
+        }
+        running.0.kill().unwrap(); // SIGKILL
+        running.0.wait().unwrap();
+        running = coordinator();
+    }
+    assert_eq!(kills_mid_job, 20);
+    // The submit waited through all of it.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = submit.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "picluster submit did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(submit.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(submit.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        status.success(),
+        "picluster submit exited with {status}: {out} {err}"
+    );
+    // It noticed the coordinator going away, and said so in one line each time it
+    // lost a connection (kills while it is reconnecting are not seen by it).
+    let reconnects = err
+        .lines()
+        .filter(|l| l.contains("reconnecting to follow j1"))
+        .count();
+    eprintln!("picluster submit reconnected {reconnects} times");
+    assert!((1..=20).contains(&reconnects), "{reconnects}: {err}");
+    // The test harness prints its own "test ... " before the command's output.
+    let last = out.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(&last[last.find('{').unwrap_or(0)..])
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["state"], "completed", "{report}");
+    assert_eq!(report["hashes"], 1u64 << 29);
+    assert_eq!(report["keyspace"], 1u64 << 29);
+    let nonces: Vec<u64> = report["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["nonce"].as_u64().unwrap())
+        .collect();
+    assert_eq!(nonces, vec![u64::from(v.nonce)]);
+    // Both workers, never restarted, are connected again.
+    let started = Instant::now();
+    loop {
+        let status: Value = serde_json::from_str(
+            cli(&["status", "--cluster", d, "--json"])
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        let names: Vec<&str> = status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["state"] != "unresponsive")
+            .map(|w| w["name"].as_str().unwrap())
+            .collect();
+        if names == ["w1", "w2"] {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(workers);
+}
