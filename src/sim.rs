@@ -25,7 +25,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// splitmix64: small, seedable, good enough for choosing scenarios.
-struct Rng(u64);
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -35,7 +36,8 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
     fn chance(&mut self, p: f64) -> bool {
@@ -361,16 +363,17 @@ impl Sim {
         self.outcome.submitted_at.insert(job, at);
         self.outcome.pool_index.insert(job, pool_job);
         self.outcome.modes.insert(job, mode);
-        let now = self.instant();
-        let client = self.client;
-        self.coord.handle_inbound(
-            now,
-            client,
-            Inbound::Client(ClientToCoord::Watch(JobRequest {
-                request: RequestId(2),
-                job,
-            })),
-        );
+        self.client_says(ClientToCoord::Watch(JobRequest {
+            request: RequestId(2),
+            job,
+        }));
+    }
+
+    /// A message from the client on its current connection.
+    fn client_says(&mut self, message: ClientToCoord) {
+        let (now, client) = (self.instant(), self.client);
+        self.coord
+            .handle_inbound(now, client, Inbound::Client(message));
     }
 
     /// Submits sim job `k` (journal mode), with a fresh request id.
@@ -383,18 +386,12 @@ impl Sim {
         j.requests.insert(request, k);
         let (p, mode, _, _) = j.jobs[k];
         let work = WorkSpec::from(&JobKind::Sha256d(pool()[p].job));
-        let now = self.instant();
-        let client = self.client;
-        self.coord.handle_inbound(
-            now,
-            client,
-            Inbound::Client(ClientToCoord::Submit(Submit {
-                request,
-                work,
-                mode,
-                priority: 0,
-            })),
-        );
+        self.client_says(ClientToCoord::Submit(Submit {
+            request,
+            work,
+            mode,
+            priority: 0,
+        }));
     }
 
     fn connect_client(&mut self) {
@@ -481,15 +478,10 @@ impl Sim {
         for (k, (_, _, _, id)) in jobs.into_iter().enumerate() {
             match id {
                 Some(job) if !self.outcome.reports.contains_key(&job) => {
-                    let (now, client) = (self.instant(), self.client);
-                    self.coord.handle_inbound(
-                        now,
-                        client,
-                        Inbound::Client(ClientToCoord::Watch(JobRequest {
-                            request: RequestId(2),
-                            job,
-                        })),
-                    );
+                    self.client_says(ClientToCoord::Watch(JobRequest {
+                        request: RequestId(2),
+                        job,
+                    }));
                 }
                 Some(_) => {}
                 None => self.submit_journaled(k),

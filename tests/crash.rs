@@ -166,15 +166,8 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
         &args,
         Stdio::piped,
     );
-    // splitmix64, seeded: the kill times replay.
-    let mut seed = 0x6b69_6c6c_u64;
-    let mut next = move || {
-        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    // Seeded: the kill times replay.
+    let mut rng = picluster_suite::sim::Rng(0x6b69_6c6c);
     // Each kill comes at a random moment after the restarted coordinator has its
     // workers back and has committed new work: leases in flight, reports on the wire.
     let mut kills_mid_job = 0;
@@ -205,7 +198,7 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(next() % 150));
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
         if job_progress(d).is_some_and(|(state, _)| state == "running") {
             kills_mid_job += 1;
         }
