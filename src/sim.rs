@@ -131,6 +131,8 @@ struct Outcome {
     cancelled: Option<(JobId, u64)>,
     /// A cancellation sent whose acknowledgement a coordinator crash may have lost.
     cancel_asked: Option<JobId>,
+    /// Leases adopted by restarted (or the same) coordinators.
+    adopted_leases: u64,
     /// Batches of records a coordinator crash lost before they were durable.
     lost_batches: u64,
     late_assigns: usize,
@@ -447,6 +449,7 @@ impl Sim {
         };
         j.lost_batches += j.unsynced.len() as u64;
         j.unsynced.clear();
+        self.outcome.adopted_leases += self.coord.stats().adopted_leases;
         self.coord = Coordinator::recover(
             j.config.clone(),
             j.store.clone(),
@@ -780,6 +783,7 @@ fn run_with(
             cancelled: None,
             cancel_asked: None,
             lost_batches: 0,
+            adopted_leases: 0,
             late_assigns: 0,
             computed: 0,
             steals: 0,
@@ -1052,6 +1056,7 @@ fn run_with(
     sim.outcome.computed = sim.workers.iter().map(|w| w.computed).sum();
     sim.outcome.steals = sim.coord.stats().steals;
     sim.outcome.lost_batches = sim.journal.as_ref().map_or(0, |j| j.lost_batches);
+    sim.outcome.adopted_leases += sim.coord.stats().adopted_leases;
     (sc, sim.outcome)
 }
 
@@ -1066,13 +1071,29 @@ pub fn check(seed: u64, faults: bool) -> (Option<f64>, u64) {
 /// rebuilt from what its simulated store had made durable (losing the batches that
 /// were not), every connection drops, workers and the client reconnect. Returns the
 /// number of batches lost.
-pub fn check_coordinator_crashes(seed: u64) -> u64 {
+pub fn check_coordinator_crashes(seed: u64) -> CrashCounts {
     check_with(seed, true, true).2
 }
 
-fn check_with(seed: u64, faults: bool, coordinator_crashes: bool) -> (Option<f64>, u64, u64) {
+/// What a seed with coordinator crashes went through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrashCounts {
+    /// Batches of records lost before they were durable.
+    pub lost_batches: u64,
+    /// Leases workers kept through a crash and the restarted coordinator adopted.
+    pub adopted_leases: u64,
+}
+
+fn check_with(
+    seed: u64,
+    faults: bool,
+    coordinator_crashes: bool,
+) -> (Option<f64>, u64, CrashCounts) {
     let (sc, out) = run(seed, faults, coordinator_crashes);
-    let lost = out.lost_batches;
+    let lost = CrashCounts {
+        lost_batches: out.lost_batches,
+        adopted_leases: out.adopted_leases,
+    };
     let steals = out.steals;
     for (job, (report, finished_at)) in &out.reports {
         let p = &pool()[out.pool_index[job]];

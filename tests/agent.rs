@@ -182,32 +182,189 @@ fn shutdown_releases_unfinished_work_then_leaves() {
     assert!(a.has_left());
 }
 
+fn welcome(a: &mut Agent, minor: u16) {
+    a.handle_welcome(WorkerWelcome {
+        minor,
+        worker: WorkerId(2),
+        progress_interval_ms: 100,
+    });
+}
+
+fn work_digest() -> [u8; 32] {
+    let CoordToWorker::Assign(a) = assign(0, 0, 1) else {
+        unreachable!()
+    };
+    a.work.digest()
+}
+
 #[test]
-fn disconnection_stops_everything_and_forgets_the_leases() {
+fn leases_run_on_through_a_lost_connection_and_are_claimed_after_the_welcome() {
     let mut a = agent();
     a.handle_message(assign(7, 0, 1000)).unwrap();
+    a.handle_message(assign(8, 1000, 2000)).unwrap();
+    a.handle_message(assign(9, 2000, 3000)).unwrap();
     commands(&mut a);
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(1),
+        indices: vec![5],
+    });
     a.handle_compute(ComputeEvent::Progress {
         task: TaskId(1),
         position: 512,
         output: None,
     });
+    // Lease 9 is being stopped when the connection goes: it is not kept.
+    a.handle_message(CoordToWorker::Stop(Stop { lease: LeaseId(9) }))
+        .unwrap();
+    commands(&mut a);
     a.handle_disconnected();
-    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    assert_eq!(commands(&mut a), Vec::<String>::new(), "nothing stops");
     assert_eq!(
         sent(&mut a),
         vec![],
         "queued reports are for the old session"
     );
+    assert_eq!(a.leases_detached(), 2);
+    // The engine carries on meanwhile: lease 7 ends, lease 8 finds a solution.
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(1),
+        indices: vec![900],
+    });
     a.handle_compute(ComputeEvent::Finished {
         task: TaskId(1),
-        position: 512,
+        position: 1000,
         output: None,
     });
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(2),
+        indices: vec![1500],
+    });
+    a.handle_compute(ComputeEvent::Progress {
+        task: TaskId(2),
+        position: 1600,
+        output: None,
+    });
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(3),
+        position: 2000,
+        output: None,
+    });
+    assert_eq!(sent(&mut a), vec![], "no connection, nothing to say");
+    welcome(&mut a, PROTOCOL_MINOR);
+    let digest = work_digest();
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Holding(Holding {
+            leases: vec![
+                HeldLease {
+                    lease: LeaseId(7),
+                    job: JobId(1),
+                    work: digest,
+                    start: 0,
+                    position: 1000,
+                    end: 1000,
+                    found: vec![5, 900],
+                },
+                HeldLease {
+                    lease: LeaseId(8),
+                    job: JobId(1),
+                    work: digest,
+                    start: 1000,
+                    position: 1600,
+                    end: 2000,
+                    found: vec![1500],
+                },
+            ]
+        })]
+    );
+    assert_eq!(a.leases_detached(), 0);
+    // Lease 8 is ours again: it reports as before.
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(2),
+        position: 2000,
+        output: None,
+    });
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Progress(Progress {
+            lease: LeaseId(8),
+            position: 2000
+        })]
+    );
+    assert_eq!(a.leases_held(), 0);
+    // Nothing held, the next welcome says so.
+    a.handle_disconnected();
+    welcome(&mut a, PROTOCOL_MINOR);
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Holding(Holding { leases: vec![] })]
+    );
+}
+
+#[test]
+fn a_coordinator_that_cannot_adopt_gets_nothing_and_the_leases_stop() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    a.handle_message(assign(8, 1000, 2000)).unwrap();
+    commands(&mut a);
+    a.handle_disconnected();
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(1),
+        position: 1000,
+        output: None,
+    });
+    welcome(&mut a, 0);
     assert_eq!(sent(&mut a), vec![]);
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(2))"]);
+    a.handle_compute(ComputeEvent::Finished {
+        task: TaskId(2),
+        position: 1200,
+        output: None,
+    });
+    assert_eq!(sent(&mut a), vec![], "orphaned: not reported");
+    assert_eq!(a.leases_held(), 0);
     // The next session's lease 7 is a different task.
     a.handle_message(assign(7, 0, 10)).unwrap();
-    assert_eq!(commands(&mut a), vec!["Run(TaskId(2), 0..10)"]);
+    assert_eq!(commands(&mut a), vec!["Run(TaskId(3), 0..10)"]);
+}
+
+#[test]
+fn a_lease_with_more_solutions_than_can_be_remembered_stops_when_the_connection_goes() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1 << 19)).unwrap();
+    a.handle_message(assign(8, 1 << 19, 1 << 20)).unwrap();
+    commands(&mut a);
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(1),
+        indices: (0..=MAX_HELD_FOUND as u64).collect(),
+    });
+    sent(&mut a);
+    a.handle_disconnected();
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    // The other one runs on until it finds too many too.
+    a.handle_compute(ComputeEvent::Found {
+        task: TaskId(2),
+        indices: (1 << 19..(1 << 19) + MAX_HELD_FOUND as u64 + 1).collect(),
+    });
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(2))"]);
+    assert_eq!(a.leases_detached(), 0);
+    welcome(&mut a, PROTOCOL_MINOR);
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Holding(Holding { leases: vec![] })]
+    );
+}
+
+#[test]
+fn leaving_and_losing_the_connection_stops_everything() {
+    let mut a = agent();
+    a.handle_message(assign(7, 0, 1000)).unwrap();
+    commands(&mut a);
+    a.handle_shutdown();
+    assert_eq!(commands(&mut a), vec!["Stop(TaskId(1))"]);
+    a.handle_disconnected();
+    assert!(a.has_left());
+    assert_eq!(a.leases_detached(), 0);
 }
 
 #[test]

@@ -22,6 +22,19 @@ fn coordinator_process() {
     let Ok(dir) = std::env::var("PICLUSTER_TEST_CLUSTER") else {
         return;
     };
+    // The coordinator's log, appended to by every run.
+    if let Ok(log) = std::env::var("PICLUSTER_TEST_LOG") {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        tracing_subscriber::fmt()
+            .with_env_filter("picluster_core=info")
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
+    }
     let config = CoordinatorConfig {
         // Many small chunks: heavy progress traffic, many records.
         max_chunk: 1 << 18,
@@ -70,6 +83,10 @@ impl Drop for Process {
 }
 
 fn spawn_self(test: &str, var: &str, value: &str, output: fn() -> Stdio) -> Process {
+    spawn_self_with(test, &[(var, value)], output)
+}
+
+fn spawn_self_with(test: &str, envs: &[(&str, &str)], output: fn() -> Stdio) -> Process {
     Process(
         Command::new(std::env::current_exe().unwrap())
             .args([
@@ -79,7 +96,7 @@ fn spawn_self(test: &str, var: &str, value: &str, output: fn() -> Stdio) -> Proc
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(var, value)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(output())
             .stderr(output())
@@ -135,11 +152,14 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
         ]);
         workers.push(spawn_worker(&bundle));
     }
+    let log = tmp.path().join("coordinator.log");
     let coordinator = || {
-        spawn_self(
+        spawn_self_with(
             "crash::coordinator_process",
-            "PICLUSTER_TEST_CLUSTER",
-            d,
+            &[
+                ("PICLUSTER_TEST_CLUSTER", d),
+                ("PICLUSTER_TEST_LOG", log.to_str().unwrap()),
+            ],
             Stdio::null,
         )
     };
@@ -249,6 +269,23 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
         .map(|s| s["nonce"].as_u64().unwrap())
         .collect();
     assert_eq!(nonces, vec![u64::from(v.nonce)]);
+    // Workers carried their leases through the kills, and restarted coordinators
+    // adopted them rather than searching them again.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let adopted: u64 = log
+        .lines()
+        .filter(|l| l.contains("worker back with the leases"))
+        .filter_map(|l| {
+            l.split("adopted=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    eprintln!("{adopted} leases adopted over 20 restarts");
+    assert!(adopted > 0, "{log}");
     // Both workers, never restarted, are connected again.
     let started = Instant::now();
     loop {

@@ -2,10 +2,10 @@
 //! their records are durable, and a coordinator rebuilt from what a store kept.
 
 use picluster_core::coordinator::{
-    Coordinator, CoordinatorConfig, Inbound, Record, Snapshot, Transmit,
+    Coordinator, CoordinatorConfig, Inbound, Record, Snapshot, Transmit, JOURNAL_FORMAT,
 };
 use picluster_core::identity::{PeerIdentity, Role};
-use picluster_core::ids::{ConnId, JobId, RequestId};
+use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
 use picluster_core::job::{JobKind, SearchMode};
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::kernel::SearchKernel;
@@ -101,6 +101,11 @@ impl Durable {
     }
 
     fn add_worker(&mut self, name: &str) -> ConnId {
+        self.add_worker_speaking(name, 0)
+    }
+
+    /// A worker whose hello offers `minor` (from 1 on it says what it holds next).
+    fn add_worker_speaking(&mut self, name: &str, minor: u16) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.core.handle_connected(
@@ -115,7 +120,7 @@ impl Durable {
             self.now,
             conn,
             Inbound::Worker(WorkerToCoord::Hello(WorkerHello {
-                minor: 0,
+                minor,
                 agent_version: "t".into(),
                 threads: 1,
                 arch: "x86_64".into(),
@@ -125,6 +130,11 @@ impl Durable {
             })),
         );
         conn
+    }
+
+    fn worker_says(&mut self, conn: ConnId, m: WorkerToCoord) {
+        let now = self.now;
+        self.core.handle_inbound(now, conn, Inbound::Worker(m));
     }
 
     fn submit(&mut self, job: &Sha256dJob) -> Vec<Transmit> {
@@ -295,7 +305,15 @@ fn a_restarted_coordinator_resumes_from_checkpoints_and_keeps_reports_and_ids() 
     }));
     held.extend(assigns(&d.sync()));
     let mut finished = None;
+    let mut waited = false;
     for _ in 0..1000 {
+        if held.is_empty() && !waited {
+            // pi-1's leases of the old run are held for it for a lease timeout.
+            waited = true;
+            d.now += Durable::config().lease_timeout;
+            d.core.handle_timeout(d.now);
+            held.extend(assigns(&d.sync()));
+        }
         let Some((conn, a)) = (!held.is_empty()).then(|| held.remove(0)) else {
             break;
         };
@@ -367,6 +385,189 @@ fn a_store_with_an_invalid_job_is_refused_naming_the_job() {
     assert_eq!(
         err.to_string(),
         "stored job j1 is not a valid job: header is 3 bytes, expected 80"
+    );
+}
+
+#[test]
+fn a_workers_leases_outlive_a_coordinator_crash_and_are_adopted_not_redone() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker_speaking("pi-1", PROTOCOL_MINOR);
+    d.worker_says(w, WorkerToCoord::Holding(Holding { leases: vec![] }));
+    let job = genesis(0..1 << 18);
+    let expected: Vec<u64> = reference_scan(&job.header, &job.target, 0..1 << 18)
+        .into_iter()
+        .map(u64::from)
+        .collect();
+    let solutions_in = |r: std::ops::Range<u64>| -> Vec<u64> {
+        expected.iter().copied().filter(|i| r.contains(i)).collect()
+    };
+    let mut out = d.submit(&job);
+    out.extend(d.sync());
+    let first = assigns(&out);
+    assert!(!first.is_empty());
+    let (_, a) = first[0].clone();
+    let digest = a.work.digest();
+    // 1000 indices reported and checkpointed (with the leases); 2000 more and their
+    // solutions reported, lost with the crash.
+    d.worker_says(
+        w,
+        WorkerToCoord::Progress(Progress {
+            lease: a.lease,
+            position: a.start + 1000,
+        }),
+    );
+    d.now += Duration::from_secs(1);
+    d.core.handle_timeout(d.now);
+    d.sync();
+    let row = &d.store.jobs[&JobId(1)];
+    assert_eq!(row.hashes, 1000);
+    assert!(
+        row.leases
+            .iter()
+            .any(|l| l.lease == a.lease.0 && l.worker == "pi-1" && l.position == a.start + 1000),
+        "{:?}",
+        row.leases
+    );
+    let orphans: Vec<(u64, u64)> = row.leases.iter().map(|l| (l.position, l.end)).collect();
+    let found = solutions_in(a.start..a.start + 3000);
+    assert!(!found.is_empty(), "the easy target has solutions there");
+    d.worker_says(
+        w,
+        WorkerToCoord::Found(Found {
+            lease: a.lease,
+            indices: found.clone(),
+        }),
+    );
+    d.worker_says(
+        w,
+        WorkerToCoord::Progress(Progress {
+            lease: a.lease,
+            position: a.start + 3000,
+        }),
+    );
+    d.drain();
+    d.crash();
+    assert_eq!(d.core.report(JobId(1), d.now).unwrap().hashes, 1000);
+
+    // Another worker gets none of pi-1's ranges meanwhile.
+    let w2 = d.add_worker_speaking("pi-2", PROTOCOL_MINOR);
+    d.worker_says(w2, WorkerToCoord::Holding(Holding { leases: vec![] }));
+    let mut held = assigns(&d.sync());
+    assert!(!held.is_empty());
+    for (_, b) in &held {
+        for (p, e) in &orphans {
+            assert!(b.end <= *p || b.start >= *e, "{b:?} overlaps {p}..{e}");
+        }
+    }
+    // pi-1 comes back holding lease a (3000 searched) and a claim that is not its.
+    let w1 = d.add_worker_speaking("pi-1", PROTOCOL_MINOR);
+    d.worker_says(
+        w1,
+        WorkerToCoord::Holding(Holding {
+            leases: vec![
+                HeldLease {
+                    lease: a.lease,
+                    job: JobId(1),
+                    work: digest,
+                    start: a.start,
+                    position: a.start + 3000,
+                    end: a.end,
+                    found: found.clone(),
+                },
+                HeldLease {
+                    lease: LeaseId(77),
+                    job: JobId(1),
+                    work: [7; 32],
+                    start: 0,
+                    position: 0,
+                    end: 10,
+                    found: vec![],
+                },
+            ],
+        }),
+    );
+    let out = d.sync();
+    let stops: Vec<LeaseId> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::ToWorker(c, CoordToWorker::Stop(s)) if *c == w1 => Some(s.lease),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops, vec![LeaseId(77)], "{out:?}");
+    assert!(
+        !out.iter().any(|t| matches!(t, Transmit::Close(..))),
+        "{out:?}"
+    );
+    assert_eq!(
+        d.core.report(JobId(1), d.now).unwrap().hashes,
+        3000,
+        "adopted, not redone"
+    );
+    assert_eq!(
+        d.store.solutions[&JobId(1)]
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        found,
+        "the held solutions are durable again"
+    );
+    held.extend(assigns(&out));
+    // pi-1 finishes lease a under its old id; everything else is searched.
+    held.insert(
+        0,
+        (
+            w1,
+            Assign {
+                start: a.start + 3000,
+                ..a.clone()
+            },
+        ),
+    );
+    let mut finished = None;
+    for _ in 0..1000 {
+        let Some((conn, b)) = (!held.is_empty()).then(|| held.remove(0)) else {
+            break;
+        };
+        let hits = solutions_in(b.start..b.end);
+        if !hits.is_empty() {
+            d.worker_says(
+                conn,
+                WorkerToCoord::Found(Found {
+                    lease: b.lease,
+                    indices: hits,
+                }),
+            );
+        }
+        d.worker_says(
+            conn,
+            WorkerToCoord::Progress(Progress {
+                lease: b.lease,
+                position: b.end,
+            }),
+        );
+        let out = d.sync();
+        assert!(
+            !out.iter().any(|t| matches!(t, Transmit::Close(..))),
+            "{out:?}"
+        );
+        held.extend(assigns(&out));
+        if let Some(r) = d
+            .core
+            .report(JobId(1), d.now)
+            .filter(|r| r.state.is_final())
+        {
+            finished = Some(r);
+        }
+    }
+    let r = finished.expect("the job finishes");
+    assert_eq!(
+        (r.state, r.hashes, r.keyspace),
+        (JobState::Completed, 1 << 18, 1 << 18)
+    );
+    assert_eq!(
+        r.solutions.iter().map(|s| s.index).collect::<Vec<_>>(),
+        expected
     );
 }
 
@@ -447,29 +648,46 @@ mod store {
     }
 
     #[test]
-    fn a_store_from_a_newer_version_is_refused() {
+    fn a_store_of_another_format_is_refused_and_left_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("c.redb");
         drop(RedbStore::open(&path).unwrap());
-        {
+        let set_format = |format: u64| {
             let db = redb::Database::open(&path).unwrap();
             let txn = db.begin_write().unwrap();
             {
                 let mut meta = txn
                     .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
                     .unwrap();
-                meta.insert("format", 99).unwrap();
+                meta.insert("format", format).unwrap();
             }
             txn.commit().unwrap();
-        }
+        };
+        set_format(99);
         let err = RedbStore::open(&path).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: job store format 99 is newer than this build reads (1): run the picluster version that wrote it",
+                "{}: job store format 99 is newer than this build reads ({JOURNAL_FORMAT}): run the picluster version that wrote it",
                 path.display()
             )
         );
+        set_format(1);
+        let err = RedbStore::open(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: job store format 1 is from a pre-release build and cannot be read (this build writes {JOURNAL_FORMAT}): move the file aside to start with no jobs",
+                path.display()
+            )
+        );
+        // Refusing changed nothing.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let meta = txn
+            .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap();
+        assert_eq!(meta.get("format").unwrap().unwrap().value(), 1);
     }
 
     #[test]

@@ -411,6 +411,20 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 Refusal::InvalidJob("bad".into()),
             )),
         ),
+        (
+            "WorkerToCoord::Holding",
+            e(&WorkerToCoord::Holding(Holding {
+                leases: vec![HeldLease {
+                    lease: LeaseId(9),
+                    job: JobId(3),
+                    work: [0x55; 32],
+                    start: 100,
+                    position: 300,
+                    end: 1000,
+                    found: vec![150],
+                }],
+            })),
+        ),
     ]
 }
 
@@ -463,6 +477,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Refused(UnknownWorker)", "080000000809020470692d39"),
     ("CoordToClient::Refused(UnknownJob)", "0400000008060063"),
     ("CoordToClient::Refused(InvalidJob)", "0700000008070103626164"),
+    ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),
 ];
 
 #[test]

@@ -7,14 +7,22 @@
 //! for the compute engine) and then [`Agent::poll_transmit`] (messages for the
 //! coordinator). One agent lives for the whole process; a lost connection is
 //! [`Agent::handle_disconnected`], a new one starts with [`Agent::hello`].
+//!
+//! A lost connection does not stop the work: the leases of built-in kernels keep
+//! running (their positions and solutions remembered), and after the next welcome the
+//! agent reports them in one [`WorkerToCoord::Holding`]; the coordinator adopts what
+//! it can (after its own restart it has held those ranges back for them) and stops
+//! the rest. A custom kernel's lease stops at once: its results since the last
+//! report could not be sent later without keeping them all.
 
 use crate::compute::{ComputeEvent, TaskId, Work, MAX_TASKS};
 use crate::registry::Registry;
 use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
 use picluster_core::wire::{
-    Assign, CoordToWorker, Found, Output, Progress, Rejected, Released, Stop, Trim, Trimmed,
-    WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome, PROTOCOL_MINOR,
+    Assign, CoordToWorker, Found, HeldLease, Holding, Output, Progress, Rejected, Released, Stop,
+    Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome, MAX_HELD_FOUND,
+    MINOR_HOLDING, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -111,8 +119,17 @@ struct CachedKernel {
     /// The description it was built from: a job id alone could name another job
     /// after the coordinator restarts.
     spec: Arc<WorkSpec>,
+    /// The spec's digest, which names the job's work when leases are re-adopted.
+    digest: [u8; 32],
     keyspace: u64,
     /// The kernel, or why this worker cannot run the job.
+    work: Result<Work, String>,
+}
+
+/// What the cache gives for a lease's job.
+struct Built {
+    keyspace: u64,
+    digest: [u8; 32],
     work: Result<Work, String>,
 }
 
@@ -128,7 +145,7 @@ impl KernelCache {
         spec: &Arc<WorkSpec>,
         registry: &Registry,
         lease: LeaseId,
-    ) -> Result<(u64, Result<Work, String>), AgentError> {
+    ) -> Result<Built, AgentError> {
         let hit = self
             .entries
             .iter()
@@ -151,12 +168,17 @@ impl KernelCache {
                 CachedKernel {
                     job,
                     spec: spec.clone(),
+                    digest: spec.digest(),
                     keyspace: kind.keyspace(),
                     work,
                 }
             }
         };
-        let result = (entry.keyspace, entry.work.clone());
+        let result = Built {
+            keyspace: entry.keyspace,
+            digest: entry.digest,
+            work: entry.work.clone(),
+        };
         self.entries.push_back(entry);
         if self.entries.len() > KERNEL_CACHE {
             self.entries.pop_front();
@@ -167,7 +189,19 @@ impl KernelCache {
 
 struct Held {
     lease: LeaseId,
+    job: JobId,
+    digest: [u8; 32],
+    start: u64,
+    /// The last position the engine reported.
+    position: u64,
     end: u64,
+    /// Every solution found so far, for a report after a lost connection; `None`
+    /// once there are more than [`MAX_HELD_FOUND`] (the lease is then not kept).
+    found: Option<Vec<u64>>,
+    /// A custom kernel's lease (not kept through a lost connection).
+    custom: bool,
+    /// The engine is done with it (only kept while detached, to be reported).
+    done: bool,
     standing: Standing,
 }
 
@@ -179,8 +213,11 @@ enum Standing {
     /// acknowledges the stop (and tells a coordinator that took the lease back for
     /// silence that we are alive).
     Stopping,
-    /// The connection it was assigned on is gone: report nothing.
+    /// The connection it was assigned on is gone and the task stops: report nothing.
     Orphaned,
+    /// The connection it was assigned on is gone but the task runs on, to be reported
+    /// (and adopted) after the next welcome.
+    Detached,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +278,49 @@ impl Agent {
         })
     }
 
-    /// The session was established.
+    /// The session was established: the leases kept through the lost connection
+    /// are reported (a coordinator too old to adopt them gets them stopped).
     pub fn handle_welcome(&mut self, welcome: WorkerWelcome) {
         self.progress_interval =
             Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
+        let adopts = welcome.minor >= MINOR_HOLDING;
+        let mut leases = Vec::new();
+        let mut gone = Vec::new();
+        for (task, held) in &mut self.held {
+            if held.standing != Standing::Detached {
+                continue;
+            }
+            if !adopts {
+                held.standing = Standing::Orphaned;
+                if held.done {
+                    gone.push(*task);
+                } else {
+                    self.compute.push_back(ComputeCommand::Stop(*task));
+                }
+                continue;
+            }
+            leases.push(HeldLease {
+                lease: held.lease,
+                job: held.job,
+                work: held.digest,
+                start: held.start,
+                position: held.position,
+                // A task the engine ended early ends where it stopped.
+                end: if held.done { held.position } else { held.end },
+                found: held.found.clone().unwrap_or_default(),
+            });
+            held.standing = Standing::Running;
+            if held.done {
+                gone.push(*task);
+            }
+        }
+        for task in gone {
+            self.held.remove(&task);
+        }
+        if adopts {
+            self.outbox
+                .push_back(WorkerToCoord::Holding(Holding { leases }));
+        }
     }
 
     /// A message from the coordinator.
@@ -286,7 +362,11 @@ impl Agent {
             start,
             end,
         } = assign;
-        let (keyspace, built) = self
+        let Built {
+            keyspace,
+            digest,
+            work: built,
+        } = self
             .kernels
             .get_or_build(job, &work, &self.registry, lease)?;
         if start >= end || end > keyspace {
@@ -321,7 +401,14 @@ impl Agent {
             task,
             Held {
                 lease,
+                job,
+                digest,
+                start,
+                position: start,
                 end,
+                found: Some(Vec::new()),
+                custom: matches!(work, Work::Map(_)),
+                done: false,
                 standing: Standing::Running,
             },
         );
@@ -338,11 +425,26 @@ impl Agent {
     pub fn handle_compute(&mut self, event: ComputeEvent) {
         match event {
             ComputeEvent::Found { task, indices } => {
-                if let Some(h) = self.running(task) {
-                    self.outbox.push_back(WorkerToCoord::Found(Found {
+                let Some(h) = self.held.get_mut(&task) else {
+                    return;
+                };
+                if let Some(found) = h.found.as_mut() {
+                    found.extend_from_slice(&indices);
+                    if found.len() > MAX_HELD_FOUND {
+                        h.found = None;
+                    }
+                }
+                match h.standing {
+                    Standing::Running => self.outbox.push_back(WorkerToCoord::Found(Found {
                         lease: h.lease,
                         indices,
-                    }));
+                    })),
+                    Standing::Detached if h.found.is_none() => {
+                        // Too many to remember: give the lease up.
+                        h.standing = Standing::Orphaned;
+                        self.compute.push_back(ComputeCommand::Stop(task));
+                    }
+                    _ => {}
                 }
             }
             ComputeEvent::Progress {
@@ -350,6 +452,9 @@ impl Agent {
                 position,
                 output,
             } => {
+                if let Some(h) = self.held.get_mut(&task) {
+                    h.position = h.position.max(position);
+                }
                 if let Some(h) = self.running(task) {
                     let lease = h.lease;
                     self.outbox.push_back(match output {
@@ -389,6 +494,14 @@ impl Agent {
                 position,
                 output,
             } => {
+                if let Some(h) = self.held.get_mut(&task) {
+                    if h.standing == Standing::Detached {
+                        // Reported after the next welcome.
+                        h.position = h.position.max(position);
+                        h.done = true;
+                        return;
+                    }
+                }
                 let Some(h) = self.held.remove(&task) else {
                     return;
                 };
@@ -415,7 +528,7 @@ impl Agent {
                     Standing::Running | Standing::Stopping => {
                         Some(WorkerToCoord::Released(Released { lease, position }))
                     }
-                    Standing::Orphaned => None,
+                    Standing::Orphaned | Standing::Detached => None,
                 };
                 self.outbox.extend(report);
                 self.maybe_leave();
@@ -435,19 +548,44 @@ impl Agent {
         self.maybe_leave();
     }
 
-    /// The connection is gone: the coordinator takes back our leases itself, so stop
-    /// every task and report nothing about them.
+    /// The connection is gone. Leases of built-in kernels run on, to be reported
+    /// after the next welcome; the others stop and are not reported (the coordinator
+    /// takes them back itself). Leaving, everything stops.
     pub fn handle_disconnected(&mut self) {
+        let leaving = self.phase != Phase::Working;
         for (task, held) in &mut self.held {
-            if held.standing == Standing::Running {
-                self.compute.push_back(ComputeCommand::Stop(*task));
+            let keep = !leaving && !held.custom && held.found.is_some();
+            match held.standing {
+                Standing::Running if keep => held.standing = Standing::Detached,
+                Standing::Running => {
+                    self.compute.push_back(ComputeCommand::Stop(*task));
+                    held.standing = Standing::Orphaned;
+                }
+                Standing::Detached if !keep => {
+                    if !held.done {
+                        self.compute.push_back(ComputeCommand::Stop(*task));
+                    }
+                    held.standing = Standing::Orphaned;
+                }
+                Standing::Detached | Standing::Orphaned => {}
+                Standing::Stopping => held.standing = Standing::Orphaned,
             }
-            held.standing = Standing::Orphaned;
         }
+        // Orphaned leases the engine is done with need nothing more.
+        self.held
+            .retain(|_, h| !(h.done && h.standing == Standing::Orphaned));
         self.outbox.clear();
         if self.phase == Phase::Leaving {
             self.phase = Phase::Left;
         }
+    }
+
+    /// Leases kept through a lost connection, waiting for the next welcome.
+    pub fn leases_detached(&self) -> usize {
+        self.held
+            .values()
+            .filter(|h| h.standing == Standing::Detached)
+            .count()
     }
 
     fn running(&self, task: TaskId) -> Option<&Held> {

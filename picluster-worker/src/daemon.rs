@@ -1,7 +1,9 @@
 //! The worker daemon: the async driver that connects to the coordinator, feeds the
 //! [`Agent`] with messages and compute events, carries out its commands, and
-//! reconnects with backoff when the coordinator goes away. Decisions belong in the
-//! agent; this file only moves data.
+//! reconnects with backoff when the coordinator goes away. While it has no
+//! connection, compute events still go to the agent (leases run on through a
+//! coordinator restart, to be claimed after the next welcome). Decisions belong in
+//! the agent; this file only moves data.
 
 use crate::agent::{Agent, AgentError, ComputeCommand, WorkerInfo};
 use crate::compute::{Compute, ComputeError, ComputeEvent};
@@ -122,9 +124,16 @@ pub async fn run(
     loop {
         let hello = agent.hello();
         let connect = net::connect::<WorkerToCoord, CoordToWorker>(&bundle, &hello);
-        let session = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            session = connect => session,
+        tokio::pin!(connect);
+        let session = loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                session = &mut connect => break session,
+                Some(event) = events.recv() => {
+                    agent.handle_compute(event);
+                    drain_compute(&mut agent, &compute);
+                }
+            }
         };
         let end = match session {
             Ok(session) => {
@@ -148,10 +157,19 @@ pub async fn run(
                     return Ok(());
                 }
                 let delay = backoff.next();
-                warn!(error = %e, retry_in = ?delay, "coordinator unreachable");
-                tokio::select! {
-                    () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(delay) => {}
+                let held = agent.leases_detached();
+                warn!(error = %e, retry_in = ?delay, leases_held = held, "coordinator unreachable");
+                let sleep = tokio::time::sleep(delay);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = &mut sleep => break,
+                        Some(event) = events.recv() => {
+                            agent.handle_compute(event);
+                            drain_compute(&mut agent, &compute);
+                        }
+                    }
                 }
             }
         }
@@ -177,6 +195,11 @@ async fn run_session(
         return SessionEnd::Broken(AgentError::ExpectedWelcome);
     };
     agent.handle_welcome(welcome);
+    drain_compute(agent, compute);
+    // The leases kept through the lost connection, before anything else.
+    if let Err(e) = flush(agent, &mut writer).await {
+        return SessionEnd::Lost(e);
+    }
     // Reading is not cancel-safe inside select!, so it gets its own task.
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_MESSAGES);
     let read_task = tokio::spawn(read_loop(reader, inbound_tx));
@@ -202,22 +225,7 @@ async fn run_session(
             Some(event) = events.recv() => agent.handle_compute(event),
         }
         drain_compute(agent, compute);
-        // Everything the agent has to say, in one write.
-        let mut batch = Vec::new();
-        let mut failed = None;
-        while let Some(message) = agent.poll_transmit() {
-            match wire::encode_frame(&message) {
-                Ok(frame) => batch.extend_from_slice(&frame),
-                Err(e) => {
-                    failed = Some(NetError::BadFrame(e));
-                    break;
-                }
-            }
-        }
-        if failed.is_none() && !batch.is_empty() {
-            failed = writer.send_frame(&batch).await.err();
-        }
-        if let Some(e) = failed {
+        if let Err(e) = flush(agent, &mut writer).await {
             break SessionEnd::Lost(e);
         }
         if agent.has_left() {
@@ -228,6 +236,18 @@ async fn run_session(
     };
     read_task.abort();
     end
+}
+
+/// Sends everything the agent has to say, in one write.
+async fn flush(agent: &mut Agent, writer: &mut net::FrameWriter) -> Result<(), NetError> {
+    let mut batch = Vec::new();
+    while let Some(message) = agent.poll_transmit() {
+        batch.extend_from_slice(&wire::encode_frame(&message).map_err(NetError::BadFrame)?);
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    writer.send_frame(&batch).await
 }
 
 async fn read_loop(

@@ -52,6 +52,45 @@ impl JobRecord {
         self.pending.insert(at, range);
     }
 
+    /// Takes `range` out of the queue if every index of it is queued (it may span
+    /// adjacent queued ranges); `false`, changing nothing, otherwise.
+    pub(super) fn take_exact(&mut self, range: &Range<u64>) -> bool {
+        if range.start >= range.end {
+            return true;
+        }
+        let mut at = range.start;
+        for r in self.pending.iter() {
+            if r.end <= at {
+                continue;
+            }
+            if r.start > at {
+                break;
+            }
+            at = r.end;
+            if at >= range.end {
+                break;
+            }
+        }
+        if at < range.end {
+            return false;
+        }
+        let mut kept = VecDeque::with_capacity(self.pending.len() + 1);
+        for r in self.pending.drain(..) {
+            if r.end <= range.start || r.start >= range.end {
+                kept.push_back(r);
+                continue;
+            }
+            if r.start < range.start {
+                kept.push_back(r.start..range.start);
+            }
+            if r.end > range.end {
+                kept.push_back(range.end..r.end);
+            }
+        }
+        self.pending = kept;
+        true
+    }
+
     /// Takes `range`, which starts the first pending range, out of the queue.
     pub(super) fn take_front(&mut self, range: &Range<u64>) {
         let Some(front) = self.pending.pop_front() else {
@@ -70,6 +109,11 @@ pub(super) struct JobSession {
     pub(super) kernel: Option<Arc<dyn SearchKernel>>,
     /// The job as every `Assign` carries it, shared rather than copied per chunk.
     pub(super) work: Arc<WorkSpec>,
+    /// `work`'s digest, which a worker's claim of a lease must match.
+    pub(super) digest: [u8; 32],
+    /// After a restart: the leases the previous run had given, held back (out of
+    /// the queue) for their workers to claim until the adoption deadline.
+    pub(super) orphans: BTreeMap<LeaseId, Orphan>,
     pub(super) leases: BTreeSet<LeaseId>,
     pub(super) watchers: BTreeSet<ConnId>,
     /// Progress changed since watchers were last told.
@@ -78,12 +122,25 @@ pub(super) struct JobSession {
     pub(super) finished: Option<Instant>,
 }
 
+/// A lease of the coordinator's previous run, waiting for its worker to claim it.
+#[derive(Clone, Debug)]
+pub(super) struct Orphan {
+    /// Its worker's name.
+    pub(super) worker: String,
+    /// Everything below is committed.
+    pub(super) position: u64,
+    pub(super) end: u64,
+}
+
 impl JobSession {
     /// A session for a job submitted (or recovered) with `submitted` as its start.
     pub(super) fn new(spec: &JobSpec, submitted: Instant) -> JobSession {
+        let work = WorkSpec::from(&spec.kind);
         JobSession {
             kernel: spec.kind.search_kernel(),
-            work: Arc::new(WorkSpec::from(&spec.kind)),
+            digest: work.digest(),
+            orphans: BTreeMap::new(),
+            work: Arc::new(work),
             leases: BTreeSet::new(),
             watchers: BTreeSet::new(),
             dirty: false,

@@ -23,7 +23,7 @@ use std::ops::Range;
 pub type UnixMillis = u64;
 
 /// Version of the records' encoding; a store written by a newer version is refused.
-pub const JOURNAL_FORMAT: u32 = 1;
+pub const JOURNAL_FORMAT: u32 = 2;
 
 /// One change to the durable state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ pub enum Record {
     Forget(JobId),
     /// A worker name drained (`true`) or undrained.
     Drained(String, bool),
+    /// Lease ids below this one may have been given (written at checkpoints): a
+    /// restarted coordinator gives new ones well above it.
+    NextLease(u64),
 }
 
 /// A job's row: everything durable about it but its solutions and results.
@@ -69,6 +72,22 @@ pub struct StoredJob {
     pub submitted: UnixMillis,
     /// When it ended.
     pub finished: Option<UnixMillis>,
+    /// Its leases when the row was written: after a restart, their ranges are held
+    /// for their workers to claim (for a lease timeout) rather than handed out again.
+    pub leases: Vec<StoredLease>,
+}
+
+/// A lease as a job's row records it: its unsearched part and who holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLease {
+    /// The lease id its worker knows.
+    pub lease: u64,
+    /// The worker's name.
+    pub worker: String,
+    /// Everything below is committed.
+    pub position: u64,
+    /// Where it ends.
+    pub end: u64,
 }
 
 /// The durable state: what a store holds and what
@@ -77,6 +96,8 @@ pub struct StoredJob {
 pub struct Snapshot {
     /// The next job id to give (0: none given yet).
     pub next_job: u64,
+    /// Lease ids below this may have been given (0: none recorded).
+    pub next_lease: u64,
     /// Every job kept, by id.
     pub jobs: BTreeMap<JobId, StoredJob>,
     /// Solutions by job and index.
@@ -92,6 +113,7 @@ impl Snapshot {
     pub fn apply(&mut self, record: Record) {
         match record {
             Record::NextJob(next) => self.next_job = self.next_job.max(next),
+            Record::NextLease(next) => self.next_lease = self.next_lease.max(next),
             Record::Job(id, job) => {
                 self.jobs.insert(id, job);
             }

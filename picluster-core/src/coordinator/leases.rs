@@ -1,6 +1,8 @@
 //! The lease table: which worker searches which range of which job, how far it has
 //! reported, and any trim (a steal) waiting for the owner's answer. Lease ids are
-//! never reused, so a report naming a lease that is gone is recognisably stale.
+//! never reused, so a report naming a lease that is gone is recognisably stale; after
+//! a restart they continue above every id the previous run can have given (see
+//! [`LEASE_ID_GAP`]), and an adopted lease keeps the id its worker knows.
 
 use crate::ids::{ConnId, JobId, LeaseId};
 use std::collections::BTreeMap;
@@ -21,6 +23,11 @@ pub(super) struct Lease {
     /// gets the rest.
     pub(super) trim: Option<(u64, ConnId)>,
 }
+
+/// How far past the last recorded lease id a restarted coordinator starts: the
+/// previous run records its next id at each checkpoint, and gives far fewer leases
+/// than this between two checkpoints.
+pub(super) const LEASE_ID_GAP: u64 = 1 << 32;
 
 /// Every live lease, by id.
 pub(super) struct LeaseTable {
@@ -44,8 +51,28 @@ impl LeaseTable {
         worker: ConnId,
         range: Range<u64>,
     ) -> LeaseId {
+        // An adopted lease may hold an id this run would give next (one given by a
+        // previous run after its last recorded id): skip it.
+        while self.leases.contains_key(&LeaseId(self.next_lease)) {
+            self.next_lease += 1;
+        }
         let id = LeaseId(self.next_lease);
         self.next_lease += 1;
+        self.insert(now, id, job, worker, range);
+        id
+    }
+
+    /// Puts back a lease under the id its worker knows (re-adoption); the id must not
+    /// be live and must be below [`LeaseTable::next_id`].
+    pub(super) fn insert(
+        &mut self,
+        now: Instant,
+        id: LeaseId,
+        job: JobId,
+        worker: ConnId,
+        range: Range<u64>,
+    ) {
+        debug_assert!(id.0 < self.next_lease && !self.leases.contains_key(&id));
         self.leases.insert(
             id,
             Lease {
@@ -57,7 +84,16 @@ impl LeaseTable {
                 trim: None,
             },
         );
-        id
+    }
+
+    /// The id the next new lease gets.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_lease
+    }
+
+    /// New leases get ids from `next` on (a restart: see [`LEASE_ID_GAP`]).
+    pub(super) fn reserve(&mut self, next: u64) {
+        self.next_lease = self.next_lease.max(next);
     }
 
     pub(super) fn get(&self, id: LeaseId) -> Option<&Lease> {

@@ -42,7 +42,7 @@ mod violation;
 mod workers;
 
 pub use config::CoordinatorConfig;
-pub use journal::{Record, Snapshot, StoredJob, UnixMillis, JOURNAL_FORMAT};
+pub use journal::{Record, Snapshot, StoredJob, StoredLease, UnixMillis, JOURNAL_FORMAT};
 pub use violation::{CloseReason, ProtocolViolation};
 
 use crate::identity::{PeerIdentity, Role};
@@ -50,14 +50,15 @@ use crate::ids::{ConnId, JobId, LeaseId, RequestId};
 use crate::job::SearchMode;
 use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
-    CoordToClient, CoordToWorker, Drain, Found, FrameError, JobFailure, JobReport, JobRequest,
-    JobState, JobSummary, Output, Progress, Refusal, Rejected, Released, Stop, Submit, Trim,
-    Trimmed, WorkerHello, WorkerStatus, WorkerToCoord, WorkerWelcome, MAX_JOB_OUTPUT_BYTES,
-    MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS,
+    CoordToClient, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding, JobFailure,
+    JobReport, JobRequest, JobState, JobSummary, Output, Progress, Refusal, Rejected, Released,
+    Stop, Submit, Trim, Trimmed, WorkerHello, WorkerStatus, WorkerToCoord, WorkerWelcome,
+    MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES,
+    MAX_SOLUTIONS, MINOR_HOLDING,
 };
 use clients::ClientTable;
 use jobs::JobTable;
-use leases::{Lease, LeaseTable};
+use leases::{Lease, LeaseTable, LEASE_ID_GAP};
 use report::{millis, progress_of, report_of, summary_of, workers_status};
 use schedule::{Decision, RateCache, View};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -129,6 +130,9 @@ pub struct CoordinatorStats {
     pub steals: u64,
     /// Connections cut off because they did not read what they were sent.
     pub backlogged: u64,
+    /// Leases a reconnected worker claimed and kept (after a restart or a lost
+    /// connection).
+    pub adopted_leases: u64,
 }
 
 /// The coordinator state machine. See the module docs for the driving order.
@@ -147,6 +151,9 @@ pub struct Coordinator {
     journal: Option<Journal>,
     /// The wall clock at an instant, for the times on records.
     clock: (Instant, UnixMillis),
+    /// After a restart, until when the previous run's leases are held for their
+    /// workers to claim (`None` once none is left).
+    adopt_until: Option<Instant>,
 }
 
 /// Records not yet taken by the driver, and client messages waiting for theirs.
@@ -161,6 +168,8 @@ struct Journal {
     /// Live jobs that progressed since their last row was written.
     dirty: BTreeSet<JobId>,
     next_checkpoint: Option<Instant>,
+    /// The lease id last recorded as `NextLease`.
+    next_lease: u64,
 }
 
 /// Why a store's contents could not be recovered. The store must be repaired or set
@@ -206,14 +215,18 @@ impl Coordinator {
             stats: CoordinatorStats::default(),
             journal: None,
             clock: (Instant::now(), 0),
+            adopt_until: None,
             config,
         }
     }
 
     /// A coordinator with a journal, rebuilt from what a store held (an empty
     /// [`Snapshot`] for a new store): live jobs resume from their committed ranges,
-    /// finished ones keep their reports, job ids continue. `now` and `unix_ms` anchor
-    /// the wall clock on records ([`Coordinator::handle_wall_clock`] moves it).
+    /// finished ones keep their reports, job ids continue. The leases the previous run
+    /// had given are held for their workers to claim ([`WorkerToCoord::Holding`])
+    /// until a lease timeout from `now`, then return to the queue. `now` and
+    /// `unix_ms` anchor the wall clock on records ([`Coordinator::handle_wall_clock`]
+    /// moves it).
     pub fn recover(
         config: CoordinatorConfig,
         snapshot: Snapshot,
@@ -229,9 +242,11 @@ impl Coordinator {
             held: VecDeque::new(),
             dirty: BTreeSet::new(),
             next_checkpoint: None,
+            next_lease: 0,
         });
         let Snapshot {
             next_job,
+            next_lease,
             jobs,
             mut solutions,
             mut outputs,
@@ -255,6 +270,22 @@ impl Coordinator {
             core.jobs.restore(id, job);
         }
         core.jobs.reserve(next_job);
+        if next_job > 0 || next_lease > 0 {
+            // Leases given since the last recorded id must not be given again.
+            let next = next_lease.max(1).saturating_add(LEASE_ID_GAP);
+            core.leases.reserve(next);
+            core.record(Record::NextLease(next));
+            if let Some(j) = core.journal.as_mut() {
+                j.next_lease = next;
+            }
+        }
+        let orphans = core
+            .jobs
+            .live()
+            .any(|(_, job)| !job.session.orphans.is_empty());
+        if orphans {
+            core.adopt_until = Some(now + core.config.lease_timeout);
+        }
         for name in drained {
             core.workers.restore_drained(name);
         }
@@ -349,10 +380,28 @@ impl Coordinator {
         let job = self.jobs.get(id)?;
         let record = &job.record;
         let mut uncommitted: Vec<Range<u64>> = record.pending.iter().cloned().collect();
+        let mut leases = Vec::new();
         for lease in &job.session.leases {
             if let Some(l) = self.leases.get(*lease) {
                 uncommitted.push(l.position..l.end);
+                if let Some(w) = self.workers.get(l.worker) {
+                    leases.push(StoredLease {
+                        lease: lease.0,
+                        worker: w.name.clone(),
+                        position: l.position,
+                        end: l.end,
+                    });
+                }
             }
+        }
+        for (lease, o) in &job.session.orphans {
+            uncommitted.push(o.position..o.end);
+            leases.push(StoredLease {
+                lease: lease.0,
+                worker: o.worker.clone(),
+                position: o.position,
+                end: o.end,
+            });
         }
         Some(StoredJob {
             work: (*job.session.work).clone(),
@@ -371,6 +420,11 @@ impl Coordinator {
             truncated: record.truncated,
             submitted: self.unix_ms(job.session.submitted),
             finished: job.session.finished.map(|t| self.unix_ms(t)),
+            leases: if record.state.is_final() {
+                Vec::new()
+            } else {
+                leases
+            },
         })
     }
 
@@ -414,6 +468,13 @@ impl Coordinator {
         for id in dirty {
             self.record_job(id);
         }
+        let next = self.leases.next_id();
+        if self.journal.as_ref().is_some_and(|j| j.next_lease < next) {
+            self.record(Record::NextLease(next));
+            if let Some(j) = self.journal.as_mut() {
+                j.next_lease = next;
+            }
+        }
     }
 
     fn restore_job(
@@ -430,21 +491,47 @@ impl Coordinator {
             mode: stored.mode,
         };
         let keyspace = spec.kind.keyspace();
-        let mut committed: Vec<Range<u64>> = stored
+        let committed: Vec<Range<u64>> = stored
             .committed
             .iter()
             .map(|&(a, b)| a.min(keyspace)..b.min(keyspace))
             .collect();
         let final_state = stored.state.is_final();
+        let mut orphans = BTreeMap::new();
+        if !final_state {
+            for l in &stored.leases {
+                let (position, end) = (l.position.min(keyspace), l.end.min(keyspace));
+                // A lease whose range overlaps what is committed or another lease's is
+                // not held (the row says otherwise): its range is simply queued.
+                let clear = position < end
+                    && !committed.iter().any(|c| c.start < end && position < c.end)
+                    && !orphans
+                        .values()
+                        .any(|o: &jobs::Orphan| o.position < end && position < o.end);
+                if clear {
+                    orphans.insert(
+                        LeaseId(l.lease),
+                        jobs::Orphan {
+                            worker: l.worker.clone(),
+                            position,
+                            end,
+                        },
+                    );
+                }
+            }
+        }
         let pending = if final_state {
             VecDeque::new()
         } else {
-            journal::complement(keyspace, &mut committed)
+            let mut held: Vec<Range<u64>> = committed.clone();
+            held.extend(orphans.values().map(|o| o.position..o.end));
+            journal::complement(keyspace, &mut held)
                 .into_iter()
                 .map(|(a, b)| a..b)
                 .collect()
         };
         let mut session = jobs::JobSession::new(&spec, self.instant_of(stored.submitted));
+        session.orphans = orphans;
         session.finished = stored.finished.map(|ms| self.instant_of(ms));
         let outputs: Vec<ChunkOutput> = outputs.into_values().collect();
         let output_bytes = outputs.iter().map(|o| o.data.len() as u64).sum();
@@ -569,6 +656,10 @@ impl Coordinator {
     /// Time passed: expire leases of silent workers, push progress to watchers, drop
     /// finished jobs past their retention.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.adopt_until.is_some_and(|t| now >= t) {
+            self.adopt_until = None;
+            self.release_orphans(now, None);
+        }
         for conn in self.workers.silent(now) {
             for lease in self.workers.expire(conn) {
                 self.stats.expired_leases += 1;
@@ -616,6 +707,7 @@ impl Coordinator {
             self.next_push,
             self.jobs.next_expiry(&self.config),
             self.journal.as_ref().and_then(|j| j.next_checkpoint),
+            self.adopt_until,
         ]
         .into_iter()
         .flatten()
@@ -762,6 +854,221 @@ impl Coordinator {
                 self.drop_peer(conn, CloseReason::WorkerLeft);
                 Ok(())
             }
+            WorkerToCoord::Holding(Holding { leases }) => self.on_holding(now, conn, leases),
+        }
+    }
+
+    /// A reconnected worker's leases from before: each is adopted if its range is
+    /// still its (held back since a restart) or still queued, and stopped otherwise.
+    /// The worker's other held-back leases return to the queue.
+    fn on_holding(&mut self, now: Instant, conn: ConnId, leases: Vec<HeldLease>) -> Handled {
+        if leases.len() > MAX_HELD_LEASES {
+            return Err(ProtocolViolation::TooManyHeld(leases.len()));
+        }
+        for held in &leases {
+            if held.found.len() > MAX_HELD_FOUND {
+                return Err(ProtocolViolation::TooManyHeld(held.found.len()));
+            }
+            if held.start > held.position || held.position > held.end {
+                return Err(ProtocolViolation::HeldOutside {
+                    lease: held.lease,
+                    start: held.start,
+                    position: held.position,
+                    end: held.end,
+                });
+            }
+        }
+        let Some(name) = self.workers.get(conn).map(|w| w.name.clone()) else {
+            return Ok(());
+        };
+        let (count, mut adopted) = (leases.len(), 0);
+        for held in leases {
+            if self.adopt(now, conn, &name, &held)? {
+                adopted += 1;
+            } else if held.position < held.end {
+                self.outbox.push_back(Transmit::ToWorker(
+                    conn,
+                    CoordToWorker::Stop(Stop { lease: held.lease }),
+                ));
+            }
+        }
+        if count > 0 {
+            tracing::info!(
+                worker = %name,
+                held = count,
+                adopted,
+                "worker back with the leases it held through the lost connection"
+            );
+        }
+        self.release_orphans(now, Some(&name));
+        Ok(())
+    }
+
+    /// Adopts one held lease; `false` if it cannot be (the worker is told to stop).
+    fn adopt(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        name: &str,
+        held: &HeldLease,
+    ) -> Result<bool, ProtocolViolation> {
+        let id = held.lease;
+        if let Some(live) = self.leases.get(id) {
+            // Ours already (a duplicate claim) is harmless; another's is not ours to give.
+            return Ok(live.worker == conn);
+        }
+        let Some(job) = self.jobs.get_mut(held.job) else {
+            return Ok(false);
+        };
+        if job.record.state.is_final() || job.session.digest != held.work {
+            return Ok(false);
+        }
+        let orphan = job.session.orphans.get(&id).cloned();
+        let adopted_from = match orphan {
+            Some(o) => {
+                job.session.orphans.remove(&id);
+                let fits = o.worker == name
+                    && held.start <= o.position
+                    && o.position <= held.position
+                    && held.end <= o.end;
+                if !fits {
+                    job.record.requeue(o.position..o.end);
+                    self.schedule_requested = true;
+                    return Ok(false);
+                }
+                if held.end < o.end {
+                    job.record.requeue(held.end..o.end);
+                }
+                // What the worker searched since the row was written commits below.
+                o.position
+            }
+            None if id.0 < self.leases.next_id()
+                && job.record.take_exact(&(held.position..held.end)) =>
+            {
+                // A lease of this run, taken back when the connection was lost and
+                // still queued: the rest of it carries on (what was searched since the
+                // last report is searched again).
+                held.position
+            }
+            None => {
+                self.record_found(now, held.job, id, held.start..held.end, &held.found)?;
+                return Ok(false);
+            }
+        };
+        self.record_found(now, held.job, id, held.start..held.end, &held.found)?;
+        let Some(job) = self.jobs.get_mut(held.job) else {
+            return Ok(true);
+        };
+        if job.record.state.is_final() {
+            // A held solution completed it.
+            return Ok(true);
+        }
+        self.leases
+            .insert(now, id, held.job, conn, adopted_from..held.end);
+        job.record.state = JobState::Running;
+        job.session.leases.insert(id);
+        if self.workers.add_lease(conn, id, now) {
+            if let Some(w) = self.workers.worker_mut(conn) {
+                w.restart_sample(held.job, now);
+            }
+        }
+        self.stats.adopted_leases += 1;
+        self.advance(now, id, held.position)?;
+        if held.position == held.end {
+            self.finish_lease(now, id);
+        }
+        self.mark_dirty(now, held.job);
+        self.schedule_requested = true;
+        Ok(true)
+    }
+
+    /// Verifies claimed solutions in `range` of a lease and records the new ones (a
+    /// worker back from a lost connection reports again those the coordinator may
+    /// have lost with unsynced records); the job completes when it has what it asked.
+    fn record_found(
+        &mut self,
+        now: Instant,
+        job_id: JobId,
+        lease: LeaseId,
+        range: Range<u64>,
+        found: &[u64],
+    ) -> Handled {
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return Ok(());
+        };
+        let Some(kernel) = job.session.kernel.clone() else {
+            return if found.is_empty() {
+                Ok(())
+            } else {
+                Err(ProtocolViolation::SolutionsForCustom(lease))
+            };
+        };
+        let mut new = Vec::new();
+        for &index in found {
+            let solution = range
+                .contains(&index)
+                .then(|| kernel.verify(index))
+                .flatten();
+            let Some(solution) = solution else {
+                return Err(ProtocolViolation::FalseSolution { lease, index });
+            };
+            if job.record.solutions.contains_key(&index) {
+                continue;
+            }
+            new.push(solution);
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let record = &mut job.record;
+        for solution in &new {
+            record.solutions.insert(solution.index, solution.clone());
+            if record.solutions.len() > MAX_SOLUTIONS {
+                record.solutions.pop_last();
+                record.truncated = true;
+            }
+        }
+        job.session.dirty = true;
+        let all_found = kernel
+            .max_solutions()
+            .is_some_and(|max| record.solutions.len() as u64 >= max);
+        let done =
+            (record.spec.mode == SearchMode::First && !record.solutions.is_empty()) || all_found;
+        for solution in new {
+            self.record(Record::Solution(job_id, solution));
+        }
+        if done {
+            self.end_job(now, job_id, JobState::Completed);
+        }
+        Ok(())
+    }
+
+    /// Returns held-back leases of the previous run to their jobs' queues: those of
+    /// worker `name` (it reconnected without claiming them), or all (the deadline
+    /// passed).
+    fn release_orphans(&mut self, _now: Instant, name: Option<&str>) {
+        let mut left = false;
+        for id in self.jobs.live_ids().collect::<Vec<_>>() {
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            let released: Vec<LeaseId> = job
+                .session
+                .orphans
+                .iter()
+                .filter(|(_, o)| name.is_none_or(|n| o.worker == n))
+                .map(|(l, _)| *l)
+                .collect();
+            for lease in released {
+                if let Some(o) = job.session.orphans.remove(&lease) {
+                    job.record.requeue(o.position..o.end);
+                    self.schedule_requested = true;
+                }
+            }
+            left |= !job.session.orphans.is_empty();
+        }
+        if !left {
+            self.adopt_until = None;
         }
     }
 
@@ -774,9 +1081,16 @@ impl Coordinator {
             worker: id,
             progress_interval_ms: millis(self.config.progress_interval) as u32,
         };
+        let adopts = welcome.minor >= MINOR_HOLDING;
         self.workers.greet(conn, hello);
         self.outbox
             .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
+        if !adopts {
+            // It will not claim anything: what it held before goes back to the queue.
+            if let Some(name) = self.workers.get(conn).map(|w| w.name.clone()) {
+                self.release_orphans(self.clock.0, Some(&name));
+            }
+        }
         self.schedule_requested = true;
     }
 
@@ -945,46 +1259,8 @@ impl Coordinator {
         let Some((job_id, start, end)) = self.own_span(conn, lease_id)? else {
             return Ok(());
         };
-        let Some(job) = self.jobs.get_mut(job_id) else {
-            return Ok(());
-        };
-        let Some(kernel) = job.session.kernel.clone() else {
-            return Err(ProtocolViolation::SolutionsForCustom(lease_id));
-        };
-        let record = &mut job.record;
-        let mut verified = Vec::new();
-        for index in indices {
-            // A claim below the lease position would refer to already committed work.
-            let solution = (start..end)
-                .contains(&index)
-                .then(|| kernel.verify(index))
-                .flatten();
-            let Some(solution) = solution else {
-                return Err(ProtocolViolation::FalseSolution {
-                    lease: lease_id,
-                    index,
-                });
-            };
-            verified.push(solution.clone());
-            record.solutions.insert(index, solution);
-            if record.solutions.len() > MAX_SOLUTIONS {
-                record.solutions.pop_last();
-                record.truncated = true;
-            }
-            job.session.dirty = true;
-        }
-        let all_found = kernel
-            .max_solutions()
-            .is_some_and(|max| record.solutions.len() as u64 >= max);
-        let done =
-            (record.spec.mode == SearchMode::First && !record.solutions.is_empty()) || all_found;
-        for solution in verified {
-            self.record(Record::Solution(job_id, solution));
-        }
-        if done {
-            self.end_job(now, job_id, JobState::Completed);
-        }
-        Ok(())
+        // A claim below the lease position would refer to already committed work.
+        self.record_found(now, job_id, lease_id, start..end, &indices)
     }
 
     /// The owner acknowledged a trim: the lease now ends at `end`, and the rest goes
@@ -1048,6 +1324,7 @@ impl Coordinator {
             if !record.state.is_final()
                 && record.pending.is_empty()
                 && job.session.leases.is_empty()
+                && job.session.orphans.is_empty()
             {
                 debug_assert_eq!(record.hashes, record.keyspace);
                 self.end_job(now, lease.job, JobState::Completed);
@@ -1252,6 +1529,7 @@ impl Coordinator {
             return;
         };
         job.record.pending.clear();
+        job.session.orphans.clear();
         let leases: Vec<LeaseId> = job.session.leases.iter().copied().collect();
         for lease_id in leases {
             if let Some(lease) = self.detach_lease(lease_id) {

@@ -75,6 +75,24 @@ pub enum ProtocolViolation {
         /// The end asked for.
         requested: u64,
     },
+    /// A report of held leases beyond [`MAX_HELD_LEASES`](crate::wire::MAX_HELD_LEASES),
+    /// or one lease's solutions beyond [`MAX_HELD_FOUND`](crate::wire::MAX_HELD_FOUND).
+    #[error("protocol violation: a report of {0} held leases or solutions, beyond the limit")]
+    TooManyHeld(usize),
+    /// A held lease whose position lies outside its range.
+    #[error(
+        "protocol violation: held lease {lease} at {position}, outside its range {start}..{end}"
+    )]
+    HeldOutside {
+        /// The lease.
+        lease: LeaseId,
+        /// Its first index.
+        start: u64,
+        /// The position claimed.
+        position: u64,
+        /// Its end.
+        end: u64,
+    },
     /// A claimed solution that does not verify, or lies outside the lease's
     /// unsearched part.
     #[error("index {index} claimed in lease {lease} is not a solution")]

@@ -47,6 +47,14 @@ pub enum StoreError {
         /// The cause.
         source: redb::DatabaseError,
     },
+    /// The file was written by a pre-release build whose format this one does not read.
+    #[error("{path}: job store format {found} is from a pre-release build and cannot be read (this build writes {JOURNAL_FORMAT}): move the file aside to start with no jobs")]
+    OlderFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format found.
+        found: u64,
+    },
     /// The file was written by a newer picluster.
     #[error("{path}: job store format {found} is newer than this build reads ({JOURNAL_FORMAT}): run the picluster version that wrote it")]
     NewerFormat {
@@ -145,6 +153,12 @@ impl RedbStore {
                         found,
                     })
                 }
+                Some(found) if found < u64::from(JOURNAL_FORMAT) => {
+                    return Err(StoreError::OlderFormat {
+                        path: self.path.clone(),
+                        found,
+                    })
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("format", u64::from(JOURNAL_FORMAT))
@@ -183,6 +197,10 @@ impl Store for RedbStore {
         let meta = txn.open_table(META).map_err(|e| self.st(e))?;
         snapshot.next_job = meta
             .get("next_job")
+            .map_err(|e| self.st(e))?
+            .map_or(0, |v| v.value());
+        snapshot.next_lease = meta
+            .get("next_lease")
             .map_err(|e| self.st(e))?
             .map_or(0, |v| v.value());
         for row in txn
@@ -244,6 +262,9 @@ impl Store for RedbStore {
                 match record {
                     Record::NextJob(next) => {
                         meta.insert("next_job", *next).map_err(|e| self.st(e))?;
+                    }
+                    Record::NextLease(next) => {
+                        meta.insert("next_lease", *next).map_err(|e| self.st(e))?;
                     }
                     Record::Job(id, job) => {
                         jobs.insert(id.0, encode(job).as_slice())

@@ -10,6 +10,12 @@ pub const MAX_LISTED_JOBS: usize = 4096;
 pub const MAX_JOB_OUTPUT_BYTES: u64 = 256 << 20;
 /// Largest batch of results in one [`CoordToClient::Outputs`](super::CoordToClient::Outputs) frame.
 pub const MAX_OUTPUT_BATCH_BYTES: usize = 512 << 10;
+/// Most leases a worker reports holding after a reconnection (its engine queues
+/// far fewer).
+pub const MAX_HELD_LEASES: usize = 256;
+/// Most solutions a worker remembers per lease for a reconnection; a lease with more
+/// is given up when the connection is lost (its range is searched again).
+pub const MAX_HELD_FOUND: usize = 1024;
 
 /// Largest frame body accepted.
 pub const MAX_FRAME_LEN: usize = 1 << 20;

@@ -36,13 +36,12 @@ pub use worker::*;
 
 /// ALPN protocol id: the major version.
 pub const ALPN: &[u8] = b"picluster/1";
-/// Highest minor version this build speaks.
-pub const PROTOCOL_MINOR: u16 = 0;
+/// Highest minor version this build speaks. Minor 1: workers report the leases they
+/// kept through a lost connection ([`WorkerToCoord::Holding`]).
+pub const PROTOCOL_MINOR: u16 = 1;
+/// The first minor version with [`WorkerToCoord::Holding`].
+pub const MINOR_HOLDING: u16 = 1;
 /// The minor version both sides speak: the lower of the two.
-#[allow(
-    clippy::unnecessary_min_or_max,
-    reason = "PROTOCOL_MINOR is 0 today; the comparison matters from minor 1 on"
-)]
 pub fn negotiate_minor(peer: u16) -> u16 {
     peer.min(PROTOCOL_MINOR)
 }

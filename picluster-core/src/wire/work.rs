@@ -158,3 +158,14 @@ impl super::Submit {
         })
     }
 }
+
+impl WorkSpec {
+    /// SHA-256 of the work's encoding: names one job's work across connections and
+    /// restarts (see [`HeldLease::work`](super::HeldLease::work)).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        // A work description always encodes: plain data, bounded by the frame it came in.
+        let bytes = postcard::to_stdvec(self).unwrap_or_default();
+        sha2::Sha256::digest(bytes).into()
+    }
+}

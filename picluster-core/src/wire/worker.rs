@@ -27,6 +27,41 @@ pub enum WorkerToCoord {
     /// The worker cannot run this lease's job (a custom kernel's parameters do not
     /// decode, its result does not encode): the job fails with the reason.
     Rejected(Rejected),
+    /// Sent right after the welcome (minor 1 on): the leases this worker kept
+    /// working on while it had no connection (the coordinator restarted, or the
+    /// network failed). The coordinator adopts each one it can and stops the others
+    /// (`Stop`); adopted leases carry on under their ids.
+    Holding(Holding),
+}
+
+/// Leases a worker kept through a lost connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    /// The leases, at most [`MAX_HELD_LEASES`](super::MAX_HELD_LEASES).
+    pub leases: Vec<HeldLease>,
+}
+
+/// One lease a worker kept through a lost connection, and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLease {
+    /// The lease, as assigned.
+    pub lease: LeaseId,
+    /// Its job.
+    pub job: JobId,
+    /// [`WorkSpec::digest`] of the job's work as assigned: a coordinator that
+    /// started over on another store may give the same job id to another job.
+    pub work: [u8; 32],
+    /// The lease's first index.
+    pub start: u64,
+    /// Every index from `start` up to here is searched.
+    pub position: u64,
+    /// Where the lease ends now (after any trim); `position == end` when the worker
+    /// finished it while disconnected.
+    pub end: u64,
+    /// Every solution found in `start..position` since the lease began (sent before
+    /// or not: the coordinator may have lost them with its unsynced records), at most
+    /// [`MAX_HELD_FOUND`](super::MAX_HELD_FOUND).
+    pub found: Vec<u64>,
 }
 
 /// The result of a custom job's indices from the lease's last position to
