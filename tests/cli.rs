@@ -458,7 +458,7 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     assert_eq!(result.unwrap(), ExitCode::from(3));
     assert_eq!(json_last_line(&out)["state"], "cancelled");
 
-    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    let jobs = json_last_line(&cli_ok(&["jobs", "--all", "--cluster", d, "--json"]));
     let states: Vec<&str> = jobs["jobs"]
         .as_array()
         .unwrap()
@@ -466,7 +466,7 @@ fn command_line_drives_a_cluster_from_init_to_results() {
         .map(|j| j["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, vec!["completed", "completed", "cancelled"]);
-    let human = cli_ok(&["jobs", "--cluster", d]);
+    let human = cli_ok(&["jobs", "--all", "--cluster", d]);
     assert!(
         human
             .lines()
@@ -555,7 +555,7 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     found.sort();
     assert_eq!(found, vec!["pi314!", "pi999?"]);
     assert_eq!(report["solutions"][0]["hash"].as_str().unwrap().len(), 64);
-    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    let jobs = json_last_line(&cli_ok(&["jobs", "--all", "--cluster", d, "--json"]));
     let kinds: Vec<&str> = jobs["jobs"]
         .as_array()
         .unwrap()
@@ -592,9 +592,42 @@ fn command_line_drives_a_cluster_from_init_to_results() {
         "--json",
     ]);
     assert_eq!(json_last_line(&out)["state"], "completed");
-    let jobs = json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"]));
+    let jobs = json_last_line(&cli_ok(&["jobs", "--all", "--cluster", d, "--json"]));
     assert_eq!(jobs["jobs"][6]["priority"], -3);
     assert_eq!(jobs["jobs"][6]["client"], "admin");
+
+    // Retention by hand: the default listing shows live jobs only.
+    assert_eq!(
+        cli_ok(&["jobs", "--cluster", d]),
+        "no queued or running jobs\n7 finished jobs kept: `picluster jobs --all` lists them\n"
+    );
+    assert_eq!(
+        json_last_line(&cli_ok(&["jobs", "--cluster", d, "--json"])),
+        serde_json::json!({"jobs": []})
+    );
+    assert_eq!(
+        cli_ok(&["forget", "j1", "2", "--cluster", d]),
+        "forgot j1 j2\n"
+    );
+    assert_eq!(cli_err(&["forget", "j1", "--cluster", d]), "no job j1");
+    assert_eq!(cli_err(&["wait", "j2", "--cluster", d]), "no job j2");
+    let jobs = json_last_line(&cli_ok(&["jobs", "--all", "--cluster", d, "--json"]));
+    let ids: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["j3", "j4", "j5", "j6", "j7"]);
+    assert_eq!(
+        json_last_line(&cli_ok(&["jobs", "--prune", "--cluster", d, "--json"])),
+        serde_json::json!({"jobs": [], "pruned": 5})
+    );
+    assert_eq!(cli_ok(&["jobs", "--all", "--cluster", d]), "no jobs\n");
+    assert_eq!(
+        cli_ok(&["jobs", "--prune", "--cluster", d]),
+        "removed 0 finished jobs\nno queued or running jobs\n"
+    );
 
     daemons.stop();
 }

@@ -121,7 +121,7 @@ fn cli(args: &[&str]) -> String {
 /// while it cannot say).
 fn job_progress(dir: &str) -> Option<(String, u64)> {
     let mut out = Vec::new();
-    let argv = ["picluster", "jobs", "--cluster", dir, "--json"];
+    let argv = ["picluster", "jobs", "--all", "--cluster", dir, "--json"];
     run_from(argv, &mut out).ok()?;
     let jobs: Value = serde_json::from_slice(&out).ok()?;
     let job = &jobs["jobs"][0];

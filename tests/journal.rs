@@ -571,6 +571,99 @@ fn a_workers_leases_outlive_a_coordinator_crash_and_are_adopted_not_redone() {
     );
 }
 
+#[test]
+fn forget_and_prune_remove_finished_jobs_durably_and_refuse_live_ones() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker("pi-1");
+    // j1 and j2 finish; j3 stays queued (no worker takes it once pi-1 is drained).
+    for nonces in [0..10, 0..20] {
+        let mut out = d.submit(&genesis(nonces));
+        out.extend(d.sync());
+        for (_, a) in assigns(&out) {
+            d.worker_says(
+                w,
+                WorkerToCoord::Progress(Progress {
+                    lease: a.lease,
+                    position: a.end,
+                }),
+            );
+        }
+        d.sync();
+    }
+    d.say(ClientToCoord::Drain(Drain {
+        request: RequestId(5),
+        worker: "pi-1".into(),
+        drain: true,
+    }));
+    d.submit(&genesis(0..30));
+    d.sync();
+    let states: Vec<JobState> = d
+        .core
+        .jobs(d.now)
+        .iter()
+        .map(|j| j.progress.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![JobState::Completed, JobState::Completed, JobState::Queued]
+    );
+
+    d.say(ClientToCoord::Forget(JobRequest {
+        request: RequestId(6),
+        job: JobId(3),
+    }));
+    d.say(ClientToCoord::Forget(JobRequest {
+        request: RequestId(7),
+        job: JobId(9),
+    }));
+    d.say(ClientToCoord::Forget(JobRequest {
+        request: RequestId(8),
+        job: JobId(1),
+    }));
+    // Refusals change nothing and go at once; the removal waits for its record.
+    let out = d.drain();
+    assert_eq!(
+        replies(&out, d.client),
+        vec![
+            CoordToClient::Refused(RequestId(6), Refusal::NotFinished(JobId(3))),
+            CoordToClient::Refused(RequestId(7), Refusal::UnknownJob(JobId(9))),
+        ]
+    );
+    let out = d.sync();
+    assert_eq!(
+        replies(&out, d.client),
+        vec![CoordToClient::Forgotten(JobRequest {
+            request: RequestId(8),
+            job: JobId(1)
+        })]
+    );
+    assert!(!d.store.jobs.contains_key(&JobId(1)));
+    assert!(d.store.jobs.contains_key(&JobId(2)));
+    d.say(ClientToCoord::Prune(RequestId(9)));
+    let out = d.sync();
+    assert_eq!(
+        replies(&out, d.client),
+        vec![CoordToClient::Pruned(RequestId(9), 1)]
+    );
+    assert_eq!(
+        d.store.jobs.keys().copied().collect::<Vec<_>>(),
+        vec![JobId(3)]
+    );
+    // Gone for good: a restarted coordinator knows only j3, and ids continue.
+    d.crash();
+    let ids: Vec<JobId> = d.core.jobs(d.now).iter().map(|j| j.progress.job).collect();
+    assert_eq!(ids, vec![JobId(3)]);
+    assert!(d.core.report(JobId(2), d.now).is_none());
+    d.submit(&genesis(0..10));
+    let out = d.sync();
+    assert!(
+        replies(&out, d.client).contains(&CoordToClient::Submitted(JobRequest {
+            request: RequestId(1),
+            job: JobId(4)
+        }))
+    );
+}
+
 mod store {
     use super::*;
     use picluster_core::service::{RedbStore, Store, StoreError};

@@ -412,6 +412,35 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             )),
         ),
         (
+            "ClientToCoord::Forget",
+            e(&ClientToCoord::Forget(JobRequest {
+                request: RequestId(4),
+                job: JobId(3),
+            })),
+        ),
+        (
+            "ClientToCoord::Prune",
+            e(&ClientToCoord::Prune(RequestId(5))),
+        ),
+        (
+            "CoordToClient::Forgotten",
+            e(&CoordToClient::Forgotten(JobRequest {
+                request: RequestId(4),
+                job: JobId(3),
+            })),
+        ),
+        (
+            "CoordToClient::Pruned",
+            e(&CoordToClient::Pruned(RequestId(5), 300)),
+        ),
+        (
+            "CoordToClient::Refused(NotFinished)",
+            e(&CoordToClient::Refused(
+                RequestId(6),
+                Refusal::NotFinished(JobId(3)),
+            )),
+        ),
+        (
             "WorkerToCoord::Holding",
             e(&WorkerToCoord::Holding(Holding {
                 leases: vec![HeldLease {
@@ -477,6 +506,11 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Refused(UnknownWorker)", "080000000809020470692d39"),
     ("CoordToClient::Refused(UnknownJob)", "0400000008060063"),
     ("CoordToClient::Refused(InvalidJob)", "0700000008070103626164"),
+    ("ClientToCoord::Forget", "03000000070403"),
+    ("ClientToCoord::Prune", "020000000805"),
+    ("CoordToClient::Forgotten", "030000000b0403"),
+    ("CoordToClient::Pruned", "040000000c05ac02"),
+    ("CoordToClient::Refused(NotFinished)", "0400000008060303"),
     ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),
 ];
 

@@ -555,7 +555,30 @@ impl Client {
         }
     }
 
-    /// Every job the coordinator knows.
+    /// Removes a finished job (its report, solutions and results) from the
+    /// coordinator now, rather than when its retention limits drop it. A live job is
+    /// refused ([`Refusal::NotFinished`](picluster_core::wire::Refusal::NotFinished)):
+    /// cancel it first.
+    pub async fn forget(&self, job: JobId) -> Result<(), ClientError> {
+        match self
+            .request(|request| ClientToCoord::Forget(JobRequest { request, job }))
+            .await?
+        {
+            CoordToClient::Forgotten(_) => Ok(()),
+            _ => Err(ClientError::UnexpectedReply("expected Forgotten")),
+        }
+    }
+
+    /// Removes every finished job from the coordinator now; returns how many.
+    pub async fn prune(&self) -> Result<u64, ClientError> {
+        match self.request(ClientToCoord::Prune).await? {
+            CoordToClient::Pruned(_, count) => Ok(count),
+            _ => Err(ClientError::UnexpectedReply("expected Pruned")),
+        }
+    }
+
+    /// The jobs the coordinator keeps: every live one, and the newest finished ones
+    /// (see [`MAX_LISTED_JOBS`](picluster_core::wire::MAX_LISTED_JOBS)), by id.
     pub async fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
         match self.request(ClientToCoord::ListJobs).await? {
             CoordToClient::Jobs(_, jobs) => Ok(jobs),
@@ -608,7 +631,9 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Jobs(request, _)
             | CoordToClient::Status(request, _)
             | CoordToClient::Refused(request, _)
-            | CoordToClient::Drained(request, _) => Some(*request),
+            | CoordToClient::Drained(request, _)
+            | CoordToClient::Forgotten(JobRequest { request, .. })
+            | CoordToClient::Pruned(request, _) => Some(*request),
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)

@@ -64,8 +64,24 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// List jobs.
+    /// List queued and running jobs (`--all`: finished ones too).
     Jobs {
+        /// Also list the finished jobs the coordinator keeps.
+        #[arg(long, conflicts_with = "prune")]
+        all: bool,
+        /// Remove every finished job the coordinator keeps, then list what is left.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Remove finished jobs (report, solutions, results) from the coordinator now.
+    Forget {
+        /// The jobs (j7 or 7).
+        #[arg(required = true, value_name = "JOB")]
+        jobs: Vec<JobId>,
         #[command(flatten)]
         cluster: ClusterArg,
         #[command(flatten)]

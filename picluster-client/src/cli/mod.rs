@@ -20,7 +20,8 @@ use crate::client::{Client, ClientError};
 use args::{Command, SubmitCommon, SubmitKind};
 use clap::Parser;
 use output::{
-    print_cancelled, print_drained, print_jobs, print_report, print_status, wait_with_bar,
+    print_cancelled, print_drained, print_forgotten, print_jobs, print_report, print_status,
+    wait_with_bar,
 };
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::job::JobSpec;
@@ -174,8 +175,29 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             let report = wait_with_bar(&client, job).await?;
             print_report(out, &report, output.json)
         }),
-        Command::Jobs { cluster, output } => with_client(&cluster.dir, |client| async move {
-            print_jobs(out, &client.jobs().await?, output.json)?;
+        Command::Jobs {
+            all,
+            prune,
+            cluster,
+            output,
+        } => with_client(&cluster.dir, |client| async move {
+            let pruned = if prune {
+                Some(client.prune().await?)
+            } else {
+                None
+            };
+            print_jobs(out, &client.jobs().await?, all, pruned, output.json)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Forget {
+            jobs,
+            cluster,
+            output,
+        } => with_client(&cluster.dir, |client| async move {
+            for job in &jobs {
+                client.forget(*job).await?;
+            }
+            print_forgotten(out, &jobs, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Status { cluster, output } => with_client(&cluster.dir, |client| async move {

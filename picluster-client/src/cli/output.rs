@@ -200,16 +200,65 @@ fn job_json(j: &JobSummary) -> Value {
 }
 
 /// `picluster jobs`: a table, or `{"jobs": [...]}`.
+/// `picluster jobs`: the live jobs, or with `all` every job kept; with `pruned`,
+/// how many finished jobs `--prune` removed first.
 pub(super) fn print_jobs(
     out: &mut dyn Write,
     jobs: &[JobSummary],
+    all: bool,
+    pruned: Option<u64>,
     json: bool,
 ) -> std::io::Result<()> {
+    let finished = jobs.iter().filter(|j| j.progress.state.is_final()).count();
+    let shown: Vec<JobSummary> = jobs
+        .iter()
+        .filter(|j| all || !j.progress.state.is_final())
+        .cloned()
+        .collect();
     if json {
-        let list: Vec<Value> = jobs.iter().map(job_json).collect();
-        return writeln!(out, "{}", json!({ "jobs": list }));
+        let list: Vec<Value> = shown.iter().map(job_json).collect();
+        let mut doc = json!({ "jobs": list });
+        if let Some(n) = pruned {
+            doc["pruned"] = json!(n);
+        }
+        return writeln!(out, "{doc}");
     }
-    jobs_table(out, jobs)
+    if let Some(n) = pruned {
+        let s = if n == 1 { "" } else { "s" };
+        writeln!(out, "removed {n} finished job{s}")?;
+    }
+    if shown.is_empty() {
+        let what = if all {
+            "no jobs"
+        } else {
+            "no queued or running jobs"
+        };
+        writeln!(out, "{what}")?;
+    } else {
+        jobs_table(out, &shown)?;
+    }
+    if !all && finished > 0 {
+        let s = if finished == 1 { "" } else { "s" };
+        writeln!(
+            out,
+            "{finished} finished job{s} kept: `picluster jobs --all` lists them"
+        )?;
+    }
+    Ok(())
+}
+
+/// `picluster forget`: the jobs removed.
+pub(super) fn print_forgotten(
+    out: &mut dyn Write,
+    jobs: &[JobId],
+    json: bool,
+) -> std::io::Result<()> {
+    let ids: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+    if json {
+        writeln!(out, "{}", json!({ "forgotten": ids }))
+    } else {
+        writeln!(out, "forgot {}", ids.join(" "))
+    }
 }
 
 /// `picluster cancel`: the job's state afterwards.

@@ -280,6 +280,27 @@ impl JobTable {
         dropped
     }
 
+    /// Drops a finished job now. `Err(true)` if it is live, `Err(false)` if unknown.
+    pub(super) fn forget(&mut self, id: JobId) -> Result<(), bool> {
+        if self.live.contains(&id) {
+            return Err(true);
+        }
+        if self.jobs.remove(&id).is_none() {
+            return Err(false);
+        }
+        self.finished.retain(|f| *f != id);
+        Ok(())
+    }
+
+    /// Drops every finished job now; returns them.
+    pub(super) fn prune(&mut self) -> Vec<JobId> {
+        let dropped: Vec<JobId> = self.finished.drain(..).collect();
+        for id in &dropped {
+            self.jobs.remove(id);
+        }
+        dropped
+    }
+
     /// Drops finished jobs older than `keep_finished_for`; returns them.
     pub(super) fn expire(&mut self, now: Instant, config: &CoordinatorConfig) -> Vec<JobId> {
         let mut dropped = Vec::new();

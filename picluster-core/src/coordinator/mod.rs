@@ -723,18 +723,26 @@ impl Coordinator {
         self.outbox.pop_front()
     }
 
-    /// Progress of the newest [`MAX_LISTED_JOBS`] jobs kept (live and recently
-    /// finished), by id.
+    /// The jobs kept, by id: every live one, then the newest finished ones, up to
+    /// [`MAX_LISTED_JOBS`] in all.
     pub fn jobs(&self, now: Instant) -> Vec<JobSummary> {
-        let mut newest: Vec<JobSummary> = self
+        let mut listed: Vec<JobSummary> = self
             .jobs
-            .all()
-            .rev()
+            .live()
             .take(MAX_LISTED_JOBS)
             .map(|(id, job)| summary_of(id, job, now))
             .collect();
-        newest.reverse();
-        newest
+        let room = MAX_LISTED_JOBS - listed.len();
+        listed.extend(
+            self.jobs
+                .all()
+                .rev()
+                .filter(|(_, job)| job.record.state.is_final())
+                .take(room)
+                .map(|(id, job)| summary_of(id, job, now)),
+        );
+        listed.sort_by_key(|s| s.progress.job);
+        listed
     }
 
     /// The report of a job (final or not), while it is kept.
@@ -1418,6 +1426,22 @@ impl Coordinator {
                 None => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
             },
             ClientToCoord::ListJobs(request) => CoordToClient::Jobs(request, self.jobs(now)),
+            ClientToCoord::Forget(JobRequest { request, job }) => match self.jobs.forget(job) {
+                Ok(()) => {
+                    self.record(Record::Forget(job));
+                    CoordToClient::Forgotten(JobRequest { request, job })
+                }
+                Err(true) => CoordToClient::Refused(request, Refusal::NotFinished(job)),
+                Err(false) => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
+            },
+            ClientToCoord::Prune(request) => {
+                let dropped = self.jobs.prune();
+                let count = dropped.len() as u64;
+                for id in dropped {
+                    self.record(Record::Forget(id));
+                }
+                CoordToClient::Pruned(request, count)
+            }
             ClientToCoord::Status(request) => CoordToClient::Status(request, self.status(now)),
         };
         self.send(Transmit::ToClient(conn, reply));

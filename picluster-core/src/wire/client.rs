@@ -18,12 +18,18 @@ pub enum ClientToCoord {
     Watch(JobRequest),
     /// Cancel a job.
     Cancel(JobRequest),
-    /// List all jobs.
+    /// List the jobs kept: every live one, and the newest finished ones up to
+    /// [`MAX_LISTED_JOBS`](super::MAX_LISTED_JOBS) in all.
     ListJobs(RequestId),
     /// Workers and jobs.
     Status(RequestId),
     /// Stop giving a worker work (it finishes its current chunk), or start again.
     Drain(Drain),
+    /// Remove a finished job (its report, solutions and results) now, rather than
+    /// when the retention limits drop it; answered by `Forgotten`.
+    Forget(JobRequest),
+    /// Remove every finished job now; answered by `Pruned`.
+    Prune(RequestId),
 }
 
 /// A client's introduction.
@@ -96,6 +102,10 @@ pub enum CoordToClient {
     /// they were committed (not index order). A new watcher first gets every result
     /// so far. All of them come before `Finished`.
     Outputs(JobId, Vec<ChunkOutput>),
+    /// Reply to a forget: the job is gone, for good once its removal is durable.
+    Forgotten(JobRequest),
+    /// Reply to a prune: how many finished jobs were removed.
+    Pruned(RequestId, u64),
 }
 
 /// The encoded result of a custom job's indices `start..end`.
@@ -129,6 +139,9 @@ pub enum Refusal {
     /// No connected worker has this name.
     #[error("no connected worker is named {0}")]
     UnknownWorker(String),
+    /// Only a finished job can be forgotten.
+    #[error("job {0} has not finished: cancel it first")]
+    NotFinished(JobId),
 }
 
 /// Where a job is in its life.
