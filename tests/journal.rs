@@ -24,6 +24,8 @@ struct Durable {
     start: Instant,
     next_conn: u64,
     client: ConnId,
+    /// Every batch written, in order.
+    batches: Vec<Vec<Record>>,
 }
 
 impl Durable {
@@ -37,6 +39,7 @@ impl Durable {
             start: now,
             next_conn: 1,
             client: CLIENT,
+            batches: Vec::new(),
         };
         d.connect_client();
         d
@@ -83,6 +86,7 @@ impl Durable {
     fn sync(&mut self) -> Vec<Transmit> {
         let mut out = self.drain();
         while let Some((seq, records)) = self.core.poll_records() {
+            self.batches.push(records.clone());
             for r in records {
                 self.store.apply(r);
             }
@@ -709,6 +713,229 @@ mod store {
         store.commit(&[Record::Forget(JobId(1))]).unwrap();
         folded.apply(Record::Forget(JobId(1)));
         assert_eq!(store.load().unwrap(), folded);
+    }
+
+    /// The batches a coordinator writes through a job's life: submission, progress
+    /// with solutions and checkpoints, more jobs, a cancel, a drain, a removal.
+    fn journal_batches() -> Vec<Vec<Record>> {
+        let mut d = Durable::new(Durable::config());
+        let w = d.add_worker("pi-1");
+        let job = genesis(0..1 << 14);
+        let mut out = d.submit(&job);
+        out.extend(d.sync());
+        let mut held = assigns(&out);
+        while let Some((_, a)) = (!held.is_empty()).then(|| held.remove(0)) {
+            let mut hits = Vec::new();
+            job.kernel().scan(a.start..a.end, &mut hits);
+            if !hits.is_empty() {
+                d.worker_says(
+                    w,
+                    WorkerToCoord::Found(Found {
+                        lease: a.lease,
+                        indices: hits,
+                    }),
+                );
+            }
+            d.worker_says(
+                w,
+                WorkerToCoord::Progress(Progress {
+                    lease: a.lease,
+                    position: a.end,
+                }),
+            );
+            d.now += Duration::from_millis(400);
+            d.core.handle_timeout(d.now);
+            held.extend(assigns(&d.sync()));
+        }
+        d.submit(&genesis(0..10));
+        d.say(ClientToCoord::Cancel(JobRequest {
+            request: RequestId(2),
+            job: JobId(2),
+        }));
+        d.sync();
+        d.say(ClientToCoord::Drain(Drain {
+            request: RequestId(3),
+            worker: "pi-1".into(),
+            drain: true,
+        }));
+        d.sync();
+        d.say(ClientToCoord::Forget(JobRequest {
+            request: RequestId(4),
+            job: JobId(2),
+        }));
+        d.sync();
+        d.batches
+    }
+
+    /// One damaged copy of a store file.
+    struct Damage {
+        what: String,
+        bytes: Vec<u8>,
+    }
+
+    /// Damage confined to what the last commit wrote: the pages that differ between
+    /// `before` and `after` (copy-on-write: nothing else changed), as a crash, a
+    /// torn write or a failing SD card would leave them.
+    fn damages(before: &[u8], after: &[u8], rng: &mut picluster_suite::sim::Rng) -> Vec<Damage> {
+        const PAGE: usize = 4096;
+        let page = |b: &[u8], i: usize| -> Vec<u8> {
+            let mut p = b.get(i * PAGE..).unwrap_or_default().to_vec();
+            p.resize(PAGE, 0);
+            p.truncate(PAGE);
+            p
+        };
+        let len = before.len().max(after.len());
+        let pages = len.div_ceil(PAGE);
+        let changed: Vec<usize> = (0..pages)
+            .filter(|&i| page(before, i) != page(after, i))
+            .collect();
+        assert!(!changed.is_empty(), "the last commit wrote something");
+        let mut out = Vec::new();
+        // Cut short anywhere from where the last commit began writing.
+        let from = changed[0] * PAGE;
+        for k in 0..24 {
+            let at = from
+                + (after.len().saturating_sub(from)) * k / 24
+                + rng.below(PAGE as u64) as usize;
+            let at = at.min(after.len());
+            out.push(Damage {
+                what: format!("truncated at {at}"),
+                bytes: after[..at].to_vec(),
+            });
+        }
+        let with_pages = |base: &[u8], from: &[u8], which: &[usize]| -> Vec<u8> {
+            let mut b = base.to_vec();
+            b.resize(len, 0);
+            for &i in which {
+                let p = page(from, i);
+                let end = ((i + 1) * PAGE).min(len);
+                b[i * PAGE..end].copy_from_slice(&p[..end - i * PAGE]);
+            }
+            b
+        };
+        // Torn writes: some pages of the commit reached the card, others did not.
+        for &i in &changed {
+            out.push(Damage {
+                what: format!("only page {i} of the last commit written"),
+                bytes: with_pages(before, after, &[i]),
+            });
+            out.push(Damage {
+                what: format!("page {i} of the last commit not written"),
+                bytes: with_pages(after, before, &[i]),
+            });
+        }
+        for k in 0..16 {
+            let some: Vec<usize> = changed
+                .iter()
+                .copied()
+                .filter(|_| rng.below(2) == 0)
+                .collect();
+            out.push(Damage {
+                what: format!("torn write {k}: pages {some:?} written"),
+                bytes: with_pages(before, after, &some),
+            });
+        }
+        // Corrupted: zeroed pages, flipped bits.
+        for &i in &changed {
+            let mut b = after.to_vec();
+            let end = ((i + 1) * PAGE).min(b.len());
+            if i * PAGE < end {
+                b[i * PAGE..end].fill(0);
+            }
+            out.push(Damage {
+                what: format!("page {i} zeroed"),
+                bytes: b,
+            });
+        }
+        for k in 0..32 {
+            let i = changed[rng.below(changed.len() as u64) as usize];
+            let at =
+                (i * PAGE + rng.below(PAGE as u64) as usize).min(after.len().saturating_sub(1));
+            let mut b = after.to_vec();
+            b[at] ^= 1 << rng.below(8);
+            out.push(Damage {
+                what: format!("bit flip {k} at byte {at}"),
+                bytes: b,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_store_damaged_in_its_last_writes_opens_to_an_earlier_state_or_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.redb");
+        let batches = journal_batches();
+        assert!(batches.len() > 6, "{}", batches.len());
+        // The state after each prefix of the journal, and the file after each commit
+        // (taken while the store is open, as a kill -9 leaves it).
+        let mut states = vec![Snapshot::default()];
+        let mut files = Vec::new();
+        {
+            let mut store = RedbStore::open(&path).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+            let mut folded = Snapshot::default();
+            for batch in &batches {
+                store.commit(batch).unwrap();
+                for r in batch.clone() {
+                    folded.apply(r);
+                }
+                states.push(folded.clone());
+                files.push(std::fs::read(&path).unwrap());
+            }
+        }
+        let mut rng = picluster_suite::sim::Rng(0x5d_ca4d);
+        let (mut latest, mut earlier, mut refused, mut contained) = (0, 0, 0, 0);
+        let damaged = tmp.path().join("damaged.redb");
+        // The last few commits, each as the one a crash interrupted.
+        for k in files.len() - 4..files.len() {
+            for damage in damages(&files[k - 1], &files[k], &mut rng) {
+                std::fs::write(&damaged, &damage.bytes).unwrap();
+                let opened = std::panic::catch_unwind(|| {
+                    RedbStore::open(&damaged).and_then(|mut s| s.load())
+                });
+                let Ok(opened) = opened else {
+                    panic!("commit {k}, {}: the store panicked", damage.what);
+                };
+                match opened {
+                    Ok(snapshot) => {
+                        let Some(at) = states.iter().position(|s| *s == snapshot) else {
+                            panic!(
+                                "commit {k}, {}: opened to a state no prefix of the journal had",
+                                damage.what
+                            );
+                        };
+                        assert!(
+                            at <= k,
+                            "commit {k}, {}: a state from the future",
+                            damage.what
+                        );
+                        if at == k {
+                            latest += 1;
+                        } else {
+                            earlier += 1;
+                        }
+                        // And a coordinator starts from it.
+                        Coordinator::recover(Durable::config(), snapshot, Instant::now(), T0_MS)
+                            .unwrap();
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        contained += u32::from(matches!(e, StoreError::Damaged { .. }));
+                        let message = e.to_string();
+                        assert!(
+                            message.starts_with(&format!("{}: ", damaged.display())),
+                            "commit {k}, {}: {message}",
+                            damage.what
+                        );
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "damaged stores: {latest} opened to the last commit, {earlier} to an earlier one, {refused} refused ({contained} after a failed check inside redb)"
+        );
+        assert!(earlier + refused > 0);
     }
 
     #[test]

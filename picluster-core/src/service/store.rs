@@ -5,6 +5,12 @@
 //! transaction, fsynced before the driver reports it durable. The store holds the
 //! folded state ([`Snapshot`]): rows are replaced, so the file does not grow with the
 //! number of progress reports.
+//!
+//! A file damaged by a crash, a torn write or a failing SD card opens to the last
+//! commit that is whole (redb keeps two commit slots with checksums) or is refused
+//! with [`StoreError`]; some damage makes redb 4.1 fail an internal assertion rather
+//! than return an error, so every call into it is contained ([`contained`]) and such
+//! a failure is reported as [`StoreError::Damaged`].
 
 use crate::coordinator::{Record, RecoverError, Snapshot, StoredJob, JOURNAL_FORMAT};
 use crate::ids::JobId;
@@ -81,6 +87,15 @@ pub enum StoreError {
         /// The cause.
         source: postcard::Error,
     },
+    /// The file is damaged in a way the storage engine could not report as an error
+    /// (it failed an internal check).
+    #[error("{path}: the job store is damaged ({detail}). Move the file aside to start with no jobs (the jobs in it are then lost)")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the storage engine said.
+        detail: String,
+    },
     /// The stored jobs do not make a valid state.
     #[error("{store}: {source}. Move the file aside to start with no jobs (the jobs in it are then lost)")]
     Recover {
@@ -108,6 +123,10 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Opens the store at `path`, creating it (and nothing else) if no file is there.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        contained(path, || RedbStore::open_inner(path))
+    }
+
+    fn open_inner(path: &Path) -> Result<RedbStore, StoreError> {
         let open_error = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -192,6 +211,39 @@ impl Store for RedbStore {
     }
 
     fn load(&mut self) -> Result<Snapshot, StoreError> {
+        let path = self.path.clone();
+        contained(&path, || self.load_inner())
+    }
+
+    fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        contained(&path, || self.commit_inner(records))
+    }
+}
+
+/// Runs a call into redb, turning a failed internal assertion (some damaged files
+/// trigger one in redb 4.1) into [`StoreError::Damaged`]: the coordinator then
+/// refuses the file with a clear message instead of crashing. Whatever the call had
+/// opened is dropped with it.
+fn contained<T>(
+    path: &Path,
+    call: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an internal check of the storage engine failed".into());
+        Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        })
+    })
+}
+
+impl RedbStore {
+    fn load_inner(&mut self) -> Result<Snapshot, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.st(e))?;
         let mut snapshot = Snapshot::default();
         let meta = txn.open_table(META).map_err(|e| self.st(e))?;
@@ -250,7 +302,7 @@ impl Store for RedbStore {
         Ok(snapshot)
     }
 
-    fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
+    fn commit_inner(&mut self, records: &[Record]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.st(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.st(e))?;
