@@ -4,18 +4,25 @@
 //!   scanning the same amount of work with N rayon threads, in the same run;
 //! - scheduler overhead: a no-op job of one-index chunks through a real coordinator and
 //!   two workers: chunks per second and time per chunk;
-//! - latency: submit to report of a one-chunk job over an established connection.
+//! - latency: submit to report of a one-chunk job over an established connection;
+//! - the job store's commit (one small batch, fsynced), which every submission waits
+//!   for.
 //!
+//! The coordinator journals to a job store in a temporary directory, as a real one
+//! does (`PICLUSTER_BENCH_JOURNAL=off`: jobs in memory only, for comparison).
 //! `cargo bench --bench cluster`. Prints one line per figure and a final JSON line.
 //! The worker processes are this binary again, started with `--worker BUNDLE`.
 //! `PICLUSTER_BENCH_ONLY=overhead` skips the efficiency run, for profiling
 //! (`perf record -g`).
 
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
-use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::coordinator::{CoordinatorConfig, Record, StoredJob};
 use picluster_core::identity::Role;
+use picluster_core::ids::JobId;
 use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
+use picluster_core::service::{RedbStore, Store};
 use picluster_core::trust::Bundle;
+use picluster_core::wire::{JobState, WorkSpec};
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
 use picluster_worker::WorkerOptions;
 use std::process::{Child, Command, Stdio};
@@ -64,6 +71,53 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Starts a cluster, journaling to a new store in `dir` unless `journal` is off.
+async fn start(
+    options: LocalClusterOptions,
+    journal: bool,
+    dir: &std::path::Path,
+    name: &str,
+) -> LocalCluster {
+    let cluster = if journal {
+        LocalCluster::start_durable(options, &dir.join(name)).await
+    } else {
+        LocalCluster::start_with(options).await
+    };
+    cluster.expect("cluster")
+}
+
+/// Microseconds per commit of one small batch (a job's row, as a checkpoint writes
+/// it) to a store in `dir`, sorted.
+fn store_commits(dir: &std::path::Path, commits: usize) -> Vec<f64> {
+    let mut store = RedbStore::open(&dir.join("commits.redb")).expect("store");
+    let row = StoredJob {
+        work: WorkSpec::Noop(1 << 40),
+        mode: SearchMode::All,
+        priority: 0,
+        client: "bench".into(),
+        state: JobState::Running,
+        failure: None,
+        committed: vec![(0, 1 << 20)],
+        hashes: 1 << 20,
+        contributions: vec![("w0".into(), 1 << 20)],
+        truncated: false,
+        submitted: 0,
+        finished: None,
+        leases: Vec::new(),
+    };
+    let mut times: Vec<f64> = (0..commits)
+        .map(|i| {
+            let mut row = row.clone();
+            row.hashes += i as u64;
+            let started = Instant::now();
+            store.commit(&[Record::Job(JobId(1), row)]).expect("commit");
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--worker") {
@@ -91,6 +145,7 @@ fn main() {
 
     // PICLUSTER_BENCH_ONLY=overhead skips the efficiency run (for profiling).
     let only_overhead = std::env::var("PICLUSTER_BENCH_ONLY").is_ok_and(|v| v == "overhead");
+    let journal = !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off");
 
     // Parallel efficiency. Size the job for about 8 s on this machine.
     let calibrate = job(0..1 << 22);
@@ -110,13 +165,17 @@ fn main() {
         (1.0, Vec::new())
     } else {
         runtime.block_on(async {
-            let cluster = LocalCluster::start_with(LocalClusterOptions {
-                workers: 0,
-                worker: WorkerOptions::default(),
-                coordinator: CoordinatorConfig::default(),
-            })
-            .await
-            .expect("coordinator");
+            let cluster = start(
+                LocalClusterOptions {
+                    workers: 0,
+                    worker: WorkerOptions::default(),
+                    coordinator: CoordinatorConfig::default(),
+                },
+                journal,
+                tmp.path(),
+                "efficiency.redb",
+            )
+            .await;
             let mut workers = Vec::new();
             for i in 0..threads {
                 let path = tmp.path().join(format!("w{i}.bundle"));
@@ -161,20 +220,24 @@ fn main() {
     );
 
     // Scheduler overhead and latency, with no-op chunks of one index.
-    let (chunks, overhead_seconds, latencies) = runtime.block_on(async {
-        let cluster = LocalCluster::start_with(LocalClusterOptions {
-            workers: 2,
-            worker: WorkerOptions {
-                threads: 1,
-                ..WorkerOptions::default()
+    let (chunks, overhead_seconds, latencies, submits) = runtime.block_on(async {
+        let cluster = start(
+            LocalClusterOptions {
+                workers: 2,
+                worker: WorkerOptions {
+                    threads: 1,
+                    ..WorkerOptions::default()
+                },
+                coordinator: CoordinatorConfig {
+                    max_chunk: 1,
+                    ..CoordinatorConfig::default()
+                },
             },
-            coordinator: CoordinatorConfig {
-                max_chunk: 1,
-                ..CoordinatorConfig::default()
-            },
-        })
-        .await
-        .expect("cluster");
+            journal,
+            tmp.path(),
+            "overhead.redb",
+        )
+        .await;
         let client = cluster.client().await.expect("client");
         let chunks: u64 = 100_000;
         let spec = JobSpec {
@@ -190,15 +253,19 @@ fn main() {
             mode: SearchMode::All,
         };
         let mut latencies = Vec::new();
+        let mut submits = Vec::new();
         for _ in 0..500 {
             let started = Instant::now();
-            client.run(&one).await.expect("one-chunk job");
+            let job = client.submit(&one).await.expect("submit");
+            submits.push(started.elapsed().as_secs_f64() * 1e6);
+            client.wait(job).await.expect("one-chunk job");
             latencies.push(started.elapsed().as_secs_f64() * 1e6);
         }
+        submits.sort_by(f64::total_cmp);
         latencies.sort_by(f64::total_cmp);
         client.close();
         cluster.shutdown().await;
-        (chunks, seconds, latencies)
+        (chunks, seconds, latencies, submits)
     });
     let chunks_per_second = chunks as f64 / overhead_seconds;
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
@@ -207,8 +274,16 @@ fn main() {
         1e6 / chunks_per_second
     );
     println!("latency, submit to report of a one-chunk job: p50 {p50:.0} us, p99 {p99:.0} us");
+    let (s50, s99) = (percentile(&submits, 0.5), percentile(&submits, 0.99));
+    println!("of which submit to acknowledgement (after the job's record is durable): p50 {s50:.0} us, p99 {s99:.0} us");
+    let commits = store_commits(tmp.path(), 300);
+    let (c50, c99) = (percentile(&commits, 0.5), percentile(&commits, 0.99));
     println!(
-        "{{\"bench\": \"cluster\", \"threads\": {threads}, \"efficiency\": {efficiency:.4}, \"single_seconds\": {single:.3}, \"cluster_seconds\": {cluster_seconds:.3}, \"chunks_per_second\": {chunks_per_second:.0}, \"us_per_chunk\": {:.2}, \"latency_p50_us\": {p50:.0}, \"latency_p99_us\": {p99:.0}}}",
+        "job store commit of one job row (fsync), in {}: p50 {c50:.0} us, p99 {c99:.0} us",
+        tmp.path().display()
+    );
+    println!(
+        "{{\"bench\": \"cluster\", \"journal\": {journal}, \"threads\": {threads}, \"efficiency\": {efficiency:.4}, \"single_seconds\": {single:.3}, \"cluster_seconds\": {cluster_seconds:.3}, \"chunks_per_second\": {chunks_per_second:.0}, \"us_per_chunk\": {:.2}, \"latency_p50_us\": {p50:.0}, \"latency_p99_us\": {p99:.0}, \"submit_p50_us\": {s50:.0}, \"submit_p99_us\": {s99:.0}, \"store_commit_p50_us\": {c50:.0}, \"store_commit_p99_us\": {c99:.0}}}",
         1e6 / chunks_per_second
     );
 }

@@ -668,6 +668,100 @@ fn forget_and_prune_remove_finished_jobs_durably_and_refuse_live_ones() {
     );
 }
 
+#[test]
+fn a_completed_report_waits_for_the_jobs_solutions_not_its_final_row() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker("pi-1");
+    // First mode, an easy target: the first chunk holds solutions.
+    let job = genesis(0..1 << 12);
+    d.say(ClientToCoord::Submit(Submit {
+        request: RequestId(1),
+        work: WorkSpec::from(&JobKind::Sha256d(job)),
+        mode: SearchMode::First,
+        priority: 0,
+    }));
+    let out = d.sync();
+    let (_, a) = assigns(&out).remove(0);
+    d.say(ClientToCoord::Watch(JobRequest {
+        request: RequestId(2),
+        job: JobId(1),
+    }));
+    let out = d.sync();
+    assert!(matches!(
+        replies(&out, d.client)[..],
+        [CoordToClient::Watching(..)]
+    ));
+    let mut hits = Vec::new();
+    job.kernel().scan(a.start..a.end, &mut hits);
+    d.worker_says(
+        w,
+        WorkerToCoord::Found(Found {
+            lease: a.lease,
+            indices: hits.clone(),
+        }),
+    );
+    // The report waits for the solutions to be durable.
+    assert!(replies(&d.drain(), d.client).is_empty());
+    let (seq, records) = d.core.poll_records().unwrap();
+    assert!(
+        records.iter().all(|r| matches!(r, Record::Solution(..))),
+        "the final row waits for the next checkpoint: {records:?}"
+    );
+    // The solutions reach the store, the final row does not before the coordinator
+    // dies: the report went out, and the restarted coordinator ends the job the
+    // same way.
+    for r in records {
+        d.store.apply(r);
+    }
+    d.core.handle_durable(d.now, seq);
+    let out = d.drain();
+    let [CoordToClient::Finished(report)] = &replies(&out, d.client)[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(report.state, JobState::Completed);
+    d.crash();
+    let again = d.core.report(JobId(1), d.now).unwrap();
+    assert_eq!(again.state, JobState::Completed);
+    assert_eq!(again.solutions, report.solutions);
+    let out = d.sync();
+    assert!(assigns(&out).is_empty(), "nothing searched again");
+    assert_eq!(d.store.jobs[&JobId(1)].state, JobState::Completed);
+
+    // A one-chunk job without solutions: its report goes out before its final row
+    // is durable; lost, the job runs again to the same end.
+    let w = d.add_worker("pi-2");
+    let mut out = d.submit(&genesis(0..10));
+    out.extend(d.sync());
+    let (_, a) = assigns(&out).remove(0);
+    d.say(ClientToCoord::Watch(JobRequest {
+        request: RequestId(3),
+        job: JobId(2),
+    }));
+    d.sync();
+    d.worker_says(
+        w,
+        WorkerToCoord::Progress(Progress {
+            lease: a.lease,
+            position: a.end,
+        }),
+    );
+    let out = d.drain();
+    assert!(
+        matches!(&replies(&out, d.client)[..], [CoordToClient::Finished(r)] if r.state == JobState::Completed),
+        "{out:?}"
+    );
+    assert_eq!(
+        d.core.poll_records(),
+        None,
+        "the final row waits for a checkpoint"
+    );
+    d.crash();
+    assert_eq!(
+        d.core.report(JobId(2), d.now).unwrap().state,
+        JobState::Queued
+    );
+}
+
 mod store {
     use super::*;
     use picluster_core::service::{RedbStore, Store, StoreError};

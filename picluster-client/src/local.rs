@@ -58,6 +58,9 @@ pub enum LocalClusterError {
     /// The admin client could not connect.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The job store could not be opened.
+    #[error(transparent)]
+    Store(#[from] picluster_core::service::StoreError),
     /// Not every worker joined in time.
     #[error("only {joined} of {expected} workers joined within {timeout:?}")]
     WorkersMissing {
@@ -90,9 +93,27 @@ impl LocalCluster {
         Self::start_with(LocalClusterOptions::new(workers, threads)).await
     }
 
-    /// Starts a cluster as `options` say.
+    /// Starts a cluster as `options` say; its jobs live in memory.
     pub async fn start_with(
         options: LocalClusterOptions,
+    ) -> Result<LocalCluster, LocalClusterError> {
+        Self::start_inner(options, None).await
+    }
+
+    /// Starts a cluster as `options` say, its coordinator journaling to the job
+    /// store at `store` (a redb file, created if missing): jobs in it are resumed,
+    /// and replies wait for their records to be durable, as in a real coordinator.
+    pub async fn start_durable(
+        options: LocalClusterOptions,
+        store: &std::path::Path,
+    ) -> Result<LocalCluster, LocalClusterError> {
+        let store = picluster_core::service::RedbStore::open(store)?;
+        Self::start_inner(options, Some(store)).await
+    }
+
+    async fn start_inner(
+        options: LocalClusterOptions,
+        store: Option<picluster_core::service::RedbStore>,
     ) -> Result<LocalCluster, LocalClusterError> {
         let ca = ClusterCa::generate("local")?;
         let credential = ca.issue(
@@ -107,6 +128,10 @@ impl LocalCluster {
             options.coordinator.clone(),
         )?;
         let address = service.local_addr()?;
+        let service = match store {
+            Some(store) => service.with_store(store),
+            None => service,
+        };
         let (stop_coordinator, stopped) = watch::channel(false);
         let coordinator = tokio::spawn(service.run(wait_for(stopped)));
         let mut cluster = LocalCluster {

@@ -118,6 +118,10 @@ pub(super) struct JobSession {
     pub(super) watchers: BTreeSet<ConnId>,
     /// Progress changed since watchers were last told.
     pub(super) dirty: bool,
+    /// The journal's sequence number of the job's last record that its report
+    /// depends on (its submission, solutions, results): a `Completed` report and
+    /// progress wait for it, not for the job's checkpoint rows.
+    pub(super) content_seq: u64,
     pub(super) submitted: Instant,
     pub(super) finished: Option<Instant>,
 }
@@ -144,6 +148,7 @@ impl JobSession {
             leases: BTreeSet::new(),
             watchers: BTreeSet::new(),
             dirty: false,
+            content_seq: 0,
             submitted,
             finished: None,
         }
@@ -154,6 +159,28 @@ impl JobSession {
 pub(super) struct Job {
     pub(super) record: JobRecord,
     pub(super) session: JobSession,
+}
+
+impl Job {
+    /// Every index is committed: nothing queued, leased or held for a worker.
+    pub(super) fn searched_all(&self) -> bool {
+        self.record.pending.is_empty()
+            && self.session.leases.is_empty()
+            && self.session.orphans.is_empty()
+    }
+
+    /// It has what it asked for: a solution in first mode, or every solution its
+    /// kernel can have.
+    pub(super) fn found_enough(&self) -> bool {
+        let solutions = &self.record.solutions;
+        let all = self
+            .session
+            .kernel
+            .as_ref()
+            .and_then(|k| k.max_solutions())
+            .is_some_and(|max| solutions.len() as u64 >= max);
+        all || (self.record.spec.mode == crate::job::SearchMode::First && !solutions.is_empty())
+    }
 }
 
 /// Every job the coordinator knows, by id.

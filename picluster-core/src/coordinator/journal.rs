@@ -9,7 +9,11 @@
 //! A job's committed ranges are checkpointed with the job's row at most once per
 //! `checkpoint_interval` (a crash can cost that much rework); solutions and results
 //! are written when they are found, so a range is never recorded as done before the
-//! solutions in it are durable.
+//! solutions in it are durable. A completion is checkpointed the same way: a
+//! recovered job whose durable solutions or ranges say it is done ends at once, and
+//! one that is not done resumes (its report, if it went out, comes again the same).
+//! Submissions, cancellations, failures, removals and drains are written at once,
+//! and their acknowledgements wait for them.
 
 use crate::ids::JobId;
 use crate::job::SearchMode;

@@ -47,7 +47,6 @@ pub use violation::{CloseReason, ProtocolViolation};
 
 use crate::identity::{PeerIdentity, Role};
 use crate::ids::{ConnId, JobId, LeaseId, RequestId};
-use crate::job::SearchMode;
 use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
     CoordToClient, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding, JobFailure,
@@ -279,6 +278,18 @@ impl Coordinator {
                 j.next_lease = next;
             }
         }
+        // A job whose end was not durable yet, though what made it end was (its
+        // report may have gone out): it ends again, with the same answer.
+        let done: Vec<JobId> = core
+            .jobs
+            .live()
+            .filter(|(_, job)| job.found_enough() || job.searched_all())
+            .map(|(id, _)| id)
+            .collect();
+        for id in done {
+            core.end_job(now, id, JobState::Completed);
+            core.record_job(id);
+        }
         let orphans = core
             .jobs
             .live()
@@ -353,18 +364,65 @@ impl Coordinator {
     }
 
     /// Queues an effect. With a journal, a client's messages wait (in order) until
-    /// every record emitted before them is durable.
+    /// the records they depend on are durable ([`Coordinator::depends_on`]).
     fn send(&mut self, t: Transmit) {
         let for_client = match &t {
             Transmit::ToClient(..) => true,
             Transmit::Close(conn, _) => self.clients.contains(*conn),
             Transmit::ToWorker(..) => false,
         };
+        let need = self.depends_on(&t);
         match self.journal.as_mut() {
-            Some(j) if for_client && (j.last > j.durable || !j.held.is_empty()) => {
-                j.held.push_back((j.last, t));
+            Some(j) if for_client && (need > j.durable || !j.held.is_empty()) => {
+                j.held.push_back((need, t));
             }
             _ => self.outbox.push_back(t),
+        }
+    }
+
+    /// The sequence number of the last record a client message depends on:
+    /// - acknowledgements of changes (a submission, cancel, drain, removal), results,
+    ///   the end of a cancelled or failed job, a close: every record before them;
+    /// - a completed job's report and progress: the job's submission, solutions and
+    ///   results only; its final row may follow (if a crash loses it, the restarted
+    ///   coordinator completes the job again from what is durable, with the same
+    ///   answer);
+    /// - replies that change nothing (welcome, listings, watch, refusals): nothing.
+    ///
+    /// Messages to clients still leave in the order they were sent.
+    fn depends_on(&self, t: &Transmit) -> u64 {
+        let Some(j) = self.journal.as_ref() else {
+            return 0;
+        };
+        let content = |job: JobId| {
+            self.jobs
+                .get(job)
+                .map_or(j.last, |job| job.session.content_seq)
+        };
+        match t {
+            Transmit::ToClient(_, CoordToClient::Progress(p)) => content(p.job),
+            Transmit::ToClient(_, CoordToClient::Finished(r)) if r.state == JobState::Completed => {
+                content(r.job)
+            }
+            Transmit::ToClient(
+                _,
+                CoordToClient::Welcome(_)
+                | CoordToClient::Watching(..)
+                | CoordToClient::Jobs(..)
+                | CoordToClient::Status(..)
+                | CoordToClient::Refused(..),
+            ) => 0,
+            _ => j.last,
+        }
+    }
+
+    /// The job's report now depends on every record emitted so far.
+    fn note_content(&mut self, id: JobId) {
+        let Some(last) = self.journal.as_ref().map(|j| j.last) else {
+            return;
+        };
+        if let Some(job) = self.jobs.get_mut(id) {
+            job.session.content_seq = last;
         }
     }
 
@@ -439,7 +497,7 @@ impl Coordinator {
         }
     }
 
-    /// A live job progressed: its row is written at the next checkpoint.
+    /// A job progressed (or completed): its row is written at the next checkpoint.
     fn mark_dirty(&mut self, now: Instant, id: JobId) {
         let interval = self.config.checkpoint_interval;
         if let Some(j) = self.journal.as_mut() {
@@ -1037,14 +1095,11 @@ impl Coordinator {
             }
         }
         job.session.dirty = true;
-        let all_found = kernel
-            .max_solutions()
-            .is_some_and(|max| record.solutions.len() as u64 >= max);
-        let done =
-            (record.spec.mode == SearchMode::First && !record.solutions.is_empty()) || all_found;
+        let done = job.found_enough();
         for solution in new {
             self.record(Record::Solution(job_id, solution));
         }
+        self.note_content(job_id);
         if done {
             self.end_job(now, job_id, JobState::Completed);
         }
@@ -1209,6 +1264,7 @@ impl Coordinator {
         // Recorded first: watchers get the result once it is durable.
         if self.journal.is_some() {
             self.record(Record::Output(job_id, n, output.clone()));
+            self.note_content(job_id);
         }
         for conn in watchers {
             self.send(Transmit::ToClient(
@@ -1328,13 +1384,8 @@ impl Coordinator {
             }
         }
         if let Some(job) = self.jobs.get(lease.job) {
-            let record = &job.record;
-            if !record.state.is_final()
-                && record.pending.is_empty()
-                && job.session.leases.is_empty()
-                && job.session.orphans.is_empty()
-            {
-                debug_assert_eq!(record.hashes, record.keyspace);
+            if !job.record.state.is_final() && job.searched_all() {
+                debug_assert_eq!(job.record.hashes, job.record.keyspace);
                 self.end_job(now, lease.job, JobState::Completed);
             }
         }
@@ -1463,6 +1514,7 @@ impl Coordinator {
         let id = self.jobs.submit(now, spec, submit.priority, client);
         self.record(Record::NextJob(self.jobs.next_id()));
         self.record_job(id);
+        self.note_content(id);
         self.schedule_requested = true;
         CoordToClient::Submitted(JobRequest {
             request: submit.request,
@@ -1548,7 +1600,15 @@ impl Coordinator {
         };
         job.record.state = state;
         job.session.finished = Some(now);
-        self.record_job(job_id);
+        if state == JobState::Completed {
+            // What made it complete (its solutions, its committed ranges) is durable
+            // or on its way; the row saying so goes with the next checkpoint, so a
+            // finished job costs no commit of its own (a crash before it costs the
+            // rework of the job's tail, as any checkpoint does).
+            self.mark_dirty(now, job_id);
+        } else {
+            self.record_job(job_id);
+        }
         let Some(job) = self.jobs.get_mut(job_id) else {
             return;
         };
