@@ -4,6 +4,9 @@
 //! 250 ms, takes chunks, and answers trims and stops, as the real agent does. The
 //! coordinator's CPU (from /proc) and memory are measured over 10 s of steady state.
 //!
+//! The coordinator journals to its job store as a real one does
+//! (`PICLUSTER_BENCH_JOURNAL=off`: jobs in memory only, for comparison).
+//!
 //! `cargo bench --bench scale` (PICLUSTER_SCALE_WORKERS to change the 1,000).
 //! Prints its figures and a final JSON line. The coordinator is this binary again,
 //! started with `--coordinator DIR`.
@@ -126,16 +129,32 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--coordinator") {
         let dir = std::path::PathBuf::from(&args[i + 1]);
-        tokio::runtime::Builder::new_current_thread()
+        let journal = !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off");
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("runtime")
-            .block_on(picluster_core::service::serve_cluster(
-                &dir,
-                CoordinatorConfig::default(),
-                std::future::pending(),
-            ))
-            .expect("coordinator");
+            .expect("runtime");
+        if journal {
+            runtime
+                .block_on(picluster_core::service::serve_cluster(
+                    &dir,
+                    CoordinatorConfig::default(),
+                    std::future::pending(),
+                ))
+                .expect("coordinator");
+        } else {
+            let dir = ClusterDir::open(&dir).expect("cluster");
+            runtime.block_on(async {
+                picluster_core::service::CoordinatorService::from_cluster(
+                    &dir,
+                    CoordinatorConfig::default(),
+                )
+                .expect("coordinator")
+                .run(std::future::pending())
+                .await
+                .expect("coordinator");
+            });
+        }
         return;
     }
     let workers: usize = std::env::var("PICLUSTER_SCALE_WORKERS")
@@ -234,7 +253,8 @@ fn main() {
         expected_rate / 1e6
     );
     println!(
-        "{{\"bench\": \"scale\", \"workers\": {connected}, \"coordinator_cpu_percent\": {:.2}, \"rss_mib\": {rss:.1}, \"peak_mib\": {peak:.1}, \"committed_rate\": {committed_rate:.0}}}",
+        "{{\"bench\": \"scale\", \"journal\": {}, \"workers\": {connected}, \"coordinator_cpu_percent\": {:.2}, \"rss_mib\": {rss:.1}, \"peak_mib\": {peak:.1}, \"committed_rate\": {committed_rate:.0}}}",
+        !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off"),
         cpu_share * 100.0
     );
 }
