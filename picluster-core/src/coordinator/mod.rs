@@ -716,7 +716,7 @@ impl Coordinator {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.adopt_until.is_some_and(|t| now >= t) {
             self.adopt_until = None;
-            self.release_orphans(now, None);
+            self.release_orphans(None);
         }
         for conn in self.workers.silent(now) {
             for lease in self.workers.expire(conn) {
@@ -966,7 +966,7 @@ impl Coordinator {
                 "worker back with the leases it held through the lost connection"
             );
         }
-        self.release_orphans(now, Some(&name));
+        self.release_orphans(Some(&name));
         Ok(())
     }
 
@@ -1109,7 +1109,7 @@ impl Coordinator {
     /// Returns held-back leases of the previous run to their jobs' queues: those of
     /// worker `name` (it reconnected without claiming them), or all (the deadline
     /// passed).
-    fn release_orphans(&mut self, _now: Instant, name: Option<&str>) {
+    fn release_orphans(&mut self, name: Option<&str>) {
         let mut left = false;
         for id in self.jobs.live_ids().collect::<Vec<_>>() {
             let Some(job) = self.jobs.get_mut(id) else {
@@ -1151,7 +1151,7 @@ impl Coordinator {
         if !adopts {
             // It will not claim anything: what it held before goes back to the queue.
             if let Some(name) = self.workers.get(conn).map(|w| w.name.clone()) {
-                self.release_orphans(self.clock.0, Some(&name));
+                self.release_orphans(Some(&name));
             }
         }
         self.schedule_requested = true;
