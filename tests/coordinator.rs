@@ -1291,3 +1291,254 @@ fn an_unsendable_reply_closes_only_that_peer() {
     assert_eq!(closes(&h.drain()), vec![(CLIENT, CloseCode::Protocol)]);
     assert_eq!(h.core.status(h.now).workers.len(), 1);
 }
+
+/// How a simulated worker treats its leases.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Conduct {
+    /// Searches at its rate, reports every 250 ms, honours trims and stops.
+    Honest,
+    /// Claims an absurd benchmark, reports progress that never moves, answers every
+    /// trim with the lease's old end.
+    Hoarding,
+}
+
+/// Seconds (simulated) until a job of `keyspace` indices (no solutions) completes on
+/// workers of the given conduct and rate, in steps of 50 ms.
+fn makespan_with(workers: &[(Conduct, f64)], keyspace: u64) -> f64 {
+    let mut h = Harness::new(CoordinatorConfig::default());
+    let mut target = [0u8; 32];
+    target[31] = 1;
+    let job = Sha256dJob::new(
+        vectors()[0].header,
+        Some(picluster_core::kernel::sha256d::Target(target)),
+        0..keyspace,
+        0,
+    )
+    .unwrap();
+    // Per worker: its leases in order, as (lease, start, position, end).
+    let mut held: Vec<std::collections::VecDeque<(LeaseId, u64, f64, u64)>> =
+        vec![Default::default(); workers.len()];
+    for (i, (conduct, rate)) in workers.iter().enumerate() {
+        let bench = match conduct {
+            Conduct::Honest => *rate as u64,
+            Conduct::Hoarding => u64::MAX - 1,
+        };
+        h.add_worker(ConnId(i as u64 + 1), &format!("w{i}"), bench);
+    }
+    h.submit(&job, SearchMode::All);
+    let start = h.now;
+    let step = Duration::from_millis(50);
+    for tick in 0..20_000u64 {
+        let out = h.drain();
+        if let Some(report) = finished(&out) {
+            assert_eq!(report.hashes, keyspace, "{:?}", report.state);
+            return (h.now - start).as_secs_f64();
+        }
+        for t in out {
+            let Transmit::ToWorker(conn, m) = t else {
+                continue;
+            };
+            let i = conn.0 as usize - 1;
+            let conduct = workers[i].0;
+            match m {
+                CoordToWorker::Assign(a) => {
+                    held[i].push_back((a.lease, a.start, a.start as f64, a.end));
+                }
+                CoordToWorker::Trim(trim) => {
+                    let Some(l) = held[i].iter_mut().find(|l| l.0 == trim.lease) else {
+                        continue;
+                    };
+                    let end = match conduct {
+                        Conduct::Honest => trim.end.max(l.2.ceil() as u64).min(l.3),
+                        Conduct::Hoarding => l.3,
+                    };
+                    l.3 = end;
+                    h.worker_says(
+                        conn,
+                        WorkerToCoord::Trimmed(Trimmed {
+                            lease: trim.lease,
+                            end,
+                        }),
+                    );
+                }
+                CoordToWorker::Stop(stop) => {
+                    if let Some(k) = held[i].iter().position(|l| l.0 == stop.lease) {
+                        let (lease, _, position, _) = held[i].remove(k).unwrap();
+                        h.release(conn, lease, position as u64);
+                    }
+                }
+                CoordToWorker::Welcome(_) => {}
+            }
+        }
+        h.now += step;
+        let report = tick % 5 == 4;
+        for (i, (conduct, rate)) in workers.iter().enumerate() {
+            let conn = ConnId(i as u64 + 1);
+            let Some(front) = held[i].front_mut() else {
+                continue;
+            };
+            match conduct {
+                Conduct::Honest => {
+                    front.2 = (front.2 + rate * step.as_secs_f64()).min(front.3 as f64);
+                    if front.2 as u64 >= front.3 {
+                        let (lease, _, _, end) = held[i].pop_front().unwrap();
+                        h.progress(conn, lease, end);
+                    } else if report {
+                        let (lease, _, position, _) = *front;
+                        h.progress(conn, lease, position as u64);
+                    }
+                }
+                Conduct::Hoarding if report => {
+                    let (lease, start, _, _) = *front;
+                    h.progress(conn, lease, start);
+                }
+                Conduct::Hoarding => {}
+            }
+        }
+        if h.core.poll_timeout().is_some_and(|t| t <= h.now) {
+            h.core.handle_timeout(h.now);
+        }
+    }
+    panic!("the job did not finish in 1,000 s");
+}
+
+#[test]
+fn a_hoarding_worker_cannot_hold_a_job_hostage() {
+    // Two honest Pis alone: 40 M indices at 1 M/s each, about 20 s.
+    let honest = makespan_with(
+        &[(Conduct::Honest, 1e6), (Conduct::Honest, 1e6)],
+        40_000_000,
+    );
+    assert!((19.0..23.0).contains(&honest), "{honest}");
+    // With a worker that claims u64::MAX H/s, never moves and refuses to give up
+    // what it holds: it gets nearly the whole job at first (its claim sizes its first
+    // share), loses it when it does not honour the first steal, and is then measured
+    // at what it really does.
+    let hoarded = makespan_with(
+        &[
+            (Conduct::Honest, 1e6),
+            (Conduct::Hoarding, 0.0),
+            (Conduct::Honest, 1e6),
+        ],
+        40_000_000,
+    );
+    eprintln!("honest {honest:.2} s, with a hoarder {hoarded:.2} s");
+    assert!(hoarded < 2.0 * honest, "{hoarded} s against {honest} s");
+}
+
+#[test]
+fn a_worker_that_reports_without_progressing_loses_its_leases_after_the_lease_timeout() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1_000_000);
+    h.submit(&genesis_job(0..1 << 16), SearchMode::All);
+    let a = assigns(&h.drain());
+    let lease = a[0].1.lease;
+    // It keeps talking (so it is not silent) without moving.
+    for _ in 0..20 {
+        h.now += Duration::from_millis(250);
+        h.progress(ConnId(1), lease, a[0].1.start);
+        if h.core.poll_timeout().is_some_and(|t| t <= h.now) {
+            h.core.handle_timeout(h.now);
+        }
+    }
+    let out = h.drain();
+    let stopped: Vec<LeaseId> = stops(&out).into_iter().map(|(_, l)| l).collect();
+    assert!(stopped.contains(&lease), "{out:?}");
+    assert_eq!(h.core.stats().expired_leases, a.len() as u64);
+}
+
+#[test]
+fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1000,
+        min_steal: 100,
+        calibration_time: Duration::from_secs(2),
+        ..CoordinatorConfig::default()
+    });
+    h.add_worker(ConnId(1), "slow", 100_000);
+    h.add_worker(ConnId(2), "fast", 3_000_000);
+    h.submit(&genesis_job(0..6_200_000), SearchMode::All);
+    let a = assigns(&h.drain());
+    // The fast one finishes at once and wants to steal from the slow one.
+    h.now += Duration::from_millis(500);
+    for (c, x) in a.iter().filter(|(c, _)| *c == ConnId(2)) {
+        h.progress(*c, x.lease, x.end);
+    }
+    let out = h.drain();
+    let trim = out
+        .iter()
+        .find_map(|t| match t {
+            Transmit::ToWorker(ConnId(1), CoordToWorker::Trim(x)) => Some(*x),
+            _ => None,
+        })
+        .expect("a trim");
+    // The slow worker keeps reporting (slow) progress but never answers the trim.
+    let owned = a
+        .iter()
+        .find(|(_, x)| x.lease == trim.lease)
+        .map(|(_, x)| x.clone())
+        .unwrap();
+    let mut out = Vec::new();
+    for k in 1..=24 {
+        h.now += Duration::from_millis(250);
+        h.progress(ConnId(1), trim.lease, owned.start + k * 1_000);
+        if h.core.poll_timeout().is_some_and(|t| t <= h.now) {
+            h.core.handle_timeout(h.now);
+        }
+        out.extend(h.drain());
+    }
+    assert!(stops(&out).contains(&(ConnId(1), trim.lease)), "{out:?}");
+    assert_eq!(h.core.stats().unhonoured_trims, 1);
+    // The rest is handed out again, from where the owner had got to.
+    let mut taken: Vec<(u64, u64)> = assigns(&out)
+        .iter()
+        .map(|(_, x)| (x.start, x.end))
+        .collect();
+    taken.sort();
+    assert_eq!(taken.first().map(|r| r.0), Some(owned.start + 20 * 1_000));
+    assert!(taken.windows(2).all(|w| w[0].1 == w[1].0), "{taken:?}");
+    assert_eq!(taken.last().map(|r| r.1), Some(owned.end));
+}
+
+#[test]
+fn a_trim_answered_without_giving_anything_up_takes_the_lease_back() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1000,
+        min_steal: 100,
+        calibration_time: Duration::from_secs(2),
+        ..CoordinatorConfig::default()
+    });
+    h.add_worker(ConnId(1), "slow", 100_000);
+    h.add_worker(ConnId(2), "fast", 3_000_000);
+    h.submit(&genesis_job(0..6_200_000), SearchMode::All);
+    let a = assigns(&h.drain());
+    h.now += Duration::from_millis(500);
+    for (c, x) in a.iter().filter(|(c, _)| *c == ConnId(2)) {
+        h.progress(*c, x.lease, x.end);
+    }
+    let out = h.drain();
+    let trim = out
+        .iter()
+        .find_map(|t| match t {
+            Transmit::ToWorker(ConnId(1), CoordToWorker::Trim(x)) => Some(*x),
+            _ => None,
+        })
+        .expect("a trim");
+    let owned = a
+        .iter()
+        .find(|(_, x)| x.lease == trim.lease)
+        .map(|(_, x)| x.clone())
+        .unwrap();
+    // One thread cannot have begun all of the ~150,000 indices left: refused.
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Trimmed(Trimmed {
+            lease: trim.lease,
+            end: owned.end,
+        }),
+    );
+    let out = h.drain();
+    assert!(stops(&out).contains(&(ConnId(1), trim.lease)), "{out:?}");
+    assert_eq!(h.core.stats().unhonoured_trims, 1);
+    assert!(closes(&out).is_empty(), "not a protocol violation: {out:?}");
+}

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 /// Indices per block of the built-in kernels: the granularity of work claiming,
 /// progress and stop checks.
-pub const BLOCK: u64 = 1 << 16;
+pub const BLOCK: u64 = picluster_core::wire::SEARCH_BLOCK;
 
 /// Tasks queued or running at once. The agent never holds more leases than this
 /// (it hands further ones straight back), so [`Compute::run`] never waits.

@@ -21,6 +21,12 @@
 //! when the owner has said where it stops (`Trimmed`). Reports naming a lease that no
 //! longer exists are stale and ignored (counted in [`CoordinatorStats`]).
 //!
+//! A worker's claims are bounded by what it does: its leases expire when it falls
+//! silent or when its work stops moving for a lease timeout (custom jobs excepted),
+//! a trim it does not answer in time, or answers keeping more than its threads can
+//! have begun, takes the lease back, and its rate on a job is what it reports doing
+//! once it has reported (its benchmark only sizes its first share).
+//!
 //! # Layout
 //! - this file: [`Coordinator`] (`handle_*`, `poll_*`, dispatch of each message).
 //! - `config`: [`CoordinatorConfig`].
@@ -132,6 +138,10 @@ pub struct CoordinatorStats {
     /// Leases a reconnected worker claimed and kept (after a restart or a lost
     /// connection).
     pub adopted_leases: u64,
+    /// Leases taken back because their worker did not honour a trim: no answer
+    /// within the lease timeout, or an answer that kept more than it could have
+    /// begun.
+    pub unhonoured_trims: u64,
 }
 
 /// The coordinator state machine. See the module docs for the driving order.
@@ -145,6 +155,8 @@ pub struct Coordinator {
     outbox: VecDeque<Transmit>,
     schedule_requested: bool,
     next_push: Option<Instant>,
+    /// Trims sent, by the time their answer is due.
+    trim_deadlines: BTreeSet<(Instant, LeaseId)>,
     stats: CoordinatorStats,
     /// `None` without a store: nothing is recorded and no reply waits.
     journal: Option<Journal>,
@@ -211,6 +223,7 @@ impl Coordinator {
             outbox: VecDeque::new(),
             schedule_requested: false,
             next_push: None,
+            trim_deadlines: BTreeSet::new(),
             stats: CoordinatorStats::default(),
             journal: None,
             clock: (Instant::now(), 0),
@@ -718,6 +731,15 @@ impl Coordinator {
             self.adopt_until = None;
             self.release_orphans(None);
         }
+        while let Some(&(due, lease)) = self.trim_deadlines.first() {
+            if due > now {
+                break;
+            }
+            self.trim_deadlines.pop_first();
+            if self.leases.get(lease).is_some_and(|l| l.trim.is_some()) {
+                self.take_back(lease);
+            }
+        }
         for conn in self.workers.silent(now) {
             for lease in self.workers.expire(conn) {
                 self.stats.expired_leases += 1;
@@ -766,6 +788,7 @@ impl Coordinator {
             self.jobs.next_expiry(&self.config),
             self.journal.as_ref().and_then(|j| j.next_checkpoint),
             self.adopt_until,
+            self.trim_deadlines.first().map(|(t, _)| *t),
         ]
         .into_iter()
         .flatten()
@@ -911,6 +934,8 @@ impl Coordinator {
                 self.check_output_free(lease, position)?;
                 self.advance(now, lease, position)?;
                 self.requeue(lease);
+                // Its next lease starts now.
+                self.workers.moved(conn, now);
                 Ok(())
             }
             WorkerToCoord::Trimmed(Trimmed { lease, end }) => {
@@ -1033,7 +1058,8 @@ impl Coordinator {
             .insert(now, id, held.job, conn, adopted_from..held.end);
         job.record.state = JobState::Running;
         job.session.leases.insert(id);
-        if self.workers.add_lease(conn, id, now) {
+        let exempt = job.session.kernel.is_none();
+        if self.workers.add_lease(conn, id, now, exempt) {
             if let Some(w) = self.workers.worker_mut(conn) {
                 w.restart_sample(held.job, now);
             }
@@ -1297,6 +1323,9 @@ impl Coordinator {
         lease.position = position;
         lease.reported_at = now;
         let (job_id, conn) = (lease.job, lease.worker);
+        if delta > 0 {
+            self.workers.moved(conn, now);
+        }
         let Some(worker) = self.workers.worker_mut(conn) else {
             return Ok(());
         };
@@ -1345,7 +1374,25 @@ impl Coordinator {
                 requested,
             });
         }
-        let (job_id, old_end) = (lease.job, lease.end);
+        let (job_id, old_end, position) = (lease.job, lease.end, lease.position);
+        if end == old_end && requested < old_end {
+            // Nothing given up: honest only if its threads have already begun every
+            // block left (a worker cannot have begun more than one per thread beyond
+            // its position).
+            let threads = self
+                .workers
+                .get(conn)
+                .and_then(|w| w.hello())
+                .map_or(1, |h| u64::from(h.threads.clamp(1, 1024)));
+            let block = match self.jobs.get(job_id).map(|j| &j.record.spec.kind) {
+                Some(crate::job::JobKind::Custom(c)) => c.block.max(1),
+                _ => crate::wire::SEARCH_BLOCK,
+            };
+            if old_end - position > (threads + 1).saturating_mul(block) {
+                self.take_back(lease_id);
+                return Ok(());
+            }
+        }
         if let Some(l) = self.leases.get_mut(lease_id) {
             l.end = end;
             l.trim = None;
@@ -1368,6 +1415,7 @@ impl Coordinator {
         let Some(lease) = self.detach_lease(lease_id) else {
             return;
         };
+        self.workers.moved(lease.worker, now);
         // The worker moves straight on to its next lease: that one's clock starts now,
         // and so does its job's rate sample if the worker was on another job.
         let next = self
@@ -1390,6 +1438,27 @@ impl Coordinator {
             }
         }
         self.schedule_requested = true;
+    }
+
+    /// Takes back a lease whose worker did not honour a trim: the unsearched part
+    /// returns to the queue (the thief, idle, gets it at once) and the worker is told
+    /// to stop.
+    fn take_back(&mut self, lease_id: LeaseId) {
+        let Some(owner) = self.leases.get(lease_id).map(|l| l.worker) else {
+            return;
+        };
+        let name = self
+            .workers
+            .get(owner)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        tracing::warn!(worker = %name, lease = %lease_id, "lease taken back: its worker did not honour a trim");
+        self.stats.unhonoured_trims += 1;
+        self.requeue(lease_id);
+        self.outbox.push_back(Transmit::ToWorker(
+            owner,
+            CoordToWorker::Stop(Stop { lease: lease_id }),
+        ));
     }
 
     /// Removes a lease from the lease table, its worker and its job.
@@ -1430,7 +1499,8 @@ impl Coordinator {
             start: range.start,
             end: range.end,
         };
-        if self.workers.add_lease(conn, lease, now) {
+        let exempt = job.session.kernel.is_none();
+        if self.workers.add_lease(conn, lease, now, exempt) {
             // An idle worker owes no reports: its job's rate sample leaves out the
             // idle time.
             if let Some(w) = self.workers.worker_mut(conn) {
@@ -1708,6 +1778,8 @@ impl Coordinator {
                 if let Some(l) = self.leases.get_mut(s.victim) {
                     l.trim = Some((s.at, s.thief));
                 }
+                self.trim_deadlines
+                    .insert((now + self.config.lease_timeout, s.victim));
                 self.outbox.push_back(Transmit::ToWorker(
                     s.owner,
                     CoordToWorker::Trim(Trim {

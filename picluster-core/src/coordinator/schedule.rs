@@ -98,7 +98,7 @@ impl View<'_> {
             (Some(hps), _) => hps,
             (None, Some(h)) => match self.jobs.get(job_id).map(|j| &j.record.spec.kind) {
                 Some(JobKind::Custom(c)) => {
-                    (c.block * u64::from(h.threads.max(1))) as f64
+                    c.block as f64 * f64::from(h.threads.max(1))
                         / self.config.calibration_time.as_secs_f64()
                 }
                 Some(kind) => h.bench_hps as f64 / kind.relative_cost().unwrap_or(1.0),

@@ -41,7 +41,8 @@ pub(super) fn next_steal(view: View<'_>, now: Instant) -> Option<Steal> {
                 }
                 let position = if i == 0 {
                     let moved = now.saturating_duration_since(l.reported_at).as_secs_f64() * rate;
-                    (l.position + moved as u64).min(l.end)
+                    // Saturating: a claimed rate may be absurd.
+                    l.position.saturating_add(moved as u64).min(l.end)
                 } else {
                     l.position
                 };

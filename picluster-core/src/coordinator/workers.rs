@@ -22,6 +22,13 @@ pub(super) struct Worker {
     /// When the worker was last heard from, or given work while it held none: its
     /// leases expire `lease_timeout` after this.
     last_heard: Instant,
+    /// When its work last moved (a lease advanced or ended, or it was given work
+    /// while it held none): unless it holds a custom job's lease (whose blocks may
+    /// each take longer), its leases also expire `lease_timeout` after this, so that
+    /// talking without progressing does not hold work.
+    moved_at: Instant,
+    /// Its leases of custom jobs, exempt from the rule above.
+    exempt: BTreeSet<LeaseId>,
     /// This worker's entry in `WorkerTable::deadlines`, if it holds leases.
     deadline: Option<Instant>,
     /// Indices it committed this session.
@@ -35,8 +42,11 @@ pub(super) struct Worker {
 /// A worker's rate on one job, an exponentially weighted average of samples of at
 /// least 0.2 s.
 pub(super) struct Rate {
-    /// Indices per second; zero until the first sample.
+    /// Indices per second; zero until the first sample (and after a sample of a
+    /// worker that did not move: rates come from reported work, not claims).
     hps: f64,
+    /// A sample was taken.
+    sampled: bool,
     /// (time, indices of the job committed by the worker) when the sample began.
     sample: (Instant, u64),
     /// Indices of the job committed by the worker.
@@ -67,9 +77,10 @@ impl Worker {
         }
     }
 
-    /// The measured rate on `job`, if any.
+    /// The measured rate on `job`, if any (zero for a worker that reported no work
+    /// over its last sample).
     pub(super) fn measured(&self, job: JobId) -> Option<f64> {
-        self.rates.get(&job).map(|r| r.hps).filter(|hps| *hps > 0.0)
+        self.rates.get(&job).filter(|r| r.sampled).map(|r| r.hps)
     }
 
     /// The worker committed `delta` more indices of `job` at `now`; its first report
@@ -78,6 +89,7 @@ impl Worker {
         self.hashes += delta;
         let rate = self.rates.entry(job).or_insert(Rate {
             hps: 0.0,
+            sampled: false,
             sample: (since, 0),
             done: 0,
         });
@@ -92,6 +104,7 @@ impl Worker {
                 0.7 * rate.hps + 0.3 * sample
             };
             rate.sample = (now, rate.done);
+            rate.sampled = true;
             self.rate_hps = rate.hps;
         }
     }
@@ -148,6 +161,8 @@ impl WorkerTable {
                 suspect: false,
                 connected: now,
                 last_heard: now,
+                moved_at: now,
+                exempt: BTreeSet::new(),
                 deadline: None,
                 hashes: 0,
                 rate_hps: 0.0,
@@ -244,17 +259,28 @@ impl WorkerTable {
         Some(conn)
     }
 
-    /// Gives the worker `lease`, after the ones it holds. Returns whether it was idle
-    /// (then it owes no reports yet: its lease clock starts now).
-    pub(super) fn add_lease(&mut self, conn: ConnId, lease: LeaseId, now: Instant) -> bool {
+    /// Gives the worker `lease` (`exempt` for a custom job's), after the ones it
+    /// holds. Returns whether it was idle (then it owes no reports yet: its lease
+    /// clock starts now).
+    pub(super) fn add_lease(
+        &mut self,
+        conn: ConnId,
+        lease: LeaseId,
+        now: Instant,
+        exempt: bool,
+    ) -> bool {
         let Some(w) = self.workers.get_mut(&conn) else {
             return false;
         };
         let idle = w.leases.is_empty();
         if idle {
             w.last_heard = now;
+            w.moved_at = now;
         }
         w.leases.insert(lease);
+        if exempt {
+            w.exempt.insert(lease);
+        }
         self.refresh_deadline(conn);
         idle
     }
@@ -263,7 +289,16 @@ impl WorkerTable {
     pub(super) fn remove_lease(&mut self, conn: ConnId, lease: LeaseId) {
         if let Some(w) = self.workers.get_mut(&conn) {
             w.leases.remove(&lease);
+            w.exempt.remove(&lease);
             self.wanting.insert(conn);
+            self.refresh_deadline(conn);
+        }
+    }
+
+    /// The worker's work moved at `now`: a lease advanced or ended.
+    pub(super) fn moved(&mut self, conn: ConnId, now: Instant) {
+        if let Some(w) = self.workers.get_mut(&conn) {
+            w.moved_at = now;
             self.refresh_deadline(conn);
         }
     }
@@ -275,6 +310,7 @@ impl WorkerTable {
             return Vec::new();
         };
         w.suspect = true;
+        w.exempt.clear();
         let leases = std::mem::take(&mut w.leases).into_iter().collect();
         self.generation += 1;
         self.refresh_deadline(conn);
@@ -322,7 +358,12 @@ impl WorkerTable {
         let Some(w) = self.workers.get_mut(&conn) else {
             return;
         };
-        let wanted = (!w.leases.is_empty()).then(|| w.last_heard + self.lease_timeout);
+        let since = if w.exempt.is_empty() {
+            w.last_heard.min(w.moved_at)
+        } else {
+            w.last_heard
+        };
+        let wanted = (!w.leases.is_empty()).then(|| since + self.lease_timeout);
         if wanted != w.deadline {
             if let Some(old) = w.deadline {
                 self.deadlines.remove(&(old, conn));

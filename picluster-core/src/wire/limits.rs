@@ -17,6 +17,11 @@ pub const MAX_HELD_LEASES: usize = 256;
 /// is given up when the connection is lost (its range is searched again).
 pub const MAX_HELD_FOUND: usize = 1024;
 
+/// Indices a worker's engine claims at a time for the built-in kernels (a custom
+/// kernel's block is its own): a worker asked to trim a lease that has more than
+/// (threads + 1) blocks left must shrink it, since it cannot have claimed them all.
+pub const SEARCH_BLOCK: u64 = 1 << 16;
+
 /// Largest frame body accepted.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// Length of the frame header.
