@@ -272,8 +272,13 @@ impl Sim {
                 Transmit::ToClient(_, _) => {}
                 Transmit::Close(conn, reason) => {
                     let code = reason.code();
+                    // NameInUse: a worker back before its dead connection was
+                    // noticed; it retries, as the daemon does.
                     assert!(
-                        matches!(code, CloseCode::Normal | CloseCode::Replaced),
+                        matches!(
+                            code,
+                            CloseCode::Normal | CloseCode::Replaced | CloseCode::NameInUse
+                        ),
                         "unexpected close of {conn}: {code:?} {reason}"
                     );
                     if let Some(&w) = self.conn_worker.get(&conn) {

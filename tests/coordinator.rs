@@ -472,12 +472,49 @@ fn protocol_violations_close_only_the_offender() {
 }
 
 #[test]
-fn a_reconnecting_worker_name_replaces_its_ghost() {
+fn a_second_connection_of_a_working_worker_is_refused_not_the_live_one_evicted() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    let job = genesis_job(0..4096);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    h.now += Duration::from_millis(250);
+    h.progress(ConnId(1), a[0].1.lease, 100);
+    // A copy of pi-1's credential connects and says nothing: nothing happens.
+    h.core.handle_connected(
+        h.now,
+        ConnId(2),
+        PeerIdentity {
+            role: Role::Worker,
+            name: "pi-1".into(),
+        },
+    );
+    assert!(h.drain().is_empty());
+    // Its hello is refused, naming the clash; pi-1 keeps its lease.
+    h.add_worker(ConnId(3), "pi-1", 1);
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(3), CloseCode::NameInUse)]);
+    assert!(out.iter().any(|t| matches!(
+        t,
+        Transmit::Close(ConnId(3), reason) if reason.to_string().starts_with("worker pi-1 is already connected and working")
+    )));
+    h.progress(ConnId(1), a[0].1.lease, 200);
+    assert!(closes(&h.drain()).is_empty(), "pi-1 is still the one");
+    // Bytes that are not a frame, or anything but a hello, close the waiting copy.
+    h.core
+        .handle_bad_frame(h.now, ConnId(2), FrameError::TrailingBytes(3));
+    assert_eq!(closes(&h.drain()), vec![(ConnId(2), CloseCode::BadFrame)]);
+}
+
+#[test]
+fn a_reconnecting_worker_name_replaces_its_silent_ghost() {
     let mut h = Harness::small_chunks();
     h.add_worker(ConnId(1), "pi-1", 1);
     let job = genesis_job(0..4096);
     h.submit(&job, SearchMode::All);
     h.drain();
+    // pi-1 lost its network: nothing heard for more than two progress intervals.
+    h.now += Duration::from_millis(600);
     h.add_worker(ConnId(2), "pi-1", 1);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::Replaced)]);

@@ -362,7 +362,7 @@ fn quick_worker() -> WorkerOptions {
         benchmark: Duration::from_millis(10),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
-        kernels: Default::default(),
+        ..WorkerOptions::default()
     }
 }
 
@@ -817,4 +817,54 @@ async fn a_watch_gives_up_after_its_reconnect_timeout_with_a_retryable_error() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_machine_with_a_working_workers_credential_is_refused_and_gives_up() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 1,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig::default(),
+    })
+    .await
+    .unwrap();
+    let client = cluster.client().await.unwrap();
+    let v = &vectors()[2];
+    let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+    let watched = client.submit(&all(job)).await.unwrap();
+    // The same credential on a second machine.
+    let copy = tokio::spawn(picluster_worker::run(
+        cluster.bundle(Role::Worker, "worker-1").unwrap(),
+        WorkerOptions {
+            name_in_use_give_up: Duration::from_secs(1),
+            ..quick_worker()
+        },
+        std::future::pending(),
+    ));
+    let ended = tokio::time::timeout(Duration::from_secs(30), copy)
+        .await
+        .expect("the copy gives up")
+        .unwrap();
+    let Err(e @ picluster_worker::WorkerError::NameInUse { .. }) = ended else {
+        panic!("{ended:?}")
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("another machine is connected and working as worker worker-1"),
+        "{message}"
+    );
+    assert!(message.contains("picluster add-worker"), "{message}");
+    // The live worker was never evicted: it did the whole job.
+    let report = client.wait(watched).await.unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.solutions[0].nonce().unwrap(), v.nonce);
+    let names: Vec<&str> = report
+        .contributions
+        .iter()
+        .map(|c| c.worker.as_str())
+        .collect();
+    assert_eq!(names, vec!["worker-1"]);
+    assert_eq!(client.status().await.unwrap().workers.len(), 1);
+    client.close();
+    cluster.shutdown().await;
 }

@@ -29,7 +29,7 @@ fn worker_process() {
         benchmark: Duration::from_millis(20),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
-        kernels: Default::default(),
+        ..WorkerOptions::default()
     };
     tokio::runtime::Runtime::new()
         .unwrap()

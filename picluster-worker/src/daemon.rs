@@ -31,6 +31,11 @@ pub struct WorkerOptions {
     pub max_backoff: Duration,
     /// Custom kernels this worker runs besides the built-in ones.
     pub kernels: Registry,
+    /// How long to keep trying while the coordinator refuses this worker because a
+    /// connection of its name is live elsewhere, before giving up with
+    /// [`WorkerError::NameInUse`]: longer than a dead connection of its own takes to
+    /// time out (a worker restarted at once may find its previous one still there).
+    pub name_in_use_give_up: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -41,6 +46,7 @@ impl Default for WorkerOptions {
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             kernels: Registry::new(),
+            name_in_use_give_up: Duration::from_secs(30),
         }
     }
 }
@@ -64,6 +70,15 @@ pub enum WorkerError {
     /// software and this worker's disagree, and retrying would not help.
     #[error("the coordinator broke the protocol: {0}")]
     Protocol(AgentError),
+    /// The coordinator kept refusing this worker because another connection with
+    /// the same name is live and working.
+    #[error("the coordinator refused this worker for {seconds} s: another machine is connected and working as worker {name}, with the same credential (a copied bundle or SD card?). Give each machine its own: `picluster add-worker NEW-NAME --out FILE` on the coordinator")]
+    NameInUse {
+        /// The worker's name.
+        name: String,
+        /// How long it was refused.
+        seconds: u64,
+    },
 }
 
 /// Compute events waiting for the daemon; beyond this the compute threads wait.
@@ -121,6 +136,7 @@ pub async fn run(
     );
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(options.min_backoff, options.max_backoff);
+    let mut refused_since: Option<std::time::Instant> = None;
     loop {
         let hello = agent.hello();
         let connect = net::connect::<WorkerToCoord, CoordToWorker>(&bundle, &hello);
@@ -139,6 +155,7 @@ pub async fn run(
             Ok(session) => {
                 info!(coordinator = %bundle.coordinator, "connected");
                 backoff.reset();
+                refused_since = None;
                 run_session(session, &mut agent, &compute, &mut events, &mut shutdown).await
             }
             Err(e) => SessionEnd::Lost(e),
@@ -158,7 +175,23 @@ pub async fn run(
                 }
                 let delay = backoff.next();
                 let held = agent.leases_detached();
-                warn!(error = %e, retry_in = ?delay, leases_held = held, "coordinator unreachable");
+                let name_in_use = matches!(
+                    &e,
+                    NetError::Closed { code, .. } if *code == CloseCode::NameInUse as u32
+                );
+                if name_in_use {
+                    let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= options.name_in_use_give_up {
+                        return Err(WorkerError::NameInUse {
+                            name: bundle.name.clone(),
+                            seconds: since.elapsed().as_secs(),
+                        });
+                    }
+                    warn!(retry_in = ?delay, "refused: another connection of this worker's name is live; retrying in case it is this worker's own dead one");
+                } else {
+                    refused_since = None;
+                    warn!(error = %e, retry_in = ?delay, leases_held = held, "coordinator unreachable");
+                }
                 let sleep = tokio::time::sleep(delay);
                 tokio::pin!(sleep);
                 loop {

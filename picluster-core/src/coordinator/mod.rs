@@ -157,6 +157,9 @@ pub struct Coordinator {
     next_push: Option<Instant>,
     /// Trims sent, by the time their answer is due.
     trim_deadlines: BTreeSet<(Instant, LeaseId)>,
+    /// Worker connections whose name was connected when they arrived, until their
+    /// hello decides between them and the connected one.
+    clashing: BTreeMap<ConnId, String>,
     stats: CoordinatorStats,
     /// `None` without a store: nothing is recorded and no reply waits.
     journal: Option<Journal>,
@@ -224,6 +227,7 @@ impl Coordinator {
             schedule_requested: false,
             next_push: None,
             trim_deadlines: BTreeSet::new(),
+            clashing: BTreeMap::new(),
             stats: CoordinatorStats::default(),
             journal: None,
             clock: (Instant::now(), 0),
@@ -659,17 +663,21 @@ impl Coordinator {
     // -----------------------------------------------------------------------------
 
     /// A peer completed the TLS handshake; `identity` comes from its certificate.
-    /// A worker connecting under a name that is already connected replaces the older
-    /// connection, whose leases return to the queue (a Pi that lost its network and
-    /// came back should not wait for its ghost to time out). A peer presenting the
+    /// A worker connecting under a name that is already connected waits for its
+    /// hello, which decides: if the connected one has gone silent (its leases expired,
+    /// or it holds some and has not reported for two progress intervals) it is a
+    /// ghost and is replaced, its leases returning to the queue; otherwise the newer
+    /// connection is refused ([`CloseReason::NameInUse`]) and the working one kept, so
+    /// a copied credential cannot evict a live worker. A peer presenting the
     /// coordinator's own certificate is closed.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId, identity: PeerIdentity) {
         match identity.role {
             Role::Worker => {
-                if let Some(ghost) = self.workers.named(&identity.name) {
-                    self.drop_peer(ghost, CloseReason::Replaced);
+                if self.workers.named(&identity.name).is_some() {
+                    self.clashing.insert(conn, identity.name);
+                } else {
+                    self.workers.insert(conn, identity.name, now);
                 }
-                self.workers.insert(conn, identity.name, now);
             }
             Role::Client | Role::Admin => self.clients.insert(conn, identity.name),
             Role::Coordinator => {
@@ -683,11 +691,27 @@ impl Coordinator {
     /// A connection ended (closed by either side, or lost). Its leases return to the
     /// queue from the last reported position.
     pub fn handle_disconnected(&mut self, _now: Instant, conn: ConnId) {
+        self.clashing.remove(&conn);
         self.forget_peer(conn);
     }
 
     /// A message arrived from `conn`.
     pub fn handle_inbound(&mut self, now: Instant, conn: ConnId, message: Inbound) {
+        if let Some(name) = self.clashing.remove(&conn) {
+            match message {
+                Inbound::Worker(WorkerToCoord::Hello(hello)) => {
+                    self.resolve_clash(now, conn, name, hello);
+                }
+                _ => {
+                    self.stats.violations += 1;
+                    self.outbox.push_back(Transmit::Close(
+                        conn,
+                        CloseReason::Violation(ProtocolViolation::BeforeHello),
+                    ));
+                }
+            }
+            return;
+        }
         let result = match message {
             Inbound::Worker(m) if self.workers.contains(conn) => self.on_worker(now, conn, m),
             Inbound::Client(m) if self.clients.contains(conn) => self.on_client(now, conn, m),
@@ -703,6 +727,14 @@ impl Coordinator {
 
     /// `conn` sent bytes that are not a valid frame: it is closed.
     pub fn handle_bad_frame(&mut self, _now: Instant, conn: ConnId, error: FrameError) {
+        if self.clashing.remove(&conn).is_some() {
+            self.stats.violations += 1;
+            self.outbox.push_back(Transmit::Close(
+                conn,
+                CloseReason::Violation(ProtocolViolation::BadFrame(error)),
+            ));
+            return;
+        }
         if self.workers.contains(conn) || self.clients.contains(conn) {
             self.violation(conn, ProtocolViolation::BadFrame(error));
         }
@@ -1159,6 +1191,30 @@ impl Coordinator {
         if !left {
             self.adopt_until = None;
         }
+    }
+
+    /// The hello of a connection whose worker name was already connected: the
+    /// connected one is replaced if it has gone silent, else this one is refused.
+    fn resolve_clash(&mut self, now: Instant, conn: ConnId, name: String, hello: WorkerHello) {
+        if let Some(live) = self.workers.named(&name) {
+            let silent = self.workers.get(live).is_none_or(|w| {
+                w.hello().is_none()
+                    || w.is_suspect()
+                    || (!w.leases().is_empty()
+                        && now.saturating_duration_since(w.last_heard())
+                            > 2 * self.config.progress_interval)
+            });
+            if !silent {
+                tracing::warn!(worker = %name, "refused a second connection of a connected worker");
+                self.outbox
+                    .push_back(Transmit::Close(conn, CloseReason::NameInUse(name)));
+                return;
+            }
+            self.drop_peer(live, CloseReason::Replaced);
+        }
+        self.workers.insert(conn, name, now);
+        self.workers.heard_from(conn, now);
+        self.greet_worker(conn, hello);
     }
 
     fn greet_worker(&mut self, conn: ConnId, hello: WorkerHello) {

@@ -126,6 +126,10 @@ pub enum CloseReason {
     /// A newer connection of the same worker replaced this one.
     #[error("replaced by a newer connection")]
     Replaced,
+    /// A worker of this name is connected and working: this newer connection is
+    /// refused.
+    #[error("worker {0} is already connected and working: is the same credential in use on two machines? Give each machine its own (`picluster add-worker NAME`)")]
+    NameInUse(String),
     /// The worker said it is leaving.
     #[error("worker left")]
     WorkerLeft,
@@ -147,6 +151,7 @@ impl CloseReason {
         match self {
             CloseReason::Violation(v) => v.close_code(),
             CloseReason::Replaced => CloseCode::Replaced,
+            CloseReason::NameInUse(_) => CloseCode::NameInUse,
             CloseReason::WorkerLeft => CloseCode::Normal,
             CloseReason::CoordinatorCertificate => CloseCode::Unauthorized,
             // Not an error of the protocol: a new session starts with an empty queue.

@@ -64,6 +64,11 @@ impl Worker {
         &self.leases
     }
 
+    /// When it was last heard from (or given work while idle).
+    pub(super) fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
     /// Whether it lost its leases for silence and was not heard from since.
     pub(super) fn is_suspect(&self) -> bool {
         self.suspect

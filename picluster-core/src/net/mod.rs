@@ -104,7 +104,13 @@ impl NetError {
             | NetError::Timeout(_) => true,
             NetError::Closed { code, .. } => matches!(
                 CloseCode::from_u32(*code),
-                Some(CloseCode::ShuttingDown | CloseCode::Replaced | CloseCode::Normal)
+                Some(
+                    CloseCode::ShuttingDown
+                        | CloseCode::Replaced
+                        | CloseCode::Normal
+                        // The live connection may be a ghost about to time out.
+                        | CloseCode::NameInUse
+                )
             ),
             NetError::Credentials(_)
             | NetError::Pem { .. }

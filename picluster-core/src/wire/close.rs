@@ -22,6 +22,10 @@ pub enum CloseCode {
     Unauthorized = 5,
     /// A worker claimed a solution that does not verify.
     BadResult = 6,
+    /// Another connection with the same certificate name is live (the same
+    /// credential on two machines, or a restarted worker whose old connection has not
+    /// timed out yet): this one is refused, the live one kept.
+    NameInUse = 7,
 }
 
 impl CloseCode {
@@ -35,6 +39,7 @@ impl CloseCode {
             CloseCode::ShuttingDown,
             CloseCode::Unauthorized,
             CloseCode::BadResult,
+            CloseCode::NameInUse,
         ]
         .into_iter()
         .find(|c| *c as u32 == code)
