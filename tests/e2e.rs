@@ -868,3 +868,69 @@ async fn a_second_machine_with_a_working_workers_credential_is_refused_and_gives
     client.close();
     cluster.shutdown().await;
 }
+
+/// The close code and reason of a connection, within 5 s.
+async fn closed_with(connection: &quinn::Connection) -> (u32, String) {
+    match tokio::time::timeout(Duration::from_secs(5), connection.closed())
+        .await
+        .expect("closed within 5 s")
+    {
+        quinn::ConnectionError::ApplicationClosed(c) => (
+            c.error_code.into_inner() as u32,
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        ),
+        other => panic!("expected an application close, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_say_hello_or_leave_a_frame_half_sent_are_closed() {
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 1,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            hello_timeout: Duration::from_millis(300),
+            frame_timeout: Duration::from_millis(300),
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    // A certified peer that opens its stream, sends two bytes of a header and stops.
+    let bundle = cluster.bundle(Role::Client, "mute").unwrap();
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connection = endpoint
+        .connect_with(
+            net::client_config(&bundle).unwrap(),
+            cluster.address(),
+            "127.0.0.1",
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(&[1, 0]).await.unwrap();
+    let started = std::time::Instant::now();
+    let (code, reason) = closed_with(&connection).await;
+    assert_eq!(code, CloseCode::Protocol as u32);
+    assert_eq!(reason, "no hello, or a frame left half-sent, for 300ms");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A greeted client that announces a 1 MiB frame and sends 10 bytes of it.
+    let mut s = raw_session(&cluster).await;
+    let mut frame = (1u32 << 20).to_le_bytes().to_vec();
+    frame.extend_from_slice(&[0; 10]);
+    s.writer.send_frame(&frame).await.unwrap();
+    let (code, reason) = closed_with(&s.connection).await;
+    assert_eq!(code, CloseCode::Protocol as u32);
+    assert_eq!(reason, "no hello, or a frame left half-sent, for 300ms");
+
+    // Everyone else is served.
+    let client = cluster.client().await.unwrap();
+    let v = &vectors()[0];
+    let job = Sha256dJob::new(v.header, None, window_around(v.nonce), 0).unwrap();
+    let report = client.run(&first(job)).await.unwrap();
+    assert_eq!(report.solutions[0].nonce().unwrap(), v.nonce);
+    client.close();
+    cluster.shutdown().await;
+}

@@ -47,6 +47,12 @@ pub struct CoordinatorConfig {
     /// written: what a crash of the coordinator can cost in rework, and what sets the
     /// store's writes under steady progress.
     pub checkpoint_interval: Duration,
+    /// A connection whose peer has not sent its hello this long after the handshake
+    /// is closed (the driver enforces it).
+    pub hello_timeout: Duration,
+    /// A frame whose header arrived must be whole within this long, or its connection
+    /// is closed (the driver enforces it): a peer cannot hold a half-sent frame open.
+    pub frame_timeout: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -67,6 +73,8 @@ impl Default for CoordinatorConfig {
             keep_finished_for: Duration::from_secs(24 * 3600),
             peer_queue_bytes: 32 << 20,
             checkpoint_interval: Duration::from_secs(5),
+            hello_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -4,11 +4,15 @@ use super::NetError;
 use crate::wire::{self, FRAME_HEADER_LEN};
 use serde::{de::DeserializeOwned, Serialize};
 
+/// A buffer grown past this by a large frame is let go before the next frame.
+const KEEP_CAPACITY: usize = 256 << 10;
+
 /// Reads frames from a QUIC receive stream.
 #[derive(Debug)]
 pub struct FrameReader {
     recv: quinn::RecvStream,
     buf: Vec<u8>,
+    body_timeout: Option<std::time::Duration>,
 }
 
 impl FrameReader {
@@ -17,7 +21,15 @@ impl FrameReader {
         FrameReader {
             recv,
             buf: Vec::new(),
+            body_timeout: None,
         }
+    }
+
+    /// A frame whose header arrived must then be whole within `timeout`
+    /// ([`NetError::Timeout`] otherwise).
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = Some(timeout);
+        self
     }
 
     /// The next frame's raw body, length-checked before it is read.
@@ -25,9 +37,37 @@ impl FrameReader {
         let mut header = [0u8; FRAME_HEADER_LEN];
         self.recv.read_exact(&mut header).await?;
         let len = wire::frame_body_len(header)?;
-        self.buf.resize(len, 0);
-        self.recv.read_exact(&mut self.buf).await?;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            // Do not keep a large frame's memory for the connection's life.
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        match self.body_timeout {
+            Some(timeout) => {
+                tokio::time::timeout(timeout, Self::read_body(&mut self.recv, &mut self.buf, len))
+                    .await
+                    .map_err(|_| NetError::Timeout(timeout))??
+            }
+            None => Self::read_body(&mut self.recv, &mut self.buf, len).await?,
+        }
         Ok(&self.buf)
+    }
+
+    async fn read_body(
+        recv: &mut quinn::RecvStream,
+        buf: &mut Vec<u8>,
+        len: usize,
+    ) -> Result<(), NetError> {
+        // Memory goes to a frame as its bytes arrive (QUIC hands them over in the
+        // chunks it received): a peer that announces a large frame and sends nothing
+        // costs nothing.
+        while buf.len() < len {
+            match recv.read_chunk(len - buf.len(), true).await? {
+                Some(chunk) => buf.extend_from_slice(&chunk.bytes),
+                None => return Err(NetError::StreamEnded),
+            }
+        }
+        Ok(())
     }
 
     /// The next message.

@@ -181,6 +181,10 @@ impl CoordinatorService {
     /// an error if the store cannot be read or a write fails.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let queue_limit = self.config.peer_queue_bytes;
+        let limits = ConnectionLimits {
+            hello_timeout: self.config.hello_timeout,
+            frame_timeout: self.config.frame_timeout,
+        };
         let now = Instant::now();
         let (mut core, mut journal) = match self.store.take() {
             Some(mut store) => {
@@ -199,7 +203,11 @@ impl CoordinatorService {
         };
         let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
         // Dropping this future (a task aborted) stops the connections too.
-        let accept = AbortOnDrop(tokio::spawn(accept_loop(self.endpoint.clone(), events)));
+        let accept = AbortOnDrop(tokio::spawn(accept_loop(
+            self.endpoint.clone(),
+            events,
+            limits,
+        )));
         let mut peers: BTreeMap<ConnId, Peer> = BTreeMap::new();
         // Connections that ended in this batch; their writers go after the batch's
         // transmits, so a close queued for them still carries its code and reason.
@@ -450,21 +458,37 @@ fn carry_out(
     }
 }
 
+/// What each connection task enforces on its own.
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    hello_timeout: Duration,
+    frame_timeout: Duration,
+}
+
 /// Accepts connections. The connection tasks belong to this task: when the service
 /// stops and aborts it, they go too, and with them every handle on the endpoint.
-async fn accept_loop(endpoint: quinn::Endpoint, events: mpsc::Sender<Event>) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    events: mpsc::Sender<Event>,
+    limits: ConnectionLimits,
+) {
     let mut next_conn = 1u64;
     let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         let conn = ConnId(next_conn);
         next_conn += 1;
-        connections.spawn(connection(incoming, conn, events.clone()));
+        connections.spawn(connection(incoming, conn, events.clone(), limits));
         // Reap finished connection tasks as we go.
         while connections.try_join_next().is_some() {}
     }
 }
 
-async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Sender<Event>) {
+async fn connection(
+    incoming: quinn::Incoming,
+    conn: ConnId,
+    events: mpsc::Sender<Event>,
+    limits: ConnectionLimits,
+) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
         Ok(c) => c,
@@ -525,9 +549,19 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Sende
         writer_rx,
         queued,
     ));
-    let mut reader = FrameReader::new(recv);
+    let mut reader = FrameReader::new(recv).with_body_timeout(limits.frame_timeout);
+    let mut greeted = false;
     loop {
-        let event = match reader.next_body().await {
+        let next = if greeted {
+            reader.next_body().await
+        } else {
+            greeted = true;
+            match tokio::time::timeout(limits.hello_timeout, reader.next_body()).await {
+                Ok(next) => next,
+                Err(_) => Err(NetError::Timeout(limits.hello_timeout)),
+            }
+        };
+        let event = match next {
             Ok(body) => match decode(role, body) {
                 Ok(message) => Event::Inbound(conn, message),
                 Err(e) => {
@@ -538,6 +572,14 @@ async fn connection(incoming: quinn::Incoming, conn: ConnId, events: mpsc::Sende
             Err(NetError::BadFrame(e)) => {
                 warn!(%remote, %conn, error = %e, "malformed frame");
                 Event::BadFrame(conn, e)
+            }
+            Err(NetError::Timeout(after)) => {
+                info!(%remote, %conn, "closing connection: no hello, or a frame left half-sent, for {after:?}");
+                connection.close(
+                    (CloseCode::Protocol as u32).into(),
+                    format!("no hello, or a frame left half-sent, for {after:?}").as_bytes(),
+                );
+                break;
             }
             Err(e) => {
                 info!(%remote, %conn, reason = %e, "peer disconnected");
