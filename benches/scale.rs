@@ -130,6 +130,13 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--coordinator") {
         let dir = std::path::PathBuf::from(&args[i + 1]);
         let journal = !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off");
+        // A thousand workers from one address: lift the per-address limits, which
+        // are sized for real racks (each Pi its own address, or a NATed few).
+        let config = CoordinatorConfig {
+            max_connections_per_address: 4096,
+            handshake_burst: 4096,
+            ..CoordinatorConfig::default()
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -138,21 +145,18 @@ fn main() {
             runtime
                 .block_on(picluster_core::service::serve_cluster(
                     &dir,
-                    CoordinatorConfig::default(),
+                    config,
                     std::future::pending(),
                 ))
                 .expect("coordinator");
         } else {
             let dir = ClusterDir::open(&dir).expect("cluster");
             runtime.block_on(async {
-                picluster_core::service::CoordinatorService::from_cluster(
-                    &dir,
-                    CoordinatorConfig::default(),
-                )
-                .expect("coordinator")
-                .run(std::future::pending())
-                .await
-                .expect("coordinator");
+                picluster_core::service::CoordinatorService::from_cluster(&dir, config)
+                    .expect("coordinator")
+                    .run(std::future::pending())
+                    .await
+                    .expect("coordinator");
             });
         }
         return;

@@ -934,3 +934,61 @@ async fn connections_that_never_say_hello_or_leave_a_frame_half_sent_are_closed(
     client.close();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_address_and_handshake_limits_are_refused() {
+    // Two connections at once from one address.
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 0,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            max_connections_per_address: 2,
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let first = cluster.client().await.unwrap();
+    let second = cluster.client().await.unwrap();
+    assert!(cluster.client().await.is_err(), "a third is refused");
+    assert_eq!(second.status().await.unwrap().workers.len(), 0);
+    first.close();
+    wait_until(
+        "a closed connection frees its place",
+        async || match cluster.client().await {
+            Ok(c) => {
+                c.close();
+                true
+            }
+            Err(_) => false,
+        },
+    )
+    .await;
+    second.close();
+    cluster.shutdown().await;
+
+    // Three handshakes, then (almost) none: the cluster's own start-up check took one.
+    let cluster = LocalCluster::start_with(LocalClusterOptions {
+        workers: 0,
+        worker: quick_worker(),
+        coordinator: CoordinatorConfig {
+            handshakes_per_second: 0.001,
+            handshake_burst: 3,
+            ..CoordinatorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let a = cluster.client().await.unwrap();
+    let b = cluster.client().await.unwrap();
+    assert!(
+        cluster.client().await.is_err(),
+        "the fourth handshake is refused"
+    );
+    // Those admitted are served.
+    assert_eq!(a.jobs().await.unwrap().len(), 0);
+    assert_eq!(b.jobs().await.unwrap().len(), 0);
+    a.close();
+    b.close();
+    cluster.shutdown().await;
+}

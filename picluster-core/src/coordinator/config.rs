@@ -53,6 +53,15 @@ pub struct CoordinatorConfig {
     /// A frame whose header arrived must be whole within this long, or its connection
     /// is closed (the driver enforces it): a peer cannot hold a half-sent frame open.
     pub frame_timeout: Duration,
+    /// Connections open at once, in all (the driver refuses more).
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (a NATed rack shares one).
+    pub max_connections_per_address: usize,
+    /// Handshakes one IP address may start per second, on average (the driver
+    /// refuses more before any cryptography)...
+    pub handshakes_per_second: f64,
+    /// ...and at once after a quiet spell.
+    pub handshake_burst: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -75,6 +84,10 @@ impl Default for CoordinatorConfig {
             checkpoint_interval: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_address: 512,
+            handshakes_per_second: 50.0,
+            handshake_burst: 200,
         }
     }
 }

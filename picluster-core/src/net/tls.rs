@@ -39,8 +39,16 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, NetError> {
     Ok(roots)
 }
 
-fn transport(keep_alive: bool) -> Arc<quinn::TransportConfig> {
+fn transport(keep_alive: bool, server: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
+    if server {
+        // A peer speaks on one stream: it may open no other, and what it can make the
+        // coordinator buffer for it is bounded (a frame is at most 1 MiB).
+        transport
+            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
+            .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
+            .receive_window(quinn::VarInt::from_u32(4 << 20));
+    }
     transport.max_idle_timeout(Some(
         super::IDLE_TIMEOUT
             .try_into()
@@ -82,7 +90,7 @@ pub fn server_config(
     let crypto =
         QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport(false));
+    config.transport_config(transport(false, true));
     Ok(config)
 }
 
@@ -97,7 +105,7 @@ pub fn client_config(bundle: &Bundle) -> Result<quinn::ClientConfig, NetError> {
     let crypto =
         QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport(true));
+    config.transport_config(transport(true, false));
     Ok(config)
 }
 

@@ -184,6 +184,10 @@ impl CoordinatorService {
         let limits = ConnectionLimits {
             hello_timeout: self.config.hello_timeout,
             frame_timeout: self.config.frame_timeout,
+            max_connections: self.config.max_connections,
+            max_per_address: self.config.max_connections_per_address,
+            handshakes_per_second: self.config.handshakes_per_second,
+            handshake_burst: self.config.handshake_burst,
         };
         let now = Instant::now();
         let (mut core, mut journal) = match self.store.take() {
@@ -458,11 +462,76 @@ fn carry_out(
     }
 }
 
-/// What each connection task enforces on its own.
+/// What the accept loop and each connection task enforce.
 #[derive(Clone, Copy)]
 struct ConnectionLimits {
     hello_timeout: Duration,
     frame_timeout: Duration,
+    max_connections: usize,
+    max_per_address: usize,
+    handshakes_per_second: f64,
+    handshake_burst: u32,
+}
+
+/// Connections open and handshake budgets, per IP address.
+#[derive(Default)]
+struct Admission {
+    open: std::collections::HashMap<std::net::IpAddr, usize>,
+    total: usize,
+    /// Token buckets: (tokens, when last filled).
+    buckets: std::collections::HashMap<std::net::IpAddr, (f64, Instant)>,
+}
+
+impl Admission {
+    /// Whether a new connection from `ip` may start its handshake now (it is then
+    /// counted until [`Admission::closed`]); the reason if not.
+    fn admit(
+        &mut self,
+        ip: std::net::IpAddr,
+        now: Instant,
+        limits: &ConnectionLimits,
+    ) -> Result<(), &'static str> {
+        let burst = f64::from(limits.handshake_burst.max(1));
+        if self.buckets.len() > 65_536 {
+            // Forget addresses whose bucket has refilled: they are as if new.
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens
+                    + now.saturating_duration_since(*at).as_secs_f64()
+                        * limits.handshakes_per_second
+                    < burst
+            });
+        }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((burst, now));
+        *tokens = (*tokens
+            + now.saturating_duration_since(*at).as_secs_f64() * limits.handshakes_per_second)
+            .min(burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return Err("too many handshakes from this address");
+        }
+        if self.total >= limits.max_connections {
+            return Err("too many connections");
+        }
+        let open = self.open.entry(ip).or_default();
+        if *open >= limits.max_per_address {
+            return Err("too many connections from this address");
+        }
+        *tokens -= 1.0;
+        *open += 1;
+        self.total += 1;
+        Ok(())
+    }
+
+    /// A connection from `ip` ended.
+    fn closed(&mut self, ip: std::net::IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(open) = self.open.get_mut(&ip) {
+            *open -= 1;
+            if *open == 0 {
+                self.open.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Accepts connections. The connection tasks belong to this task: when the service
@@ -474,12 +543,33 @@ async fn accept_loop(
 ) {
     let mut next_conn = 1u64;
     let mut connections = tokio::task::JoinSet::new();
-    while let Some(incoming) = endpoint.accept().await {
+    let mut admission = Admission::default();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+            Some(done) = connections.join_next() => {
+                if let Ok(ip) = done {
+                    admission.closed(ip);
+                }
+                continue;
+            }
+        };
+        let ip = incoming.remote_address().ip();
+        if let Err(why) = admission.admit(ip, Instant::now(), &limits) {
+            debug!(remote = %incoming.remote_address(), why, "refused connection");
+            incoming.refuse();
+            continue;
+        }
         let conn = ConnId(next_conn);
         next_conn += 1;
-        connections.spawn(connection(incoming, conn, events.clone(), limits));
-        // Reap finished connection tasks as we go.
-        while connections.try_join_next().is_some() {}
+        let events = events.clone();
+        connections.spawn(async move {
+            connection(incoming, conn, events, limits).await;
+            ip
+        });
     }
 }
 
