@@ -392,35 +392,102 @@ fn first_verified_solution_completes_the_job_and_stops_every_lease() {
 }
 
 #[test]
-fn a_false_solution_disconnects_the_worker_and_the_job_still_completes() {
+fn a_false_solution_quarantines_the_worker_and_what_it_committed_is_searched_again() {
     let mut h = Harness::small_chunks();
     h.add_worker(ConnId(1), "liar", 1);
     h.add_worker(ConnId(2), "honest", 1);
     // Difficulty-1 target: no solution in this window.
-    let job = Sha256dJob::new(vectors()[0].header, None, 0..8192, 0).unwrap();
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..16384, 0).unwrap();
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
-    let liar_lease = a.iter().find(|(c, _)| *c == ConnId(1)).unwrap().1.clone();
-    h.found(ConnId(1), liar_lease.lease, vec![liar_lease.start]);
+    let liar: Vec<Assign> = a
+        .iter()
+        .filter(|(c, _)| *c == ConnId(1))
+        .map(|(_, a)| a.clone())
+        .collect();
+    // It "searches" its first chunk (without hashing: nobody can tell yet)...
+    h.progress(ConnId(1), liar[0].lease, liar[0].end);
+    h.drain();
+    assert_eq!(h.core.report(JobId(1), h.now).unwrap().hashes, 4096);
+    // ...then claims a solution that is not one.
+    h.found(ConnId(1), liar[1].lease, vec![liar[1].start]);
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::BadResult)]);
+    assert!(out.iter().any(|t| matches!(
+        t,
+        Transmit::Close(ConnId(1), reason) if reason.to_string() == format!(
+            "index {} claimed in lease {} is not a solution: worker liar is quarantined until an admin checks it and releases it (`picluster release liar`)",
+            liar[1].start, liar[1].lease
+        )
+    )), "{out:?}");
     assert_eq!(h.core.stats().violations, 1);
-    // The liar's range went to the honest worker at once.
+    // What it committed is uncommitted: to be searched again.
+    assert_eq!(h.core.report(JobId(1), h.now).unwrap().hashes, 0);
+    let status = h.core.status(h.now);
+    let states: Vec<(&str, WorkerState)> = status
+        .workers
+        .iter()
+        .map(|w| (w.name.as_str(), w.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("honest", WorkerState::Busy),
+            ("liar", WorkerState::Quarantined)
+        ]
+    );
+    // It is refused when it comes back, before it says anything.
+    h.core.handle_connected(
+        h.now,
+        ConnId(3),
+        PeerIdentity {
+            role: Role::Worker,
+            name: "liar".into(),
+        },
+    );
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(3), CloseCode::BadResult)]);
+    // The honest worker searches everything, the liar's first chunk included.
     let held: Vec<Assign> = a
         .into_iter()
         .chain(assigns(&out))
         .filter(|(c, _)| *c == ConnId(2))
         .map(|(_, a)| a)
         .collect();
-    assert_eq!(held.len(), 2);
     for x in &held {
         h.progress(ConnId(2), x.lease, x.end);
     }
     let (report, _) = run_to_completion(&mut h, &job);
     assert_eq!(report.solutions, vec![]);
-    assert_eq!(report.hashes, 8192);
+    assert_eq!(report.hashes, 16384);
     assert_eq!(report.contributions.len(), 1);
     assert_eq!(report.contributions[0].worker, "honest");
+    // An admin releases it; it may connect again.
+    h.client(ClientToCoord::Release(WorkerRequest {
+        request: RequestId(8),
+        worker: "liar".into(),
+    }));
+    h.client(ClientToCoord::Release(WorkerRequest {
+        request: RequestId(9),
+        worker: "liar".into(),
+    }));
+    let out = h.drain();
+    let replies: Vec<CoordToClient> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::ToClient(_, m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            CoordToClient::ReleasedWorker(RequestId(8), "liar".into()),
+            CoordToClient::Refused(RequestId(9), Refusal::NotQuarantined("liar".into())),
+        ]
+    );
+    h.add_worker(ConnId(4), "liar", 1);
+    assert!(closes(&h.drain()).is_empty());
 }
 
 #[test]

@@ -762,6 +762,49 @@ fn a_completed_report_waits_for_the_jobs_solutions_not_its_final_row() {
     );
 }
 
+#[test]
+fn a_quarantine_outlives_a_restart_until_an_admin_releases_it() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker("liar");
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..4096, 0).unwrap();
+    let mut out = d.submit(&job);
+    out.extend(d.sync());
+    let (_, a) = assigns(&out).remove(0);
+    d.worker_says(
+        w,
+        WorkerToCoord::Found(Found {
+            lease: a.lease,
+            indices: vec![a.start],
+        }),
+    );
+    d.sync();
+    assert!(d.store.quarantined.contains("liar"));
+    d.crash();
+    let w = d.add_worker("liar");
+    let out = d.sync();
+    assert!(
+        out.iter().any(
+            |t| matches!(t, Transmit::Close(c, r) if *c == w && r.code() == CloseCode::BadResult)
+        ),
+        "{out:?}"
+    );
+    d.say(ClientToCoord::Release(WorkerRequest {
+        request: RequestId(5),
+        worker: "liar".into(),
+    }));
+    let out = d.sync();
+    assert_eq!(
+        replies(&out, d.client),
+        vec![CoordToClient::ReleasedWorker(RequestId(5), "liar".into())]
+    );
+    assert!(d.store.quarantined.is_empty());
+    let w = d.add_worker("liar");
+    assert!(!d
+        .sync()
+        .iter()
+        .any(|t| matches!(t, Transmit::Close(c, _) if *c == w)));
+}
+
 mod store {
     use super::*;
     use picluster_core::service::{RedbStore, Store, StoreError};
@@ -807,6 +850,23 @@ mod store {
         store.commit(&[Record::Forget(JobId(1))]).unwrap();
         folded.apply(Record::Forget(JobId(1)));
         assert_eq!(store.load().unwrap(), folded);
+        let marks = [
+            Record::Quarantined("pi-7".into(), true),
+            Record::Quarantined("pi-8".into(), true),
+            Record::Quarantined("pi-7".into(), false),
+            Record::NextLease(1 << 40),
+        ];
+        store.commit(&marks).unwrap();
+        for r in marks {
+            folded.apply(r);
+        }
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded, folded);
+        assert_eq!(
+            loaded.quarantined.into_iter().collect::<Vec<_>>(),
+            vec!["pi-8".to_string()]
+        );
+        assert_eq!(loaded.next_lease, 1 << 40);
     }
 
     /// The batches a coordinator writes through a job's life: submission, progress

@@ -441,6 +441,24 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             )),
         ),
         (
+            "ClientToCoord::Release",
+            e(&ClientToCoord::Release(WorkerRequest {
+                request: RequestId(4),
+                worker: "pi-3".into(),
+            })),
+        ),
+        (
+            "CoordToClient::ReleasedWorker",
+            e(&CoordToClient::ReleasedWorker(RequestId(4), "pi-3".into())),
+        ),
+        (
+            "CoordToClient::Refused(NotQuarantined)",
+            e(&CoordToClient::Refused(
+                RequestId(5),
+                Refusal::NotQuarantined("pi-3".into()),
+            )),
+        ),
+        (
             "WorkerToCoord::Holding",
             e(&WorkerToCoord::Holding(Holding {
                 leases: vec![HeldLease {
@@ -511,6 +529,9 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Forgotten", "030000000b0403"),
     ("CoordToClient::Pruned", "040000000c05ac02"),
     ("CoordToClient::Refused(NotFinished)", "0400000008060303"),
+    ("ClientToCoord::Release", "0700000009040470692d33"),
+    ("CoordToClient::ReleasedWorker", "070000000d040470692d33"),
+    ("CoordToClient::Refused(NotQuarantined)", "080000000805040470692d33"),
     ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),
 ];
 

@@ -12,7 +12,7 @@ use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
 use picluster_core::wire::{
     ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain,
     JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal, Submit, WorkSpec,
-    WorkerStatus, PROTOCOL_MINOR,
+    WorkerRequest, WorkerStatus, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -569,6 +569,19 @@ impl Client {
         }
     }
 
+    /// Lets a quarantined worker (it claimed a false solution) connect again. Check
+    /// the machine first: a worker that lies once may do it again.
+    pub async fn release(&self, worker: &str) -> Result<(), ClientError> {
+        let worker = worker.to_string();
+        match self
+            .request(|request| ClientToCoord::Release(WorkerRequest { request, worker }))
+            .await?
+        {
+            CoordToClient::ReleasedWorker(..) => Ok(()),
+            _ => Err(ClientError::UnexpectedReply("expected ReleasedWorker")),
+        }
+    }
+
     /// Removes every finished job from the coordinator now; returns how many.
     pub async fn prune(&self) -> Result<u64, ClientError> {
         match self.request(ClientToCoord::Prune).await? {
@@ -633,7 +646,8 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Refused(request, _)
             | CoordToClient::Drained(request, _)
             | CoordToClient::Forgotten(JobRequest { request, .. })
-            | CoordToClient::Pruned(request, _) => Some(*request),
+            | CoordToClient::Pruned(request, _)
+            | CoordToClient::ReleasedWorker(request, _) => Some(*request),
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)

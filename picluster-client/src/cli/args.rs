@@ -77,6 +77,15 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Let a quarantined worker (it claimed a false solution) connect again.
+    Release {
+        /// The worker's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Remove finished jobs (report, solutions, results) from the coordinator now.
     Forget {
         /// The jobs (j7 or 7).

@@ -189,6 +189,23 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             print_jobs(out, &client.jobs().await?, all, pruned, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Release {
+            name,
+            cluster,
+            output,
+        } => with_client(&cluster.dir, |client| async move {
+            client.release(&name).await?;
+            if output.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"worker": name, "state": "released"})
+                )?;
+            } else {
+                writeln!(out, "{name} released")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Forget {
             jobs,
             cluster,

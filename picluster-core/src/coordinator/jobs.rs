@@ -37,9 +37,40 @@ pub(super) struct JobRecord {
     pub(super) outputs: Vec<ChunkOutput>,
     pub(super) output_bytes: u64,
     pub(super) failure: Option<JobFailure>,
+    /// The ranges each worker committed in this session (not made durable): what is
+    /// searched again if the worker turns out to lie.
+    pub(super) committed_by: BTreeMap<String, Vec<Range<u64>>>,
 }
 
 impl JobRecord {
+    /// Worker `name` committed `range`.
+    pub(super) fn note_committed(&mut self, name: &str, range: Range<u64>) {
+        let ranges = self.committed_by.entry(name.to_string()).or_default();
+        match ranges.last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => ranges.push(range),
+        }
+    }
+
+    /// Uncommits what worker `name` committed in this session: its ranges return to
+    /// the queue and leave the job's and the worker's counts. Returns how many
+    /// indices.
+    pub(super) fn uncommit(&mut self, name: &str) -> u64 {
+        let ranges = self.committed_by.remove(name).unwrap_or_default();
+        let mut total = 0;
+        for r in ranges {
+            total += r.end - r.start;
+            self.requeue(r);
+        }
+        self.hashes = self.hashes.saturating_sub(total);
+        if let Some(n) = self.contributions.get_mut(name) {
+            *n = n.saturating_sub(total);
+            if *n == 0 {
+                self.contributions.remove(name);
+            }
+        }
+        total
+    }
     /// Indices not yet handed out.
     pub(super) fn unassigned(&self) -> u64 {
         self.pending.iter().map(|r| r.end - r.start).sum()
@@ -228,6 +259,7 @@ impl JobTable {
             outputs: Vec::new(),
             output_bytes: 0,
             failure: None,
+            committed_by: BTreeMap::new(),
         };
         self.jobs.insert(id, Job { record, session });
         self.live.insert(id);

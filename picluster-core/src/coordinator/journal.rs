@@ -47,6 +47,8 @@ pub enum Record {
     /// Lease ids below this one may have been given (written at checkpoints): a
     /// restarted coordinator gives new ones well above it.
     NextLease(u64),
+    /// A worker name quarantined (`true`: it claimed a false solution) or released.
+    Quarantined(String, bool),
 }
 
 /// A job's row: everything durable about it but its solutions and results.
@@ -110,6 +112,8 @@ pub struct Snapshot {
     pub outputs: BTreeMap<JobId, BTreeMap<u64, ChunkOutput>>,
     /// Drained worker names.
     pub drained: BTreeSet<String>,
+    /// Quarantined worker names.
+    pub quarantined: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -140,6 +144,12 @@ impl Snapshot {
             }
             Record::Drained(name, false) => {
                 self.drained.remove(&name);
+            }
+            Record::Quarantined(name, true) => {
+                self.quarantined.insert(name);
+            }
+            Record::Quarantined(name, false) => {
+                self.quarantined.remove(&name);
             }
         }
     }

@@ -57,9 +57,9 @@ use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
     CoordToClient, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding, JobFailure,
     JobReport, JobRequest, JobState, JobSummary, Output, Progress, Refusal, Rejected, Released,
-    Stop, Submit, Trim, Trimmed, WorkerHello, WorkerStatus, WorkerToCoord, WorkerWelcome,
-    MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES,
-    MAX_SOLUTIONS, MINOR_HOLDING,
+    Stop, Submit, Trim, Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord,
+    WorkerWelcome, MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS,
+    MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS, MINOR_HOLDING,
 };
 use clients::ClientTable;
 use jobs::JobTable;
@@ -267,6 +267,7 @@ impl Coordinator {
             mut solutions,
             mut outputs,
             drained,
+            quarantined,
         } = snapshot;
         let mut finished = Vec::new();
         for (id, stored) in jobs {
@@ -316,6 +317,9 @@ impl Coordinator {
         }
         for name in drained {
             core.workers.restore_drained(name);
+        }
+        for name in quarantined {
+            core.workers.quarantine(&name);
         }
         core.schedule_requested = true;
         Ok(core)
@@ -635,6 +639,7 @@ impl Coordinator {
             outputs,
             output_bytes,
             failure: stored.failure,
+            committed_by: BTreeMap::new(),
         };
         Ok(jobs::Job { record, session })
     }
@@ -673,7 +678,13 @@ impl Coordinator {
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId, identity: PeerIdentity) {
         match identity.role {
             Role::Worker => {
-                if self.workers.named(&identity.name).is_some() {
+                if self.workers.is_quarantined(&identity.name) {
+                    self.stats.violations += 1;
+                    self.outbox.push_back(Transmit::Close(
+                        conn,
+                        CloseReason::QuarantinedName(identity.name),
+                    ));
+                } else if self.workers.named(&identity.name).is_some() {
                     self.clashing.insert(conn, identity.name);
                 } else {
                     self.workers.insert(conn, identity.name, now);
@@ -877,7 +888,34 @@ impl Coordinator {
 
     fn violation(&mut self, conn: ConnId, violation: ProtocolViolation) {
         self.stats.violations += 1;
-        self.drop_peer(conn, CloseReason::Violation(violation));
+        let liar = match (&violation, self.workers.get(conn)) {
+            (ProtocolViolation::FalseSolution { .. }, Some(w)) => Some(w.name.clone()),
+            _ => None,
+        };
+        let Some(name) = liar else {
+            self.drop_peer(conn, CloseReason::Violation(violation));
+            return;
+        };
+        // A worker that lies once may have lied before: what it committed in this
+        // session is searched again, and it gets nothing until an admin releases it.
+        self.workers.quarantine(&name);
+        self.record(Record::Quarantined(name.clone(), true));
+        let mut redo = 0;
+        // The checkpoint timer only needs a recent instant: the wall clock's anchor.
+        let now = self.clock.0;
+        for id in self.jobs.live_ids().collect::<Vec<_>>() {
+            if let Some(job) = self.jobs.get_mut(id) {
+                let n = job.record.uncommit(&name);
+                if n > 0 {
+                    redo += n;
+                    job.session.dirty = true;
+                    self.mark_dirty(now, id);
+                }
+            }
+        }
+        tracing::warn!(worker = %name, %violation, indices_to_search_again = redo, "worker quarantined: it claimed a false solution");
+        self.schedule_requested = true;
+        self.drop_peer(conn, CloseReason::Quarantined { name, violation });
     }
 
     fn drop_peer(&mut self, conn: ConnId, reason: CloseReason) {
@@ -1379,6 +1417,7 @@ impl Coordinator {
         lease.position = position;
         lease.reported_at = now;
         let (job_id, conn) = (lease.job, lease.worker);
+        let committed = position - delta..position;
         if delta > 0 {
             self.workers.moved(conn, now);
         }
@@ -1389,6 +1428,9 @@ impl Coordinator {
         let name = worker.name.clone();
         if let Some(job) = self.jobs.get_mut(job_id) {
             job.record.hashes += delta;
+            if delta > 0 {
+                job.record.note_committed(&name, committed);
+            }
             *job.record.contributions.entry(name).or_default() += delta;
             job.session.dirty = true;
             // In a job's tail, fresh positions may make a steal worth it.
@@ -1611,6 +1653,14 @@ impl Coordinator {
                 Err(true) => CoordToClient::Refused(request, Refusal::NotFinished(job)),
                 Err(false) => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
             },
+            ClientToCoord::Release(WorkerRequest { request, worker }) => {
+                if self.workers.release(&worker) {
+                    self.record(Record::Quarantined(worker.clone(), false));
+                    CoordToClient::ReleasedWorker(request, worker)
+                } else {
+                    CoordToClient::Refused(request, Refusal::NotQuarantined(worker))
+                }
+            }
             ClientToCoord::Prune(request) => {
                 let dropped = self.jobs.prune();
                 let count = dropped.len() as u64;

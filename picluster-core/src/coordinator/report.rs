@@ -3,7 +3,7 @@
 
 use super::jobs::Job;
 use super::workers::WorkerTable;
-use crate::ids::JobId;
+use crate::ids::{JobId, WorkerId};
 use crate::wire::{Contribution, JobProgress, JobReport, JobSummary, WorkerState, WorkerStatus};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,19 @@ pub(super) fn workers_status(workers: &WorkerTable, now: Instant) -> Vec<WorkerS
             })
         })
         .collect();
+    // Quarantined workers cannot connect; they are listed so that an admin sees them.
+    list.extend(workers.quarantined().map(|name| WorkerStatus {
+        name: name.to_string(),
+        worker: WorkerId(0),
+        state: WorkerState::Quarantined,
+        threads: 0,
+        arch: String::new(),
+        kernel_impl: String::new(),
+        rate_hps: 0,
+        hashes: 0,
+        leases: 0,
+        connected_ms: 0,
+    }));
     list.sort_by(|a, b| a.name.cmp(&b.name));
     list
 }

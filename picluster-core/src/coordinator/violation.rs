@@ -123,6 +123,18 @@ pub enum CloseReason {
     /// The peer broke the protocol.
     #[error(transparent)]
     Violation(#[from] ProtocolViolation),
+    /// The worker claimed a false solution: it is quarantined, and what it committed
+    /// is searched again.
+    #[error("{violation}: worker {name} is quarantined until an admin checks it and releases it (`picluster release {name}`)")]
+    Quarantined {
+        /// The worker.
+        name: String,
+        /// What it did.
+        violation: ProtocolViolation,
+    },
+    /// A quarantined worker tried to connect.
+    #[error("worker {0} is quarantined after claiming a false solution: an admin must check it and release it (`picluster release {0}`)")]
+    QuarantinedName(String),
     /// A newer connection of the same worker replaced this one.
     #[error("replaced by a newer connection")]
     Replaced,
@@ -151,6 +163,9 @@ impl CloseReason {
         match self {
             CloseReason::Violation(v) => v.close_code(),
             CloseReason::Replaced => CloseCode::Replaced,
+            CloseReason::Quarantined { .. } | CloseReason::QuarantinedName(_) => {
+                CloseCode::BadResult
+            }
             CloseReason::NameInUse(_) => CloseCode::NameInUse,
             CloseReason::WorkerLeft => CloseCode::Normal,
             CloseReason::CoordinatorCertificate => CloseCode::Unauthorized,

@@ -121,6 +121,8 @@ pub(super) struct WorkerTable {
     by_name: BTreeMap<String, ConnId>,
     /// Names of drained workers (the mark outlives their connections).
     drained: BTreeSet<String>,
+    /// Names of quarantined workers: refused until an admin releases them.
+    quarantined: BTreeSet<String>,
     /// When each worker holding leases expires, ordered: timeouts without a scan.
     deadlines: BTreeSet<(Instant, ConnId)>,
     /// Workers that may have room for another lease: the scheduler visits only these
@@ -137,6 +139,7 @@ impl WorkerTable {
             workers: BTreeMap::new(),
             by_name: BTreeMap::new(),
             drained: BTreeSet::new(),
+            quarantined: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             wanting: BTreeSet::new(),
             lease_timeout,
@@ -237,6 +240,25 @@ impl WorkerTable {
         self.workers
             .get(&conn)
             .is_some_and(|w| w.hello.is_some() && !w.suspect && !self.drained.contains(&w.name))
+    }
+
+    /// Quarantines `name` (it claimed a false solution).
+    pub(super) fn quarantine(&mut self, name: &str) {
+        self.quarantined.insert(name.to_string());
+    }
+
+    /// Releases `name` from quarantine; `false` if it was not quarantined.
+    pub(super) fn release(&mut self, name: &str) -> bool {
+        self.quarantined.remove(name)
+    }
+
+    pub(super) fn is_quarantined(&self, name: &str) -> bool {
+        self.quarantined.contains(name)
+    }
+
+    /// Quarantined names, in order.
+    pub(super) fn quarantined(&self) -> impl Iterator<Item = &str> {
+        self.quarantined.iter().map(String::as_str)
     }
 
     /// A drained name recovered from the store.

@@ -27,6 +27,7 @@ const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 const SOLUTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("solutions");
 const OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outputs");
 const DRAINED: TableDefinition<&str, ()> = TableDefinition::new("drained");
+const QUARANTINED: TableDefinition<&str, ()> = TableDefinition::new("quarantined");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -188,6 +189,7 @@ impl RedbStore {
             txn.open_table(SOLUTIONS).map_err(|e| self.st(e))?;
             txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
             txn.open_table(DRAINED).map_err(|e| self.st(e))?;
+            txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -299,6 +301,15 @@ impl RedbStore {
             let (name, ()) = row.map_err(|e| self.st(e)).map(|(k, v)| (k, v.value()))?;
             snapshot.drained.insert(name.value().to_string());
         }
+        for row in txn
+            .open_table(QUARANTINED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, ()) = row.map_err(|e| self.st(e)).map(|(k, v)| (k, v.value()))?;
+            snapshot.quarantined.insert(name.value().to_string());
+        }
         Ok(snapshot)
     }
 
@@ -310,6 +321,7 @@ impl RedbStore {
             let mut solutions = txn.open_table(SOLUTIONS).map_err(|e| self.st(e))?;
             let mut outputs = txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
             let mut drained = txn.open_table(DRAINED).map_err(|e| self.st(e))?;
+            let mut quarantined = txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
             for record in records {
                 match record {
                     Record::NextJob(next) => {
@@ -346,6 +358,14 @@ impl RedbStore {
                     }
                     Record::Drained(name, false) => {
                         drained.remove(name.as_str()).map_err(|e| self.st(e))?;
+                    }
+                    Record::Quarantined(name, true) => {
+                        quarantined
+                            .insert(name.as_str(), ())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Quarantined(name, false) => {
+                        quarantined.remove(name.as_str()).map_err(|e| self.st(e))?;
                     }
                 }
             }

@@ -30,6 +30,18 @@ pub enum ClientToCoord {
     Forget(JobRequest),
     /// Remove every finished job now; answered by `Pruned`.
     Prune(RequestId),
+    /// Let a quarantined worker (it claimed a false solution) connect again;
+    /// answered by `ReleasedWorker`.
+    Release(WorkerRequest),
+}
+
+/// A request about one worker, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRequest {
+    /// Echoed in the reply.
+    pub request: RequestId,
+    /// The worker's certificate name.
+    pub worker: String,
 }
 
 /// A client's introduction.
@@ -106,6 +118,8 @@ pub enum CoordToClient {
     Forgotten(JobRequest),
     /// Reply to a prune: how many finished jobs were removed.
     Pruned(RequestId, u64),
+    /// Reply to a release: the worker may connect again.
+    ReleasedWorker(RequestId, String),
 }
 
 /// The encoded result of a custom job's indices `start..end`.
@@ -142,6 +156,9 @@ pub enum Refusal {
     /// Only a finished job can be forgotten.
     #[error("job {0} has not finished: cancel it first")]
     NotFinished(JobId),
+    /// No worker of this name is quarantined.
+    #[error("worker {0} is not quarantined")]
+    NotQuarantined(String),
 }
 
 /// Where a job is in its life.
@@ -321,6 +338,9 @@ pub enum WorkerState {
     /// Silent past the lease timeout: its work went to others; it gets none until it
     /// is heard from again (or its connection times out).
     Unresponsive,
+    /// It claimed a false solution: refused until an admin releases it (listed
+    /// though not connected).
+    Quarantined,
 }
 
 impl WorkerState {
@@ -332,6 +352,7 @@ impl WorkerState {
             WorkerState::Leaving => "leaving",
             WorkerState::Draining => "draining",
             WorkerState::Unresponsive => "unresponsive",
+            WorkerState::Quarantined => "quarantined",
         }
     }
 }
