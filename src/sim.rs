@@ -408,7 +408,7 @@ impl Sim {
             now,
             client,
             PeerIdentity {
-                role: Role::Client,
+                role: Role::Admin,
                 name: "admin".into(),
             },
         );

@@ -75,7 +75,7 @@ fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
     }
     let admin = Bundle::load(&dir.join("admin.bundle")).unwrap();
     assert_eq!(admin.coordinator, "pi-coord.local:7878");
-    assert_eq!(admin.role, Role::Client);
+    assert_eq!(admin.role, Role::Admin);
 
     let message = cli_err(&["init", d, "--listen", "0.0.0.0:7878", "--advertise", "x:1"]);
     assert!(
@@ -627,6 +627,76 @@ fn command_line_drives_a_cluster_from_init_to_results() {
     assert_eq!(
         cli_ok(&["jobs", "--prune", "--cluster", d]),
         "removed 0 finished jobs\nno queued or running jobs\n"
+    );
+
+    // A client credential: its own jobs, nothing of the cluster's management.
+    let alice = tmp.path().join("alice.bundle");
+    let a = alice.to_str().unwrap();
+    let out = cli_ok(&["add-client", "alice", "--cluster", d, "--out", a]);
+    assert!(
+        out.starts_with(&format!("wrote {a} for client alice")),
+        "{out}"
+    );
+    assert_eq!(
+        cli_err(&["add-client", "alice", "--bundle", a, "--out", "x.bundle"]),
+        "this command needs the cluster directory: --cluster DIR (or PICLUSTER_CLUSTER)"
+    );
+    let header = hex::encode(&vectors()[0].header.0);
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--bundle",
+        a,
+        "--header",
+        &header,
+        "--nonce-range",
+        "0..1000",
+        "--json",
+    ]);
+    assert_eq!(json_last_line(&out)["state"], "completed");
+    let mine = json_last_line(&cli_ok(&["jobs", "--all", "--bundle", a, "--json"]));
+    assert_eq!(mine["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["jobs"][0]["client"], "alice");
+    let job = mine["jobs"][0]["job"].as_str().unwrap().to_string();
+    // The admin's job is not alice's to see or touch.
+    let out = cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--nonce-range",
+        "0..1000",
+        "--detach",
+        "--json",
+    ]);
+    let admins = json_last_line(&out)["job"].as_str().unwrap().to_string();
+    assert_eq!(
+        cli_err(&["cancel", &admins, "--bundle", a]),
+        format!("not permitted: job {admins} belongs to another client: client alice may not cancel it (an admin credential may)")
+    );
+    assert_eq!(
+        cli_err(&["drain", "pi-1", "--bundle", a]),
+        "not permitted: client alice may not drain or undrain workers: that takes an admin credential"
+    );
+    assert_eq!(
+        json_last_line(&cli_ok(&["jobs", "--all", "--bundle", a, "--json"]))["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json_last_line(&cli_ok(&["status", "--bundle", a, "--json"]))["workers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        cli_ok(&["forget", &job, "--bundle", a]),
+        format!("forgot {job}\n")
     );
 
     daemons.stop();

@@ -28,7 +28,7 @@ impl Harness {
             h.now,
             CLIENT,
             PeerIdentity {
-                role: Role::Client,
+                role: Role::Admin,
                 name: "admin".into(),
             },
         );
@@ -1645,4 +1645,123 @@ fn a_trim_answered_without_giving_anything_up_takes_the_lease_back() {
     assert!(stops(&out).contains(&(ConnId(1), trim.lease)), "{out:?}");
     assert_eq!(h.core.stats().unhonoured_trims, 1);
     assert!(closes(&out).is_empty(), "not a protocol violation: {out:?}");
+}
+
+#[test]
+fn clients_manage_their_own_jobs_and_only_an_admin_manages_the_cluster() {
+    let mut h = Harness::small_chunks();
+    add_client(&mut h, ConnId(201), "alice");
+    add_client(&mut h, ConnId(202), "bob");
+    h.add_worker(ConnId(1), "pi-1", 1);
+    submit_as(&mut h, ConnId(201), &genesis_job(0..1 << 16), 0);
+    h.drain();
+    let ask = |h: &mut Harness, conn: ConnId, m: ClientToCoord| -> CoordToClient {
+        h.core.handle_inbound(h.now, conn, Inbound::Client(m));
+        let out = h.drain();
+        let replies: Vec<CoordToClient> = out
+            .into_iter()
+            .filter_map(|t| match t {
+                Transmit::ToClient(c, m) if c == conn => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        replies.into_iter().next().unwrap()
+    };
+    let job = |request| JobRequest {
+        request: RequestId(request),
+        job: JobId(1),
+    };
+    let not_permitted = |request, text: &str| {
+        CoordToClient::Refused(RequestId(request), Refusal::NotPermitted(text.into()))
+    };
+    // Bob may not touch Alice's job, nor see it.
+    assert_eq!(
+        ask(&mut h, ConnId(202), ClientToCoord::Watch(job(1))),
+        not_permitted(1, "job j1 belongs to another client: client bob may not watch it (an admin credential may)")
+    );
+    assert_eq!(
+        ask(&mut h, ConnId(202), ClientToCoord::Cancel(job(2))),
+        not_permitted(2, "job j1 belongs to another client: client bob may not cancel it (an admin credential may)")
+    );
+    assert_eq!(
+        ask(&mut h, ConnId(202), ClientToCoord::Forget(job(3))),
+        not_permitted(3, "job j1 belongs to another client: client bob may not forget it (an admin credential may)")
+    );
+    assert_eq!(
+        ask(&mut h, ConnId(202), ClientToCoord::ListJobs(RequestId(4))),
+        CoordToClient::Jobs(RequestId(4), vec![])
+    );
+    let CoordToClient::Status(_, status) =
+        ask(&mut h, ConnId(202), ClientToCoord::Status(RequestId(5)))
+    else {
+        panic!()
+    };
+    assert_eq!((status.workers.len(), status.jobs.len()), (1, 0));
+    // Nor manage the cluster.
+    assert_eq!(
+        ask(
+            &mut h,
+            ConnId(202),
+            ClientToCoord::Drain(Drain {
+                request: RequestId(6),
+                worker: "pi-1".into(),
+                drain: true
+            })
+        ),
+        not_permitted(
+            6,
+            "client bob may not drain or undrain workers: that takes an admin credential"
+        )
+    );
+    assert_eq!(
+        ask(&mut h, ConnId(202), ClientToCoord::Prune(RequestId(7))),
+        not_permitted(
+            7,
+            "client bob may not remove every finished job: that takes an admin credential"
+        )
+    );
+    assert_eq!(
+        ask(
+            &mut h,
+            ConnId(202),
+            ClientToCoord::Release(WorkerRequest {
+                request: RequestId(8),
+                worker: "pi-1".into()
+            })
+        ),
+        not_permitted(
+            8,
+            "client bob may not release quarantined workers: that takes an admin credential"
+        )
+    );
+    // A job that does not exist is still unknown, not forbidden.
+    assert_eq!(
+        ask(
+            &mut h,
+            ConnId(202),
+            ClientToCoord::Cancel(JobRequest {
+                request: RequestId(9),
+                job: JobId(9)
+            })
+        ),
+        CoordToClient::Refused(RequestId(9), Refusal::UnknownJob(JobId(9)))
+    );
+    // Alice sees and cancels her own; the admin sees everyone's.
+    let CoordToClient::Jobs(_, listed) =
+        ask(&mut h, ConnId(201), ClientToCoord::ListJobs(RequestId(10)))
+    else {
+        panic!()
+    };
+    assert_eq!(listed.len(), 1);
+    let CoordToClient::Jobs(_, listed) =
+        ask(&mut h, CLIENT, ClientToCoord::ListJobs(RequestId(11)))
+    else {
+        panic!()
+    };
+    assert_eq!(listed.len(), 1);
+    assert!(matches!(
+        ask(&mut h, ConnId(201), ClientToCoord::Cancel(job(12))),
+        CoordToClient::Cancelled(RequestId(12), _)
+    ));
 }

@@ -235,7 +235,7 @@ async fn workers_with_another_clusters_certificates_are_refused_while_a_job_comp
 
 /// Opens a raw session as a client (hello done), for sending arbitrary bytes.
 async fn raw_session(cluster: &LocalCluster) -> net::Session<CoordToClient> {
-    let bundle = cluster.bundle(Role::Client, "raw").unwrap();
+    let bundle = cluster.bundle(Role::Admin, "raw").unwrap();
     let hello = ClientToCoord::Hello(ClientHello {
         minor: PROTOCOL_MINOR,
         client_version: "raw".into(),
@@ -486,7 +486,7 @@ async fn workers_reconnect_when_the_coordinator_comes_back() {
         std::future::pending(),
     ));
     let admin = ca
-        .bundle(Role::Client, "admin", &address.to_string())
+        .bundle(Role::Admin, "admin", &address.to_string())
         .unwrap();
     let joined = async || match picluster_client::Client::connect(&admin).await {
         Ok(c) => {
@@ -711,7 +711,7 @@ async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
         std::future::pending(),
     ));
     let admin = ca
-        .bundle(Role::Client, "admin", &address.to_string())
+        .bundle(Role::Admin, "admin", &address.to_string())
         .unwrap();
     let client = picluster_client::Client::connect(&admin).await.unwrap();
     let v = &vectors()[0];

@@ -62,7 +62,7 @@ impl Durable {
             now,
             client,
             PeerIdentity {
-                role: Role::Client,
+                role: Role::Admin,
                 name: "admin".into(),
             },
         );

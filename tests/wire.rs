@@ -459,6 +459,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             )),
         ),
         (
+            "CoordToClient::Refused(NotPermitted)",
+            e(&CoordToClient::Refused(
+                RequestId(6),
+                Refusal::NotPermitted("no".into()),
+            )),
+        ),
+        (
             "WorkerToCoord::Holding",
             e(&WorkerToCoord::Holding(Holding {
                 leases: vec![HeldLease {
@@ -532,6 +539,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("ClientToCoord::Release", "0700000009040470692d33"),
     ("CoordToClient::ReleasedWorker", "070000000d040470692d33"),
     ("CoordToClient::Refused(NotQuarantined)", "080000000805040470692d33"),
+    ("CoordToClient::Refused(NotPermitted)", "06000000080605026e6f"),
     ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),
 ];
 

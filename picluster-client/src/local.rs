@@ -191,7 +191,7 @@ impl LocalCluster {
 
     /// Connects a client with a fresh client certificate.
     pub async fn client(&self) -> Result<Client, ClientError> {
-        Client::connect(&self.bundle(Role::Client, "local-admin")?).await
+        Client::connect(&self.bundle(Role::Admin, "local-admin")?).await
     }
 
     /// Waits until `count` workers are connected.

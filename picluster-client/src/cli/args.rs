@@ -50,6 +50,18 @@ pub(super) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a bundle for a new client: it submits, watches, cancels and lists its
+    /// own jobs and sees the cluster's status (the cluster's admin.bundle may do
+    /// everything).
+    AddClient {
+        /// The client's name (A-Z a-z 0-9 . _ -), e.g. alice.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// File to write (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Submit a job.
     Submit {
         #[command(subcommand)]
@@ -257,9 +269,19 @@ pub(super) struct Sha256dArgs {
 
 #[derive(Args, Debug)]
 pub(super) struct ClusterArg {
-    /// The cluster directory (made by `picluster init`).
-    #[arg(long = "cluster", env = "PICLUSTER_CLUSTER", value_name = "DIR")]
-    pub(super) dir: PathBuf,
+    /// The cluster directory (made by `picluster init`); client commands use its
+    /// admin.bundle.
+    #[arg(
+        long = "cluster",
+        env = "PICLUSTER_CLUSTER",
+        value_name = "DIR",
+        required_unless_present = "bundle"
+    )]
+    pub(super) dir: Option<PathBuf>,
+    /// A client bundle (from `picluster add-client`) to use instead of the cluster
+    /// directory's admin.bundle (client commands only).
+    #[arg(long = "bundle", env = "PICLUSTER_BUNDLE", value_name = "FILE")]
+    pub(super) bundle: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

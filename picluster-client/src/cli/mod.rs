@@ -17,7 +17,7 @@ mod spec;
 pub use args::Cli;
 
 use crate::client::{Client, ClientError};
-use args::{Command, SubmitCommon, SubmitKind};
+use args::{ClusterArg, Command, SubmitCommon, SubmitKind};
 use clap::Parser;
 use output::{
     print_cancelled, print_drained, print_forgotten, print_jobs, print_report, print_status,
@@ -127,7 +127,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
                 ..CoordinatorConfig::default()
             };
             // Check the directory before starting anything.
-            ClusterDir::open(&cluster.dir)?;
+            ClusterDir::open(cluster.dir()?)?;
             // One thread: the coordinator's state machine is single-threaded, and a
             // current-thread runtime wakes less (about 9 % of a core at 1,000 workers
             // against 10-11 % with a one-worker multi-thread runtime; BENCHMARKS.md).
@@ -135,10 +135,27 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
                 .enable_all()
                 .build()?
                 .block_on(picluster_core::service::serve_cluster(
-                    &cluster.dir,
+                    cluster.dir()?,
                     config,
                     shutdown_signal(),
                 ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AddClient {
+            name,
+            cluster,
+            out: path,
+        } => {
+            let dir = ClusterDir::open(cluster.dir()?)?;
+            let bundle = dir.client_bundle(&name)?;
+            bundle.save(&path)?;
+            writeln!(
+                out,
+                "wrote {} for client {name} (coordinator {})\n  copy it to the client machine and run: picluster jobs --bundle {}",
+                path.display(),
+                bundle.coordinator,
+                path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AddWorker {
@@ -146,7 +163,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             cluster,
             out: path,
         } => {
-            let dir = ClusterDir::open(&cluster.dir)?;
+            let dir = ClusterDir::open(cluster.dir()?)?;
             let bundle = dir.worker_bundle(&name)?;
             bundle.save(&path)?;
             writeln!(
@@ -171,7 +188,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             job,
             cluster,
             output,
-        } => with_client(&cluster.dir, |client| async move {
+        } => with_client(&cluster, |client| async move {
             let report = wait_with_bar(&client, job).await?;
             print_report(out, &report, output.json)
         }),
@@ -180,7 +197,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             prune,
             cluster,
             output,
-        } => with_client(&cluster.dir, |client| async move {
+        } => with_client(&cluster, |client| async move {
             let pruned = if prune {
                 Some(client.prune().await?)
             } else {
@@ -193,7 +210,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             name,
             cluster,
             output,
-        } => with_client(&cluster.dir, |client| async move {
+        } => with_client(&cluster, |client| async move {
             client.release(&name).await?;
             if output.json {
                 writeln!(
@@ -210,14 +227,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             jobs,
             cluster,
             output,
-        } => with_client(&cluster.dir, |client| async move {
+        } => with_client(&cluster, |client| async move {
             for job in &jobs {
                 client.forget(*job).await?;
             }
             print_forgotten(out, &jobs, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Status { cluster, output } => with_client(&cluster.dir, |client| async move {
+        Command::Status { cluster, output } => with_client(&cluster, |client| async move {
             print_status(out, &client.status().await?, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
@@ -225,17 +242,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             name,
             cluster,
             output,
-        } => drain_command(&name, &cluster.dir, output.json, true, out),
+        } => drain_command(&name, &cluster, output.json, true, out),
         Command::Undrain {
             name,
             cluster,
             output,
-        } => drain_command(&name, &cluster.dir, output.json, false, out),
+        } => drain_command(&name, &cluster, output.json, false, out),
         Command::Cancel {
             job,
             cluster,
             output,
-        } => with_client(&cluster.dir, |client| async move {
+        } => with_client(&cluster, |client| async move {
             let summary = client.cancel(job).await?;
             print_cancelled(out, &summary, output.json)?;
             Ok(ExitCode::SUCCESS)
@@ -247,7 +264,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
 /// with `--detach`).
 fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     let json = common.output.json;
-    with_client(&common.cluster.dir, |client| async move {
+    with_client(&common.cluster, |client| async move {
         let job = client.submit_with_priority(&spec, common.priority).await?;
         if common.detach {
             if json {
@@ -268,12 +285,12 @@ fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<E
 
 fn drain_command(
     name: &str,
-    dir: &Path,
+    cluster: &ClusterArg,
     json: bool,
     drain: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    with_client(dir, |client| async move {
+    with_client(cluster, |client| async move {
         print_drained(out, &client.drain(name, drain).await?, json)?;
         Ok(ExitCode::SUCCESS)
     })
@@ -290,15 +307,34 @@ fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
     Ok(dir.to_path_buf())
 }
 
-/// Connects with the cluster directory's admin credential, runs `f`, and closes.
-fn with_client<'o, F, Fut>(dir: &Path, f: F) -> Result<ExitCode, CliError>
+impl ClusterArg {
+    /// The cluster directory, for commands that need it (not just a credential).
+    fn dir(&self) -> Result<&Path, CliError> {
+        self.dir.as_deref().ok_or_else(|| {
+            CliError::Input(
+                "this command needs the cluster directory: --cluster DIR (or PICLUSTER_CLUSTER)"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// Connects with `--bundle` if given, else the cluster directory's admin credential,
+/// runs `f`, and closes.
+fn with_client<'o, F, Fut>(cluster: &ClusterArg, f: F) -> Result<ExitCode, CliError>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,
 {
-    let dir = cluster_dir(dir)?;
+    let bundle = match &cluster.bundle {
+        Some(path) => picluster_core::trust::Bundle::load(path)?,
+        None => {
+            let dir = cluster_dir(cluster.dir()?)?;
+            ClusterDir::open(&dir)?.admin_bundle()?
+        }
+    };
     background_runtime()?.block_on(async {
-        let client = Client::connect_cluster(&dir).await?;
+        let client = Client::connect(&bundle).await?;
         let closer = client.clone();
         let result = f(client).await;
         closer.close();

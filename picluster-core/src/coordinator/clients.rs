@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) struct ClientSession {
     /// Its certificate name: fairness between clients is by name.
     pub(super) name: String,
+    /// Its certificate grants the admin role: every request, every client's jobs.
+    pub(super) admin: bool,
     pub(super) greeted: bool,
     /// Live jobs it watches.
     pub(super) watching: BTreeSet<JobId>,
@@ -21,11 +23,12 @@ pub(super) struct ClientTable {
 }
 
 impl ClientTable {
-    pub(super) fn insert(&mut self, conn: ConnId, name: String) {
+    pub(super) fn insert(&mut self, conn: ConnId, name: String, admin: bool) {
         self.clients.insert(
             conn,
             ClientSession {
                 name,
+                admin,
                 greeted: false,
                 watching: BTreeSet::new(),
             },
@@ -38,6 +41,10 @@ impl ClientTable {
 
     pub(super) fn contains(&self, conn: ConnId) -> bool {
         self.clients.contains_key(&conn)
+    }
+
+    pub(super) fn get(&self, conn: ConnId) -> Option<&ClientSession> {
+        self.clients.get(&conn)
     }
 
     pub(super) fn get_mut(&mut self, conn: ConnId) -> Option<&mut ClientSession> {

@@ -690,7 +690,10 @@ impl Coordinator {
                     self.workers.insert(conn, identity.name, now);
                 }
             }
-            Role::Client | Role::Admin => self.clients.insert(conn, identity.name),
+            Role::Client | Role::Admin => {
+                self.clients
+                    .insert(conn, identity.name, identity.role == Role::Admin)
+            }
             Role::Coordinator => {
                 self.stats.violations += 1;
                 self.outbox
@@ -1627,6 +1630,12 @@ impl Coordinator {
             }
             ClientToCoord::Hello(_) => return Err(ProtocolViolation::SecondHello),
             _ if !greeted => return Err(ProtocolViolation::BeforeHello),
+            message if self.refusal(conn, &message).is_some() => {
+                let Some((request, refusal)) = self.refusal(conn, &message) else {
+                    return Ok(());
+                };
+                CoordToClient::Refused(request, refusal)
+            }
             ClientToCoord::Submit(submit) => self.submit(now, conn, &submit),
             ClientToCoord::Drain(Drain {
                 request,
@@ -1644,7 +1653,9 @@ impl Coordinator {
                 Some(summary) => CoordToClient::Cancelled(request, summary),
                 None => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
             },
-            ClientToCoord::ListJobs(request) => CoordToClient::Jobs(request, self.jobs(now)),
+            ClientToCoord::ListJobs(request) => {
+                CoordToClient::Jobs(request, self.jobs_for(conn, now))
+            }
             ClientToCoord::Forget(JobRequest { request, job }) => match self.jobs.forget(job) {
                 Ok(()) => {
                     self.record(Record::Forget(job));
@@ -1669,10 +1680,67 @@ impl Coordinator {
                 }
                 CoordToClient::Pruned(request, count)
             }
-            ClientToCoord::Status(request) => CoordToClient::Status(request, self.status(now)),
+            ClientToCoord::Status(request) => {
+                let mut status = self.status(now);
+                status.jobs = self.jobs_for(conn, now);
+                CoordToClient::Status(request, status)
+            }
         };
         self.send(Transmit::ToClient(conn, reply));
         Ok(())
+    }
+
+    /// Why `conn` may not make this request, from its certificate alone: a client
+    /// submits, sees the cluster's status and lists, watches, cancels and forgets its
+    /// own jobs; everything else (drain, release, prune, other clients' jobs) takes an
+    /// admin certificate.
+    fn refusal(&self, conn: ConnId, message: &ClientToCoord) -> Option<(RequestId, Refusal)> {
+        let client = self.clients.get(conn)?;
+        if client.admin {
+            return None;
+        }
+        let admin_only = |request: RequestId, what: &str| {
+            Some((
+                request,
+                Refusal::NotPermitted(format!(
+                    "client {} may not {what}: that takes an admin credential",
+                    client.name
+                )),
+            ))
+        };
+        let own = |request: RequestId, job: JobId, verb: &str| {
+            let owner = &self.jobs.get(job)?.record.client;
+            (*owner != client.name).then(|| {
+                (
+                    request,
+                    Refusal::NotPermitted(format!(
+                        "job {job} belongs to another client: client {} may not {verb} it (an admin credential may)",
+                        client.name
+                    )),
+                )
+            })
+        };
+        match message {
+            ClientToCoord::Drain(d) => admin_only(d.request, "drain or undrain workers"),
+            ClientToCoord::Release(r) => admin_only(r.request, "release quarantined workers"),
+            ClientToCoord::Prune(request) => admin_only(*request, "remove every finished job"),
+            ClientToCoord::Watch(r) => own(r.request, r.job, "watch"),
+            ClientToCoord::Cancel(r) => own(r.request, r.job, "cancel"),
+            ClientToCoord::Forget(r) => own(r.request, r.job, "forget"),
+            ClientToCoord::Hello(_)
+            | ClientToCoord::Submit(_)
+            | ClientToCoord::ListJobs(_)
+            | ClientToCoord::Status(_) => None,
+        }
+    }
+
+    /// The jobs `conn` may see: every job for an admin, its own for a client.
+    fn jobs_for(&self, conn: ConnId, now: Instant) -> Vec<JobSummary> {
+        let mut jobs = self.jobs(now);
+        if let Some(client) = self.clients.get(conn).filter(|c| !c.admin) {
+            jobs.retain(|j| j.client == client.name);
+        }
+        jobs
     }
 
     fn submit(&mut self, now: Instant, conn: ConnId, submit: &Submit) -> CoordToClient {

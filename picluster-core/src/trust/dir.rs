@@ -83,7 +83,7 @@ impl ClusterDir {
             .unwrap_or_else(|| "cluster".to_string());
         let ca = ClusterCa::generate(&cluster_name)?;
         let coordinator = ca.issue(Role::Coordinator, "coordinator", &hosts)?;
-        let admin = ca.bundle(Role::Client, "admin", &config.advertise[0])?;
+        let admin = ca.bundle(Role::Admin, "admin", &config.advertise[0])?;
         write_new_private(&path.join(CA_KEY), ca.key_pem().as_bytes())?;
         write_new(&path.join(CA_CERT), ca.cert_pem().as_bytes())?;
         write_new_private(&path.join(COORD_KEY), coordinator.key_pem.as_bytes())?;
@@ -157,5 +157,12 @@ impl ClusterDir {
     pub fn worker_bundle(&self, name: &str) -> Result<Bundle, ClusterError> {
         self.ca()?
             .bundle(Role::Worker, name, &self.config.advertise[0])
+    }
+
+    /// A new client bundle for `name` (submits and manages its own jobs), pointing
+    /// at the first advertised address.
+    pub fn client_bundle(&self, name: &str) -> Result<Bundle, ClusterError> {
+        self.ca()?
+            .bundle(Role::Client, name, &self.config.advertise[0])
     }
 }

@@ -159,6 +159,10 @@ pub enum Refusal {
     /// No worker of this name is quarantined.
     #[error("worker {0} is not quarantined")]
     NotQuarantined(String),
+    /// The client's certificate does not allow this request; the text says what and
+    /// which role would.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
 }
 
 /// Where a job is in its life.
