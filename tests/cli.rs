@@ -99,6 +99,22 @@ fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
         message,
         "invalid address `no-port`: expected HOST:PORT (IPv6 as [ADDR]:PORT)"
     );
+
+    // A CA key others can read: the coordinator refuses to start, naming the fix,
+    // before it creates or opens anything.
+    for key in ["ca.key", "coordinator.key"] {
+        let path = dir.join(key);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            cli_err(&["coordinator", "--cluster", d]),
+            format!(
+                "{p} is readable by group or others (mode 644): a private key must be private; run `chmod 600 {p}`, and make new credentials if others may have read it",
+                p = path.display()
+            )
+        );
+        assert!(!dir.join("coordinator.redb").exists());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 }
 
 #[test]

@@ -165,6 +165,7 @@ impl CoordinatorService {
         dir: &ClusterDir,
         config: CoordinatorConfig,
     ) -> Result<CoordinatorService, NetError> {
+        dir.check_private_keys()?;
         let credential = dir.coordinator_credential()?;
         let ca = dir.ca_cert_pem().map_err(NetError::from)?;
         Self::bind(dir.config().listen, &ca, &credential, config)
@@ -380,6 +381,7 @@ pub async fn serve_cluster(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let dir = ClusterDir::open(dir).map_err(ServeError::from)?;
+    dir.check_private_keys().map_err(ServeError::from)?;
     let store = RedbStore::open(&dir.path().join(STORE_FILE))?;
     let service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
     info!(address = %service.local_addr()?, "coordinator listening");

@@ -1,7 +1,7 @@
 //! The cluster directory: `cluster.json`, the CA, the coordinator's credential and
 //! the admin bundle.
 
-use super::files::{io_error, read_json, read_text, write_new, write_new_private};
+use super::files::{check_private, io_error, read_json, read_text, write_new, write_new_private};
 use super::{split_host_port, Bundle, ClusterCa, ClusterError, Credential, FORMAT_VERSION};
 use crate::identity::Role;
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,12 @@ impl ClusterDir {
     /// The CA certificate (PEM).
     pub fn ca_cert_pem(&self) -> Result<String, ClusterError> {
         read_text(&self.path.join(CA_CERT))
+    }
+
+    /// Refuses a cluster whose CA key or coordinator key group or others may read.
+    pub fn check_private_keys(&self) -> Result<(), ClusterError> {
+        check_private(&self.path.join(CA_KEY))?;
+        check_private(&self.path.join(COORD_KEY))
     }
 
     /// The coordinator's certificate and key.

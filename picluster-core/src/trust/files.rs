@@ -28,6 +28,31 @@ pub(super) fn write_new(path: &Path, contents: &[u8]) -> Result<(), ClusterError
     write_with_mode(path, contents, 0o644)
 }
 
+/// Refuses a private key file that group or others may read.
+pub(super) fn check_private(path: &Path) -> Result<(), ClusterError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|source| ClusterError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ClusterError::KeyReadable {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 pub(super) fn write_new_private(path: &Path, contents: &[u8]) -> Result<(), ClusterError> {
     write_with_mode(path, contents, 0o600)
 }

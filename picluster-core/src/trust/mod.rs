@@ -84,6 +84,14 @@ pub enum ClusterError {
     /// Certificate generation failed, or a stored key or certificate is corrupt.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// A private key file others may read.
+    #[error("{path} is readable by group or others (mode {mode:03o}): a private key must be private; run `chmod 600 {path}`, and make new credentials if others may have read it")]
+    KeyReadable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// Splits `HOST:PORT` (or `[IPV6]:PORT`) into host and port.
