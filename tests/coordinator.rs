@@ -1551,8 +1551,10 @@ fn a_worker_that_reports_without_progressing_loses_its_leases_after_the_lease_ti
     assert_eq!(h.core.stats().expired_leases, a.len() as u64);
 }
 
-#[test]
-fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
+/// A slow worker (ConnId 1) and a fast one (ConnId 2); the fast one finishes its
+/// chunks at once, and the coordinator asks the slow one to give up part of its lease:
+/// the harness, the trim and the slow worker's lease.
+fn a_trim_of_the_slow_workers_lease() -> (Harness, Trim, Assign) {
     let mut h = Harness::new(CoordinatorConfig {
         min_chunk: 1000,
         min_steal: 100,
@@ -1563,7 +1565,6 @@ fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
     h.add_worker(ConnId(2), "fast", 3_000_000);
     h.submit(&genesis_job(0..6_200_000), SearchMode::All);
     let a = assigns(&h.drain());
-    // The fast one finishes at once and wants to steal from the slow one.
     h.now += Duration::from_millis(500);
     for (c, x) in a.iter().filter(|(c, _)| *c == ConnId(2)) {
         h.progress(*c, x.lease, x.end);
@@ -1576,12 +1577,18 @@ fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
             _ => None,
         })
         .expect("a trim");
-    // The slow worker keeps reporting (slow) progress but never answers the trim.
     let owned = a
         .iter()
         .find(|(_, x)| x.lease == trim.lease)
         .map(|(_, x)| x.clone())
         .unwrap();
+    (h, trim, owned)
+}
+
+#[test]
+fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
+    let (mut h, trim, owned) = a_trim_of_the_slow_workers_lease();
+    // The slow worker keeps reporting (slow) progress but never answers the trim.
     let mut out = Vec::new();
     for k in 1..=24 {
         h.now += Duration::from_millis(250);
@@ -1606,33 +1613,7 @@ fn a_trim_not_answered_within_the_lease_timeout_takes_the_lease_back() {
 
 #[test]
 fn a_trim_answered_without_giving_anything_up_takes_the_lease_back() {
-    let mut h = Harness::new(CoordinatorConfig {
-        min_chunk: 1000,
-        min_steal: 100,
-        calibration_time: Duration::from_secs(2),
-        ..CoordinatorConfig::default()
-    });
-    h.add_worker(ConnId(1), "slow", 100_000);
-    h.add_worker(ConnId(2), "fast", 3_000_000);
-    h.submit(&genesis_job(0..6_200_000), SearchMode::All);
-    let a = assigns(&h.drain());
-    h.now += Duration::from_millis(500);
-    for (c, x) in a.iter().filter(|(c, _)| *c == ConnId(2)) {
-        h.progress(*c, x.lease, x.end);
-    }
-    let out = h.drain();
-    let trim = out
-        .iter()
-        .find_map(|t| match t {
-            Transmit::ToWorker(ConnId(1), CoordToWorker::Trim(x)) => Some(*x),
-            _ => None,
-        })
-        .expect("a trim");
-    let owned = a
-        .iter()
-        .find(|(_, x)| x.lease == trim.lease)
-        .map(|(_, x)| x.clone())
-        .unwrap();
+    let (mut h, trim, owned) = a_trim_of_the_slow_workers_lease();
     // One thread cannot have begun all of the ~150,000 indices left: refused.
     h.worker_says(
         ConnId(1),

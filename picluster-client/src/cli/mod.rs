@@ -146,34 +146,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             cluster,
             out: path,
         } => {
-            let dir = ClusterDir::open(cluster.dir()?)?;
-            let bundle = dir.client_bundle(&name)?;
-            bundle.save(&path)?;
-            writeln!(
-                out,
-                "wrote {} for client {name} (coordinator {})\n  copy it to the client machine and run: picluster jobs --bundle {}",
-                path.display(),
-                bundle.coordinator,
-                path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
-            )?;
-            Ok(ExitCode::SUCCESS)
+            let bundle = ClusterDir::open(cluster.dir()?)?.client_bundle(&name)?;
+            write_bundle(out, &bundle, &path, "client machine", "picluster jobs")
         }
         Command::AddWorker {
             name,
             cluster,
             out: path,
         } => {
-            let dir = ClusterDir::open(cluster.dir()?)?;
-            let bundle = dir.worker_bundle(&name)?;
-            bundle.save(&path)?;
-            writeln!(
-                out,
-                "wrote {} for worker {name} (coordinator {})\n  copy it to the worker and run: picluster-worker --bundle {}",
-                path.display(),
-                bundle.coordinator,
-                path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
-            )?;
-            Ok(ExitCode::SUCCESS)
+            let bundle = ClusterDir::open(cluster.dir()?)?.worker_bundle(&name)?;
+            write_bundle(out, &bundle, &path, "worker", "picluster-worker")
         }
         Command::Submit {
             kind: SubmitKind::Sha256d(args),
@@ -305,6 +287,27 @@ fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
         )));
     }
     Ok(dir.to_path_buf())
+}
+
+/// Saves a new bundle (never overwriting) and says where it goes and how it is used.
+fn write_bundle(
+    out: &mut dyn Write,
+    bundle: &picluster_core::trust::Bundle,
+    path: &Path,
+    machine: &str,
+    command: &str,
+) -> Result<ExitCode, CliError> {
+    bundle.save(path)?;
+    writeln!(
+        out,
+        "wrote {} for {} {} (coordinator {})\n  copy it to the {machine} and run: {command} --bundle {}",
+        path.display(),
+        bundle.role,
+        bundle.name,
+        bundle.coordinator,
+        path.file_name().map_or(path.as_os_str(), |f| f).to_string_lossy(),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 impl ClusterArg {

@@ -1617,25 +1617,29 @@ impl Coordinator {
     // -----------------------------------------------------------------------------
 
     fn on_client(&mut self, now: Instant, conn: ConnId, message: ClientToCoord) -> Handled {
-        let Some(client) = self.clients.get_mut(conn) else {
+        let Some(greeted) = self.clients.get(conn).map(|c| c.greeted) else {
             return Ok(());
         };
-        let greeted = client.greeted;
+        // A greeted client's request its certificate does not allow is refused here,
+        // before anything acts on it (a hello is always allowed).
+        if let Some((request, refusal)) = greeted.then(|| self.refusal(conn, &message)).flatten() {
+            self.send(Transmit::ToClient(
+                conn,
+                CoordToClient::Refused(request, refusal),
+            ));
+            return Ok(());
+        }
         let reply = match message {
             ClientToCoord::Hello(ClientHello { minor, .. }) if !greeted => {
-                client.greeted = true;
+                if let Some(client) = self.clients.get_mut(conn) {
+                    client.greeted = true;
+                }
                 CoordToClient::Welcome(ClientWelcome {
                     minor: negotiate_minor(minor),
                 })
             }
             ClientToCoord::Hello(_) => return Err(ProtocolViolation::SecondHello),
             _ if !greeted => return Err(ProtocolViolation::BeforeHello),
-            message if self.refusal(conn, &message).is_some() => {
-                let Some((request, refusal)) = self.refusal(conn, &message) else {
-                    return Ok(());
-                };
-                CoordToClient::Refused(request, refusal)
-            }
             ClientToCoord::Submit(submit) => self.submit(now, conn, &submit),
             ClientToCoord::Drain(Drain {
                 request,
