@@ -86,6 +86,7 @@ async fn simulated_worker(
                         out.push(WorkerToCoord::Trimmed(Trimmed { lease: l.0, end: l.2 }));
                     }
                 }
+                Some(CoordToWorker::Renewed(_) | CoordToWorker::RenewRefused(_)) => {}
                 Some(CoordToWorker::Welcome(_)) | None => return Ok(()),
             },
             _ = tick.tick() => {

@@ -223,14 +223,8 @@ impl Sim {
         let hello = worker.agent.hello();
         let name = worker.name.clone();
         let now = self.instant();
-        self.coord.handle_connected(
-            now,
-            conn,
-            PeerIdentity {
-                role: Role::Worker,
-                name,
-            },
-        );
+        self.coord
+            .handle_connected(now, conn, PeerIdentity::new(Role::Worker, name));
         self.send(conn, Packet::ToCoord(conn, hello));
     }
 
@@ -270,6 +264,9 @@ impl Sim {
                     self.outcome.cancelled = Some((summary.progress.job, self.now));
                 }
                 Transmit::ToClient(_, _) => {}
+                Transmit::ToJoiner(..) | Transmit::Issue(..) => {
+                    panic!("nobody joins in the simulation: {t:?}")
+                }
                 Transmit::Close(conn, reason) => {
                     let code = reason.code();
                     // NameInUse: a worker back before its dead connection was
@@ -404,14 +401,8 @@ impl Sim {
     fn connect_client(&mut self) {
         let now = self.instant();
         let client = self.client;
-        self.coord.handle_connected(
-            now,
-            client,
-            PeerIdentity {
-                role: Role::Admin,
-                name: "admin".into(),
-            },
-        );
+        self.coord
+            .handle_connected(now, client, PeerIdentity::new(Role::Admin, "admin"));
         self.coord.handle_inbound(
             now,
             client,

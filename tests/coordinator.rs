@@ -24,14 +24,8 @@ impl Harness {
             core: Coordinator::new(config),
             now: Instant::now(),
         };
-        h.core.handle_connected(
-            h.now,
-            CLIENT,
-            PeerIdentity {
-                role: Role::Admin,
-                name: "admin".into(),
-            },
-        );
+        h.core
+            .handle_connected(h.now, CLIENT, PeerIdentity::new(Role::Admin, "admin"));
         h.client(ClientToCoord::Hello(ClientHello {
             minor: 0,
             client_version: "t".into(),
@@ -74,14 +68,8 @@ impl Harness {
     }
 
     fn add_worker(&mut self, conn: ConnId, name: &str, bench_hps: u64) {
-        self.core.handle_connected(
-            self.now,
-            conn,
-            PeerIdentity {
-                role: Role::Worker,
-                name: name.into(),
-            },
-        );
+        self.core
+            .handle_connected(self.now, conn, PeerIdentity::new(Role::Worker, name));
         self.worker_says(
             conn,
             WorkerToCoord::Hello(WorkerHello {
@@ -437,14 +425,8 @@ fn a_false_solution_quarantines_the_worker_and_what_it_committed_is_searched_aga
         ]
     );
     // It is refused when it comes back, before it says anything.
-    h.core.handle_connected(
-        h.now,
-        ConnId(3),
-        PeerIdentity {
-            role: Role::Worker,
-            name: "liar".into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, ConnId(3), PeerIdentity::new(Role::Worker, "liar"));
     let out = h.drain();
     assert_eq!(closes(&out), vec![(ConnId(3), CloseCode::BadResult)]);
     // The honest worker searches everything, the liar's first chunk included.
@@ -509,14 +491,8 @@ fn protocol_violations_close_only_the_offender() {
     h.progress(ConnId(3), other, 0);
     assert_eq!(closes(&h.drain()), vec![(ConnId(3), CloseCode::Protocol)]);
     // A message before the hello.
-    h.core.handle_connected(
-        h.now,
-        ConnId(4),
-        PeerIdentity {
-            role: Role::Worker,
-            name: "pi-4".into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, ConnId(4), PeerIdentity::new(Role::Worker, "pi-4"));
     h.worker_says(ConnId(4), WorkerToCoord::Leaving);
     assert_eq!(closes(&h.drain()), vec![(ConnId(4), CloseCode::Protocol)]);
     // A worker certificate speaking the client protocol.
@@ -548,14 +524,8 @@ fn a_second_connection_of_a_working_worker_is_refused_not_the_live_one_evicted()
     h.now += Duration::from_millis(250);
     h.progress(ConnId(1), a[0].1.lease, 100);
     // A copy of pi-1's credential connects and says nothing: nothing happens.
-    h.core.handle_connected(
-        h.now,
-        ConnId(2),
-        PeerIdentity {
-            role: Role::Worker,
-            name: "pi-1".into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, ConnId(2), PeerIdentity::new(Role::Worker, "pi-1"));
     assert!(h.drain().is_empty());
     // Its hello is refused, naming the clash; pi-1 keeps its lease.
     h.add_worker(ConnId(3), "pi-1", 1);
@@ -859,14 +829,8 @@ fn submit_as(h: &mut Harness, client: ConnId, job: &Sha256dJob, priority: i32) {
 }
 
 fn add_client(h: &mut Harness, conn: ConnId, name: &str) {
-    h.core.handle_connected(
-        h.now,
-        conn,
-        PeerIdentity {
-            role: Role::Client,
-            name: name.into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, conn, PeerIdentity::new(Role::Client, name));
     h.core.handle_inbound(
         h.now,
         conn,
@@ -1002,14 +966,8 @@ fn workers_with_chunks_shorter_than_a_progress_interval_prefetch_deeper() {
 fn custom_jobs_go_to_workers_with_the_kernel_and_commit_only_with_their_output() {
     let mut h = Harness::small_chunks();
     h.add_worker(ConnId(1), "plain", 1_000_000);
-    h.core.handle_connected(
-        h.now,
-        ConnId(2),
-        PeerIdentity {
-            role: Role::Worker,
-            name: "custom".into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, ConnId(2), PeerIdentity::new(Role::Worker, "custom"));
     h.worker_says(
         ConnId(2),
         WorkerToCoord::Hello(WorkerHello {
@@ -1095,10 +1053,7 @@ fn custom_jobs_go_to_workers_with_the_kernel_and_commit_only_with_their_output()
     h.core.handle_connected(
         h.now,
         ConnId(3),
-        PeerIdentity {
-            role: Role::Worker,
-            name: "custom-2".into(),
-        },
+        PeerIdentity::new(Role::Worker, "custom-2"),
     );
     h.worker_says(
         ConnId(3),
@@ -1267,10 +1222,7 @@ fn a_peer_with_the_coordinators_certificate_is_refused() {
     h.core.handle_connected(
         h.now,
         ConnId(7),
-        PeerIdentity {
-            role: Role::Coordinator,
-            name: "coordinator".into(),
-        },
+        PeerIdentity::new(Role::Coordinator, "coordinator"),
     );
     assert_eq!(
         closes(&h.drain()),
@@ -1285,14 +1237,8 @@ fn a_peer_with_the_coordinators_certificate_is_refused() {
 #[test]
 fn an_admin_certificate_is_served_as_a_client() {
     let mut h = Harness::small_chunks();
-    h.core.handle_connected(
-        h.now,
-        ConnId(8),
-        PeerIdentity {
-            role: Role::Admin,
-            name: "root".into(),
-        },
-    );
+    h.core
+        .handle_connected(h.now, ConnId(8), PeerIdentity::new(Role::Admin, "root"));
     h.core.handle_inbound(
         h.now,
         ConnId(8),
@@ -1471,7 +1417,9 @@ fn makespan_with(workers: &[(Conduct, f64)], keyspace: u64) -> f64 {
                         h.release(conn, lease, position as u64);
                     }
                 }
-                CoordToWorker::Welcome(_) => {}
+                CoordToWorker::Welcome(_)
+                | CoordToWorker::Renewed(_)
+                | CoordToWorker::RenewRefused(_) => {}
             }
         }
         h.now += step;

@@ -58,14 +58,8 @@ impl Durable {
         self.client = ConnId(1000 + self.next_conn);
         self.next_conn += 1;
         let (now, client) = (self.now, self.client);
-        self.core.handle_connected(
-            now,
-            client,
-            PeerIdentity {
-                role: Role::Admin,
-                name: "admin".into(),
-            },
-        );
+        self.core
+            .handle_connected(now, client, PeerIdentity::new(Role::Admin, "admin"));
         self.say(ClientToCoord::Hello(ClientHello {
             minor: 0,
             client_version: "t".into(),
@@ -112,14 +106,8 @@ impl Durable {
     fn add_worker_speaking(&mut self, name: &str, minor: u16) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.core.handle_connected(
-            self.now,
-            conn,
-            PeerIdentity {
-                role: Role::Worker,
-                name: name.into(),
-            },
-        );
+        self.core
+            .handle_connected(self.now, conn, PeerIdentity::new(Role::Worker, name));
         self.core.handle_inbound(
             self.now,
             conn,

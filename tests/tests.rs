@@ -16,4 +16,5 @@ mod kernels;
 mod kinds;
 mod processes;
 mod sim;
+mod trust;
 mod wire;

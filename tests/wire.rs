@@ -479,6 +479,125 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 }],
             })),
         ),
+        (
+            "ClientToCoord::Revoke",
+            e(&ClientToCoord::Revoke(WorkerRequest {
+                request: RequestId(4),
+                worker: "pi-3".into(),
+            })),
+        ),
+        (
+            "CoordToClient::Revoked",
+            e(&CoordToClient::Revoked(
+                RequestId(4),
+                Revocation {
+                    name: "pi-3".into(),
+                    revoked_ms: 1000,
+                    closed: 1,
+                },
+            )),
+        ),
+        (
+            "ClientToCoord::Credentials",
+            e(&ClientToCoord::Credentials(RequestId(5))),
+        ),
+        (
+            "CoordToClient::Credentials",
+            e(&CoordToClient::Credentials(
+                RequestId(5),
+                CredentialReport {
+                    connected: vec![CertificateStatus {
+                        name: "pi-1".into(),
+                        role: picluster_core::identity::Role::Worker,
+                        issued_ms: 1,
+                        expires_ms: 2,
+                    }],
+                    revoked: vec![],
+                },
+            )),
+        ),
+        (
+            "ClientToCoord::CreateToken",
+            e(&ClientToCoord::CreateToken(CreateToken {
+                request: RequestId(6),
+                id: "0a0b".into(),
+                secret_sha256: [0x11; 32],
+                role: picluster_core::identity::Role::Worker,
+                ttl_s: 3600,
+                uses: 1,
+                replace: false,
+            })),
+        ),
+        (
+            "CoordToClient::TokenCreated",
+            e(&CoordToClient::TokenCreated(
+                RequestId(6),
+                TokenInfo {
+                    id: "0a0b".into(),
+                    role: picluster_core::identity::Role::Client,
+                    created_by: "admin".into(),
+                    created_ms: 5,
+                    expires_ms: 6,
+                    uses_left: 2,
+                    replace: true,
+                },
+            )),
+        ),
+        (
+            "ClientToCoord::ListTokens",
+            e(&ClientToCoord::ListTokens(RequestId(7))),
+        ),
+        (
+            "CoordToClient::Tokens",
+            e(&CoordToClient::Tokens(RequestId(7), vec![])),
+        ),
+        (
+            "ClientToCoord::RevokeToken",
+            e(&ClientToCoord::RevokeToken(TokenRequest {
+                request: RequestId(8),
+                id: "0a0b".into(),
+            })),
+        ),
+        (
+            "CoordToClient::TokenRevoked",
+            e(&CoordToClient::TokenRevoked(RequestId(8), "0a0b".into())),
+        ),
+        (
+            "WorkerToCoord::Renew",
+            e(&WorkerToCoord::Renew(Renew { csr: vec![1, 2, 3] })),
+        ),
+        (
+            "CoordToWorker::Renewed",
+            e(&CoordToWorker::Renewed(Renewed {
+                cert_pem: "pem".into(),
+            })),
+        ),
+        (
+            "CoordToWorker::RenewRefused",
+            e(&CoordToWorker::RenewRefused(JoinRefusal::CannotIssue)),
+        ),
+        (
+            "JoinToCoord::Join",
+            e(&JoinToCoord::Join(JoinRequest {
+                minor: 2,
+                token: "0a0b".into(),
+                secret: [0x22; 16],
+                name: "pi-9".into(),
+                csr: vec![9],
+            })),
+        ),
+        (
+            "CoordToJoin::Enrolled",
+            e(&CoordToJoin::Enrolled(Enrolled {
+                role: picluster_core::identity::Role::Worker,
+                name: "pi-9".into(),
+                cert_pem: "pem".into(),
+            })),
+        ),
+        (
+            "CoordToJoin::Refused",
+            e(&CoordToJoin::Refused(JoinRefusal::UsedUp("0a0b".into()))),
+        ),
     ]
 }
 
@@ -540,7 +659,22 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::ReleasedWorker", "070000000d040470692d33"),
     ("CoordToClient::Refused(NotQuarantined)", "080000000805040470692d33"),
     ("CoordToClient::Refused(NotPermitted)", "06000000080605026e6f"),
-    ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),
+    ("WorkerToCoord::Holding", "2c00000008010903555555555555555555555555555555555555555555555555555555555555555564ac02e807019601"),    ("ClientToCoord::Revoke", "070000000a040470692d33"),
+    ("CoordToClient::Revoked", "0a0000000e040470692d33e80701"),
+    ("ClientToCoord::Credentials", "020000000b05"),
+    ("CoordToClient::Credentials", "0c0000000f05010470692d3101010200"),
+    ("ClientToCoord::CreateToken", "2c0000000c060430613062111111111111111111111111111111111111111111111111111111111111111101901c0100"),
+    ("CoordToClient::TokenCreated", "1200000010060430613062020561646d696e05060201"),
+    ("ClientToCoord::ListTokens", "020000000d07"),
+    ("CoordToClient::Tokens", "03000000110700"),
+    ("ClientToCoord::RevokeToken", "070000000e080430613062"),
+    ("CoordToClient::TokenRevoked", "0700000012080430613062"),
+    ("WorkerToCoord::Renew", "050000000903010203"),
+    ("CoordToWorker::Renewed", "05000000040370656d"),
+    ("CoordToWorker::RenewRefused", "020000000506"),
+    ("JoinToCoord::Join", "1e00000000020430613062222222222222222222222222222222220470692d390109"),
+    ("CoordToJoin::Enrolled", "0b00000000010470692d390370656d"),
+    ("CoordToJoin::Refused", "0700000001020430613062"),
 ];
 
 #[test]
@@ -577,6 +711,10 @@ fn every_sample_round_trips() {
             decode_frame::<CoordToWorker>(&frame).map(|m| encode_frame(&m).unwrap())
         } else if name.starts_with("ClientToCoord") {
             decode_frame::<ClientToCoord>(&frame).map(|m| encode_frame(&m).unwrap())
+        } else if name.starts_with("JoinToCoord") {
+            decode_frame::<JoinToCoord>(&frame).map(|m| encode_frame(&m).unwrap())
+        } else if name.starts_with("CoordToJoin") {
+            decode_frame::<CoordToJoin>(&frame).map(|m| encode_frame(&m).unwrap())
         } else {
             decode_frame::<CoordToClient>(&frame).map(|m| encode_frame(&m).unwrap())
         };
@@ -621,10 +759,10 @@ fn trailing_bytes_and_unknown_variants_are_errors() {
 
 #[test]
 fn close_codes_round_trip() {
-    for code in 0..8u32 {
+    for code in 0..9u32 {
         assert_eq!(CloseCode::from_u32(code).map(|c| c as u32), Some(code));
     }
-    assert_eq!(CloseCode::from_u32(8), None);
+    assert_eq!(CloseCode::from_u32(9), None);
 }
 
 fn decode_all(frame: &[u8]) {

@@ -3,16 +3,19 @@
 //! report. A background task reads replies and routes them by request id (replies)
 //! or job id (pushed progress).
 
+use picluster_core::identity::Role;
 use picluster_core::ids::{JobId, RequestId};
 use picluster_core::job::{JobKind, JobSpec, SearchMode};
 use picluster_core::kernel::custom::{self, BindError, CustomJob, Kernel};
 use picluster_core::net::{self, FrameReader, FrameWriter, NetError, Session};
 use picluster_core::sync::lock;
+use picluster_core::token::{secret_hash, JoinToken};
 use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
 use picluster_core::wire::{
-    ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, Drain,
-    JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal, Submit, WorkSpec,
-    WorkerRequest, WorkerStatus, PROTOCOL_MINOR,
+    ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, CreateToken,
+    CredentialReport, Drain, JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal,
+    Revocation, Submit, TokenInfo, TokenRequest, WorkSpec, WorkerRequest, WorkerStatus,
+    MINOR_CREDENTIALS, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,6 +41,14 @@ pub enum ClientError {
     /// The connection ended while waiting for an answer.
     #[error("the connection to the coordinator was lost")]
     Disconnected,
+    /// The coordinator runs an older protocol that lacks this request.
+    #[error("the coordinator speaks protocol minor {coordinator}; this request needs {needed}: upgrade the coordinator")]
+    CoordinatorTooOld {
+        /// The minor version negotiated.
+        coordinator: u16,
+        /// The minor version the request needs.
+        needed: u16,
+    },
     /// The coordinator answered with a reply of the wrong kind.
     #[error("unexpected reply from the coordinator: {0}")]
     UnexpectedReply(&'static str),
@@ -55,6 +66,7 @@ impl ClientError {
             ClientError::Disconnected => true,
             ClientError::Cluster(_)
             | ClientError::Refused(_)
+            | ClientError::CoordinatorTooOld { .. }
             | ClientError::UnexpectedReply(_)
             | ClientError::Kernel(_) => false,
         }
@@ -130,6 +142,8 @@ struct Inner {
     pending: Pending,
     watchers: Watchers,
     next_request: AtomicU32,
+    /// The protocol minor version negotiated.
+    minor: u16,
     /// The reader stopped: the stream or the connection is gone, whether or not QUIC
     /// has noticed yet.
     ended: AtomicBool,
@@ -346,10 +360,10 @@ impl Client {
             writer,
             welcome,
         } = net::connect::<ClientToCoord, CoordToClient>(bundle, &hello).await?;
-        if !matches!(welcome, CoordToClient::Welcome(_)) {
+        let CoordToClient::Welcome(welcome) = welcome else {
             connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
             return Err(ClientError::UnexpectedReply("expected a welcome"));
-        }
+        };
         let inner = Arc::new(Inner {
             _endpoint: endpoint,
             connection,
@@ -357,6 +371,7 @@ impl Client {
             pending: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             next_request: AtomicU32::new(1),
+            minor: welcome.minor,
             ended: AtomicBool::new(false),
         });
         tokio::spawn(read_loop(reader, Arc::downgrade(&inner)));
@@ -582,6 +597,99 @@ impl Client {
         }
     }
 
+    /// Refuses requests the coordinator's protocol lacks.
+    fn needs_minor(&self, needed: u16) -> Result<(), ClientError> {
+        let coordinator = self.inner().minor;
+        if coordinator < needed {
+            return Err(ClientError::CoordinatorTooOld {
+                coordinator,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Revokes every certificate of `name` issued up to now (admin): its live
+    /// connections close at once, and they are refused from now on. A machine given
+    /// a new credential for the name afterwards is not affected.
+    pub async fn revoke(&self, name: &str) -> Result<Revocation, ClientError> {
+        self.needs_minor(MINOR_CREDENTIALS)?;
+        let worker = name.to_string();
+        match self
+            .request(|request| ClientToCoord::Revoke(WorkerRequest { request, worker }))
+            .await?
+        {
+            CoordToClient::Revoked(_, revocation) => Ok(revocation),
+            _ => Err(ClientError::UnexpectedReply("expected Revoked")),
+        }
+    }
+
+    /// The certificates of the connected workers and clients, and the revoked
+    /// names. Empty from a coordinator too old to tell.
+    pub async fn credentials(&self) -> Result<CredentialReport, ClientError> {
+        if self.needs_minor(MINOR_CREDENTIALS).is_err() {
+            return Ok(CredentialReport::default());
+        }
+        match self.request(ClientToCoord::Credentials).await? {
+            CoordToClient::Credentials(_, report) => Ok(report),
+            _ => Err(ClientError::UnexpectedReply("expected Credentials")),
+        }
+    }
+
+    /// Makes a join token (admin) for certificates of `role`, valid for `ttl`
+    /// (at most a day) and `uses` enrollments; `replace` lets it enroll a name that
+    /// is taken (revoking that name's certificates). Returns the token to give the
+    /// new machine, and what the coordinator keeps of it.
+    pub async fn create_token(
+        &self,
+        role: Role,
+        ttl: Duration,
+        uses: u32,
+        replace: bool,
+    ) -> Result<(JoinToken, TokenInfo), ClientError> {
+        self.needs_minor(MINOR_CREDENTIALS)?;
+        let token = picluster_core::trust::new_join_token(&self.shared.bundle)?;
+        let secret = token.secret;
+        let create = CreateToken {
+            request: RequestId(0),
+            id: token.id.clone(),
+            secret_sha256: secret_hash(&secret),
+            role,
+            ttl_s: ttl.as_secs(),
+            uses,
+            replace,
+        };
+        match self
+            .request(|request| ClientToCoord::CreateToken(CreateToken { request, ..create }))
+            .await?
+        {
+            CoordToClient::TokenCreated(_, info) => Ok((token, info)),
+            _ => Err(ClientError::UnexpectedReply("expected TokenCreated")),
+        }
+    }
+
+    /// The join tokens (admin), without their secrets.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        self.needs_minor(MINOR_CREDENTIALS)?;
+        match self.request(ClientToCoord::ListTokens).await? {
+            CoordToClient::Tokens(_, tokens) => Ok(tokens),
+            _ => Err(ClientError::UnexpectedReply("expected Tokens")),
+        }
+    }
+
+    /// Withdraws a join token (admin).
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.needs_minor(MINOR_CREDENTIALS)?;
+        let id = id.to_string();
+        match self
+            .request(|request| ClientToCoord::RevokeToken(TokenRequest { request, id }))
+            .await?
+        {
+            CoordToClient::TokenRevoked(..) => Ok(()),
+            _ => Err(ClientError::UnexpectedReply("expected TokenRevoked")),
+        }
+    }
+
     /// Removes every finished job from the coordinator now; returns how many.
     pub async fn prune(&self) -> Result<u64, ClientError> {
         match self.request(ClientToCoord::Prune).await? {
@@ -647,7 +755,12 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Drained(request, _)
             | CoordToClient::Forgotten(JobRequest { request, .. })
             | CoordToClient::Pruned(request, _)
-            | CoordToClient::ReleasedWorker(request, _) => Some(*request),
+            | CoordToClient::ReleasedWorker(request, _)
+            | CoordToClient::Revoked(request, _)
+            | CoordToClient::Credentials(request, _)
+            | CoordToClient::TokenCreated(request, _)
+            | CoordToClient::Tokens(request, _)
+            | CoordToClient::TokenRevoked(request, _) => Some(*request),
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)

@@ -128,6 +128,10 @@ impl LocalCluster {
             options.coordinator.clone(),
         )?;
         let address = service.local_addr()?;
+        let service = service.with_issuer(
+            ClusterCa::from_pem(ca.cert_pem(), &ca.key_pem())?,
+            picluster_core::trust::Lifetimes::default().peer_days,
+        );
         let service = match store {
             Some(store) => service.with_store(store),
             None => service,

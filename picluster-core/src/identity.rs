@@ -49,6 +49,16 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Whether `name` may name a worker or client: 1-63 characters from
+/// `A-Z a-z 0-9 . _ -`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// What a peer's certificate says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
@@ -56,4 +66,26 @@ pub struct PeerIdentity {
     pub role: Role,
     /// Its name (the certificate's common name).
     pub name: String,
+    /// When the certificate was issued, Unix milliseconds (from its serial number;
+    /// for a certificate not issued by picluster, its start of validity). A
+    /// revocation of the name covers the certificates issued up to it.
+    pub issued_ms: u64,
+    /// When the certificate starts being valid, Unix milliseconds.
+    pub not_before_ms: u64,
+    /// When the certificate expires, Unix milliseconds.
+    pub expires_ms: u64,
+}
+
+impl PeerIdentity {
+    /// An identity with a certificate issued at the epoch that never expires (for
+    /// tests and simulations, which have no certificates).
+    pub fn new(role: Role, name: impl Into<String>) -> PeerIdentity {
+        PeerIdentity {
+            role,
+            name: name.into(),
+            issued_ms: 0,
+            not_before_ms: 0,
+            expires_ms: u64::MAX,
+        }
+    }
 }

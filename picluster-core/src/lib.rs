@@ -24,6 +24,7 @@
 //! - [`wire`]: every protocol message, the frame codec, close codes, limits.
 //! - [`coordinator`]: the coordinator state machine and its tables.
 //! - [`sync`]: small helpers for shared state.
+//! - [`token`]: join tokens, their text form and the secret's hash.
 //!
 //! IO (feature `io`, on by default):
 //! - [`trust`]: cluster directories, the CA, certificates, bundles, peer identities.
@@ -37,6 +38,7 @@ pub mod ids;
 pub mod job;
 pub mod kernel;
 pub mod sync;
+pub mod token;
 pub mod wire;
 
 #[cfg(feature = "io")]

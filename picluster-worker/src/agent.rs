@@ -327,6 +327,8 @@ impl Agent {
     pub fn handle_message(&mut self, message: CoordToWorker) -> Result<(), AgentError> {
         match message {
             CoordToWorker::Welcome(_) => Err(AgentError::UnexpectedWelcome),
+            // Certificates are the daemon's business (it holds the credential).
+            CoordToWorker::Renewed(_) | CoordToWorker::RenewRefused(_) => Ok(()),
             CoordToWorker::Assign(assign) => self.assign(assign),
             CoordToWorker::Trim(Trim { lease, end }) => {
                 // A lease we no longer run (finished, stopped) cannot be trimmed: the

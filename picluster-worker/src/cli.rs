@@ -3,6 +3,9 @@
 //!
 //! `picluster-worker --bundle FILE [--threads N] [--impl NAME]`: join a cluster and
 //! work until stopped; SIGTERM or Ctrl-C hands unfinished work back before exiting.
+//! `picluster-worker --join TOKEN --name NAME --state-dir DIR`: enroll with a join
+//! token first, keeping the credential in DIR; later starts need only
+//! `--state-dir DIR`.
 //! `picluster-worker bench` measures the kernel implementations on this CPU and
 //! `picluster-worker selftest` checks them against the reference.
 
@@ -27,8 +30,23 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// Worker bundle made by `picluster add-worker`.
-    #[arg(long, env = "PICLUSTER_BUNDLE")]
+    #[arg(long, env = "PICLUSTER_BUNDLE", conflicts_with = "state_dir")]
     bundle: Option<PathBuf>,
+    /// Directory keeping this worker's credential (made by `--join`; mode 0700).
+    #[arg(long, env = "PICLUSTER_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Enroll with a join token from `picluster token create` (once; needs
+    /// `--name` and `--state-dir`).
+    #[arg(
+        long,
+        env = "PICLUSTER_JOIN",
+        value_name = "TOKEN",
+        requires = "state_dir"
+    )]
+    join: Option<String>,
+    /// The name to enroll as (with `--join`), e.g. pi-3.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Compute threads (default: every core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     threads: Option<u32>,
@@ -109,21 +127,52 @@ fn run(args: Args, kernels: Registry) -> anyhow::Result<ExitCode> {
             if let Some(name) = &args.implementation {
                 Sha256dImpl::from_name(name)?.select()?;
             }
-            let bundle = args
-                .bundle
-                .ok_or_else(|| anyhow::anyhow!("--bundle FILE is required to join a cluster"))?;
-            let bundle = Bundle::load(&bundle)?;
+            let runtime = background_runtime()
+                .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+            let (bundle, file) = runtime.block_on(credential(&args))?;
             let options = WorkerOptions {
                 threads: threads(args.threads),
                 kernels,
+                credential_file: Some(file),
                 ..WorkerOptions::default()
             };
-            let runtime = background_runtime()
-                .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
             runtime.block_on(crate::run(bundle, options, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The worker's bundle and its file: `--bundle`, or the one in `--state-dir`
+/// (joining first with `--join` if the directory holds none).
+async fn credential(args: &Args) -> anyhow::Result<(Bundle, PathBuf)> {
+    use crate::enroll;
+    if let Some(path) = &args.bundle {
+        return Ok((Bundle::load(path)?, path.clone()));
+    }
+    let Some(dir) = &args.state_dir else {
+        anyhow::bail!(
+            "no credential: pass --bundle FILE (from `picluster add-worker`), or --join TOKEN --name NAME --state-dir DIR (token from `picluster token create`)"
+        );
+    };
+    let file = enroll::state_bundle(dir);
+    if let Some(bundle) = enroll::load_state(dir)? {
+        if args.join.is_some() {
+            tracing::info!(name = %bundle.name, file = %file.display(), "already joined: --join ignored");
+        }
+        return Ok((bundle, file));
+    }
+    let Some(token) = &args.join else {
+        anyhow::bail!(
+            "{} holds no credential: join first with --join TOKEN --name NAME (token from `picluster token create` on the coordinator)",
+            dir.display()
+        );
+    };
+    let Some(name) = &args.name else {
+        anyhow::bail!("--join needs --name NAME: the name this worker enrolls as, e.g. pi-3");
+    };
+    let token: picluster_core::token::JoinToken = token.parse()?;
+    let bundle = enroll::join(&token, name, dir).await?;
+    Ok((bundle, file))
 }
 
 fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {

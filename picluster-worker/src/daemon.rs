@@ -36,6 +36,9 @@ pub struct WorkerOptions {
     /// [`WorkerError::NameInUse`]: longer than a dead connection of its own takes to
     /// time out (a worker restarted at once may find its previous one still there).
     pub name_in_use_give_up: Duration,
+    /// Where the bundle lives: a renewed certificate is written there (replacing
+    /// the file). Without it a renewal lasts until the process ends.
+    pub credential_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -47,6 +50,7 @@ impl Default for WorkerOptions {
             max_backoff: Duration::from_secs(30),
             kernels: Registry::new(),
             name_in_use_give_up: Duration::from_secs(30),
+            credential_file: None,
         }
     }
 }
@@ -70,6 +74,9 @@ pub enum WorkerError {
     /// software and this worker's disagree, and retrying would not help.
     #[error("the coordinator broke the protocol: {0}")]
     Protocol(AgentError),
+    /// The credential could not be read, made or stored.
+    #[error(transparent)]
+    Credentials(picluster_core::trust::ClusterError),
     /// The coordinator kept refusing this worker because another connection with
     /// the same name is live and working.
     #[error("the coordinator refused this worker for {seconds} s: another machine is connected and working as worker {name}, with the same credential (a copied bundle or SD card?). Give each machine its own: `picluster add-worker NEW-NAME --out FILE` on the coordinator")]
@@ -99,7 +106,7 @@ enum SessionEnd {
 /// Runs a worker until `shutdown` completes (then hands back unfinished work and
 /// leaves) or an error that retrying cannot fix.
 pub async fn run(
-    bundle: Bundle,
+    mut bundle: Bundle,
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
@@ -139,7 +146,9 @@ pub async fn run(
     let mut refused_since: Option<std::time::Instant> = None;
     loop {
         let hello = agent.hello();
-        let connect = net::connect::<WorkerToCoord, CoordToWorker>(&bundle, &hello);
+        // The session may renew the certificate: dial with this one's copy.
+        let dial = bundle.clone();
+        let connect = net::connect::<WorkerToCoord, CoordToWorker>(&dial, &hello);
         tokio::pin!(connect);
         let session = loop {
             tokio::select! {
@@ -156,7 +165,14 @@ pub async fn run(
                 info!(coordinator = %bundle.coordinator, "connected");
                 backoff.reset();
                 refused_since = None;
-                run_session(session, &mut agent, &compute, &mut events, &mut shutdown).await
+                let mut ctx = SessionContext {
+                    agent: &mut agent,
+                    compute: &compute,
+                    events: &mut events,
+                    bundle: &mut bundle,
+                    credential_file: options.credential_file.as_deref(),
+                };
+                run_session(session, &mut ctx, &mut shutdown).await
             }
             Err(e) => SessionEnd::Lost(e),
         };
@@ -209,13 +225,28 @@ pub async fn run(
     }
 }
 
+/// What a session works with besides its connection.
+struct SessionContext<'a> {
+    agent: &'a mut Agent,
+    compute: &'a Compute,
+    events: &'a mut mpsc::Receiver<ComputeEvent>,
+    bundle: &'a mut Bundle,
+    credential_file: Option<&'a std::path::Path>,
+}
+
 async fn run_session(
     session: Session<CoordToWorker>,
-    agent: &mut Agent,
-    compute: &Compute,
-    events: &mut mpsc::Receiver<ComputeEvent>,
+    ctx: &mut SessionContext<'_>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> SessionEnd {
+    let SessionContext {
+        agent,
+        compute,
+        events,
+        bundle,
+        credential_file,
+    } = ctx;
+    let compute: &Compute = compute;
     let Session {
         endpoint: _endpoint,
         connection,
@@ -227,8 +258,29 @@ async fn run_session(
         connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
         return SessionEnd::Broken(AgentError::ExpectedWelcome);
     };
+    let minor = welcome.minor;
     agent.handle_welcome(welcome);
     drain_compute(agent, compute);
+    // A certificate two thirds through its life is renewed, once per session.
+    let mut renewal = None;
+    if minor >= wire::MINOR_CREDENTIALS && crate::enroll::renewal_due(bundle, unix_ms()) {
+        match crate::enroll::start_renewal(bundle) {
+            Ok((pending, csr)) => {
+                let frame = wire::encode_frame(&WorkerToCoord::Renew(wire::Renew { csr }));
+                match frame {
+                    Ok(frame) => {
+                        if let Err(e) = writer.send_frame(&frame).await {
+                            return SessionEnd::Lost(e);
+                        }
+                        info!("certificate past two thirds of its lifetime: renewal requested");
+                        renewal = Some(pending);
+                    }
+                    Err(e) => warn!(error = %e, "cannot encode a renewal request"),
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot make a renewal request"),
+        }
+    }
     // The leases kept through the lost connection, before anything else.
     if let Err(e) = flush(agent, &mut writer).await {
         return SessionEnd::Lost(e);
@@ -245,6 +297,15 @@ async fn run_session(
                 agent.handle_shutdown();
             }
             message = inbound.recv() => match message {
+                Some(Ok(CoordToWorker::Renewed(renewed))) => {
+                    if let Some(pending) = renewal.take() {
+                        renew(bundle, *credential_file, pending, renewed.cert_pem);
+                    }
+                }
+                Some(Ok(CoordToWorker::RenewRefused(refusal))) => {
+                    renewal = None;
+                    warn!(%refusal, "certificate renewal refused; going on with the current one");
+                }
                 Some(Ok(message)) => {
                     if let Err(e) = agent.handle_message(message) {
                         warn!(error = %e, "coordinator broke the protocol");
@@ -269,6 +330,48 @@ async fn run_session(
     };
     read_task.abort();
     end
+}
+
+/// Takes a renewed certificate into use: for the next connection, and in the
+/// credential file when there is one.
+fn renew(
+    bundle: &mut Bundle,
+    file: Option<&std::path::Path>,
+    pending: crate::enroll::PendingRenewal,
+    cert_pem: String,
+) {
+    let renewed = Bundle {
+        cert: cert_pem,
+        key: pending.key_pem,
+        ..bundle.clone()
+    };
+    let identity = match renewed.identity() {
+        Ok(identity) if identity.name == bundle.name && identity.role == Role::Worker => identity,
+        Ok(identity) => {
+            warn!(name = %identity.name, role = %identity.role, "renewed certificate is not for this worker: ignored");
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "renewed certificate does not parse: ignored");
+            return;
+        }
+    };
+    if let Some(file) = file {
+        if let Err(e) = renewed.save_replacing(file) {
+            warn!(error = %e, "cannot store the renewed certificate; using it until this process ends");
+        }
+    }
+    info!(
+        expires_in_days = identity.expires_ms.saturating_sub(unix_ms()) / 86_400_000,
+        "certificate renewed"
+    );
+    *bundle = renewed;
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Sends everything the agent has to say, in one write.

@@ -11,6 +11,8 @@
 //! - [`daemon`]: the async driver: connect, reconnect with backoff, graceful leave.
 //!   Its queues are bounded and push back: compute threads wait for the daemon, the
 //!   reader for the agent.
+//! - [`enroll`]: joining with a token into a state directory, and certificate
+//!   renewal.
 //! - [`registry`]: the custom kernels (user-defined, see
 //!   [`picluster_core::kernel::custom::Kernel`]) this worker can run.
 //! - [`selftest`]: every kernel implementation against the reference.
@@ -24,6 +26,7 @@ pub mod agent;
 pub mod cli;
 pub mod compute;
 pub mod daemon;
+pub mod enroll;
 pub mod registry;
 pub mod selftest;
 

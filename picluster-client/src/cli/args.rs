@@ -14,6 +14,68 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+pub(super) enum TokenCommand {
+    /// Make a join token and print it.
+    Create {
+        /// How long it is valid: 90s, 10m, 1h (default), at most 24h.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+        /// How many machines may enroll with it.
+        #[arg(long, default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        uses: u32,
+        /// What it enrolls: worker or client.
+        #[arg(long, default_value = "worker", value_parser = ["worker", "client"])]
+        role: String,
+        /// It may enroll a name that is already enrolled, revoking that name's
+        /// certificates (a reinstalled or replaced Pi).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// List the join tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Withdraw a join token.
+    Revoke {
+        /// The token's id (the 12 hex digits after `pcj1.`).
+        id: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+/// `90s`, `10m`, `1h`, or plain seconds.
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+    };
+    if seconds == 0 || seconds > 24 * 3600 {
+        return Err(format!("`{text}`: a token lives between 1 s and 24 h"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[derive(Subcommand, Debug)]
 pub(super) enum Command {
     /// Create a new cluster: CA, coordinator certificate, admin credential, config.
     Init {
@@ -26,6 +88,25 @@ pub(super) enum Command {
         /// from the listen address; repeatable, the first is written into bundles.
         #[arg(long = "advertise", value_name = "HOST:PORT")]
         advertise: Vec<String>,
+        /// Days the certificates of workers and clients are valid (workers renew
+        /// theirs when two thirds have passed).
+        #[arg(long, value_name = "DAYS", default_value_t = 90,
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        cert_days: u32,
+        /// Days the coordinator's certificate is valid.
+        #[arg(long, value_name = "DAYS", default_value_t = 365,
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        coordinator_days: u32,
+        /// Days the cluster CA is valid.
+        #[arg(long, value_name = "DAYS", default_value_t = 3650,
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        ca_days: u32,
+    },
+    /// Replace the coordinator's certificate with a new one (before it expires;
+    /// restart the coordinator to use it).
+    RenewCoordinator {
+        #[command(flatten)]
+        cluster: ClusterArg,
     },
     /// Run the coordinator in the foreground (Ctrl-C or SIGTERM stops it).
     Coordinator {
@@ -97,6 +178,23 @@ pub(super) enum Command {
         cluster: ClusterArg,
         #[command(flatten)]
         output: OutputArg,
+    },
+    /// Revoke every certificate of a worker or client name issued up to now (a lost
+    /// or stolen machine): its connections close at once and are refused from now on.
+    /// A new credential for the name made later works.
+    Revoke {
+        /// The worker's or client's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Join tokens: one line that lets a new machine enroll itself
+    /// (`picluster-worker --join TOKEN --name NAME --state-dir DIR`).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Remove finished jobs (report, solutions, results) from the coordinator now.
     Forget {

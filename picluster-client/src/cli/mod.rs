@@ -17,13 +17,14 @@ mod spec;
 pub use args::Cli;
 
 use crate::client::{Client, ClientError};
-use args::{ClusterArg, Command, SubmitCommon, SubmitKind};
+use args::{ClusterArg, Command, SubmitCommon, SubmitKind, TokenCommand};
 use clap::Parser;
 use output::{
     print_cancelled, print_drained, print_forgotten, print_jobs, print_report, print_status,
     wait_with_bar,
 };
 use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::identity::Role;
 use picluster_core::job::JobSpec;
 use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
@@ -103,8 +104,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             dir,
             listen,
             advertise,
+            cert_days,
+            coordinator_days,
+            ca_days,
         } => {
-            let cluster = ClusterDir::init(&dir, listen, &advertise)?;
+            let lifetimes = picluster_core::trust::Lifetimes {
+                ca_days,
+                coordinator_days,
+                peer_days: cert_days,
+            };
+            let cluster = ClusterDir::init_with(&dir, listen, &advertise, lifetimes)?;
             writeln!(
                 out,
                 "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
@@ -188,6 +197,44 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             print_jobs(out, &client.jobs().await?, all, pruned, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::RenewCoordinator { cluster } => {
+            let dir = ClusterDir::open(cluster.dir()?)?;
+            dir.check_private_keys()?;
+            let credential = dir.renew_coordinator()?;
+            let days = dir.config().lifetimes.coordinator_days;
+            writeln!(
+                out,
+                "renewed the coordinator's certificate in {} (valid {days} days): restart the coordinator to use it",
+                dir.path().display()
+            )?;
+            drop(credential);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke {
+            name,
+            cluster,
+            output,
+        } => with_client(&cluster, |client| async move {
+            let revocation = client.revoke(&name).await?;
+            if output.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"name": name, "state": "revoked",
+                        "revoked_ms": revocation.revoked_ms, "closed": revocation.closed})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{name} revoked: certificates issued before {} are refused; {} connection{} closed",
+                    output::utc(revocation.revoked_ms),
+                    revocation.closed,
+                    if revocation.closed == 1 { "" } else { "s" }
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Token { command } => token_command(command, out),
         Command::Release {
             name,
             cluster,
@@ -217,7 +264,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Status { cluster, output } => with_client(&cluster, |client| async move {
-            print_status(out, &client.status().await?, output.json)?;
+            let status = client.status().await?;
+            let credentials = client.credentials().await?;
+            print_status(out, &status, &credentials, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Drain {
@@ -324,6 +373,69 @@ impl ClusterArg {
 
 /// Connects with `--bundle` if given, else the cluster directory's admin credential,
 /// runs `f`, and closes.
+fn token_command(command: TokenCommand, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    match command {
+        TokenCommand::Create {
+            ttl,
+            uses,
+            role,
+            replace,
+            cluster,
+            output,
+        } => with_client(&cluster, |client| async move {
+            let role = if role == "client" {
+                Role::Client
+            } else {
+                Role::Worker
+            };
+            let (token, info) = client.create_token(role, ttl, uses, replace).await?;
+            if output.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"token": token.to_string(),
+                    "id": info.id, "role": info.role.as_str(), "expires_ms": info.expires_ms,
+                    "uses": info.uses_left, "replace": info.replace})
+                )?;
+            } else {
+                writeln!(out, "{token}")?;
+                writeln!(
+                    out,
+                    "  {} token {}, {} use{}, valid until {}{}; on the new machine:\n  picluster-worker --join '{token}' --name NAME --state-dir /var/lib/picluster-worker",
+                    info.role,
+                    info.id,
+                    info.uses_left,
+                    if info.uses_left == 1 { "" } else { "s" },
+                    output::utc(info.expires_ms),
+                    if info.replace { ", may replace an enrolled name" } else { "" },
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        TokenCommand::List { cluster, output } => with_client(&cluster, |client| async move {
+            output::print_tokens(out, &client.tokens().await?, output.json)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        TokenCommand::Revoke {
+            id,
+            cluster,
+            output,
+        } => with_client(&cluster, |client| async move {
+            client.revoke_token(&id).await?;
+            if output.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"token": id, "state": "revoked"})
+                )?;
+            } else {
+                writeln!(out, "token {id} revoked")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
 fn with_client<'o, F, Fut>(cluster: &ClusterArg, f: F) -> Result<ExitCode, CliError>
 where
     F: FnOnce(Client) -> Fut,

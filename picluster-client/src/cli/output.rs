@@ -4,11 +4,13 @@
 use super::{CliError, EXIT_CANCELLED};
 use crate::client::{Client, JobEvent};
 use picluster_core::hex;
+use picluster_core::identity::Role;
 use picluster_core::ids::JobId;
 use picluster_core::job::SearchMode;
 use picluster_core::kernel::{Solution, SolutionDetail};
 use picluster_core::wire::{
-    ClusterStatus, JobProgress, JobReport, JobState, JobSummary, WorkerStatus,
+    ClusterStatus, CredentialReport, JobProgress, JobReport, JobState, JobSummary, TokenInfo,
+    WorkerStatus,
 };
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -318,8 +320,15 @@ fn jobs_table(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn status_json(status: &ClusterStatus) -> Value {
+fn status_json(status: &ClusterStatus, credentials: &CredentialReport) -> Value {
     json!({
+        "certificates": credentials.connected.iter().map(|c| json!({
+            "name": c.name, "role": c.role.as_str(), "issued_ms": c.issued_ms,
+            "expires_ms": c.expires_ms,
+        })).collect::<Vec<_>>(),
+        "revoked": credentials.revoked.iter().map(|r| json!({
+            "name": r.name, "state": "revoked", "revoked_ms": r.revoked_ms,
+        })).collect::<Vec<_>>(),
         "workers": status.workers.iter().map(|w| json!({
             "name": w.name,
             "id": w.worker.to_string(),
@@ -340,11 +349,19 @@ fn status_json(status: &ClusterStatus) -> Value {
 pub(super) fn print_status(
     out: &mut dyn Write,
     status: &ClusterStatus,
+    credentials: &CredentialReport,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
-        return writeln!(out, "{}", status_json(status));
+        return writeln!(out, "{}", status_json(status, credentials));
     }
+    let expires = |name: &str| {
+        credentials
+            .connected
+            .iter()
+            .find(|c| c.name == name && c.role == Role::Worker)
+            .map_or_else(|| "-".to_string(), |c| utc(c.expires_ms)[..10].to_string())
+    };
     let total: f64 = status.workers.iter().map(|w| w.rate_hps as f64 / 1e6).sum();
     writeln!(
         out,
@@ -355,19 +372,29 @@ pub(super) fn print_status(
     )?;
     writeln!(
         out,
-        "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9}",
-        "WORKER", "STATE", "THREADS", "ARCH", "IMPL", "MH/S"
+        "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9}  {:<10}",
+        "WORKER", "STATE", "THREADS", "ARCH", "IMPL", "MH/S", "CERT UNTIL"
     )?;
     for w in &status.workers {
         writeln!(
             out,
-            "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9.2}",
+            "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9.2}  {:<10}",
             w.name,
             w.state.as_str(),
             w.threads,
             w.arch,
             w.kernel_impl,
-            w.rate_hps as f64 / 1e6
+            w.rate_hps as f64 / 1e6,
+            expires(&w.name),
+        )?;
+    }
+    for r in &credentials.revoked {
+        writeln!(
+            out,
+            "{:<20} {:<8} certificates issued before {} are refused",
+            r.name,
+            "revoked",
+            utc(r.revoked_ms)
         )?;
     }
     if !status.jobs.is_empty() {
@@ -375,4 +402,63 @@ pub(super) fn print_status(
         jobs_table(out, &status.jobs)?;
     }
     Ok(())
+}
+
+/// `picluster token list`.
+pub(super) fn print_tokens(
+    out: &mut dyn Write,
+    tokens: &[TokenInfo],
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let list: Vec<Value> = tokens
+            .iter()
+            .map(|t| {
+                json!({"id": t.id, "role": t.role.as_str(), "created_by": t.created_by,
+                    "created_ms": t.created_ms, "expires_ms": t.expires_ms,
+                    "uses_left": t.uses_left, "replace": t.replace})
+            })
+            .collect();
+        return writeln!(out, "{}", json!({ "tokens": list }));
+    }
+    writeln!(
+        out,
+        "{:<14} {:<7} {:>5} {:<8} {:<20} {:<12}",
+        "ID", "ROLE", "USES", "REPLACE", "EXPIRES (UTC)", "BY"
+    )?;
+    for t in tokens {
+        writeln!(
+            out,
+            "{:<14} {:<7} {:>5} {:<8} {:<20} {:<12}",
+            t.id,
+            t.role.as_str(),
+            t.uses_left,
+            if t.replace { "yes" } else { "no" },
+            utc(t.expires_ms),
+            t.created_by
+        )?;
+    }
+    Ok(())
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` UTC (the civil-from-days algorithm).
+pub(super) fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

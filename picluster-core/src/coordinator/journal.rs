@@ -15,6 +15,7 @@
 //! Submissions, cancellations, failures, removals and drains are written at once,
 //! and their acknowledgements wait for them.
 
+use crate::identity::Role;
 use crate::ids::JobId;
 use crate::job::SearchMode;
 use crate::kernel::Solution;
@@ -49,6 +50,34 @@ pub enum Record {
     NextLease(u64),
     /// A worker name quarantined (`true`: it claimed a false solution) or released.
     Quarantined(String, bool),
+    /// Every certificate of a name issued up to this time is revoked.
+    Revoked(String, UnixMillis),
+    /// A join token made, or its uses left changed.
+    Token(String, StoredToken),
+    /// A join token withdrawn, used up or expired.
+    TokenGone(String),
+    /// A name is enrolled in a role: a later join may not take it unless its token
+    /// may replace it (and is for the same role).
+    Enrolled(String, Role),
+}
+
+/// A join token as stored: the SHA-256 of its secret, never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredToken {
+    /// The role of the certificates it enrolls.
+    pub role: Role,
+    /// SHA-256 of the secret.
+    pub secret_sha256: [u8; 32],
+    /// The admin that made it.
+    pub created_by: String,
+    /// When it was made.
+    pub created_ms: UnixMillis,
+    /// When it expires.
+    pub expires_ms: UnixMillis,
+    /// Enrollments left.
+    pub uses_left: u32,
+    /// Whether it may enroll a name that is enrolled already.
+    pub replace: bool,
 }
 
 /// A job's row: everything durable about it but its solutions and results.
@@ -114,6 +143,12 @@ pub struct Snapshot {
     pub drained: BTreeSet<String>,
     /// Quarantined worker names.
     pub quarantined: BTreeSet<String>,
+    /// Revoked names, and up to when their certificates are revoked.
+    pub revoked: BTreeMap<String, UnixMillis>,
+    /// Join tokens, by id.
+    pub tokens: BTreeMap<String, StoredToken>,
+    /// Enrolled names, with their role.
+    pub enrolled: BTreeMap<String, Role>,
 }
 
 impl Snapshot {
@@ -150,6 +185,18 @@ impl Snapshot {
             }
             Record::Quarantined(name, false) => {
                 self.quarantined.remove(&name);
+            }
+            Record::Revoked(name, at) => {
+                self.revoked.insert(name, at);
+            }
+            Record::Token(id, token) => {
+                self.tokens.insert(id, token);
+            }
+            Record::TokenGone(id) => {
+                self.tokens.remove(&id);
+            }
+            Record::Enrolled(name, role) => {
+                self.enrolled.insert(name, role);
             }
         }
     }

@@ -35,9 +35,12 @@
 //! - `schedule`, `steal`: decisions as pure functions over the tables.
 //! - `report`: progress, listings, reports and status built from the tables.
 //! - `violation`: [`ProtocolViolation`] and [`CloseReason`].
+//! - `credentials`: revoked names, join tokens, enrolled names, connected
+//!   certificates.
 
 mod clients;
 mod config;
+mod credentials;
 mod jobs;
 mod journal;
 mod leases;
@@ -48,20 +51,25 @@ mod violation;
 mod workers;
 
 pub use config::CoordinatorConfig;
-pub use journal::{Record, Snapshot, StoredJob, StoredLease, UnixMillis, JOURNAL_FORMAT};
+pub use credentials::{MAX_TOKENS, MAX_TOKEN_TTL_S, MAX_TOKEN_USES};
+pub use journal::{
+    Record, Snapshot, StoredJob, StoredLease, StoredToken, UnixMillis, JOURNAL_FORMAT,
+};
 pub use violation::{CloseReason, ProtocolViolation};
 
 use crate::identity::{PeerIdentity, Role};
 use crate::ids::{ConnId, JobId, LeaseId, RequestId};
 use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
-    CoordToClient, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding, JobFailure,
-    JobReport, JobRequest, JobState, JobSummary, Output, Progress, Refusal, Rejected, Released,
-    Stop, Submit, Trim, Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord,
-    WorkerWelcome, MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS,
-    MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS, MINOR_HOLDING,
+    CoordToClient, CoordToJoin, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding,
+    JobFailure, JobReport, JobRequest, JobState, JobSummary, JoinRefusal, JoinRequest, Output,
+    Progress, Refusal, Rejected, Released, Renew, Revocation, Stop, Submit, TokenRequest, Trim,
+    Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord, WorkerWelcome,
+    MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES,
+    MAX_SOLUTIONS, MINOR_HOLDING,
 };
 use clients::ClientTable;
+use credentials::Credentials;
 use jobs::JobTable;
 use leases::{Lease, LeaseTable, LEASE_ID_GAP};
 use report::{millis, progress_of, report_of, summary_of, workers_status};
@@ -78,6 +86,29 @@ pub enum Inbound {
     Worker(WorkerToCoord),
     /// From a client connection.
     Client(ClientToCoord),
+    /// From a joining connection (no certificate): its enrollment request, and what
+    /// the driver found wrong with its certificate request (its signature is checked
+    /// there, before the request may spend a token).
+    Join(JoinRequest, Result<(), String>),
+}
+
+/// A certificate for the driver to sign with the cluster CA (the state machine holds
+/// no key): the public key of `csr`, bound to `role` and `name`, its serial number
+/// saying it was issued at `issued_ms`. The driver answers the connection with
+/// [`CoordToJoin::Enrolled`] (a join) or [`CoordToWorker::Renewed`] (a renewal), or
+/// with a refusal if it cannot sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    /// The role the certificate carries.
+    pub role: Role,
+    /// The name it carries.
+    pub name: String,
+    /// The PKCS#10 request (DER) whose key it certifies.
+    pub csr: Vec<u8>,
+    /// Its issuing time (Unix milliseconds), after any revocation it must survive.
+    pub issued_ms: UnixMillis,
+    /// A working worker's renewal (`true`) or a join.
+    pub renewal: bool,
 }
 
 /// An effect for the driver to carry out, in order.
@@ -89,6 +120,10 @@ pub enum Transmit {
     ToClient(ConnId, CoordToClient),
     /// Close a connection (after sending what was queued for it before).
     Close(ConnId, CloseReason),
+    /// Send a message to a joining connection.
+    ToJoiner(ConnId, CoordToJoin),
+    /// Sign a certificate and send it to the connection.
+    Issue(ConnId, Issue),
 }
 
 /// What the driver does with a message whose peer's outgoing queue is full.
@@ -107,7 +142,9 @@ impl Transmit {
         match self {
             Transmit::ToWorker(conn, _)
             | Transmit::ToClient(conn, _)
-            | Transmit::Close(conn, _) => *conn,
+            | Transmit::Close(conn, _)
+            | Transmit::ToJoiner(conn, _)
+            | Transmit::Issue(conn, _) => *conn,
         }
     }
 
@@ -160,6 +197,10 @@ pub struct Coordinator {
     /// Worker connections whose name was connected when they arrived, until their
     /// hello decides between them and the connected one.
     clashing: BTreeMap<ConnId, String>,
+    /// Connections without a certificate, which may only join; `true` once their
+    /// request is answered.
+    joiners: BTreeMap<ConnId, bool>,
+    credentials: Credentials,
     stats: CoordinatorStats,
     /// `None` without a store: nothing is recorded and no reply waits.
     journal: Option<Journal>,
@@ -228,6 +269,8 @@ impl Coordinator {
             next_push: None,
             trim_deadlines: BTreeSet::new(),
             clashing: BTreeMap::new(),
+            joiners: BTreeMap::new(),
+            credentials: Credentials::default(),
             stats: CoordinatorStats::default(),
             journal: None,
             clock: (Instant::now(), 0),
@@ -268,7 +311,11 @@ impl Coordinator {
             mut outputs,
             drained,
             quarantined,
+            revoked,
+            tokens,
+            enrolled,
         } = snapshot;
+        core.credentials.restore(revoked, tokens, enrolled);
         let mut finished = Vec::new();
         for (id, stored) in jobs {
             let job = core.restore_job(
@@ -388,8 +435,10 @@ impl Coordinator {
     /// the records they depend on are durable ([`Coordinator::depends_on`]).
     fn send(&mut self, t: Transmit) {
         let for_client = match &t {
-            Transmit::ToClient(..) => true,
-            Transmit::Close(conn, _) => self.clients.contains(*conn),
+            Transmit::ToClient(..) | Transmit::ToJoiner(..) | Transmit::Issue(..) => true,
+            Transmit::Close(conn, _) => {
+                self.clients.contains(*conn) || self.joiners.contains_key(conn)
+            }
             Transmit::ToWorker(..) => false,
         };
         let need = self.depends_on(&t);
@@ -431,8 +480,11 @@ impl Coordinator {
                 | CoordToClient::Watching(..)
                 | CoordToClient::Jobs(..)
                 | CoordToClient::Status(..)
+                | CoordToClient::Credentials(..)
+                | CoordToClient::Tokens(..)
                 | CoordToClient::Refused(..),
             ) => 0,
+            Transmit::Issue(_, issue) if issue.renewal => 0,
             _ => j.last,
         }
     }
@@ -676,6 +728,18 @@ impl Coordinator {
     /// a copied credential cannot evict a live worker. A peer presenting the
     /// coordinator's own certificate is closed.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId, identity: PeerIdentity) {
+        if self.credentials.is_revoked(&identity) {
+            self.stats.violations += 1;
+            self.outbox
+                .push_back(Transmit::Close(conn, CloseReason::Revoked(identity.name)));
+            return;
+        }
+        if identity.role != Role::Coordinator {
+            self.credentials.connected(conn, identity.clone());
+            if self.credentials.enroll(&identity.name, identity.role) {
+                self.record(Record::Enrolled(identity.name.clone(), identity.role));
+            }
+        }
         match identity.role {
             Role::Worker => {
                 if self.workers.is_quarantined(&identity.name) {
@@ -706,11 +770,35 @@ impl Coordinator {
     /// queue from the last reported position.
     pub fn handle_disconnected(&mut self, _now: Instant, conn: ConnId) {
         self.clashing.remove(&conn);
+        self.joiners.remove(&conn);
+        self.credentials.disconnected(conn);
         self.forget_peer(conn);
+    }
+
+    /// A peer without a certificate completed the TLS handshake: it may send one
+    /// join request ([`Inbound::Join`]) and nothing else.
+    pub fn handle_joining(&mut self, _now: Instant, conn: ConnId) {
+        self.joiners.insert(conn, false);
     }
 
     /// A message arrived from `conn`.
     pub fn handle_inbound(&mut self, now: Instant, conn: ConnId, message: Inbound) {
+        if let Some(answered) = self.joiners.get(&conn).copied() {
+            match message {
+                Inbound::Join(request, checked) if !answered => {
+                    self.on_join(now, conn, request, checked);
+                }
+                _ => {
+                    self.stats.violations += 1;
+                    self.joiners.remove(&conn);
+                    self.outbox.push_back(Transmit::Close(
+                        conn,
+                        CloseReason::Violation(ProtocolViolation::WrongRole),
+                    ));
+                }
+            }
+            return;
+        }
         if let Some(name) = self.clashing.remove(&conn) {
             match message {
                 Inbound::Worker(WorkerToCoord::Hello(hello)) => {
@@ -741,7 +829,7 @@ impl Coordinator {
 
     /// `conn` sent bytes that are not a valid frame: it is closed.
     pub fn handle_bad_frame(&mut self, _now: Instant, conn: ConnId, error: FrameError) {
-        if self.clashing.remove(&conn).is_some() {
+        if self.clashing.remove(&conn).is_some() || self.joiners.remove(&conn).is_some() {
             self.stats.violations += 1;
             self.outbox.push_back(Transmit::Close(
                 conn,
@@ -969,6 +1057,10 @@ impl Coordinator {
             }
             WorkerToCoord::Hello(_) => Err(ProtocolViolation::SecondHello),
             _ if !greeted => Err(ProtocolViolation::BeforeHello),
+            WorkerToCoord::Renew(Renew { csr }) => {
+                self.renew(now, conn, csr);
+                Ok(())
+            }
             WorkerToCoord::Progress(Progress { lease, position }) => {
                 let Some(end) = self.own_lease(conn, lease)?.map(|l| l.end) else {
                     return Ok(());
@@ -1689,6 +1781,62 @@ impl Coordinator {
                 status.jobs = self.jobs_for(conn, now);
                 CoordToClient::Status(request, status)
             }
+            ClientToCoord::Revoke(WorkerRequest { request, worker }) => {
+                if !crate::identity::is_valid_name(&worker) {
+                    CoordToClient::Refused(request, Refusal::InvalidName(worker))
+                } else if self
+                    .credentials
+                    .identity(conn)
+                    .is_some_and(|me| me.name == worker)
+                {
+                    CoordToClient::Refused(
+                        request,
+                        Refusal::NotPermitted(format!(
+                            "{worker} is the credential making this request: revoking it would lock you out"
+                        )),
+                    )
+                } else {
+                    CoordToClient::Revoked(request, self.revoke(now, &worker))
+                }
+            }
+            ClientToCoord::Credentials(request) => {
+                CoordToClient::Credentials(request, self.credentials.report())
+            }
+            ClientToCoord::CreateToken(create) => {
+                self.purge_tokens(now);
+                let by = self
+                    .clients
+                    .get(conn)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                match self.credentials.new_token(&create, &by, self.unix_ms(now)) {
+                    Ok(token) => {
+                        self.credentials.insert_token(&create.id, token.clone());
+                        self.record(Record::Token(create.id.clone(), token));
+                        let info = self.credentials.token_info(&create.id);
+                        match info {
+                            Some(info) => CoordToClient::TokenCreated(create.request, info),
+                            None => CoordToClient::Refused(
+                                create.request,
+                                Refusal::UnknownToken(create.id),
+                            ),
+                        }
+                    }
+                    Err(why) => CoordToClient::Refused(create.request, Refusal::InvalidToken(why)),
+                }
+            }
+            ClientToCoord::ListTokens(request) => {
+                self.purge_tokens(now);
+                CoordToClient::Tokens(request, self.credentials.tokens())
+            }
+            ClientToCoord::RevokeToken(TokenRequest { request, id }) => {
+                if self.credentials.remove_token(&id) {
+                    self.record(Record::TokenGone(id.clone()));
+                    CoordToClient::TokenRevoked(request, id)
+                } else {
+                    CoordToClient::Refused(request, Refusal::UnknownToken(id))
+                }
+            }
         };
         self.send(Transmit::ToClient(conn, reply));
         Ok(())
@@ -1728,14 +1876,154 @@ impl Coordinator {
             ClientToCoord::Drain(d) => admin_only(d.request, "drain or undrain workers"),
             ClientToCoord::Release(r) => admin_only(r.request, "release quarantined workers"),
             ClientToCoord::Prune(request) => admin_only(*request, "remove every finished job"),
+            ClientToCoord::Revoke(r) => admin_only(r.request, "revoke certificates"),
+            ClientToCoord::CreateToken(t) => admin_only(t.request, "make join tokens"),
+            ClientToCoord::ListTokens(request) => admin_only(*request, "list join tokens"),
+            ClientToCoord::RevokeToken(t) => admin_only(t.request, "withdraw join tokens"),
             ClientToCoord::Watch(r) => own(r.request, r.job, "watch"),
             ClientToCoord::Cancel(r) => own(r.request, r.job, "cancel"),
             ClientToCoord::Forget(r) => own(r.request, r.job, "forget"),
             ClientToCoord::Hello(_)
             | ClientToCoord::Submit(_)
             | ClientToCoord::ListJobs(_)
-            | ClientToCoord::Status(_) => None,
+            | ClientToCoord::Status(_)
+            | ClientToCoord::Credentials(_) => None,
         }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Credentials
+    // -----------------------------------------------------------------------------
+
+    /// Revokes every certificate of `name` issued up to now: its live connections
+    /// close at once (a worker's leases return to the queue) and later handshakes
+    /// with those certificates are refused.
+    fn revoke(&mut self, now: Instant, name: &str) -> Revocation {
+        let at = self.unix_ms(now);
+        self.credentials.revoke(name, at);
+        self.record(Record::Revoked(name.to_string(), at));
+        let covered = self.credentials.covered(name, at);
+        for &conn in &covered {
+            self.credentials.disconnected(conn);
+            if self.clashing.remove(&conn).is_some() {
+                self.outbox.push_back(Transmit::Close(
+                    conn,
+                    CloseReason::Revoked(name.to_string()),
+                ));
+            } else {
+                self.drop_peer(conn, CloseReason::Revoked(name.to_string()));
+            }
+        }
+        self.schedule_requested = true;
+        Revocation {
+            name: name.to_string(),
+            revoked_ms: at,
+            closed: u32::try_from(covered.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Drops the tokens past their expiry.
+    fn purge_tokens(&mut self, now: Instant) {
+        for id in self.credentials.expired_tokens(self.unix_ms(now)) {
+            self.credentials.remove_token(&id);
+            self.record(Record::TokenGone(id));
+        }
+    }
+
+    /// A join request: a valid token spends a use, the name is enrolled (replacing,
+    /// if the token allows it, the certificates it had: they are revoked), and the
+    /// driver signs the request once that is durable. Anything else is refused with
+    /// its reason; a token is never spent on a refusal.
+    fn on_join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        request: JoinRequest,
+        checked: Result<(), String>,
+    ) {
+        self.joiners.insert(conn, true);
+        let at = self.unix_ms(now);
+        let reserved = matches!(request.name.as_str(), "admin" | "coordinator");
+        let in_use = reserved
+            || self.workers.named(&request.name).is_some()
+            || self.credentials.is_enrolled(&request.name);
+        let decision = checked
+            .map_err(JoinRefusal::BadRequest)
+            .and_then(|()| {
+                self.credentials
+                    .admit(&request.token, &request.secret, &request.name, in_use, at)
+            })
+            .and_then(|admitted| {
+                let other_role = self
+                    .credentials
+                    .enrolled_role(&request.name)
+                    .is_some_and(|role| role != admitted.role);
+                if reserved || (admitted.replaces && other_role) {
+                    // A worker token may not take over a client's name, nor anyone the
+                    // admin's.
+                    Err(JoinRefusal::NameTaken(request.name.clone()))
+                } else {
+                    Ok(admitted)
+                }
+            });
+        match decision {
+            Err(refusal) => {
+                self.stats.violations += 1;
+                // The joiner closes once it has read the answer (a close from here
+                // could overtake it); one that does not is closed by its idle timeout.
+                self.send(Transmit::ToJoiner(conn, CoordToJoin::Refused(refusal)));
+            }
+            Ok(admitted) => {
+                self.credentials
+                    .insert_token(&request.token, admitted.token.clone());
+                self.record(Record::Token(request.token.clone(), admitted.token));
+                let mut issued_ms = at;
+                if admitted.replaces {
+                    self.revoke(now, &request.name);
+                    issued_ms = at + 1;
+                }
+                if self.credentials.enroll(&request.name, admitted.role) {
+                    self.record(Record::Enrolled(request.name.clone(), admitted.role));
+                }
+                self.send(Transmit::Issue(
+                    conn,
+                    Issue {
+                        role: admitted.role,
+                        name: request.name,
+                        csr: request.csr,
+                        issued_ms,
+                        renewal: false,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// A worker asks for a new certificate for its own name: once per connection.
+    fn renew(&mut self, now: Instant, conn: ConnId, csr: Vec<u8>) {
+        let Some(name) = self.workers.get(conn).map(|w| w.name.clone()) else {
+            return;
+        };
+        if !self.workers.note_renewal(conn) {
+            self.outbox.push_back(Transmit::ToWorker(
+                conn,
+                CoordToWorker::RenewRefused(JoinRefusal::BadRequest(
+                    "one renewal per connection".into(),
+                )),
+            ));
+            return;
+        }
+        let issued_ms = self.unix_ms(now);
+        self.send(Transmit::Issue(
+            conn,
+            Issue {
+                role: Role::Worker,
+                name,
+                csr,
+                issued_ms,
+                renewal: true,
+            },
+        ));
     }
 
     /// The jobs `conn` may see: every job for an admin, its own for a client.

@@ -145,6 +145,9 @@ pub enum CloseReason {
     /// The worker said it is leaving.
     #[error("worker left")]
     WorkerLeft,
+    /// The certificate is revoked (`picluster revoke NAME`).
+    #[error("the certificate of {0} is revoked: ask the cluster's admin for a new credential")]
+    Revoked(String),
     /// A peer presented the coordinator's own certificate.
     #[error("a coordinator certificate may not connect as a peer")]
     CoordinatorCertificate,
@@ -169,6 +172,7 @@ impl CloseReason {
             CloseReason::NameInUse(_) => CloseCode::NameInUse,
             CloseReason::WorkerLeft => CloseCode::Normal,
             CloseReason::CoordinatorCertificate => CloseCode::Unauthorized,
+            CloseReason::Revoked(_) => CloseCode::Revoked,
             // Not an error of the protocol: a new session starts with an empty queue.
             CloseReason::Backlogged => CloseCode::Normal,
             // The protocol cannot carry what the peer asked for.

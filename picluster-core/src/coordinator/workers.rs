@@ -37,6 +37,8 @@ pub(super) struct Worker {
     pub(super) rate_hps: f64,
     /// Measured rate per job: kernels differ in cost, so a rate holds for one job.
     pub(super) rates: BTreeMap<JobId, Rate>,
+    /// It asked for a renewed certificate on this connection.
+    renewed: bool,
 }
 
 /// A worker's rate on one job, an exponentially weighted average of samples of at
@@ -175,6 +177,7 @@ impl WorkerTable {
                 hashes: 0,
                 rate_hps: 0.0,
                 rates: BTreeMap::new(),
+                renewed: false,
             },
         );
     }
@@ -195,6 +198,13 @@ impl WorkerTable {
 
     pub(super) fn contains(&self, conn: ConnId) -> bool {
         self.workers.contains_key(&conn)
+    }
+
+    /// Notes a renewal by `conn`'s worker; `false` if it had one on this connection.
+    pub(super) fn note_renewal(&mut self, conn: ConnId) -> bool {
+        self.workers
+            .get_mut(&conn)
+            .is_some_and(|w| !std::mem::replace(&mut w.renewed, true))
     }
 
     pub(super) fn get(&self, conn: ConnId) -> Option<&Worker> {

@@ -17,7 +17,9 @@ mod frames;
 mod tls;
 
 pub use frames::{FrameReader, FrameWriter};
-pub use tls::{client_config, peer_identity, server_config};
+pub use tls::{
+    cert_pem, client_config, join_config, peer_identity, server_config, spki_sha256, PinnedCa,
+};
 
 use crate::trust::{Bundle, CertificateError, ClusterError};
 use crate::wire::{CloseCode, FrameError};
@@ -90,6 +92,17 @@ pub enum NetError {
     /// The certificate does not name a picluster peer.
     #[error("certificate does not name a picluster peer: {0}")]
     Identity(#[from] CertificateError),
+    /// The server at a join token's address presented no CA matching the token's
+    /// pin: it is not the cluster's coordinator (or the token is from another
+    /// cluster). The token's secret was not sent.
+    #[error("the server at {address} is not the coordinator this join token is for: its CA does not match the token's pin (the token's secret was not sent)")]
+    PinMismatch {
+        /// The address dialled.
+        address: String,
+    },
+    /// The coordinator refused to enroll or renew.
+    #[error("{0}")]
+    JoinRefused(crate::wire::JoinRefusal),
 }
 
 impl NetError {
@@ -118,7 +131,9 @@ impl NetError {
             | NetError::Connect(_)
             | NetError::CertificateRejected(_)
             | NetError::BadFrame(_)
-            | NetError::Identity(_) => false,
+            | NetError::Identity(_)
+            | NetError::PinMismatch { .. }
+            | NetError::JoinRefused(_) => false,
         }
     }
 }
@@ -206,11 +221,16 @@ pub struct Session<W> {
 /// `--listen`) is not reachable over IPv6, and QUIC cannot tell "nobody there" from
 /// "slow" except by timing out.
 pub async fn resolve(bundle: &Bundle) -> Result<(SocketAddr, String), NetError> {
-    let (host, port) = bundle.coordinator_host_port()?;
+    resolve_address(&bundle.coordinator).await
+}
+
+/// Resolves `HOST:PORT` as [`resolve`] does.
+pub async fn resolve_address(coordinator: &str) -> Result<(SocketAddr, String), NetError> {
+    let (host, port) = crate::trust::split_host_port(coordinator)?;
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|source| NetError::Resolve {
-            address: bundle.coordinator.clone(),
+            address: coordinator.to_string(),
             source,
         })?
         .collect();
@@ -220,7 +240,7 @@ pub async fn resolve(bundle: &Bundle) -> Result<(SocketAddr, String), NetError> 
         .or(addresses.first())
         .copied()
         .ok_or_else(|| NetError::Resolve {
-            address: bundle.coordinator.clone(),
+            address: coordinator.to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
         })?;
     Ok((address, host))
@@ -234,12 +254,7 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
 ) -> Result<Session<W>, NetError> {
     let config = client_config(bundle)?;
     let (address, host) = resolve(bundle).await?;
-    let bind: SocketAddr = if address.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let endpoint = quinn::Endpoint::client(bind).map_err(NetError::Socket)?;
+    let endpoint = client_endpoint(address)?;
     let attempt = async {
         let connection = endpoint.connect_with(config, address, &host)?.await?;
         let (send, recv) = connection.open_bi().await?;
@@ -264,4 +279,83 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
         writer,
         welcome,
     })
+}
+
+fn client_endpoint(address: SocketAddr) -> Result<quinn::Endpoint, NetError> {
+    let bind: SocketAddr = if address.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(bind).map_err(NetError::Socket)
+}
+
+/// What a successful join brings back.
+#[derive(Debug)]
+pub struct Joined {
+    /// The new certificate, its role and name.
+    pub enrolled: crate::wire::Enrolled,
+    /// The cluster CA certificate (PEM), as checked against the token's pin.
+    pub ca_pem: String,
+}
+
+/// Enrolls with a join token: dials the token's address without a certificate,
+/// checks the coordinator's CA against the token's pin before sending anything,
+/// then sends the token, `name` and the certificate request `csr` (DER) and waits
+/// for the certificate.
+pub async fn join(
+    token: &crate::token::JoinToken,
+    name: &str,
+    csr: Vec<u8>,
+) -> Result<Joined, NetError> {
+    use crate::wire::{CoordToJoin, JoinRequest, JoinToCoord, PROTOCOL_MINOR};
+    let (config, pinned) = join_config(token.ca_pin)?;
+    let (address, host) = resolve_address(&token.address).await?;
+    let endpoint = client_endpoint(address)?;
+    let attempt = async {
+        let connection = match endpoint.connect_with(config, address, &host)?.await {
+            Ok(c) => c,
+            Err(_) if pinned.mismatched() => {
+                return Err(NetError::PinMismatch {
+                    address: token.address.clone(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (send, recv) = connection.open_bi().await?;
+        let mut writer = FrameWriter::new(send);
+        let mut reader = FrameReader::new(recv);
+        writer
+            .send(&JoinToCoord::Join(JoinRequest {
+                minor: PROTOCOL_MINOR,
+                token: token.id.clone(),
+                secret: token.secret,
+                name: name.to_string(),
+                csr,
+            }))
+            .await?;
+        let reply = match reader.next::<CoordToJoin>().await {
+            Ok(reply) => reply,
+            Err(NetError::StreamEnded) => return Err(connection.closed().await.into()),
+            Err(e) => return Err(e),
+        };
+        connection.close((crate::wire::CloseCode::Normal as u32).into(), b"joined");
+        Ok(reply)
+    };
+    let reply = tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| NetError::Timeout(CONNECT_TIMEOUT))??;
+    endpoint.wait_idle().await;
+    match reply {
+        CoordToJoin::Enrolled(enrolled) => {
+            let ca = pinned.ca().ok_or(NetError::PinMismatch {
+                address: token.address.clone(),
+            })?;
+            Ok(Joined {
+                enrolled,
+                ca_pem: cert_pem(&ca),
+            })
+        }
+        CoordToJoin::Refused(refusal) => Err(NetError::JoinRefused(refusal)),
+    }
 }

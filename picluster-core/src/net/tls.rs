@@ -73,19 +73,24 @@ pub fn server_config(
     ca_pem: &str,
     credential: &Credential,
 ) -> Result<quinn::ServerConfig, NetError> {
+    // A peer without a certificate is let through the handshake, to join with a
+    // token and nothing else (the coordinator decides); a certificate that is
+    // presented must verify.
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots(ca_pem)?),
         provider(),
     )
+    .allow_unauthenticated()
     .build()
     .map_err(|e| rustls::Error::General(e.to_string()))?;
+    // The chain carries the CA certificate too: a joining worker checks it against
+    // its token's pin, then the coordinator's certificate against it.
+    let mut chain = certs(&credential.cert_pem, "certificate")?;
+    chain.extend(certs(ca_pem, "CA certificate")?);
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            certs(&credential.cert_pem, "certificate")?,
-            key(&credential.key_pem)?,
-        )?;
+        .with_single_cert(chain, key(&credential.key_pem)?)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
@@ -116,4 +121,133 @@ pub fn peer_identity(conn: &quinn::Connection) -> Result<PeerIdentity, Certifica
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or(CertificateError::Missing)?;
     identity_of(chain.first().ok_or(CertificateError::Missing)?)
+}
+
+/// A joining worker's QUIC configuration: it has no certificate yet and trusts the
+/// coordinator only if the chain it presents holds a CA certificate whose public key
+/// matches `pin` (SHA-256 of its SubjectPublicKeyInfo) and the coordinator's
+/// certificate verifies against that CA for the name dialled. Nothing is sent before
+/// that check passes, so an impostor never sees the token's secret. The CA that
+/// passed is kept in [`PinnedCa::ca`].
+pub fn join_config(pin: [u8; 32]) -> Result<(quinn::ClientConfig, Arc<PinnedCa>), NetError> {
+    let verifier = Arc::new(PinnedCa {
+        pin,
+        provider: provider(),
+        outcome: std::sync::Mutex::new(None),
+    });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport(false, false));
+    Ok((config, verifier))
+}
+
+/// Verifies a coordinator against a pinned CA key (see [`join_config`]).
+#[derive(Debug)]
+pub struct PinnedCa {
+    pin: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// `Ok(CA)` once a chain passed; `Err(())` if no CA in it matched the pin.
+    outcome: std::sync::Mutex<Option<Result<CertificateDer<'static>, ()>>>,
+}
+
+impl PinnedCa {
+    /// The CA certificate that matched the pin, once the handshake passed.
+    pub fn ca(&self) -> Option<CertificateDer<'static>> {
+        crate::sync::lock(&self.outcome)
+            .clone()
+            .and_then(Result::ok)
+    }
+
+    /// Whether the coordinator presented no CA matching the pin.
+    pub fn mismatched(&self) -> bool {
+        matches!(*crate::sync::lock(&self.outcome), Some(Err(())))
+    }
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo.
+pub fn spki_sha256(cert: &[u8]) -> Option<[u8; 32]> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(<sha2::Sha256 as sha2::Digest>::digest(parsed.tbs_certificate.subject_pki.raw).into())
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let Some(ca) = intermediates
+            .iter()
+            .find(|c| spki_sha256(c).is_some_and(|pin| pin == self.pin))
+        else {
+            *crate::sync::lock(&self.outcome) = Some(Err(()));
+            return Err(rustls::Error::General(
+                "the coordinator's CA does not match the join token's pin".into(),
+            ));
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verified =
+            inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)?;
+        *crate::sync::lock(&self.outcome) = Some(Ok(ca.clone().into_owned()));
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// PEM text of a DER certificate.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }

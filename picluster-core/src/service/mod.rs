@@ -15,12 +15,16 @@ mod store;
 pub use process::{background_runtime, shutdown_signal};
 pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 
+use crate::coordinator::Issue;
 use crate::coordinator::{Coordinator, CoordinatorConfig, Inbound, Overflow, Transmit};
 use crate::identity::{PeerIdentity, Role};
 use crate::ids::ConnId;
 use crate::net::{self, FrameReader, FrameWriter, NetError};
-use crate::trust::{ClusterDir, Credential};
-use crate::wire::{self, ClientToCoord, CloseCode, WorkerToCoord};
+use crate::trust::{ClusterCa, ClusterDir, Credential};
+use crate::wire::{
+    self, ClientToCoord, CloseCode, CoordToJoin, CoordToWorker, Enrolled, JoinRefusal, JoinToCoord,
+    Renewed, WorkerToCoord,
+};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,7 +46,8 @@ const PEER_QUEUE_FRAMES: usize = 4096;
 enum Event {
     Connected {
         conn: ConnId,
-        identity: PeerIdentity,
+        /// `None`: no certificate; the peer may only join.
+        identity: Option<PeerIdentity>,
         peer: Peer,
     },
     Inbound(ConnId, Inbound),
@@ -103,6 +108,14 @@ pub struct CoordinatorService {
     endpoint: quinn::Endpoint,
     config: CoordinatorConfig,
     store: Option<Box<dyn Store>>,
+    issuer: Option<Arc<Issuer>>,
+}
+
+/// The cluster CA, for signing the certificates of joining and renewing workers.
+struct Issuer {
+    ca: ClusterCa,
+    /// Lifetime of the certificates it signs.
+    days: u32,
 }
 
 impl std::fmt::Debug for CoordinatorService {
@@ -150,7 +163,16 @@ impl CoordinatorService {
             endpoint,
             config,
             store: None,
+            issuer: None,
         })
+    }
+
+    /// Lets the coordinator sign certificates with `ca` (valid for `days`): for
+    /// workers that join with a token and workers that renew theirs. Without it,
+    /// both are refused ([`JoinRefusal::CannotIssue`]).
+    pub fn with_issuer(mut self, ca: ClusterCa, days: u32) -> CoordinatorService {
+        self.issuer = Some(Arc::new(Issuer { ca, days }));
+        self
     }
 
     /// Journals every job to `store` and starts from what it holds. Without a store
@@ -168,7 +190,9 @@ impl CoordinatorService {
         dir.check_private_keys()?;
         let credential = dir.coordinator_credential()?;
         let ca = dir.ca_cert_pem().map_err(NetError::from)?;
-        Self::bind(dir.config().listen, &ca, &credential, config)
+        let issuer = dir.ca().map_err(NetError::from)?;
+        Ok(Self::bind(dir.config().listen, &ca, &credential, config)?
+            .with_issuer(issuer, dir.config().lifetimes.peer_days))
     }
 
     /// The address actually bound (useful with port 0).
@@ -251,7 +275,14 @@ impl CoordinatorService {
                 j.write(&mut core);
             }
             while let Some(transmit) = core.poll_transmit(now) {
-                carry_out(&mut core, &peers, queue_limit, now, transmit);
+                carry_out(
+                    &mut core,
+                    &peers,
+                    self.issuer.as_deref(),
+                    queue_limit,
+                    now,
+                    transmit,
+                );
             }
             for conn in gone.drain(..) {
                 peers.remove(&conn);
@@ -385,8 +416,40 @@ pub async fn serve_cluster(
     let store = RedbStore::open(&dir.path().join(STORE_FILE))?;
     let service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
     info!(address = %service.local_addr()?, "coordinator listening");
+    let own = dir
+        .coordinator_credential()
+        .ok()
+        .and_then(|c| own_certificate_expiry(&c.cert_pem));
+    // Checked at start and twice a day after.
+    let _watch = own.map(|expires_ms| {
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                warn_if_expiring(expires_ms);
+                tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
+            }
+        }))
+    });
     service.run(shutdown).await?;
     Ok(())
+}
+
+/// How long before its certificate expires the coordinator starts warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+fn own_certificate_expiry(cert_pem: &str) -> Option<u64> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
+    crate::trust::identity_of(&der).ok().map(|id| id.expires_ms)
+}
+
+fn warn_if_expiring(expires_ms: u64) {
+    let now = unix_ms();
+    let left_days = expires_ms.saturating_sub(now) / 86_400_000;
+    if expires_ms <= now {
+        error!("the coordinator's certificate has expired: workers and clients cannot connect; run `picluster renew-coordinator` and restart the coordinator");
+    } else if expires_ms - now <= EXPIRY_WARNING.as_millis() as u64 {
+        warn!(days_left = left_days, "the coordinator's certificate expires soon: run `picluster renew-coordinator` and restart the coordinator");
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -410,7 +473,10 @@ fn apply(
             peer,
         } => {
             peers.insert(conn, peer);
-            core.handle_connected(now, conn, identity);
+            match identity {
+                Some(identity) => core.handle_connected(now, conn, identity),
+                None => core.handle_joining(now, conn),
+            }
         }
         Event::Inbound(conn, message) => core.handle_inbound(now, conn, message),
         Event::BadFrame(conn, error) => core.handle_bad_frame(now, conn, error),
@@ -427,6 +493,7 @@ fn apply(
 fn carry_out(
     core: &mut Coordinator,
     peers: &BTreeMap<ConnId, Peer>,
+    issuer: Option<&Issuer>,
     queue_limit: usize,
     now: Instant,
     transmit: Transmit,
@@ -439,6 +506,31 @@ fn carry_out(
     let frame = match &transmit {
         Transmit::ToWorker(_, message) => wire::encode_frame(message),
         Transmit::ToClient(_, message) => wire::encode_frame(message),
+        Transmit::ToJoiner(_, message) => wire::encode_frame(message),
+        Transmit::Issue(_, issue) => {
+            let signed = issue_certificate(issuer, issue);
+            match &signed {
+                Ok(_) => info!(%conn, name = %issue.name, role = %issue.role,
+                    renewal = issue.renewal, "certificate issued"),
+                Err(refusal) => warn!(%conn, name = %issue.name, %refusal,
+                    "certificate not issued"),
+            }
+            if issue.renewal {
+                wire::encode_frame(&match signed {
+                    Ok(cert_pem) => CoordToWorker::Renewed(Renewed { cert_pem }),
+                    Err(refusal) => CoordToWorker::RenewRefused(refusal),
+                })
+            } else {
+                wire::encode_frame(&match signed {
+                    Ok(cert_pem) => CoordToJoin::Enrolled(Enrolled {
+                        role: issue.role,
+                        name: issue.name.clone(),
+                        cert_pem,
+                    }),
+                    Err(refusal) => CoordToJoin::Refused(refusal),
+                })
+            }
+        }
         Transmit::Close(_, reason) => {
             info!(%conn, code = ?reason.code(), %reason, "closing connection");
             peer.close(reason.code(), reason.to_string());
@@ -462,6 +554,24 @@ fn carry_out(
             }
         }
     }
+}
+
+/// Signs what the core decided to issue.
+fn issue_certificate(issuer: Option<&Issuer>, issue: &Issue) -> Result<String, JoinRefusal> {
+    let issuer = issuer.ok_or(JoinRefusal::CannotIssue)?;
+    issuer
+        .ca
+        .sign_request(
+            issue.role,
+            &issue.name,
+            &issue.csr,
+            issuer.days,
+            issue.issued_ms,
+        )
+        .map_err(|e| match e {
+            crate::trust::ClusterError::BadRequest(why) => JoinRefusal::BadRequest(why),
+            other => JoinRefusal::BadRequest(other.to_string()),
+        })
 }
 
 /// What the accept loop and each connection task enforce.
@@ -590,7 +700,9 @@ async fn connection(
         }
     };
     let identity = match net::peer_identity(&connection) {
-        Ok(id) => id,
+        Ok(id) => Some(id),
+        // No certificate: a worker joining with a token.
+        Err(crate::trust::CertificateError::Missing) => None,
         Err(e) => {
             info!(%remote, error = %e, "refused connection");
             connection.close(
@@ -615,8 +727,11 @@ async fn connection(
             return;
         }
     };
-    info!(%remote, %conn, role = ?identity.role, name = %identity.name, "peer connected");
-    let role = identity.role;
+    match &identity {
+        Some(id) => info!(%remote, %conn, role = ?id.role, name = %id.name, "peer connected"),
+        None => info!(%remote, %conn, "joining peer connected (no certificate)"),
+    }
+    let role = identity.as_ref().map(|id| id.role);
     let (writer_tx, writer_rx) = mpsc::channel(PEER_QUEUE_FRAMES);
     let queued = Arc::new(AtomicUsize::new(0));
     let peer = Peer {
@@ -693,11 +808,21 @@ async fn connection(
 /// Decodes a frame in the protocol of the peer's role. The coordinator has already
 /// closed a connection whose role speaks neither (its own certificate); any frame
 /// still arriving on one is decoded as a client's and ignored there.
-fn decode(role: Role, body: &[u8]) -> Result<Inbound, wire::FrameError> {
+fn decode(role: Option<Role>, body: &[u8]) -> Result<Inbound, wire::FrameError> {
     Ok(match role {
-        Role::Worker => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body)?),
-        Role::Client | Role::Admin | Role::Coordinator => {
+        Some(Role::Worker) => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body)?),
+        Some(Role::Client | Role::Admin | Role::Coordinator) => {
             Inbound::Client(wire::decode_body::<ClientToCoord>(body)?)
+        }
+        None => {
+            let JoinToCoord::Join(request) = wire::decode_body::<JoinToCoord>(body)?;
+            let checked = crate::trust::verify_request(&request.csr)
+                .map(|_| ())
+                .map_err(|e| match e {
+                    crate::trust::ClusterError::BadRequest(why) => why,
+                    other => other.to_string(),
+                });
+            Inbound::Join(request, checked)
         }
     })
 }

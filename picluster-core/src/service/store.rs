@@ -12,7 +12,8 @@
 //! than return an error, so every call into it is contained ([`contained`]) and such
 //! a failure is reported as [`StoreError::Damaged`].
 
-use crate::coordinator::{Record, RecoverError, Snapshot, StoredJob, JOURNAL_FORMAT};
+use crate::coordinator::{Record, RecoverError, Snapshot, StoredJob, StoredToken, JOURNAL_FORMAT};
+use crate::identity::Role;
 use crate::ids::JobId;
 use crate::kernel::Solution;
 use crate::wire::ChunkOutput;
@@ -28,6 +29,9 @@ const SOLUTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("solu
 const OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outputs");
 const DRAINED: TableDefinition<&str, ()> = TableDefinition::new("drained");
 const QUARANTINED: TableDefinition<&str, ()> = TableDefinition::new("quarantined");
+const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const ENROLLED: TableDefinition<&str, &str> = TableDefinition::new("enrolled");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -190,6 +194,9 @@ impl RedbStore {
             txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
             txn.open_table(DRAINED).map_err(|e| self.st(e))?;
             txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
+            txn.open_table(REVOKED).map_err(|e| self.st(e))?;
+            txn.open_table(TOKENS).map_err(|e| self.st(e))?;
+            txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -310,6 +317,42 @@ impl RedbStore {
             let (name, ()) = row.map_err(|e| self.st(e)).map(|(k, v)| (k, v.value()))?;
             snapshot.quarantined.insert(name.value().to_string());
         }
+        for row in txn
+            .open_table(REVOKED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, at) = row.map_err(|e| self.st(e))?;
+            snapshot
+                .revoked
+                .insert(name.value().to_string(), at.value());
+        }
+        for row in txn
+            .open_table(TOKENS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (id, bytes) = row.map_err(|e| self.st(e))?;
+            let id = id.value().to_string();
+            let token: StoredToken = self.decode(&format!("join token {id}"), bytes.value())?;
+            snapshot.tokens.insert(id, token);
+        }
+        for row in txn
+            .open_table(ENROLLED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, role) = row.map_err(|e| self.st(e))?;
+            let role = Role::from_unit(role.value()).ok_or_else(|| StoreError::Decode {
+                path: self.path.clone(),
+                what: format!("role of enrolled name {}", name.value()),
+                source: postcard::Error::DeserializeBadEnum,
+            })?;
+            snapshot.enrolled.insert(name.value().to_string(), role);
+        }
         Ok(snapshot)
     }
 
@@ -322,6 +365,9 @@ impl RedbStore {
             let mut outputs = txn.open_table(OUTPUTS).map_err(|e| self.st(e))?;
             let mut drained = txn.open_table(DRAINED).map_err(|e| self.st(e))?;
             let mut quarantined = txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
+            let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
+            let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
+            let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             for record in records {
                 match record {
                     Record::NextJob(next) => {
@@ -366,6 +412,22 @@ impl RedbStore {
                     }
                     Record::Quarantined(name, false) => {
                         quarantined.remove(name.as_str()).map_err(|e| self.st(e))?;
+                    }
+                    Record::Revoked(name, at) => {
+                        revoked.insert(name.as_str(), *at).map_err(|e| self.st(e))?;
+                    }
+                    Record::Token(id, token) => {
+                        tokens
+                            .insert(id.as_str(), encode(token).as_slice())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::TokenGone(id) => {
+                        tokens.remove(id.as_str()).map_err(|e| self.st(e))?;
+                    }
+                    Record::Enrolled(name, role) => {
+                        enrolled
+                            .insert(name.as_str(), role.as_str())
+                            .map_err(|e| self.st(e))?;
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Bundles: where the coordinator is, which CA to trust, and the holder's own
 //! certificate and key, in one JSON file.
 
-use super::files::{read_json, write_new_private};
+use super::files::{io_error, read_json, write_new_private};
 use super::{split_host_port, ClusterError, FORMAT_VERSION};
 use crate::identity::Role;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,29 @@ impl Bundle {
     pub fn save(&self, path: &Path) -> Result<(), ClusterError> {
         let json = serde_json::to_string_pretty(self).expect("a bundle always serializes");
         write_new_private(path, json.as_bytes())
+    }
+
+    /// Replaces the bundle at `path` (a renewed certificate): the new one is written
+    /// to a file beside it with mode 0600 and renamed over it, so a crash leaves the
+    /// old bundle or the new one, never half of either.
+    pub fn save_replacing(&self, path: &Path) -> Result<(), ClusterError> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".new");
+        let new = path.with_file_name(name);
+        match std::fs::remove_file(&new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(&new)(e)),
+            _ => {}
+        }
+        self.save(&new)?;
+        std::fs::rename(&new, path).map_err(io_error(path))
+    }
+
+    /// The role, name, issuing and expiry times its certificate carries.
+    pub fn identity(&self) -> Result<crate::identity::PeerIdentity, ClusterError> {
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(self.cert.as_bytes())
+            .map_err(|_| ClusterError::BadRequest("the bundle's certificate is not PEM".into()))?;
+        super::identity_of(&der).map_err(|e| ClusterError::BadRequest(e.to_string()))
     }
 
     /// The coordinator's host and port.

@@ -53,5 +53,22 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, Certificat
     let name = first(&mut subject.iter_common_name()).ok_or_else(|| CertificateError::NoName {
         subject: subject.to_string(),
     })?;
-    Ok(PeerIdentity { role, name })
+    let validity = parsed.validity();
+    let ms = |t: x509_parser::time::ASN1Time| {
+        u64::try_from(t.timestamp().saturating_mul(1000)).unwrap_or(0)
+    };
+    let serial = parsed.tbs_certificate.raw_serial();
+    let issued_ms = match serial.strip_prefix(&super::ca::SERIAL_TAG) {
+        Some(rest) if rest.len() == 16 => {
+            u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"))
+        }
+        _ => ms(validity.not_before),
+    };
+    Ok(PeerIdentity {
+        role,
+        name,
+        issued_ms,
+        not_before_ms: ms(validity.not_before),
+        expires_ms: ms(validity.not_after),
+    })
 }

@@ -2,7 +2,10 @@
 //! the admin bundle.
 
 use super::files::{check_private, io_error, read_json, read_text, write_new, write_new_private};
-use super::{split_host_port, Bundle, ClusterCa, ClusterError, Credential, FORMAT_VERSION};
+use super::{
+    split_host_port, Bundle, ClusterCa, ClusterError, Credential, Lifetimes, Validity,
+    FORMAT_VERSION,
+};
 use crate::identity::Role;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -26,6 +29,28 @@ pub struct ClusterConfig {
     pub listen: SocketAddr,
     /// How workers and clients reach the coordinator, first one preferred.
     pub advertise: Vec<String>,
+    /// How long certificates issued for this cluster are valid (clusters made before
+    /// lifetimes were configurable get the defaults).
+    #[serde(default)]
+    pub lifetimes: Lifetimes,
+}
+
+impl ClusterConfig {
+    /// The names the coordinator's certificate must carry: every advertised host, and
+    /// the listen IP when it is specific.
+    pub fn coordinator_hosts(&self) -> Result<Vec<String>, ClusterError> {
+        let mut hosts = Vec::new();
+        for address in &self.advertise {
+            let (host, _) = split_host_port(address)?;
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        if !self.listen.ip().is_unspecified() && !hosts.contains(&self.listen.ip().to_string()) {
+            hosts.push(self.listen.ip().to_string());
+        }
+        Ok(hosts)
+    }
 }
 
 /// A cluster directory made by [`ClusterDir::init`].
@@ -44,13 +69,16 @@ impl ClusterDir {
         listen: SocketAddr,
         advertise: &[String],
     ) -> Result<ClusterDir, ClusterError> {
-        let mut hosts = Vec::new();
-        for address in advertise {
-            let (host, _) = split_host_port(address)?;
-            if !hosts.contains(&host) {
-                hosts.push(host);
-            }
-        }
+        Self::init_with(path, listen, advertise, Lifetimes::default())
+    }
+
+    /// [`ClusterDir::init`] with certificate lifetimes other than the defaults.
+    pub fn init_with(
+        path: &Path,
+        listen: SocketAddr,
+        advertise: &[String],
+        lifetimes: Lifetimes,
+    ) -> Result<ClusterDir, ClusterError> {
         let mut advertise = advertise.to_vec();
         if advertise.is_empty() {
             if listen.ip().is_unspecified() {
@@ -58,9 +86,13 @@ impl ClusterDir {
             }
             advertise.push(listen.to_string());
         }
-        if !listen.ip().is_unspecified() && !hosts.contains(&listen.ip().to_string()) {
-            hosts.push(listen.ip().to_string());
-        }
+        let config = ClusterConfig {
+            format: FORMAT_VERSION,
+            listen,
+            advertise,
+            lifetimes,
+        };
+        let hosts = config.coordinator_hosts()?;
         match fs::read_dir(path) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
@@ -72,18 +104,23 @@ impl ClusterDir {
             }
             Err(e) => return Err(io_error(path)(e)),
         }
-        let config = ClusterConfig {
-            format: FORMAT_VERSION,
-            listen,
-            advertise,
-        };
         let cluster_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "cluster".to_string());
-        let ca = ClusterCa::generate(&cluster_name)?;
-        let coordinator = ca.issue(Role::Coordinator, "coordinator", &hosts)?;
-        let admin = ca.bundle(Role::Admin, "admin", &config.advertise[0])?;
+        let ca = ClusterCa::generate_for(&cluster_name, lifetimes.ca_days)?;
+        let coordinator = ca.issue_with(
+            Role::Coordinator,
+            "coordinator",
+            &hosts,
+            Validity::days(lifetimes.coordinator_days),
+        )?;
+        let admin = ca.bundle_for(
+            Role::Admin,
+            "admin",
+            &config.advertise[0],
+            lifetimes.peer_days,
+        )?;
         write_new_private(&path.join(CA_KEY), ca.key_pem().as_bytes())?;
         write_new(&path.join(CA_CERT), ca.cert_pem().as_bytes())?;
         write_new_private(&path.join(COORD_KEY), coordinator.key_pem.as_bytes())?;
@@ -161,14 +198,53 @@ impl ClusterDir {
 
     /// A new worker bundle for `name`, pointing at the first advertised address.
     pub fn worker_bundle(&self, name: &str) -> Result<Bundle, ClusterError> {
-        self.ca()?
-            .bundle(Role::Worker, name, &self.config.advertise[0])
+        self.peer_bundle(Role::Worker, name)
     }
 
     /// A new client bundle for `name` (submits and manages its own jobs), pointing
     /// at the first advertised address.
     pub fn client_bundle(&self, name: &str) -> Result<Bundle, ClusterError> {
-        self.ca()?
-            .bundle(Role::Client, name, &self.config.advertise[0])
+        self.peer_bundle(Role::Client, name)
+    }
+
+    fn peer_bundle(&self, role: Role, name: &str) -> Result<Bundle, ClusterError> {
+        self.ca()?.bundle_for(
+            role,
+            name,
+            &self.config.advertise[0],
+            self.config.lifetimes.peer_days,
+        )
+    }
+
+    /// Replaces the coordinator's certificate and key with new ones for the
+    /// configured addresses and lifetime (before the old certificate expires; restart
+    /// the coordinator to use them). The new files are written beside the old ones
+    /// and renamed over them, so a failure leaves the old pair in place.
+    pub fn renew_coordinator(&self) -> Result<Credential, ClusterError> {
+        let credential = self.ca()?.issue_with(
+            Role::Coordinator,
+            "coordinator",
+            &self.config.coordinator_hosts()?,
+            Validity::days(self.config.lifetimes.coordinator_days),
+        )?;
+        let key_new = self.path.join(format!("{COORD_KEY}.new"));
+        let cert_new = self.path.join(format!("{COORD_CERT}.new"));
+        for stale in [&key_new, &cert_new] {
+            match fs::remove_file(stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error(stale)(e))
+                }
+                _ => {}
+            }
+        }
+        write_new_private(&key_new, credential.key_pem.as_bytes())?;
+        write_new(&cert_new, credential.cert_pem.as_bytes())?;
+        let key = self.path.join(COORD_KEY);
+        let cert = self.path.join(COORD_CERT);
+        // A crash between the two renames leaves the new key beside the old
+        // certificate: running the command again mends it.
+        fs::rename(&key_new, &key).map_err(io_error(&key))?;
+        fs::rename(&cert_new, &cert).map_err(io_error(&cert))?;
+        Ok(credential)
     }
 }

@@ -23,7 +23,10 @@ mod dir;
 mod files;
 
 pub use bundle::Bundle;
-pub use ca::{ClusterCa, Credential};
+pub use ca::{
+    make_request, new_join_token, verify_request, ClusterCa, Credential, Lifetimes, Validity,
+    MAX_REQUEST_LEN,
+};
 pub use cert::{identity_of, CertificateError};
 pub use dir::{ClusterConfig, ClusterDir, ADMIN_BUNDLE};
 
@@ -84,6 +87,9 @@ pub enum ClusterError {
     /// Certificate generation failed, or a stored key or certificate is corrupt.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// A certificate request that is not one, or whose signature does not verify.
+    #[error("certificate request refused: {0}")]
+    BadRequest(String),
     /// A private key file others may read.
     #[error("{path} is readable by group or others (mode {mode:03o}): a private key must be private; run `chmod 600 {path}`, and make new credentials if others may have read it")]
     KeyReadable {
@@ -111,12 +117,7 @@ pub fn split_host_port(address: &str) -> Result<(String, u16), ClusterError> {
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if crate::identity::is_valid_name(name) {
         Ok(())
     } else {
         Err(ClusterError::BadName(name.to_string()))

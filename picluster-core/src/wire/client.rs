@@ -1,7 +1,7 @@
 //! Messages between a client (the `picluster` tool or a program) and the
 //! coordinator, and the reports and listings they carry.
 
-use super::WorkSpec;
+use super::{CreateToken, CredentialReport, Revocation, TokenInfo, TokenRequest, WorkSpec};
 use crate::ids::{JobId, RequestId, WorkerId};
 use crate::job::SearchMode;
 use crate::kernel::Solution;
@@ -33,6 +33,18 @@ pub enum ClientToCoord {
     /// Let a quarantined worker (it claimed a false solution) connect again;
     /// answered by `ReleasedWorker`.
     Release(WorkerRequest),
+    /// Revoke every certificate of a name issued up to now (admin); answered by
+    /// `Revoked`. Its live connections close at once.
+    Revoke(WorkerRequest),
+    /// The certificates of connected peers and the revoked names; answered by
+    /// `Credentials`.
+    Credentials(RequestId),
+    /// Make a join token (admin); answered by `TokenCreated`.
+    CreateToken(CreateToken),
+    /// List the join tokens (admin); answered by `Tokens`.
+    ListTokens(RequestId),
+    /// Withdraw a join token (admin); answered by `TokenRevoked`.
+    RevokeToken(TokenRequest),
 }
 
 /// A request about one worker, by name.
@@ -120,6 +132,16 @@ pub enum CoordToClient {
     Pruned(RequestId, u64),
     /// Reply to a release: the worker may connect again.
     ReleasedWorker(RequestId, String),
+    /// Reply to a revoke.
+    Revoked(RequestId, Revocation),
+    /// Reply to a credentials request.
+    Credentials(RequestId, CredentialReport),
+    /// Reply to a token creation.
+    TokenCreated(RequestId, TokenInfo),
+    /// Reply to a token listing.
+    Tokens(RequestId, Vec<TokenInfo>),
+    /// Reply to a token withdrawal: its id.
+    TokenRevoked(RequestId, String),
 }
 
 /// The encoded result of a custom job's indices `start..end`.
@@ -163,6 +185,15 @@ pub enum Refusal {
     /// which role would.
     #[error("not permitted: {0}")]
     NotPermitted(String),
+    /// No join token has this id.
+    #[error("no join token {0}")]
+    UnknownToken(String),
+    /// A token request out of bounds (lifetime, uses, role, id); the text says which.
+    #[error("invalid token request: {0}")]
+    InvalidToken(String),
+    /// Not a valid worker or client name.
+    #[error("invalid name `{0}`: use 1-63 characters from A-Z a-z 0-9 . _ -")]
+    InvalidName(String),
 }
 
 /// Where a job is in its life.

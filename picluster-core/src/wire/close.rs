@@ -26,6 +26,8 @@ pub enum CloseCode {
     /// credential on two machines, or a restarted worker whose old connection has not
     /// timed out yet): this one is refused, the live one kept.
     NameInUse = 7,
+    /// The certificate is revoked: a new credential is needed.
+    Revoked = 8,
 }
 
 impl CloseCode {
@@ -40,6 +42,7 @@ impl CloseCode {
             CloseCode::Unauthorized,
             CloseCode::BadResult,
             CloseCode::NameInUse,
+            CloseCode::Revoked,
         ]
         .into_iter()
         .find(|c| *c as u32 == code)

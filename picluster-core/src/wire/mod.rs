@@ -15,6 +15,7 @@
 //! # Layout
 //! - `worker`: messages between workers and the coordinator.
 //! - `client`: messages between clients and the coordinator, and the reports they carry.
+//! - `credentials`: join tokens, revocations, certificates, and the join protocol.
 //! - `work`: what to compute, as sent ([`WorkSpec`]), and its conversion to the job model.
 //! - `frame`: the frame codec and [`FrameError`].
 //! - `close`: application close codes.
@@ -22,6 +23,7 @@
 
 mod client;
 mod close;
+mod credentials;
 mod frame;
 mod limits;
 mod work;
@@ -29,6 +31,7 @@ mod worker;
 
 pub use client::*;
 pub use close::CloseCode;
+pub use credentials::*;
 pub use frame::*;
 pub use limits::*;
 pub use work::*;
@@ -37,10 +40,15 @@ pub use worker::*;
 /// ALPN protocol id: the major version.
 pub const ALPN: &[u8] = b"picluster/1";
 /// Highest minor version this build speaks. Minor 1: workers report the leases they
-/// kept through a lost connection ([`WorkerToCoord::Holding`]).
-pub const PROTOCOL_MINOR: u16 = 1;
+/// kept through a lost connection ([`WorkerToCoord::Holding`]). Minor 2: revocation,
+/// join tokens, credential reports and certificate renewal
+/// ([`ClientToCoord::Revoke`], [`ClientToCoord::CreateToken`],
+/// [`WorkerToCoord::Renew`], ...).
+pub const PROTOCOL_MINOR: u16 = 2;
 /// The first minor version with [`WorkerToCoord::Holding`].
 pub const MINOR_HOLDING: u16 = 1;
+/// The first minor version with revocation, tokens and renewal.
+pub const MINOR_CREDENTIALS: u16 = 2;
 /// The minor version both sides speak: the lower of the two.
 pub fn negotiate_minor(peer: u16) -> u16 {
     peer.min(PROTOCOL_MINOR)

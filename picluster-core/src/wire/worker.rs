@@ -32,6 +32,9 @@ pub enum WorkerToCoord {
     /// network failed). The coordinator adopts each one it can and stops the others
     /// (`Stop`); adopted leases carry on under their ids.
     Holding(Holding),
+    /// A certificate request for the worker's own name (minor 2): answered by
+    /// [`CoordToWorker::Renewed`] or [`CoordToWorker::RenewRefused`].
+    Renew(super::Renew),
 }
 
 /// Leases a worker kept through a lost connection.
@@ -144,6 +147,10 @@ pub enum CoordToWorker {
     /// End a lease early, at `end` or as soon after it as the work already under way
     /// allows (work stealing); answered by [`WorkerToCoord::Trimmed`].
     Trim(Trim),
+    /// A renewed certificate (minor 2).
+    Renewed(super::Renewed),
+    /// A renewal was refused (minor 2); the worker goes on with its certificate.
+    RenewRefused(super::JoinRefusal),
 }
 
 /// The coordinator's reply to a worker hello.

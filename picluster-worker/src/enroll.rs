@@ -1,0 +1,105 @@
+//! Getting and keeping a worker's credential without copying files around: joining
+//! with a token (`picluster-worker --join TOKEN --name NAME --state-dir DIR`) and
+//! renewing the certificate before it expires.
+//!
+//! A join makes the worker's key pair here (the private key never leaves the
+//! machine), checks the coordinator's CA against the token's pin before sending
+//! anything secret, and stores the certificate it gets as a bundle in the state
+//! directory, mode 0600. Later starts read that bundle. A renewal is asked for over
+//! the working connection once two thirds of the certificate's lifetime have passed;
+//! the new certificate replaces the bundle file and is used from the next connection.
+
+use crate::WorkerError;
+use picluster_core::identity::Role;
+use picluster_core::net::{self, NetError};
+use picluster_core::token::JoinToken;
+use picluster_core::trust::{make_request, Bundle, ClusterError, FORMAT_VERSION};
+use std::path::{Path, PathBuf};
+use tracing::info;
+
+/// The bundle's file in a worker's state directory.
+pub const STATE_BUNDLE: &str = "worker.bundle";
+
+/// The bundle file in `state_dir`.
+pub fn state_bundle(state_dir: &Path) -> PathBuf {
+    state_dir.join(STATE_BUNDLE)
+}
+
+/// The bundle kept in `state_dir`, if the worker has joined.
+pub fn load_state(state_dir: &Path) -> Result<Option<Bundle>, WorkerError> {
+    let path = state_bundle(state_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Bundle::load(&path).map_err(WorkerError::Credentials)?))
+}
+
+/// Joins the cluster `token` names as worker `name`, and stores the credential in
+/// `state_dir` (created with mode 0700 if missing). Refuses if the directory already
+/// holds one: a worker joins once.
+pub async fn join(token: &JoinToken, name: &str, state_dir: &Path) -> Result<Bundle, WorkerError> {
+    let path = state_bundle(state_dir);
+    if path.exists() {
+        return Err(WorkerError::Credentials(ClusterError::FileExists(path)));
+    }
+    create_private_dir(state_dir)?;
+    let (key, csr) = make_request(name).map_err(WorkerError::Credentials)?;
+    let joined = net::join(token, name, csr).await?;
+    if joined.enrolled.role != Role::Worker {
+        return Err(WorkerError::NotAWorkerBundle(joined.enrolled.role));
+    }
+    let bundle = Bundle {
+        format: FORMAT_VERSION,
+        role: joined.enrolled.role,
+        name: joined.enrolled.name,
+        coordinator: token.address.clone(),
+        ca: joined.ca_pem,
+        cert: joined.enrolled.cert_pem,
+        key: key.serialize_pem(),
+    };
+    bundle.save(&path).map_err(WorkerError::Credentials)?;
+    info!(name = %bundle.name, file = %path.display(), "joined the cluster");
+    Ok(bundle)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), WorkerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| {
+        WorkerError::Credentials(ClusterError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Whether `bundle`'s certificate has passed two thirds of its validity period at
+/// `now_ms` (Unix milliseconds).
+pub fn renewal_due(bundle: &Bundle, now_ms: u64) -> bool {
+    let Ok(identity) = bundle.identity() else {
+        return false;
+    };
+    let life = identity.expires_ms.saturating_sub(identity.not_before_ms);
+    now_ms >= identity.not_before_ms.saturating_add(life / 3 * 2)
+}
+
+/// A renewal under way: the key the request was made for.
+pub(crate) struct PendingRenewal {
+    pub(crate) key_pem: String,
+}
+
+/// Makes a key and a request for `bundle`'s name.
+pub(crate) fn start_renewal(bundle: &Bundle) -> Result<(PendingRenewal, Vec<u8>), NetError> {
+    let (key, csr) = make_request(&bundle.name).map_err(NetError::Credentials)?;
+    Ok((
+        PendingRenewal {
+            key_pem: key.serialize_pem(),
+        },
+        csr,
+    ))
+}

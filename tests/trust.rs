@@ -1,0 +1,482 @@
+//! Credentials over real QUIC: revocation, join tokens with a pinned CA, certificate
+//! lifetimes and renewal. Each negative case is refused with an error naming the
+//! reason, next to a positive control that is accepted.
+
+use picluster_client::{ClientError, JobKind, JobSpec, JobState, LocalCluster, SearchMode};
+use picluster_core::identity::Role;
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::net::NetError;
+use picluster_core::token::JoinToken;
+use picluster_core::trust::{Bundle, ClusterCa, Validity};
+use picluster_core::wire::{CloseCode, JoinRefusal, Refusal};
+use picluster_suite::fixtures::vectors;
+use picluster_worker::{enroll, WorkerError, WorkerOptions};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        threads: 1,
+        benchmark: Duration::from_millis(10),
+        ..WorkerOptions::default()
+    }
+}
+
+/// Block 1's nonce in a window of 2^20 around it, all solutions.
+fn block_1_job() -> (JobSpec, u32) {
+    let v = &vectors()[1];
+    let start = u64::from(v.nonce).saturating_sub(1 << 18);
+    let job = Sha256dJob::new(v.header, None, start..start + (1 << 20), 0).unwrap();
+    (
+        JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        },
+        v.nonce,
+    )
+}
+
+async fn run_job(cluster: &LocalCluster) {
+    let client = cluster.client().await.unwrap();
+    let (spec, nonce) = block_1_job();
+    let report = client.run(&spec).await.unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    let nonces: Vec<u32> = report
+        .solutions
+        .iter()
+        .map(|s| s.nonce().unwrap())
+        .collect();
+    assert_eq!(nonces, vec![nonce]);
+    assert_eq!(report.hashes, 1 << 20);
+    client.close();
+}
+
+fn spawn_worker(bundle: Bundle) -> tokio::task::JoinHandle<Result<(), WorkerError>> {
+    tokio::spawn(picluster_worker::run(
+        bundle,
+        options(),
+        std::future::pending(),
+    ))
+}
+
+fn closed_code(result: Result<(), WorkerError>) -> (u32, String) {
+    match result {
+        Err(WorkerError::Net(NetError::Closed { code, reason })) => (code, reason),
+        other => panic!("expected a close by the coordinator, got {other:?}"),
+    }
+}
+
+async fn worker_names(cluster: &LocalCluster) -> Vec<String> {
+    let client = cluster.client().await.unwrap();
+    let names = client
+        .status()
+        .await
+        .unwrap()
+        .workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    client.close();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_worker_is_closed_within_a_second_and_its_copies_refused() {
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let stolen = cluster.bundle(Role::Worker, "pi-lost").unwrap();
+    let live = spawn_worker(stolen.clone());
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let client = cluster.client().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let revocation = client.revoke("pi-lost").await.unwrap();
+    assert_eq!(revocation.name, "pi-lost");
+    assert_eq!(revocation.closed, 1);
+    let ended = tokio::time::timeout(Duration::from_secs(1), live)
+        .await
+        .expect("the revoked worker is closed within a second")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let (code, reason) = closed_code(ended);
+    assert_eq!(code, CloseCode::Revoked as u32);
+    assert!(reason.contains("pi-lost is revoked"), "{reason}");
+
+    // A copy of the credential is refused at its handshake, and does not retry.
+    let copy = tokio::time::timeout(Duration::from_secs(10), spawn_worker(stolen))
+        .await
+        .expect("a revoked worker gives up")
+        .unwrap();
+    assert_eq!(closed_code(copy).0, CloseCode::Revoked as u32);
+
+    // The status shows the name revoked, and the other worker still working.
+    let credentials = client.credentials().await.unwrap();
+    assert_eq!(
+        credentials
+            .revoked
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["pi-lost"]
+    );
+    assert_eq!(worker_names(&cluster).await, vec!["worker-1"]);
+    run_job(&cluster).await;
+
+    // A new credential for the name, made after the revocation, works.
+    let replacement = spawn_worker(cluster.bundle(Role::Worker, "pi-lost").unwrap());
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(worker_names(&cluster).await, vec!["pi-lost", "worker-1"]);
+
+    // Only an admin revokes, and not its own credential.
+    let mut alice = Bundle::clone(&cluster.bundle(Role::Client, "alice").unwrap());
+    alice.role = Role::Client;
+    let alice = picluster_client::Client::connect(&alice).await.unwrap();
+    match alice.revoke("worker-1").await {
+        Err(ClientError::Refused(Refusal::NotPermitted(why))) => {
+            assert!(why.contains("admin"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match client.revoke("local-admin").await {
+        Err(ClientError::Refused(Refusal::NotPermitted(why))) => {
+            assert!(why.contains("lock you out"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match client.revoke("no/such").await {
+        Err(ClientError::Refused(Refusal::InvalidName(name))) => assert_eq!(name, "no/such"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    alice.close();
+    client.close();
+    replacement.abort();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joins_with_a_token_and_the_token_is_spent() {
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let (token, info) = client
+        .create_token(Role::Worker, Duration::from_secs(600), 1, false)
+        .await
+        .unwrap();
+    assert_eq!(info.uses_left, 1);
+    assert_eq!(info.created_by, "local-admin");
+    let text = token.to_string();
+    assert_eq!(text.parse::<JoinToken>().unwrap(), token);
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bundle = enroll::join(&token, "pi-new", &state).await.unwrap();
+    assert_eq!(
+        (bundle.role, bundle.name.as_str()),
+        (Role::Worker, "pi-new")
+    );
+    assert_eq!(bundle.ca, cluster.ca().cert_pem());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&enroll::state_bundle(&state)), 0o600);
+    }
+    // The key never left: the stored bundle's key is the one the certificate is for,
+    // which the coordinator accepts.
+    assert_eq!(enroll::load_state(&state).unwrap().unwrap(), bundle);
+    let worker = spawn_worker(bundle);
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(worker_names(&cluster).await, vec!["pi-new", "worker-1"]);
+    run_job(&cluster).await;
+
+    // Used once: a second machine with the same token is told so.
+    let other = dir.path().join("other");
+    match enroll::join(&token, "pi-other", &other).await {
+        Err(WorkerError::Net(NetError::JoinRefused(JoinRefusal::UsedUp(id)))) => {
+            assert_eq!(id, token.id)
+        }
+        other => panic!("expected a used-up token, got {other:?}"),
+    }
+    assert!(!other.join(enroll::STATE_BUNDLE).exists());
+    // A wrong secret is not told apart from an unknown token.
+    let mut guessed = token.clone();
+    guessed.secret[0] ^= 1;
+    match enroll::join(&guessed, "pi-other", &other).await {
+        Err(WorkerError::Net(NetError::JoinRefused(JoinRefusal::UnknownToken))) => {}
+        other => panic!("expected an unknown token, got {other:?}"),
+    }
+    let tokens = client.tokens().await.unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].uses_left, 0);
+    client.revoke_token(&token.id).await.unwrap();
+    assert!(client.tokens().await.unwrap().is_empty());
+    match client.revoke_token(&token.id).await {
+        Err(ClientError::Refused(Refusal::UnknownToken(id))) => assert_eq!(id, token.id),
+        other => panic!("expected an unknown token, got {other:?}"),
+    }
+    client.close();
+    worker.abort();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_refused_for_expired_tokens_taken_names_and_impostors() {
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Expired.
+    let (short, _) = client
+        .create_token(Role::Worker, Duration::from_secs(1), 5, false)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match enroll::join(&short, "pi-late", &dir.path().join("late")).await {
+        Err(WorkerError::Net(NetError::JoinRefused(JoinRefusal::Expired(id)))) => {
+            assert_eq!(id, short.id)
+        }
+        other => panic!("expected an expired token, got {other:?}"),
+    }
+
+    // A connected worker's name, and a reserved one, without --replace.
+    let (token, _) = client
+        .create_token(Role::Worker, Duration::from_secs(600), 5, false)
+        .await
+        .unwrap();
+    for name in ["worker-1", "admin"] {
+        match enroll::join(&token, name, &dir.path().join(name)).await {
+            Err(WorkerError::Net(NetError::JoinRefused(JoinRefusal::NameTaken(n)))) => {
+                assert_eq!(n, name)
+            }
+            other => panic!("expected a taken name, got {other:?}"),
+        }
+    }
+    match enroll::join(&token, "bad name", &dir.path().join("bad")).await {
+        Err(WorkerError::Net(NetError::JoinRefused(JoinRefusal::BadName(n)))) => {
+            assert_eq!(n, "bad name")
+        }
+        other => panic!("expected a bad name, got {other:?}"),
+    }
+
+    // An impostor at the token's address: the worker aborts before sending the
+    // secret, which the impostor therefore never sees.
+    let impostor = LocalCluster::start(0, 1).await.unwrap();
+    let mut misdirected = token.clone();
+    misdirected.address = impostor.address().to_string();
+    match enroll::join(&misdirected, "pi-x", &dir.path().join("x")).await {
+        Err(WorkerError::Net(e @ NetError::PinMismatch { .. })) => {
+            assert!(e.to_string().contains("secret was not sent"), "{e}");
+            assert!(!e.is_retryable());
+        }
+        other => panic!("expected a pin mismatch, got {other:?}"),
+    }
+    // Nothing was spent on the refusals.
+    let tokens = client.tokens().await.unwrap();
+    let left: Vec<u32> = tokens
+        .iter()
+        .filter(|t| t.id == token.id)
+        .map(|t| t.uses_left)
+        .collect();
+    assert_eq!(left, vec![5]);
+
+    // With --replace, the name is taken over: the old machine is revoked.
+    let (replace, _) = client
+        .create_token(Role::Worker, Duration::from_secs(600), 1, true)
+        .await
+        .unwrap();
+    let bundle = enroll::join(&replace, "worker-1", &dir.path().join("w1"))
+        .await
+        .unwrap();
+    let credentials = client.credentials().await.unwrap();
+    assert!(credentials.revoked.iter().any(|r| r.name == "worker-1"));
+    let worker = spawn_worker(bundle);
+    cluster
+        .wait_for_workers(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    run_job(&cluster).await;
+
+    // Only admins make tokens.
+    let alice = picluster_client::Client::connect(&cluster.bundle(Role::Client, "alice").unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        alice
+            .create_token(Role::Worker, Duration::from_secs(60), 1, false)
+            .await,
+        Err(ClientError::Refused(Refusal::NotPermitted(_)))
+    ));
+    alice.close();
+    client.close();
+    worker.abort();
+    impostor.shutdown().await;
+    cluster.shutdown().await;
+}
+
+fn days(n: i64) -> time::Duration {
+    time::Duration::days(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_not_yet_valid_certificates_are_refused_and_old_ones_renewed() {
+    let mut cluster = LocalCluster::start(0, 1).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let with_validity = |name: &str, validity: Validity| {
+        let credential = cluster
+            .ca()
+            .issue_with(Role::Worker, name, &[], validity)
+            .unwrap();
+        Bundle {
+            cert: credential.cert_pem,
+            key: credential.key_pem,
+            ..cluster.bundle(Role::Worker, name).unwrap()
+        }
+    };
+    for (name, validity) in [
+        (
+            "expired",
+            Validity {
+                not_before: now - days(100),
+                not_after: now - days(10),
+            },
+        ),
+        (
+            "not-yet",
+            Validity {
+                not_before: now + days(10),
+                not_after: now + days(100),
+            },
+        ),
+    ] {
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            spawn_worker(with_validity(name, validity)),
+        )
+        .await
+        .expect("a refused certificate is not retried")
+        .unwrap();
+        match result {
+            Err(WorkerError::Net(e @ NetError::CertificateRejected(_))) => {
+                assert!(
+                    e.to_string().contains("refused this certificate"),
+                    "{name}: {e}"
+                )
+            }
+            other => panic!("{name}: expected a rejected certificate, got {other:?}"),
+        }
+    }
+
+    // Two thirds through its validity: renewed over the working connection, into
+    // its file, and the worker keeps working.
+    let old = with_validity(
+        "pi-old",
+        Validity {
+            not_before: now - days(70),
+            not_after: now + days(20),
+        },
+    );
+    assert!(enroll::renewal_due(&old, unix_ms()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pi-old.bundle");
+    old.save(&file).unwrap();
+    let options = WorkerOptions {
+        credential_file: Some(file.clone()),
+        ..options()
+    };
+    let worker = tokio::spawn(picluster_worker::run(
+        old.clone(),
+        options,
+        std::future::pending(),
+    ));
+    cluster.add_worker("worker-1").unwrap();
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let renewed = loop {
+        let stored = Bundle::load(&file).unwrap();
+        if stored.cert != old.cert {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewal within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(renewed.key, old.key, "a renewal makes a new key");
+    let identity = renewed.identity().unwrap();
+    assert_eq!(
+        (identity.role, identity.name.as_str()),
+        (Role::Worker, "pi-old")
+    );
+    let left_days = (identity.expires_ms - unix_ms()) / 86_400_000;
+    assert!((89..=90).contains(&left_days), "{left_days}");
+    assert!(!enroll::renewal_due(&renewed, unix_ms()));
+    run_job(&cluster).await;
+    // The status shows when each worker's certificate expires.
+    let client = cluster.client().await.unwrap();
+    let credentials = client.credentials().await.unwrap();
+    let old_expiry = old.identity().unwrap().expires_ms;
+    let listed: Vec<(String, u64)> = credentials
+        .connected
+        .iter()
+        .filter(|c| c.role == Role::Worker)
+        .map(|c| (c.name.clone(), c.expires_ms))
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&("pi-old".to_string(), old_expiry)));
+    client.close();
+    worker.abort();
+    cluster.shutdown().await;
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_certificate_request_is_checked_and_its_names_ignored() {
+    let ca = ClusterCa::generate("t").unwrap();
+    let (_, csr) = picluster_core::trust::make_request("asks-for-admin").unwrap();
+    let pem = ca
+        .sign_request(Role::Worker, "pi-9", &csr, 90, 1_700_000_000_000)
+        .unwrap();
+    let bundle = Bundle {
+        cert: pem,
+        ..ca.bundle(Role::Worker, "x", "127.0.0.1:1").unwrap()
+    };
+    let identity = bundle.identity().unwrap();
+    assert_eq!(
+        (identity.role, identity.name.as_str()),
+        (Role::Worker, "pi-9")
+    );
+    assert_eq!(identity.issued_ms, 1_700_000_000_000);
+    // A tampered request does not verify; garbage is not a request.
+    let mut tampered = csr.clone();
+    let i = tampered.len() / 2;
+    tampered[i] ^= 0x40;
+    for (bad, why) in [
+        (tampered, ""),
+        (b"not a csr".to_vec(), "not a DER certificate request"),
+        (vec![0; 9000], "longer than"),
+    ] {
+        let e = ca
+            .sign_request(Role::Worker, "pi-9", &bad, 90, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("certificate request refused"), "{e}");
+        assert!(e.contains(why), "{e}");
+    }
+}
