@@ -86,7 +86,11 @@ async fn simulated_worker(
                         out.push(WorkerToCoord::Trimmed(Trimmed { lease: l.0, end: l.2 }));
                     }
                 }
-                Some(CoordToWorker::Renewed(_) | CoordToWorker::RenewRefused(_)) => {}
+                Some(
+                    CoordToWorker::Renewed(_)
+                    | CoordToWorker::RenewRefused(_)
+                    | CoordToWorker::ShareTarget(_),
+                ) => {}
                 Some(CoordToWorker::Welcome(_)) | None => return Ok(()),
             },
             _ = tick.tick() => {

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits (splitmix64).
+    pub fn bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -38,10 +39,10 @@ impl Rng {
     }
     /// A number below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.bits() % n
     }
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        (self.bits() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
@@ -220,7 +221,12 @@ impl Sim {
         self.conn_worker.insert(conn, w);
         let worker = &mut self.workers[w];
         worker.conn = Some(conn);
-        let hello = worker.agent.hello();
+        let mut hello = worker.agent.hello();
+        // Simulated workers do not hash, so they cannot make shares: they speak the
+        // minor version before shares (the share test has its own tests).
+        if let WorkerToCoord::Hello(h) = &mut hello {
+            h.minor = h.minor.min(MINOR_SHARES - 1);
+        }
         let name = worker.name.clone();
         let now = self.instant();
         self.coord

@@ -1419,7 +1419,8 @@ fn makespan_with(workers: &[(Conduct, f64)], keyspace: u64) -> f64 {
                 }
                 CoordToWorker::Welcome(_)
                 | CoordToWorker::Renewed(_)
-                | CoordToWorker::RenewRefused(_) => {}
+                | CoordToWorker::RenewRefused(_)
+                | CoordToWorker::ShareTarget(_) => {}
             }
         }
         h.now += step;
@@ -1693,4 +1694,88 @@ fn clients_manage_their_own_jobs_and_only_an_admin_manages_the_cluster() {
         ask(&mut h, ConnId(201), ClientToCoord::Cancel(job(12))),
         CoordToClient::Cancelled(RequestId(12), _)
     ));
+}
+
+#[test]
+fn shares_are_verified_and_a_false_share_quarantines_the_worker() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 18,
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    });
+    h.core
+        .handle_connected(h.now, ConnId(1), PeerIdentity::new(Role::Worker, "sharer"));
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Hello(WorkerHello {
+            minor: PROTOCOL_MINOR,
+            agent_version: "t".into(),
+            threads: 1,
+            arch: "x86_64".into(),
+            kernel_impl: "test".into(),
+            bench_hps: 1,
+            kernels: vec![],
+        }),
+    );
+    let out = h.drain();
+    assert!(out.contains(&Transmit::ToWorker(
+        ConnId(1),
+        CoordToWorker::ShareTarget(ShareTarget { bits: 16 })
+    )));
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 18, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    assert_eq!(a.len(), 1);
+    let lease = &a[0].1;
+    // The shares of the lease, as the worker's share-reporting scan finds them, and
+    // checked against the sha2 crate.
+    let kernel = job.kernel();
+    let sharing = kernel.with_shares(16).unwrap();
+    let mut hits = Vec::new();
+    sharing.scan(lease.start..lease.end, &mut hits);
+    let shares: Vec<u64> = hits
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let (version, nonce) = job.locate(i);
+            let hash = picluster_core::kernel::sha256d::display_order(
+                &job.header.with(version, nonce).hash(),
+            );
+            hash[0] == 0 && hash[1] == 0
+        })
+        .collect();
+    assert_eq!(
+        shares, hits,
+        "at 16 bits every hit of a difficulty-1 job is a share"
+    );
+    assert!(!shares.is_empty());
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: shares.clone(),
+        }),
+    );
+    assert!(closes(&h.drain()).is_empty());
+    assert_eq!(h.core.stats().shares, shares.len() as u64);
+    // An index that is not a share.
+    let not_share = (lease.start..lease.end)
+        .find(|i| !shares.contains(i))
+        .unwrap();
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![not_share],
+        }),
+    );
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::BadResult)]);
+    assert!(out.iter().any(|t| matches!(
+        t,
+        Transmit::Close(ConnId(1), reason) if reason.to_string().starts_with(&format!(
+            "index {not_share} reported as a share in lease {} does not meet the share target: worker sharer is quarantined",
+            lease.lease
+        ))
+    )), "{out:?}");
 }

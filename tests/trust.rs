@@ -480,3 +480,210 @@ fn a_certificate_request_is_checked_and_its_names_ignored() {
         assert!(e.contains(why), "{e}");
     }
 }
+
+/// A worker built from the library that claims every chunk searched the moment it
+/// gets it, without hashing (the attack in issue 10: 99.66 % of a job in 27 ms). It
+/// speaks the current protocol, so it is given a share target, and ignores it.
+async fn lazy_worker(bundle: Bundle) -> (Duration, u32, String) {
+    use picluster_core::net;
+    use picluster_core::wire::{
+        CoordToWorker, Progress, WorkerHello, WorkerToCoord, PROTOCOL_MINOR,
+    };
+    let hello = WorkerToCoord::Hello(WorkerHello {
+        minor: PROTOCOL_MINOR,
+        agent_version: "lazy".into(),
+        threads: 64,
+        arch: "x86_64".into(),
+        kernel_impl: "none".into(),
+        bench_hps: 1_000_000_000_000,
+        kernels: vec![],
+    });
+    let net::Session {
+        endpoint: _endpoint,
+        connection,
+        mut reader,
+        mut writer,
+        ..
+    } = net::connect::<WorkerToCoord, CoordToWorker>(&bundle, &hello)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match reader.next::<CoordToWorker>().await {
+            Ok(CoordToWorker::Assign(a)) => {
+                let claim = WorkerToCoord::Progress(Progress {
+                    lease: a.lease,
+                    position: a.end,
+                });
+                if writer.send(&claim).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    match connection.closed().await {
+        quinn::ConnectionError::ApplicationClosed(c) => (
+            started.elapsed(),
+            c.error_code.into_inner() as u32,
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        ),
+        other => panic!("expected the coordinator to close the lazy worker, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_worker_is_caught_by_its_shares_and_the_job_still_finds_the_answer() {
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let client = cluster.client().await.unwrap();
+    let lazy = tokio::spawn(lazy_worker(cluster.bundle(Role::Worker, "lazy").unwrap()));
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let v = &vectors()[1];
+    let start = u64::from(v.nonce) - (1 << 22);
+    let job = Sha256dJob::new(v.header, None, start..start + (1 << 23), 0).unwrap();
+    let spec = JobSpec {
+        kind: JobKind::Sha256d(job),
+        mode: SearchMode::All,
+    };
+    let id = client.submit(&spec).await.unwrap();
+    let (caught_after, code, reason) = tokio::time::timeout(Duration::from_secs(60), lazy)
+        .await
+        .expect("the lazy worker is caught")
+        .unwrap();
+    println!("lazy worker caught {caught_after:?} after it connected: {reason}");
+    assert_eq!(code, CloseCode::BadResult as u32);
+    assert!(
+        reason.contains("shares where the progress claimed implies"),
+        "{reason}"
+    );
+    assert!(reason.contains("lazy is quarantined"), "{reason}");
+    let report = client.wait(id).await.unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    let nonces: Vec<u32> = report
+        .solutions
+        .iter()
+        .map(|s| s.nonce().unwrap())
+        .collect();
+    assert_eq!(
+        nonces,
+        vec![v.nonce],
+        "the true nonce is found despite the lazy claims"
+    );
+    assert_eq!(report.hashes, 1 << 23);
+    // Whatever the lazy worker claimed was searched again by the honest one.
+    let honest: u64 = report
+        .contributions
+        .iter()
+        .filter(|c| c.worker == "worker-1")
+        .map(|c| c.hashes)
+        .sum();
+    assert_eq!(honest, 1 << 23, "{:?}", report.contributions);
+    let status = client.status().await.unwrap();
+    let lazy_state: Vec<&str> = status
+        .workers
+        .iter()
+        .filter(|w| w.name == "lazy")
+        .map(|w| w.state.as_str())
+        .collect();
+    assert_eq!(lazy_state, vec!["quarantined"]);
+    client.close();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_workers_of_different_speeds_are_never_taken_for_lazy_ones() {
+    // Two workers, one and two threads on two cores: the one-thread worker is the
+    // slow one. Several jobs, so vardiff retargets and many windows are judged.
+    let cluster = LocalCluster::start(0, 1).await.unwrap();
+    let mut cluster = cluster;
+    cluster
+        .add_worker_with(
+            "slow",
+            WorkerOptions {
+                threads: 1,
+                ..options()
+            },
+        )
+        .unwrap();
+    cluster
+        .add_worker_with(
+            "fast",
+            WorkerOptions {
+                threads: 2,
+                ..options()
+            },
+        )
+        .unwrap();
+    cluster
+        .wait_for_workers(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let client = cluster.client().await.unwrap();
+    let v = &vectors()[1];
+    for round in 0..3u64 {
+        let start = u64::from(v.nonce) - (1 << 24) + round;
+        let job = Sha256dJob::new(v.header, None, start..start + (1 << 25), 0).unwrap();
+        let report = client
+            .run(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::All,
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.state, JobState::Completed);
+        assert_eq!(report.hashes, 1 << 25);
+        assert_eq!(report.solutions.len(), 1);
+    }
+    let status = client.status().await.unwrap();
+    let states: Vec<(String, &str)> = status
+        .workers
+        .iter()
+        .map(|w| (w.name.clone(), w.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![("fast".to_string(), "idle"), ("slow".to_string(), "idle")]
+    );
+    client.close();
+    cluster.shutdown().await;
+}
+
+/// The share test's verdict against simulated honest and lazy workers: Poisson
+/// counts drawn with a seeded generator (inverse transform), judged as the
+/// coordinator judges a window.
+#[test]
+fn the_share_test_has_no_false_alarm_in_a_million_honest_windows_and_catches_a_tenth() {
+    use picluster_core::coordinator::{poisson_cdf, FALSE_ALARM, WINDOW_SHARES};
+    let mut rng = picluster_suite::sim::Rng(0x5348_4152);
+    let mut draw = |lambda: f64| {
+        let u = (rng.bits() >> 11) as f64 / (1u64 << 53) as f64;
+        let (mut k, mut p) = (0u32, (-lambda).exp());
+        let mut cdf = p;
+        while cdf < u && k < 10_000 {
+            k += 1;
+            p *= lambda / f64::from(k);
+            cdf += p;
+        }
+        k
+    };
+    let judged = |observed: u32| poisson_cdf(observed, WINDOW_SHARES) < FALSE_ALARM;
+    let honest_alarms = (0..1_000_000)
+        .filter(|_| judged(draw(WINDOW_SHARES)))
+        .count();
+    assert_eq!(honest_alarms, 0);
+    // The threshold: 4 shares where 32 are expected is too few, 5 is not.
+    assert!(judged(4) && !judged(5));
+    // A worker that hashes a tenth of what it claims: caught in most windows.
+    let caught = (0..10_000)
+        .filter(|_| judged(draw(WINDOW_SHARES / 10.0)))
+        .count();
+    assert!(caught > 7_000, "{caught}");
+    // One that hashes nothing: every window.
+    assert!(judged(0));
+    assert!((poisson_cdf(0, 2.0) - (-2f64).exp()).abs() < 1e-15);
+    assert!((poisson_cdf(2, 1.0) - 2.5 * (-1f64).exp()).abs() < 1e-15);
+}

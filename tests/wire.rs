@@ -598,6 +598,17 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "CoordToJoin::Refused",
             e(&CoordToJoin::Refused(JoinRefusal::UsedUp("0a0b".into()))),
         ),
+        (
+            "CoordToWorker::ShareTarget",
+            e(&CoordToWorker::ShareTarget(ShareTarget { bits: 16 })),
+        ),
+        (
+            "WorkerToCoord::Shares",
+            e(&WorkerToCoord::Shares(Found {
+                lease: LeaseId(9),
+                indices: vec![300, 70000],
+            })),
+        ),
     ]
 }
 
@@ -674,7 +685,8 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToWorker::RenewRefused", "020000000506"),
     ("JoinToCoord::Join", "1e00000000020430613062222222222222222222222222222222220470692d390109"),
     ("CoordToJoin::Enrolled", "0b00000000010470692d390370656d"),
-    ("CoordToJoin::Refused", "0700000001020430613062"),
+    ("CoordToJoin::Refused", "0700000001020430613062"),    ("CoordToWorker::ShareTarget", "020000000610"),
+    ("WorkerToCoord::Shares", "080000000a0902ac02f0a204"),
 ];
 
 #[test]

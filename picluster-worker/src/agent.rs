@@ -19,6 +19,7 @@ use crate::compute::{ComputeEvent, TaskId, Work, MAX_TASKS};
 use crate::registry::Registry;
 use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
+use picluster_core::kernel::{digest_zero_bits, SearchKernel};
 use picluster_core::wire::{
     Assign, CoordToWorker, Found, HeldLease, Holding, Output, Progress, Rejected, Released, Stop,
     Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome, MAX_HELD_FOUND,
@@ -200,6 +201,9 @@ struct Held {
     found: Option<Vec<u64>>,
     /// A custom kernel's lease (not kept through a lost connection).
     custom: bool,
+    /// With shares: the job's own kernel (to tell solutions from shares among the
+    /// hits of the share-reporting scan) and the share target.
+    shares: Option<(Arc<dyn SearchKernel>, u8)>,
     /// The engine is done with it (only kept while detached, to be reported).
     done: bool,
     standing: Standing,
@@ -238,6 +242,8 @@ pub struct Agent {
     next_task: u64,
     compute: VecDeque<ComputeCommand>,
     outbox: VecDeque<WorkerToCoord>,
+    /// The share target for leases assigned from now on (this connection).
+    share_bits: Option<u8>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -262,6 +268,7 @@ impl Agent {
             next_task: 1,
             compute: VecDeque::new(),
             outbox: VecDeque::new(),
+            share_bits: None,
         }
     }
 
@@ -281,6 +288,8 @@ impl Agent {
     /// The session was established: the leases kept through the lost connection
     /// are reported (a coordinator too old to adopt them gets them stopped).
     pub fn handle_welcome(&mut self, welcome: WorkerWelcome) {
+        // A share target is per connection: this one's comes after the welcome.
+        self.share_bits = None;
         self.progress_interval =
             Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
         let adopts = welcome.minor >= MINOR_HOLDING;
@@ -329,6 +338,10 @@ impl Agent {
             CoordToWorker::Welcome(_) => Err(AgentError::UnexpectedWelcome),
             // Certificates are the daemon's business (it holds the credential).
             CoordToWorker::Renewed(_) | CoordToWorker::RenewRefused(_) => Ok(()),
+            CoordToWorker::ShareTarget(target) => {
+                self.share_bits = Some(target.bits);
+                Ok(())
+            }
             CoordToWorker::Assign(assign) => self.assign(assign),
             CoordToWorker::Trim(Trim { lease, end }) => {
                 // A lease we no longer run (finished, stopped) cannot be trimmed: the
@@ -397,6 +410,15 @@ impl Agent {
             }));
             return Ok(());
         }
+        // With a share target, the scan also reports shares; the job's own kernel
+        // tells its solutions apart.
+        let (work, shares) = match (&work, self.share_bits) {
+            (Work::Search(kernel), Some(bits)) => match kernel.with_shares(u32::from(bits)) {
+                Some(sharing) => (Work::Search(sharing), Some((kernel.clone(), bits))),
+                None => (work, None),
+            },
+            _ => (work, None),
+        };
         let task = TaskId(self.next_task);
         self.next_task += 1;
         self.held.insert(
@@ -410,6 +432,7 @@ impl Agent {
                 end,
                 found: Some(Vec::new()),
                 custom: matches!(work, Work::Map(_)),
+                shares,
                 done: false,
                 standing: Standing::Running,
             },
@@ -429,6 +452,34 @@ impl Agent {
             ComputeEvent::Found { task, indices } => {
                 let Some(h) = self.held.get_mut(&task) else {
                     return;
+                };
+                let indices = match &h.shares {
+                    None => indices,
+                    Some((kernel, bits)) => {
+                        let shares: Vec<u64> = indices
+                            .iter()
+                            .copied()
+                            .filter(|&i| {
+                                kernel
+                                    .digest(i)
+                                    .is_some_and(|d| digest_zero_bits(&d) >= u32::from(*bits))
+                            })
+                            .collect();
+                        if !shares.is_empty() && h.standing == Standing::Running {
+                            self.outbox.push_back(WorkerToCoord::Shares(Found {
+                                lease: h.lease,
+                                indices: shares,
+                            }));
+                        }
+                        let solutions: Vec<u64> = indices
+                            .into_iter()
+                            .filter(|&i| kernel.verify(i).is_some())
+                            .collect();
+                        if solutions.is_empty() {
+                            return;
+                        }
+                        solutions
+                    }
                 };
                 if let Some(found) = h.found.as_mut() {
                     found.extend_from_slice(&indices);

@@ -22,6 +22,8 @@ pub(super) struct Lease {
     /// A trim sent and not yet acknowledged: the requested end and the worker that
     /// gets the rest.
     pub(super) trim: Option<(u64, ConnId)>,
+    /// The share target its worker reports shares at (`None`: no shares).
+    pub(super) share_bits: Option<u8>,
 }
 
 /// How far past the last recorded lease id a restarted coordinator starts: the
@@ -82,6 +84,7 @@ impl LeaseTable {
                 end: range.end,
                 reported_at: now,
                 trim: None,
+                share_bits: None,
             },
         );
     }

@@ -35,6 +35,8 @@
 //! - `schedule`, `steal`: decisions as pure functions over the tables.
 //! - `report`: progress, listings, reports and status built from the tables.
 //! - `violation`: [`ProtocolViolation`] and [`CloseReason`].
+//! - `shares`: shares, vardiff and the test that catches workers claiming work
+//!   they did not do.
 //! - `credentials`: revoked names, join tokens, enrolled names, connected
 //!   certificates.
 
@@ -46,6 +48,7 @@ mod journal;
 mod leases;
 mod report;
 mod schedule;
+mod shares;
 mod steal;
 mod violation;
 mod workers;
@@ -55,6 +58,10 @@ pub use credentials::{MAX_TOKENS, MAX_TOKEN_TTL_S, MAX_TOKEN_USES};
 pub use journal::{
     Record, Snapshot, StoredJob, StoredLease, StoredToken, UnixMillis, JOURNAL_FORMAT,
 };
+pub use shares::{
+    poisson_cdf, FALSE_ALARM, INITIAL_SHARE_BITS, MAX_SHARE_BITS, MIN_SHARE_BITS, RETARGET_AFTER,
+    RETARGET_SHARES, SHARE_SECONDS, WINDOW_SHARES,
+};
 pub use violation::{CloseReason, ProtocolViolation};
 
 use crate::identity::{PeerIdentity, Role};
@@ -63,10 +70,10 @@ use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
     CoordToClient, CoordToJoin, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding,
     JobFailure, JobReport, JobRequest, JobState, JobSummary, JoinRefusal, JoinRequest, Output,
-    Progress, Refusal, Rejected, Released, Renew, Revocation, Stop, Submit, TokenRequest, Trim,
-    Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord, WorkerWelcome,
-    MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS, MAX_OUTPUT_BATCH_BYTES,
-    MAX_SOLUTIONS, MINOR_HOLDING,
+    Progress, Refusal, Rejected, Released, Renew, Revocation, ShareTarget, Stop, Submit,
+    TokenRequest, Trim, Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord,
+    WorkerWelcome, MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS,
+    MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS, MINOR_HOLDING, MINOR_SHARES,
 };
 use clients::ClientTable;
 use credentials::Credentials;
@@ -74,6 +81,7 @@ use jobs::JobTable;
 use leases::{Lease, LeaseTable, LEASE_ID_GAP};
 use report::{millis, progress_of, report_of, summary_of, workers_status};
 use schedule::{Decision, RateCache, View};
+use shares::ShareAccount;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
@@ -179,6 +187,8 @@ pub struct CoordinatorStats {
     /// within the lease timeout, or an answer that kept more than it could have
     /// begun.
     pub unhonoured_trims: u64,
+    /// Shares verified.
+    pub shares: u64,
 }
 
 /// The coordinator state machine. See the module docs for the driving order.
@@ -980,7 +990,7 @@ impl Coordinator {
     fn violation(&mut self, conn: ConnId, violation: ProtocolViolation) {
         self.stats.violations += 1;
         let liar = match (&violation, self.workers.get(conn)) {
-            (ProtocolViolation::FalseSolution { .. }, Some(w)) => Some(w.name.clone()),
+            (v, Some(w)) if v.is_false_claim() => Some(w.name.clone()),
             _ => None,
         };
         let Some(name) = liar else {
@@ -1004,7 +1014,7 @@ impl Coordinator {
                 }
             }
         }
-        tracing::warn!(worker = %name, %violation, indices_to_search_again = redo, "worker quarantined: it claimed a false solution");
+        tracing::warn!(worker = %name, %violation, indices_to_search_again = redo, "worker quarantined: it claimed work it did not do");
         self.schedule_requested = true;
         self.drop_peer(conn, CloseReason::Quarantined { name, violation });
     }
@@ -1091,6 +1101,9 @@ impl Coordinator {
             }
             WorkerToCoord::Found(Found { lease, indices }) => {
                 self.on_found(now, conn, lease, indices)
+            }
+            WorkerToCoord::Shares(Found { lease, indices }) => {
+                self.on_shares(now, conn, lease, &indices)
             }
             WorkerToCoord::Released(Released { lease, position }) => {
                 if self.released_lease(conn, lease)?.is_none() {
@@ -1360,9 +1373,20 @@ impl Coordinator {
             progress_interval_ms: millis(self.config.progress_interval) as u32,
         };
         let adopts = welcome.minor >= MINOR_HOLDING;
+        let shares = welcome.minor >= MINOR_SHARES;
         self.workers.greet(conn, hello);
         self.outbox
             .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
+        if shares {
+            if let Some(w) = self.workers.worker_mut(conn) {
+                let account = ShareAccount::new(self.clock.0);
+                self.outbox.push_back(Transmit::ToWorker(
+                    conn,
+                    CoordToWorker::ShareTarget(ShareTarget { bits: account.bits }),
+                ));
+                w.shares = Some(account);
+            }
+        }
         if !adopts {
             // It will not claim anything: what it held before goes back to the queue.
             if let Some(name) = self.workers.get(conn).map(|w| w.name.clone()) {
@@ -1511,7 +1535,7 @@ impl Coordinator {
         let since = lease.reported_at;
         lease.position = position;
         lease.reported_at = now;
-        let (job_id, conn) = (lease.job, lease.worker);
+        let (job_id, conn, share_bits) = (lease.job, lease.worker, lease.share_bits);
         let committed = position - delta..position;
         if delta > 0 {
             self.workers.moved(conn, now);
@@ -1532,7 +1556,84 @@ impl Coordinator {
             self.schedule_requested |= job.record.pending.is_empty();
             self.mark_dirty(now, job_id);
         }
+        // Judged once the claim is committed: if it is false, the quarantine takes
+        // it back with the rest of the worker's work.
+        self.account_shares(now, conn, delta, share_bits)
+    }
+
+    /// Claimed progress at `bits` adds to the shares expected of `conn`'s worker;
+    /// a full window with far too few is a false claim. Vardiff may retarget.
+    fn account_shares(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        claimed: u64,
+        bits: Option<u8>,
+    ) -> Handled {
+        let Some(account) = self
+            .workers
+            .worker_mut(conn)
+            .and_then(|w| w.shares.as_mut())
+        else {
+            return Ok(());
+        };
+        if let Some(bits) = bits {
+            account.claimed(claimed, bits);
+            if let Err(too_few) = account.judge() {
+                return Err(ProtocolViolation::TooFewShares {
+                    expected: too_few.expected.round() as u64,
+                    observed: too_few.observed,
+                });
+            }
+        }
+        if let Some(bits) = account.retarget(now) {
+            self.outbox.push_back(Transmit::ToWorker(
+                conn,
+                CoordToWorker::ShareTarget(ShareTarget { bits }),
+            ));
+        }
         Ok(())
+    }
+
+    /// Shares of a lease: each must meet the lease's share target.
+    fn on_shares(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        lease_id: LeaseId,
+        indices: &[u64],
+    ) -> Handled {
+        let Some(lease) = self.own_lease(conn, lease_id)? else {
+            return Ok(()); // stale
+        };
+        let (job_id, start, end) = (lease.job, lease.position, lease.end);
+        let Some(bits) = lease.share_bits else {
+            return Ok(()); // an adopted lease, or one from before the target: not counted
+        };
+        let Some(kernel) = self.jobs.get(job_id).and_then(|j| j.session.kernel.clone()) else {
+            return Ok(());
+        };
+        for &index in indices {
+            let meets = (start..end).contains(&index)
+                && kernel
+                    .digest(index)
+                    .is_some_and(|d| crate::kernel::digest_zero_bits(&d) >= u32::from(bits));
+            if !meets {
+                return Err(ProtocolViolation::FalseShare {
+                    lease: lease_id,
+                    index,
+                });
+            }
+            self.stats.shares += 1;
+            if let Some(account) = self
+                .workers
+                .worker_mut(conn)
+                .and_then(|w| w.shares.as_mut())
+            {
+                account.verified();
+            }
+        }
+        self.account_shares(now, conn, 0, None)
     }
 
     fn on_found(
@@ -1693,6 +1794,20 @@ impl Coordinator {
             end: range.end,
         };
         let exempt = job.session.kernel.is_none();
+        let sharing = job
+            .session
+            .kernel
+            .as_ref()
+            .is_some_and(|k| k.digest(range.start).is_some());
+        let share_bits = self
+            .workers
+            .get(conn)
+            .and_then(|w| w.shares.as_ref())
+            .filter(|_| sharing)
+            .map(|s| s.bits);
+        if let Some(l) = self.leases.get_mut(lease) {
+            l.share_bits = share_bits;
+        }
         if self.workers.add_lease(conn, lease, now, exempt) {
             // An idle worker owes no reports: its job's rate sample leaves out the
             // idle time.

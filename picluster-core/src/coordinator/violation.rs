@@ -102,6 +102,35 @@ pub enum ProtocolViolation {
         /// The index claimed.
         index: u64,
     },
+    /// An index reported as a share does not meet the share target.
+    #[error("index {index} reported as a share in lease {lease} does not meet the share target")]
+    FalseShare {
+        /// The lease.
+        lease: LeaseId,
+        /// The index reported.
+        index: u64,
+    },
+    /// Far fewer shares than the progress claimed implies: the work was not done.
+    #[error("{observed} shares where the progress claimed implies {expected:.1} (probability below 1e-9 for a worker that does the work)")]
+    TooFewShares {
+        /// Shares the claimed progress implies.
+        expected: u64,
+        /// Shares received.
+        observed: u32,
+    },
+}
+
+impl ProtocolViolation {
+    /// Whether the worker claimed work it did not do: it is quarantined and what it
+    /// committed is searched again.
+    pub fn is_false_claim(&self) -> bool {
+        matches!(
+            self,
+            ProtocolViolation::FalseSolution { .. }
+                | ProtocolViolation::FalseShare { .. }
+                | ProtocolViolation::TooFewShares { .. }
+        )
+    }
 }
 
 impl ProtocolViolation {
@@ -110,7 +139,9 @@ impl ProtocolViolation {
         match self {
             ProtocolViolation::BadFrame(_) => CloseCode::BadFrame,
             ProtocolViolation::WrongRole => CloseCode::Unauthorized,
-            ProtocolViolation::FalseSolution { .. } => CloseCode::BadResult,
+            ProtocolViolation::FalseSolution { .. }
+            | ProtocolViolation::FalseShare { .. }
+            | ProtocolViolation::TooFewShares { .. } => CloseCode::BadResult,
             _ => CloseCode::Protocol,
         }
     }
@@ -133,7 +164,7 @@ pub enum CloseReason {
         violation: ProtocolViolation,
     },
     /// A quarantined worker tried to connect.
-    #[error("worker {0} is quarantined after claiming a false solution: an admin must check it and release it (`picluster release {0}`)")]
+    #[error("worker {0} is quarantined after claiming work it did not do (a false solution or share, or too few shares): an admin must check it and release it (`picluster release {0}`)")]
     QuarantinedName(String),
     /// A newer connection of the same worker replaced this one.
     #[error("replaced by a newer connection")]

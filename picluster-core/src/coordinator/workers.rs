@@ -39,6 +39,8 @@ pub(super) struct Worker {
     pub(super) rates: BTreeMap<JobId, Rate>,
     /// It asked for a renewed certificate on this connection.
     renewed: bool,
+    /// Its shares, if it speaks them.
+    pub(super) shares: Option<super::shares::ShareAccount>,
 }
 
 /// A worker's rate on one job, an exponentially weighted average of samples of at
@@ -178,6 +180,7 @@ impl WorkerTable {
                 rate_hps: 0.0,
                 rates: BTreeMap::new(),
                 renewed: false,
+                shares: None,
             },
         );
     }

@@ -192,6 +192,16 @@ impl SearchKernel for HashcashKernel {
         }
     }
 
+    fn digest(&self, index: u64) -> Option<[u8; 32]> {
+        (index < self.keyspace()).then(|| self.job.digest(self.job.counter(index)))
+    }
+
+    fn with_shares(&self, bits: u32) -> Option<std::sync::Arc<dyn SearchKernel>> {
+        let mut kernel = self.clone();
+        kernel.job.bits = kernel.job.bits.min(bits.max(1));
+        Some(std::sync::Arc::new(kernel))
+    }
+
     fn verify(&self, index: u64) -> Option<Solution> {
         if index >= self.keyspace() {
             return None;

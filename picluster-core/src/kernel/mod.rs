@@ -19,6 +19,20 @@ pub mod preimage;
 pub mod sha256d;
 
 use std::ops::Range;
+use std::sync::Arc;
+
+/// Leading zero bits of a digest, most significant byte first: what a share is
+/// judged by (mining pools' "difficulty").
+pub fn digest_zero_bits(digest: &[u8; 32]) -> u32 {
+    let mut n = 0;
+    for b in digest {
+        n += b.leading_zeros();
+        if *b != 0 {
+            break;
+        }
+    }
+    n
+}
 
 /// A verified solution of a search job.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,6 +104,18 @@ pub trait SearchKernel: Send + Sync + 'static {
     /// Once this many solutions are found, no more can be (each of a preimage
     /// job's targets has one preimage): an exhaustive search may stop there.
     fn max_solutions(&self) -> Option<u64> {
+        None
+    }
+    /// The digest of `index` that shares are judged by, most significant byte first
+    /// (for SHA-256d the block hash in display order). `None`: no shares.
+    fn digest(&self, _index: u64) -> Option<[u8; 32]> {
+        None
+    }
+    /// The same kernel, its `scan` also reporting every index whose digest has at
+    /// least `bits` leading zero bits (a share: proof of work done, as mining pools
+    /// ask of their miners). Solutions are still reported; the caller tells them
+    /// apart with [`SearchKernel::verify`]. `None`: this kernel has no shares.
+    fn with_shares(&self, _bits: u32) -> Option<Arc<dyn SearchKernel>> {
         None
     }
 }

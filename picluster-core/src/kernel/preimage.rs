@@ -353,6 +353,7 @@ impl PreimageJob {
             job: self.clone(),
             words: words.into(),
             filter: filter.into(),
+            share_bits: 0,
         }
     }
 }
@@ -373,9 +374,17 @@ pub struct PreimageKernel {
     words: Arc<[[u32; 8]]>,
     /// One bit per value of a digest's top 16 bits: is any target there?
     filter: Arc<[u64]>,
+    /// Also report digests with at least this many leading zero bits (0: none).
+    share_bits: u32,
 }
 
 impl PreimageKernel {
+    fn is_share(&self, state: &[u32; 8]) -> bool {
+        self.share_bits > 0
+            && state[0].leading_zeros() >= self.share_bits.min(32)
+            && crate::kernel::hashcash::leading_zero_bits(state) >= self.share_bits
+    }
+
     fn is_target(&self, state: &[u32; 8]) -> bool {
         let top = (state[0] >> 16) as usize;
         self.filter[top / 64] & (1 << (top % 64)) != 0 && self.words.binary_search(state).is_ok()
@@ -423,7 +432,7 @@ impl SearchKernel for PreimageKernel {
                 state = IV;
                 compress256(&mut state, &[second]);
             }
-            if self.is_target(&state) {
+            if self.is_target(&state) || self.is_share(&state) {
                 hits.push(index);
             }
             // Next candidate: step the last position, carrying leftwards.
@@ -438,6 +447,16 @@ impl SearchKernel for PreimageKernel {
                 block[k] = set[0];
             }
         }
+    }
+
+    fn digest(&self, index: u64) -> Option<[u8; 32]> {
+        (index < self.keyspace()).then(|| self.job.digest(&self.job.candidate(index)))
+    }
+
+    fn with_shares(&self, bits: u32) -> Option<Arc<dyn SearchKernel>> {
+        let mut kernel = self.clone();
+        kernel.share_bits = bits.max(1);
+        Some(Arc::new(kernel))
     }
 
     fn verify(&self, index: u64) -> Option<Solution> {

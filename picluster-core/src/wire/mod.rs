@@ -41,7 +41,7 @@ pub use worker::*;
 pub const ALPN: &[u8] = b"picluster/1";
 /// Highest minor version this build speaks. Minor 1: workers report the leases they
 /// kept through a lost connection ([`WorkerToCoord::Holding`]). Minor 2: revocation,
-/// join tokens, credential reports and certificate renewal
+/// join tokens, credential reports, certificate renewal and shares
 /// ([`ClientToCoord::Revoke`], [`ClientToCoord::CreateToken`],
 /// [`WorkerToCoord::Renew`], ...).
 pub const PROTOCOL_MINOR: u16 = 2;
@@ -49,6 +49,9 @@ pub const PROTOCOL_MINOR: u16 = 2;
 pub const MINOR_HOLDING: u16 = 1;
 /// The first minor version with revocation, tokens and renewal.
 pub const MINOR_CREDENTIALS: u16 = 2;
+/// The first minor version with shares ([`CoordToWorker::ShareTarget`],
+/// [`WorkerToCoord::Shares`]).
+pub const MINOR_SHARES: u16 = 2;
 /// The minor version both sides speak: the lower of the two.
 pub fn negotiate_minor(peer: u16) -> u16 {
     peer.min(PROTOCOL_MINOR)

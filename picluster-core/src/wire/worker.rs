@@ -35,6 +35,9 @@ pub enum WorkerToCoord {
     /// A certificate request for the worker's own name (minor 2): answered by
     /// [`CoordToWorker::Renewed`] or [`CoordToWorker::RenewRefused`].
     Renew(super::Renew),
+    /// Shares found in a lease (minor 2): indices whose digest has at least the
+    /// share target's leading zero bits ([`CoordToWorker::ShareTarget`]).
+    Shares(Found),
 }
 
 /// Leases a worker kept through a lost connection.
@@ -151,6 +154,16 @@ pub enum CoordToWorker {
     Renewed(super::Renewed),
     /// A renewal was refused (minor 2); the worker goes on with its certificate.
     RenewRefused(super::JoinRefusal),
+    /// The share target for the leases assigned from now on (minor 2): report as
+    /// shares the indices whose digest has at least `bits` leading zero bits.
+    ShareTarget(ShareTarget),
+}
+
+/// A share target: leading zero bits of the digest (mining pools' difficulty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareTarget {
+    /// Leading zero bits a share's digest has.
+    pub bits: u8,
 }
 
 /// The coordinator's reply to a worker hello.

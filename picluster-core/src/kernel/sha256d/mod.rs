@@ -572,6 +572,31 @@ impl SearchKernel for Sha256dKernel {
         }
     }
 
+    fn digest(&self, index: u64) -> Option<[u8; 32]> {
+        if index >= self.keyspace() {
+            return None;
+        }
+        let (version, nonce) = self.job.locate(index);
+        Some(display_order(&self.job.header.with(version, nonce).hash()))
+    }
+
+    fn with_shares(&self, bits: u32) -> Option<std::sync::Arc<dyn SearchKernel>> {
+        // Every hash at most 2^(256 - bits) - 1 is a share: the scan runs with the
+        // easier of that and the job's target.
+        let mut share = [0xffu8; 32];
+        for (k, byte) in share.iter_mut().enumerate() {
+            let bit = k as u32 * 8;
+            if bit + 8 <= bits {
+                *byte = 0;
+            } else if bit < bits {
+                *byte = 0xff >> (bits - bit);
+            }
+        }
+        let mut job = self.job;
+        job.target = Target(job.target.0.max(share));
+        Some(std::sync::Arc::new(Sha256dKernel { job, imp: self.imp }))
+    }
+
     fn verify(&self, index: u64) -> Option<Solution> {
         if index >= self.keyspace() {
             return None;
