@@ -73,7 +73,7 @@ fn cli_process() {
 }
 
 /// Kills its process when dropped.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -86,7 +86,7 @@ fn spawn_self(test: &str, var: &str, value: &str, output: fn() -> Stdio) -> Proc
     spawn_self_with(test, &[(var, value)], output)
 }
 
-fn spawn_self_with(test: &str, envs: &[(&str, &str)], output: fn() -> Stdio) -> Process {
+pub(crate) fn spawn_self_with(test: &str, envs: &[(&str, &str)], output: fn() -> Stdio) -> Process {
     Process(
         Command::new(std::env::current_exe().unwrap())
             .args([
@@ -105,7 +105,7 @@ fn spawn_self_with(test: &str, envs: &[(&str, &str)], output: fn() -> Stdio) -> 
     )
 }
 
-fn cli(args: &[&str]) -> String {
+pub(crate) fn cli(args: &[&str]) -> String {
     let mut out = Vec::new();
     let mut argv = vec!["picluster"];
     argv.extend_from_slice(args);

@@ -11,6 +11,7 @@ mod compute;
 mod coordinator;
 mod crash;
 mod e2e;
+mod flood;
 mod journal;
 mod kernels;
 mod kinds;

@@ -55,6 +55,14 @@ pub struct CoordinatorConfig {
     pub frame_timeout: Duration,
     /// Connections open at once, in all (the driver refuses more).
     pub max_connections: usize,
+    /// TLS handshakes in progress at once, in all (the driver refuses more): what
+    /// bounds the memory a flood of handshakes can take, whatever its sources.
+    pub max_handshakes: usize,
+    /// Connections without a certificate (enrolling with a join token) open at once:
+    /// joins are rare, and such a peer has proven nothing yet.
+    pub max_joining: usize,
+    /// A connection without a certificate must send its join request this soon.
+    pub join_timeout: Duration,
     /// Connections open at once from one IP address (a NATed rack shares one).
     pub max_connections_per_address: usize,
     /// Handshakes one IP address may start per second, on average (the driver
@@ -85,9 +93,12 @@ impl Default for CoordinatorConfig {
             hello_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_handshakes: 128,
+            max_joining: 32,
+            join_timeout: Duration::from_secs(3),
             max_connections_per_address: 512,
             handshakes_per_second: 50.0,
-            handshake_burst: 200,
+            handshake_burst: 50,
         }
     }
 }

@@ -210,6 +210,9 @@ impl CoordinatorService {
             hello_timeout: self.config.hello_timeout,
             frame_timeout: self.config.frame_timeout,
             max_connections: self.config.max_connections,
+            max_joining: self.config.max_joining,
+            max_handshakes: self.config.max_handshakes,
+            join_timeout: self.config.join_timeout,
             max_per_address: self.config.max_connections_per_address,
             handshakes_per_second: self.config.handshakes_per_second,
             handshake_burst: self.config.handshake_burst,
@@ -580,6 +583,9 @@ struct ConnectionLimits {
     hello_timeout: Duration,
     frame_timeout: Duration,
     max_connections: usize,
+    max_joining: usize,
+    max_handshakes: usize,
+    join_timeout: Duration,
     max_per_address: usize,
     handshakes_per_second: f64,
     handshake_burst: u32,
@@ -655,6 +661,8 @@ async fn accept_loop(
 ) {
     let mut next_conn = 1u64;
     let mut connections = tokio::task::JoinSet::new();
+    let joining = Arc::new(AtomicUsize::new(0));
+    let handshaking = Arc::new(AtomicUsize::new(0));
     let mut admission = Admission::default();
     loop {
         let incoming = tokio::select! {
@@ -670,6 +678,11 @@ async fn accept_loop(
             }
         };
         let ip = incoming.remote_address().ip();
+        if handshaking.load(Ordering::Acquire) >= limits.max_handshakes {
+            debug!(remote = %incoming.remote_address(), "refused connection: too many handshakes in progress");
+            incoming.refuse();
+            continue;
+        }
         if let Err(why) = admission.admit(ip, Instant::now(), &limits) {
             debug!(remote = %incoming.remote_address(), why, "refused connection");
             incoming.refuse();
@@ -678,8 +691,11 @@ async fn accept_loop(
         let conn = ConnId(next_conn);
         next_conn += 1;
         let events = events.clone();
+        let joining = joining.clone();
+        handshaking.fetch_add(1, Ordering::AcqRel);
+        let handshake = Counted::owned(handshaking.clone());
         connections.spawn(async move {
-            connection(incoming, conn, events, limits).await;
+            connection(incoming, conn, events, limits, &joining, handshake).await;
             ip
         });
     }
@@ -690,9 +706,13 @@ async fn connection(
     conn: ConnId,
     events: mpsc::Sender<Event>,
     limits: ConnectionLimits,
+    joining: &AtomicUsize,
+    handshake: OwnedCount,
 ) {
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
+    let handshaken = incoming.await;
+    drop(handshake);
+    let connection = match handshaken {
         Ok(c) => c,
         Err(e) => {
             info!(%remote, error = %e, "refused connection: TLS handshake failed");
@@ -712,14 +732,45 @@ async fn connection(
             return;
         }
     };
-    let (send, recv) = match tokio::time::timeout(STREAM_TIMEOUT, connection.accept_bi()).await {
+    // Certificate-less peers are counted apart, and few at a time.
+    let _joining = match &identity {
+        Some(id) => {
+            info!(%remote, %conn, role = ?id.role, name = %id.name, "peer connected");
+            None
+        }
+        None => {
+            if joining.fetch_add(1, Ordering::AcqRel) >= limits.max_joining {
+                joining.fetch_sub(1, Ordering::AcqRel);
+                debug!(%remote, "refused connection: too many joins in progress");
+                connection.close(
+                    (CloseCode::Normal as u32).into(),
+                    b"too many joins in progress: try again shortly",
+                );
+                return;
+            }
+            debug!(%remote, %conn, "joining peer connected (no certificate)");
+            Some(Counted(joining))
+        }
+    };
+    let hello_timeout = if identity.is_some() {
+        limits.hello_timeout
+    } else {
+        limits.join_timeout
+    };
+    // A certificate-less peer has proven nothing: it gets less time for everything.
+    let stream_timeout = if identity.is_some() {
+        STREAM_TIMEOUT
+    } else {
+        limits.join_timeout
+    };
+    let (send, recv) = match tokio::time::timeout(stream_timeout, connection.accept_bi()).await {
         Ok(Ok(streams)) => streams,
         Ok(Err(e)) => {
             debug!(%remote, error = %e, "connection ended before its session stream");
             return;
         }
         Err(_) => {
-            info!(%remote, "closing connection: no session stream within {STREAM_TIMEOUT:?}");
+            info!(%remote, "closing connection: no session stream within {stream_timeout:?}");
             connection.close(
                 (CloseCode::Protocol as u32).into(),
                 b"no session stream opened",
@@ -727,10 +778,6 @@ async fn connection(
             return;
         }
     };
-    match &identity {
-        Some(id) => info!(%remote, %conn, role = ?id.role, name = %id.name, "peer connected"),
-        None => info!(%remote, %conn, "joining peer connected (no certificate)"),
-    }
     let role = identity.as_ref().map(|id| id.role);
     let (writer_tx, writer_rx) = mpsc::channel(PEER_QUEUE_FRAMES);
     let queued = Arc::new(AtomicUsize::new(0));
@@ -763,9 +810,9 @@ async fn connection(
             reader.next_body().await
         } else {
             greeted = true;
-            match tokio::time::timeout(limits.hello_timeout, reader.next_body()).await {
+            match tokio::time::timeout(hello_timeout, reader.next_body()).await {
                 Ok(next) => next,
-                Err(_) => Err(NetError::Timeout(limits.hello_timeout)),
+                Err(_) => Err(NetError::Timeout(hello_timeout)),
             }
         };
         let event = match next {
@@ -803,6 +850,30 @@ async fn connection(
     // The writer still carries out what the core queued (a close with its reason);
     // it ends when the core drops its sender.
     let _ = writer.await;
+}
+
+/// Holds one place in a shared counter until dropped.
+struct OwnedCount(Arc<AtomicUsize>);
+
+impl Drop for OwnedCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Counted<'_> {
+    fn owned(counter: Arc<AtomicUsize>) -> OwnedCount {
+        OwnedCount(counter)
+    }
+}
+
+/// Holds one place in a counter until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Decodes a frame in the protocol of the peer's role. The coordinator has already

@@ -1,0 +1,256 @@
+//! The coordinator as a real process under a flood while a legitimate job runs:
+//! handshakes without a certificate that then never speak, handshakes with another
+//! cluster's certificate, and certificate-less connections that announce a 1 MiB
+//! frame and send ten bytes of it, from eight loopback addresses at once. The job
+//! must complete exactly, the coordinator must stay under 128 MiB (its peak resident
+//! set, VmHWM) and answer a new client afterwards. The job's rate with and without
+//! the flood is printed (speed is a benchmark's business, not a test's; BENCHMARKS.md
+//! has the figures).
+
+use crate::crash::{cli, spawn_self_with};
+use crate::processes::spawn_worker;
+use picluster_client::{Client, JobKind, JobSpec, JobState, SearchMode};
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::trust::{Bundle, ClusterCa, ClusterDir};
+use picluster_suite::fixtures::vectors;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The coordinator's peak resident set, in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// CPU seconds the process has used (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[derive(Default)]
+struct Counts {
+    silent: AtomicU64,
+    foreign: AtomicU64,
+    half_frames: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// One attacker at `source`: round after round, a silent certificate-less connection
+/// (kept open until the coordinator closes it), a foreign-certificate handshake, and
+/// a half-sent frame.
+async fn attacker(
+    source: std::net::IpAddr,
+    target: SocketAddr,
+    ca_pin: [u8; 32],
+    foreign: Bundle,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) {
+    let endpoint = quinn::Endpoint::client(SocketAddr::new(source, 0)).unwrap();
+    let foreign = picluster_core::net::client_config(&foreign).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let (anonymous, _) = picluster_core::net::join_config(ca_pin).unwrap();
+        match endpoint.connect_with(anonymous.clone(), target, "127.0.0.1") {
+            Ok(connecting) => {
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    match connecting.await {
+                        Ok(conn) => {
+                            counts.silent.fetch_add(1, Ordering::Relaxed);
+                            // Say nothing; wait to be closed.
+                            conn.closed().await;
+                        }
+                        Err(_) => {
+                            counts.refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            Err(_) => break,
+        }
+        if let Ok(connecting) = endpoint.connect_with(foreign.clone(), target, "127.0.0.1") {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let attempt = async {
+                    let conn = connecting.await.ok()?;
+                    // TLS 1.3: the refusal of our certificate shows at first use.
+                    let (mut send, _) = conn.open_bi().await.ok()?;
+                    send.write_all(&[0; 8]).await.ok()?;
+                    conn.closed().await;
+                    Some(())
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), attempt).await;
+                counts.foreign.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        if let Ok(connecting) = endpoint.connect_with(anonymous, target, "127.0.0.1") {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = connecting.await {
+                    if let Ok((mut send, _)) = conn.open_bi().await {
+                        let mut half = (1u32 << 20).to_le_bytes().to_vec();
+                        half.extend_from_slice(&[7; 10]);
+                        if send.write_all(&half).await.is_ok() {
+                            counts.half_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    conn.closed().await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn timed_job(client: &Client, offset: u64) -> f64 {
+    let v = &vectors()[1];
+    let keyspace = 1u64 << 26;
+    let start = u64::from(v.nonce) - (1 << 25) + offset;
+    let job = Sha256dJob::new(v.header, None, start..start + keyspace, 0).unwrap();
+    let started = Instant::now();
+    let report = client
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.hashes, keyspace);
+    let nonces: Vec<u32> = report
+        .solutions
+        .iter()
+        .map(|s| s.nonce().unwrap())
+        .collect();
+    assert_eq!(nonces, vec![v.nonce]);
+    keyspace as f64 / seconds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_handshakes_and_silent_connections_leaves_the_coordinator_small_and_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cli(&["init", d, "--listen", &format!("127.0.0.1:{port}")]);
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let bundle = tmp.path().join(format!("{name}.bundle"));
+        cli(&[
+            "add-worker",
+            name,
+            "--cluster",
+            d,
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        workers.push(spawn_worker(&bundle));
+    }
+    let coordinator = spawn_self_with(
+        "crash::coordinator_process",
+        &[("PICLUSTER_TEST_CLUSTER", d)],
+        Stdio::null,
+    );
+    let pid = coordinator.0.id();
+    let cluster = ClusterDir::open(&dir).unwrap();
+    let admin = cluster.admin_bundle().unwrap();
+    let client = loop {
+        if let Ok(c) = Client::connect(&admin).await {
+            let status = c.status().await.unwrap();
+            if status.workers.len() == 2 {
+                break c;
+            }
+            c.close();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let quiet = timed_job(&client, 0).await;
+    let quiet_cpu = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    let before_kib = peak_kib(pid);
+
+    let ca: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(admin.ca.as_bytes()).unwrap();
+    let pin = picluster_core::net::spki_sha256(&ca).unwrap();
+    let foreign = ClusterCa::generate("other")
+        .unwrap()
+        .bundle(
+            picluster_core::identity::Role::Worker,
+            "intruder",
+            &admin.coordinator,
+        )
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Counts::default());
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let attackers: Vec<_> = (2..10u8)
+        .map(|last| {
+            tokio::spawn(attacker(
+                std::net::IpAddr::from([127, 0, 0, last]),
+                target,
+                pin,
+                foreign.clone(),
+                stop.clone(),
+                counts.clone(),
+            ))
+        })
+        .collect();
+    // Let the flood build up, then run the same job through it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let flooded = timed_job(&client, 1).await;
+    let flood_cpu = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.await.unwrap();
+    }
+    let peak = peak_kib(pid);
+    println!(
+        "flood: {} silent, {} foreign-certificate, {} half-frame connections, {} refused; \
+         job {:.2} MH/s quiet, {:.2} MH/s flooded ({:.0} %); coordinator peak {} KiB \
+         ({} KiB before the flood), coordinator CPU {:.0} % of a core quiet, {:.0} % \
+         flooded",
+        counts.silent.load(Ordering::Relaxed),
+        counts.foreign.load(Ordering::Relaxed),
+        counts.half_frames.load(Ordering::Relaxed),
+        counts.refused.load(Ordering::Relaxed),
+        quiet / 1e6,
+        flooded / 1e6,
+        100.0 * flooded / quiet,
+        peak,
+        before_kib,
+        quiet_cpu * 100.0,
+        flood_cpu * 100.0,
+    );
+    assert!(
+        counts.silent.load(Ordering::Relaxed) > 100,
+        "the flood did not happen"
+    );
+    assert!(peak < 128 * 1024, "coordinator peak {peak} KiB");
+    // Still answering, to a new client.
+    client.close();
+    let fresh = Client::connect(&admin).await.unwrap();
+    assert_eq!(fresh.status().await.unwrap().workers.len(), 2);
+    fresh.close();
+    drop(workers);
+}
