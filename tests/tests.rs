@@ -12,6 +12,7 @@ mod coordinator;
 mod crash;
 mod e2e;
 mod flood;
+mod fuzz;
 mod journal;
 mod kernels;
 mod kinds;

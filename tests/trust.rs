@@ -687,3 +687,108 @@ fn the_share_test_has_no_false_alarm_in_a_million_honest_windows_and_catches_a_t
     assert!((poisson_cdf(0, 2.0) - (-2f64).exp()).abs() < 1e-15);
     assert!((poisson_cdf(2, 1.0) - 2.5 * (-1f64).exp()).abs() < 1e-15);
 }
+
+/// Revocations, tokens and enrolled names survive a restart: through the journal,
+/// a real store file, and recovery.
+#[test]
+fn revocations_and_tokens_are_durable() {
+    use picluster_core::coordinator::{
+        Coordinator, CoordinatorConfig, Inbound, Snapshot, Transmit,
+    };
+    use picluster_core::identity::PeerIdentity;
+    use picluster_core::ids::{ConnId, RequestId};
+    use picluster_core::service::{RedbStore, Store};
+    use picluster_core::wire::{
+        ClientHello, ClientToCoord, CoordToClient, CreateToken, WorkerRequest,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("store.redb");
+    let now = std::time::Instant::now();
+    let t0 = 1_800_000_000_000;
+    let admin = ConnId(1);
+    let greet = |core: &mut Coordinator| {
+        core.handle_connected(now, admin, PeerIdentity::new(Role::Admin, "admin"));
+        core.handle_inbound(
+            now,
+            admin,
+            Inbound::Client(ClientToCoord::Hello(ClientHello {
+                minor: picluster_core::wire::PROTOCOL_MINOR,
+                client_version: "t".into(),
+            })),
+        );
+    };
+    let mut core =
+        Coordinator::recover(CoordinatorConfig::default(), Snapshot::default(), now, t0).unwrap();
+    greet(&mut core);
+    core.handle_connected(now, ConnId(2), PeerIdentity::new(Role::Worker, "pi-1"));
+    core.handle_inbound(
+        now,
+        admin,
+        Inbound::Client(ClientToCoord::Revoke(WorkerRequest {
+            request: RequestId(1),
+            worker: "pi-lost".into(),
+        })),
+    );
+    core.handle_inbound(
+        now,
+        admin,
+        Inbound::Client(ClientToCoord::CreateToken(CreateToken {
+            request: RequestId(2),
+            id: "00112233aabb".into(),
+            secret_sha256: [9; 32],
+            role: Role::Worker,
+            ttl_s: 3600,
+            uses: 3,
+            replace: false,
+        })),
+    );
+    let mut store = RedbStore::open(&path).unwrap();
+    while let Some((seq, records)) = core.poll_records() {
+        store.commit(&records).unwrap();
+        core.handle_durable(now, seq);
+    }
+    drop(core);
+    drop(store);
+
+    let snapshot = RedbStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(snapshot.revoked.get("pi-lost"), Some(&t0));
+    assert_eq!(snapshot.tokens["00112233aabb"].uses_left, 3);
+    assert_eq!(snapshot.enrolled.get("pi-1"), Some(&Role::Worker));
+    let mut core =
+        Coordinator::recover(CoordinatorConfig::default(), snapshot, now, t0 + 1000).unwrap();
+    greet(&mut core);
+    // A certificate issued before the revocation is refused; one issued after is not.
+    let mut old = PeerIdentity::new(Role::Worker, "pi-lost");
+    old.issued_ms = t0 - 5;
+    core.handle_connected(now, ConnId(3), old);
+    let mut new = PeerIdentity::new(Role::Worker, "pi-lost");
+    new.issued_ms = t0 + 5;
+    core.handle_connected(now, ConnId(4), new);
+    core.handle_inbound(
+        now,
+        admin,
+        Inbound::Client(ClientToCoord::ListTokens(RequestId(3))),
+    );
+    let out: Vec<Transmit> = std::iter::from_fn(|| core.poll_transmit(now)).collect();
+    let closed: Vec<(ConnId, u32)> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Close(c, r) => Some((*c, r.code() as u32)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![(ConnId(3), CloseCode::Revoked as u32)]);
+    let tokens: Vec<(String, u32)> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::ToClient(_, CoordToClient::Tokens(_, list)) => Some(
+                list.iter()
+                    .map(|t| (t.id.clone(), t.uses_left))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(tokens, vec![("00112233aabb".to_string(), 3)]);
+}

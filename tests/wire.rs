@@ -782,6 +782,8 @@ fn decode_all(frame: &[u8]) {
     let _ = decode_frame::<CoordToWorker>(frame);
     let _ = decode_frame::<ClientToCoord>(frame);
     let _ = decode_frame::<CoordToClient>(frame);
+    let _ = decode_frame::<JoinToCoord>(frame);
+    let _ = decode_frame::<CoordToJoin>(frame);
     if frame.len() >= 4 {
         let _ = decode_body::<WorkerToCoord>(&frame[4..]);
         let _ = decode_body::<CoordToClient>(&frame[4..]);
@@ -792,7 +794,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn truncated_frames_never_panic_and_never_decode(which in 0usize..29, cut in 0usize..200) {
+    fn truncated_frames_never_panic_and_never_decode(which in 0usize..64, cut in 0usize..200) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let cut = cut % frame.len();
@@ -803,7 +805,7 @@ proptest! {
     }
 
     #[test]
-    fn extended_frames_never_panic(which in 0usize..29, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
+    fn extended_frames_never_panic(which in 0usize..64, extra in proptest::collection::vec(any::<u8>(), 1..32)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut long = frame.clone();
@@ -816,7 +818,7 @@ proptest! {
     }
 
     #[test]
-    fn bit_flipped_frames_never_panic(which in 0usize..29, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
+    fn bit_flipped_frames_never_panic(which in 0usize..64, flips in proptest::collection::vec((any::<usize>(), 0u8..8), 1..6)) {
         let samples = samples();
         let (_, frame) = &samples[which % samples.len()];
         let mut damaged = frame.clone();
