@@ -85,6 +85,7 @@ fn fuzz_frame_decoder_and_every_wire_message_as_bytes() {
             token: "0a0b0c0d0e0f".into(),
             secret: [1; 16],
             name: "pi-1".into(),
+            role: Role::Worker,
             csr: vec![0x30, 0x82, 1, 2],
         }))
         .unwrap(),
@@ -406,6 +407,7 @@ fn fuzz_join_requests_into_the_coordinator() {
                             token,
                             secret,
                             name,
+                            role: Role::Worker,
                             csr: vec![],
                         },
                         checked,
@@ -421,6 +423,7 @@ fn fuzz_join_requests_into_the_coordinator() {
                             token: "0a0b0c0d0e0f".into(),
                             secret: [7; 16],
                             name: "pi-x".into(),
+                            role: Role::Worker,
                             csr: vec![],
                         },
                         Ok(()),

@@ -792,3 +792,152 @@ fn revocations_and_tokens_are_durable() {
         .collect();
     assert_eq!(tokens, vec![("00112233aabb".to_string(), 3)]);
 }
+
+#[test]
+#[ignore = "the body of a `picluster-worker` command process for the test below"]
+fn worker_cli_process() {
+    let Ok(args) = std::env::var("PICLUSTER_TEST_WORKER_ARGS") else {
+        return;
+    };
+    let mut argv = vec!["picluster-worker".to_string()];
+    argv.extend(args.split('\u{1f}').map(str::to_string));
+    let code = picluster_worker::cli::main_from(picluster_worker::Registry::new(), argv);
+    std::process::exit(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    });
+}
+
+fn picluster(args: &[&str]) -> (std::process::ExitCode, String) {
+    let mut out = Vec::new();
+    let mut argv = vec!["picluster"];
+    argv.extend_from_slice(args);
+    let code = match picluster_client::cli::run_from(argv, &mut out) {
+        Ok(code) => code,
+        Err(e) => {
+            out.extend_from_slice(format!("error: {e}").as_bytes());
+            std::process::ExitCode::FAILURE
+        }
+    };
+    (code, String::from_utf8(out).unwrap())
+}
+
+/// The commands as an admin types them: `picluster token create`, the worker's
+/// `--join` in its own process, `token list`, `revoke`, and `picluster join` for a
+/// client token; a worker token is refused, unspent, to a client.
+#[test]
+fn the_token_commands_enroll_a_worker_process_and_a_client() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = runtime.block_on(LocalCluster::start(0, 1)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let admin = tmp.path().join("admin.bundle");
+    cluster
+        .bundle(Role::Admin, "root")
+        .unwrap()
+        .save(&admin)
+        .unwrap();
+    let a = admin.to_str().unwrap();
+    let (code, out) = picluster(&["token", "create", "--ttl", "10m", "--bundle", a, "--json"]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let token = json["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("pcj1."), "{token}");
+    assert_eq!(json["uses"], 1);
+
+    // A client cannot spend a worker token.
+    let wrong = runtime.block_on(picluster_client::join_as_client(
+        &token.parse().unwrap(),
+        "alice",
+    ));
+    match wrong {
+        Err(ClientError::Net(NetError::JoinRefused(JoinRefusal::WrongRole { token, asked }))) => {
+            assert_eq!((token, asked), (Role::Worker, Role::Client))
+        }
+        other => panic!("expected a wrong-role refusal, got {other:?}"),
+    }
+
+    let state = tmp.path().join("pi-cli");
+    let args = [
+        "--join",
+        token.as_str(),
+        "--name",
+        "pi-cli",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]
+    .join("\u{1f}");
+    let worker = crate::crash::spawn_self_with(
+        "trust::worker_cli_process",
+        &[("PICLUSTER_TEST_WORKER_ARGS", args.as_str())],
+        std::process::Stdio::null,
+    );
+    runtime
+        .block_on(cluster.wait_for_workers(1, Duration::from_secs(20)))
+        .unwrap();
+    assert!(enroll::state_bundle(&state).exists());
+    let (_, out) = picluster(&["token", "list", "--bundle", a, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(json["tokens"][0]["uses_left"], 0);
+    let (_, out) = picluster(&["status", "--bundle", a, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(json["workers"][0]["name"], "pi-cli");
+    assert_eq!(json["certificates"].as_array().unwrap().len(), 2, "{json}");
+
+    // Revoked: its process exits on its own (a revoked worker does not retry).
+    let (code, out) = picluster(&["revoke", "pi-cli", "--bundle", a]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    assert!(
+        out.starts_with("pi-cli revoked: certificates issued before "),
+        "{out}"
+    );
+    assert!(out.contains("1 connection closed"), "{out}");
+    let mut worker = worker;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the revoked worker kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let (_, out) = picluster(&["status", "--bundle", a]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("pi-cli") && l.contains("revoked")),
+        "{out}"
+    );
+
+    // A client token, and `picluster join`.
+    let (_, out) = picluster(&[
+        "token", "create", "--role", "client", "--bundle", a, "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let client_token = json["token"].as_str().unwrap();
+    let alice = tmp.path().join("alice.bundle");
+    let (code, out) = picluster(&[
+        "join",
+        client_token,
+        "--name",
+        "alice",
+        "--out",
+        alice.to_str().unwrap(),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    let (code, out) = picluster(&["jobs", "--bundle", alice.to_str().unwrap(), "--json"]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    // A client may not make tokens: one clear line, exit code 1.
+    let (code, out) = picluster(&["token", "list", "--bundle", alice.to_str().unwrap()]);
+    assert_eq!(code, std::process::ExitCode::FAILURE);
+    assert!(
+        out.contains("not permitted: client alice may not list join tokens"),
+        "{out}"
+    );
+    runtime.block_on(cluster.shutdown());
+}

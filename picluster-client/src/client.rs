@@ -805,3 +805,19 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
         lock(&inner.watchers).clear();
     }
 }
+
+/// Enrolls as a client with a join token made for clients: makes a key here, checks
+/// the coordinator's CA against the token's pin, and returns the bundle to save.
+pub async fn join_as_client(token: &JoinToken, name: &str) -> Result<Bundle, ClientError> {
+    let (key, csr) = picluster_core::trust::make_request(name)?;
+    let joined = net::join(token, name, Role::Client, csr).await?;
+    Ok(Bundle {
+        format: picluster_core::trust::FORMAT_VERSION,
+        role: joined.enrolled.role,
+        name: joined.enrolled.name,
+        coordinator: token.address.clone(),
+        ca: joined.ca_pem,
+        cert: joined.enrolled.cert_pem,
+        key: key.serialize_pem(),
+    })
+}

@@ -29,7 +29,9 @@ pub mod cli;
 pub mod client;
 pub mod local;
 
-pub use client::{Client, ClientError, JobEvent, JobWatch, KernelError, KernelReport};
+pub use client::{
+    join_as_client, Client, ClientError, JobEvent, JobWatch, KernelError, KernelReport,
+};
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
 pub use picluster_core::ids::JobId;
 pub use picluster_core::job::{JobKind, JobSpec, SearchMode};

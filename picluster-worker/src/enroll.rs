@@ -44,7 +44,7 @@ pub async fn join(token: &JoinToken, name: &str, state_dir: &Path) -> Result<Bun
     }
     create_private_dir(state_dir)?;
     let (key, csr) = make_request(name).map_err(WorkerError::Credentials)?;
-    let joined = net::join(token, name, csr).await?;
+    let joined = net::join(token, name, Role::Worker, csr).await?;
     if joined.enrolled.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(joined.enrolled.role));
     }

@@ -190,6 +190,18 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Enroll this machine as a client with a join token (`picluster token create
+    /// --role client`): makes a key here, gets a certificate, writes a bundle.
+    Join {
+        /// The join token.
+        token: String,
+        /// The client name to enroll as, e.g. alice.
+        #[arg(long)]
+        name: String,
+        /// The bundle to write (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Join tokens: one line that lets a new machine enroll itself
     /// (`picluster-worker --join TOKEN --name NAME --state-dir DIR`).
     Token {

@@ -235,6 +235,21 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Token { command } => token_command(command, out),
+        Command::Join {
+            token,
+            name,
+            out: path,
+        } => {
+            let token: picluster_core::token::JoinToken = token
+                .parse()
+                .map_err(|e: picluster_core::token::TokenError| CliError::Input(e.to_string()))?;
+            if path.exists() {
+                return Err(picluster_core::trust::ClusterError::FileExists(path).into());
+            }
+            let bundle =
+                background_runtime()?.block_on(crate::client::join_as_client(&token, &name))?;
+            write_bundle(out, &bundle, &path, "client machine", "picluster jobs")
+        }
         Command::Release {
             name,
             cluster,

@@ -179,12 +179,19 @@ impl Credentials {
         id: &str,
         secret: &[u8],
         name: &str,
+        role: Role,
         name_in_use: bool,
         now: UnixMillis,
     ) -> Result<Admitted, JoinRefusal> {
         let token = self.tokens.get(id).ok_or(JoinRefusal::UnknownToken)?;
         if !constant_time_eq(&secret_hash(secret), &token.secret_sha256) {
             return Err(JoinRefusal::UnknownToken);
+        }
+        if token.role != role {
+            return Err(JoinRefusal::WrongRole {
+                token: token.role,
+                asked: role,
+            });
         }
         if token.expires_ms <= now {
             return Err(JoinRefusal::Expired(id.to_string()));

@@ -2065,8 +2065,14 @@ impl Coordinator {
         let decision = checked
             .map_err(JoinRefusal::BadRequest)
             .and_then(|()| {
-                self.credentials
-                    .admit(&request.token, &request.secret, &request.name, in_use, at)
+                self.credentials.admit(
+                    &request.token,
+                    &request.secret,
+                    &request.name,
+                    request.role,
+                    in_use,
+                    at,
+                )
             })
             .and_then(|admitted| {
                 let other_role = self

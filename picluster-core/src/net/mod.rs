@@ -306,6 +306,7 @@ pub struct Joined {
 pub async fn join(
     token: &crate::token::JoinToken,
     name: &str,
+    role: crate::identity::Role,
     csr: Vec<u8>,
 ) -> Result<Joined, NetError> {
     use crate::wire::{CoordToJoin, JoinRequest, JoinToCoord, PROTOCOL_MINOR};
@@ -331,6 +332,7 @@ pub async fn join(
                 token: token.id.clone(),
                 secret: token.secret,
                 name: name.to_string(),
+                role,
                 csr,
             }))
             .await?;

@@ -127,6 +127,8 @@ pub struct JoinRequest {
     pub secret: [u8; 16],
     /// The name to enroll.
     pub name: String,
+    /// The role it enrolls as: a token for another role is refused unspent.
+    pub role: Role,
     /// A PKCS#10 certificate request (DER) for the worker's own key.
     pub csr: Vec<u8>,
 }
@@ -182,4 +184,12 @@ pub enum JoinRefusal {
         "this coordinator cannot issue certificates (it was started without its cluster's CA key)"
     )]
     CannotIssue,
+    /// The token enrolls another role than the one asked for.
+    #[error("this join token enrolls a {token}, not a {asked}: use it with {}", if *.token == Role::Worker { "picluster-worker --join" } else { "picluster join" })]
+    WrongRole {
+        /// The token's role.
+        token: Role,
+        /// The role asked for.
+        asked: Role,
+    },
 }
