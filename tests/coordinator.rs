@@ -1748,20 +1748,28 @@ fn shares_are_verified_and_a_false_share_quarantines_the_worker() {
         shares, hits,
         "at 16 bits every hit of a difficulty-1 job is a share"
     );
-    assert!(!shares.is_empty());
+    // It commits a first part, then sends the shares above it: they vouch for it.
+    let p1 = lease.start + (1 << 14);
+    let p2 = lease.end - 1000;
+    let above: Vec<u64> = shares.iter().copied().filter(|&i| i >= p1).collect();
+    assert!(!above.is_empty());
+    h.progress(ConnId(1), lease.lease, p1);
     h.worker_says(
         ConnId(1),
         WorkerToCoord::Shares(Found {
             lease: lease.lease,
-            indices: shares.clone(),
+            indices: above.clone(),
         }),
     );
     assert!(closes(&h.drain()).is_empty());
-    assert_eq!(h.core.stats().shares, shares.len() as u64);
-    // An index that is not a share.
-    let not_share = (lease.start..lease.end)
-        .find(|i| !shares.contains(i))
-        .unwrap();
+    assert_eq!(h.core.stats().shares, above.len() as u64);
+    // More work, not vouched for by any share yet, then a "share" that is not one.
+    h.progress(ConnId(1), lease.lease, p2);
+    assert_eq!(
+        h.core.report(JobId(1), h.now).unwrap().hashes,
+        p2 - lease.start
+    );
+    let not_share = (p2..lease.end).find(|i| !shares.contains(i)).unwrap();
     h.worker_says(
         ConnId(1),
         WorkerToCoord::Shares(Found {
@@ -1778,4 +1786,9 @@ fn shares_are_verified_and_a_false_share_quarantines_the_worker() {
             lease.lease
         ))
     )), "{out:?}");
+    // What its shares vouched for stays committed; what came after is searched again.
+    assert_eq!(
+        h.core.report(JobId(1), h.now).unwrap().hashes,
+        p1 - lease.start
+    );
 }

@@ -941,3 +941,56 @@ fn the_token_commands_enroll_a_worker_process_and_a_client() {
     );
     runtime.block_on(cluster.shutdown());
 }
+
+/// A peer without a certificate that speaks the worker protocol (or anything but one
+/// join request) is closed with a reason that says what it lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_gets_only_a_join() {
+    use picluster_core::wire::{WorkerHello, WorkerToCoord, PROTOCOL_MINOR};
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let ca: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(cluster.ca().cert_pem().as_bytes())
+            .unwrap();
+    let pin = picluster_core::net::spki_sha256(&ca).unwrap();
+    let (config, _) = picluster_core::net::join_config(pin).unwrap();
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = endpoint
+        .connect_with(config, cluster.address(), "127.0.0.1")
+        .unwrap()
+        .await
+        .unwrap();
+    let (send, _recv) = conn.open_bi().await.unwrap();
+    let mut writer = picluster_core::net::FrameWriter::new(send);
+    writer
+        .send(&WorkerToCoord::Hello(WorkerHello {
+            minor: PROTOCOL_MINOR,
+            agent_version: "x".into(),
+            threads: 1,
+            arch: "x86_64".into(),
+            kernel_impl: "x".into(),
+            bench_hps: 1,
+            kernels: vec![],
+        }))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap()
+    {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(
+                c.error_code.into_inner() as u32,
+                CloseCode::Unauthorized as u32
+            );
+            let reason = String::from_utf8_lossy(&c.reason).into_owned();
+            assert!(
+                reason.starts_with("no certificate was presented"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a close, got {other}"),
+    }
+    // The cluster still works.
+    run_job(&cluster).await;
+    cluster.shutdown().await;
+}

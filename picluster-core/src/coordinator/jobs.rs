@@ -40,23 +40,42 @@ pub(super) struct JobRecord {
     /// The ranges each worker committed in this session (not made durable): what is
     /// searched again if the worker turns out to lie.
     pub(super) committed_by: BTreeMap<String, Vec<Range<u64>>>,
+    /// How many of each worker's ranges above came before its last verified share
+    /// (vouched for by it).
+    pub(super) vouched: BTreeMap<String, usize>,
 }
 
 impl JobRecord {
     /// Worker `name` committed `range`.
     pub(super) fn note_committed(&mut self, name: &str, range: Range<u64>) {
+        let vouched = self.vouched.get(name).copied().unwrap_or(0);
         let ranges = self.committed_by.entry(name.to_string()).or_default();
+        // A vouched range is not extended by work that came after the share.
+        let open = ranges.len() > vouched;
         match ranges.last_mut() {
-            Some(last) if last.end == range.start => last.end = range.end,
+            Some(last) if open && last.end == range.start => last.end = range.end,
             _ => ranges.push(range),
         }
     }
 
-    /// Uncommits what worker `name` committed in this session: its ranges return to
-    /// the queue and leave the job's and the worker's counts. Returns how many
-    /// indices.
-    pub(super) fn uncommit(&mut self, name: &str) -> u64 {
-        let ranges = self.committed_by.remove(name).unwrap_or_default();
+    /// A share of worker `name` verified: what it committed so far is vouched for.
+    pub(super) fn vouch(&mut self, name: &str) {
+        let n = self.committed_by.get(name).map_or(0, Vec::len);
+        self.vouched.insert(name.to_string(), n);
+    }
+
+    /// Uncommits what worker `name` committed in this session (`all`), or since its
+    /// last verified share: those ranges return to the queue and leave the job's and
+    /// the worker's counts. Returns how many indices.
+    pub(super) fn uncommit(&mut self, name: &str, all: bool) -> u64 {
+        let mut ranges = self.committed_by.remove(name).unwrap_or_default();
+        let vouched = self.vouched.remove(name).unwrap_or(0);
+        if !all && vouched > 0 {
+            let suspect = ranges.split_off(vouched.min(ranges.len()));
+            self.committed_by.insert(name.to_string(), ranges);
+            self.vouched.insert(name.to_string(), vouched);
+            ranges = suspect;
+        }
         let mut total = 0;
         for r in ranges {
             total += r.end - r.start;
@@ -260,6 +279,7 @@ impl JobTable {
             output_bytes: 0,
             failure: None,
             committed_by: BTreeMap::new(),
+            vouched: BTreeMap::new(),
         };
         self.jobs.insert(id, Job { record, session });
         self.live.insert(id);

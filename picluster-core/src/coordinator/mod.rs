@@ -702,6 +702,7 @@ impl Coordinator {
             output_bytes,
             failure: stored.failure,
             committed_by: BTreeMap::new(),
+            vouched: BTreeMap::new(),
         };
         Ok(jobs::Job { record, session })
     }
@@ -803,7 +804,7 @@ impl Coordinator {
                     self.joiners.remove(&conn);
                     self.outbox.push_back(Transmit::Close(
                         conn,
-                        CloseReason::Violation(ProtocolViolation::WrongRole),
+                        CloseReason::Violation(ProtocolViolation::NotEnrolled),
                     ));
                 }
             }
@@ -839,7 +840,15 @@ impl Coordinator {
 
     /// `conn` sent bytes that are not a valid frame: it is closed.
     pub fn handle_bad_frame(&mut self, _now: Instant, conn: ConnId, error: FrameError) {
-        if self.clashing.remove(&conn).is_some() || self.joiners.remove(&conn).is_some() {
+        if self.joiners.remove(&conn).is_some() {
+            self.stats.violations += 1;
+            self.outbox.push_back(Transmit::Close(
+                conn,
+                CloseReason::Violation(ProtocolViolation::NotEnrolled),
+            ));
+            return;
+        }
+        if self.clashing.remove(&conn).is_some() {
             self.stats.violations += 1;
             self.outbox.push_back(Transmit::Close(
                 conn,
@@ -997,8 +1006,11 @@ impl Coordinator {
             self.drop_peer(conn, CloseReason::Violation(violation));
             return;
         };
-        // A worker that lies once may have lied before: what it committed in this
-        // session is searched again, and it gets nothing until an admin releases it.
+        // A worker that lies once may have lied before: what it committed since its
+        // last verified share (a false solution or share), or in this whole session
+        // (too few shares: its claims are what is in doubt), is searched again, and it
+        // gets nothing until an admin releases it.
+        let all = matches!(violation, ProtocolViolation::TooFewShares { .. });
         self.workers.quarantine(&name);
         self.record(Record::Quarantined(name.clone(), true));
         let mut redo = 0;
@@ -1006,7 +1018,7 @@ impl Coordinator {
         let now = self.clock.0;
         for id in self.jobs.live_ids().collect::<Vec<_>>() {
             if let Some(job) = self.jobs.get_mut(id) {
-                let n = job.record.uncommit(&name);
+                let n = job.record.uncommit(&name, all);
                 if n > 0 {
                     redo += n;
                     job.session.dirty = true;
@@ -1631,6 +1643,12 @@ impl Coordinator {
                 .and_then(|w| w.shares.as_mut())
             {
                 account.verified();
+            }
+        }
+        if !indices.is_empty() {
+            let name = self.workers.get(conn).map(|w| w.name.clone());
+            if let (Some(name), Some(job)) = (name, self.jobs.get_mut(job_id)) {
+                job.record.vouch(&name);
             }
         }
         self.account_shares(now, conn, 0, None)

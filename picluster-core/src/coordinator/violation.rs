@@ -102,6 +102,9 @@ pub enum ProtocolViolation {
         /// The index claimed.
         index: u64,
     },
+    /// A peer without a certificate sent something other than one join request.
+    #[error("no certificate was presented: such a connection may only send one join request (`picluster-worker --join TOKEN`, `picluster join TOKEN`)")]
+    NotEnrolled,
     /// An index reported as a share does not meet the share target.
     #[error("index {index} reported as a share in lease {lease} does not meet the share target")]
     FalseShare {
@@ -138,7 +141,9 @@ impl ProtocolViolation {
     pub fn close_code(&self) -> CloseCode {
         match self {
             ProtocolViolation::BadFrame(_) => CloseCode::BadFrame,
-            ProtocolViolation::WrongRole => CloseCode::Unauthorized,
+            ProtocolViolation::WrongRole | ProtocolViolation::NotEnrolled => {
+                CloseCode::Unauthorized
+            }
             ProtocolViolation::FalseSolution { .. }
             | ProtocolViolation::FalseShare { .. }
             | ProtocolViolation::TooFewShares { .. } => CloseCode::BadResult,
