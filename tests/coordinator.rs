@@ -745,10 +745,11 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
         calibration_time: Duration::from_secs(2),
         ..CoordinatorConfig::default()
     });
-    h.add_worker(ConnId(1), "pi-3", 1_000);
+    // Within the factor a benchmark is believed over its peers' (8).
+    h.add_worker(ConnId(1), "pi-3", 4_000);
     h.add_worker(ConnId(2), "laptop", 30_000);
-    // 2 s of the slow worker's work and 2 of the fast one's: 62,000 in all.
-    let job = genesis_job(0..62_000);
+    // 2 s of the slow worker's work and 2 of the fast one's: 68,000 in all.
+    let job = genesis_job(0..68_000);
     h.submit(&job, SearchMode::All);
     let a = assigns(&h.drain());
     let slow: Vec<&Assign> = a
@@ -761,14 +762,14 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
         .filter(|(c, _)| *c == ConnId(2))
         .map(|(_, a)| a)
         .collect();
-    assert_eq!(slow.iter().map(|a| a.end - a.start).sum::<u64>(), 2_000);
+    assert_eq!(slow.iter().map(|a| a.end - a.start).sum::<u64>(), 8_000);
     // The fast worker finishes everything it holds at t = 1 s.
     h.now += Duration::from_secs(1);
     for x in &fast {
         h.progress(ConnId(2), x.lease, x.end);
     }
     let out = h.drain();
-    // The slow worker's lease ends 2 s from the start; it has done 1,000 of 2,000 by
+    // The slow worker's lease ends 2 s from the start; it has done 4,000 of 8,000 by
     // now (extrapolated from its rate, as it has not reported yet).
     let trims: Vec<(ConnId, Trim)> = out
         .iter()
@@ -781,9 +782,9 @@ fn an_idle_worker_steals_the_back_of_the_lease_that_ends_last() {
     let (owner, trim) = trims[0];
     assert_eq!(owner, ConnId(1));
     assert_eq!(trim.lease, slow.last().unwrap().lease);
-    // 1,000 left; the laptop measured itself at 60,000/s (60,000 in 1 s), so the
-    // thief takes 1 s * 1,000 * 60,000 / 61,000 = 983 and both end together.
-    assert_eq!(trim.end, 2_000 - 983);
+    // 4,000 left; the laptop measured itself at 60,000/s (60,000 in 1 s), so the
+    // thief takes 4,000 * 60,000 / 64,000 = 3,750 and both end together.
+    assert_eq!(trim.end, 8_000 - 3_750);
     assert!(
         assigns(&out).is_empty(),
         "nothing is handed out before the owner acknowledges"
@@ -1510,9 +1511,10 @@ fn a_trim_of_the_slow_workers_lease() -> (Harness, Trim, Assign) {
         calibration_time: Duration::from_secs(2),
         ..CoordinatorConfig::default()
     });
-    h.add_worker(ConnId(1), "slow", 100_000);
+    // Within the factor a benchmark is believed over its peers' (8).
+    h.add_worker(ConnId(1), "slow", 400_000);
     h.add_worker(ConnId(2), "fast", 3_000_000);
-    h.submit(&genesis_job(0..6_200_000), SearchMode::All);
+    h.submit(&genesis_job(0..6_800_000), SearchMode::All);
     let a = assigns(&h.drain());
     h.now += Duration::from_millis(500);
     for (c, x) in a.iter().filter(|(c, _)| *c == ConnId(2)) {
@@ -1791,4 +1793,40 @@ fn shares_are_verified_and_a_false_share_quarantines_the_worker() {
         h.core.report(JobId(1), h.now).unwrap().hashes,
         p1 - lease.start
     );
+}
+
+#[test]
+fn a_claimed_benchmark_counts_for_at_most_eight_times_the_peers_until_measured() {
+    let mut h = Harness::new(CoordinatorConfig::default());
+    h.add_worker(ConnId(1), "honest", 10_000_000);
+    h.add_worker(ConnId(2), "boaster", u64::MAX);
+    let job = genesis_job(0..1 << 32);
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain());
+    let held = |conn: ConnId| -> u64 {
+        a.iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, x)| x.end - x.start)
+            .sum()
+    };
+    // Calibration chunks (0.5 s) at the honest benchmark, and at eight times it for
+    // the boaster: not the 2^32 a believed claim of u64::MAX H/s would take.
+    let per_lease = |conn: ConnId| -> Vec<u64> {
+        a.iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, x)| x.end - x.start)
+            .collect()
+    };
+    assert_eq!(per_lease(ConnId(1)), vec![5_000_000, 5_000_000]);
+    assert_eq!(per_lease(ConnId(2)), vec![40_000_000, 40_000_000]);
+    assert_eq!(held(ConnId(2)), 80_000_000);
+    // Alone, a worker's claim is all there is to go by.
+    let mut alone = Harness::new(CoordinatorConfig::default());
+    alone.add_worker(ConnId(1), "only", 1_000_000_000);
+    alone.submit(&job, SearchMode::All);
+    let sizes: Vec<u64> = assigns(&alone.drain())
+        .iter()
+        .map(|(_, x)| x.end - x.start)
+        .collect();
+    assert_eq!(sizes, vec![500_000_000, 500_000_000]);
 }

@@ -101,12 +101,21 @@ impl View<'_> {
                     c.block as f64 * f64::from(h.threads.max(1))
                         / self.config.calibration_time.as_secs_f64()
                 }
-                Some(kind) => h.bench_hps as f64 / kind.relative_cost().unwrap_or(1.0),
-                None => h.bench_hps as f64,
+                Some(kind) => self.claimed(conn, h) / kind.relative_cost().unwrap_or(1.0),
+                None => self.claimed(conn, h),
             },
             (None, None) => 0.0,
         };
         rate.max(1.0)
+    }
+
+    /// A worker's claimed benchmark, bounded by its peers' (see
+    /// [`WorkerTable::bench_ceiling`](super::workers::WorkerTable::bench_ceiling)).
+    fn claimed(&self, conn: ConnId, hello: &crate::wire::WorkerHello) -> f64 {
+        let claim = hello.bench_hps as f64;
+        self.workers
+            .bench_ceiling(conn)
+            .map_or(claim, |ceiling| claim.min(ceiling))
     }
 
     /// A chunk of `job_id` that takes about `chunk_time` at the worker's measured

@@ -119,6 +119,11 @@ impl Worker {
     }
 }
 
+/// A worker's claimed benchmark counts for at most this many times the highest of the
+/// others' until its rate is measured: a claim sizes its first chunk, bounded by
+/// evidence from its peers.
+pub(super) const PLAUSIBLE_BENCH_FACTOR: f64 = 8.0;
+
 /// Every connected worker, by connection.
 pub(super) struct WorkerTable {
     workers: BTreeMap<ConnId, Worker>,
@@ -132,6 +137,8 @@ pub(super) struct WorkerTable {
     /// Workers that may have room for another lease: the scheduler visits only these
     /// (a worker enters when it frees a slot or becomes ready, and leaves when full).
     wanting: BTreeSet<ConnId>,
+    /// Greeted workers by claimed benchmark: the ceiling on what one may claim.
+    benches: BTreeSet<(u64, ConnId)>,
     lease_timeout: Duration,
     next_worker: u64,
     generation: u64,
@@ -146,6 +153,7 @@ impl WorkerTable {
             quarantined: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             wanting: BTreeSet::new(),
+            benches: BTreeSet::new(),
             lease_timeout,
             next_worker: 1,
             generation: 0,
@@ -154,6 +162,14 @@ impl WorkerTable {
 
     /// Changes whenever the set of workers that can be given work changes: cached
     /// sums over them hold while it does not.
+    /// The most `conn`'s worker may be believed to hash before it is measured:
+    /// [`PLAUSIBLE_BENCH_FACTOR`] times the highest benchmark of the other workers;
+    /// `None` when it is the only one.
+    pub(super) fn bench_ceiling(&self, conn: ConnId) -> Option<f64> {
+        let other = self.benches.iter().rev().find(|(_, c)| *c != conn)?;
+        Some(other.0 as f64 * PLAUSIBLE_BENCH_FACTOR)
+    }
+
     pub(super) fn generation(&self) -> u64 {
         self.generation
     }
@@ -195,6 +211,9 @@ impl WorkerTable {
             self.deadlines.remove(&(deadline, conn));
         }
         self.wanting.remove(&conn);
+        if let Some(hello) = &worker.hello {
+            self.benches.remove(&(hello.bench_hps, conn));
+        }
         self.generation += 1;
         Some(worker)
     }
@@ -226,6 +245,7 @@ impl WorkerTable {
     /// The worker said hello: it can be given work.
     pub(super) fn greet(&mut self, conn: ConnId, hello: WorkerHello) {
         if let Some(w) = self.workers.get_mut(&conn) {
+            self.benches.insert((hello.bench_hps, conn));
             w.hello = Some(hello);
             self.wanting.insert(conn);
             self.generation += 1;
