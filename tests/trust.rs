@@ -994,3 +994,50 @@ async fn no_certificate_gets_only_a_join() {
     run_job(&cluster).await;
     cluster.shutdown().await;
 }
+
+/// Role confusion over real QUIC: a worker's credential used to submit, and a
+/// client's used to take work, are each closed with a reason that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_credential_cannot_submit_and_a_client_credential_cannot_work() {
+    use picluster_core::net;
+    use picluster_core::wire::{CoordToWorker, WorkerHello, WorkerToCoord, PROTOCOL_MINOR};
+    let cluster = LocalCluster::start(1, 1).await.unwrap();
+    let worker_bundle = cluster.bundle(Role::Worker, "pi-9").unwrap();
+    match picluster_client::Client::connect(&worker_bundle).await {
+        Err(ClientError::Net(NetError::Closed { code, reason })) => {
+            assert_eq!(code, CloseCode::Unauthorized as u32);
+            assert!(
+                reason.contains("a worker certificate may only take work"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let client_bundle = cluster.bundle(Role::Client, "alice").unwrap();
+    let hello = WorkerToCoord::Hello(WorkerHello {
+        minor: PROTOCOL_MINOR,
+        agent_version: "x".into(),
+        threads: 1,
+        arch: "x86_64".into(),
+        kernel_impl: "x".into(),
+        bench_hps: 1,
+        kernels: vec![],
+    });
+    match net::connect::<WorkerToCoord, CoordToWorker>(&client_bundle, &hello).await {
+        Err(NetError::Closed { code, reason }) => {
+            assert_eq!(code, CloseCode::Unauthorized as u32);
+            assert!(
+                reason.contains("a client or admin certificate may not"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|s| s.welcome)),
+    }
+    // The worker library refuses a client bundle before dialling.
+    match picluster_worker::run(client_bundle, options(), std::future::pending()).await {
+        Err(WorkerError::NotAWorkerBundle(Role::Client)) => {}
+        other => panic!("expected NotAWorkerBundle, got {other:?}"),
+    }
+    run_job(&cluster).await;
+    cluster.shutdown().await;
+}

@@ -14,7 +14,7 @@ pub enum ProtocolViolation {
     #[error("{0}")]
     BadFrame(FrameError),
     /// A message of the other role's protocol.
-    #[error("message for another role than the certificate's")]
+    #[error("a message of another role's protocol than the certificate's: a worker certificate may only take work, and a client or admin certificate may not (use the credential made for the job: `picluster add-worker` or `add-client`)")]
     WrongRole,
     /// A hello after the first.
     #[error("protocol violation: a second hello")]

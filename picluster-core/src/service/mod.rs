@@ -880,10 +880,18 @@ impl Drop for Counted<'_> {
 /// closed a connection whose role speaks neither (its own certificate); any frame
 /// still arriving on one is decoded as a client's and ignored there.
 fn decode(role: Option<Role>, body: &[u8]) -> Result<Inbound, wire::FrameError> {
+    // A frame of the other role's protocol is passed on as such (the core refuses it
+    // for the role it is), so the peer learns what is wrong rather than "malformed".
     Ok(match role {
-        Some(Role::Worker) => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body)?),
+        Some(Role::Worker) => match wire::decode_body::<WorkerToCoord>(body) {
+            Ok(m) => Inbound::Worker(m),
+            Err(e) => Inbound::Client(wire::decode_body::<ClientToCoord>(body).map_err(|_| e)?),
+        },
         Some(Role::Client | Role::Admin | Role::Coordinator) => {
-            Inbound::Client(wire::decode_body::<ClientToCoord>(body)?)
+            match wire::decode_body::<ClientToCoord>(body) {
+                Ok(m) => Inbound::Client(m),
+                Err(e) => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body).map_err(|_| e)?),
+            }
         }
         None => {
             let JoinToCoord::Join(request) = wire::decode_body::<JoinToCoord>(body)?;
