@@ -1041,3 +1041,55 @@ async fn a_worker_credential_cannot_submit_and_a_client_credential_cannot_work()
     run_job(&cluster).await;
     cluster.shutdown().await;
 }
+
+#[test]
+fn the_coordinator_warns_from_thirty_days_before_its_certificate_expires() {
+    use picluster_core::service::expiry_notice;
+    let day = 86_400_000u64;
+    let expires = 1_900_000_000_000u64;
+    assert_eq!(expiry_notice(expires, expires - 31 * day), None);
+    assert_eq!(
+        expiry_notice(expires, expires - 30 * day).unwrap(),
+        "the coordinator's certificate expires in 30 days: run `picluster renew-coordinator` and restart the coordinator"
+    );
+    assert!(expiry_notice(expires, expires - day / 2)
+        .unwrap()
+        .contains("expires in 0 days"));
+    assert!(expiry_notice(expires, expires)
+        .unwrap()
+        .starts_with("the coordinator's certificate has expired"));
+    // `renew-coordinator` replaces the pair with one valid for the configured lifetime.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = picluster_core::trust::ClusterDir::init_with(
+        &tmp.path().join("c"),
+        "127.0.0.1:7878".parse().unwrap(),
+        &[],
+        picluster_core::trust::Lifetimes {
+            ca_days: 100,
+            coordinator_days: 20,
+            peer_days: 10,
+        },
+    )
+    .unwrap();
+    let old = dir.coordinator_credential().unwrap();
+    let renewed = dir.renew_coordinator().unwrap();
+    assert_ne!(old.key_pem, renewed.key_pem);
+    assert_eq!(dir.coordinator_credential().unwrap(), renewed);
+    dir.check_private_keys().unwrap();
+    let bundle = Bundle {
+        cert: renewed.cert_pem,
+        ..dir.admin_bundle().unwrap()
+    };
+    let id = bundle.identity().unwrap();
+    assert_eq!(
+        (id.role, id.name.as_str()),
+        (Role::Coordinator, "coordinator")
+    );
+    assert_eq!(
+        (id.expires_ms - id.not_before_ms) / day,
+        21,
+        "a day early, 20 ahead"
+    );
+    let admin = dir.admin_bundle().unwrap().identity().unwrap();
+    assert_eq!((admin.expires_ms - admin.not_before_ms) / day, 11);
+}

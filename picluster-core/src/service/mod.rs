@@ -446,13 +446,29 @@ fn own_certificate_expiry(cert_pem: &str) -> Option<u64> {
 }
 
 fn warn_if_expiring(expires_ms: u64) {
-    let now = unix_ms();
-    let left_days = expires_ms.saturating_sub(now) / 86_400_000;
-    if expires_ms <= now {
-        error!("the coordinator's certificate has expired: workers and clients cannot connect; run `picluster renew-coordinator` and restart the coordinator");
-    } else if expires_ms - now <= EXPIRY_WARNING.as_millis() as u64 {
-        warn!(days_left = left_days, "the coordinator's certificate expires soon: run `picluster renew-coordinator` and restart the coordinator");
+    if let Some(notice) = expiry_notice(expires_ms, unix_ms()) {
+        if expires_ms <= unix_ms() {
+            error!("{notice}");
+        } else {
+            warn!("{notice}");
+        }
     }
+}
+
+/// What the coordinator logs about its own certificate at `now_ms`: nothing until
+/// [`EXPIRY_WARNING`] before it expires, then a warning naming the days left and the
+/// fix, and an error once it has expired.
+pub fn expiry_notice(expires_ms: u64, now_ms: u64) -> Option<String> {
+    if expires_ms <= now_ms {
+        return Some("the coordinator's certificate has expired: workers and clients cannot connect; run `picluster renew-coordinator` and restart the coordinator".into());
+    }
+    let left = expires_ms - now_ms;
+    (u128::from(left) <= EXPIRY_WARNING.as_millis()).then(|| {
+        format!(
+            "the coordinator's certificate expires in {} days: run `picluster renew-coordinator` and restart the coordinator",
+            left / 86_400_000
+        )
+    })
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
