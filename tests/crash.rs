@@ -105,6 +105,48 @@ pub(crate) fn spawn_self_with(test: &str, envs: &[(&str, &str)], output: fn() ->
     )
 }
 
+/// Tests that run a coordinator process on a port chosen by binding and releasing it
+/// take turns: another test's clients, binding ephemeral ports by the hundred, could
+/// otherwise take that port before the coordinator binds it.
+pub(crate) fn one_coordinator_process_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A cluster directory in `tmp` listening on a free loopback port, and two worker
+/// processes (`w1`, `w2`) with bundles from `picluster add-worker`, dialling it.
+pub(crate) fn cluster_with_two_worker_processes(
+    tmp: &Path,
+) -> (
+    std::path::PathBuf,
+    u16,
+    Vec<crate::processes::WorkerProcess>,
+) {
+    let dir = tmp.join("cluster");
+    let d = dir.to_str().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cli(&["init", d, "--listen", &format!("127.0.0.1:{port}")]);
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let bundle = tmp.join(format!("{name}.bundle"));
+        cli(&[
+            "add-worker",
+            name,
+            "--cluster",
+            d,
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        workers.push(spawn_worker(&bundle));
+    }
+    (dir, port, workers)
+}
+
 pub(crate) fn cli(args: &[&str]) -> String {
     let mut out = Vec::new();
     let mut argv = vec!["picluster"];
@@ -130,28 +172,10 @@ fn job_progress(dir: &str) -> Option<(String, u64)> {
 
 #[test]
 fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its_answer() {
+    let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cluster");
+    let (dir, _port, workers) = cluster_with_two_worker_processes(tmp.path());
     let d = dir.to_str().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    cli(&["init", d, "--listen", &format!("127.0.0.1:{port}")]);
-    let mut workers = Vec::new();
-    for name in ["w1", "w2"] {
-        let bundle = tmp.path().join(format!("{name}.bundle"));
-        cli(&[
-            "add-worker",
-            name,
-            "--cluster",
-            d,
-            "--out",
-            bundle.to_str().unwrap(),
-        ]);
-        workers.push(spawn_worker(&bundle));
-    }
     let log = tmp.path().join("coordinator.log");
     let coordinator = || {
         spawn_self_with(

@@ -11,8 +11,9 @@
 //! if they were on other machines: on this two-core machine they would otherwise take
 //! the workers' CPU, and the rate would measure them rather than the coordinator.
 
-use crate::crash::{cli, spawn_self_with, Process};
-use crate::processes::spawn_worker;
+use crate::crash::{
+    cluster_with_two_worker_processes, one_coordinator_process_at_a_time, spawn_self_with, Process,
+};
 use picluster_client::{Client, JobKind, JobSpec, JobState, SearchMode};
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::trust::{Bundle, ClusterCa, ClusterDir};
@@ -200,30 +201,21 @@ fn attacker_process() {
     std::process::exit(0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_handshakes_and_silent_connections_leaves_the_coordinator_small_and_working() {
+#[test]
+fn a_flood_of_handshakes_and_silent_connections_leaves_the_coordinator_small_and_working() {
+    let _alone = one_coordinator_process_at_a_time();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(flood());
+}
+
+async fn flood() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cluster");
+    let (dir, port, workers) = cluster_with_two_worker_processes(tmp.path());
     let d = dir.to_str().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    cli(&["init", d, "--listen", &format!("127.0.0.1:{port}")]);
-    let mut workers = Vec::new();
-    for name in ["w1", "w2"] {
-        let bundle = tmp.path().join(format!("{name}.bundle"));
-        cli(&[
-            "add-worker",
-            name,
-            "--cluster",
-            d,
-            "--out",
-            bundle.to_str().unwrap(),
-        ]);
-        workers.push(spawn_worker(&bundle));
-    }
     let coordinator = spawn_self_with(
         "crash::coordinator_process",
         &[("PICLUSTER_TEST_CLUSTER", d)],
@@ -232,7 +224,17 @@ async fn a_flood_of_handshakes_and_silent_connections_leaves_the_coordinator_sma
     let pid = coordinator.0.id();
     let cluster = ClusterDir::open(&dir).unwrap();
     let admin = cluster.admin_bundle().unwrap();
+    let mut coordinator = coordinator;
+    let waiting = Instant::now();
     let client = loop {
+        assert!(
+            coordinator.0.try_wait().unwrap().is_none(),
+            "the coordinator process exited (port {port} taken?)"
+        );
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no coordinator with two workers within 30 s"
+        );
         if let Ok(c) = Client::connect(&admin).await {
             let status = c.status().await.unwrap();
             if status.workers.len() == 2 {

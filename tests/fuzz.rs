@@ -186,15 +186,7 @@ fn worker_message() -> impl Strategy<Value = WorkerToCoord> {
         ),
         proptest::collection::vec(any::<u8>(), 0..64)
             .prop_map(|csr| WorkerToCoord::Renew(Renew { csr })),
-        any::<u16>().prop_map(|minor| WorkerToCoord::Hello(WorkerHello {
-            minor,
-            agent_version: "f".into(),
-            threads: 1,
-            arch: "x86_64".into(),
-            kernel_impl: "f".into(),
-            bench_hps: 1 << 20,
-            kernels: vec![],
-        })),
+        any::<u16>().prop_map(hello),
     ]
 }
 

@@ -811,13 +811,5 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
 pub async fn join_as_client(token: &JoinToken, name: &str) -> Result<Bundle, ClientError> {
     let (key, csr) = picluster_core::trust::make_request(name)?;
     let joined = net::join(token, name, Role::Client, csr).await?;
-    Ok(Bundle {
-        format: picluster_core::trust::FORMAT_VERSION,
-        role: joined.enrolled.role,
-        name: joined.enrolled.name,
-        coordinator: token.address.clone(),
-        ca: joined.ca_pem,
-        cert: joined.enrolled.cert_pem,
-        key: key.serialize_pem(),
-    })
+    Ok(joined.into_bundle(&token.address, key.serialize_pem()))
 }

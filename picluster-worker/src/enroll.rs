@@ -13,7 +13,7 @@ use crate::WorkerError;
 use picluster_core::identity::Role;
 use picluster_core::net::{self, NetError};
 use picluster_core::token::JoinToken;
-use picluster_core::trust::{make_request, Bundle, ClusterError, FORMAT_VERSION};
+use picluster_core::trust::{make_request, Bundle, ClusterError};
 use std::path::{Path, PathBuf};
 use tracing::info;
 
@@ -48,15 +48,7 @@ pub async fn join(token: &JoinToken, name: &str, state_dir: &Path) -> Result<Bun
     if joined.enrolled.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(joined.enrolled.role));
     }
-    let bundle = Bundle {
-        format: FORMAT_VERSION,
-        role: joined.enrolled.role,
-        name: joined.enrolled.name,
-        coordinator: token.address.clone(),
-        ca: joined.ca_pem,
-        cert: joined.enrolled.cert_pem,
-        key: key.serialize_pem(),
-    };
+    let bundle = joined.into_bundle(&token.address, key.serialize_pem());
     bundle.save(&path).map_err(WorkerError::Credentials)?;
     info!(name = %bundle.name, file = %path.display(), "joined the cluster");
     Ok(bundle)

@@ -299,6 +299,22 @@ pub struct Joined {
     pub ca_pem: String,
 }
 
+impl Joined {
+    /// The bundle of the new credential: the coordinator at `address`, the pinned CA,
+    /// the certificate, and `key_pem`, the private key the request was made with.
+    pub fn into_bundle(self, address: &str, key_pem: String) -> Bundle {
+        Bundle {
+            format: crate::trust::FORMAT_VERSION,
+            role: self.enrolled.role,
+            name: self.enrolled.name,
+            coordinator: address.to_string(),
+            ca: self.ca_pem,
+            cert: self.enrolled.cert_pem,
+            key: key_pem,
+        }
+    }
+}
+
 /// Enrolls with a join token: dials the token's address without a certificate,
 /// checks the coordinator's CA against the token's pin before sending anything,
 /// then sends the token, `name` and the certificate request `csr` (DER) and waits
