@@ -18,5 +18,6 @@ mod kernels;
 mod kinds;
 mod processes;
 mod sim;
+mod sinks;
 mod trust;
 mod wire;

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use picluster_core::kernel::sha256d::Sha256dImpl;
 use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::Bundle;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -93,18 +94,42 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args = Args::parse_from(args);
-    tracing_subscriber::fmt()
+    // A standard error that goes away loses the logs, not the worker.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| picluster_core::service::LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(args, kernels) {
+        .try_init();
+    let stdout = std::io::stdout();
+    exit_code(run(args, kernels, &mut stdout.lock()))
+}
+
+/// Runs the command line (arguments as given, the first the program name) with its
+/// output to `out`, and returns the exit status as the binary would: output cut off
+/// by its reader (`picluster-worker bench | head -1`) ends it quietly with status 141,
+/// as a Unix tool killed by SIGPIPE does; any other error is one line on stderr.
+pub fn main_with_output<I, T>(kernels: Registry, args: I, out: &mut dyn Write) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    exit_code(run(Args::parse_from(args), kernels, out))
+}
+
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::from(picluster_core::service::EXIT_BROKEN_PIPE)
+        }
         Err(e) => {
             // Our error messages already name their cause: one line, no chain.
-            eprintln!("picluster-worker: {e}");
+            picluster_core::service::eprint_lossy(&format!("picluster-worker: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -114,15 +139,15 @@ fn threads(requested: Option<u32>) -> usize {
     requested.map_or_else(|| WorkerOptions::default().threads, |n| n as usize)
 }
 
-fn run(args: Args, kernels: Registry) -> anyhow::Result<ExitCode> {
+fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::Bench {
             threads: n,
             seconds,
             implementation,
             json,
-        }) => bench(threads(n), seconds, implementation.as_deref(), json),
-        Some(Command::Selftest { json }) => Ok(selftest(json)),
+        }) => bench(threads(n), seconds, implementation.as_deref(), json, out),
+        Some(Command::Selftest { json }) => selftest(json, out),
         None => {
             if let Some(name) = &args.implementation {
                 Sha256dImpl::from_name(name)?.select()?;
@@ -175,7 +200,13 @@ async fn credential(args: &Args) -> anyhow::Result<(Bundle, PathBuf)> {
     Ok((bundle, file))
 }
 
-fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+fn bench(
+    threads: usize,
+    seconds: f64,
+    only: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     if !(seconds > 0.0 && seconds <= 3600.0) {
         anyhow::bail!("--seconds must be between 0 and 3600");
     }
@@ -192,33 +223,35 @@ fn bench(threads: usize, seconds: f64, only: Option<&str>, json: bool) -> anyhow
     for imp in measured {
         imp.select()?;
         let mhs = compute.benchmark(Duration::from_secs_f64(seconds)) as f64 / 1e6;
-        println!(
+        writeln!(
+            out,
             "{:<10} {:<12} {mhs:>9.2} MH/s on {threads} thread{}",
             imp.name(),
             imp.label(),
             if threads == 1 { "" } else { "s" }
-        );
+        )?;
         if imp == chosen {
             chosen_rate = mhs;
         }
     }
     chosen.select()?;
     if json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::json!({"kernel": "sha256d", "impl": chosen.name(), "threads": threads, "mhs": chosen_rate})
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn selftest(json: bool) -> ExitCode {
+fn selftest(json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let outcomes = crate::selftest::run();
     let ok = outcomes.iter().all(|(_, r)| r.is_ok());
     for (imp, result) in &outcomes {
         match result {
-            Ok(()) => println!("{:<10} {:<12} ok", imp.name(), imp.label()),
-            Err(e) => println!("{:<10} {:<12} FAILED: {e}", imp.name(), imp.label()),
+            Ok(()) => writeln!(out, "{:<10} {:<12} ok", imp.name(), imp.label())?,
+            Err(e) => writeln!(out, "{:<10} {:<12} FAILED: {e}", imp.name(), imp.label())?,
         }
     }
     if json {
@@ -226,11 +259,11 @@ fn selftest(json: bool) -> ExitCode {
             .iter()
             .map(|(imp, r)| serde_json::json!({"impl": imp.name(), "ok": r.is_ok()}))
             .collect();
-        println!("{}", serde_json::json!({"ok": ok, "impls": impls}));
+        writeln!(out, "{}", serde_json::json!({"ok": ok, "impls": impls}))?;
     }
-    if ok {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
+    })
 }

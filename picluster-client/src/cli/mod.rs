@@ -65,24 +65,51 @@ pub enum CliError {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    main_from(std::env::args_os())
+}
+
+/// Like [`main`], with the arguments given (the first is the program name).
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     let verbose = matches!(cli.command, Command::Coordinator { .. });
-    tracing_subscriber::fmt()
+    init_logging(if verbose { "info" } else { "warn" });
+    let stdout = std::io::stdout();
+    let result = run(cli, &mut stdout.lock());
+    exit_code(result)
+}
+
+/// Logs to standard error at `default` level unless `RUST_LOG` says otherwise; a
+/// standard error that goes away loses the logs, not the process
+/// ([`LossyStderr`](picluster_core::service::LossyStderr)).
+pub fn init_logging(default: &str) {
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| if verbose { "info" } else { "warn" }.into()),
+                .unwrap_or_else(|_| default.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| picluster_core::service::LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let stdout = std::io::stdout();
-    match run(cli, &mut stdout.lock()) {
+        .try_init();
+}
+
+/// The exit status for a command's result; the error, if any, goes to standard error
+/// in one line. Output cut off by its reader (`picluster status | head`) ends the
+/// command quietly with status 141, as a Unix tool killed by SIGPIPE does.
+pub fn exit_code(result: Result<ExitCode, CliError>) -> ExitCode {
+    match result {
         Ok(code) => code,
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(picluster_core::service::EXIT_BROKEN_PIPE)
+        }
         Err(e) => {
-            eprintln!("picluster: {e}");
+            picluster_core::service::eprint_lossy(&format!("picluster: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -46,10 +46,10 @@ pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobRepo
         match event {
             JobEvent::Progress(p) => show(&p),
             JobEvent::Reconnecting => bar.suspend(|| {
-                eprintln!(
+                picluster_core::service::eprint_lossy(&format!(
                     "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
                     client.coordinator()
-                );
+                ));
             }),
             JobEvent::Finished(r) => report = Some(r),
             _ => {}

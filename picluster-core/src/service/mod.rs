@@ -12,7 +12,9 @@
 mod process;
 mod store;
 
-pub use process::{background_runtime, shutdown_signal};
+pub use process::{
+    background_runtime, eprint_lossy, shutdown_signal, LossyStderr, EXIT_BROKEN_PIPE,
+};
 pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 
 use crate::coordinator::Issue;

@@ -1,0 +1,217 @@
+//! Lost output sinks, as the programs meet them in real use: a coordinator whose
+//! standard error is a pipe whose reader died (`2>&1 | tee log` and `tee` killed
+//! first), and `picluster ... | head` or `picluster-worker bench | head` whose reader
+//! stops early. The programs run as processes, through the same entry points as the
+//! binaries (`cli::main_from`).
+
+use crate::crash::one_coordinator_process_at_a_time;
+use picluster_client::{JobKind, JobSpec, JobState, SearchMode};
+use picluster_core::kernel::sha256d::Sha256dJob;
+use picluster_core::trust::ClusterDir;
+use picluster_suite::fixtures::vectors;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// The status a process body exits with for `code`.
+fn status_of(code: ExitCode) -> i32 {
+    [0u8, 1, 2, 3, 141]
+        .into_iter()
+        .find(|n| ExitCode::from(*n) == code)
+        .map_or(255, i32::from)
+}
+
+#[test]
+#[ignore = "the body of a `picluster` or `picluster-worker` process for the tests below"]
+fn program_process() {
+    let Ok(args) = std::env::var("PICLUSTER_TEST_PROGRAM") else {
+        return;
+    };
+    let argv: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
+    let code = if argv[0] == "picluster-worker" {
+        picluster_worker::cli::main_from(picluster_worker::Registry::new(), argv)
+    } else {
+        picluster_client::cli::main_from(argv)
+    };
+    std::process::exit(status_of(code));
+}
+
+/// Runs `args` as a program process whose stdout and stderr are pipes; the pipes
+/// named in `cut` have their reading end closed before the program writes anything.
+fn program(args: &[&str], cut_stdout: bool, cut_stderr: bool) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sinks::program_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PICLUSTER_TEST_PROGRAM", args.join("\u{1f}"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if cut_stdout {
+        drop(child.stdout.take());
+    }
+    if cut_stderr {
+        drop(child.stderr.take());
+    }
+    child
+}
+
+#[test]
+fn a_coordinator_whose_stderr_reader_died_keeps_serving() {
+    let _alone = one_coordinator_process_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cluster =
+        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let mut coordinator = program(
+        &[
+            "picluster",
+            "coordinator",
+            "--cluster",
+            dir.to_str().unwrap(),
+        ],
+        false,
+        true,
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // Every connection is logged at INFO, into the dead pipe.
+        let worker = tokio::spawn(picluster_worker::run(
+            cluster.worker_bundle("pi-1").unwrap(),
+            picluster_worker::WorkerOptions {
+                threads: 1,
+                benchmark: Duration::from_millis(10),
+                min_backoff: Duration::from_millis(50),
+                ..picluster_worker::WorkerOptions::default()
+            },
+            std::future::pending(),
+        ));
+        let started = Instant::now();
+        let client = loop {
+            assert!(
+                coordinator.try_wait().unwrap().is_none(),
+                "the coordinator died with its log sink"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no coordinator"
+            );
+            if let Ok(c) = picluster_client::Client::connect(&cluster.admin_bundle().unwrap()).await
+            {
+                if c.status().await.unwrap().workers.len() == 1 {
+                    break c;
+                }
+                c.close();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let v = &vectors()[0];
+        let start = u64::from(v.nonce) - 1000;
+        let job = Sha256dJob::new(v.header, None, start..start + (1 << 20), 0).unwrap();
+        let report = client
+            .run(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::All,
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.state, JobState::Completed);
+        assert_eq!(report.solutions.len(), 1);
+        client.close();
+        worker.abort();
+    });
+    assert!(coordinator.try_wait().unwrap().is_none(), "still serving");
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+}
+
+#[test]
+#[ignore = "the body of a process whose output's reader is gone, for the test below"]
+fn cut_output_process() {
+    let Ok(args) = std::env::var("PICLUSTER_TEST_CUT_OUTPUT") else {
+        return;
+    };
+    let argv: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
+    // The command writes into a pipe whose reading end is already closed, as
+    // `picluster status | head` leaves it once `head` has what it wanted. (The test
+    // harness keeps the process's own stdout.)
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let code = if argv[0] == "picluster-worker" {
+        picluster_worker::cli::main_with_output(
+            picluster_worker::Registry::new(),
+            argv,
+            &mut writer,
+        )
+    } else {
+        picluster_client::cli::exit_code(picluster_client::cli::run_from(argv, &mut writer))
+    };
+    std::process::exit(status_of(code));
+}
+
+fn cut_output(args: &[&str]) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "sinks::cut_output_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PICLUSTER_TEST_CUT_OUTPUT", args.join("\u{1f}"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn output_cut_off_by_its_reader_ends_the_commands_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    // `picluster init` prints its summary into the closed pipe.
+    let out = cut_output(&[
+        "picluster",
+        "init",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:7878",
+    ]);
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "nothing on stderr"
+    );
+    assert!(dir.join("cluster.json").exists(), "the command itself ran");
+    // `picluster-worker bench` likewise.
+    let out = cut_output(&[
+        "picluster-worker",
+        "bench",
+        "--seconds",
+        "0.05",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{out:?}"
+    );
+    // An error with standard error gone too: one exit code, no panic.
+    let child = program(
+        &["picluster", "status", "--cluster", "/nonexistent/cluster"],
+        false,
+        true,
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
