@@ -215,3 +215,49 @@ fn output_cut_off_by_its_reader_ends_the_commands_quietly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// Connection errors name the address: a coordinator that is not running, and a
+/// coordinator whose port is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_name_the_address() {
+    use picluster_core::identity::Role;
+    use picluster_core::net::NetError;
+    use picluster_core::trust::ClusterCa;
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let ca = ClusterCa::generate("t").unwrap();
+    let credential = ca
+        .issue(Role::Coordinator, "coordinator", &["127.0.0.1".to_string()])
+        .unwrap();
+    let error = picluster_core::service::CoordinatorService::bind(
+        address,
+        ca.cert_pem(),
+        &credential,
+        picluster_core::coordinator::CoordinatorConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot listen on {address}: Address already in use (os error 98) (is another coordinator running? stop it, or change --listen with a new cluster)"
+        )
+    );
+    // Nothing answers there (a bare UDP socket): the client says where it looked.
+    let bundle = ca
+        .bundle(Role::Admin, "admin", &address.to_string())
+        .unwrap();
+    match picluster_client::Client::connect(&bundle).await {
+        Err(picluster_client::ClientError::Net(e @ NetError::NoAnswer { .. })) => {
+            assert!(e.is_retryable());
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot reach the coordinator at {address}: no answer within 10s (is it running, and is UDP port {} open on that machine?)",
+                    address.port()
+                )
+            );
+        }
+        other => panic!("expected no answer, got {other:?}"),
+    }
+    drop(taken);
+}

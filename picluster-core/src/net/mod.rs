@@ -100,6 +100,33 @@ pub enum NetError {
         /// The address dialled.
         address: String,
     },
+    /// Nothing answered at the coordinator's address in time: it is not running, the
+    /// address is wrong, or a firewall drops its UDP port.
+    #[error("cannot reach the coordinator at {address}: no answer within {after:?} (is it running, and is UDP port {port} open on that machine?)")]
+    NoAnswer {
+        /// The address dialled.
+        address: SocketAddr,
+        /// Its port.
+        port: u16,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The connection to the coordinator was lost while it was being set up.
+    #[error("cannot reach the coordinator at {address}: {source}")]
+    Unreachable {
+        /// The address dialled.
+        address: SocketAddr,
+        /// What happened.
+        source: quinn::ConnectionError,
+    },
+    /// The coordinator cannot listen on its address.
+    #[error("cannot listen on {address}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (is another coordinator running? stop it, or change --listen with a new cluster)" } else { "" })]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The coordinator refused to enroll or renew.
     #[error("{0}")]
     JoinRefused(crate::wire::JoinRefusal),
@@ -114,7 +141,9 @@ impl NetError {
             | NetError::Socket(_)
             | NetError::Lost(_)
             | NetError::StreamEnded
-            | NetError::Timeout(_) => true,
+            | NetError::Timeout(_)
+            | NetError::NoAnswer { .. }
+            | NetError::Unreachable { .. } => true,
             NetError::Closed { code, .. } => matches!(
                 CloseCode::from_u32(*code),
                 Some(
@@ -133,6 +162,7 @@ impl NetError {
             | NetError::BadFrame(_)
             | NetError::Identity(_)
             | NetError::PinMismatch { .. }
+            | NetError::Bind { .. }
             | NetError::JoinRefused(_) => false,
         }
     }
@@ -271,7 +301,21 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
     };
     let (connection, reader, writer, welcome) = tokio::time::timeout(CONNECT_TIMEOUT, attempt)
         .await
-        .map_err(|_| NetError::Timeout(CONNECT_TIMEOUT))??;
+        .map_err(|_| NetError::NoAnswer {
+            address,
+            port: address.port(),
+            after: CONNECT_TIMEOUT,
+        })?
+        .map_err(|e| match e {
+            // QUIC's own handshake timeout (its idle timeout) may fire first.
+            NetError::Lost(quinn::ConnectionError::TimedOut) => NetError::NoAnswer {
+                address,
+                port: address.port(),
+                after: CONNECT_TIMEOUT,
+            },
+            NetError::Lost(source) => NetError::Unreachable { address, source },
+            other => other,
+        })?;
     Ok(Session {
         endpoint,
         connection,

@@ -156,7 +156,10 @@ impl CoordinatorService {
         endpoint_config.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
-        let socket = std::net::UdpSocket::bind(listen).map_err(NetError::Socket)?;
+        let socket = std::net::UdpSocket::bind(listen).map_err(|source| NetError::Bind {
+            address: listen,
+            source,
+        })?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| NetError::Socket(std::io::Error::other("no async runtime")))?;
         let endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)
