@@ -142,6 +142,32 @@ fn add_worker_writes_a_private_bundle_once() {
     );
 
     assert!(cli_err(&["add-worker", "pi-1", "--cluster", d, "--out", f]).contains("already exists"));
+    // The name is taken once issued, in any role, unless replaced on purpose.
+    let other = tmp.path().join("other.bundle");
+    let o = other.to_str().unwrap();
+    assert_eq!(
+        cli_err(&["add-worker", "pi-1", "--cluster", d, "--out", o]),
+        "a worker named pi-1 already has a credential from this cluster: pick another name, or pass --replace to issue a new one for it (then revoke the old one: `picluster revoke pi-1`)"
+    );
+    assert!(cli_err(&["add-client", "pi-1", "--cluster", d, "--out", o])
+        .contains("a worker named pi-1"));
+    assert!(!other.exists());
+    for reserved in ["admin", "coordinator"] {
+        assert_eq!(
+            cli_err(&["add-worker", reserved, "--cluster", d, "--out", o]),
+            format!("`{reserved}` is a reserved name (admin, coordinator): pick another")
+        );
+    }
+    cli_ok(&[
+        "add-worker",
+        "pi-1",
+        "--replace",
+        "--cluster",
+        d,
+        "--out",
+        o,
+    ]);
+    assert_ne!(Bundle::load(&other).unwrap().cert, bundle.cert);
     assert_eq!(
         cli_err(&["add-worker", "pi 1", "--cluster", d, "--out", "/tmp/x"]),
         "invalid name `pi 1`: use 1-63 characters from A-Z a-z 0-9 . _ -"

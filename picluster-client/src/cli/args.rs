@@ -130,6 +130,10 @@ pub(super) enum Command {
         /// File to write (created with mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
+        /// Issue a new credential for a name that has one (a reinstalled Pi); revoke
+        /// the old one with `picluster revoke NAME`.
+        #[arg(long)]
+        replace: bool,
     },
     /// Write a bundle for a new client: it submits, watches, cancels and lists its
     /// own jobs and sees the cluster's status (the cluster's admin.bundle may do
@@ -142,6 +146,9 @@ pub(super) enum Command {
         /// File to write (created with mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
+        /// Issue a new credential for a name that has one.
+        #[arg(long)]
+        replace: bool,
     },
     /// Submit a job.
     Submit {

@@ -181,16 +181,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             name,
             cluster,
             out: path,
+            replace,
         } => {
-            let bundle = ClusterDir::open(cluster.dir()?)?.client_bundle(&name)?;
+            let dir = ClusterDir::open(cluster.dir()?)?;
+            refuse_existing(&path)?;
+            let bundle =
+                dir.issue_bundle(picluster_core::identity::Role::Client, &name, replace)?;
             write_bundle(out, &bundle, &path, "client machine", "picluster jobs")
         }
         Command::AddWorker {
             name,
             cluster,
             out: path,
+            replace,
         } => {
-            let bundle = ClusterDir::open(cluster.dir()?)?.worker_bundle(&name)?;
+            let dir = ClusterDir::open(cluster.dir()?)?;
+            refuse_existing(&path)?;
+            let bundle =
+                dir.issue_bundle(picluster_core::identity::Role::Worker, &name, replace)?;
             write_bundle(out, &bundle, &path, "worker", "picluster-worker")
         }
         Command::Submit {
@@ -381,6 +389,15 @@ fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// Saves a new bundle (never overwriting) and says where it goes and how it is used.
+/// A bundle is never written over an existing file: checked before a name is
+/// recorded as issued.
+fn refuse_existing(path: &Path) -> Result<(), CliError> {
+    if path.exists() {
+        return Err(picluster_core::trust::ClusterError::FileExists(path.to_path_buf()).into());
+    }
+    Ok(())
+}
+
 fn write_bundle(
     out: &mut dyn Write,
     bundle: &picluster_core::trust::Bundle,

@@ -17,6 +17,8 @@ const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
 const COORD_CERT: &str = "coordinator.pem";
 const COORD_KEY: &str = "coordinator.key";
+/// The names credentials were issued for, with their role (not secret).
+const ISSUED: &str = "issued.json";
 /// The admin client bundle inside a cluster directory.
 pub const ADMIN_BUNDLE: &str = "admin.bundle";
 
@@ -208,12 +210,50 @@ impl ClusterDir {
     }
 
     fn peer_bundle(&self, role: Role, name: &str) -> Result<Bundle, ClusterError> {
-        self.ca()?.bundle_for(
+        self.issue_bundle(role, name, false)
+    }
+
+    /// A new bundle for `name` in `role` (worker or client). A name this directory
+    /// issued a credential for before is refused unless `replace` (a reinstalled
+    /// machine; revoke the old credential at the coordinator too), and so are the
+    /// reserved names `admin` and `coordinator`. The name is recorded in
+    /// `issued.json`.
+    pub fn issue_bundle(
+        &self,
+        role: Role,
+        name: &str,
+        replace: bool,
+    ) -> Result<Bundle, ClusterError> {
+        super::check_name(name)?;
+        if matches!(name, "admin" | "coordinator") {
+            return Err(ClusterError::ReservedName(name.to_string()));
+        }
+        let path = self.path.join(ISSUED);
+        let mut issued: std::collections::BTreeMap<String, Role> = if path.exists() {
+            read_json(&path)?
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        if let Some(&role) = issued.get(name).filter(|_| !replace) {
+            return Err(ClusterError::NameIssued {
+                name: name.to_string(),
+                role,
+            });
+        }
+        let bundle = self.ca()?.bundle_for(
             role,
             name,
             &self.config.advertise[0],
             self.config.lifetimes.peer_days,
-        )
+        )?;
+        issued.insert(name.to_string(), role);
+        // Replaced whole: written beside it, then renamed over it.
+        let json = serde_json::to_string_pretty(&issued).expect("names always serialize");
+        let new = self.path.join(format!("{ISSUED}.new"));
+        let _ = fs::remove_file(&new);
+        write_new(&new, json.as_bytes())?;
+        fs::rename(&new, &path).map_err(io_error(&path))?;
+        Ok(bundle)
     }
 
     /// Replaces the coordinator's certificate and key with new ones for the

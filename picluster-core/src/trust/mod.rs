@@ -84,6 +84,17 @@ pub enum ClusterError {
     /// A worker or client name with characters outside `A-Za-z0-9._-` or too long.
     #[error("invalid name `{0}`: use 1-63 characters from A-Z a-z 0-9 . _ -")]
     BadName(String),
+    /// A credential for this name was issued already from this cluster directory.
+    #[error("a {role} named {name} already has a credential from this cluster: pick another name, or pass --replace to issue a new one for it (then revoke the old one: `picluster revoke {name}`)")]
+    NameIssued {
+        /// The name.
+        name: String,
+        /// The role it was issued for.
+        role: crate::identity::Role,
+    },
+    /// A name picluster keeps for itself.
+    #[error("`{0}` is a reserved name (admin, coordinator): pick another")]
+    ReservedName(String),
     /// Certificate generation failed, or a stored key or certificate is corrupt.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
