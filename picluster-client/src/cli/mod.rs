@@ -278,9 +278,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             let token: picluster_core::token::JoinToken = token
                 .parse()
                 .map_err(|e: picluster_core::token::TokenError| CliError::Input(e.to_string()))?;
-            if path.exists() {
-                return Err(picluster_core::trust::ClusterError::FileExists(path).into());
-            }
+            refuse_existing(&path)?;
             let bundle =
                 background_runtime()?.block_on(crate::client::join_as_client(&token, &name))?;
             write_bundle(out, &bundle, &path, "client machine", "picluster jobs")
@@ -291,16 +289,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             output,
         } => with_client(&cluster, |client| async move {
             client.release(&name).await?;
-            if output.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"worker": name, "state": "released"})
-                )?;
-            } else {
-                writeln!(out, "{name} released")?;
-            }
-            Ok(ExitCode::SUCCESS)
+            done(
+                out,
+                output.json,
+                json!({"worker": name, "state": "released"}),
+                &format!("{name} released"),
+            )
         }),
         Command::Forget {
             jobs,
@@ -389,6 +383,22 @@ fn cluster_dir(dir: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// Saves a new bundle (never overwriting) and says where it goes and how it is used.
+/// The one line a command that changed something prints: `value` with `--json`,
+/// else `text`.
+fn done(
+    out: &mut dyn Write,
+    json: bool,
+    value: serde_json::Value,
+    text: &str,
+) -> Result<ExitCode, CliError> {
+    if json {
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A bundle is never written over an existing file: checked before a name is
 /// recorded as issued.
 fn refuse_existing(path: &Path) -> Result<(), CliError> {
@@ -481,16 +491,12 @@ fn token_command(command: TokenCommand, out: &mut dyn Write) -> Result<ExitCode,
             output,
         } => with_client(&cluster, |client| async move {
             client.revoke_token(&id).await?;
-            if output.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"token": id, "state": "revoked"})
-                )?;
-            } else {
-                writeln!(out, "token {id} revoked")?;
-            }
-            Ok(ExitCode::SUCCESS)
+            done(
+                out,
+                output.json,
+                json!({"token": id, "state": "revoked"}),
+                &format!("token {id} revoked"),
+            )
         }),
     }
 }
