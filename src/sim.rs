@@ -413,7 +413,7 @@ impl Sim {
             now,
             client,
             Inbound::Client(ClientToCoord::Hello(ClientHello {
-                minor: 0,
+                minor: picluster_core::wire::PROTOCOL_MINOR,
                 client_version: "sim".into(),
             })),
         );

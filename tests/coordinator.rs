@@ -27,7 +27,7 @@ impl Harness {
         h.core
             .handle_connected(h.now, CLIENT, PeerIdentity::new(Role::Admin, "admin"));
         h.client(ClientToCoord::Hello(ClientHello {
-            minor: 0,
+            minor: picluster_core::wire::PROTOCOL_MINOR,
             client_version: "t".into(),
         }));
         h.drain();
@@ -836,7 +836,7 @@ fn add_client(h: &mut Harness, conn: ConnId, name: &str) {
         h.now,
         conn,
         Inbound::Client(ClientToCoord::Hello(ClientHello {
-            minor: 0,
+            minor: picluster_core::wire::PROTOCOL_MINOR,
             client_version: "t".into(),
         })),
     );
@@ -904,6 +904,7 @@ fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
         request: RequestId(7),
         worker: "pi-1".into(),
         drain: true,
+        reason: None,
     }));
     let out = h.drain();
     // Its queued chunk goes back; the one it is on stays.
@@ -924,6 +925,7 @@ fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
         request: RequestId(8),
         worker: "pi-1".into(),
         drain: false,
+        reason: None,
     }));
     let out = h.drain();
     assert_eq!(
@@ -937,6 +939,7 @@ fn a_drained_worker_finishes_its_chunk_and_takes_no_more_until_undrained() {
         request: RequestId(9),
         worker: "pi-9".into(),
         drain: true,
+        reason: None,
     }));
     assert_eq!(
         h.drain(),
@@ -1244,7 +1247,7 @@ fn an_admin_certificate_is_served_as_a_client() {
         h.now,
         ConnId(8),
         Inbound::Client(ClientToCoord::Hello(ClientHello {
-            minor: 0,
+            minor: picluster_core::wire::PROTOCOL_MINOR,
             client_version: "t".into(),
         })),
     );
@@ -1258,7 +1261,9 @@ fn an_admin_certificate_is_served_as_a_client() {
         vec![
             Transmit::ToClient(
                 ConnId(8),
-                CoordToClient::Welcome(ClientWelcome { minor: 0 })
+                CoordToClient::Welcome(ClientWelcome {
+                    minor: picluster_core::wire::PROTOCOL_MINOR
+                })
             ),
             Transmit::ToClient(ConnId(8), CoordToClient::Jobs(RequestId(4), vec![])),
         ]
@@ -1318,6 +1323,7 @@ fn progress_pushes_may_be_skipped_when_a_peer_is_full_but_nothing_else() {
         keyspace: 2,
         elapsed_ms: 3,
         solutions: 0,
+        workers: 1,
     };
     assert_eq!(
         Transmit::ToClient(CLIENT, CoordToClient::Progress(progress)).overflow(),
@@ -1638,7 +1644,8 @@ fn clients_manage_their_own_jobs_and_only_an_admin_manages_the_cluster() {
             ClientToCoord::Drain(Drain {
                 request: RequestId(6),
                 worker: "pi-1".into(),
-                drain: true
+                drain: true,
+                reason: None,
             })
         ),
         not_permitted(

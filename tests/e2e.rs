@@ -293,7 +293,7 @@ async fn bad_frames_close_only_the_offending_connection() {
     let mut s = raw_session(&cluster).await;
     s.writer
         .send(&ClientToCoord::Hello(ClientHello {
-            minor: 0,
+            minor: picluster_core::wire::PROTOCOL_MINOR,
             client_version: "again".into(),
         }))
         .await
@@ -732,7 +732,7 @@ async fn a_coordinator_that_dies_resumes_its_jobs_from_the_store() {
         while let Some(event) = watch.next().await {
             match event {
                 picluster_client::JobEvent::Reconnecting => reconnections += 1,
-                picluster_client::JobEvent::Finished(report) => return (report, reconnections),
+                picluster_client::JobEvent::Finished(report) => return (*report, reconnections),
                 _ => {}
             }
         }

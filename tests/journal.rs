@@ -61,7 +61,7 @@ impl Durable {
         self.core
             .handle_connected(now, client, PeerIdentity::new(Role::Admin, "admin"));
         self.say(ClientToCoord::Hello(ClientHello {
-            minor: 0,
+            minor: picluster_core::wire::PROTOCOL_MINOR,
             client_version: "t".into(),
         }));
         self.sync();
@@ -586,6 +586,7 @@ fn forget_and_prune_remove_finished_jobs_durably_and_refuse_live_ones() {
         request: RequestId(5),
         worker: "pi-1".into(),
         drain: true,
+        reason: None,
     }));
     d.submit(&genesis(0..30));
     d.sync();
@@ -692,7 +693,9 @@ fn a_completed_report_waits_for_the_jobs_solutions_not_its_final_row() {
     assert!(replies(&d.drain(), d.client).is_empty());
     let (seq, records) = d.core.poll_records().unwrap();
     assert!(
-        records.iter().all(|r| matches!(r, Record::Solution(..))),
+        records
+            .iter()
+            .all(|r| matches!(r, Record::Solution(..) | Record::Finder(..))),
         "the final row waits for the next checkpoint: {records:?}"
     );
     // The solutions reach the store, the final row does not before the coordinator
@@ -810,6 +813,7 @@ mod store {
             request: RequestId(3),
             worker: "pi-1".into(),
             drain: true,
+            reason: None,
         }));
         d.drain();
         d.core.poll_records().unwrap().1
@@ -899,6 +903,7 @@ mod store {
             request: RequestId(3),
             worker: "pi-1".into(),
             drain: true,
+            reason: None,
         }));
         d.sync();
         d.say(ClientToCoord::Forget(JobRequest {

@@ -13,9 +13,9 @@ use picluster_core::token::{secret_hash, JoinToken};
 use picluster_core::trust::{Bundle, ClusterDir, ClusterError};
 use picluster_core::wire::{
     ChunkOutput, ClientHello, ClientToCoord, CloseCode, ClusterStatus, CoordToClient, CreateToken,
-    CredentialReport, Drain, JobProgress, JobReport, JobRequest, JobState, JobSummary, Refusal,
-    Revocation, Submit, TokenInfo, TokenRequest, WorkSpec, WorkerRequest, WorkerStatus,
-    MINOR_CREDENTIALS, PROTOCOL_MINOR,
+    CredentialReport, Drain, JobDetail, JobProgress, JobReport, JobRequest, JobState, JobSummary,
+    Refusal, Revocation, Submit, TokenInfo, TokenRequest, WorkSpec, WorkerRequest, WorkerStatus,
+    MINOR_CLIENT_REPORTS, MINOR_CREDENTIALS, PROTOCOL_MINOR,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -119,7 +119,7 @@ pub enum JobEvent {
     /// `Finished`; a new watch first gets every one so far).
     Outputs(Vec<ChunkOutput>),
     /// The job ended; no more events follow.
-    Finished(JobReport),
+    Finished(Box<JobReport>),
     /// The connection to the coordinator was lost before the report: the watch is
     /// reconnecting (with backoff, up to [`Client::set_reconnect_timeout`]) and will
     /// go on where the coordinator's job stands. Results of a custom job are sent
@@ -255,7 +255,7 @@ impl JobWatch {
             match event {
                 JobEvent::Progress(p) => on_progress(&p),
                 JobEvent::Outputs(_) | JobEvent::Reconnecting => {}
-                JobEvent::Finished(report) => return Ok(report),
+                JobEvent::Finished(report) => return Ok(*report),
             }
         }
         Err(self.error.take().unwrap_or(ClientError::Disconnected))
@@ -274,7 +274,7 @@ impl JobWatch {
                 Some(JobEvent::Outputs(batch)) => outputs.extend(batch),
                 // A new watch sends every result again.
                 Some(JobEvent::Reconnecting) => outputs.clear(),
-                Some(JobEvent::Finished(report)) => break report,
+                Some(JobEvent::Finished(report)) => break *report,
                 None => return Err(self.error.take().unwrap_or(ClientError::Disconnected)),
             }
         };
@@ -364,6 +364,17 @@ impl Client {
             connection.close((CloseCode::Protocol as u32).into(), b"expected a welcome");
             return Err(ClientError::UnexpectedReply("expected a welcome"));
         };
+        if welcome.minor < MINOR_CLIENT_REPORTS {
+            // Its replies have the older layout, which this build cannot decode.
+            connection.close(
+                (CloseCode::Protocol as u32).into(),
+                b"client messages of minor 3 or later needed",
+            );
+            return Err(ClientError::CoordinatorTooOld {
+                coordinator: welcome.minor,
+                needed: MINOR_CLIENT_REPORTS,
+            });
+        }
         let inner = Arc::new(Inner {
             _endpoint: endpoint,
             connection,
@@ -718,13 +729,27 @@ impl Client {
     /// Drains a worker (it finishes its current chunk and takes no more), or with
     /// `drain` false, lets it take work again. Returns the worker's status.
     pub async fn drain(&self, worker: &str, drain: bool) -> Result<WorkerStatus, ClientError> {
+        self.drain_for(worker, drain, None).await
+    }
+
+    /// Drains a worker with a reason that `status` shows (maintenance, a hot board,
+    /// ...). A worker that is not connected may be drained: it takes no work when it
+    /// comes back. `drain` false undrains (the reason is then ignored).
+    pub async fn drain_for(
+        &self,
+        worker: &str,
+        drain: bool,
+        reason: Option<&str>,
+    ) -> Result<WorkerStatus, ClientError> {
         let worker = worker.to_string();
+        let reason = reason.map(str::to_string);
         match self
             .request(|request| {
                 ClientToCoord::Drain(Drain {
                     request,
                     worker,
                     drain,
+                    reason,
                 })
             })
             .await?
@@ -734,11 +759,33 @@ impl Client {
         }
     }
 
-    /// Closes the connection.
+    /// One job in detail: its workers (what each searched, its chunks, what it
+    /// holds now), chunks reassigned and stolen, and the solutions so far.
+    pub async fn show(&self, job: JobId) -> Result<JobDetail, ClientError> {
+        match self
+            .request(|request| ClientToCoord::Show(JobRequest { request, job }))
+            .await?
+        {
+            CoordToClient::Detail(_, detail) => Ok(detail),
+            _ => Err(ClientError::UnexpectedReply("expected Detail")),
+        }
+    }
+
+    /// Closes the connection (the close is sent in the background; see
+    /// [`Client::shutdown`] to wait for it).
     pub fn close(&self) {
         self.inner()
             .connection
             .close((CloseCode::Normal as u32).into(), b"client done");
+    }
+
+    /// Closes the connection and waits (at most a second) until the coordinator has
+    /// been told, so that it sees a client that finished rather than one that went
+    /// silent. Call it before a program exits.
+    pub async fn shutdown(&self) {
+        self.close();
+        let inner = self.inner();
+        let _ = tokio::time::timeout(Duration::from_secs(1), inner._endpoint.wait_idle()).await;
     }
 }
 
@@ -760,7 +807,8 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::Credentials(request, _)
             | CoordToClient::TokenCreated(request, _)
             | CoordToClient::Tokens(request, _)
-            | CoordToClient::TokenRevoked(request, _) => Some(*request),
+            | CoordToClient::TokenRevoked(request, _)
+            | CoordToClient::Detail(request, _) => Some(*request),
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)
@@ -792,7 +840,7 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
                     .remove(&report.job)
                     .unwrap_or_default();
                 for tx in list {
-                    let _ = tx.send(JobEvent::Finished(report.clone())).await;
+                    let _ = tx.send(JobEvent::Finished(Box::new(report.clone()))).await;
                 }
             }
             _ => {}

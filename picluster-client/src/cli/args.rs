@@ -155,20 +155,36 @@ pub(super) enum Command {
         #[command(subcommand)]
         kind: SubmitKind,
     },
-    /// Wait for a job to end and print its report.
+    /// Wait for jobs to end and print their reports.
     Wait {
-        /// The job (j7 or 7).
-        job: JobId,
+        /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
+        /// queued or running job).
+        #[arg(required = true, value_name = "JOB")]
+        jobs: Vec<JobSelector>,
         #[command(flatten)]
         cluster: ClusterArg,
         #[command(flatten)]
         output: OutputArg,
     },
-    /// List queued and running jobs (`--all`: finished ones too).
+    /// List queued and running jobs (`--all`: finished ones too), or show one job in
+    /// detail (`picluster jobs j7`).
     Jobs {
+        /// Show this job in detail, as `picluster show` does.
+        job: Option<JobId>,
         /// Also list the finished jobs the coordinator keeps.
         #[arg(long, conflicts_with = "prune")]
         all: bool,
+        /// Only jobs in this state: queued, running, completed, cancelled, failed,
+        /// live (queued or running) or done (any finished state). Implies --all for
+        /// finished states.
+        #[arg(long, value_parser = ["queued", "running", "completed", "cancelled", "failed", "live", "done"])]
+        state: Option<String>,
+        /// Only jobs of this client (its certificate name).
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
+        /// Only the newest N jobs that pass the other filters.
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
         /// Remove every finished job the coordinator keeps, then list what is left.
         #[arg(long)]
         prune: bool,
@@ -225,6 +241,16 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Show one job in detail: its workers (what each searched, its chunks, what it
+    /// holds now), chunks reassigned and stolen, solutions so far, times.
+    Show {
+        /// The job (j7 or 7, or `last`).
+        job: JobSelector,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Show workers and jobs.
     Status {
         #[command(flatten)]
@@ -233,9 +259,14 @@ pub(super) enum Command {
         output: OutputArg,
     },
     /// Let a worker finish its current chunk and give it no more (for maintenance).
+    /// `status` shows it `draining` until that chunk ends, then `drained`. A worker
+    /// that is not connected may be drained: it takes no work when it comes back.
     Drain {
         /// The worker's name.
         name: String,
+        /// Why, shown by `status` (e.g. "new fan").
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
         #[command(flatten)]
         cluster: ClusterArg,
         #[command(flatten)]
@@ -250,10 +281,12 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Cancel a job.
+    /// Cancel jobs.
     Cancel {
-        /// The job (j7 or 7).
-        job: JobId,
+        /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
+        /// queued or running job).
+        #[arg(required = true, value_name = "JOB")]
+        jobs: Vec<JobSelector>,
         #[command(flatten)]
         cluster: ClusterArg,
         #[command(flatten)]
@@ -406,4 +439,47 @@ pub(super) struct OutputArg {
     /// Machine-readable output: the last line of stdout is one JSON object.
     #[arg(long)]
     pub(super) json: bool,
+}
+
+/// Jobs named on the command line: `j7` or `7`, a range `3-7` (or `j3-j7`), `last`
+/// (the newest job kept) or `all` (every queued or running job).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum JobSelector {
+    /// One job.
+    One(JobId),
+    /// Every kept job with an id in the range (inclusive).
+    Range(u64, u64),
+    /// The newest job kept.
+    Last,
+    /// Every queued or running job.
+    All,
+}
+
+impl std::str::FromStr for JobSelector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "last" => return Ok(JobSelector::Last),
+            "all" => return Ok(JobSelector::All),
+            _ => {}
+        }
+        if let Some((a, b)) = text.split_once('-') {
+            let parse = |t: &str| {
+                t.parse::<JobId>()
+                    .map(|j| j.0)
+                    .map_err(|_| format!("`{text}` is not a job range: use 3-7 or j3-j7"))
+            };
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a > b {
+                return Err(format!(
+                    "`{text}`: the range's first job comes after its last"
+                ));
+            }
+            return Ok(JobSelector::Range(a, b));
+        }
+        text.parse::<JobId>()
+            .map(JobSelector::One)
+            .map_err(|e| format!("{e} (or a range 3-7, `last`, `all`)"))
+    }
 }

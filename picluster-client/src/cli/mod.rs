@@ -2,7 +2,8 @@
 //! with their own output buffer.
 //!
 //! Exit codes: 0 success (a job that completed, with or without solutions), 1 an
-//! error (or a job that failed), 2 bad usage, 3 a job that ended cancelled.
+//! error (or a job that failed), 2 bad usage, 3 a job that ended cancelled, 130
+//! Ctrl-C while following a job (it keeps running), 141 a closed output pipe.
 //!
 //! # Layout
 //! - this file: the entry points, dispatch, and [`CliError`].
@@ -17,24 +18,27 @@ mod spec;
 pub use args::Cli;
 
 use crate::client::{Client, ClientError};
-use args::{ClusterArg, Command, SubmitCommon, SubmitKind, TokenCommand};
+use args::{ClusterArg, Command, JobSelector, SubmitCommon, SubmitKind, TokenCommand};
 use clap::Parser;
 use output::{
     print_cancelled, print_drained, print_forgotten, print_jobs, print_report, print_status,
-    wait_with_bar,
 };
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
+use picluster_core::ids::JobId;
 use picluster_core::job::JobSpec;
 use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
 use serde_json::json;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit code of a job that ended cancelled.
 pub const EXIT_CANCELLED: u8 = 3;
+/// Exit code when Ctrl-C stops `submit` or `wait` following a job (it keeps
+/// running): 128 + SIGINT, as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure the command reports as one line and exit code 1 (2 for usage).
 #[derive(Debug, thiserror::Error)]
@@ -211,15 +215,32 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             kind: SubmitKind::Preimage(args),
         } => submit(spec::preimage_spec(&args)?, &args.common, out),
         Command::Wait {
-            job,
+            jobs,
             cluster,
             output,
         } => with_client(&cluster, |client| async move {
-            let report = wait_with_bar(&client, job).await?;
-            print_report(out, &report, output.json)
+            let ids = resolve_jobs(&client, &jobs, "wait for").await?;
+            let mut reports = Vec::with_capacity(ids.len());
+            for job in ids {
+                match output::follow(&client, job, true).await? {
+                    output::Followed::Report(report) => reports.push(*report),
+                    output::Followed::Interrupted => return interrupted(job),
+                }
+            }
+            output::print_reports(out, &reports, output.json)
         }),
         Command::Jobs {
+            job: Some(job),
+            cluster,
+            output,
+            ..
+        } => show_command(JobSelector::One(job), &cluster, output.json, out),
+        Command::Jobs {
+            job: None,
             all,
+            state,
+            client: by_client,
+            last,
             prune,
             cluster,
             output,
@@ -229,9 +250,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             } else {
                 None
             };
-            print_jobs(out, &client.jobs().await?, all, pruned, output.json)?;
+            let filter = output::JobFilter {
+                all,
+                state,
+                client: by_client,
+                last,
+            };
+            print_jobs(out, &client.jobs().await?, &filter, pruned, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Show {
+            job,
+            cluster,
+            output,
+        } => show_command(job, &cluster, output.json, out),
         Command::RenewCoordinator { cluster } => {
             let dir = ClusterDir::open(cluster.dir()?)?;
             dir.check_private_keys()?;
@@ -315,21 +347,26 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
         }),
         Command::Drain {
             name,
+            reason,
             cluster,
             output,
-        } => drain_command(&name, &cluster, output.json, true, out),
+        } => drain_command(&name, reason.as_deref(), &cluster, output.json, true, out),
         Command::Undrain {
             name,
             cluster,
             output,
-        } => drain_command(&name, &cluster, output.json, false, out),
+        } => drain_command(&name, None, &cluster, output.json, false, out),
         Command::Cancel {
-            job,
+            jobs,
             cluster,
             output,
         } => with_client(&cluster, |client| async move {
-            let summary = client.cancel(job).await?;
-            print_cancelled(out, &summary, output.json)?;
+            let ids = resolve_jobs(&client, &jobs, "cancel").await?;
+            let mut summaries = Vec::with_capacity(ids.len());
+            for job in ids {
+                summaries.push(client.cancel(job).await?);
+            }
+            print_cancelled(out, &summaries, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
     }
@@ -341,6 +378,11 @@ fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<E
     let json = common.output.json;
     with_client(&common.cluster, |client| async move {
         let job = client.submit_with_priority(&spec, common.priority).await?;
+        if !common.detach && !std::io::stderr().is_terminal() {
+            // No progress bar: say at once which job this is, for a log or a script
+            // that wants to `wait` for it elsewhere.
+            picluster_core::service::eprint_lossy(&format!("picluster: submitted {job}"));
+        }
         if common.detach {
             if json {
                 writeln!(
@@ -353,20 +395,96 @@ fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<E
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let report = wait_with_bar(&client, job).await?;
-        print_report(out, &report, json)
+        match output::follow(&client, job, true).await? {
+            output::Followed::Report(report) => print_report(out, &report, json),
+            output::Followed::Interrupted => interrupted(job),
+        }
+    })
+}
+
+/// Ctrl-C while following a job: it keeps running; say how to get back to it.
+fn interrupted(job: JobId) -> Result<ExitCode, CliError> {
+    picluster_core::service::eprint_lossy(&format!(
+        "{job} keeps running: picluster wait {job} to follow it, picluster cancel {job} to stop it"
+    ));
+    Ok(ExitCode::from(EXIT_INTERRUPTED))
+}
+
+/// The job ids that command-line selectors name, in order, each once.
+async fn resolve_jobs(
+    client: &Client,
+    selectors: &[JobSelector],
+    verb: &str,
+) -> Result<Vec<JobId>, CliError> {
+    let listed = if selectors.iter().all(|s| matches!(s, JobSelector::One(_))) {
+        Vec::new()
+    } else {
+        client.jobs().await?
+    };
+    let mut ids = Vec::new();
+    for selector in selectors {
+        match *selector {
+            JobSelector::One(id) => ids.push(id),
+            JobSelector::Range(a, b) => {
+                let before = ids.len();
+                ids.extend(
+                    listed
+                        .iter()
+                        .map(|j| j.progress.job)
+                        .filter(|j| (a..=b).contains(&j.0)),
+                );
+                if ids.len() == before {
+                    return Err(CliError::Input(format!(
+                        "no job from j{a} to j{b} is kept by the coordinator: nothing to {verb}"
+                    )));
+                }
+            }
+            JobSelector::Last => match listed.iter().map(|j| j.progress.job).max() {
+                Some(id) => ids.push(id),
+                None => {
+                    return Err(CliError::Input(format!(
+                        "`last`: the coordinator keeps no jobs to {verb}"
+                    )))
+                }
+            },
+            JobSelector::All => ids.extend(
+                listed
+                    .iter()
+                    .filter(|j| !j.progress.state.is_final())
+                    .map(|j| j.progress.job),
+            ),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    ids.retain(|id| seen.insert(*id));
+    Ok(ids)
+}
+
+fn show_command(
+    job: JobSelector,
+    cluster: &ClusterArg,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    with_client(cluster, |client| async move {
+        let ids = resolve_jobs(&client, &[job], "show").await?;
+        for id in ids {
+            output::print_detail(out, &client.show(id).await?, json)?;
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }
 
 fn drain_command(
     name: &str,
+    reason: Option<&str>,
     cluster: &ClusterArg,
     json: bool,
     drain: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     with_client(cluster, |client| async move {
-        print_drained(out, &client.drain(name, drain).await?, json)?;
+        print_drained(out, &client.drain_for(name, drain, reason).await?, json)?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -517,7 +635,7 @@ where
         let client = Client::connect(&bundle).await?;
         let closer = client.clone();
         let result = f(client).await;
-        closer.close();
+        closer.shutdown().await;
         result
     })
 }

@@ -9,40 +9,82 @@ use picluster_core::ids::JobId;
 use picluster_core::job::SearchMode;
 use picluster_core::kernel::{Solution, SolutionDetail};
 use picluster_core::wire::{
-    ClusterStatus, CredentialReport, JobProgress, JobReport, JobState, JobSummary, TokenInfo,
-    WorkerStatus,
+    ClusterStatus, CredentialReport, JobDetail, JobProgress, JobReport, JobState, JobSummary,
+    JobTimes, TokenInfo, WorkerState, WorkerStatus,
 };
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Follows a job to its report with a progress bar on a terminal. If the coordinator
-/// goes away, says so in one line on stderr and carries on once it is back.
-pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobReport, CliError> {
+/// How following a job ended.
+pub(super) enum Followed {
+    /// Its report.
+    Report(Box<JobReport>),
+    /// Ctrl-C: the job keeps running.
+    Interrupted,
+}
+
+/// Follows a job to its report with a progress bar on a terminal: searched of total,
+/// rate and ETA (both from what was searched since this command attached, so that a
+/// late `wait` does not average over time it did not see), workers on it, solutions
+/// so far, and time since submission. If the coordinator goes away, says so in one
+/// line on stderr and carries on once it is back. Ctrl-C stops following (the job
+/// keeps running) when `interruptible`.
+pub(super) async fn follow(
+    client: &Client,
+    job: JobId,
+    interruptible: bool,
+) -> Result<Followed, CliError> {
     let mut watch = client.watch(job).await?;
+    let terminal = std::io::stderr().is_terminal();
+    // The unit of the rate follows the job's kind; without it, plain indices.
+    let kind = if terminal {
+        client
+            .show(job)
+            .await
+            .map(|d| d.summary.kind)
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(watch.initial.keyspace),
-        if std::io::stderr().is_terminal() {
+        if terminal {
             indicatif::ProgressDrawTarget::stderr()
         } else {
             indicatif::ProgressDrawTarget::hidden()
         },
     );
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {percent:>3}%  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
     );
     bar.set_prefix(job.to_string());
+    let attached = (std::time::Instant::now(), watch.initial.hashes);
     let show = |p: &JobProgress| {
         bar.set_position(p.hashes);
-        bar.set_message(format!("{:.2} MH/s", rate_mhs(p.hashes, p.elapsed_ms)));
+        bar.set_message(bar_message(&kind, p, attached));
     };
     show(&watch.initial);
     let mut report = None;
-    while let Some(event) = watch.next().await {
+    let interrupt = async {
+        if interruptible {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupt);
+    loop {
+        let event = tokio::select! {
+            event = watch.next() => event,
+            () = &mut interrupt => {
+                bar.finish_and_clear();
+                return Ok(Followed::Interrupted);
+            }
+        };
+        let Some(event) = event else { break };
         match event {
             JobEvent::Progress(p) => show(&p),
             JobEvent::Reconnecting => bar.suspend(|| {
@@ -57,7 +99,7 @@ pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobRepo
     }
     bar.finish_and_clear();
     match report {
-        Some(report) => Ok(report),
+        Some(report) => Ok(Followed::Report(report)),
         None => Err(watch.finish(|_| {}).await.err().map_or(
             CliError::Client(crate::client::ClientError::Disconnected),
             CliError::Client,
@@ -65,27 +107,127 @@ pub(super) async fn wait_with_bar(client: &Client, job: JobId) -> Result<JobRepo
     }
 }
 
-fn rate_mhs(hashes: u64, elapsed_ms: u64) -> f64 {
-    if elapsed_ms == 0 {
-        0.0
+/// The progress bar's text: searched/total, rate and ETA since attaching, workers,
+/// solutions, time since submission.
+fn bar_message(kind: &str, p: &JobProgress, attached: (std::time::Instant, u64)) -> String {
+    let seen = attached.0.elapsed().as_secs_f64();
+    let rate = if seen > 0.5 {
+        p.hashes.saturating_sub(attached.1) as f64 / seen
     } else {
-        hashes as f64 / elapsed_ms as f64 / 1000.0
+        0.0
+    };
+    let left = p.keyspace.saturating_sub(p.hashes);
+    let eta = if rate > 0.0 {
+        duration_text(left as f64 / rate)
+    } else {
+        "?".to_string()
+    };
+    format!(
+        "{}/{}  {}  ETA {eta}  {} worker{}  {} solution{}  {} elapsed",
+        si(p.hashes),
+        si(p.keyspace),
+        if kind.is_empty() {
+            format!("{:.2} M/s", rate / 1e6)
+        } else {
+            rate_text(kind, rate)
+        },
+        p.workers,
+        if p.workers == 1 { "" } else { "s" },
+        p.solutions,
+        if p.solutions == 1 { "" } else { "s" },
+        duration_text(p.elapsed_ms as f64 / 1000.0),
+    )
+}
+
+/// `1.23 G` style.
+fn si(n: u64) -> String {
+    let n = n as f64;
+    for (scale, unit) in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")] {
+        if n >= scale {
+            return format!("{:.2} {unit}", n / scale);
+        }
+    }
+    format!("{n}")
+}
+
+/// `1h02m`, `3m20s`, `12s`.
+pub(super) fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
     }
 }
 
+/// A rate in the unit of a job's kind: SHA-256d hashes per second (`MH/s`), or
+/// keyspace indices per second for every other kind (their cost per index differs,
+/// so they are never added to a hash rate).
+pub(super) fn rate_text(kind: &str, per_second: f64) -> String {
+    if kind == "sha256d" {
+        format!("{:.2} MH/s", per_second / 1e6)
+    } else if per_second >= 1e6 {
+        format!("{:.2} M indices/s", per_second / 1e6)
+    } else {
+        format!("{:.0} indices/s", per_second)
+    }
+}
+
+fn per_second(count: u64, elapsed_ms: u64) -> f64 {
+    if elapsed_ms == 0 {
+        0.0
+    } else {
+        count as f64 * 1000.0 / elapsed_ms as f64
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub(super) fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn times_json(t: &JobTimes) -> Value {
+    json!({
+        "submitted_ms": t.submitted_ms,
+        "started_ms": t.started_ms,
+        "ended_ms": t.ended_ms,
+    })
+}
+
 fn report_json(report: &JobReport) -> Value {
+    let rate = per_second(report.hashes, report.elapsed_ms);
     json!({
         "job": report.job.to_string(),
         "state": report.state.as_str(),
-        "solutions": report.solutions.iter().map(solution_json).collect::<Vec<_>>(),
+        "kind": report.kind,
+        "solutions": report.solutions.iter().map(|s| {
+            let mut v = solution_json(s);
+            v["worker"] = json!(report.finder(s));
+            v
+        }).collect::<Vec<_>>(),
+        "others": report.others,
         "truncated": report.truncated,
         "hashes": report.hashes,
         "keyspace": report.keyspace,
         "seconds": report.elapsed_ms as f64 / 1000.0,
+        "rate": rate,
+        "rate_unit": if report.kind == "sha256d" { "H/s" } else { "indices/s" },
         "workers": report.contributions.iter().map(|c| json!({
             "name": c.worker,
             "hashes": c.hashes,
+            "chunks": c.chunks,
         })).collect::<Vec<_>>(),
+        "times": times_json(&report.times),
         "error": report.error,
     })
 }
@@ -138,44 +280,160 @@ pub(super) fn print_report(
     if as_json {
         writeln!(out, "{}", report_json(report))?;
     } else {
-        writeln!(
-            out,
-            "{} {}: {} solution{}",
-            report.job,
-            report.state.as_str(),
-            report.solutions.len(),
-            if report.solutions.len() == 1 { "" } else { "s" }
-        )?;
-        if report.truncated {
-            writeln!(
-                out,
-                "  (more solutions were found; the lowest {} are listed)",
-                report.solutions.len()
-            )?;
-        }
-        for s in &report.solutions {
-            writeln!(out, "  {}", solution_line(s))?;
-        }
-        if let Some(error) = &report.error {
-            writeln!(out, "  error: {error}")?;
-        }
-        writeln!(
-            out,
-            "searched {} of {} in {:.2} s ({:.2} MH/s)",
-            report.hashes,
-            report.keyspace,
-            report.elapsed_ms as f64 / 1000.0,
-            rate_mhs(report.hashes, report.elapsed_ms)
-        )?;
-        for c in &report.contributions {
-            writeln!(out, "  {:<20} {:>16} hashes", c.worker, c.hashes)?;
-        }
+        write_report(out, report)?;
     }
-    Ok(match report.state {
+    Ok(report_exit(report.state))
+}
+
+/// The exit code a job's final state gives: 0 completed, 1 failed, 130 cancelled.
+pub(super) fn report_exit(state: JobState) -> ExitCode {
+    match state {
         JobState::Cancelled => ExitCode::from(EXIT_CANCELLED),
         JobState::Failed => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Several reports: each in turn, or `{"jobs": [...]}`; the exit code of the worst
+/// (failed, then cancelled).
+pub(super) fn print_reports(
+    out: &mut dyn Write,
+    reports: &[JobReport],
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    if let [one] = reports {
+        return print_report(out, one, as_json);
+    }
+    if as_json {
+        let list: Vec<Value> = reports.iter().map(report_json).collect();
+        writeln!(out, "{}", json!({ "jobs": list }))?;
+    } else {
+        for (i, report) in reports.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            write_report(out, report)?;
+        }
+    }
+    let worst = |s: JobState| reports.iter().any(|r| r.state == s);
+    Ok(if worst(JobState::Failed) {
+        report_exit(JobState::Failed)
+    } else if worst(JobState::Cancelled) {
+        report_exit(JobState::Cancelled)
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+fn write_report(out: &mut dyn Write, report: &JobReport) -> std::io::Result<()> {
+    let n = report.solutions.len();
+    let others = if report.others > 0 {
+        format!(
+            " (the lowest of {} found before it stopped; --all lists every one)",
+            report.others + 1
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "{} {}: {} solution{}{others}",
+        report.job,
+        report.state.as_str(),
+        n,
+        if n == 1 { "" } else { "s" }
+    )?;
+    if report.truncated {
+        writeln!(
+            out,
+            "  (more solutions were found; the lowest {n} are listed)"
+        )?;
+    }
+    for s in &report.solutions {
+        match report.finder(s) {
+            Some(worker) => writeln!(out, "  {}  by {worker}", solution_line(s))?,
+            None => writeln!(out, "  {}", solution_line(s))?,
+        }
+    }
+    if let Some(error) = &report.error {
+        writeln!(out, "  error: {error}")?;
+    }
+    writeln!(
+        out,
+        "searched {} of {} ({:.1} %) in {:.2} s, {}",
+        grouped(report.hashes),
+        grouped(report.keyspace),
+        100.0 * report.hashes as f64 / report.keyspace.max(1) as f64,
+        report.elapsed_ms as f64 / 1000.0,
+        rate_text(&report.kind, per_second(report.hashes, report.elapsed_ms)),
+    )?;
+    if !report.contributions.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .contributions
+            .iter()
+            .map(|c| {
+                vec![
+                    c.worker.clone(),
+                    grouped(c.hashes),
+                    format!(
+                        "{:.1} %",
+                        100.0 * c.hashes as f64 / report.hashes.max(1) as f64
+                    ),
+                    c.chunks.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "  ",
+            &["WORKER", ">SEARCHED", ">SHARE", ">CHUNKS"],
+            &rows,
+        )?;
+    }
+    Ok(())
+}
+
+/// A table whose columns are as wide as their widest cell (so long names and
+/// states never break it); a header starting with `>` is right-aligned.
+pub(super) fn table(
+    out: &mut dyn Write,
+    indent: &str,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let names: Vec<&str> = headers.iter().map(|h| h.trim_start_matches('>')).collect();
+    let mut widths: Vec<usize> = names.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut text = String::from(indent);
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            let last = i + 1 == cells.len();
+            if headers[i].starts_with('>') {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if !last {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                text.push_str("  ");
+            }
+        }
+        text
+    };
+    writeln!(out, "{}", line(&names))?;
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
+    }
+    Ok(())
 }
 
 fn mode_str(mode: SearchMode) -> &'static str {
@@ -197,26 +455,65 @@ fn job_json(j: &JobSummary) -> Value {
         "hashes": p.hashes,
         "keyspace": p.keyspace,
         "solutions": p.solutions,
+        "workers": p.workers,
         "seconds": p.elapsed_ms as f64 / 1000.0,
+        "times": times_json(&j.times),
+        "waiting": j.waiting,
     })
 }
 
-/// `picluster jobs`: a table, or `{"jobs": [...]}`.
-/// `picluster jobs`: the live jobs, or with `all` every job kept; with `pruned`,
-/// how many finished jobs `--prune` removed first.
+/// What `picluster jobs` lists: the filters of its flags.
+#[derive(Debug, Default)]
+pub(super) struct JobFilter {
+    /// Finished jobs too.
+    pub(super) all: bool,
+    pub(super) state: Option<String>,
+    pub(super) client: Option<String>,
+    pub(super) last: Option<usize>,
+}
+
+impl JobFilter {
+    fn wants_finished(&self) -> bool {
+        self.all
+            || self
+                .state
+                .as_deref()
+                .is_some_and(|s| !matches!(s, "queued" | "running" | "live"))
+    }
+
+    fn passes(&self, j: &JobSummary) -> bool {
+        let state = j.progress.state;
+        let by_state = match self.state.as_deref() {
+            None => self.all || !state.is_final(),
+            Some("live") => !state.is_final(),
+            Some("done") => state.is_final(),
+            Some(name) => state.as_str() == name,
+        };
+        by_state && self.client.as_deref().is_none_or(|c| j.client == c)
+    }
+
+    /// The jobs that pass, by id (the newest `last` of them).
+    pub(super) fn apply(&self, jobs: &[JobSummary]) -> Vec<JobSummary> {
+        let mut shown: Vec<JobSummary> = jobs.iter().filter(|j| self.passes(j)).cloned().collect();
+        if let Some(n) = self.last {
+            let skip = shown.len().saturating_sub(n);
+            shown.drain(..skip);
+        }
+        shown
+    }
+}
+
+/// `picluster jobs`: the jobs its filters pass, and with `pruned`, how many
+/// finished jobs `--prune` removed first.
 pub(super) fn print_jobs(
     out: &mut dyn Write,
     jobs: &[JobSummary],
-    all: bool,
+    filter: &JobFilter,
     pruned: Option<u64>,
     json: bool,
 ) -> std::io::Result<()> {
     let finished = jobs.iter().filter(|j| j.progress.state.is_final()).count();
-    let shown: Vec<JobSummary> = jobs
-        .iter()
-        .filter(|j| all || !j.progress.state.is_final())
-        .cloned()
-        .collect();
+    let shown = filter.apply(jobs);
     if json {
         let list: Vec<Value> = shown.iter().map(job_json).collect();
         let mut doc = json!({ "jobs": list });
@@ -230,7 +527,9 @@ pub(super) fn print_jobs(
         writeln!(out, "removed {n} finished job{s}")?;
     }
     if shown.is_empty() {
-        let what = if all {
+        let what = if filter.state.is_some() || filter.client.is_some() {
+            "no jobs match"
+        } else if filter.all {
             "no jobs"
         } else {
             "no queued or running jobs"
@@ -239,11 +538,185 @@ pub(super) fn print_jobs(
     } else {
         jobs_table(out, &shown)?;
     }
-    if !all && finished > 0 {
+    if !filter.wants_finished() && filter.state.is_none() && finished > 0 {
         let s = if finished == 1 { "" } else { "s" };
         writeln!(
             out,
             "{finished} finished job{s} kept: `picluster jobs --all` lists them"
+        )?;
+    }
+    Ok(())
+}
+
+/// `MM-DD HH:MM:SS` UTC, or `-`.
+fn when(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".to_string(), |ms| utc(ms)[5..].to_string())
+}
+
+fn jobs_table(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let p = &j.progress;
+            let state = match (&j.waiting, p.state) {
+                (Some(_), JobState::Queued) => "queued*".to_string(),
+                _ => p.state.as_str().to_string(),
+            };
+            vec![
+                p.job.to_string(),
+                state,
+                j.kind.clone(),
+                mode_str(j.mode).to_string(),
+                j.priority.to_string(),
+                j.client.clone(),
+                format!("{:.1}%", 100.0 * p.hashes as f64 / p.keyspace.max(1) as f64),
+                p.workers.to_string(),
+                p.solutions.to_string(),
+                when(Some(j.times.submitted_ms)),
+                when(j.times.ended_ms),
+                format!("{:.1}", p.elapsed_ms as f64 / 1000.0),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "",
+        &[
+            "JOB",
+            "STATE",
+            "KIND",
+            "MODE",
+            ">PRIORITY",
+            "CLIENT",
+            ">DONE",
+            ">WORKERS",
+            ">SOLUTIONS",
+            "SUBMITTED (UTC)",
+            "ENDED",
+            ">SECONDS",
+        ],
+        &rows,
+    )?;
+    for j in jobs {
+        if let (Some(why), JobState::Queued) = (&j.waiting, j.progress.state) {
+            writeln!(out, "* {} waits: {why}", j.progress.job)?;
+        }
+    }
+    Ok(())
+}
+
+/// `picluster show JOB`: one job in detail.
+pub(super) fn print_detail(
+    out: &mut dyn Write,
+    detail: &JobDetail,
+    json: bool,
+) -> std::io::Result<()> {
+    let j = &detail.summary;
+    let p = &j.progress;
+    let finder = |i: usize| {
+        detail
+            .found_by
+            .get(i)
+            .and_then(|w| detail.workers.get(*w as usize))
+            .map(|w| w.worker.as_str())
+    };
+    if json {
+        let mut doc = job_json(j);
+        doc["workers"] = json!(detail
+            .workers
+            .iter()
+            .map(
+                |w| json!({"name": w.worker, "hashes": w.hashes, "chunks": w.chunks,
+                "leases": w.leases, "solutions": w.solutions})
+            )
+            .collect::<Vec<_>>());
+        doc["reassigned"] = json!(detail.reassigned);
+        doc["steals"] = json!(detail.steals);
+        doc["unassigned"] = json!(detail.unassigned);
+        doc["solutions"] = json!(detail
+            .solutions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut v = solution_json(s);
+                v["worker"] = json!(finder(i));
+                v
+            })
+            .collect::<Vec<_>>());
+        doc["solutions_found"] = json!(p.solutions);
+        return writeln!(out, "{doc}");
+    }
+    writeln!(
+        out,
+        "{} {} ({} {}, priority {}, client {})",
+        p.job,
+        p.state.as_str(),
+        j.kind,
+        mode_str(j.mode),
+        j.priority,
+        j.client
+    )?;
+    if let Some(why) = &j.waiting {
+        writeln!(out, "  waiting: {why}")?;
+    }
+    writeln!(
+        out,
+        "  submitted {}  started {}  ended {}  (UTC)",
+        when(Some(j.times.submitted_ms)),
+        when(j.times.started_ms),
+        when(j.times.ended_ms)
+    )?;
+    writeln!(
+        out,
+        "  searched {} of {} ({:.1} %) in {:.1} s, {}; {} not yet handed out",
+        grouped(p.hashes),
+        grouped(p.keyspace),
+        100.0 * p.hashes as f64 / p.keyspace.max(1) as f64,
+        p.elapsed_ms as f64 / 1000.0,
+        rate_text(&j.kind, per_second(p.hashes, p.elapsed_ms)),
+        grouped(detail.unassigned),
+    )?;
+    writeln!(
+        out,
+        "  chunks reassigned {}, stolen {}; {} solution{} so far",
+        detail.reassigned,
+        detail.steals,
+        p.solutions,
+        if p.solutions == 1 { "" } else { "s" }
+    )?;
+    if !detail.workers.is_empty() {
+        let rows: Vec<Vec<String>> = detail
+            .workers
+            .iter()
+            .map(|w| {
+                vec![
+                    w.worker.clone(),
+                    grouped(w.hashes),
+                    w.chunks.to_string(),
+                    w.leases.to_string(),
+                    w.solutions.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "  ",
+            &["WORKER", ">SEARCHED", ">CHUNKS", ">HOLDING", ">SOLUTIONS"],
+            &rows,
+        )?;
+    }
+    for (i, s) in detail.solutions.iter().enumerate() {
+        match finder(i) {
+            Some(w) => writeln!(out, "  {}  by {w}", solution_line(s))?,
+            None => writeln!(out, "  {}", solution_line(s))?,
+        }
+    }
+    if (p.solutions as usize) > detail.solutions.len() {
+        writeln!(
+            out,
+            "  ... and {} more (`picluster wait {}` reports them all)",
+            p.solutions as usize - detail.solutions.len(),
+            p.job
         )?;
     }
     Ok(())
@@ -263,18 +736,31 @@ pub(super) fn print_forgotten(
     }
 }
 
-/// `picluster cancel`: the job's state afterwards.
+/// `picluster cancel`: each job's state afterwards (`{"job", "state"}` for one,
+/// `{"jobs": [...]}` for several).
 pub(super) fn print_cancelled(
     out: &mut dyn Write,
-    summary: &JobSummary,
+    summaries: &[JobSummary],
     json: bool,
 ) -> std::io::Result<()> {
-    let (job, state) = (summary.progress.job, summary.progress.state.as_str());
+    let one = |s: &JobSummary| json!({"job": s.progress.job.to_string(), "state": s.progress.state.as_str()});
     if json {
-        writeln!(out, "{}", json!({"job": job.to_string(), "state": state}))
-    } else {
-        writeln!(out, "{job} {state}")
+        return match summaries {
+            [s] => writeln!(out, "{}", one(s)),
+            _ => writeln!(
+                out,
+                "{}",
+                json!({"jobs": summaries.iter().map(one).collect::<Vec<_>>()})
+            ),
+        };
     }
+    if summaries.is_empty() {
+        return writeln!(out, "no jobs to cancel");
+    }
+    for s in summaries {
+        writeln!(out, "{} {}", s.progress.job, s.progress.state.as_str())?;
+    }
+    Ok(())
 }
 
 /// `picluster drain` and `undrain`: the worker's state afterwards.
@@ -288,36 +774,36 @@ pub(super) fn print_drained(
         writeln!(
             out,
             "{}",
-            json!({"worker": worker.name, "state": state, "leases": worker.leases})
+            json!({"worker": worker.name, "state": state, "leases": worker.leases,
+                "connected": worker.worker.0 != 0, "reason": worker.drain_reason})
         )
     } else {
-        writeln!(out, "{} {state}", worker.name)
+        let away = if worker.worker.0 == 0 {
+            " (not connected: the mark waits for it)"
+        } else if worker.state == WorkerState::Draining {
+            " (until its current chunk ends)"
+        } else {
+            ""
+        };
+        match &worker.drain_reason {
+            Some(reason) => writeln!(out, "{} {state}{away}: {reason}", worker.name),
+            None => writeln!(out, "{} {state}{away}", worker.name),
+        }
     }
 }
 
-fn jobs_table(out: &mut dyn Write, jobs: &[JobSummary]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>7} {:>9} {:>10}",
-        "JOB", "STATE", "KIND", "MODE", "PRIORITY", "CLIENT", "DONE", "SOLUTIONS", "SECONDS"
-    )?;
-    for j in jobs {
-        let p = &j.progress;
-        writeln!(
-            out,
-            "{:<8} {:<10} {:<10} {:<6} {:>8} {:<12} {:>6.1}% {:>9} {:>10.1}",
-            p.job.to_string(),
-            p.state.as_str(),
-            j.kind,
-            mode_str(j.mode),
-            j.priority,
-            j.client,
-            100.0 * p.hashes as f64 / p.keyspace.max(1) as f64,
-            p.solutions,
-            p.elapsed_ms as f64 / 1000.0
-        )?;
-    }
-    Ok(())
+/// What a worker's rate is measured on: the kind of the job it works on (or
+/// SHA-256d, its benchmark, when idle).
+fn worker_kind<'a>(w: &WorkerStatus, status: &'a ClusterStatus) -> &'a str {
+    w.jobs
+        .first()
+        .and_then(|id| status.jobs.iter().find(|j| j.progress.job == *id))
+        .map_or("sha256d", |j| j.kind.as_str())
+}
+
+/// Whether a worker's rate counts in the cluster's: it is taking work.
+fn counts_in_total(w: &WorkerStatus) -> bool {
+    matches!(w.state, WorkerState::Idle | WorkerState::Busy)
 }
 
 fn status_json(status: &ClusterStatus, credentials: &CredentialReport) -> Value {
@@ -336,9 +822,14 @@ fn status_json(status: &ClusterStatus, credentials: &CredentialReport) -> Value 
             "threads": w.threads,
             "arch": w.arch,
             "impl": w.kernel_impl,
+            "kernels": w.kernels,
+            "rate": w.rate_hps,
+            "rate_unit": if worker_kind(w, status) == "sha256d" { "H/s" } else { "indices/s" },
             "mhs": w.rate_hps as f64 / 1e6,
             "hashes": w.hashes,
             "leases": w.leases,
+            "jobs": w.jobs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "drain_reason": w.drain_reason,
             "connected_seconds": w.connected_ms as f64 / 1000.0,
         })).collect::<Vec<_>>(),
         "jobs": status.jobs.iter().map(job_json).collect::<Vec<_>>(),
@@ -362,38 +853,86 @@ pub(super) fn print_status(
             .find(|c| c.name == name && c.role == Role::Worker)
             .map_or_else(|| "-".to_string(), |c| utc(c.expires_ms)[..10].to_string())
     };
-    let total: f64 = status.workers.iter().map(|w| w.rate_hps as f64 / 1e6).sum();
-    writeln!(
-        out,
-        "{} worker{}, {:.2} MH/s",
-        status.workers.len(),
-        if status.workers.len() == 1 { "" } else { "s" },
-        total
-    )?;
-    writeln!(
-        out,
-        "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9}  {:<10}",
-        "WORKER", "STATE", "THREADS", "ARCH", "IMPL", "MH/S", "CERT UNTIL"
-    )?;
-    for w in &status.workers {
-        writeln!(
-            out,
-            "{:<20} {:<8} {:>7} {:<8} {:<12} {:>9.2}  {:<10}",
-            w.name,
-            w.state.as_str(),
-            w.threads,
-            w.arch,
-            w.kernel_impl,
-            w.rate_hps as f64 / 1e6,
-            expires(&w.name),
-        )?;
+    let connected = status.workers.iter().filter(|w| w.worker.0 != 0).count();
+    let working: Vec<&WorkerStatus> = status
+        .workers
+        .iter()
+        .filter(|w| counts_in_total(w))
+        .collect();
+    let mut totals: Vec<String> = Vec::new();
+    let hash: f64 = working
+        .iter()
+        .filter(|w| worker_kind(w, status) == "sha256d")
+        .fold(0.0, |sum, w| sum + w.rate_hps as f64);
+    totals.push(rate_text("sha256d", hash));
+    let other: f64 = working
+        .iter()
+        .filter(|w| worker_kind(w, status) != "sha256d")
+        .fold(0.0, |sum, w| sum + w.rate_hps as f64);
+    if other > 0.0 {
+        totals.push(rate_text("other", other));
     }
+    writeln!(
+        out,
+        "{connected} worker{} connected, {} taking work: {}",
+        if connected == 1 { "" } else { "s" },
+        working.len(),
+        totals.join(" + ")
+    )?;
+    let rows: Vec<Vec<String>> = status
+        .workers
+        .iter()
+        .map(|w| {
+            let present = w.worker.0 != 0;
+            let dash = |s: String| if present { s } else { "-".to_string() };
+            vec![
+                w.name.clone(),
+                w.state.as_str().to_string(),
+                dash(w.threads.to_string()),
+                dash(w.arch.clone()),
+                dash(w.kernel_impl.clone()),
+                dash(rate_text(worker_kind(w, status), w.rate_hps as f64)),
+                if w.jobs.is_empty() {
+                    "-".to_string()
+                } else {
+                    w.jobs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+                if w.kernels.is_empty() {
+                    "-".to_string()
+                } else {
+                    w.kernels.join(",")
+                },
+                expires(&w.name),
+                w.drain_reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "",
+        &[
+            "WORKER",
+            "STATE",
+            ">THREADS",
+            "ARCH",
+            "IMPL",
+            ">RATE",
+            "JOBS",
+            "KERNELS",
+            "CERT UNTIL",
+            "NOTE",
+        ],
+        &rows,
+    )?;
     for r in &credentials.revoked {
         writeln!(
             out,
-            "{:<20} {:<8} certificates issued before {} are refused",
+            "{}  revoked: certificates issued before {} are refused",
             r.name,
-            "revoked",
             utc(r.revoked_ms)
         )?;
     }

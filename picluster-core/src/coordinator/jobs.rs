@@ -29,6 +29,9 @@ pub(super) struct JobRecord {
     /// Indices committed (each counted once).
     pub(super) hashes: u64,
     pub(super) solutions: BTreeMap<u64, Solution>,
+    /// The worker that found each solution, by index (missing for solutions recovered
+    /// from a store written before finders were kept).
+    pub(super) found_by: BTreeMap<u64, String>,
     /// Solutions beyond `MAX_SOLUTIONS` were dropped.
     pub(super) truncated: bool,
     /// Indices committed by each worker, by name.
@@ -173,7 +176,16 @@ pub(super) struct JobSession {
     /// progress wait for it, not for the job's checkpoint rows.
     pub(super) content_seq: u64,
     pub(super) submitted: Instant,
+    /// When a worker first got a chunk of it (this session).
+    pub(super) started: Option<Instant>,
     pub(super) finished: Option<Instant>,
+    /// Chunks given to each worker, by name (this session).
+    pub(super) chunks_by: BTreeMap<String, u64>,
+    /// Chunks returned to the queue before their end (their worker left, went
+    /// silent, lost its connection or was drained).
+    pub(super) reassigned: u64,
+    /// Chunks split for an idle worker.
+    pub(super) steals: u64,
 }
 
 /// A lease of the coordinator's previous run, waiting for its worker to claim it.
@@ -200,7 +212,11 @@ impl JobSession {
             dirty: false,
             content_seq: 0,
             submitted,
+            started: None,
             finished: None,
+            chunks_by: BTreeMap::new(),
+            reassigned: 0,
+            steals: 0,
         }
     }
 }
@@ -273,6 +289,7 @@ impl JobTable {
             state: JobState::Queued,
             hashes: 0,
             solutions: BTreeMap::new(),
+            found_by: BTreeMap::new(),
             truncated: false,
             contributions: BTreeMap::new(),
             outputs: Vec::new(),

@@ -59,6 +59,11 @@ pub enum Record {
     /// A name is enrolled in a role: a later join may not take it unless its token
     /// may replace it (and is for the same role).
     Enrolled(String, Role),
+    /// The worker (by name) that found a job's solution at an index.
+    Finder(JobId, u64, String),
+    /// Why a worker name was drained (follows its `Drained(name, true)`; an undrain
+    /// removes it).
+    DrainReason(String, String),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -149,6 +154,10 @@ pub struct Snapshot {
     pub tokens: BTreeMap<String, StoredToken>,
     /// Enrolled names, with their role.
     pub enrolled: BTreeMap<String, Role>,
+    /// Who found each solution, by job and index.
+    pub finders: BTreeMap<JobId, BTreeMap<u64, String>>,
+    /// Why drained names were drained.
+    pub drain_reasons: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -173,11 +182,13 @@ impl Snapshot {
                 self.jobs.remove(&id);
                 self.solutions.remove(&id);
                 self.outputs.remove(&id);
+                self.finders.remove(&id);
             }
             Record::Drained(name, true) => {
                 self.drained.insert(name);
             }
             Record::Drained(name, false) => {
+                self.drain_reasons.remove(&name);
                 self.drained.remove(&name);
             }
             Record::Quarantined(name, true) => {
@@ -197,6 +208,12 @@ impl Snapshot {
             }
             Record::Enrolled(name, role) => {
                 self.enrolled.insert(name, role);
+            }
+            Record::Finder(id, index, worker) => {
+                self.finders.entry(id).or_default().insert(index, worker);
+            }
+            Record::DrainReason(name, reason) => {
+                self.drain_reasons.insert(name, reason);
             }
         }
     }

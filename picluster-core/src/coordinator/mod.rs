@@ -69,17 +69,18 @@ use crate::ids::{ConnId, JobId, LeaseId, RequestId};
 use crate::wire::{
     negotiate_minor, Assign, ChunkOutput, ClientHello, ClientToCoord, ClientWelcome, ClusterStatus,
     CoordToClient, CoordToJoin, CoordToWorker, Drain, Found, FrameError, HeldLease, Holding,
-    JobFailure, JobReport, JobRequest, JobState, JobSummary, JoinRefusal, JoinRequest, Output,
-    Progress, Refusal, Rejected, Released, Renew, Revocation, ShareTarget, Stop, Submit,
+    JobDetail, JobFailure, JobReport, JobRequest, JobState, JobSummary, JoinRefusal, JoinRequest,
+    Output, Progress, Refusal, Rejected, Released, Renew, Revocation, ShareTarget, Stop, Submit,
     TokenRequest, Trim, Trimmed, WorkerHello, WorkerRequest, WorkerStatus, WorkerToCoord,
     WorkerWelcome, MAX_HELD_FOUND, MAX_HELD_LEASES, MAX_JOB_OUTPUT_BYTES, MAX_LISTED_JOBS,
-    MAX_OUTPUT_BATCH_BYTES, MAX_SOLUTIONS, MINOR_HOLDING, MINOR_SHARES,
+    MAX_OUTPUT_BATCH_BYTES, MAX_REASON_LEN, MAX_SOLUTIONS, MINOR_CLIENT_REPORTS, MINOR_HOLDING,
+    MINOR_SHARES, PROTOCOL_MINOR,
 };
 use clients::ClientTable;
 use credentials::Credentials;
 use jobs::JobTable;
 use leases::{Lease, LeaseTable, LEASE_ID_GAP};
-use report::{millis, progress_of, report_of, summary_of, workers_status};
+use report::{millis, Reporter};
 use schedule::{Decision, RateCache, View};
 use shares::ShareAccount;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -324,16 +325,19 @@ impl Coordinator {
             revoked,
             tokens,
             enrolled,
+            mut finders,
+            drain_reasons,
         } = snapshot;
         core.credentials.restore(revoked, tokens, enrolled);
         let mut finished = Vec::new();
         for (id, stored) in jobs {
-            let job = core.restore_job(
+            let mut job = core.restore_job(
                 id,
                 stored,
                 solutions.remove(&id).unwrap_or_default(),
                 outputs.remove(&id).unwrap_or_default(),
             )?;
+            job.record.found_by = finders.remove(&id).unwrap_or_default();
             match job.session.finished {
                 Some(ended) => finished.push((ended, id, job)),
                 None => core.jobs.restore(id, job),
@@ -374,6 +378,9 @@ impl Coordinator {
         }
         for name in drained {
             core.workers.restore_drained(name);
+        }
+        for (name, reason) in drain_reasons {
+            core.workers.restore_drain_reason(name, reason);
         }
         for name in quarantined {
             core.workers.quarantine(&name);
@@ -696,6 +703,7 @@ impl Coordinator {
             },
             hashes: stored.hashes,
             solutions,
+            found_by: BTreeMap::new(),
             truncated,
             contributions: stored.contributions.into_iter().collect(),
             outputs,
@@ -894,7 +902,14 @@ impl Coordinator {
             }
         }
         for conn in self.workers.silent(now) {
-            for lease in self.workers.expire(conn) {
+            let expired = self.workers.expire(conn);
+            if let Some(w) = self.workers.get(conn) {
+                tracing::info!(worker = %w.name, leases_reclaimed = expired.len(), "worker unresponsive: its chunks go to others");
+            }
+            for lease in expired {
+                if let Some(l) = self.leases.get(lease) {
+                    tracing::info!(job = %l.job, lease = %lease, position = l.position, end = l.end, "lease reclaimed");
+                }
                 self.stats.expired_leases += 1;
                 self.requeue(lease);
                 // The worker may be alive but cut off; tell it in case it comes back.
@@ -907,14 +922,21 @@ impl Coordinator {
         }
         if self.next_push.is_some_and(|t| now >= t) {
             self.next_push = None;
-            let mut pushes = Vec::new();
+            let mut due = Vec::new();
             for id in self.jobs.live_ids().collect::<Vec<_>>() {
                 let Some(job) = self.jobs.get_mut(id) else {
                     continue;
                 };
                 if job.session.dirty && !job.session.watchers.is_empty() {
                     job.session.dirty = false;
-                    let progress = progress_of(id, job, now);
+                    due.push(id);
+                }
+            }
+            let mut pushes = Vec::new();
+            let reporter = self.reporter(now);
+            for id in due {
+                if let Some(job) = self.jobs.get(id) {
+                    let progress = reporter.progress(id, job);
                     pushes.extend(job.session.watchers.iter().map(|c| (*c, progress)));
                 }
             }
@@ -960,11 +982,12 @@ impl Coordinator {
     /// The jobs kept, by id: every live one, then the newest finished ones, up to
     /// [`MAX_LISTED_JOBS`] in all.
     pub fn jobs(&self, now: Instant) -> Vec<JobSummary> {
+        let reporter = self.reporter(now);
         let mut listed: Vec<JobSummary> = self
             .jobs
             .live()
             .take(MAX_LISTED_JOBS)
-            .map(|(id, job)| summary_of(id, job, now))
+            .map(|(id, job)| reporter.summary(id, job))
             .collect();
         let room = MAX_LISTED_JOBS - listed.len();
         listed.extend(
@@ -973,7 +996,7 @@ impl Coordinator {
                 .rev()
                 .filter(|(_, job)| job.record.state.is_final())
                 .take(room)
-                .map(|(id, job)| summary_of(id, job, now)),
+                .map(|(id, job)| reporter.summary(id, job)),
         );
         listed.sort_by_key(|s| s.progress.job);
         listed
@@ -981,13 +1004,33 @@ impl Coordinator {
 
     /// The report of a job (final or not), while it is kept.
     pub fn report(&self, job: JobId, now: Instant) -> Option<JobReport> {
-        self.jobs.get(job).map(|j| report_of(job, j, now))
+        self.jobs
+            .get(job)
+            .map(|j| self.reporter(now).report(job, j))
+    }
+
+    /// One job in detail (workers, chunks, reassignments, solutions so far), while
+    /// it is kept.
+    pub fn detail(&self, job: JobId, now: Instant) -> Option<JobDetail> {
+        self.jobs
+            .get(job)
+            .map(|j| self.reporter(now).detail(job, j))
+    }
+
+    fn reporter(&self, now: Instant) -> Reporter<'_> {
+        Reporter {
+            now,
+            clock: self.clock,
+            workers: &self.workers,
+            jobs: &self.jobs,
+            leases: &self.leases,
+        }
     }
 
     /// Connected workers (by name) and the jobs kept.
     pub fn status(&self, now: Instant) -> ClusterStatus {
         ClusterStatus {
-            workers: workers_status(&self.workers, now),
+            workers: self.reporter(now).workers_status(),
             jobs: self.jobs(now),
         }
     }
@@ -1040,6 +1083,9 @@ impl Coordinator {
 
     fn forget_peer(&mut self, conn: ConnId) {
         if let Some(w) = self.workers.remove(conn) {
+            if w.hello().is_some() {
+                tracing::info!(worker = %w.name, leases_requeued = w.leases().len(), indices = w.hashes, "worker left");
+            }
             for lease in w.leases().iter().copied() {
                 self.stats.lost_leases += 1;
                 self.requeue(lease);
@@ -1232,11 +1278,11 @@ impl Coordinator {
                 held.position
             }
             None => {
-                self.record_found(now, held.job, id, held.start..held.end, &held.found)?;
+                self.record_found(now, held.job, id, held.start..held.end, &held.found, name)?;
                 return Ok(false);
             }
         };
-        self.record_found(now, held.job, id, held.start..held.end, &held.found)?;
+        self.record_found(now, held.job, id, held.start..held.end, &held.found, name)?;
         let Some(job) = self.jobs.get_mut(held.job) else {
             return Ok(true);
         };
@@ -1274,6 +1320,7 @@ impl Coordinator {
         lease: LeaseId,
         range: Range<u64>,
         found: &[u64],
+        finder: &str,
     ) -> Handled {
         let Some(job) = self.jobs.get_mut(job_id) else {
             return Ok(());
@@ -1305,21 +1352,50 @@ impl Coordinator {
         let record = &mut job.record;
         for solution in &new {
             record.solutions.insert(solution.index, solution.clone());
+            record.found_by.insert(solution.index, finder.to_string());
             if record.solutions.len() > MAX_SOLUTIONS {
-                record.solutions.pop_last();
+                if let Some((dropped, _)) = record.solutions.pop_last() {
+                    record.found_by.remove(&dropped);
+                }
                 record.truncated = true;
             }
         }
         job.session.dirty = true;
         let done = job.found_enough();
+        let first = job.record.spec.mode == crate::job::SearchMode::First;
         for solution in new {
+            tracing::info!(job = %job_id, worker = %finder, index = solution.index, "solution found");
+            let index = solution.index;
             self.record(Record::Solution(job_id, solution));
+            self.record(Record::Finder(job_id, index, finder.to_string()));
         }
         self.note_content(job_id);
         if done {
+            if first {
+                // The lease was searched up to its solutions (a worker reports what it
+                // found in a block only once the block is done): that counts as
+                // searched, though the job stops before the worker's next report.
+                if let Some(top) = found.iter().copied().filter(|i| range.contains(i)).max() {
+                    self.count_searched(now, lease, top + 1);
+                }
+            }
             self.end_job(now, job_id, JobState::Completed);
         }
         Ok(())
+    }
+
+    /// A first-mode job found what it asked for in `lease`, searched up to `upto`:
+    /// the lease's part below it counts as searched by its worker (the job ends
+    /// next; nothing else of it is committed later).
+    fn count_searched(&mut self, now: Instant, lease_id: LeaseId, upto: u64) {
+        let Some(lease) = self.leases.get(lease_id) else {
+            return;
+        };
+        if upto <= lease.position || upto > lease.end {
+            return;
+        }
+        // An honest report within the lease: `advance` cannot refuse it.
+        let _ = self.advance(now, lease_id, upto);
     }
 
     /// Returns held-back leases of the previous run to their jobs' queues: those of
@@ -1386,6 +1462,18 @@ impl Coordinator {
         };
         let adopts = welcome.minor >= MINOR_HOLDING;
         let shares = welcome.minor >= MINOR_SHARES;
+        if let Some(w) = self.workers.get(conn) {
+            tracing::info!(
+                worker = %w.name,
+                threads = hello.threads,
+                arch = %hello.arch,
+                kernel = %hello.kernel_impl,
+                mhs = format_args!("{:.2}", hello.bench_hps as f64 / 1e6),
+                version = %hello.agent_version,
+                drained = self.workers.is_drained(&w.name),
+                "worker joined"
+            );
+        }
         self.workers.greet(conn, hello);
         self.outbox
             .push_back(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
@@ -1665,7 +1753,12 @@ impl Coordinator {
             return Ok(());
         };
         // A claim below the lease position would refer to already committed work.
-        self.record_found(now, job_id, lease_id, start..end, &indices)
+        let name = self
+            .workers
+            .get(conn)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        self.record_found(now, job_id, lease_id, start..end, &indices, &name)
     }
 
     /// The owner acknowledged a trim: the lease now ends at `end`, and the rest goes
@@ -1711,6 +1804,9 @@ impl Coordinator {
         }
         if end < old_end {
             self.stats.steals += 1;
+            if let Some(job) = self.jobs.get_mut(job_id) {
+                job.session.steals += 1;
+            }
             if self.workers.is_ready(thief) {
                 self.assign(now, thief, job_id, end..old_end);
             } else if let Some(job) = self.jobs.get_mut(job_id) {
@@ -1791,6 +1887,7 @@ impl Coordinator {
         if let Some(job) = self.jobs.get_mut(lease.job) {
             if !job.record.state.is_final() && lease.position < lease.end {
                 job.record.requeue(lease.position..lease.end);
+                job.session.reassigned += 1;
             }
         }
         self.schedule_requested = true;
@@ -1804,6 +1901,16 @@ impl Coordinator {
         let lease = self.leases.create(now, job_id, conn, range.clone());
         job.record.state = JobState::Running;
         job.session.leases.insert(lease);
+        let name = self
+            .workers
+            .get(conn)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        if job.session.started.is_none() {
+            job.session.started = Some(now);
+            tracing::info!(job = %job_id, worker = %name, "job started");
+        }
+        *job.session.chunks_by.entry(name).or_default() += 1;
         let assign = Assign {
             lease,
             job: job_id,
@@ -1856,6 +1963,16 @@ impl Coordinator {
         }
         let reply = match message {
             ClientToCoord::Hello(ClientHello { minor, .. }) if !greeted => {
+                if minor < MINOR_CLIENT_REPORTS {
+                    self.drop_peer(
+                        conn,
+                        CloseReason::OldClient {
+                            theirs: minor,
+                            ours: PROTOCOL_MINOR,
+                        },
+                    );
+                    return Ok(());
+                }
                 if let Some(client) = self.clients.get_mut(conn) {
                     client.greeted = true;
                 }
@@ -1870,9 +1987,14 @@ impl Coordinator {
                 request,
                 worker,
                 drain,
-            }) => match self.drain(now, &worker, drain) {
+                reason,
+            }) => match self.drain(now, &worker, drain, reason) {
                 Some(status) => CoordToClient::Drained(request, status),
                 None => CoordToClient::Refused(request, Refusal::UnknownWorker(worker)),
+            },
+            ClientToCoord::Show(JobRequest { request, job }) => match self.detail(job, now) {
+                Some(detail) => CoordToClient::Detail(request, detail),
+                None => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
             },
             ClientToCoord::Watch(JobRequest { request, job }) => {
                 self.watch(now, conn, request, job);
@@ -2016,6 +2138,7 @@ impl Coordinator {
             ClientToCoord::Watch(r) => own(r.request, r.job, "watch"),
             ClientToCoord::Cancel(r) => own(r.request, r.job, "cancel"),
             ClientToCoord::Forget(r) => own(r.request, r.job, "forget"),
+            ClientToCoord::Show(r) => own(r.request, r.job, "show"),
             ClientToCoord::Hello(_)
             | ClientToCoord::Submit(_)
             | ClientToCoord::ListJobs(_)
@@ -2186,7 +2309,15 @@ impl Coordinator {
                 return CoordToClient::Refused(submit.request, Refusal::InvalidJob(e.to_string()))
             }
         };
-        let id = self.jobs.submit(now, spec, submit.priority, client);
+        let (kind, keyspace, mode) = (
+            spec.kind
+                .custom_kernel()
+                .map_or_else(|| spec.kind.name().to_string(), |k| format!("custom:{k}")),
+            spec.kind.keyspace(),
+            spec.mode,
+        );
+        let id = self.jobs.submit(now, spec, submit.priority, client.clone());
+        tracing::info!(job = %id, %client, %kind, keyspace, ?mode, priority = submit.priority, "job submitted");
         self.record(Record::NextJob(self.jobs.next_id()));
         self.record_job(id);
         self.note_content(id);
@@ -2212,10 +2343,13 @@ impl Coordinator {
         if live {
             job.session.watchers.insert(conn);
         }
-        let job = &*job;
+        let reporter = self.reporter(now);
+        let Some(job) = self.jobs.get(job_id) else {
+            return;
+        };
         let mut messages = vec![CoordToClient::Watching(
             request,
-            progress_of(job_id, job, now),
+            reporter.progress(job_id, job),
         )];
         let mut batch = Vec::new();
         let mut bytes = 0;
@@ -2231,7 +2365,7 @@ impl Coordinator {
             messages.push(CoordToClient::Outputs(job_id, batch));
         }
         if !live {
-            messages.push(CoordToClient::Finished(report_of(job_id, job, now)));
+            messages.push(CoordToClient::Finished(reporter.report(job_id, job)));
         }
         for message in messages {
             self.send(Transmit::ToClient(conn, message));
@@ -2251,7 +2385,7 @@ impl Coordinator {
         if live {
             self.end_job(now, job_id, JobState::Cancelled);
         }
-        Some(summary_of(job_id, self.jobs.get(job_id)?, now))
+        Some(self.reporter(now).summary(job_id, self.jobs.get(job_id)?))
     }
 
     /// Ends a job as failed, with the reason in its report.
@@ -2275,6 +2409,18 @@ impl Coordinator {
         };
         job.record.state = state;
         job.session.finished = Some(now);
+        let seconds = now
+            .saturating_duration_since(job.session.submitted)
+            .as_secs_f64();
+        tracing::info!(
+            job = %job_id,
+            state = state.as_str(),
+            searched = job.record.hashes,
+            keyspace = job.record.keyspace,
+            solutions = job.record.solutions.len(),
+            seconds = format_args!("{seconds:.3}"),
+            "job {}", state.as_str()
+        );
         if state == JobState::Completed {
             // What made it complete (its solutions, its committed ranges) is durable
             // or on its way; the row saying so goes with the next checkpoint, so a
@@ -2301,7 +2447,7 @@ impl Coordinator {
         self.workers.forget_job(job_id);
         self.rates.forget(job_id);
         if let Some(job) = self.jobs.get(job_id) {
-            let report = report_of(job_id, job, now);
+            let report = self.reporter(now).report(job_id, job);
             for conn in job.session.watchers.iter().copied().collect::<Vec<_>>() {
                 self.send(Transmit::ToClient(
                     conn,
@@ -2316,14 +2462,38 @@ impl Coordinator {
         self.schedule_requested = true;
     }
 
-    /// Drains (or undrains) the connected worker named `name`: a drained worker
-    /// finishes the chunk it is on and gets nothing new; its queued chunks go back
-    /// to the queue. The mark outlives reconnections. `None` if no such worker is
-    /// connected.
-    fn drain(&mut self, now: Instant, name: &str, drain: bool) -> Option<WorkerStatus> {
-        let conn = self.workers.set_drained(name, drain)?;
+    /// Drains (or undrains) the worker named `name`: a drained worker finishes the
+    /// chunk it is on and gets nothing new; its queued chunks go back to the queue.
+    /// The mark outlives reconnections, and a worker that is not connected may be
+    /// drained (it takes no work when it comes back). `None` if no worker of that
+    /// name is connected or was ever enrolled.
+    fn drain(
+        &mut self,
+        now: Instant,
+        name: &str,
+        drain: bool,
+        reason: Option<String>,
+    ) -> Option<WorkerStatus> {
+        let known = self.workers.named(name).is_some()
+            || self.credentials.enrolled_role(name) == Some(Role::Worker)
+            || self.workers.is_drained(name);
+        if !known {
+            return None;
+        }
+        let reason = reason
+            .map(|r| truncate_text(r.trim(), MAX_REASON_LEN))
+            .filter(|r| !r.is_empty() && drain);
+        let conn = self.workers.set_drained(name, drain, reason.clone());
         self.record(Record::Drained(name.to_string(), drain));
+        if let Some(reason) = &reason {
+            self.record(Record::DrainReason(name.to_string(), reason.clone()));
+        }
         if drain {
+            tracing::info!(worker = %name, reason = reason.as_deref().unwrap_or(""), connected = conn.is_some(), "worker drained");
+        } else {
+            tracing::info!(worker = %name, "worker undrained");
+        }
+        if let (true, Some(conn)) = (drain, conn) {
             let queued: Vec<LeaseId> = self
                 .workers
                 .get(conn)
@@ -2338,9 +2508,27 @@ impl Coordinator {
             }
         }
         self.schedule_requested = true;
-        workers_status(&self.workers, now)
+        let found = self
+            .reporter(now)
+            .workers_status()
             .into_iter()
-            .find(|w| w.name == name)
+            .find(|w| w.name == name);
+        // Undrained and away: not listed, but known.
+        Some(found.unwrap_or_else(|| WorkerStatus {
+            name: name.to_string(),
+            worker: crate::ids::WorkerId(0),
+            state: crate::wire::WorkerState::Idle,
+            threads: 0,
+            arch: String::new(),
+            kernel_impl: String::new(),
+            rate_hps: 0,
+            hashes: 0,
+            leases: 0,
+            connected_ms: 0,
+            kernels: Vec::new(),
+            drain_reason: None,
+            jobs: Vec::new(),
+        }))
     }
 
     // -----------------------------------------------------------------------------
@@ -2395,4 +2583,13 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate_text(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }

@@ -1,109 +1,364 @@
 //! What the coordinator tells clients about jobs and workers, built from the tables:
-//! progress, listings, reports and the cluster status.
+//! progress, listings, reports, a job's detail, why a job waits, and the cluster
+//! status.
 
-use super::jobs::Job;
+use super::jobs::{Job, JobTable};
+use super::journal::UnixMillis;
+use super::leases::LeaseTable;
 use super::workers::WorkerTable;
 use crate::ids::{JobId, WorkerId};
-use crate::wire::{Contribution, JobProgress, JobReport, JobSummary, WorkerState, WorkerStatus};
+use crate::job::SearchMode;
+use crate::wire::{
+    Contribution, JobDetail, JobProgress, JobReport, JobState, JobSummary, JobTimes, JobWorker,
+    WorkerState, WorkerStatus, MAX_LISTED_SOLUTIONS,
+};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub(super) fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
-pub(super) fn progress_of(id: JobId, job: &Job, now: Instant) -> JobProgress {
-    let end = job.session.finished.unwrap_or(now);
-    JobProgress {
-        job: id,
-        state: job.record.state,
-        hashes: job.record.hashes,
-        keyspace: job.record.keyspace,
-        elapsed_ms: millis(end.saturating_duration_since(job.session.submitted)),
-        solutions: job.record.solutions.len() as u32,
-    }
+/// Builds reports at one instant, with the wall clock to date them and the worker
+/// table to say who holds what.
+pub(super) struct Reporter<'a> {
+    pub(super) now: Instant,
+    /// The wall clock's anchor: `UnixMillis` at an instant.
+    pub(super) clock: (Instant, UnixMillis),
+    pub(super) workers: &'a WorkerTable,
+    pub(super) jobs: &'a JobTable,
+    pub(super) leases: &'a LeaseTable,
 }
 
-pub(super) fn summary_of(id: JobId, job: &Job, now: Instant) -> JobSummary {
-    let kind = &job.record.spec.kind;
-    JobSummary {
-        progress: progress_of(id, job, now),
-        kind: match kind.custom_kernel() {
-            Some(name) => format!("custom:{name}"),
-            None => kind.name().to_string(),
-        },
-        mode: job.record.spec.mode,
-        priority: job.record.priority,
-        client: job.record.client.clone(),
+impl Reporter<'_> {
+    fn unix_ms(&self, t: Instant) -> UnixMillis {
+        let (at, ms) = self.clock;
+        if t >= at {
+            ms.saturating_add(millis(t - at))
+        } else {
+            ms.saturating_sub(millis(at - t))
+        }
     }
-}
 
-pub(super) fn report_of(id: JobId, job: &Job, now: Instant) -> JobReport {
-    let record = &job.record;
-    JobReport {
-        job: id,
-        state: record.state,
-        solutions: record.solutions.values().cloned().collect(),
-        truncated: record.truncated,
-        hashes: record.hashes,
-        keyspace: record.keyspace,
-        elapsed_ms: progress_of(id, job, now).elapsed_ms,
-        contributions: record
+    fn times(&self, job: &Job) -> JobTimes {
+        JobTimes {
+            submitted_ms: self.unix_ms(job.session.submitted),
+            started_ms: job.session.started.map(|t| self.unix_ms(t)),
+            ended_ms: job.session.finished.map(|t| self.unix_ms(t)),
+        }
+    }
+
+    pub(super) fn progress(&self, id: JobId, job: &Job) -> JobProgress {
+        let end = job.session.finished.unwrap_or(self.now);
+        let workers: std::collections::BTreeSet<_> = job
+            .session
+            .leases
+            .iter()
+            .filter_map(|l| self.leases.get(*l).map(|l| l.worker))
+            .collect();
+        JobProgress {
+            job: id,
+            state: job.record.state,
+            hashes: job.record.hashes,
+            keyspace: job.record.keyspace,
+            elapsed_ms: millis(end.saturating_duration_since(job.session.submitted)),
+            solutions: job.record.solutions.len() as u32,
+            workers: workers.len() as u32,
+        }
+    }
+
+    pub(super) fn summary(&self, id: JobId, job: &Job) -> JobSummary {
+        JobSummary {
+            progress: self.progress(id, job),
+            kind: kind_name(job),
+            mode: job.record.spec.mode,
+            priority: job.record.priority,
+            client: job.record.client.clone(),
+            times: self.times(job),
+            waiting: self.waiting(id, job),
+        }
+    }
+
+    /// Why a queued job is not running; `None` if it is not waiting.
+    fn waiting(&self, id: JobId, job: &Job) -> Option<String> {
+        if job.record.state != JobState::Queued {
+            return None;
+        }
+        if !job.session.orphans.is_empty() {
+            return Some("holding its chunks for their workers to reclaim after a restart".into());
+        }
+        let greeted: Vec<_> = self
+            .workers
+            .iter()
+            .filter_map(|(_, w)| w.hello().map(|h| (w, h)))
+            .collect();
+        if greeted.is_empty() {
+            return Some("no workers connected".into());
+        }
+        let capable: Vec<_> = match job.record.spec.kind.custom_kernel() {
+            None => greeted,
+            Some(name) => {
+                let capable: Vec<_> = greeted
+                    .into_iter()
+                    .filter(|(_, h)| h.kernels.iter().any(|k| k == name))
+                    .collect();
+                if capable.is_empty() {
+                    return Some(format!("no connected worker has kernel \"{name}\""));
+                }
+                capable
+            }
+        };
+        let usable: Vec<_> = capable
+            .iter()
+            .filter(|(w, _)| !w.is_suspect() && !self.workers.is_drained(&w.name))
+            .collect();
+        if usable.is_empty() {
+            return Some("every worker that can run it is drained or unresponsive".into());
+        }
+        let ahead = self
+            .jobs
+            .live()
+            .filter(|(other, j)| {
+                *other != id
+                    && (j.record.priority > job.record.priority
+                        || (j.record.priority == job.record.priority && *other < id))
+            })
+            .count();
+        Some(if ahead > 0 {
+            format!(
+                "workers busy: {ahead} job{} ahead of it",
+                if ahead == 1 { "" } else { "s" }
+            )
+        } else {
+            "waiting for a worker to ask for work".into()
+        })
+    }
+
+    /// The job's report (final or not). In first mode it lists the solution with the
+    /// lowest index and counts the others found; in all mode every solution kept.
+    pub(super) fn report(&self, id: JobId, job: &Job) -> JobReport {
+        let record = &job.record;
+        let (contributions, slot) = self.contributions(job);
+        let first = record.spec.mode == SearchMode::First;
+        let listed: Vec<_> = if first {
+            record.solutions.values().take(1).cloned().collect()
+        } else {
+            record.solutions.values().cloned().collect()
+        };
+        let found_by = listed
+            .iter()
+            .map(|s| {
+                record
+                    .found_by
+                    .get(&s.index)
+                    .and_then(|w| slot.get(w.as_str()))
+                    .copied()
+                    .unwrap_or(u32::MAX)
+            })
+            .collect();
+        JobReport {
+            job: id,
+            state: record.state,
+            others: if first {
+                record.solutions.len().saturating_sub(1) as u64
+            } else {
+                0
+            },
+            solutions: listed,
+            truncated: record.truncated,
+            hashes: record.hashes,
+            keyspace: record.keyspace,
+            elapsed_ms: self.progress(id, job).elapsed_ms,
+            contributions,
+            error: record.failure.as_ref().map(ToString::to_string),
+            failure: record.failure.clone(),
+            kind: kind_name(job),
+            found_by,
+            times: self.times(job),
+        }
+    }
+
+    /// Every worker that committed part of the job or found one of its solutions, by
+    /// name, and each one's position in that list.
+    fn contributions<'j>(&self, job: &'j Job) -> (Vec<Contribution>, BTreeMap<&'j str, u32>) {
+        let record = &job.record;
+        let mut names: BTreeMap<&str, u64> = record
             .contributions
             .iter()
+            .map(|(w, h)| (w.as_str(), *h))
+            .collect();
+        for w in record.found_by.values() {
+            names.entry(w.as_str()).or_insert(0);
+        }
+        let slot = names
+            .keys()
+            .enumerate()
+            .map(|(i, w)| (*w, i as u32))
+            .collect();
+        let list = names
+            .into_iter()
             .map(|(worker, hashes)| Contribution {
-                worker: worker.clone(),
-                hashes: *hashes,
+                worker: worker.to_string(),
+                hashes,
+                chunks: job.session.chunks_by.get(worker).copied().unwrap_or(0),
             })
-            .collect(),
-        error: record.failure.as_ref().map(ToString::to_string),
-        failure: record.failure.clone(),
+            .collect();
+        (list, slot)
+    }
+
+    /// One job in detail.
+    pub(super) fn detail(&self, id: JobId, job: &Job) -> JobDetail {
+        let record = &job.record;
+        let blank = |name: &str| JobWorker {
+            worker: name.to_string(),
+            hashes: record.contributions.get(name).copied().unwrap_or(0),
+            chunks: job.session.chunks_by.get(name).copied().unwrap_or(0),
+            leases: 0,
+            solutions: record.found_by.values().filter(|f| *f == name).count() as u32,
+        };
+        let mut workers: BTreeMap<String, JobWorker> = BTreeMap::new();
+        let named = record
+            .contributions
+            .keys()
+            .chain(job.session.chunks_by.keys())
+            .chain(record.found_by.values());
+        for name in named {
+            workers.entry(name.clone()).or_insert_with(|| blank(name));
+        }
+        for lease in &job.session.leases {
+            let name = self
+                .leases
+                .get(*lease)
+                .and_then(|l| self.workers.get(l.worker))
+                .map(|w| w.name.clone());
+            if let Some(name) = name {
+                workers
+                    .entry(name.clone())
+                    .or_insert_with(|| blank(&name))
+                    .leases += 1;
+            }
+        }
+        let slot: BTreeMap<&str, u32> = workers
+            .keys()
+            .enumerate()
+            .map(|(i, w)| (w.as_str(), i as u32))
+            .collect();
+        let solutions: Vec<_> = record
+            .solutions
+            .values()
+            .take(MAX_LISTED_SOLUTIONS)
+            .cloned()
+            .collect();
+        let found_by = solutions
+            .iter()
+            .map(|s| {
+                record
+                    .found_by
+                    .get(&s.index)
+                    .and_then(|w| slot.get(w.as_str()))
+                    .copied()
+                    .unwrap_or(u32::MAX)
+            })
+            .collect();
+        JobDetail {
+            summary: self.summary(id, job),
+            workers: workers.into_values().collect(),
+            reassigned: job.session.reassigned,
+            steals: job.session.steals,
+            unassigned: record.unassigned(),
+            solutions,
+            found_by,
+        }
+    }
+
+    /// Every greeted worker, by name, then the quarantined and the drained ones that
+    /// are not connected.
+    pub(super) fn workers_status(&self) -> Vec<WorkerStatus> {
+        let workers = self.workers;
+        let mut list: Vec<WorkerStatus> = workers
+            .iter()
+            .filter_map(|(_, w)| {
+                w.hello().map(|h| {
+                    let mut jobs: Vec<JobId> = w
+                        .leases()
+                        .iter()
+                        .filter_map(|l| self.leases.get(*l).map(|l| l.job))
+                        .collect();
+                    jobs.dedup();
+                    WorkerStatus {
+                        name: w.name.clone(),
+                        worker: w.id,
+                        state: if w.is_suspect() {
+                            WorkerState::Unresponsive
+                        } else if workers.is_drained(&w.name) {
+                            if w.leases().is_empty() {
+                                WorkerState::Drained
+                            } else {
+                                WorkerState::Draining
+                            }
+                        } else if w.leases().is_empty() {
+                            WorkerState::Idle
+                        } else {
+                            WorkerState::Busy
+                        },
+                        threads: h.threads,
+                        arch: h.arch.clone(),
+                        kernel_impl: h.kernel_impl.clone(),
+                        rate_hps: if w.rate_hps > 0.0 {
+                            w.rate_hps as u64
+                        } else {
+                            h.bench_hps
+                        },
+                        hashes: w.hashes,
+                        leases: w.leases().len() as u32,
+                        connected_ms: millis(self.now.saturating_duration_since(w.connected)),
+                        kernels: h.kernels.clone(),
+                        drain_reason: workers.drain_reason(&w.name).map(str::to_string),
+                        jobs,
+                    }
+                })
+            })
+            .collect();
+        let absent = |name: &str, state| WorkerStatus {
+            name: name.to_string(),
+            worker: WorkerId(0),
+            state,
+            threads: 0,
+            arch: String::new(),
+            kernel_impl: String::new(),
+            rate_hps: 0,
+            hashes: 0,
+            leases: 0,
+            connected_ms: 0,
+            kernels: Vec::new(),
+            drain_reason: workers.drain_reason(name).map(str::to_string),
+            jobs: Vec::new(),
+        };
+        // Quarantined workers cannot connect, and drained ones may be away; they are
+        // listed so that an admin sees them.
+        list.extend(
+            workers
+                .quarantined()
+                .map(|name| absent(name, WorkerState::Quarantined)),
+        );
+        let connected: std::collections::BTreeSet<String> =
+            list.iter().map(|w| w.name.clone()).collect();
+        list.extend(
+            workers
+                .drained()
+                .filter(|name| !connected.contains(*name))
+                .map(|name| absent(name, WorkerState::Drained)),
+        );
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 }
 
-/// Every greeted worker, by name.
-pub(super) fn workers_status(workers: &WorkerTable, now: Instant) -> Vec<WorkerStatus> {
-    let mut list: Vec<WorkerStatus> = workers
-        .iter()
-        .filter_map(|(_, w)| {
-            w.hello().map(|h| WorkerStatus {
-                name: w.name.clone(),
-                worker: w.id,
-                state: if w.is_suspect() {
-                    WorkerState::Unresponsive
-                } else if workers.is_drained(&w.name) {
-                    WorkerState::Draining
-                } else if w.leases().is_empty() {
-                    WorkerState::Idle
-                } else {
-                    WorkerState::Busy
-                },
-                threads: h.threads,
-                arch: h.arch.clone(),
-                kernel_impl: h.kernel_impl.clone(),
-                rate_hps: if w.rate_hps > 0.0 {
-                    w.rate_hps as u64
-                } else {
-                    h.bench_hps
-                },
-                hashes: w.hashes,
-                leases: w.leases().len() as u32,
-                connected_ms: millis(now.saturating_duration_since(w.connected)),
-            })
-        })
-        .collect();
-    // Quarantined workers cannot connect; they are listed so that an admin sees them.
-    list.extend(workers.quarantined().map(|name| WorkerStatus {
-        name: name.to_string(),
-        worker: WorkerId(0),
-        state: WorkerState::Quarantined,
-        threads: 0,
-        arch: String::new(),
-        kernel_impl: String::new(),
-        rate_hps: 0,
-        hashes: 0,
-        leases: 0,
-        connected_ms: 0,
-    }));
-    list.sort_by(|a, b| a.name.cmp(&b.name));
-    list
+/// `sha256d`, `hashcash`, `preimage`, `custom:NAME`.
+fn kind_name(job: &Job) -> String {
+    let kind = &job.record.spec.kind;
+    match kind.custom_kernel() {
+        Some(name) => format!("custom:{name}"),
+        None => kind.name().to_string(),
+    }
 }

@@ -194,6 +194,15 @@ pub enum CloseReason {
     /// have kept); the peer would otherwise wait for it forever.
     #[error("internal error: a reply could not be encoded: {0}")]
     Unsendable(FrameError),
+    /// A client speaks a minor version whose client messages this coordinator
+    /// cannot send.
+    #[error("this coordinator speaks client protocol minor {ours} and the client {theirs}: upgrade the picluster client (or program) to this coordinator's version")]
+    OldClient {
+        /// The client's minor version.
+        theirs: u16,
+        /// The coordinator's.
+        ours: u16,
+    },
 }
 
 impl CloseReason {
@@ -212,7 +221,7 @@ impl CloseReason {
             // Not an error of the protocol: a new session starts with an empty queue.
             CloseReason::Backlogged => CloseCode::Normal,
             // The protocol cannot carry what the peer asked for.
-            CloseReason::Unsendable(_) => CloseCode::Protocol,
+            CloseReason::Unsendable(_) | CloseReason::OldClient { .. } => CloseCode::Protocol,
         }
     }
 }

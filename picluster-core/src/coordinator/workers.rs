@@ -130,6 +130,8 @@ pub(super) struct WorkerTable {
     by_name: BTreeMap<String, ConnId>,
     /// Names of drained workers (the mark outlives their connections).
     drained: BTreeSet<String>,
+    /// Why drained workers were drained, where a reason was given.
+    drain_reasons: BTreeMap<String, String>,
     /// Names of quarantined workers: refused until an admin releases them.
     quarantined: BTreeSet<String>,
     /// When each worker holding leases expires, ordered: timeouts without a scan.
@@ -150,6 +152,7 @@ impl WorkerTable {
             workers: BTreeMap::new(),
             by_name: BTreeMap::new(),
             drained: BTreeSet::new(),
+            drain_reasons: BTreeMap::new(),
             quarantined: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             wanting: BTreeSet::new(),
@@ -303,20 +306,49 @@ impl WorkerTable {
         self.drained.contains(name)
     }
 
-    /// Marks `name` drained (or not). Returns the worker's connection if it is
-    /// connected and greeted.
-    pub(super) fn set_drained(&mut self, name: &str, drained: bool) -> Option<ConnId> {
+    /// Marks `name` drained (or not), connected or not, with an optional reason.
+    /// Returns the worker's connection if it is connected and greeted.
+    pub(super) fn set_drained(
+        &mut self,
+        name: &str,
+        drained: bool,
+        reason: Option<String>,
+    ) -> Option<ConnId> {
+        if drained {
+            self.drained.insert(name.to_string());
+            match reason {
+                Some(reason) => self.drain_reasons.insert(name.to_string(), reason),
+                None => self.drain_reasons.remove(name),
+            };
+        } else {
+            self.drained.remove(name);
+            self.drain_reasons.remove(name);
+        }
+        self.generation += 1;
         let conn = self
             .named(name)
             .filter(|c| self.workers[c].hello.is_some())?;
-        if drained {
-            self.drained.insert(name.to_string());
-        } else {
-            self.drained.remove(name);
+        if !drained {
             self.wanting.insert(conn);
         }
-        self.generation += 1;
         Some(conn)
+    }
+
+    /// A drain reason recovered from the store.
+    pub(super) fn restore_drain_reason(&mut self, name: String, reason: String) {
+        if self.drained.contains(&name) {
+            self.drain_reasons.insert(name, reason);
+        }
+    }
+
+    /// Why `name` was drained, if it is and a reason was given.
+    pub(super) fn drain_reason(&self, name: &str) -> Option<&str> {
+        self.drain_reasons.get(name).map(String::as_str)
+    }
+
+    /// Drained names, in order.
+    pub(super) fn drained(&self) -> impl Iterator<Item = &str> {
+        self.drained.iter().map(String::as_str)
     }
 
     /// Gives the worker `lease` (`exempt` for a custom job's), after the ones it

@@ -32,6 +32,10 @@ const QUARANTINED: TableDefinition<&str, ()> = TableDefinition::new("quarantined
 const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 const ENROLLED: TableDefinition<&str, &str> = TableDefinition::new("enrolled");
+// Added after format 2 without changing it: a store without these tables reads as
+// one with them empty.
+const FINDERS: TableDefinition<(u64, u64), &str> = TableDefinition::new("finders");
+const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_reasons");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -197,6 +201,8 @@ impl RedbStore {
             txn.open_table(REVOKED).map_err(|e| self.st(e))?;
             txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
+            txn.open_table(FINDERS).map_err(|e| self.st(e))?;
+            txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -353,6 +359,27 @@ impl RedbStore {
             })?;
             snapshot.enrolled.insert(name.value().to_string(), role);
         }
+        for row in txn
+            .open_table(FINDERS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (key, worker) = row.map_err(|e| self.st(e))?;
+            let (id, index) = key.value();
+            snapshot.apply(Record::Finder(JobId(id), index, worker.value().to_string()));
+        }
+        for row in txn
+            .open_table(DRAIN_REASONS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, reason) = row.map_err(|e| self.st(e))?;
+            snapshot
+                .drain_reasons
+                .insert(name.value().to_string(), reason.value().to_string());
+        }
         Ok(snapshot)
     }
 
@@ -368,6 +395,8 @@ impl RedbStore {
             let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
             let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
+            let mut finders = txn.open_table(FINDERS).map_err(|e| self.st(e))?;
+            let mut reasons = txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
             for record in records {
                 match record {
                     Record::NextJob(next) => {
@@ -398,12 +427,16 @@ impl RedbStore {
                         outputs
                             .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
                             .map_err(|e| self.st(e))?;
+                        finders
+                            .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
                     }
                     Record::Drained(name, true) => {
                         drained.insert(name.as_str(), ()).map_err(|e| self.st(e))?;
                     }
                     Record::Drained(name, false) => {
                         drained.remove(name.as_str()).map_err(|e| self.st(e))?;
+                        reasons.remove(name.as_str()).map_err(|e| self.st(e))?;
                     }
                     Record::Quarantined(name, true) => {
                         quarantined
@@ -427,6 +460,16 @@ impl RedbStore {
                     Record::Enrolled(name, role) => {
                         enrolled
                             .insert(name.as_str(), role.as_str())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::Finder(id, index, worker) => {
+                        finders
+                            .insert((id.0, *index), worker.as_str())
+                            .map_err(|e| self.st(e))?;
+                    }
+                    Record::DrainReason(name, reason) => {
+                        reasons
+                            .insert(name.as_str(), reason.as_str())
                             .map_err(|e| self.st(e))?;
                     }
                 }

@@ -45,6 +45,8 @@ pub enum ClientToCoord {
     ListTokens(RequestId),
     /// Withdraw a join token (admin); answered by `TokenRevoked`.
     RevokeToken(TokenRequest),
+    /// One job in detail while it runs or after (minor 3); answered by `Detail`.
+    Show(JobRequest),
 }
 
 /// A request about one worker, by name.
@@ -88,6 +90,8 @@ pub struct Drain {
     pub worker: String,
     /// True to drain, false to undrain.
     pub drain: bool,
+    /// Why (shown by `status`; minor 3). Ignored when undraining.
+    pub reason: Option<String>,
 }
 
 /// A request about one job.
@@ -142,6 +146,8 @@ pub enum CoordToClient {
     Tokens(RequestId, Vec<TokenInfo>),
     /// Reply to a token withdrawal: its id.
     TokenRevoked(RequestId, String),
+    /// Reply to a show (minor 3).
+    Detail(RequestId, JobDetail),
 }
 
 /// The encoded result of a custom job's indices `start..end`.
@@ -173,7 +179,7 @@ pub enum Refusal {
     #[error("invalid job: {0}")]
     InvalidJob(String),
     /// No connected worker has this name.
-    #[error("no connected worker is named {0}")]
+    #[error("no worker named {0} is connected or has ever connected")]
     UnknownWorker(String),
     /// Only a finished job can be forgotten.
     #[error("job {0} has not finished: cancel it first")]
@@ -248,6 +254,20 @@ pub struct JobProgress {
     pub elapsed_ms: u64,
     /// Verified solutions so far.
     pub solutions: u32,
+    /// Workers holding a chunk of it now (minor 3).
+    pub workers: u32,
+}
+
+/// When a job was submitted, started and ended (Unix milliseconds, the
+/// coordinator's clock; minor 3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTimes {
+    /// When it was accepted.
+    pub submitted_ms: u64,
+    /// When a worker first got a chunk of it.
+    pub started_ms: Option<u64>,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
 }
 
 /// The final report of a job.
@@ -276,6 +296,31 @@ pub struct JobReport {
     /// Why the job failed (state `Failed`). Appended in minor version 0 before the
     /// protocol's first release.
     pub failure: Option<JobFailure>,
+    /// The kind of job, as in [`JobSummary::kind`] (minor 3).
+    pub kind: String,
+    /// Who found each of `solutions`, in the same order: an index into
+    /// `contributions` (compact, so that the largest report fits in a frame;
+    /// [`JobReport::finder`] resolves it; minor 3).
+    pub found_by: Vec<u32>,
+    /// First mode: solutions the cluster found beyond the one reported (several
+    /// workers, or one batch, may hold more than one; minor 3). `--all` lists every
+    /// solution instead.
+    pub others: u64,
+    /// When it was submitted, started and ended (minor 3).
+    pub times: JobTimes,
+}
+
+impl JobReport {
+    /// The name of the worker that found `solution` (one of
+    /// [`JobReport::solutions`]), if known.
+    pub fn finder(&self, solution: &Solution) -> Option<&str> {
+        let at = self
+            .solutions
+            .iter()
+            .position(|s| s.index == solution.index)?;
+        let worker = *self.found_by.get(at)? as usize;
+        self.contributions.get(worker).map(|c| c.worker.as_str())
+    }
 }
 
 /// Why a job failed. Retrying the same job cannot help; the job or the workers must
@@ -307,6 +352,8 @@ pub struct Contribution {
     pub worker: String,
     /// Indices it searched.
     pub hashes: u64,
+    /// Chunks (leases) it was given (this coordinator session; minor 3).
+    pub chunks: u64,
 }
 
 /// A line of the job list.
@@ -322,6 +369,47 @@ pub struct JobSummary {
     pub priority: i32,
     /// The client that submitted it (its certificate name).
     pub client: String,
+    /// When it was submitted, started and ended (minor 3).
+    pub times: JobTimes,
+    /// Why a queued job is not running, e.g. `no connected worker has kernel
+    /// \"x\"` (minor 3).
+    pub waiting: Option<String>,
+}
+
+/// One job in detail: what `picluster show` prints (minor 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDetail {
+    /// The job's line of the list.
+    pub summary: JobSummary,
+    /// Every worker that searched part of it or holds a chunk of it now, by name.
+    pub workers: Vec<JobWorker>,
+    /// Chunks given back to the queue before they were searched to their end (a
+    /// worker left, went silent or lost its connection; this coordinator session).
+    pub reassigned: u64,
+    /// Chunks split to give their tail to an idle worker (this session).
+    pub steals: u64,
+    /// Indices queued, not yet given to any worker.
+    pub unassigned: u64,
+    /// Verified solutions so far, by index (at most
+    /// [`MAX_LISTED_SOLUTIONS`](super::MAX_LISTED_SOLUTIONS)).
+    pub solutions: Vec<Solution>,
+    /// Who found each of `solutions`, in the same order: an index into `workers`.
+    pub found_by: Vec<u32>,
+}
+
+/// One worker's part in a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobWorker {
+    /// The worker's name.
+    pub worker: String,
+    /// Indices it searched (committed).
+    pub hashes: u64,
+    /// Chunks it was given (this session).
+    pub chunks: u64,
+    /// Chunks it holds now.
+    pub leases: u32,
+    /// Solutions it found.
+    pub solutions: u32,
 }
 
 /// What `picluster status` shows.
@@ -357,6 +445,12 @@ pub struct WorkerStatus {
     pub leases: u32,
     /// Milliseconds since it connected.
     pub connected_ms: u64,
+    /// The custom kernels it has registered (minor 3).
+    pub kernels: Vec<String>,
+    /// Why it was drained, if it is (minor 3).
+    pub drain_reason: Option<String>,
+    /// The jobs it holds chunks of (minor 3).
+    pub jobs: Vec<JobId>,
 }
 
 /// What a worker is doing.
@@ -376,6 +470,9 @@ pub enum WorkerState {
     /// It claimed a false solution: refused until an admin releases it (listed
     /// though not connected).
     Quarantined,
+    /// Drained and holding nothing: it takes no work until undrained (minor 3;
+    /// listed even when not connected).
+    Drained,
 }
 
 impl WorkerState {
@@ -388,6 +485,7 @@ impl WorkerState {
             WorkerState::Draining => "draining",
             WorkerState::Unresponsive => "unresponsive",
             WorkerState::Quarantined => "quarantined",
+            WorkerState::Drained => "drained",
         }
     }
 }

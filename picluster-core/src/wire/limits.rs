@@ -3,6 +3,11 @@
 /// Most solutions a job keeps (its lowest indices), so that its report fits in one
 /// frame whatever the target.
 pub const MAX_SOLUTIONS: usize = 10_000;
+/// Most solutions a job's detail ([`JobDetail`](super::JobDetail)) lists: its
+/// lowest; the report has them all.
+pub const MAX_LISTED_SOLUTIONS: usize = 100;
+/// Longest drain reason kept, in bytes.
+pub const MAX_REASON_LEN: usize = 200;
 /// Most jobs a listing shows (the newest), so that it fits in one frame.
 pub const MAX_LISTED_JOBS: usize = 4096;
 /// Most bytes of results a custom job may accumulate at the coordinator; beyond

@@ -43,8 +43,12 @@ pub const ALPN: &[u8] = b"picluster/1";
 /// kept through a lost connection ([`WorkerToCoord::Holding`]). Minor 2: revocation,
 /// join tokens, credential reports, certificate renewal and shares
 /// ([`ClientToCoord::Revoke`], [`ClientToCoord::CreateToken`],
-/// [`WorkerToCoord::Renew`], ...).
-pub const PROTOCOL_MINOR: u16 = 2;
+/// [`WorkerToCoord::Renew`], ...). Minor 3: richer client reports (who found each
+/// solution, job times, waiting reasons, per-worker kernels, drain reasons,
+/// [`ClientToCoord::Show`]). The worker protocol is unchanged by it; the client
+/// messages' layout changed, so clients and coordinator must both speak minor 3
+/// (each refuses the other with a message naming the versions).
+pub const PROTOCOL_MINOR: u16 = 3;
 /// The first minor version with [`WorkerToCoord::Holding`].
 pub const MINOR_HOLDING: u16 = 1;
 /// The first minor version with revocation, tokens and renewal.
@@ -52,6 +56,9 @@ pub const MINOR_CREDENTIALS: u16 = 2;
 /// The first minor version with shares ([`CoordToWorker::ShareTarget`],
 /// [`WorkerToCoord::Shares`]).
 pub const MINOR_SHARES: u16 = 2;
+/// The first minor version of the client messages' current layout: a client (or
+/// coordinator) below it cannot decode this build's client messages.
+pub const MINOR_CLIENT_REPORTS: u16 = 3;
 /// The minor version both sides speak: the lower of the two.
 pub fn negotiate_minor(peer: u16) -> u16 {
     peer.min(PROTOCOL_MINOR)
