@@ -787,3 +787,198 @@ fn coordinator_retention_options_are_checked_before_anything_starts() {
         assert!(e.to_string().contains(wanted), "{e}");
     }
 }
+
+/// What a newcomer meets first: honest reports (work up to a first-mode solution,
+/// who found it, rates in the job's own unit), one solution in first mode, filters,
+/// one job in detail, and cancel/wait over several jobs.
+#[test]
+fn reports_filters_and_bulk_operations_tell_the_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    cli_ok(&["init", d, "--listen", &listen]);
+    let bundle = tmp.path().join("pi-1.bundle");
+    let b = bundle.to_str().unwrap();
+    cli_ok(&["add-worker", "pi-1", "--cluster", d, "--out", b]);
+    let daemons = Daemons::start(&dir, &bundle);
+    for _ in 0..200 {
+        let (result, out) = cli(&["status", "--cluster", d, "--json"]);
+        if result.is_ok() && json_last_line(&out)["workers"][0]["state"] == "idle" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // First mode, the block's nonce half a million into the range: at least that
+    // much was searched, by pi-1, which found it.
+    let v = &vectors()[2];
+    let header = hex::encode(&v.header.0);
+    let start = u64::from(v.nonce) - 500_000;
+    let range = format!("{start}..{}", start + 1_000_000);
+    let report = json_last_line(&cli_ok(&[
+        "submit",
+        "sha256d",
+        "--cluster",
+        d,
+        "--header",
+        &header,
+        "--nonce-range",
+        &range,
+        "--json",
+    ]));
+    assert_eq!(report["job"], "j1");
+    assert_eq!(report["solutions"][0]["nonce"], u64::from(v.nonce));
+    assert_eq!(report["solutions"][0]["worker"], "pi-1");
+    assert_eq!(report["others"], 0);
+    let searched = report["hashes"].as_u64().unwrap();
+    assert!(
+        (500_001..=1_000_000).contains(&searched),
+        "searched {searched}"
+    );
+    assert_eq!(report["workers"][0]["name"], "pi-1");
+    assert_eq!(report["workers"][0]["hashes"], searched);
+    assert_eq!(report["rate_unit"], "H/s");
+    assert!(report["rate"].as_f64().unwrap() > 0.0);
+    let human = cli_ok(&["wait", "j1", "--cluster", d]);
+    assert!(human.starts_with("j1 completed: 1 solution\n"), "{human}");
+    assert!(human.contains(&format!("nonce {}", v.nonce)), "{human}");
+    assert!(human.contains("  by pi-1\n"), "{human}");
+    assert!(human.contains(" MH/s\n"), "{human}");
+
+    // Hashcash at 4 bits: thousands of hits in a block, one reported (the lowest
+    // found) with the count of the others; the rate is in indices/s.
+    let out = cli_ok(&[
+        "submit",
+        "hashcash",
+        "--data",
+        "picluster",
+        "--bits",
+        "4",
+        "--counter-range",
+        "0..1000000",
+        "--cluster",
+        d,
+    ]);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("j2 completed: 1 solution (the lowest of "),
+        "{out}"
+    );
+    assert_eq!(out.lines().filter(|l| l.contains("counter ")).count(), 1);
+    assert!(
+        out.contains(" indices/s\n") && !out.contains("MH/s"),
+        "{out}"
+    );
+    let report = json_last_line(&cli_ok(&["wait", "j2", "--cluster", d, "--json"]));
+    assert!(report["others"].as_u64().unwrap() >= 1000, "{report}");
+    assert_eq!(report["rate_unit"], "indices/s");
+    let counter = report["solutions"][0]["counter"].as_u64().unwrap();
+    let digest = sha2::Sha256::new()
+        .chain_update(b"picluster")
+        .chain_update(counter.to_be_bytes())
+        .finalize();
+    assert_eq!(digest[0] >> 4, 0, "a real solution");
+
+    // Three long jobs, detached; then several at once.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = cli_ok(&[
+            "submit",
+            "sha256d",
+            "--cluster",
+            d,
+            "--header",
+            &header,
+            "--nonce-range",
+            "0..4294967296",
+            "--all",
+            "--detach",
+        ]);
+        ids.push(out.trim().to_string());
+    }
+    assert_eq!(ids, vec!["j3", "j4", "j5"]);
+    let live = json_last_line(&cli_ok(&[
+        "jobs",
+        "--state",
+        "live",
+        "--cluster",
+        d,
+        "--json",
+    ]));
+    assert_eq!(live["jobs"].as_array().unwrap().len(), 3);
+    let detail = json_last_line(&cli_ok(&["show", "last", "--cluster", d, "--json"]));
+    assert_eq!(detail["job"], "j5");
+    assert!(detail["times"]["submitted_ms"].as_u64().unwrap() > 0);
+    let detail = json_last_line(&cli_ok(&["jobs", "j1", "--cluster", d, "--json"]));
+    assert_eq!(detail["workers"][0]["name"], "pi-1");
+    assert_eq!(detail["workers"][0]["hashes"], searched);
+    assert_eq!(detail["workers"][0]["solutions"], 1);
+    assert_eq!(detail["solutions"][0]["worker"], "pi-1");
+    let human = cli_ok(&["show", "j1", "--cluster", d]);
+    assert!(human.starts_with("j1 completed (sha256d first"), "{human}");
+    assert!(human.contains("WORKER"), "{human}");
+
+    assert_eq!(
+        cli_err(&["cancel", "90-95", "--cluster", d]),
+        "no job from j90 to j95 is kept by the coordinator: nothing to cancel"
+    );
+    let cancelled = json_last_line(&cli_ok(&["cancel", "4-5", "3", "--cluster", d, "--json"]));
+    assert_eq!(
+        cancelled,
+        serde_json::json!({"jobs": [
+            {"job": "j4", "state": "cancelled"},
+            {"job": "j5", "state": "cancelled"},
+            {"job": "j3", "state": "cancelled"},
+        ]})
+    );
+    assert_eq!(
+        cli_ok(&["cancel", "all", "--cluster", d]),
+        "no jobs to cancel\n"
+    );
+    let (result, out) = cli(&["wait", "j3-j5", "--cluster", d, "--json"]);
+    assert_eq!(result.unwrap(), ExitCode::from(3), "the worst: cancelled");
+    let reports = json_last_line(&out);
+    let states: Vec<&str> = reports["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["cancelled"; 3]);
+
+    // Filters.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec!["jobs", "--cluster", d, "--json"];
+        argv.extend_from_slice(args);
+        json_last_line(&cli_ok(&argv))["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&["--state", "completed"]), vec!["j1", "j2"]);
+    assert_eq!(
+        listed(&["--state", "done", "--last", "2"]),
+        vec!["j4", "j5"]
+    );
+    assert_eq!(
+        listed(&["--all", "--client", "admin", "--last", "1"]),
+        vec!["j5"]
+    );
+    assert!(listed(&["--all", "--client", "bob"]).is_empty());
+    assert_eq!(
+        cli_ok(&["jobs", "--state", "running", "--cluster", d]),
+        "no jobs match\n"
+    );
+    assert!(matches!(
+        cli(&["jobs", "--state", "sleeping", "--cluster", d]).0,
+        Err(CliError::Usage(_))
+    ));
+    assert!(matches!(
+        cli(&["cancel", "7-3", "--cluster", d]).0,
+        Err(CliError::Usage(_))
+    ));
+    daemons.stop();
+}

@@ -2,7 +2,7 @@
 
 use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound, Overflow, Transmit};
 use picluster_core::identity::{PeerIdentity, Role};
-use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId};
+use picluster_core::ids::{ConnId, JobId, LeaseId, RequestId, WorkerId};
 use picluster_core::job::{JobKind, SearchMode};
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::kernel::SearchKernel;
@@ -1836,4 +1836,212 @@ fn a_claimed_benchmark_counts_for_at_most_eight_times_the_peers_until_measured()
         .map(|(_, x)| x.end - x.start)
         .collect();
     assert_eq!(sizes, vec![500_000_000, 500_000_000]);
+}
+
+#[test]
+fn a_first_mode_report_counts_the_work_up_to_its_solution_names_the_finder_and_counts_the_others() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.add_worker(ConnId(2), "pi-2", 1);
+    let job = genesis_job(0..1 << 16);
+    h.submit(&job, SearchMode::First);
+    let a = assigns(&h.drain());
+    // pi-2 searched its first chunk to the end; then pi-1 found two solutions in the
+    // middle of its second chunk, after reporting half of it.
+    let (c0, first) = &a[0];
+    let (c1, second) = a
+        .iter()
+        .find(|(c, l)| c != c0 && l.start > first.start)
+        .expect("a chunk of the other worker");
+    h.progress(*c1, second.lease, second.start + 1000);
+    let mut hits = Vec::new();
+    job.kernel()
+        .scan(second.start + 1000..second.end, &mut hits);
+    assert!(hits.len() >= 2, "easy target: several hits in a chunk");
+    let claimed = vec![hits[1], hits[0]];
+    h.found(*c1, second.lease, claimed.clone());
+    let report = finished(&h.drain()).expect("job finished");
+    assert_eq!(report.state, JobState::Completed);
+    // The lowest of what was found, and how many others.
+    assert_eq!(report.solutions.len(), 1);
+    assert_eq!(report.solutions[0].index, hits[0]);
+    assert_eq!(report.others, 1);
+    let finder = if *c1 == ConnId(1) { "pi-1" } else { "pi-2" };
+    assert_eq!(report.finder(&report.solutions[0]), Some(finder));
+    // Searched: the finder's chunk up to its highest claimed solution, and nothing
+    // of the other worker's chunk, whose progress was never reported.
+    assert_eq!(report.hashes, hits[1] + 1 - second.start);
+    assert_eq!(report.contributions.len(), 1);
+    assert_eq!(report.contributions[0].worker, finder);
+    assert_eq!(report.contributions[0].hashes, report.hashes);
+    assert_eq!(report.contributions[0].chunks, 2);
+    assert_eq!(report.kind, "sha256d");
+    assert!(report.times.started_ms.is_some() && report.times.ended_ms.is_some());
+    // The detail agrees, and lists both solutions found.
+    let detail = h.core.detail(JobId(1), h.now).unwrap();
+    assert_eq!(detail.solutions.len(), 2);
+    assert_eq!(detail.found_by.len(), 2);
+    let named: Vec<&str> = detail
+        .found_by
+        .iter()
+        .map(|i| detail.workers[*i as usize].worker.as_str())
+        .collect();
+    assert_eq!(named, vec![finder, finder]);
+    let w = detail.workers.iter().find(|w| w.worker == finder).unwrap();
+    assert_eq!((w.hashes, w.chunks, w.solutions), (report.hashes, 2, 2));
+    // In all mode every solution is listed and none counted as "others".
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    let (report, _) = {
+        h.submit(&job, SearchMode::All);
+        run_to_completion(&mut h, &job)
+    };
+    let mut all = Vec::new();
+    job.kernel().scan(0..1 << 16, &mut all);
+    assert_eq!(report.solutions.len(), all.len());
+    assert_eq!(report.others, 0);
+    assert_eq!(report.found_by.len(), all.len());
+    assert!(report
+        .solutions
+        .iter()
+        .all(|s| report.finder(s) == Some("pi-1")));
+}
+
+#[test]
+fn a_queued_job_says_what_it_waits_for() {
+    let mut h = Harness::small_chunks();
+    let waiting = |h: &Harness| {
+        h.core
+            .jobs(h.now)
+            .into_iter()
+            .map(|j| j.waiting)
+            .collect::<Vec<_>>()
+    };
+    let job = genesis_job(0..1 << 14);
+    h.submit(&job, SearchMode::All);
+    h.drain();
+    assert_eq!(waiting(&h), vec![Some("no workers connected".to_string())]);
+    // A custom job waits for a worker with its kernel.
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(5),
+        work: WorkSpec::Custom(CustomWork {
+            kernel: "histogram".into(),
+            params: vec![],
+            keyspace: 100,
+            block: 10,
+        }),
+        mode: SearchMode::All,
+        priority: 9,
+    }));
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.drain();
+    let now = waiting(&h);
+    assert_eq!(now[0], None, "j1 runs on pi-1");
+    assert_eq!(
+        now[1].as_deref(),
+        Some("no connected worker has kernel \"histogram\"")
+    );
+    // A drained worker runs nothing new.
+    h.client(ClientToCoord::Submit(Submit {
+        request: RequestId(6),
+        work: WorkSpec::from(&JobKind::Sha256d(job)),
+        mode: SearchMode::All,
+        priority: -1,
+    }));
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(7),
+        worker: "pi-1".into(),
+        drain: true,
+        reason: Some("  dusting  ".into()),
+    }));
+    h.drain();
+    assert_eq!(
+        waiting(&h)[2].as_deref(),
+        Some("every worker that can run it is drained or unresponsive")
+    );
+    let status = h.core.status(h.now);
+    assert_eq!(status.workers[0].state, WorkerState::Draining);
+    assert_eq!(status.workers[0].drain_reason.as_deref(), Some("dusting"));
+    assert_eq!(status.workers[0].jobs, vec![JobId(1)]);
+}
+
+#[test]
+fn a_worker_away_may_be_drained_and_takes_no_work_when_it_comes_back() {
+    let mut h = Harness::small_chunks();
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.core.handle_disconnected(h.now, ConnId(1));
+    h.drain();
+    // Unknown names are refused: a typo must not mark a worker that never was.
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(3),
+        worker: "pi-9".into(),
+        drain: true,
+        reason: None,
+    }));
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(4),
+        worker: "pi-1".into(),
+        drain: true,
+        reason: Some("new SD card".into()),
+    }));
+    let out = h.drain();
+    let replies: Vec<&CoordToClient> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::ToClient(CLIENT, m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies[0],
+        &CoordToClient::Refused(RequestId(3), Refusal::UnknownWorker("pi-9".into()))
+    );
+    let CoordToClient::Drained(RequestId(4), status) = replies[1] else {
+        panic!("{replies:?}")
+    };
+    assert_eq!(status.state, WorkerState::Drained);
+    assert_eq!(status.worker, WorkerId(0), "not connected");
+    assert_eq!(status.drain_reason.as_deref(), Some("new SD card"));
+    let listed = h.core.status(h.now).workers;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, WorkerState::Drained);
+    // Back: no work until undrained.
+    h.add_worker(ConnId(2), "pi-1", 1);
+    let job = genesis_job(0..1 << 14);
+    h.submit(&job, SearchMode::All);
+    assert!(assigns(&h.drain()).is_empty());
+    assert_eq!(h.core.status(h.now).workers[0].state, WorkerState::Drained);
+    h.client(ClientToCoord::Drain(Drain {
+        request: RequestId(8),
+        worker: "pi-1".into(),
+        drain: false,
+        reason: None,
+    }));
+    let out = h.drain();
+    assert!(!assigns(&out).is_empty());
+    assert_eq!(h.core.status(h.now).workers[0].drain_reason, None);
+}
+
+#[test]
+fn a_client_of_an_older_client_protocol_is_told_to_upgrade() {
+    let mut h = Harness::small_chunks();
+    h.core
+        .handle_connected(h.now, ConnId(9), PeerIdentity::new(Role::Client, "old"));
+    h.core.handle_inbound(
+        h.now,
+        ConnId(9),
+        Inbound::Client(ClientToCoord::Hello(ClientHello {
+            minor: 2,
+            client_version: "0.0.9".into(),
+        })),
+    );
+    let out = h.drain();
+    let [Transmit::Close(ConnId(9), reason)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(reason.code(), CloseCode::Protocol);
+    assert_eq!(
+        reason.to_string(),
+        "this coordinator speaks client protocol minor 3 and the client 2: upgrade the picluster client (or program) to this coordinator's version"
+    );
 }

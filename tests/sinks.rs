@@ -261,3 +261,118 @@ async fn connection_errors_name_the_address() {
     }
     drop(taken);
 }
+
+/// The coordinator's log at INFO tells what happened, one line per event with the
+/// job and worker as fields, and a client that finishes is not logged as timed out.
+#[test]
+fn the_coordinator_log_tells_the_story_of_jobs_and_workers() {
+    let _alone = one_coordinator_process_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cluster =
+        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let mut coordinator = program(
+        &[
+            "picluster",
+            "coordinator",
+            "--cluster",
+            dir.to_str().unwrap(),
+        ],
+        false,
+        false,
+    );
+    let mut stderr = coordinator.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(picluster_worker::run(
+            cluster.worker_bundle("pi-1").unwrap(),
+            picluster_worker::WorkerOptions {
+                threads: 1,
+                benchmark: Duration::from_millis(10),
+                min_backoff: Duration::from_millis(50),
+                ..picluster_worker::WorkerOptions::default()
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let started = Instant::now();
+        let client = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no coordinator"
+            );
+            if let Ok(c) = picluster_client::Client::connect(&cluster.admin_bundle().unwrap()).await
+            {
+                if c.status().await.unwrap().workers.len() == 1 {
+                    break c;
+                }
+                c.shutdown().await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let v = &vectors()[0];
+        let start = u64::from(v.nonce) - 1000;
+        let job = Sha256dJob::new(v.header, None, start..start + (1 << 20), 0).unwrap();
+        let report = client
+            .run(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::First,
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.state, JobState::Completed);
+        let whole = Sha256dJob::new(v.header, None, 0..1 << 32, 0).unwrap();
+        let long = client
+            .submit(&JobSpec {
+                kind: JobKind::Sha256d(whole),
+                mode: SearchMode::All,
+            })
+            .await
+            .unwrap();
+        client.cancel(long).await.unwrap();
+        client.shutdown().await;
+        let _ = stop.send(());
+        worker.await.unwrap().unwrap();
+        // The worker's goodbye and the client's close reach the coordinator.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+    let log = log.join().unwrap();
+    let line = |needle: &[&str]| {
+        log.lines()
+            .find(|l| l.contains(" INFO ") && needle.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no INFO line with {needle:?} in:\n{log}"))
+            .to_string()
+    };
+    line(&["worker joined", "worker=pi-1", "threads=1"]);
+    line(&[
+        "job submitted",
+        "job=j1",
+        "client=admin",
+        "kind=sha256d",
+        "keyspace=1048576",
+    ]);
+    line(&["job started", "job=j1", "worker=pi-1"]);
+    line(&["solution found", "job=j1", "worker=pi-1", "index=1000"]);
+    let done = line(&["job completed", "job=j1", "solutions=1"]);
+    assert!(done.contains("searched="), "{done}");
+    line(&["job cancelled", "job=j2"]);
+    line(&["worker left", "worker=pi-1"]);
+    assert!(
+        !log.contains("timed out"),
+        "every peer ended normally, none timed out:\n{log}"
+    );
+}
