@@ -565,8 +565,7 @@ fn command_line_drives_a_cluster_from_init_to_results() {
         "--bits",
         "12",
     ]);
-    // First mode stops at the first batch of verified counters (a 64 Ki block holds
-    // about 16 at this difficulty).
+    // First mode reports the lowest counter found before the job stopped.
     assert!(human.starts_with("j5 completed: "), "{human}");
     assert!(human.contains("counter "), "{human}");
 
@@ -980,5 +979,89 @@ fn reports_filters_and_bulk_operations_tell_the_truth() {
         cli(&["cancel", "7-3", "--cluster", d]).0,
         Err(CliError::Usage(_))
     ));
+
+    // Batch submission: one job per line, comments and blank lines skipped, all
+    // waited for; a bad line names the file and line, and nothing is submitted.
+    let headers = tmp.path().join("headers.txt");
+    let other = hex::encode(&vectors()[0].header.0);
+    std::fs::write(
+        &headers,
+        format!("# blocks to check\n{header}\n\n  {other}  \n"),
+    )
+    .unwrap();
+    let h = headers.to_str().unwrap();
+    let bad = tmp.path().join("bad.txt");
+    std::fs::write(&bad, format!("{header}\n# fine so far\nzz\n")).unwrap();
+    let message = cli_err(&[
+        "submit",
+        "sha256d",
+        "--headers-file",
+        bad.to_str().unwrap(),
+        "--cluster",
+        d,
+    ]);
+    assert!(
+        message.starts_with(&format!("--headers-file {} line 3: ", bad.display())),
+        "{message}"
+    );
+    assert_eq!(listed(&["--all"]).len(), 5, "nothing submitted");
+    let (result, out) = cli(&[
+        "submit",
+        "sha256d",
+        "--headers-file",
+        h,
+        "--nonce-range",
+        &range,
+        "--all",
+        "--cluster",
+        d,
+        "--json",
+    ]);
+    assert_eq!(result.unwrap(), ExitCode::SUCCESS);
+    let batch = json_last_line(&out);
+    let summary: Vec<(String, usize, u64)> = batch["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["job"].as_str().unwrap().to_string(),
+                r["solutions"].as_array().unwrap().len(),
+                r["hashes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("j6".to_string(), 1, 1_000_000),
+            ("j7".to_string(), 0, 1_000_000)
+        ]
+    );
+    let masks = tmp.path().join("masks.txt");
+    std::fs::write(&masks, "pi?d?d?d!\npi?d?d?d??\n").unwrap();
+    let digest = |text: &str| hex::encode(&sha2::Sha256::digest(text.as_bytes()));
+    let out = cli_ok(&[
+        "submit",
+        "preimage",
+        "--masks-file",
+        masks.to_str().unwrap(),
+        "--target",
+        &digest("pi314!"),
+        "--target",
+        &digest("pi999?"),
+        "--detach",
+        "--cluster",
+        d,
+    ]);
+    assert_eq!(out, "j8\nj9\n");
+    let batch = json_last_line(&cli_ok(&["wait", "j8", "j9", "--cluster", d, "--json"]));
+    let found: Vec<&str> = batch["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["solutions"][0]["preimage"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec!["pi314!", "pi999?"]);
     daemons.stop();
 }

@@ -376,3 +376,66 @@ fn the_coordinator_log_tells_the_story_of_jobs_and_workers() {
         "every peer ended normally, none timed out:\n{log}"
     );
 }
+
+/// With `--json`, an error is a JSON object on stdout too, with its kind; invalid
+/// input exits 2 (nothing was sent), other errors 1.
+#[test]
+fn json_errors_carry_their_kind_and_invalid_input_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    ClusterDir::init(&dir, "127.0.0.1:9".parse().unwrap(), &[]).unwrap();
+    let d = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = program(args, false, false).wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        // The test harness's "test NAME ... " shares the line.
+        let last = stdout.lines().last().unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&last[last.find('{').unwrap_or(0)..])
+            .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, json, stderr) = run(&[
+        "picluster",
+        "submit",
+        "sha256d",
+        "--header",
+        "zz",
+        "--cluster",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(json["kind"], "input");
+    assert_eq!(json["retryable"], false);
+    assert!(json["error"].as_str().unwrap().contains("header"), "{json}");
+    assert!(stderr.starts_with("picluster: "), "{stderr}");
+    let (code, json, _) = run(&[
+        "picluster",
+        "jobs",
+        "--state",
+        "asleep",
+        "--cluster",
+        d,
+        "--json",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(json["kind"], "usage");
+    assert!(json["error"].as_str().unwrap().contains("asleep"), "{json}");
+    let (code, json, _) = run(&[
+        "picluster",
+        "status",
+        "--cluster",
+        "/nonexistent/c",
+        "--json",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["kind"], "cluster");
+    assert_eq!(
+        json["error"],
+        "/nonexistent/c is not a cluster directory (no cluster.json): create one with `picluster init`"
+    );
+}

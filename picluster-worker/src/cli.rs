@@ -25,7 +25,18 @@ use std::time::Duration;
 #[command(
     name = "picluster-worker",
     version,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+Examples:
+  picluster-worker --join TOKEN --name pi-3 --state-dir /var/lib/picluster-worker   (once)
+  picluster-worker --state-dir /var/lib/picluster-worker                           (every start after)
+  picluster-worker --bundle pi-3.bundle --threads 3
+  picluster-worker bench --seconds 2
+  picluster-worker selftest
+
+Environment:
+  PICLUSTER_BUNDLE, PICLUSTER_STATE_DIR, PICLUSTER_JOIN   instead of the options
+  RUST_LOG   log filter (e.g. debug); overrides -v and -q"
 )]
 struct Args {
     #[command(subcommand)]
@@ -54,6 +65,13 @@ struct Args {
     /// Kernel implementation to use instead of the fastest (see `bench`).
     #[arg(long = "impl", value_name = "NAME")]
     implementation: Option<String>,
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG, when set,
+    /// decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output: warnings and errors only (-qq: errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    quiet: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,10 +112,13 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args = Args::parse_from(args);
+    let level = ["error", "warn", "info", "debug", "trace"][(2 + usize::from(args.verbose))
+        .saturating_sub(usize::from(args.quiet))
+        .min(4)];
     // A standard error that goes away loses the logs, not the worker.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_writer(|| picluster_core::service::LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

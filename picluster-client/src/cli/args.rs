@@ -5,12 +5,40 @@ use picluster_core::ids::JobId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// What `picluster --help` ends with.
+const AFTER_HELP: &str = "\
+Examples:
+  picluster init rack --listen 0.0.0.0:7878 --advertise head.local:7878
+  picluster coordinator --cluster rack
+  picluster token create --cluster rack     (then on each Pi: picluster-worker --join TOKEN --name pi-1 --state-dir /var/lib/picluster-worker)
+  picluster status --cluster rack
+  picluster submit sha256d --header HEX --cluster rack
+  picluster submit preimage --masks-file masks.txt --target HEX --detach
+  picluster jobs --state running        picluster show last        picluster cancel 3-7
+  picluster drain pi-3 --reason 'new fan'
+
+Environment:
+  PICLUSTER_CLUSTER   the cluster directory, instead of --cluster
+  PICLUSTER_BUNDLE    a client bundle, instead of --bundle
+  RUST_LOG            log filter (e.g. debug, picluster_core=debug); overrides -v and -q
+
+Exit status: 0 success, 1 error or failed job, 2 invalid command line or input
+(nothing sent), 3 cancelled job, 130 Ctrl-C while following a job (it keeps
+running), 141 output pipe closed.";
+
 /// Turn a handful of Raspberry Pis into one compute cluster.
 #[derive(Parser, Debug)]
-#[command(name = "picluster", version)]
+#[command(name = "picluster", version, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub(super) command: Command,
+    /// More log output on stderr (-v: info, -vv: debug; the coordinator logs info
+    /// by default, so -v gives it debug). RUST_LOG, when set, decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(super) verbose: u8,
+    /// Less on stderr: only errors, no progress bar or hints.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(super) quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,8 +380,16 @@ pub(super) struct HashcashArgs {
 pub(super) struct PreimageArgs {
     /// The mask: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 are charsets, ?? is '?', anything
     /// else stands for itself (e.g. "pass?d?d?d?d").
-    #[arg(long)]
-    pub(super) mask: String,
+    #[arg(
+        long,
+        required_unless_present = "masks_file",
+        conflicts_with = "masks_file"
+    )]
+    pub(super) mask: Option<String>,
+    /// A file of masks, one per line (blank lines and # comments skipped): one job
+    /// each, with the other options; waits for all of them (or --detach).
+    #[arg(long, value_name = "FILE")]
+    pub(super) masks_file: Option<PathBuf>,
     /// Custom charset ?1 (same syntax, e.g. "?l?d_").
     #[arg(long = "charset1", short = '1', value_name = "SET")]
     pub(super) charset1: Option<String>,
@@ -397,10 +433,15 @@ pub(super) enum HashArg {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("headers").required(true).args(["header", "headers_file"])))]
 pub(super) struct Sha256dArgs {
     /// The 80-byte block header, hex, as serialized (its nonce field is ignored).
     #[arg(long)]
-    pub(super) header: String,
+    pub(super) header: Option<String>,
+    /// A file of headers, one per line (blank lines and # comments skipped): one job
+    /// each, with the other options; waits for all of them (or --detach).
+    #[arg(long, value_name = "FILE")]
+    pub(super) headers_file: Option<PathBuf>,
     /// Nonces to search, half-open START..END (default 0..4294967296).
     #[arg(long, value_name = "START..END")]
     pub(super) nonce_range: Option<String>,

@@ -2,7 +2,8 @@
 //! with their own output buffer.
 //!
 //! Exit codes: 0 success (a job that completed, with or without solutions), 1 an
-//! error (or a job that failed), 2 bad usage, 3 a job that ended cancelled, 130
+//! error (or a job that failed), 2 bad usage or invalid input (nothing was sent), 3
+//! a job that ended cancelled, 130
 //! Ctrl-C while following a job (it keeps running), 141 a closed output pipe.
 //!
 //! # Layout
@@ -20,9 +21,7 @@ pub use args::Cli;
 use crate::client::{Client, ClientError};
 use args::{ClusterArg, Command, JobSelector, SubmitCommon, SubmitKind, TokenCommand};
 use clap::Parser;
-use output::{
-    print_cancelled, print_drained, print_forgotten, print_jobs, print_report, print_status,
-};
+use output::{print_cancelled, print_drained, print_forgotten, print_jobs, print_status};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
 use picluster_core::ids::JobId;
@@ -78,15 +77,34 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // Known before parsing, so that a usage error is JSON too.
+    let json = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => return exit_code_as(Err(CliError::Usage(e)), true),
         Err(e) => e.exit(),
     };
-    let verbose = matches!(cli.command, Command::Coordinator { .. });
-    init_logging(if verbose { "info" } else { "warn" });
+    let levels = ["error", "warn", "info", "debug", "trace"];
+    let base = if matches!(cli.command, Command::Coordinator { .. }) {
+        2
+    } else {
+        1
+    };
+    let level = if cli.quiet {
+        0
+    } else {
+        (base + usize::from(cli.verbose)).min(levels.len() - 1)
+    };
+    init_logging(levels[level]);
+    output::set_quiet(cli.quiet);
     let stdout = std::io::stdout();
     let result = run(cli, &mut stdout.lock());
-    exit_code(result)
+    exit_code_as(result, json)
 }
 
 /// Logs to standard error at `default` level unless `RUST_LOG` says otherwise; a
@@ -107,14 +125,76 @@ pub fn init_logging(default: &str) {
 /// in one line. Output cut off by its reader (`picluster status | head`) ends the
 /// command quietly with status 141, as a Unix tool killed by SIGPIPE does.
 pub fn exit_code(result: Result<ExitCode, CliError>) -> ExitCode {
+    exit_code_as(result, false)
+}
+
+/// Like [`exit_code`]; with `json`, an error is also the last line of stdout, as
+/// `{"error": TEXT, "kind": KIND, "retryable": BOOL}`.
+pub fn exit_code_as(result: Result<ExitCode, CliError>, json: bool) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(picluster_core::service::EXIT_BROKEN_PIPE)
         }
         Err(e) => {
-            picluster_core::service::eprint_lossy(&format!("picluster: {e}"));
-            ExitCode::FAILURE
+            let text = match &e {
+                // clap's message ends with a usage hint over several lines.
+                CliError::Usage(u) => u.render().to_string(),
+                _ => e.to_string(),
+            };
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            if json {
+                let doc = json!({"error": first, "kind": e.kind(), "retryable": e.is_retryable()});
+                let _ = writeln!(std::io::stdout(), "{doc}");
+            }
+            match &e {
+                CliError::Usage(u) => {
+                    picluster_core::service::eprint_lossy(u.render().to_string().trim_end())
+                }
+                _ => picluster_core::service::eprint_lossy(&format!("picluster: {e}")),
+            }
+            ExitCode::from(e.exit_status())
+        }
+    }
+}
+
+impl CliError {
+    /// What kind of failure, in one word (the `kind` of a JSON error): `usage`,
+    /// `input`, `cluster`, `refused`, `connection`, `version`, `serve`, `output`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CliError::Usage(_) => "usage",
+            CliError::Input(_) => "input",
+            CliError::Cluster(_) => "cluster",
+            CliError::Client(ClientError::Refused(_)) => "refused",
+            CliError::Client(ClientError::Cluster(_)) => "cluster",
+            CliError::Client(ClientError::CoordinatorTooOld { .. }) => "version",
+            CliError::Client(ClientError::Kernel(_)) => "input",
+            CliError::Client(_) | CliError::Net(_) => "connection",
+            CliError::Serve(_) => "serve",
+            CliError::Output(_) => "output",
+        }
+    }
+
+    /// Whether running the command again may succeed (the coordinator was away).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CliError::Client(e) => e.is_retryable(),
+            CliError::Net(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The exit status: 2 for a command line or input that is not valid (nothing
+    /// was sent), 1 otherwise.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            CliError::Usage(_) | CliError::Input(_) => 2,
+            _ => 1,
         }
     }
 }
@@ -207,13 +287,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
         }
         Command::Submit {
             kind: SubmitKind::Sha256d(args),
-        } => submit(spec::sha256d_spec(&args)?, &args.common, out),
+        } => submit(spec::sha256d_specs(&args)?, &args.common, out),
         Command::Submit {
             kind: SubmitKind::Hashcash(args),
-        } => submit(spec::hashcash_spec(&args)?, &args.common, out),
+        } => submit(vec![spec::hashcash_spec(&args)?], &args.common, out),
         Command::Submit {
             kind: SubmitKind::Preimage(args),
-        } => submit(spec::preimage_spec(&args)?, &args.common, out),
+        } => submit(spec::preimage_specs(&args)?, &args.common, out),
         Command::Wait {
             jobs,
             cluster,
@@ -374,31 +454,47 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
 
 /// Submits a validated job, then waits for it with a progress bar (or returns at once
 /// with `--detach`).
-fn submit(spec: JobSpec, common: &SubmitCommon, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+fn submit(
+    specs: Vec<JobSpec>,
+    common: &SubmitCommon,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
     let json = common.output.json;
     with_client(&common.cluster, |client| async move {
-        let job = client.submit_with_priority(&spec, common.priority).await?;
-        if !common.detach && !std::io::stderr().is_terminal() {
-            // No progress bar: say at once which job this is, for a log or a script
-            // that wants to `wait` for it elsewhere.
-            picluster_core::service::eprint_lossy(&format!("picluster: submitted {job}"));
+        let mut jobs = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            jobs.push(client.submit_with_priority(spec, common.priority).await?);
+        }
+        let ids: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+        if !common.detach && !std::io::stderr().is_terminal() && !output::quiet() {
+            // No progress bar: say at once which jobs these are, for a log or a script
+            // that wants to `wait` for them elsewhere.
+            picluster_core::service::eprint_lossy(&format!(
+                "picluster: submitted {}",
+                ids.join(" ")
+            ));
         }
         if common.detach {
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({"job": job.to_string(), "state": "queued"})
-                )?;
+                let one = |id: &String| json!({"job": id, "state": "queued"});
+                let doc = match &ids[..] {
+                    [id] => one(id),
+                    _ => json!({"jobs": ids.iter().map(one).collect::<Vec<_>>()}),
+                };
+                writeln!(out, "{doc}")?;
             } else {
-                writeln!(out, "{job}")?;
+                writeln!(out, "{}", ids.join("\n"))?;
             }
             return Ok(ExitCode::SUCCESS);
         }
-        match output::follow(&client, job, true).await? {
-            output::Followed::Report(report) => print_report(out, &report, json),
-            output::Followed::Interrupted => interrupted(job),
+        let mut reports = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match output::follow(&client, job, true).await? {
+                output::Followed::Report(report) => reports.push(*report),
+                output::Followed::Interrupted => return interrupted(job),
+            }
         }
+        output::print_reports(out, &reports, json)
     })
 }
 

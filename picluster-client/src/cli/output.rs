@@ -16,6 +16,23 @@ use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: no progress bar or hints on stderr.
+pub(super) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub(super) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether stderr gets a progress bar (a terminal, and not `-q`).
+pub(super) fn chatty() -> bool {
+    !quiet() && std::io::stderr().is_terminal()
+}
+
 /// How following a job ended.
 pub(super) enum Followed {
     /// Its report.
@@ -36,7 +53,7 @@ pub(super) async fn follow(
     interruptible: bool,
 ) -> Result<Followed, CliError> {
     let mut watch = client.watch(job).await?;
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = chatty();
     // The unit of the rate follows the job's kind; without it, plain indices.
     let kind = if terminal {
         client

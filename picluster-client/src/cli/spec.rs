@@ -10,10 +10,67 @@ use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
 use std::ops::Range;
 
-/// Validates `submit sha256d` arguments into a job, before anything is sent.
-pub(super) fn sha256d_spec(args: &Sha256dArgs) -> Result<JobSpec, CliError> {
+/// Validates `submit sha256d` arguments into jobs, before anything is sent: one, or
+/// one per line of `--headers-file`.
+pub(super) fn sha256d_specs(args: &Sha256dArgs) -> Result<Vec<JobSpec>, CliError> {
+    match (&args.header, &args.headers_file) {
+        (Some(header), _) => Ok(vec![sha256d_spec(args, header)?]),
+        (None, Some(path)) => each_line("--headers-file", path, |line| sha256d_spec(args, line)),
+        (None, None) => unreachable!("clap requires --header or --headers-file"),
+    }
+}
+
+/// Validates `submit preimage` arguments into jobs: one, or one per line of
+/// `--masks-file`.
+pub(super) fn preimage_specs(args: &PreimageArgs) -> Result<Vec<JobSpec>, CliError> {
+    match (&args.mask, &args.masks_file) {
+        (Some(mask), _) => Ok(vec![preimage_spec(args, mask)?]),
+        (None, Some(path)) => each_line("--masks-file", path, |line| preimage_spec(args, line)),
+        (None, None) => unreachable!("clap requires --mask or --masks-file"),
+    }
+}
+
+/// Most jobs one batch file may submit.
+pub(super) const MAX_BATCH_JOBS: usize = 10_000;
+
+/// One job per line of a batch file (blank lines and `#` comments skipped); an
+/// error names the file and the line, and nothing is submitted.
+fn each_line(
+    option: &str,
+    path: &std::path::Path,
+    spec: impl Fn(&str) -> Result<JobSpec, CliError>,
+) -> Result<Vec<JobSpec>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("{option} {}: {e}", path.display())))?;
+    let mut specs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if specs.len() == MAX_BATCH_JOBS {
+            return Err(CliError::Input(format!(
+                "{option} {}: more than {MAX_BATCH_JOBS} jobs; split the file",
+                path.display()
+            )));
+        }
+        specs.push(spec(line).map_err(|e| {
+            CliError::Input(format!("{option} {} line {}: {e}", path.display(), n + 1))
+        })?);
+    }
+    if specs.is_empty() {
+        return Err(CliError::Input(format!(
+            "{option} {}: no jobs in it (every line is blank or a # comment)",
+            path.display()
+        )));
+    }
+    Ok(specs)
+}
+
+/// Validates `submit sha256d` arguments with `header` into a job.
+fn sha256d_spec(args: &Sha256dArgs, header: &str) -> Result<JobSpec, CliError> {
     let input = |e: &dyn std::fmt::Display| CliError::Input(e.to_string());
-    let header = BlockHeader::from_hex(&args.header).map_err(|e| input(&e))?;
+    let header = BlockHeader::from_hex(header).map_err(|e| input(&e))?;
     let target = args
         .target
         .as_deref()
@@ -87,16 +144,15 @@ pub(super) fn hashcash_spec(args: &HashcashArgs) -> Result<JobSpec, CliError> {
     })
 }
 
-/// Validates `submit preimage` arguments into a job, before anything is sent.
-pub(super) fn preimage_spec(args: &PreimageArgs) -> Result<JobSpec, CliError> {
+/// Validates `submit preimage` arguments with `mask` into a job.
+fn preimage_spec(args: &PreimageArgs, mask: &str) -> Result<JobSpec, CliError> {
     let custom = [
         args.charset1.as_deref(),
         args.charset2.as_deref(),
         args.charset3.as_deref(),
         args.charset4.as_deref(),
     ];
-    let mask =
-        Mask::parse(&args.mask, &custom).map_err(|e| CliError::Input(format!("--mask: {e}")))?;
+    let mask = Mask::parse(mask, &custom).map_err(|e| CliError::Input(format!("--mask: {e}")))?;
     let mut targets = Vec::new();
     for (i, t) in args.target.iter().enumerate() {
         targets.push(
