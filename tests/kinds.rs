@@ -293,9 +293,77 @@ async fn a_custom_kernel_runs_only_on_workers_that_registered_it_and_merges_in_o
     let queued = jobs.iter().find(|j| j.progress.job == job).unwrap();
     assert_eq!(queued.progress.state, JobState::Queued);
     assert_eq!(
+        queued.waiting.as_deref(),
+        Some("no connected worker has kernel \"nobody/has/it\"")
+    );
+    assert_eq!(
         client.cancel(job).await.unwrap().progress.state,
         JobState::Cancelled
     );
+
+    // `picluster wait` on a custom job: merged and shown as JSON by a picluster that
+    // knows the kernel, listed as it came (with its coverage) by one that does not.
+    let done = client.submit_kernel::<Chain>(&small, 0).await.unwrap();
+    client.wait(done).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let admin = tmp.path().join("admin.bundle");
+    cluster
+        .bundle(picluster_core::identity::Role::Admin, "admin")
+        .unwrap()
+        .save(&admin)
+        .unwrap();
+    let wait = move |kernels: picluster_client::cli::Kernels, json: bool| {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let job = done.to_string();
+            let mut args = vec![
+                "picluster",
+                "wait",
+                &job,
+                "--bundle",
+                admin.to_str().unwrap(),
+            ];
+            if json {
+                args.push("--json");
+            }
+            let code = picluster_client::cli::run_from_with(args, &kernels, &mut out).unwrap();
+            assert_eq!(code, std::process::ExitCode::SUCCESS);
+            String::from_utf8(out).unwrap()
+        })
+    };
+    let known = picluster_client::cli::Kernels::new().with::<Chain>();
+    let out = wait(known.clone(), true).await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["kind"], "custom:test/chain/1");
+    assert_eq!(report["covered"], small.n);
+    assert_eq!(report["kernel_known"], true);
+    assert_eq!(
+        report["output"],
+        serde_json::to_value(Chain::run(&small, 0..small.n)).unwrap()
+    );
+    assert!(report.get("results").is_none());
+    let human = wait(known, false).await.unwrap();
+    assert!(
+        human.starts_with(&format!(
+            "{done} completed: custom:test/chain/1, results cover 5,000 of 5,000 indices\n  result: {{\"hash\":"
+        )),
+        "{human}"
+    );
+    let out = wait(picluster_client::cli::Kernels::new(), true)
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["kernel_known"], false);
+    assert_eq!(report["output"], serde_json::Value::Null);
+    assert_eq!(report["covered"], small.n);
+    let results = report["results"].as_array().unwrap();
+    let covered: u64 = results
+        .iter()
+        .map(|r| r["end"].as_u64().unwrap() - r["start"].as_u64().unwrap())
+        .sum();
+    assert_eq!(covered, small.n);
+    assert!(results.iter().all(|r| r["data_hex"].as_str().is_some()));
     cluster.shutdown().await;
 }
 

@@ -648,6 +648,12 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 RequestId(9),
                 JobDetail {
                     summary: summary(),
+                    work: WorkSpec::Custom(CustomWork {
+                        kernel: "k".into(),
+                        params: vec![7],
+                        keyspace: 1000,
+                        block: 10,
+                    }),
                     workers: vec![JobWorker {
                         worker: "pi-1".into(),
                         hashes: 1000,

@@ -98,6 +98,9 @@ pub enum KernelError {
         /// One past its last.
         end: u64,
     },
+    /// The merged result has no JSON form (a map with keys that are not strings).
+    #[error("the merged result cannot be shown as JSON: {0}")]
+    Json(String),
     /// A completed job's results do not cover its keyspace exactly.
     #[error("the results of completed job {job} cover {covered} of its {keyspace} indices")]
     Coverage {
@@ -278,49 +281,60 @@ impl JobWatch {
                 None => return Err(self.error.take().unwrap_or(ClientError::Disconnected)),
             }
         };
-        outputs.sort_by_key(|o| o.start);
-        let mut covered = 0;
-        let mut expected_start = 0;
-        let mut gaps = false;
-        let mut output: Option<K::Output> = None;
-        for chunk in &outputs {
-            if chunk.start < expected_start || chunk.end <= chunk.start {
-                return Err(KernelError::Overlap {
-                    start: chunk.start,
-                    end: chunk.end,
-                }
-                .into());
-            }
-            gaps |= chunk.start != expected_start;
-            expected_start = chunk.end;
-            covered += chunk.end - chunk.start;
-            let part =
-                custom::decode_output::<K>(&chunk.data).map_err(|source| KernelError::Decode {
-                    start: chunk.start,
-                    end: chunk.end,
-                    source,
-                })?;
-            output = Some(match output {
-                Some(earlier) => K::merge(params, earlier, part),
-                None => part,
-            });
-        }
-        if report.state == JobState::Completed
-            && (gaps || covered != report.keyspace || expected_start != report.keyspace)
-        {
-            return Err(KernelError::Coverage {
-                job: report.job,
-                covered,
-                keyspace: report.keyspace,
+        merge_outputs::<K>(params, outputs, report)
+    }
+}
+
+/// Merges a custom job's results (as [`JobEvent::Outputs`] delivered them, in any
+/// order) in index order with kernel `K`, checking that they do not overlap and that
+/// a completed job's cover its keyspace.
+pub fn merge_outputs<K: Kernel>(
+    params: &K::Params,
+    mut outputs: Vec<ChunkOutput>,
+    report: JobReport,
+) -> Result<KernelReport<K::Output>, ClientError> {
+    outputs.sort_by_key(|o| o.start);
+    let mut covered = 0;
+    let mut expected_start = 0;
+    let mut gaps = false;
+    let mut output: Option<K::Output> = None;
+    for chunk in &outputs {
+        if chunk.start < expected_start || chunk.end <= chunk.start {
+            return Err(KernelError::Overlap {
+                start: chunk.start,
+                end: chunk.end,
             }
             .into());
         }
-        Ok(KernelReport {
-            output,
-            covered,
-            report,
-        })
+        gaps |= chunk.start != expected_start;
+        expected_start = chunk.end;
+        covered += chunk.end - chunk.start;
+        let part =
+            custom::decode_output::<K>(&chunk.data).map_err(|source| KernelError::Decode {
+                start: chunk.start,
+                end: chunk.end,
+                source,
+            })?;
+        output = Some(match output {
+            Some(earlier) => K::merge(params, earlier, part),
+            None => part,
+        });
     }
+    if report.state == JobState::Completed
+        && (gaps || covered != report.keyspace || expected_start != report.keyspace)
+    {
+        return Err(KernelError::Coverage {
+            job: report.job,
+            covered,
+            keyspace: report.keyspace,
+        }
+        .into());
+    }
+    Ok(KernelReport {
+        output,
+        covered,
+        report,
+    })
 }
 
 /// The outcome of a custom job: its results merged in index order, and its report.

@@ -30,7 +30,8 @@ pub mod client;
 pub mod local;
 
 pub use client::{
-    join_as_client, Client, ClientError, JobEvent, JobWatch, KernelError, KernelReport,
+    join_as_client, merge_outputs, Client, ClientError, JobEvent, JobWatch, KernelError,
+    KernelReport,
 };
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
 pub use picluster_core::ids::JobId;

@@ -10,13 +10,16 @@
 //! - this file: the entry points, dispatch, and [`CliError`].
 //! - `args`: the clap types of every command and option.
 //! - `spec`: input validation, arguments into a job, before anything is sent.
+//! - `kernels`: custom kernels a `picluster` built with [`main_with`] knows.
 //! - `output`: text and JSON output, the progress bar.
 
 mod args;
+mod kernels;
 mod output;
 mod spec;
 
 pub use args::Cli;
+pub use kernels::Kernels;
 
 use crate::client::{Client, ClientError};
 use args::{ClusterArg, Command, JobSelector, SubmitCommon, SubmitKind, TokenCommand};
@@ -71,8 +74,23 @@ pub fn main() -> ExitCode {
     main_from(std::env::args_os())
 }
 
+/// Entry point of a `picluster` built with custom kernels: `wait` prints their jobs'
+/// merged results as JSON.
+pub fn main_with(kernels: Kernels) -> ExitCode {
+    main_from_with(&kernels, std::env::args_os())
+}
+
 /// Like [`main`], with the arguments given (the first is the program name).
 pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    main_from_with(&Kernels::new(), args)
+}
+
+/// Like [`main_with`], with the arguments given.
+pub fn main_from_with<I, T>(kernels: &Kernels, args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -103,7 +121,7 @@ where
     init_logging(levels[level]);
     output::set_quiet(cli.quiet);
     let stdout = std::io::stdout();
-    let result = run(cli, &mut stdout.lock());
+    let result = run_with(cli, kernels, &mut stdout.lock());
     exit_code_as(result, json)
 }
 
@@ -210,6 +228,29 @@ where
 
 /// Runs a parsed command, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
+    run_with(cli, &Kernels::new(), out)
+}
+
+/// Like [`run_from`], knowing the custom kernels in `kernels`.
+pub fn run_from_with<I, T>(
+    args: I,
+    kernels: &Kernels,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run_with(
+        Cli::try_parse_from(args).map_err(CliError::Usage)?,
+        kernels,
+        out,
+    )
+}
+
+/// Like [`run`], knowing the custom kernels in `kernels`: `wait` prints a custom
+/// job of theirs as its merged result, in JSON.
+pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Init {
             dir,
@@ -303,7 +344,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, CliError> {
             let mut reports = Vec::with_capacity(ids.len());
             for job in ids {
                 match output::follow(&client, job, true).await? {
-                    output::Followed::Report(report) => reports.push(*report),
+                    output::Followed::Report(report, outputs) => {
+                        reports.push(finish(&client, kernels, *report, outputs).await?);
+                    }
                     output::Followed::Interrupted => return interrupted(job),
                 }
             }
@@ -490,11 +533,60 @@ fn submit(
         let mut reports = Vec::with_capacity(jobs.len());
         for job in jobs {
             match output::follow(&client, job, true).await? {
-                output::Followed::Report(report) => reports.push(*report),
+                output::Followed::Report(report, _) => reports.push(output::Finished {
+                    report: *report,
+                    custom: None,
+                }),
                 output::Followed::Interrupted => return interrupted(job),
             }
         }
         output::print_reports(out, &reports, json)
+    })
+}
+
+/// A finished job as the command shows it: a custom job's results merged when this
+/// program knows its kernel, else as they came.
+async fn finish(
+    client: &Client,
+    kernels: &Kernels,
+    report: picluster_core::wire::JobReport,
+    outputs: Vec<picluster_core::wire::ChunkOutput>,
+) -> Result<output::Finished, CliError> {
+    let Some(kernel) = report.kind.strip_prefix("custom:").map(str::to_string) else {
+        return Ok(output::Finished {
+            report,
+            custom: None,
+        });
+    };
+    let params = if kernels.knows(&kernel) {
+        match client.show(report.job).await?.work {
+            picluster_core::wire::WorkSpec::Custom(work) => Some(work.params),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let custom =
+        match params.and_then(|p| kernels.merge(&kernel, &p, outputs.clone(), report.clone())) {
+            Some(merged) => {
+                let (output, covered) = merged?;
+                output::CustomResult {
+                    kernel,
+                    covered,
+                    output,
+                    raw: None,
+                }
+            }
+            None => output::CustomResult {
+                kernel,
+                covered: outputs.iter().map(|o| o.end - o.start).sum(),
+                output: None,
+                raw: Some(outputs),
+            },
+        };
+    Ok(output::Finished {
+        report,
+        custom: Some(custom),
     })
 }
 

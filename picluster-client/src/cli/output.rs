@@ -9,8 +9,8 @@ use picluster_core::ids::JobId;
 use picluster_core::job::SearchMode;
 use picluster_core::kernel::{Solution, SolutionDetail};
 use picluster_core::wire::{
-    ClusterStatus, CredentialReport, JobDetail, JobProgress, JobReport, JobState, JobSummary,
-    JobTimes, TokenInfo, WorkerState, WorkerStatus,
+    ChunkOutput, ClusterStatus, CredentialReport, JobDetail, JobProgress, JobReport, JobState,
+    JobSummary, JobTimes, TokenInfo, WorkerState, WorkerStatus,
 };
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -35,8 +35,8 @@ pub(super) fn chatty() -> bool {
 
 /// How following a job ended.
 pub(super) enum Followed {
-    /// Its report.
-    Report(Box<JobReport>),
+    /// Its report, and a custom job's results.
+    Report(Box<JobReport>, Vec<ChunkOutput>),
     /// Ctrl-C: the job keeps running.
     Interrupted,
 }
@@ -85,6 +85,7 @@ pub(super) async fn follow(
     };
     show(&watch.initial);
     let mut report = None;
+    let mut outputs = Vec::new();
     let interrupt = async {
         if interruptible {
             let _ = tokio::signal::ctrl_c().await;
@@ -104,19 +105,21 @@ pub(super) async fn follow(
         let Some(event) = event else { break };
         match event {
             JobEvent::Progress(p) => show(&p),
+            JobEvent::Outputs(batch) => outputs.extend(batch),
             JobEvent::Reconnecting => bar.suspend(|| {
+                // A new watch sends every result again.
+                outputs.clear();
                 picluster_core::service::eprint_lossy(&format!(
                     "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
                     client.coordinator()
                 ));
             }),
             JobEvent::Finished(r) => report = Some(r),
-            _ => {}
         }
     }
     bar.finish_and_clear();
     match report {
-        Some(report) => Ok(Followed::Report(report)),
+        Some(report) => Ok(Followed::Report(report, outputs)),
         None => Err(watch.finish(|_| {}).await.err().map_or(
             CliError::Client(crate::client::ClientError::Disconnected),
             CliError::Client,
@@ -289,17 +292,60 @@ fn solution_line(s: &Solution) -> String {
     }
 }
 
+/// A job's end as a command shows it: its report, and for a custom job what its
+/// results come to.
+#[derive(Debug)]
+pub(super) struct Finished {
+    pub(super) report: JobReport,
+    pub(super) custom: Option<CustomResult>,
+}
+
+/// A custom job's results.
+#[derive(Debug)]
+pub(super) struct CustomResult {
+    /// The kernel's name.
+    pub(super) kernel: String,
+    /// Indices its results cover.
+    pub(super) covered: u64,
+    /// The merged result as JSON, when this command knows the kernel (`None` when
+    /// nothing was computed).
+    pub(super) output: Option<Value>,
+    /// The results as they came, when it does not.
+    pub(super) raw: Option<Vec<ChunkOutput>>,
+}
+
+fn custom_json(doc: &mut Value, c: &CustomResult) {
+    doc["kernel"] = json!(c.kernel);
+    doc["covered"] = json!(c.covered);
+    doc["output"] = c.output.clone().unwrap_or(Value::Null);
+    doc["kernel_known"] = json!(c.raw.is_none());
+    if let Some(raw) = &c.raw {
+        doc["results"] = json!(raw
+            .iter()
+            .map(|o| json!({"start": o.start, "end": o.end, "data_hex": hex::encode(&o.data)}))
+            .collect::<Vec<_>>());
+    }
+}
+
+fn finished_json(f: &Finished) -> Value {
+    let mut doc = report_json(&f.report);
+    if let Some(c) = &f.custom {
+        custom_json(&mut doc, c);
+    }
+    doc
+}
+
 pub(super) fn print_report(
     out: &mut dyn Write,
-    report: &JobReport,
+    finished: &Finished,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
     if as_json {
-        writeln!(out, "{}", report_json(report))?;
+        writeln!(out, "{}", finished_json(finished))?;
     } else {
-        write_report(out, report)?;
+        write_report(out, finished)?;
     }
-    Ok(report_exit(report.state))
+    Ok(report_exit(finished.report.state))
 }
 
 /// The exit code a job's final state gives: 0 completed, 1 failed, 130 cancelled.
@@ -315,14 +361,14 @@ pub(super) fn report_exit(state: JobState) -> ExitCode {
 /// (failed, then cancelled).
 pub(super) fn print_reports(
     out: &mut dyn Write,
-    reports: &[JobReport],
+    reports: &[Finished],
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
     if let [one] = reports {
         return print_report(out, one, as_json);
     }
     if as_json {
-        let list: Vec<Value> = reports.iter().map(report_json).collect();
+        let list: Vec<Value> = reports.iter().map(finished_json).collect();
         writeln!(out, "{}", json!({ "jobs": list }))?;
     } else {
         for (i, report) in reports.iter().enumerate() {
@@ -332,7 +378,7 @@ pub(super) fn print_reports(
             write_report(out, report)?;
         }
     }
-    let worst = |s: JobState| reports.iter().any(|r| r.state == s);
+    let worst = |s: JobState| reports.iter().any(|r| r.report.state == s);
     Ok(if worst(JobState::Failed) {
         report_exit(JobState::Failed)
     } else if worst(JobState::Cancelled) {
@@ -342,7 +388,11 @@ pub(super) fn print_reports(
     })
 }
 
-fn write_report(out: &mut dyn Write, report: &JobReport) -> std::io::Result<()> {
+fn write_report(out: &mut dyn Write, finished: &Finished) -> std::io::Result<()> {
+    let report = &finished.report;
+    if let Some(custom) = &finished.custom {
+        return write_custom(out, report, custom);
+    }
     let n = report.solutions.len();
     let others = if report.others > 0 {
         format!(
@@ -375,6 +425,44 @@ fn write_report(out: &mut dyn Write, report: &JobReport) -> std::io::Result<()> 
     if let Some(error) = &report.error {
         writeln!(out, "  error: {error}")?;
     }
+    write_totals(out, report)
+}
+
+/// A custom job's report: what its results cover and come to.
+fn write_custom(
+    out: &mut dyn Write,
+    report: &JobReport,
+    custom: &CustomResult,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} {}: {}, results cover {} of {} indices",
+        report.job,
+        report.state.as_str(),
+        report.kind,
+        grouped(custom.covered),
+        grouped(report.keyspace)
+    )?;
+    if let Some(error) = &report.error {
+        writeln!(out, "  error: {error}")?;
+    }
+    match (&custom.output, &custom.raw) {
+        (Some(output), None) => writeln!(out, "  result: {output}")?,
+        (None, None) => writeln!(out, "  no result: nothing was computed")?,
+        (_, Some(raw)) => writeln!(
+            out,
+            "  {} result{} ({} bytes) of kernel \"{}\", which this picluster does not know: --json lists them; a program merges them with Client::wait_kernel, or a picluster built with cli::main_with prints the merged result",
+            raw.len(),
+            if raw.len() == 1 { "" } else { "s" },
+            raw.iter().map(|o| o.data.len()).sum::<usize>(),
+            custom.kernel
+        )?,
+    }
+    write_totals(out, report)
+}
+
+/// The searched/rate line and the workers' table.
+fn write_totals(out: &mut dyn Write, report: &JobReport) -> std::io::Result<()> {
     writeln!(
         out,
         "searched {} of {} ({:.1} %) in {:.2} s, {}",

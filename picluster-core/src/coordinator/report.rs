@@ -262,6 +262,7 @@ impl Reporter<'_> {
             .collect();
         JobDetail {
             summary: self.summary(id, job),
+            work: job.session.work.as_ref().clone(),
             workers: workers.into_values().collect(),
             reassigned: job.session.reassigned,
             steals: job.session.steals,

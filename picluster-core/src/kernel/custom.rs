@@ -248,6 +248,11 @@ pub fn bind<K: Kernel>(job: &CustomJob) -> Result<Arc<dyn MapKernel>, BindError>
     Ok(Arc::new(Bound::<K> { params, keyspace }))
 }
 
+/// Decodes a job's encoded parameters.
+pub fn decode_params<K: Kernel>(bytes: &[u8]) -> Result<K::Params, BindError> {
+    postcard::from_bytes(bytes).map_err(BindError::Decode)
+}
+
 /// Decodes one range's encoded result.
 pub fn decode_output<K: Kernel>(bytes: &[u8]) -> Result<K::Output, BindError> {
     postcard::from_bytes(bytes).map_err(BindError::Decode)

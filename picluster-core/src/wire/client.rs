@@ -381,6 +381,8 @@ pub struct JobSummary {
 pub struct JobDetail {
     /// The job's line of the list.
     pub summary: JobSummary,
+    /// What it computes, as submitted.
+    pub work: WorkSpec,
     /// Every worker that searched part of it or holds a chunk of it now, by name.
     pub workers: Vec<JobWorker>,
     /// Chunks given back to the queue before they were searched to their end (a
