@@ -646,7 +646,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "CoordToClient::Detail",
             e(&CoordToClient::Detail(
                 RequestId(9),
-                JobDetail {
+                Box::new(JobDetail {
                     summary: summary(),
                     work: WorkSpec::Custom(CustomWork {
                         kernel: "k".into(),
@@ -670,7 +670,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                         detail: SolutionDetail::Hashcash { counter: 300 },
                     }],
                     found_by: vec![0],
-                },
+                }),
             )),
         ),
         (

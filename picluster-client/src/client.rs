@@ -780,7 +780,7 @@ impl Client {
             .request(|request| ClientToCoord::Show(JobRequest { request, job }))
             .await?
         {
-            CoordToClient::Detail(_, detail) => Ok(detail),
+            CoordToClient::Detail(_, detail) => Ok(*detail),
             _ => Err(ClientError::UnexpectedReply("expected Detail")),
         }
     }

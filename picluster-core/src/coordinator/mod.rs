@@ -1993,7 +1993,7 @@ impl Coordinator {
                 None => CoordToClient::Refused(request, Refusal::UnknownWorker(worker)),
             },
             ClientToCoord::Show(JobRequest { request, job }) => match self.detail(job, now) {
-                Some(detail) => CoordToClient::Detail(request, detail),
+                Some(detail) => CoordToClient::Detail(request, Box::new(detail)),
                 None => CoordToClient::Refused(request, Refusal::UnknownJob(job)),
             },
             ClientToCoord::Watch(JobRequest { request, job }) => {

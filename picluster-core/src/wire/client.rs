@@ -147,7 +147,7 @@ pub enum CoordToClient {
     /// Reply to a token withdrawal: its id.
     TokenRevoked(RequestId, String),
     /// Reply to a show (minor 3).
-    Detail(RequestId, JobDetail),
+    Detail(RequestId, Box<JobDetail>),
 }
 
 /// The encoded result of a custom job's indices `start..end`.
