@@ -99,6 +99,42 @@ fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
         message,
         "invalid address `no-port`: expected HOST:PORT (IPv6 as [ADDR]:PORT)"
     );
+    // A name to listen on is resolved, and peers reach the coordinator by it.
+    let named = tmp.path().join("named");
+    cli_ok(&[
+        "init",
+        named.to_str().unwrap(),
+        "--listen",
+        "localhost:7878",
+    ]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(named.join("cluster.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["listen"], "127.0.0.1:7878");
+    let admin = Bundle::load(&named.join("admin.bundle")).unwrap();
+    assert_eq!(admin.coordinator, "localhost:7878");
+    for (bad, why) in [
+        ("7878", "`7878` is not an address and port"),
+        (
+            "localhost:http",
+            "`localhost:http`: `http` is not a port number",
+        ),
+        (
+            "no-such-host.invalid:7878",
+            "`no-such-host.invalid:7878` does not resolve",
+        ),
+    ] {
+        let Err(CliError::Usage(e)) = cli(&["init", other.to_str().unwrap(), "--listen", bad]).0
+        else {
+            panic!("{bad} accepted")
+        };
+        let text = e.to_string();
+        assert!(text.contains(why), "{text}");
+        assert!(
+            text.contains("e.g. 0.0.0.0:7878 (every interface)"),
+            "{text}"
+        );
+    }
 
     // A CA key others can read: the coordinator refuses to start, naming the fix,
     // before it creates or opens anything.

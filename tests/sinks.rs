@@ -213,7 +213,7 @@ fn output_cut_off_by_its_reader_ends_the_commands_quietly() {
         true,
     );
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 /// Connection errors name the address: a coordinator that is not running, and a
@@ -259,7 +259,46 @@ async fn connection_errors_name_the_address() {
         }
         other => panic!("expected no answer, got {other:?}"),
     }
+    // Nothing bound there at all: the OS says so, and the client says it at once.
     drop(taken);
+    let started = std::time::Instant::now();
+    match picluster_client::Client::connect(&bundle).await {
+        Err(picluster_client::ClientError::Net(e @ NetError::Refused { .. })) => {
+            assert!(started.elapsed() < std::time::Duration::from_secs(3));
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot reach the coordinator at {address}: nothing listens on UDP port {} there (Connection refused (os error 111)); is the coordinator running?",
+                    address.port()
+                )
+            );
+        }
+        other => panic!("expected refused, got {other:?}"),
+    }
+    // A coordinator whose certificate does not carry the name the bundle dials.
+    let service = picluster_core::service::CoordinatorService::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ca.cert_pem(),
+        &credential,
+        picluster_core::coordinator::CoordinatorConfig::default(),
+    )
+    .unwrap();
+    let port = service.local_addr().unwrap().port();
+    let serving = tokio::spawn(service.run(std::future::pending()));
+    let bundle = ca
+        .bundle(Role::Admin, "admin", &format!("localhost:{port}"))
+        .unwrap();
+    let error = picluster_client::Client::connect(&bundle)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the coordinator's certificate is valid for 127.0.0.1, not for \"localhost\", the name this bundle dials (localhost:{port}): dial one of those (the bundle's \"coordinator\"), or give the certificate this name: add \"localhost:{port}\" to \"advertise\" in the cluster's cluster.json, run `picluster renew-coordinator`, and restart the coordinator"
+        )
+    );
+    assert!(!error.is_retryable());
+    serving.abort();
 }
 
 /// The coordinator's log at INFO tells what happened, one line per event with the
@@ -432,10 +471,23 @@ fn json_errors_carry_their_kind_and_invalid_input_exits_2() {
         "/nonexistent/c",
         "--json",
     ]);
-    assert_eq!(code, Some(1));
-    assert_eq!(json["kind"], "cluster");
+    // A directory that is not a cluster is input to fix too.
+    assert_eq!(code, Some(2));
+    assert_eq!(json["kind"], "input");
     assert_eq!(
         json["error"],
         "/nonexistent/c is not a cluster directory (no cluster.json): create one with `picluster init`"
+    );
+    // A runtime failure: nothing listens at the cluster's address.
+    let (code, json, _) = run(&["picluster", "jobs", "--cluster", d, "--json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["kind"], "connection");
+    assert_eq!(json["retryable"], true);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach the coordinator at 127.0.0.1:9: "),
+        "{json}"
     );
 }

@@ -103,15 +103,55 @@ fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
+/// `--listen` as given: the address to bind, and the name it was given by.
+#[derive(Clone, Debug)]
+pub(super) struct Listen {
+    pub(super) address: SocketAddr,
+    /// `HOST:PORT` when given by name: the default way to reach the coordinator.
+    pub(super) name: Option<String>,
+}
+
+/// `--listen`: an IP address and port, or a name and port resolved to one address
+/// now (the coordinator binds an address, not a name).
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(Listen {
+            address,
+            name: None,
+        });
+    }
+    let hint =
+        "give an IP address and port, e.g. 0.0.0.0:7878 (every interface) or 192.168.1.10:7878";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("`{text}` is not an address and port: {hint}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{text}`: `{port}` is not a port number: {hint}"))?;
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("`{text}` does not resolve ({e}): {hint}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .map(|address| Listen {
+            address: *address,
+            name: Some(text.to_string()),
+        })
+        .ok_or_else(|| format!("`{text}` resolves to no address: {hint}"))
+}
+
 #[derive(Subcommand, Debug)]
 pub(super) enum Command {
     /// Create a new cluster: CA, coordinator certificate, admin credential, config.
     Init {
         /// Directory to create (must not exist, or be empty).
         dir: PathBuf,
-        /// Address the coordinator listens on (UDP), e.g. 0.0.0.0:7878.
-        #[arg(long)]
-        listen: SocketAddr,
+        /// Address the coordinator listens on (UDP), e.g. 0.0.0.0:7878 (every
+        /// interface) or 192.168.1.10:7878; a name (localhost:7878) is resolved now.
+        #[arg(long, value_parser = parse_listen, value_name = "ADDRESS:PORT")]
+        listen: Listen,
         /// How workers and clients reach the coordinator (HOST:PORT), if that differs
         /// from the listen address; repeatable, the first is written into bundles.
         #[arg(long = "advertise", value_name = "HOST:PORT")]

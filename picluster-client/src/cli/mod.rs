@@ -184,6 +184,9 @@ impl CliError {
     /// What kind of failure, in one word (the `kind` of a JSON error): `usage`,
     /// `input`, `cluster`, `refused`, `connection`, `version`, `serve`, `output`.
     pub fn kind(&self) -> &'static str {
+        if self.is_invalid_input() && !matches!(self, CliError::Usage(_)) {
+            return "input";
+        }
         match self {
             CliError::Usage(_) => "usage",
             CliError::Input(_) => "input",
@@ -210,9 +213,36 @@ impl CliError {
     /// The exit status: 2 for a command line or input that is not valid (nothing
     /// was sent), 1 otherwise.
     pub fn exit_status(&self) -> u8 {
+        if self.is_invalid_input() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether the command line or what it names is not valid (a bad name or
+    /// address, a file that would be overwritten, a directory that is not a cluster,
+    /// a job the coordinator calls invalid): fixing the command is the remedy.
+    fn is_invalid_input(&self) -> bool {
+        use picluster_core::trust::ClusterError as C;
+        use picluster_core::wire::Refusal as R;
         match self {
-            CliError::Usage(_) | CliError::Input(_) => 2,
-            _ => 1,
+            CliError::Usage(_) | CliError::Input(_) => true,
+            CliError::Cluster(e) | CliError::Client(ClientError::Cluster(e)) => matches!(
+                e,
+                C::DirectoryNotEmpty(_)
+                    | C::FileExists(_)
+                    | C::NotACluster(_)
+                    | C::BadAddress(_)
+                    | C::NoAdvertisedAddress(_)
+                    | C::BadName(_)
+                    | C::NameIssued { .. }
+                    | C::ReservedName(_)
+            ),
+            CliError::Client(ClientError::Refused(r)) => {
+                matches!(r, R::InvalidJob(_) | R::InvalidName(_) | R::InvalidToken(_))
+            }
+            _ => false,
         }
     }
 }
@@ -265,7 +295,12 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
                 coordinator_days,
                 peer_days: cert_days,
             };
-            let cluster = ClusterDir::init_with(&dir, listen, &advertise, lifetimes)?;
+            // A listen address given by name is how peers reach it, unless told.
+            let advertise = match (&listen.name, advertise.is_empty()) {
+                (Some(name), true) => vec![name.clone()],
+                _ => advertise,
+            };
+            let cluster = ClusterDir::init_with(&dir, listen.address, &advertise, lifetimes)?;
             writeln!(
                 out,
                 "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
@@ -820,7 +855,7 @@ where
         }
     };
     background_runtime()?.block_on(async {
-        let client = Client::connect(&bundle).await?;
+        let client = output::connecting(&bundle.coordinator, Client::connect(&bundle)).await?;
         let closer = client.clone();
         let result = f(client).await;
         closer.shutdown().await;

@@ -33,6 +33,26 @@ pub(super) fn chatty() -> bool {
     !quiet() && std::io::stderr().is_terminal()
 }
 
+/// Waits for `connect`; on a terminal, a spinner says what it waits for once it
+/// takes longer than a moment (a coordinator that does not answer takes seconds).
+pub(super) async fn connecting<T>(
+    coordinator: &str,
+    connect: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(connect);
+    tokio::select! {
+        done = &mut connect => done,
+        () = tokio::time::sleep(std::time::Duration::from_millis(300)), if chatty() => {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message(format!("connecting to the coordinator at {coordinator}"));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+            let done = connect.await;
+            spinner.finish_and_clear();
+            done
+        }
+    }
+}
+
 /// How following a job ended.
 pub(super) enum Followed {
     /// Its report, and a custom job's results.

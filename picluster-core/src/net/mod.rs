@@ -111,6 +111,27 @@ pub enum NetError {
         /// How long it waited.
         after: Duration,
     },
+    /// The coordinator's machine says nothing listens on its UDP port (an ICMP port
+    /// unreachable): the coordinator is not running, or the port is wrong.
+    #[error("cannot reach the coordinator at {address}: nothing listens on UDP port {port} there ({source}); is the coordinator running?")]
+    Refused {
+        /// The address dialled.
+        address: SocketAddr,
+        /// Its port.
+        port: u16,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The coordinator's certificate does not carry the name the bundle dials.
+    #[error("the coordinator's certificate is valid for {valid_for}, not for {host:?}, the name this bundle dials ({coordinator}): dial one of those (the bundle's \"coordinator\"), or give the certificate this name: add \"{coordinator}\" to \"advertise\" in the cluster's cluster.json, run `picluster renew-coordinator`, and restart the coordinator")]
+    NameMismatch {
+        /// The bundle's coordinator address, `HOST:PORT`.
+        coordinator: String,
+        /// The host dialled.
+        host: String,
+        /// The names and addresses the certificate is valid for, as rustls lists them.
+        valid_for: String,
+    },
     /// The connection to the coordinator was lost while it was being set up.
     #[error("cannot reach the coordinator at {address}: {source}")]
     Unreachable {
@@ -143,6 +164,7 @@ impl NetError {
             | NetError::StreamEnded
             | NetError::Timeout(_)
             | NetError::NoAnswer { .. }
+            | NetError::Refused { .. }
             | NetError::Unreachable { .. } => true,
             NetError::Closed { code, .. } => matches!(
                 CloseCode::from_u32(*code),
@@ -159,6 +181,7 @@ impl NetError {
             | NetError::TlsConfig(_)
             | NetError::Connect(_)
             | NetError::CertificateRejected(_)
+            | NetError::NameMismatch { .. }
             | NetError::BadFrame(_)
             | NetError::Identity(_)
             | NetError::PinMismatch { .. }
@@ -299,8 +322,24 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
         };
         Ok::<_, NetError>((connection, reader, writer, welcome))
     };
-    let (connection, reader, writer, welcome) = tokio::time::timeout(CONNECT_TIMEOUT, attempt)
-        .await
+    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, attempt);
+    // QUIC over UDP waits out its timeout when nothing listens; the OS often knows at
+    // once (ICMP port unreachable), so ask it alongside.
+    let refused = async {
+        match port_refused(address).await {
+            Some(source) => source,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = attempt => outcome,
+        source = refused => return Err(NetError::Refused {
+            address,
+            port: address.port(),
+            source,
+        }),
+    };
+    let (connection, reader, writer, welcome) = outcome
         .map_err(|_| NetError::NoAnswer {
             address,
             port: address.port(),
@@ -314,6 +353,18 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
                 after: CONNECT_TIMEOUT,
             },
             NetError::Lost(source) => NetError::Unreachable { address, source },
+            NetError::CertificateRejected(CertificateRejection::CoordinatorUntrusted(e)) => {
+                match names_in_mismatch(&e.to_string()) {
+                    Some(valid_for) => NetError::NameMismatch {
+                        coordinator: bundle.coordinator.clone(),
+                        host: host.clone(),
+                        valid_for,
+                    },
+                    None => {
+                        NetError::CertificateRejected(CertificateRejection::CoordinatorUntrusted(e))
+                    }
+                }
+            }
             other => other,
         })?;
     Ok(Session {
@@ -323,6 +374,63 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
         writer,
         welcome,
     })
+}
+
+/// The names a certificate is valid for, from rustls' "certificate not valid for
+/// name" error (`... certificate is only valid for DnsName("a") or IpAddress(1.2.3.4)`),
+/// as `a, 1.2.3.4`; `None` for any other error.
+fn names_in_mismatch(text: &str) -> Option<String> {
+    if !text.contains("not valid for name") {
+        return None;
+    }
+    let Some((_, tail)) = text.split_once("only valid for ") else {
+        return Some("other names".to_string());
+    };
+    let names: Vec<String> = tail
+        .split(" or ")
+        .flat_map(|part| part.split(", "))
+        .map(|part| {
+            let part = part.trim();
+            let inner = part.split_once('(').map_or(part, |(_, rest)| {
+                rest.rsplit_once(')').map_or(rest, |r| r.0)
+            });
+            inner.trim_matches('"').to_string()
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    Some(if names.is_empty() {
+        "other names".to_string()
+    } else {
+        names.join(", ")
+    })
+}
+
+/// Whether the OS reports `address`'s UDP port closed: a one-byte datagram (too short
+/// for a QUIC packet, so a listening endpoint drops it) answered by ICMP port
+/// unreachable, which a connected UDP socket sees as "connection refused". `None`
+/// when nothing says so within a second (a firewall may drop it, or the port is open).
+async fn port_refused(address: SocketAddr) -> Option<std::io::Error> {
+    let bind: SocketAddr = if address.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    socket.connect(address).await.ok()?;
+    let mut buffer = [0u8; 64];
+    for wait in [100, 300, 600] {
+        if let Err(e) = socket.send(&[0]).await {
+            return (e.kind() == std::io::ErrorKind::ConnectionRefused).then_some(e);
+        }
+        match tokio::time::timeout(Duration::from_millis(wait), socket.recv(&mut buffer)).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Some(e),
+            // An answer (which no coordinator sends to one byte) or another error:
+            // nothing to conclude.
+            Ok(_) => return None,
+            Err(_) => {}
+        }
+    }
+    None
 }
 
 fn client_endpoint(address: SocketAddr) -> Result<quinn::Endpoint, NetError> {
