@@ -6,6 +6,7 @@
 )]
 
 mod agent;
+mod binaries;
 mod cli;
 mod compute;
 mod coordinator;
@@ -18,6 +19,5 @@ mod kernels;
 mod kinds;
 mod processes;
 mod sim;
-mod sinks;
 mod trust;
 mod wire;

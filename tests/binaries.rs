@@ -1,52 +1,44 @@
-//! Lost output sinks, as the programs meet them in real use: a coordinator whose
-//! standard error is a pipe whose reader died (`2>&1 | tee log` and `tee` killed
-//! first), and `picluster ... | head` or `picluster-worker bench | head` whose reader
-//! stops early. The programs run as processes, through the same entry points as the
-//! binaries (`cli::main_from`).
+//! The real `picluster` and `picluster-worker` binaries, run as a user runs them:
+//! a coordinator whose standard error is a pipe whose reader died (`2>&1 | tee log`
+//! and `tee` killed first), `picluster ... | head` whose reader stops early, the
+//! story the coordinator's log tells, JSON errors and exit codes, and the connection
+//! errors a newcomer meets.
 
 use crate::crash::one_coordinator_process_at_a_time;
 use picluster_client::{JobKind, JobSpec, JobState, SearchMode};
 use picluster_core::kernel::sha256d::Sha256dJob;
 use picluster_core::trust::ClusterDir;
 use picluster_suite::fixtures::vectors;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The status a process body exits with for `code`.
-fn status_of(code: ExitCode) -> i32 {
-    [0u8, 1, 2, 3, 141]
-        .into_iter()
-        .find(|n| ExitCode::from(*n) == code)
-        .map_or(255, i32::from)
+/// A binary cargo built for this workspace (`picluster`, `picluster-worker`): the
+/// real programs, as installed. `cargo test --workspace` builds them with the tests.
+pub(crate) fn real_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/tests-HASH -> target/<profile>/NAME
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test --workspace` (or `cargo build --bins` first)",
+        path.display()
+    );
+    let built = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if built(&path) < built(&exe) {
+        eprintln!(
+            "note: {} is older than this test binary; `cargo build --bins` if it is stale",
+            path.display()
+        );
+    }
+    path
 }
 
-#[test]
-#[ignore = "the body of a `picluster` or `picluster-worker` process for the tests below"]
-fn program_process() {
-    let Ok(args) = std::env::var("PICLUSTER_TEST_PROGRAM") else {
-        return;
-    };
-    let argv: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
-    let code = if argv[0] == "picluster-worker" {
-        picluster_worker::cli::main_from(picluster_worker::Registry::new(), argv)
-    } else {
-        picluster_client::cli::main_from(argv)
-    };
-    std::process::exit(status_of(code));
-}
-
-/// Runs `args` as a program process whose stdout and stderr are pipes; the pipes
+/// Runs a real program (`args[0]` names it) with stdout and stderr piped; the pipes
 /// named in `cut` have their reading end closed before the program writes anything.
 fn program(args: &[&str], cut_stdout: bool, cut_stderr: bool) -> std::process::Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "sinks::program_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PICLUSTER_TEST_PROGRAM", args.join("\u{1f}"))
+    let mut child = Command::new(real_binary(args[0]))
+        .args(&args[1..])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,40 +127,15 @@ fn a_coordinator_whose_stderr_reader_died_keeps_serving() {
     let _ = coordinator.wait();
 }
 
-#[test]
-#[ignore = "the body of a process whose output's reader is gone, for the test below"]
-fn cut_output_process() {
-    let Ok(args) = std::env::var("PICLUSTER_TEST_CUT_OUTPUT") else {
-        return;
-    };
-    let argv: Vec<String> = args.split('\u{1f}').map(str::to_string).collect();
-    // The command writes into a pipe whose reading end is already closed, as
-    // `picluster status | head` leaves it once `head` has what it wanted. (The test
-    // harness keeps the process's own stdout.)
-    let (reader, mut writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let code = if argv[0] == "picluster-worker" {
-        picluster_worker::cli::main_with_output(
-            picluster_worker::Registry::new(),
-            argv,
-            &mut writer,
-        )
-    } else {
-        picluster_client::cli::exit_code(picluster_client::cli::run_from(argv, &mut writer))
-    };
-    std::process::exit(status_of(code));
-}
-
+/// Runs a real program whose stdout is a pipe with no reader left (as `picluster
+/// status | head` leaves it once `head` has what it wanted).
 fn cut_output(args: &[&str]) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "sinks::cut_output_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PICLUSTER_TEST_CUT_OUTPUT", args.join("\u{1f}"))
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(real_binary(args[0]))
+        .args(&args[1..])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
         .output()
         .unwrap()
 }
@@ -332,20 +299,19 @@ fn the_coordinator_log_tells_the_story_of_jobs_and_workers() {
         text
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bundle = tmp.path().join("pi-1.bundle");
+    cluster
+        .worker_bundle("pi-1")
+        .unwrap()
+        .save(&bundle)
+        .unwrap();
+    let mut worker = Command::new(real_binary("picluster-worker"))
+        .args(["--bundle", bundle.to_str().unwrap(), "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     runtime.block_on(async {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(picluster_worker::run(
-            cluster.worker_bundle("pi-1").unwrap(),
-            picluster_worker::WorkerOptions {
-                threads: 1,
-                benchmark: Duration::from_millis(10),
-                min_backoff: Duration::from_millis(50),
-                ..picluster_worker::WorkerOptions::default()
-            },
-            async {
-                let _ = stopped.await;
-            },
-        ));
         let started = Instant::now();
         let client = loop {
             assert!(
@@ -382,11 +348,15 @@ fn the_coordinator_log_tells_the_story_of_jobs_and_workers() {
             .unwrap();
         client.cancel(long).await.unwrap();
         client.shutdown().await;
-        let _ = stop.send(());
-        worker.await.unwrap().unwrap();
-        // The worker's goodbye and the client's close reach the coordinator.
-        tokio::time::sleep(Duration::from_millis(300)).await;
     });
+    // SIGTERM: the worker says goodbye before it exits.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(worker.wait().unwrap().success(), "the worker exits cleanly");
+    std::thread::sleep(Duration::from_millis(300));
     let _ = coordinator.kill();
     let _ = coordinator.wait();
     let log = log.join().unwrap();
@@ -427,10 +397,9 @@ fn json_errors_carry_their_kind_and_invalid_input_exits_2() {
     let run = |args: &[&str]| {
         let out = program(args, false, false).wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        // The test harness's "test NAME ... " shares the line.
         let last = stdout.lines().last().unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(&last[last.find('{').unwrap_or(0)..])
-            .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let json: serde_json::Value =
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
         (
             out.status.code(),
             json,
