@@ -1101,3 +1101,67 @@ fn reports_filters_and_bulk_operations_tell_the_truth() {
     assert_eq!(found, vec!["pi314!", "pi999?"]);
     daemons.stop();
 }
+
+/// `--help` of every command shows an example; the top-level help, the environment
+/// (RUST_LOG) and the exit codes.
+#[test]
+fn every_command_s_help_shows_examples() {
+    let help = |path: &[&str]| {
+        let mut args = path.to_vec();
+        args.push("--help");
+        match cli(&args).0 {
+            Err(CliError::Usage(e)) => e.to_string(),
+            other => panic!("{path:?}: {other:?}"),
+        }
+    };
+    let top = help(&[]);
+    for needle in [
+        "RUST_LOG",
+        "Examples:",
+        "Exit status: 0 success",
+        "-v, --verbose",
+        "-q, --quiet",
+    ] {
+        assert!(top.contains(needle), "{needle}: {top}");
+    }
+    // Every command the top-level help lists, and the subcommands of the groups.
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .filter(|c| c != "help")
+        .collect();
+    assert_eq!(commands.len(), 18, "{commands:?}");
+    for command in &commands {
+        let text = help(&[command]);
+        assert!(
+            text.contains("Example"),
+            "picluster {command} --help:\n{text}"
+        );
+    }
+    for sub in [
+        ["submit", "sha256d"],
+        ["submit", "hashcash"],
+        ["submit", "preimage"],
+    ]
+    .iter()
+    .chain(&[["token", "create"], ["token", "list"], ["token", "revoke"]])
+    {
+        let text = help(sub);
+        assert!(
+            text.contains("Example"),
+            "picluster {sub:?} --help:\n{text}"
+        );
+    }
+    let worker = std::process::Command::new(crate::binaries::real_binary("picluster-worker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&worker.stdout);
+    assert!(
+        text.contains("Examples:") && text.contains("RUST_LOG"),
+        "{text}"
+    );
+}

@@ -44,6 +44,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub(super) enum TokenCommand {
     /// Make a join token and print it.
+    #[command(
+        after_help = "Examples:\n  picluster token create --cluster rack\n  picluster token create --ttl 10m --uses 5 --cluster rack\n  picluster token create --role client --cluster rack"
+    )]
     Create {
         /// How long it is valid: 90s, 10m, 1h (default), at most 24h.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
@@ -65,6 +68,7 @@ pub(super) enum TokenCommand {
         output: OutputArg,
     },
     /// List the join tokens (never their secrets).
+    #[command(after_help = "Example:\n  picluster token list --cluster rack")]
     List {
         #[command(flatten)]
         cluster: ClusterArg,
@@ -72,6 +76,7 @@ pub(super) enum TokenCommand {
         output: OutputArg,
     },
     /// Withdraw a join token.
+    #[command(after_help = "Example:\n  picluster token revoke 0a1b2c3d4e5f --cluster rack")]
     Revoke {
         /// The token's id (the 12 hex digits after `pcj1.`).
         id: String,
@@ -145,6 +150,9 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
 #[derive(Subcommand, Debug)]
 pub(super) enum Command {
     /// Create a new cluster: CA, coordinator certificate, admin credential, config.
+    #[command(
+        after_help = "Examples:\n  picluster init rack --listen 0.0.0.0:7878 --advertise head.local:7878\n  picluster init lab --listen localhost:7878 --cert-days 30"
+    )]
     Init {
         /// Directory to create (must not exist, or be empty).
         dir: PathBuf,
@@ -172,11 +180,15 @@ pub(super) enum Command {
     },
     /// Replace the coordinator's certificate with a new one (before it expires;
     /// restart the coordinator to use it).
+    #[command(after_help = "Example:\n  picluster renew-coordinator --cluster rack")]
     RenewCoordinator {
         #[command(flatten)]
         cluster: ClusterArg,
     },
     /// Run the coordinator in the foreground (Ctrl-C or SIGTERM stops it).
+    #[command(
+        after_help = "Examples:\n  picluster coordinator --cluster rack\n  picluster -v coordinator --cluster rack          (debug logs)\n  RUST_LOG=picluster_core=debug picluster coordinator --cluster rack"
+    )]
     Coordinator {
         #[command(flatten)]
         cluster: ClusterArg,
@@ -190,6 +202,9 @@ pub(super) enum Command {
         keep_finished_for: u64,
     },
     /// Write a bundle (address, CA, certificate, key) for a new worker.
+    #[command(
+        after_help = "Example:\n  picluster add-worker pi-3 --cluster rack --out pi-3.bundle"
+    )]
     AddWorker {
         /// The worker's name (A-Z a-z 0-9 . _ -), e.g. pi-3.
         name: String,
@@ -206,6 +221,9 @@ pub(super) enum Command {
     /// Write a bundle for a new client: it submits, watches, cancels and lists its
     /// own jobs and sees the cluster's status (the cluster's admin.bundle may do
     /// everything).
+    #[command(
+        after_help = "Example:\n  picluster add-client alice --cluster rack --out alice.bundle"
+    )]
     AddClient {
         /// The client's name (A-Z a-z 0-9 . _ -), e.g. alice.
         name: String,
@@ -219,11 +237,17 @@ pub(super) enum Command {
         replace: bool,
     },
     /// Submit a job.
+    #[command(
+        after_help = "Examples:\n  picluster submit sha256d --header HEX --cluster rack\n  picluster submit hashcash --data hello --bits 24 --detach\n  picluster submit preimage --mask 'pass?d?d?d?d' --target HEX"
+    )]
     Submit {
         #[command(subcommand)]
         kind: SubmitKind,
     },
     /// Wait for jobs to end and print their reports.
+    #[command(
+        after_help = "Examples:\n  picluster wait j7\n  picluster wait 3-7 --json\n  picluster wait last"
+    )]
     Wait {
         /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
         /// queued or running job).
@@ -236,6 +260,9 @@ pub(super) enum Command {
     },
     /// List queued and running jobs (`--all`: finished ones too), or show one job in
     /// detail (`picluster jobs j7`).
+    #[command(
+        after_help = "Examples:\n  picluster jobs\n  picluster jobs --state done --last 10\n  picluster jobs --all --client alice --json\n  picluster jobs j7"
+    )]
     Jobs {
         /// Show this job in detail, as `picluster show` does.
         job: Option<JobId>,
@@ -262,6 +289,7 @@ pub(super) enum Command {
         output: OutputArg,
     },
     /// Let a quarantined worker (it claimed a false solution) connect again.
+    #[command(after_help = "Example:\n  picluster release pi-3 --cluster rack")]
     Release {
         /// The worker's name.
         name: String,
@@ -273,6 +301,7 @@ pub(super) enum Command {
     /// Revoke every certificate of a worker or client name issued up to now (a lost
     /// or stolen machine): its connections close at once and are refused from now on.
     /// A new credential for the name made later works.
+    #[command(after_help = "Example:\n  picluster revoke pi-3 --cluster rack")]
     Revoke {
         /// The worker's or client's name.
         name: String,
@@ -283,6 +312,9 @@ pub(super) enum Command {
     },
     /// Enroll this machine as a client with a join token (`picluster token create
     /// --role client`): makes a key here, gets a certificate, writes a bundle.
+    #[command(
+        after_help = "Example:\n  picluster join 'pcj1....@head.local:7878' --name alice --out alice.bundle"
+    )]
     Join {
         /// The join token.
         token: String,
@@ -295,11 +327,15 @@ pub(super) enum Command {
     },
     /// Join tokens: one line that lets a new machine enroll itself
     /// (`picluster-worker --join TOKEN --name NAME --state-dir DIR`).
+    #[command(
+        after_help = "Examples:\n  picluster token create --cluster rack\n  picluster token list --cluster rack"
+    )]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// Remove finished jobs (report, solutions, results) from the coordinator now.
+    #[command(after_help = "Example:\n  picluster forget j3 j4 --cluster rack")]
     Forget {
         /// The jobs (j7 or 7).
         #[arg(required = true, value_name = "JOB")]
@@ -311,6 +347,7 @@ pub(super) enum Command {
     },
     /// Show one job in detail: its workers (what each searched, its chunks, what it
     /// holds now), chunks reassigned and stolen, solutions so far, times.
+    #[command(after_help = "Examples:\n  picluster show j7\n  picluster show last --json")]
     Show {
         /// The job (j7 or 7, or `last`).
         job: JobSelector,
@@ -320,6 +357,9 @@ pub(super) enum Command {
         output: OutputArg,
     },
     /// Show workers and jobs.
+    #[command(
+        after_help = "Examples:\n  picluster status --cluster rack\n  picluster status --json | jq '.workers[].state'"
+    )]
     Status {
         #[command(flatten)]
         cluster: ClusterArg,
@@ -329,6 +369,7 @@ pub(super) enum Command {
     /// Let a worker finish its current chunk and give it no more (for maintenance).
     /// `status` shows it `draining` until that chunk ends, then `drained`. A worker
     /// that is not connected may be drained: it takes no work when it comes back.
+    #[command(after_help = "Example:\n  picluster drain pi-3 --reason 'new fan' --cluster rack")]
     Drain {
         /// The worker's name.
         name: String,
@@ -341,6 +382,7 @@ pub(super) enum Command {
         output: OutputArg,
     },
     /// Give a drained worker work again.
+    #[command(after_help = "Example:\n  picluster undrain pi-3 --cluster rack")]
     Undrain {
         /// The worker's name.
         name: String,
@@ -350,6 +392,9 @@ pub(super) enum Command {
         output: OutputArg,
     },
     /// Cancel jobs.
+    #[command(
+        after_help = "Examples:\n  picluster cancel j7\n  picluster cancel 3-7 last\n  picluster cancel all"
+    )]
     Cancel {
         /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
         /// queued or running job).
@@ -365,12 +410,21 @@ pub(super) enum Command {
 #[derive(Subcommand, Debug)]
 pub(super) enum SubmitKind {
     /// Bitcoin-style SHA-256d nonce search over an 80-byte block header.
+    #[command(
+        after_help = "Examples:\n  picluster submit sha256d --header HEX --cluster rack\n  picluster submit sha256d --header HEX --nonce-range 0..100000000 --all --json\n  picluster submit sha256d --headers-file blocks.txt --detach"
+    )]
     Sha256d(Sha256dArgs),
     /// Proof of work: counters C such that SHA-256(DATA || C as 8 bytes big-endian)
     /// has at least --bits leading zero bits.
+    #[command(
+        after_help = "Examples:\n  picluster submit hashcash --data 'hello' --bits 24\n  picluster submit hashcash --data-file msg.bin --bits 16 --counter-range 0..100000000 --all"
+    )]
     Hashcash(HashcashArgs),
     /// Preimage search: candidates of a mask whose SHA-256 (or SHA-256d) is one of
     /// the target digests. Stops when every target is found, or the mask is done.
+    #[command(
+        after_help = "Examples:\n  picluster submit preimage --mask 'pass?d?d?d?d' --target HEX\n  picluster submit preimage --mask '?l?l?l?l?d?d' --targets-file digests.txt --hash sha256d\n  picluster submit preimage --masks-file masks.txt --target HEX --detach"
+    )]
     Preimage(PreimageArgs),
 }
 
