@@ -2,7 +2,8 @@
 //! TLS over loopback, mine the Bitcoin genesis block header in a 2^25-nonce window
 //! that contains its nonce, and print the solution and the hash rate.
 //!
-//! Run with `cargo run --release --example quickstart`.
+//! Run with `cargo run --example quickstart` (the profile `cargo test` builds: its
+//! kernels are optimised; `--release` is a little faster and builds everything again).
 
 use picluster_client::{BlockHeader, JobKind, JobSpec, LocalCluster, SearchMode, Sha256dJob};
 use picluster_core::hex;
