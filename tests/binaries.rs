@@ -460,3 +460,84 @@ fn json_errors_carry_their_kind_and_invalid_input_exits_2() {
         "{json}"
     );
 }
+
+/// `submit` off a terminal names its job at once; Ctrl-C leaves the job running and
+/// says how to follow or cancel it (exit 130). `-q` keeps the coordinator's INFO
+/// lines out of its standard error.
+#[test]
+fn ctrl_c_leaves_the_job_running_and_says_how_to_get_back_to_it() {
+    let _alone = one_coordinator_process_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let d = dir.to_str().unwrap();
+    let mut coordinator = Command::new(real_binary("picluster"))
+        .args(["-q", "coordinator", "--cluster", d])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !Command::new(real_binary("picluster"))
+        .args(["jobs", "--cluster", d])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no coordinator"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let header = picluster_core::hex::encode(&vectors()[0].header.0);
+    // No workers: the job stays queued while `submit` follows it.
+    let mut submit = Command::new(real_binary("picluster"))
+        .args(["submit", "sha256d", "--header", &header, "--cluster", d])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(submit.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert_eq!(first, "picluster: submitted j1\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Command::new("kill")
+        .args(["-INT", &submit.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = submit.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert_eq!(
+        rest,
+        "j1 keeps running: picluster wait j1 to follow it, picluster cancel j1 to stop it\n"
+    );
+    // It does: still queued.
+    let out = Command::new(real_binary("picluster"))
+        .args(["jobs", "--cluster", d, "--json"])
+        .output()
+        .unwrap();
+    let jobs: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').rev().nth(1).unwrap()).unwrap();
+    assert_eq!(jobs["jobs"][0]["job"], "j1");
+    assert_eq!(jobs["jobs"][0]["state"], "queued");
+    assert_eq!(jobs["jobs"][0]["waiting"], "no workers connected");
+    let _ = coordinator.kill();
+    let out = coordinator.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "-q: nothing below errors"
+    );
+}

@@ -257,6 +257,13 @@ async fn a_custom_kernel_runs_only_on_workers_that_registered_it_and_merges_in_o
     let status = client.status().await.unwrap();
     let plain = status.workers.iter().find(|w| w.name == "plain").unwrap();
     assert_eq!(plain.hashes, 0);
+    assert!(plain.kernels.is_empty());
+    let capable = status
+        .workers
+        .iter()
+        .find(|w| w.name == "worker-1")
+        .unwrap();
+    assert_eq!(capable.kernels, vec!["test/chain/1".to_string()]);
     let kind = &status.jobs[0].kind;
     assert_eq!(kind, "custom:test/chain/1");
 

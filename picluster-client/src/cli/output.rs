@@ -1126,3 +1126,83 @@ pub(super) fn utc(ms: u64) -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn progress(hashes: u64, elapsed_ms: u64) -> JobProgress {
+        JobProgress {
+            job: JobId(7),
+            state: JobState::Running,
+            hashes,
+            keyspace: 1_000_000_000,
+            elapsed_ms,
+            solutions: 1,
+            workers: 2,
+        }
+    }
+
+    #[test]
+    fn the_bar_s_rate_and_eta_come_from_what_was_searched_since_attaching() {
+        // Attached 10 s ago at 400 M of 1 G, after the job had run for 10 minutes:
+        // 100 M since then is 10 M/s, so 500 M left take 50 s, whatever the average
+        // since submission says.
+        let attached = (Instant::now() - Duration::from_secs(10), 400_000_000);
+        let text = bar_message("sha256d", &progress(500_000_000, 610_000), attached);
+        assert!(
+            text.starts_with(
+                "500.00 M/1.00 G  10.00 MH/s  ETA 50s  2 workers  1 solution  10m10s elapsed"
+            ),
+            "{text}"
+        );
+        // Other kinds in indices/s.
+        let text = bar_message("hashcash", &progress(500_000_000, 610_000), attached);
+        assert!(text.contains("  10.00 M indices/s  "), "{text}");
+        // Nothing seen yet: no made-up ETA.
+        let now = (Instant::now(), 500_000_000);
+        assert!(bar_message("sha256d", &progress(500_000_000, 1), now).contains("ETA ?"));
+    }
+
+    #[test]
+    fn tables_keep_their_columns_whatever_they_hold() {
+        let long = "a-worker-name-of-the-longest-kind-that-a-cluster-may-issue-xyz12";
+        let rows = vec![
+            vec!["pi-1".to_string(), "busy".to_string(), "1".to_string()],
+            vec![
+                long.to_string(),
+                "unresponsive".to_string(),
+                "123456".to_string(),
+            ],
+            vec![
+                "x".to_string(),
+                "custom:org/very/long/kernel/name/7".to_string(),
+                "7".to_string(),
+            ],
+        ];
+        let mut out = Vec::new();
+        table(&mut out, "", &["WORKER", "STATE", ">N"], &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Every row's second column starts where the header's does, and the
+        // right-aligned last column ends at the same place.
+        let at = lines[0].find("STATE").unwrap();
+        for (line, row) in lines[1..].iter().zip(&rows) {
+            assert_eq!(line.find(row[1].as_str()), Some(at), "{text}");
+            assert_eq!(line.len(), lines[0].len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(10_236_893), "10,236,893");
+        assert_eq!(duration_text(59.4), "59s");
+        assert_eq!(duration_text(3600.0 + 125.0), "1h02m");
+        assert_eq!(rate_text("sha256d", 24_750_000.0), "24.75 MH/s");
+        assert_eq!(rate_text("preimage", 999.0), "999 indices/s");
+    }
+}

@@ -1,0 +1,23 @@
+//! The `picluster` binary as built: it starts, knows its version and shows its help.
+//! The workspace's integration tests (`/tests`, `binaries.rs`) run it further; this
+//! test is also what makes `cargo test --workspace` build it for them.
+
+use std::process::Command;
+
+#[test]
+fn the_binary_starts_and_knows_its_version() {
+    let exe = env!("CARGO_BIN_EXE_picluster");
+    let out = Command::new(exe).arg("--version").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("picluster {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(exe).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RUST_LOG"));
+    // A command line that does not parse: exit 2, the reason on stderr.
+    let out = Command::new(exe).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+}
