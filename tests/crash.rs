@@ -188,6 +188,16 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
         )
     };
     let mut running = coordinator();
+    // The submit starts once the coordinator answers: a client that finds its port
+    // closed fails at once rather than waiting for it.
+    let started = Instant::now();
+    while run_from(["picluster", "jobs", "--cluster", d], &mut Vec::new()).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no coordinator"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let v = &vectors()[0];
     let start = u64::from(v.nonce) - (1 << 28);
     let end = start + (1 << 29);
