@@ -17,6 +17,7 @@ mod fuzz;
 mod journal;
 mod kernels;
 mod kinds;
+mod metrics;
 mod processes;
 mod sim;
 mod trust;

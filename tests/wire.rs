@@ -636,6 +636,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&CoordToWorker::ShareTarget(ShareTarget { bits: 16 })),
         ),
         (
+            "WorkerToCoord::Rate",
+            e(&WorkerToCoord::Rate(RateChange {
+                threads: 3,
+                bench_hps: 9_000_000,
+            })),
+        ),
+        (
             "ClientToCoord::Show",
             e(&ClientToCoord::Show(JobRequest {
                 request: RequestId(9),
@@ -759,6 +766,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToJoin::Enrolled", "0b00000000010470692d390370656d"),
     ("CoordToJoin::Refused", "0700000001020430613062"),
     ("CoordToWorker::ShareTarget", "020000000610"),
+    ("WorkerToCoord::Rate", "060000000b03c0a8a504"),
     ("ClientToCoord::Show", "030000000f0903"),
     ("CoordToClient::Detail", "6000000013090301e8078020dc0b0102077368613235366401030561646d696ee80701b009000004016b0107e8070a010470692d31e8070301010102600106222222222222222222222222222222222222222222222222222222222222222201ac020100"),
     ("WorkerToCoord::Shares", "080000000a0902ac02f0a204"),

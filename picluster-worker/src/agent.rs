@@ -21,9 +21,9 @@ use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
 use picluster_core::kernel::{digest_zero_bits, SearchKernel};
 use picluster_core::wire::{
-    Assign, CoordToWorker, Found, HeldLease, Holding, Output, Progress, Rejected, Released, Stop,
-    Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome, MAX_HELD_FOUND,
-    MINOR_HOLDING, PROTOCOL_MINOR,
+    Assign, CoordToWorker, Found, HeldLease, Holding, Output, Progress, RateChange, Rejected,
+    Released, Stop, Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome,
+    MAX_HELD_FOUND, MINOR_HOLDING, MINOR_RATE, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -244,6 +244,10 @@ pub struct Agent {
     outbox: VecDeque<WorkerToCoord>,
     /// The share target for leases assigned from now on (this connection).
     share_bits: Option<u8>,
+    /// Threads that run now (fewer than `info.threads` while the board is hot).
+    active: u32,
+    /// The minor version of this connection, while connected.
+    minor: Option<u16>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -259,6 +263,8 @@ impl Agent {
     /// A new agent, running the built-in kernels and those in `registry`.
     pub fn new(info: WorkerInfo, registry: Arc<Registry>) -> Agent {
         Agent {
+            active: info.threads.max(1),
+            minor: None,
             info,
             registry,
             phase: Phase::Working,
@@ -272,15 +278,38 @@ impl Agent {
         }
     }
 
+    /// The thermal governor runs `active` of the worker's threads now: the
+    /// coordinator is told the rate that follows (minor 3 on), and the next hello
+    /// says it.
+    pub fn handle_active_threads(&mut self, active: u32) {
+        let active = active.clamp(1, self.info.threads.max(1));
+        if active == self.active {
+            return;
+        }
+        self.active = active;
+        if self.minor.is_some_and(|m| m >= MINOR_RATE) {
+            self.outbox.push_back(WorkerToCoord::Rate(RateChange {
+                threads: active,
+                bench_hps: self.rate_now(),
+            }));
+        }
+    }
+
+    /// The benchmark scaled to the threads that run now.
+    fn rate_now(&self) -> u64 {
+        let threads = u64::from(self.info.threads.max(1));
+        self.info.bench_hps.saturating_mul(u64::from(self.active)) / threads
+    }
+
     /// The hello that opens a session.
     pub fn hello(&self) -> WorkerToCoord {
         WorkerToCoord::Hello(WorkerHello {
             minor: PROTOCOL_MINOR,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            threads: self.info.threads,
+            threads: self.active,
             arch: std::env::consts::ARCH.to_string(),
             kernel_impl: self.info.kernel_impl.clone(),
-            bench_hps: self.info.bench_hps,
+            bench_hps: self.rate_now(),
             kernels: self.registry.names(),
         })
     }
@@ -290,6 +319,7 @@ impl Agent {
     pub fn handle_welcome(&mut self, welcome: WorkerWelcome) {
         // A share target is per connection: this one's comes after the welcome.
         self.share_bits = None;
+        self.minor = Some(welcome.minor);
         self.progress_interval =
             Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
         let adopts = welcome.minor >= MINOR_HOLDING;
@@ -605,6 +635,7 @@ impl Agent {
     /// after the next welcome; the others stop and are not reported (the coordinator
     /// takes them back itself). Leaving, everything stops.
     pub fn handle_disconnected(&mut self) {
+        self.minor = None;
         let leaving = self.phase != Phase::Working;
         for (task, held) in &mut self.held {
             let keep = !leaving && !held.custom && held.found.is_some();

@@ -65,6 +65,18 @@ struct Args {
     /// Kernel implementation to use instead of the fastest (see `bench`).
     #[arg(long = "impl", value_name = "NAME")]
     implementation: Option<String>,
+    /// Serve this worker's metrics for Prometheus at http://ADDRESS:PORT/metrics
+    /// (benchmark, threads, indices computed, CPU temperature, reconnections).
+    #[arg(long, value_name = "ADDRESS:PORT", env = "PICLUSTER_METRICS")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Run one thread fewer each time the CPU is at or above this temperature (°C),
+    /// one more again once it is 5 °C below, and tell the coordinator; e.g. 75 on a
+    /// Pi without a fan (its firmware throttles at 80).
+    #[arg(long, value_name = "CELSIUS", value_parser = parse_celsius)]
+    max_temp: Option<f64>,
+    /// Where the CPU's thermal zones are.
+    #[arg(long, value_name = "DIR", default_value = crate::thermal::SYSTEM_THERMAL_DIR)]
+    thermal_dir: PathBuf,
     /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG, when set,
     /// decides instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -180,12 +192,28 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
                 threads: threads(args.threads),
                 kernels,
                 credential_file: Some(file),
+                metrics: args.metrics,
+                max_temp: args.max_temp,
+                thermal_dir: args.thermal_dir.clone(),
                 ..WorkerOptions::default()
             };
             runtime.block_on(crate::run(bundle, options, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--max-temp`: degrees Celsius a CPU can reach.
+fn parse_celsius(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a temperature in °C (e.g. 75)"))?;
+    if !(30.0..=110.0).contains(&value) {
+        return Err(format!(
+            "{value} °C is outside 30-110: give the CPU temperature to stay below, e.g. 75"
+        ));
+    }
+    Ok(value)
 }
 
 /// The worker's bundle and its file: `--bundle`, or the one in `--state-dir`

@@ -26,7 +26,7 @@ use picluster_core::kernel::SearchKernel;
 use picluster_core::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,7 +159,29 @@ struct Claim {
     block: u64,
 }
 
+/// What the engine counts and what throttles it, shared with the driver.
+#[derive(Debug)]
+pub(crate) struct Gauge {
+    /// Threads that may claim blocks (the others wait): the thermal governor's
+    /// lever. All of the pool's unless throttled.
+    pub(crate) active: AtomicUsize,
+    /// Indices searched in tasks (not the benchmark).
+    pub(crate) computed: AtomicU64,
+}
+
+/// How long a thread beyond the active ones waits before it looks again.
+const PAUSED_POLL: Duration = Duration::from_millis(20);
+
 impl Control {
+    /// Whether blocks are left to claim (and the task is not stopped).
+    fn has_blocks(&self) -> bool {
+        if self.stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let c = lock(&self.claim);
+        c.next < c.limit
+    }
+
     /// The next block, or `None` when the task is stopped or fully claimed.
     fn claim_block(&self) -> Option<Range<u64>> {
         if self.stop.load(Ordering::Acquire) {
@@ -183,6 +205,7 @@ pub struct Compute {
     controls: Controls,
     pool: Arc<rayon::ThreadPool>,
     threads: usize,
+    gauge: Arc<Gauge>,
 }
 
 impl std::fmt::Debug for Compute {
@@ -208,13 +231,18 @@ impl Compute {
         let (queue, tasks) = crossbeam_channel::bounded::<Task>(MAX_TASKS);
         let controls: Controls = Arc::default();
         let sink: Sink = Arc::new(sink);
-        let (engine_pool, engine_controls, engine_sink) =
-            (pool.clone(), controls.clone(), sink.clone());
+        let gauge = Arc::new(Gauge {
+            active: AtomicUsize::new(threads),
+            computed: AtomicU64::new(0),
+        });
+        let (engine_pool, engine_controls, engine_sink, engine_gauge) =
+            (pool.clone(), controls.clone(), sink.clone(), gauge.clone());
         std::thread::Builder::new()
             .name("picluster-engine".to_string())
             .spawn(move || {
                 for task in tasks {
-                    let (position, output) = run_task(&engine_pool, &task, &engine_sink);
+                    let (position, output) =
+                        run_task(&engine_pool, &task, &engine_sink, &engine_gauge);
                     lock(&engine_controls).remove(&task.id);
                     engine_sink(ComputeEvent::Finished {
                         task: task.id,
@@ -229,12 +257,31 @@ impl Compute {
             controls,
             pool,
             threads,
+            gauge,
         })
     }
 
     /// Number of compute threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Lets only `n` threads (at least one, at most all) claim work from now on; the
+    /// others finish their block and wait.
+    pub fn set_active(&self, n: usize) {
+        self.gauge
+            .active
+            .store(n.clamp(1, self.threads), Ordering::Relaxed);
+    }
+
+    /// Threads that may claim work.
+    pub fn active(&self) -> usize {
+        self.gauge.active.load(Ordering::Relaxed)
+    }
+
+    /// Indices searched in tasks so far (not the benchmark).
+    pub fn computed(&self) -> u64 {
+        self.gauge.computed.load(Ordering::Relaxed)
     }
 
     /// Queues `range` of `work` as task `id`, after the tasks already queued. With
@@ -360,7 +407,12 @@ fn run_block(task: &Task, block: Range<u64>, hits: &mut Vec<u64>, sink: &Sink) -
 /// Runs one task on every thread of the pool; returns the prefix reached and the
 /// result not yet reported. A task of at most one block runs right here: waking the
 /// pool would cost more than it does.
-fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> (u64, Option<Vec<u8>>) {
+fn run_task(
+    pool: &rayon::ThreadPool,
+    task: &Task,
+    sink: &Sink,
+    gauge: &Gauge,
+) -> (u64, Option<Vec<u8>>) {
     let mut prefix = Prefix {
         position: task.range.start,
         done: BTreeMap::new(),
@@ -381,6 +433,9 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> (u64, Option<
             return (task.range.start, None);
         };
         let partial = run_block(task, block.clone(), &mut Vec::new(), sink);
+        gauge
+            .computed
+            .fetch_add(block.end - block.start, Ordering::Relaxed);
         prefix.complete(block, partial, &task.work);
         return match prefix.take_output(&task.work) {
             Ok(output) => (prefix.position, output),
@@ -391,10 +446,21 @@ fn run_task(pool: &rayon::ThreadPool, task: &Task, sink: &Sink) -> (u64, Option<
         };
     }
     let prefix = Mutex::new(prefix);
-    pool.broadcast(|_| {
+    pool.broadcast(|ctx| {
         let mut hits = Vec::new();
-        while let Some(block) = task.control.claim_block() {
+        loop {
+            // A thread beyond the active ones (the board is hot) waits while there
+            // is work for the others.
+            while ctx.index() >= gauge.active.load(Ordering::Relaxed) && task.control.has_blocks() {
+                std::thread::sleep(PAUSED_POLL);
+            }
+            let Some(block) = task.control.claim_block() else {
+                break;
+            };
             let partial = run_block(task, block.clone(), &mut hits, sink);
+            gauge
+                .computed
+                .fetch_add(block.end - block.start, Ordering::Relaxed);
             let mut p = lock(&prefix);
             p.complete(block, partial, &task.work);
             // Report a moved prefix at most once an interval; the end is reported

@@ -39,6 +39,15 @@ pub struct WorkerOptions {
     /// Where the bundle lives: a renewed certificate is written there (replacing
     /// the file). Without it a renewal lasts until the process ends.
     pub credential_file: Option<std::path::PathBuf>,
+    /// Serve the worker's metrics for Prometheus at `http://ADDRESS/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Run fewer threads while the CPU is at or above this temperature (°C), and
+    /// more again once it is 5 °C below; `None`: never throttle.
+    pub max_temp: Option<f64>,
+    /// Where the thermal zones are (`/sys/class/thermal`).
+    pub thermal_dir: std::path::PathBuf,
+    /// How often the governor reads the temperature.
+    pub thermal_interval: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -51,6 +60,10 @@ impl Default for WorkerOptions {
             kernels: Registry::new(),
             name_in_use_give_up: Duration::from_secs(30),
             credential_file: None,
+            metrics: None,
+            max_temp: None,
+            thermal_dir: crate::thermal::SYSTEM_THERMAL_DIR.into(),
+            thermal_interval: Duration::from_secs(2),
         }
     }
 }
@@ -141,10 +154,63 @@ pub async fn run(
         },
         std::sync::Arc::new(options.kernels.clone()),
     );
+    let thermal = crate::thermal::Thermal::new(&options.thermal_dir);
+    let state = std::sync::Arc::new(crate::metrics::WorkerState {
+        compute: compute.clone(),
+        kernel_impl: kernel.to_string(),
+        bench_hps,
+        thermal: thermal.clone(),
+        max_temp: options.max_temp,
+        connected: std::sync::atomic::AtomicBool::new(false),
+        reconnects: std::sync::atomic::AtomicU64::new(0),
+    });
+    let _metrics = match options.metrics {
+        Some(address) => {
+            let listener = picluster_core::service::bind_metrics(address).await?;
+            info!(%address, "metrics at http://{address}/metrics");
+            let state = state.clone();
+            Some(Aborting(tokio::spawn(
+                picluster_core::service::serve_metrics(listener, move || {
+                    let state = state.clone();
+                    async move { Some(crate::metrics::encode_worker(&state)) }
+                }),
+            )))
+        }
+        None => None,
+    };
+    // The thermal governor changes the running threads; the session tells the
+    // coordinator.
+    let (active_tx, mut active_rx) = tokio::sync::watch::channel(options.threads as u32);
+    let _governor = options.max_temp.map(|max| {
+        let compute = compute.clone();
+        let interval = options.thermal_interval;
+        Aborting(tokio::spawn(async move {
+            let mut governor = crate::thermal::Governor::new(max, compute.threads() as u32);
+            let mut warned = false;
+            loop {
+                match thermal.celsius() {
+                    Some(celsius) => {
+                        if let Some(active) = governor.update(celsius) {
+                            info!(celsius, max, threads = active, "temperature: running {active} thread(s)");
+                            compute.set_active(active as usize);
+                            let _ = active_tx.send(active);
+                        }
+                    }
+                    None if !warned => {
+                        warned = true;
+                        warn!(dir = %thermal.dir().display(), "cannot read the CPU temperature there: --max-temp has no effect");
+                    }
+                    None => {}
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }))
+    });
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(options.min_backoff, options.max_backoff);
     let mut refused_since: Option<std::time::Instant> = None;
     loop {
+        agent.handle_active_threads(*active_rx.borrow_and_update());
         let hello = agent.hello();
         // The session may renew the certificate: dial with this one's copy.
         let dial = bundle.clone();
@@ -165,14 +231,22 @@ pub async fn run(
                 info!(coordinator = %bundle.coordinator, "connected");
                 backoff.reset();
                 refused_since = None;
+                state
+                    .connected
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let mut ctx = SessionContext {
                     agent: &mut agent,
                     compute: &compute,
                     events: &mut events,
                     bundle: &mut bundle,
                     credential_file: options.credential_file.as_deref(),
+                    active: &mut active_rx,
                 };
-                run_session(session, &mut ctx, &mut shutdown).await
+                let end = run_session(session, &mut ctx, &mut shutdown).await;
+                state
+                    .connected
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                end
             }
             Err(e) => SessionEnd::Lost(e),
         };
@@ -190,6 +264,9 @@ pub async fn run(
                     return Ok(());
                 }
                 let delay = backoff.next();
+                state
+                    .reconnects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let held = agent.leases_detached();
                 let name_in_use = matches!(
                     &e,
@@ -232,6 +309,8 @@ struct SessionContext<'a> {
     events: &'a mut mpsc::Receiver<ComputeEvent>,
     bundle: &'a mut Bundle,
     credential_file: Option<&'a std::path::Path>,
+    /// The threads the thermal governor lets run.
+    active: &'a mut tokio::sync::watch::Receiver<u32>,
 }
 
 async fn run_session(
@@ -245,6 +324,7 @@ async fn run_session(
         events,
         bundle,
         credential_file,
+        active,
     } = ctx;
     let compute: &Compute = compute;
     let Session {
@@ -317,6 +397,7 @@ async fn run_session(
                 None => break SessionEnd::Lost(connection.closed().await.into()),
             },
             Some(event) = events.recv() => agent.handle_compute(event),
+            Ok(()) = active.changed() => agent.handle_active_threads(*active.borrow_and_update()),
         }
         drain_compute(agent, compute);
         if let Err(e) = flush(agent, &mut writer).await {
@@ -415,6 +496,15 @@ fn drain_compute(agent: &mut Agent, compute: &Compute) {
                 }
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct Aborting(tokio::task::JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -16,6 +16,9 @@
 //! - [`registry`]: the custom kernels (user-defined, see
 //!   [`picluster_core::kernel::custom::Kernel`]) this worker can run.
 //! - [`selftest`]: every kernel implementation against the reference.
+//! - [`thermal`]: CPU temperature, the firmware's throttling flags, and the governor
+//!   that runs fewer threads while the board is hot.
+//! - `metrics`: the worker's own metrics for Prometheus (`--metrics`).
 //! - [`cli`]: the `picluster-worker` command line, reusable by a worker binary that
 //!   registers its own kernels.
 //!
@@ -27,8 +30,10 @@ pub mod cli;
 pub mod compute;
 pub mod daemon;
 pub mod enroll;
+mod metrics;
 pub mod registry;
 pub mod selftest;
+pub mod thermal;
 
 pub use daemon::{run, WorkerError, WorkerOptions};
 pub use registry::Registry;

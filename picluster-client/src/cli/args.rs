@@ -196,6 +196,10 @@ pub(super) enum Command {
         #[arg(long, value_name = "N", default_value_t = 1000,
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         keep_finished: u32,
+        /// Serve metrics for Prometheus at http://ADDRESS:PORT/metrics (e.g.
+        /// 127.0.0.1:9478, or 0.0.0.0:9478 for a Prometheus on another machine).
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        metrics: Option<SocketAddr>,
         /// Seconds a finished job is kept after it ended (default: one day).
         #[arg(long, value_name = "SECONDS", default_value_t = 86_400,
               value_parser = clap::value_parser!(u64).range(1..))]

@@ -316,6 +316,7 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
             cluster,
             keep_finished,
             keep_finished_for,
+            metrics,
         } => {
             let config = CoordinatorConfig {
                 keep_finished: keep_finished as usize,
@@ -330,9 +331,10 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(picluster_core::service::serve_cluster(
+                .block_on(picluster_core::service::serve_cluster_with(
                     cluster.dir()?,
                     config,
+                    metrics,
                     shutdown_signal(),
                 ))?;
             Ok(ExitCode::SUCCESS)

@@ -39,6 +39,11 @@ impl ClientTable {
         self.clients.remove(&conn)
     }
 
+    /// Connected clients (admins included).
+    pub(super) fn len(&self) -> usize {
+        self.clients.len()
+    }
+
     pub(super) fn contains(&self, conn: ConnId) -> bool {
         self.clients.contains_key(&conn)
     }

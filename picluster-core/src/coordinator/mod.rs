@@ -34,6 +34,7 @@
 //!   its indexes; a job's durable record is apart from its session state.
 //! - `schedule`, `steal`: decisions as pure functions over the tables.
 //! - `report`: progress, listings, reports and status built from the tables.
+//! - `metrics`: per-worker totals and the snapshot the metrics endpoint encodes.
 //! - `violation`: [`ProtocolViolation`] and [`CloseReason`].
 //! - `shares`: shares, vardiff and the test that catches workers claiming work
 //!   they did not do.
@@ -46,6 +47,7 @@ mod credentials;
 mod jobs;
 mod journal;
 mod leases;
+mod metrics;
 mod report;
 mod schedule;
 mod shares;
@@ -58,6 +60,7 @@ pub use credentials::{MAX_TOKENS, MAX_TOKEN_TTL_S, MAX_TOKEN_USES};
 pub use journal::{
     Record, Snapshot, StoredJob, StoredLease, StoredToken, UnixMillis, JOURNAL_FORMAT,
 };
+pub use metrics::{KindProgress, MetricsSnapshot, WorkerMetrics, WorkerTotals};
 pub use shares::{
     poisson_cdf, FALSE_ALARM, INITIAL_SHARE_BITS, MAX_SHARE_BITS, MIN_SHARE_BITS, RETARGET_AFTER,
     RETARGET_SHARES, SHARE_SECONDS, WINDOW_SHARES,
@@ -205,6 +208,10 @@ pub struct Coordinator {
     next_push: Option<Instant>,
     /// Trims sent, by the time their answer is due.
     trim_deadlines: BTreeSet<(Instant, LeaseId)>,
+    /// Cumulative counts per worker name (this run), for the metrics.
+    totals: BTreeMap<String, WorkerTotals>,
+    /// Jobs submitted this run.
+    submitted: u64,
     /// Worker connections whose name was connected when they arrived, until their
     /// hello decides between them and the connected one.
     clashing: BTreeMap<ConnId, String>,
@@ -279,6 +286,8 @@ impl Coordinator {
             schedule_requested: false,
             next_push: None,
             trim_deadlines: BTreeSet::new(),
+            totals: BTreeMap::new(),
+            submitted: 0,
             clashing: BTreeMap::new(),
             joiners: BTreeMap::new(),
             credentials: Credentials::default(),
@@ -905,6 +914,7 @@ impl Coordinator {
             let expired = self.workers.expire(conn);
             if let Some(w) = self.workers.get(conn) {
                 tracing::info!(worker = %w.name, leases_reclaimed = expired.len(), "worker unresponsive: its chunks go to others");
+                self.totals.entry(w.name.clone()).or_default().expired += expired.len() as u64;
             }
             for lease in expired {
                 if let Some(l) = self.leases.get(lease) {
@@ -1017,6 +1027,81 @@ impl Coordinator {
             .map(|j| self.reporter(now).detail(job, j))
     }
 
+    /// What the metrics endpoint shows: every worker name seen this run with its
+    /// state, rate and totals; jobs by state; live jobs' progress by kind; connected
+    /// peers by role; the coordinator's counters.
+    pub fn metrics(&self, now: Instant) -> MetricsSnapshot {
+        let status = self.reporter(now).workers_status();
+        let kinds: BTreeMap<JobId, String> = self
+            .jobs
+            .live()
+            .map(|(id, job)| (id, report::kind_name(job)))
+            .collect();
+        let mut workers: BTreeMap<String, WorkerMetrics> = BTreeMap::new();
+        for w in &status {
+            let kind = w
+                .jobs
+                .first()
+                .and_then(|j| kinds.get(j))
+                .cloned()
+                .unwrap_or_else(|| "sha256d".to_string());
+            workers.insert(
+                w.name.clone(),
+                WorkerMetrics {
+                    name: w.name.clone(),
+                    state: (w.worker.0 != 0).then_some(w.state),
+                    rate: w.rate_hps as f64,
+                    kind,
+                    threads: w.threads,
+                    totals: self.totals.get(&w.name).copied().unwrap_or_default(),
+                },
+            );
+        }
+        for (name, totals) in &self.totals {
+            workers
+                .entry(name.clone())
+                .or_insert_with(|| WorkerMetrics {
+                    name: name.clone(),
+                    state: None,
+                    rate: 0.0,
+                    kind: "sha256d".to_string(),
+                    threads: 0,
+                    totals: *totals,
+                });
+        }
+        let mut jobs: BTreeMap<&'static str, u64> = MetricsSnapshot::JOB_STATES
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
+        let mut progress: BTreeMap<String, KindProgress> = BTreeMap::new();
+        for (id, job) in self.jobs.all() {
+            *jobs.entry(job.record.state.as_str()).or_default() += 1;
+            if let Some(kind) = kinds.get(&id) {
+                let p = progress.entry(kind.clone()).or_default();
+                p.done += job.record.hashes;
+                p.total += job.record.keyspace;
+            }
+        }
+        let greeted = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.hello().is_some())
+            .count() as u64;
+        let connections = BTreeMap::from([
+            ("worker", greeted),
+            ("client", self.clients.len() as u64),
+            ("joining", self.joiners.len() as u64),
+        ]);
+        MetricsSnapshot {
+            workers: workers.into_values().collect(),
+            jobs,
+            progress,
+            connections,
+            stats: self.stats,
+            submitted: self.submitted,
+        }
+    }
+
     fn reporter(&self, now: Instant) -> Reporter<'_> {
         Reporter {
             now,
@@ -1054,6 +1139,7 @@ impl Coordinator {
         // (too few shares: its claims are what is in doubt), is searched again, and it
         // gets nothing until an admin releases it.
         let all = matches!(violation, ProtocolViolation::TooFewShares { .. });
+        self.totals.entry(name.clone()).or_default().rejected += 1;
         self.workers.quarantine(&name);
         self.record(Record::Quarantined(name.clone(), true));
         let mut redo = 0;
@@ -1085,6 +1171,7 @@ impl Coordinator {
         if let Some(w) = self.workers.remove(conn) {
             if w.hello().is_some() {
                 tracing::info!(worker = %w.name, leases_requeued = w.leases().len(), indices = w.hashes, "worker left");
+                self.totals.entry(w.name.clone()).or_default().lost += w.leases().len() as u64;
             }
             for lease in w.leases().iter().copied() {
                 self.stats.lost_leases += 1;
@@ -1162,6 +1249,13 @@ impl Coordinator {
             }
             WorkerToCoord::Shares(Found { lease, indices }) => {
                 self.on_shares(now, conn, lease, &indices)
+            }
+            WorkerToCoord::Rate(change) => {
+                if let Some((name, before)) = self.workers.rescale(conn, change, now) {
+                    tracing::info!(worker = %name, threads = change.threads, from = before, to = change.threads, "worker changed its threads: chunk sizes follow");
+                    self.schedule_requested = true;
+                }
+                Ok(())
             }
             WorkerToCoord::Released(Released { lease, position }) => {
                 if self.released_lease(conn, lease)?.is_none() {
@@ -1363,6 +1457,7 @@ impl Coordinator {
         job.session.dirty = true;
         let done = job.found_enough();
         let first = job.record.spec.mode == crate::job::SearchMode::First;
+        self.totals.entry(finder.to_string()).or_default().solutions += new.len() as u64;
         for solution in new {
             tracing::info!(job = %job_id, worker = %finder, index = solution.index, "solution found");
             let index = solution.index;
@@ -1645,6 +1740,7 @@ impl Coordinator {
         };
         worker.record_progress(job_id, delta, since, now);
         let name = worker.name.clone();
+        self.totals.entry(name.clone()).or_default().indices += delta;
         if let Some(job) = self.jobs.get_mut(job_id) {
             job.record.hashes += delta;
             if delta > 0 {
@@ -1804,6 +1900,9 @@ impl Coordinator {
         }
         if end < old_end {
             self.stats.steals += 1;
+            if let Some(w) = self.workers.get(conn) {
+                self.totals.entry(w.name.clone()).or_default().stolen += 1;
+            }
             if let Some(job) = self.jobs.get_mut(job_id) {
                 job.session.steals += 1;
             }
@@ -1910,7 +2009,8 @@ impl Coordinator {
             job.session.started = Some(now);
             tracing::info!(job = %job_id, worker = %name, "job started");
         }
-        *job.session.chunks_by.entry(name).or_default() += 1;
+        *job.session.chunks_by.entry(name.clone()).or_default() += 1;
+        self.totals.entry(name).or_default().chunks += 1;
         let assign = Assign {
             lease,
             job: job_id,
@@ -2317,6 +2417,7 @@ impl Coordinator {
             spec.mode,
         );
         let id = self.jobs.submit(now, spec, submit.priority, client.clone());
+        self.submitted += 1;
         tracing::info!(job = %id, %client, %kind, keyspace, ?mode, priority = submit.priority, "job submitted");
         self.record(Record::NextJob(self.jobs.next_id()));
         self.record_job(id);

@@ -356,7 +356,7 @@ impl Reporter<'_> {
 }
 
 /// `sha256d`, `hashcash`, `preimage`, `custom:NAME`.
-fn kind_name(job: &Job) -> String {
+pub(super) fn kind_name(job: &Job) -> String {
     let kind = &job.record.spec.kind;
     match kind.custom_kernel() {
         Some(name) => format!("custom:{name}"),

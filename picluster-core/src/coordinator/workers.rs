@@ -278,6 +278,36 @@ impl WorkerTable {
             .is_some_and(|w| w.hello.is_some() && !w.suspect && !self.drained.contains(&w.name))
     }
 
+    /// Worker `conn` runs `change.threads` threads now: its announced threads and
+    /// benchmark follow, and its measured rates are scaled by the same factor (and
+    /// sampled afresh) so that the next chunks fit at once. Returns its name and
+    /// its threads before; `None` if nothing changed or it has not said hello.
+    pub(super) fn rescale(
+        &mut self,
+        conn: ConnId,
+        change: crate::wire::RateChange,
+        now: Instant,
+    ) -> Option<(String, u32)> {
+        let w = self.workers.get_mut(&conn)?;
+        let hello = w.hello.as_mut()?;
+        if hello.threads == change.threads.max(1) {
+            return None;
+        }
+        let before = hello.threads;
+        let factor = f64::from(change.threads.max(1)) / f64::from(before.max(1));
+        hello.threads = change.threads.max(1);
+        hello.bench_hps = change.bench_hps;
+        w.rate_hps *= factor;
+        for rate in w.rates.values_mut() {
+            rate.hps *= factor;
+            rate.sample = (now, rate.done);
+        }
+        // The benchmark ceiling was computed from the old claim.
+        self.benches.retain(|(_, c)| *c != conn);
+        self.benches.insert((change.bench_hps, conn));
+        Some((w.name.clone(), before))
+    }
+
     /// Quarantines `name` (it claimed a false solution).
     pub(super) fn quarantine(&mut self, name: &str) {
         self.quarantined.insert(name.to_string());

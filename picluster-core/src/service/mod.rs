@@ -8,10 +8,14 @@
 //! - this file: [`CoordinatorService`], the accept loop and per-connection tasks.
 //! - `process`: what every picluster binary needs around a service (a shutdown
 //!   signal, a small runtime).
+//! - `metrics`: the HTTP endpoint Prometheus scrapes, and the coordinator's metrics.
+//! - `store`: the job store (the `Store` trait, `RedbStore`).
 
+mod metrics;
 mod process;
 mod store;
 
+pub use metrics::{bind_metrics, encode_coordinator, serve_metrics, DriverMetrics, OPENMETRICS};
 pub use process::{
     background_runtime, eprint_lossy, shutdown_signal, LossyStderr, EXIT_BROKEN_PIPE,
 };
@@ -111,6 +115,7 @@ pub struct CoordinatorService {
     config: CoordinatorConfig,
     store: Option<Box<dyn Store>>,
     issuer: Option<Arc<Issuer>>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// The cluster CA, for signing the certificates of joining and renewing workers.
@@ -169,6 +174,7 @@ impl CoordinatorService {
             config,
             store: None,
             issuer: None,
+            metrics: None,
         })
     }
 
@@ -178,6 +184,20 @@ impl CoordinatorService {
     pub fn with_issuer(mut self, ca: ClusterCa, days: u32) -> CoordinatorService {
         self.issuer = Some(Arc::new(Issuer { ca, days }));
         self
+    }
+
+    /// Serves metrics for Prometheus at `http://ADDRESS/metrics` while it runs.
+    pub fn with_metrics(mut self, address: SocketAddr) -> Result<CoordinatorService, NetError> {
+        let listener = std::net::TcpListener::bind(address)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| NetError::Bind { address, source })?;
+        self.metrics = Some(listener);
+        Ok(self)
+    }
+
+    /// The address the metrics endpoint is bound to, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Journals every job to `store` and starts from what it holds. Without a store
@@ -245,6 +265,38 @@ impl CoordinatorService {
             events,
             limits,
         )));
+        // Scrapes ask the event loop for a snapshot; the HTTP task encodes it.
+        type Scrape =
+            tokio::sync::oneshot::Sender<(crate::coordinator::MetricsSnapshot, DriverMetrics)>;
+        let (scrapes, mut scrape_requests) = mpsc::channel::<Scrape>(8);
+        let _metrics = match self.metrics.take() {
+            Some(listener) => match tokio::net::TcpListener::from_std(listener) {
+                Err(e) => {
+                    error!(error = %e, "cannot serve metrics");
+                    None
+                }
+                Ok(listener) => {
+                    let scrapes = scrapes.clone();
+                    Some(AbortOnDrop(tokio::spawn(serve_metrics(
+                        listener,
+                        move || {
+                            let scrapes = scrapes.clone();
+                            async move {
+                                let (reply, answer) = tokio::sync::oneshot::channel();
+                                scrapes.send(reply).await.ok()?;
+                                let (snapshot, driver) = answer.await.ok()?;
+                                Some(encode_coordinator(&snapshot, &driver))
+                            }
+                        },
+                    ))))
+                }
+            },
+            None => None,
+        };
+        let mut driver = DriverMetrics {
+            journal: journal.as_ref().map(|_| (0, 0)),
+            ..DriverMetrics::default()
+        };
         let mut peers: BTreeMap<ConnId, Peer> = BTreeMap::new();
         // Connections that ended in this batch; their writers go after the batch's
         // transmits, so a close queued for them still carries its code and reason.
@@ -276,6 +328,13 @@ impl CoordinatorService {
                     }
                 }
                 () = sleep_until(deadline) => core.handle_timeout(Instant::now()),
+                Some(reply) = scrape_requests.recv() => {
+                    if let Some(j) = journal.as_ref() {
+                        driver.journal = Some((j.commits, j.records));
+                    }
+                    let _ = reply.send((core.metrics(Instant::now()), driver.clone()));
+                    continue;
+                }
             }
             let now = Instant::now();
             core.handle_wall_clock(now, unix_ms());
@@ -295,7 +354,10 @@ impl CoordinatorService {
             for conn in gone.drain(..) {
                 peers.remove(&conn);
             }
+            driver.turns += 1;
+            driver.busy_seconds += now.elapsed().as_secs_f64();
         }
+        drop(scrapes);
         info!("coordinator shutting down");
         drop(accept);
         if let (Some(mut j), Ok(())) = (journal, &result) {
@@ -317,6 +379,9 @@ struct Journal {
     batches: std::sync::mpsc::SyncSender<(u64, Vec<crate::coordinator::Record>)>,
     done: mpsc::Receiver<Result<u64, StoreError>>,
     in_flight: bool,
+    /// Batches handed to the writer, and their records (for the metrics).
+    commits: u64,
+    records: u64,
 }
 
 impl Journal {
@@ -338,6 +403,8 @@ impl Journal {
             batches,
             done,
             in_flight: false,
+            commits: 0,
+            records: 0,
         }
     }
 
@@ -347,7 +414,12 @@ impl Journal {
             return;
         }
         if let Some(batch) = core.poll_records() {
+            let records = batch.1.len() as u64;
             self.in_flight = self.batches.send(batch).is_ok();
+            if self.in_flight {
+                self.commits += 1;
+                self.records += records;
+            }
         }
     }
 
@@ -419,11 +491,27 @@ pub async fn serve_cluster(
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_cluster_with(dir, config, None, shutdown).await
+}
+
+/// Like [`serve_cluster`], serving metrics for Prometheus at `metrics` too.
+pub async fn serve_cluster_with(
+    dir: &std::path::Path,
+    config: CoordinatorConfig,
+    metrics: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let dir = ClusterDir::open(dir).map_err(ServeError::from)?;
     dir.check_private_keys().map_err(ServeError::from)?;
     let store = RedbStore::open(&dir.path().join(STORE_FILE))?;
-    let service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
+    let mut service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
+    if let Some(address) = metrics {
+        service = service.with_metrics(address)?;
+    }
     info!(address = %service.local_addr()?, "coordinator listening");
+    if let Some(address) = service.metrics_addr() {
+        info!(%address, "metrics at http://{address}/metrics");
+    }
     let own = dir
         .coordinator_credential()
         .ok()

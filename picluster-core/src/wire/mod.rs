@@ -56,6 +56,8 @@ pub const MINOR_CREDENTIALS: u16 = 2;
 /// The first minor version with shares ([`CoordToWorker::ShareTarget`],
 /// [`WorkerToCoord::Shares`]).
 pub const MINOR_SHARES: u16 = 2;
+/// The first minor version with [`WorkerToCoord::Rate`].
+pub const MINOR_RATE: u16 = 3;
 /// The first minor version of the client messages' current layout: a client (or
 /// coordinator) below it cannot decode this build's client messages.
 pub const MINOR_CLIENT_REPORTS: u16 = 3;

@@ -38,6 +38,18 @@ pub enum WorkerToCoord {
     /// Shares found in a lease (minor 2): indices whose digest has at least the
     /// share target's leading zero bits ([`CoordToWorker::ShareTarget`]).
     Shares(Found),
+    /// The worker now runs a different number of threads (its thermal governor
+    /// throttles it while the board is hot, minor 3): chunk sizes follow the rate.
+    Rate(RateChange),
+}
+
+/// A worker's new thread count and the rate it expects from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateChange {
+    /// Threads that run now.
+    pub threads: u32,
+    /// Its benchmarked rate scaled to them, hashes per second.
+    pub bench_hps: u64,
 }
 
 /// Leases a worker kept through a lost connection.

@@ -1,0 +1,305 @@
+//! Metrics for Prometheus: a small HTTP endpoint (hyper, HTTP/1.1) serving
+//! `GET /metrics` in the OpenMetrics text format (prometheus-client), and the
+//! coordinator's metrics built from a [`MetricsSnapshot`]. The worker serves its own
+//! through [`serve_metrics`] too.
+//!
+//! Names follow the Prometheus conventions: a `picluster_` prefix, base units
+//! (seconds, indices), `_total` on counters, and no label beyond `worker`, `kind`,
+//! `state`, `role` and `impl`.
+
+use crate::coordinator::MetricsSnapshot;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Binds the metrics endpoint's TCP listener; the error names the address.
+pub async fn bind_metrics(
+    address: SocketAddr,
+) -> Result<tokio::net::TcpListener, crate::net::NetError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| crate::net::NetError::Bind { address, source })
+}
+
+/// Serves `GET /metrics` on `listener` until dropped (abort the task): each scrape
+/// calls `render`, whose text is the answer (`None`: 503, the service is stopping).
+/// `GET /` says where the metrics are; anything else is 404.
+pub async fn serve_metrics<F, Fut>(listener: tokio::net::TcpListener, render: F)
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<String>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<_>| {
+                let render = render.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(request, render).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer<B, F, Fut>(request: Request<B>, render: F) -> Response<Full<Bytes>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let reply = |status: StatusCode, kind: &'static str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(kind),
+        );
+        response
+    };
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => match render().await {
+            Some(text) => reply(StatusCode::OK, OPENMETRICS, text),
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "stopping\n".into(),
+            ),
+        },
+        (&Method::GET, "/") => reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "picluster: metrics at /metrics\n".into(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: metrics are at /metrics\n".into(),
+        ),
+    }
+}
+
+/// What the coordinator's driver adds to the state machine's snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct DriverMetrics {
+    /// Seconds the event loop spent handling inputs, timers and effects.
+    pub busy_seconds: f64,
+    /// Turns of the event loop.
+    pub turns: u64,
+    /// Store commits and the records they wrote (`None`: no store).
+    pub journal: Option<(u64, u64)>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge_f64() -> Gauge<f64, AtomicU64> {
+    Gauge::default()
+}
+
+/// The coordinator's metrics in the OpenMetrics text format.
+pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) -> String {
+    let mut registry = Registry::with_prefix("picluster");
+    let worker = |name: &str| vec![("worker", name.to_string())];
+
+    let rate = Family::<Labels, Gauge<f64, AtomicU64>>::new_with_constructor(gauge_f64);
+    let up = Family::<Labels, Gauge>::default();
+    let threads = Family::<Labels, Gauge>::default();
+    let indices = Family::<Labels, Counter>::default();
+    let chunks = Family::<Labels, Counter>::default();
+    let expired = Family::<Labels, Counter>::default();
+    let stolen = Family::<Labels, Counter>::default();
+    let lost = Family::<Labels, Counter>::default();
+    let solutions = Family::<Labels, Counter>::default();
+    let rejected = Family::<Labels, Counter>::default();
+    let by_state = Family::<Labels, Gauge>::default();
+    for state in [
+        "idle",
+        "busy",
+        "draining",
+        "drained",
+        "unresponsive",
+        "quarantined",
+    ] {
+        let _ = by_state.get_or_create(&vec![("state", state.to_string())]);
+    }
+    for w in &snapshot.workers {
+        let labels = worker(&w.name);
+        rate.get_or_create(&vec![("worker", w.name.clone()), ("kind", w.kind.clone())])
+            .set(if w.state.is_some() { w.rate } else { 0.0 });
+        up.get_or_create(&labels).set(i64::from(w.state.is_some()));
+        threads.get_or_create(&labels).set(i64::from(w.threads));
+        let t = &w.totals;
+        indices.get_or_create(&labels).inc_by(t.indices);
+        chunks.get_or_create(&labels).inc_by(t.chunks);
+        expired.get_or_create(&labels).inc_by(t.expired);
+        stolen.get_or_create(&labels).inc_by(t.stolen);
+        lost.get_or_create(&labels).inc_by(t.lost);
+        solutions.get_or_create(&labels).inc_by(t.solutions);
+        rejected.get_or_create(&labels).inc_by(t.rejected);
+        if let Some(state) = w.state {
+            by_state
+                .get_or_create(&vec![("state", state.as_str().to_string())])
+                .inc();
+        }
+    }
+    registry.register(
+        "worker_rate_per_second",
+        "Each connected worker's measured rate (its benchmark until measured): SHA-256d hashes per second, or indices per second for other kinds",
+        rate,
+    );
+    registry.register(
+        "worker_up",
+        "Whether the worker is connected (1) or not (0)",
+        up,
+    );
+    registry.register("worker_threads", "The worker's compute threads", threads);
+    registry.register(
+        "worker_indices",
+        "Keyspace indices the worker committed (this coordinator run)",
+        indices,
+    );
+    registry.register(
+        "worker_chunks",
+        "Chunks (leases) the worker was given",
+        chunks,
+    );
+    registry.register(
+        "worker_leases_expired",
+        "The worker's leases that expired (it went silent or stopped moving)",
+        expired,
+    );
+    registry.register(
+        "worker_leases_stolen",
+        "The worker's leases cut short to give their tail to an idle worker",
+        stolen,
+    );
+    registry.register(
+        "worker_leases_lost",
+        "The worker's leases returned to the queue when its connection ended",
+        lost,
+    );
+    registry.register(
+        "worker_solutions",
+        "Verified solutions the worker found",
+        solutions,
+    );
+    registry.register(
+        "worker_rejected_claims",
+        "The worker's claims refused as false (each quarantines it)",
+        rejected,
+    );
+    registry.register(
+        "workers",
+        "Connected and quarantined workers by state",
+        by_state,
+    );
+
+    let jobs = Family::<Labels, Gauge>::default();
+    for (state, n) in &snapshot.jobs {
+        jobs.get_or_create(&vec![("state", state.to_string())])
+            .set(*n as i64);
+    }
+    registry.register("jobs", "Jobs the coordinator keeps, by state", jobs);
+    let submitted = Counter::<u64>::default();
+    submitted.inc_by(snapshot.submitted);
+    registry.register("jobs_submitted", "Jobs submitted (this run)", submitted);
+    let done = Family::<Labels, Gauge>::default();
+    let total = Family::<Labels, Gauge>::default();
+    for (kind, p) in &snapshot.progress {
+        let labels = vec![("kind", kind.clone())];
+        done.get_or_create(&labels).set(p.done as i64);
+        total.get_or_create(&labels).set(p.total as i64);
+    }
+    registry.register(
+        "live_job_indices_done",
+        "Indices searched of the queued and running jobs, by kind",
+        done,
+    );
+    registry.register(
+        "live_job_indices",
+        "Keyspace of the queued and running jobs, by kind",
+        total,
+    );
+    let connections = Family::<Labels, Gauge>::default();
+    for (role, n) in &snapshot.connections {
+        connections
+            .get_or_create(&vec![("role", role.to_string())])
+            .set(*n as i64);
+    }
+    registry.register("connections", "Connected peers by role", connections);
+
+    let stats = &snapshot.stats;
+    for (name, help, value) in [
+        (
+            "leases_expired",
+            "Leases taken back from silent workers",
+            stats.expired_leases,
+        ),
+        (
+            "leases_lost",
+            "Leases taken back because their worker disconnected",
+            stats.lost_leases,
+        ),
+        (
+            "steals",
+            "Ranges stolen from one lease for another worker",
+            stats.steals,
+        ),
+        (
+            "violations",
+            "Connections closed for breaking the protocol or false claims",
+            stats.violations,
+        ),
+        ("shares_verified", "Shares verified", stats.shares),
+        (
+            "stale_reports",
+            "Reports naming a lease that had ended",
+            stats.stale_reports,
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
+    let busy = Counter::<f64, AtomicU64>::default();
+    busy.inc_by(driver.busy_seconds);
+    registry.register_with_unit(
+        "event_loop_busy",
+        "Time the coordinator's event loop spent working (not waiting)",
+        prometheus_client::registry::Unit::Seconds,
+        busy,
+    );
+    let turns = Counter::<u64>::default();
+    turns.inc_by(driver.turns);
+    registry.register(
+        "event_loop_turns",
+        "Turns of the coordinator's event loop",
+        turns,
+    );
+    if let Some((commits, records)) = driver.journal {
+        let c = Counter::<u64>::default();
+        c.inc_by(commits);
+        registry.register("journal_commits", "Job store transactions committed", c);
+        let r = Counter::<u64>::default();
+        r.inc_by(records);
+        registry.register("journal_records", "Records written to the job store", r);
+    }
+    let mut text = String::new();
+    // Writing into a String does not fail.
+    let _ = encode(&mut text, &registry);
+    text
+}
