@@ -1133,7 +1133,7 @@ fn every_command_s_help_shows_examples() {
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .filter(|c| c != "help")
         .collect();
-    assert_eq!(commands.len(), 18, "{commands:?}");
+    assert_eq!(commands.len(), 20, "{commands:?}");
     for command in &commands {
         let text = help(&[command]);
         assert!(

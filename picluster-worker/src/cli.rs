@@ -16,7 +16,7 @@ use picluster_core::kernel::sha256d::Sha256dImpl;
 use picluster_core::service::{background_runtime, shutdown_signal};
 use picluster_core::trust::Bundle;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -109,6 +109,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (picluster-worker.1 and one per command) into a directory.
+    Manpages {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// Runs the worker command line (arguments from the process) with the built-in
@@ -181,6 +191,17 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
             json,
         }) => bench(threads(n), seconds, implementation.as_deref(), json, out),
         Some(Command::Selftest { json }) => selftest(json, out),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Args::command(), "picluster-worker", out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Manpages { dir }) => {
+            use clap::CommandFactory;
+            let written = write_manpages(Args::command(), &dir)?;
+            writeln!(out, "wrote {written} man pages into {}", dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             if let Some(name) = &args.implementation {
                 Sha256dImpl::from_name(name)?.select()?;
@@ -201,6 +222,26 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes `command`'s man page and one per subcommand (`NAME-SUB.1`) into `dir`;
+/// returns how many. Used by both programs' `manpages` commands.
+pub fn write_manpages(command: clap::Command, dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = 0;
+    let mut todo = vec![(command.get_name().to_string(), command)];
+    while let Some((name, command)) = todo.pop() {
+        for sub in command.get_subcommands() {
+            if sub.get_name() != "help" {
+                todo.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+            }
+        }
+        let page = command.name(name.clone());
+        let mut file = std::fs::File::create(dir.join(format!("{name}.1")))?;
+        clap_mangen::Man::new(page).render(&mut file)?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// `--max-temp`: degrees Celsius a CPU can reach.

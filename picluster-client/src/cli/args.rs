@@ -395,6 +395,21 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Print shell completions to stdout.
+    #[command(
+        after_help = "Examples:\n  picluster completions bash > /usr/share/bash-completion/completions/picluster\n  picluster completions zsh > ~/.zfunc/_picluster"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (picluster.1, and picluster-COMMAND.1 for each command) into
+    /// a directory.
+    #[command(after_help = "Example:\n  picluster manpages /usr/share/man/man1")]
+    Manpages {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+    },
     /// Cancel jobs.
     #[command(
         after_help = "Examples:\n  picluster cancel j7\n  picluster cancel 3-7 last\n  picluster cancel all"

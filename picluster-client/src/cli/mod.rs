@@ -516,6 +516,17 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
             cluster,
             output,
         } => drain_command(&name, None, &cluster, output.json, false, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "picluster", out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            let written = picluster_worker::cli::write_manpages(Cli::command(), &dir)?;
+            writeln!(out, "wrote {written} man pages into {}", dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cancel {
             jobs,
             cluster,
