@@ -74,6 +74,26 @@ fn query(prometheus: u16, promql: &str) -> Option<f64> {
     result[0]["value"][1].as_str()?.parse().ok()
 }
 
+/// How many series `promql` yields, if Prometheus answers.
+fn series(prometheus: u16, promql: &str) -> Option<usize> {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (status, body) = http_get(prometheus, &format!("/api/v1/query?query={encoded}"))?;
+    if status != 200 {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(doc["data"]["result"].as_array()?.len())
+}
+
 /// Waits until `promql` yields `expected` (Prometheus scrapes every second).
 fn eventually(prometheus: u16, promql: &str, expected: f64) {
     let started = Instant::now();
@@ -115,6 +135,11 @@ fn prometheus_scrapes_the_coordinator_and_both_workers() {
             .spawn()
             .unwrap(),
     );
+    // A thermal zone the workers read (this machine may have none).
+    let zone = tmp.path().join("thermal").join("thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("type"), "cpu-thermal\n").unwrap();
+    std::fs::write(zone.join("temp"), "52000\n").unwrap();
     let mut workers = Vec::new();
     for (i, port) in worker_ports.iter().enumerate() {
         let name = format!("pi-{}", i + 1);
@@ -124,6 +149,8 @@ fn prometheus_scrapes_the_coordinator_and_both_workers() {
             Command::new(real_binary("picluster-worker"))
                 .args(["-q", "--bundle", bundle.to_str().unwrap(), "--threads", "1"])
                 .args(["--metrics", &format!("127.0.0.1:{port}")])
+                .args(["--max-temp", "85", "--thermal-dir"])
+                .arg(tmp.path().join("thermal"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -236,6 +263,36 @@ fn prometheus_scrapes_the_coordinator_and_both_workers() {
     .unwrap();
     assert!(rate > 0.0, "benchmark {rate}");
     eventually(prometheus_port, "sum(picluster_worker_connected)", 2.0);
+    eventually(
+        prometheus_port,
+        "max(picluster_worker_cpu_temperature_celsius)",
+        52.0,
+    );
+    // Every query of the Grafana dashboard has data in this Prometheus.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/picluster.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let started = Instant::now();
+            while series(prometheus_port, expr).unwrap_or(0) == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "panel {:?}: no data for {expr}",
+                    panel["title"]
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 17);
     drop(workers);
 }
 

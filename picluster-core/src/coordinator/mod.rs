@@ -1073,7 +1073,11 @@ impl Coordinator {
             .iter()
             .map(|s| (s.as_str(), 0))
             .collect();
-        let mut progress: BTreeMap<String, KindProgress> = BTreeMap::new();
+        // The built-in kinds always have a series (0 when none is live).
+        let mut progress: BTreeMap<String, KindProgress> = ["sha256d", "hashcash", "preimage"]
+            .into_iter()
+            .map(|k| (k.to_string(), KindProgress::default()))
+            .collect();
         for (id, job) in self.jobs.all() {
             *jobs.entry(job.record.state.as_str()).or_default() += 1;
             if let Some(kind) = kinds.get(&id) {
