@@ -1016,6 +1016,45 @@ fn reports_filters_and_bulk_operations_tell_the_truth() {
         Err(CliError::Usage(_))
     ));
 
+    // Live status: snapshots off a terminal, one JSON object per line with --json.
+    let out = cli_ok(&[
+        "status",
+        "--watch",
+        "--interval",
+        "0.2",
+        "--count",
+        "3",
+        "--cluster",
+        d,
+        "--json",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for line in lines {
+        let snapshot: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(snapshot["workers"][0]["name"], "pi-1");
+    }
+    let out = cli_ok(&[
+        "status",
+        "-w",
+        "--interval",
+        "0.2",
+        "--count",
+        "2",
+        "--cluster",
+        d,
+    ]);
+    assert_eq!(
+        out.matches("  every 0.2 s, Ctrl-C stops\n1 worker connected")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(matches!(
+        cli(&["status", "--interval", "1", "--cluster", d]).0,
+        Err(CliError::Usage(_))
+    ));
+
     // Batch submission: one job per line, comments and blank lines skipped, all
     // waited for; a bad line names the file and line, and nothing is submitted.
     let headers = tmp.path().join("headers.txt");

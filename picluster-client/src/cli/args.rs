@@ -108,6 +108,14 @@ fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
+/// `--interval`: 0.2 s to an hour.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.2..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!("`{text}`: give seconds between 0.2 and 3600")),
+    }
+}
+
 /// `--listen` as given: the address to bind, and the name it was given by.
 #[derive(Clone, Debug)]
 pub(super) struct Listen {
@@ -365,6 +373,17 @@ pub(super) enum Command {
         after_help = "Examples:\n  picluster status --cluster rack\n  picluster status --json | jq '.workers[].state'"
     )]
     Status {
+        /// Refresh until Ctrl-C: in place on a terminal, otherwise one snapshot
+        /// after another (with --json, one JSON object per line).
+        #[arg(long, short)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, requires = "watch",
+              value_parser = parse_interval)]
+        interval: f64,
+        /// With --watch: stop after this many refreshes (default: until Ctrl-C).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
         #[command(flatten)]
         cluster: ClusterArg,
         #[command(flatten)]

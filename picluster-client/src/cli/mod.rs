@@ -499,11 +499,55 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
             print_forgotten(out, &jobs, output.json)?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Status { cluster, output } => with_client(&cluster, |client| async move {
-            let status = client.status().await?;
-            let credentials = client.credentials().await?;
-            print_status(out, &status, &credentials, output.json)?;
-            Ok(ExitCode::SUCCESS)
+        Command::Status {
+            watch,
+            interval,
+            count,
+            cluster,
+            output,
+        } => with_client(&cluster, |client| async move {
+            if !watch {
+                let status = client.status().await?;
+                let credentials = client.credentials().await?;
+                print_status(out, &status, &credentials, output.json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            // In place on a terminal (not with --json); snapshots otherwise.
+            let in_place = !output.json && std::io::stdout().is_terminal();
+            let mut shown = 0u64;
+            loop {
+                let status = client.status().await?;
+                let credentials = client.credentials().await?;
+                let mut frame = Vec::new();
+                if !output.json {
+                    writeln!(
+                        frame,
+                        "{}  every {interval} s, Ctrl-C stops",
+                        output::utc(
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64)
+                        )
+                    )?;
+                }
+                print_status(&mut frame, &status, &credentials, output.json)?;
+                if in_place {
+                    // Home, then clear below: the table is redrawn where it was.
+                    out.write_all(b"\x1b[H\x1b[2J")?;
+                } else if shown > 0 && !output.json {
+                    writeln!(out)?;
+                }
+                out.write_all(&frame)?;
+                out.flush()?;
+                shown += 1;
+                if count.is_some_and(|n| shown >= n) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs_f64(interval)) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                }
+            }
         }),
         Command::Drain {
             name,

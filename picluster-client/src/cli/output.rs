@@ -551,7 +551,8 @@ pub(super) fn table(
                 text.push_str("  ");
             }
         }
-        text
+        // An empty last cell leaves no trailing blanks.
+        text.trim_end().to_string()
     };
     writeln!(out, "{}", line(&names))?;
     for row in rows {
