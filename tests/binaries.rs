@@ -541,3 +541,141 @@ fn ctrl_c_leaves_the_job_running_and_says_how_to_get_back_to_it() {
         "-q: nothing below errors"
     );
 }
+
+/// Configuration files: the coordinator and the worker read theirs (`--config`),
+/// options and `PICLUSTER_*` variables win over them, and an unknown key is refused
+/// with its name, the file's and exit 2.
+#[test]
+fn configuration_files_are_read_overridden_and_checked() {
+    let _alone = one_coordinator_process_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cluster =
+        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let tcp = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (from_file, from_env, worker_port) = (tcp(), tcp(), tcp());
+    let config = tmp.path().join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "cluster = \"{}\"\nmetrics = \"127.0.0.1:{from_file}\"\nkeep_finished = 5\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let answers = |port: u16| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Some((200, body)) = crate::metrics::http_get(port, "/metrics") {
+                return Some(body);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    };
+    let spawn = |env: &[(&str, String)]| {
+        let mut command = Command::new(real_binary("picluster"));
+        command
+            .args(["-q", "coordinator", "--config", config.to_str().unwrap()])
+            .env_remove("PICLUSTER_CLUSTER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.spawn().unwrap()
+    };
+    let mut coordinator = spawn(&[]);
+    assert!(answers(from_file).is_some(), "metrics where the file says");
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+    // The environment wins over the file.
+    let mut coordinator = spawn(&[("PICLUSTER_METRICS", format!("127.0.0.1:{from_env}"))]);
+    assert!(
+        answers(from_env).is_some(),
+        "metrics where PICLUSTER_METRICS says"
+    );
+    assert!(crate::metrics::http_get(from_file, "/metrics").is_none());
+
+    // The worker, from its file: its bundle, one thread, metrics.
+    let bundle = tmp.path().join("pi-1.bundle");
+    cluster
+        .worker_bundle("pi-1")
+        .unwrap()
+        .save(&bundle)
+        .unwrap();
+    let worker_config = tmp.path().join("worker.toml");
+    std::fs::write(
+        &worker_config,
+        format!(
+            "bundle = \"{}\"\nthreads = 1\nmetrics = \"127.0.0.1:{worker_port}\"\n",
+            bundle.display()
+        ),
+    )
+    .unwrap();
+    let mut worker = Command::new(real_binary("picluster-worker"))
+        .args(["-q", "--config", worker_config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = answers(worker_port).expect("the worker's metrics");
+    assert!(
+        body.contains("picluster_worker_configured_threads 1\n"),
+        "{body}"
+    );
+    let started = Instant::now();
+    loop {
+        let body = crate::metrics::http_get(worker_port, "/metrics").unwrap().1;
+        if body.contains("picluster_worker_connected 1\n") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+
+    // Unknown keys: refused by name, with the file's.
+    std::fs::write(
+        &config,
+        "cluster = \"/x\"\nlisten_address = \"0.0.0.0:1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(real_binary("picluster"))
+        .args(["coordinator", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("picluster: {}: ", config.display()))
+            && stderr.contains("unknown field `listen_address`"),
+        "{stderr}"
+    );
+    std::fs::write(&worker_config, "bundle = \"/x\"\nthread = 2\n").unwrap();
+    let out = Command::new(real_binary("picluster-worker"))
+        .args(["--config", worker_config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: ", worker_config.display()))
+            && stderr.contains("unknown field `thread`"),
+        "{stderr}"
+    );
+}

@@ -60,11 +60,15 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// Compute threads (default: every core).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "PICLUSTER_THREADS", value_parser = clap::value_parser!(u32).range(1..=4096))]
     threads: Option<u32>,
     /// Kernel implementation to use instead of the fastest (see `bench`).
-    #[arg(long = "impl", value_name = "NAME")]
+    #[arg(long = "impl", env = "PICLUSTER_IMPL", value_name = "NAME")]
     implementation: Option<String>,
+    /// Configuration file (TOML; default /etc/picluster/worker.toml when it exists).
+    /// Options and PICLUSTER_* variables win over it.
+    #[arg(long, env = "PICLUSTER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Serve this worker's metrics for Prometheus at http://ADDRESS:PORT/metrics
     /// (benchmark, threads, indices computed, CPU temperature, reconnections).
     #[arg(long, value_name = "ADDRESS:PORT", env = "PICLUSTER_METRICS")]
@@ -72,11 +76,11 @@ struct Args {
     /// Run one thread fewer each time the CPU is at or above this temperature (°C),
     /// one more again once it is 5 °C below, and tell the coordinator; e.g. 75 on a
     /// Pi without a fan (its firmware throttles at 80).
-    #[arg(long, value_name = "CELSIUS", value_parser = parse_celsius)]
+    #[arg(long, env = "PICLUSTER_MAX_TEMP", value_name = "CELSIUS", value_parser = parse_celsius)]
     max_temp: Option<f64>,
-    /// Where the CPU's thermal zones are.
-    #[arg(long, value_name = "DIR", default_value = crate::thermal::SYSTEM_THERMAL_DIR)]
-    thermal_dir: PathBuf,
+    /// Where the CPU's thermal zones are [default: /sys/class/thermal].
+    #[arg(long, env = "PICLUSTER_THERMAL_DIR", value_name = "DIR")]
+    thermal_dir: Option<PathBuf>,
     /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG, when set,
     /// decides instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -203,6 +207,7 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         None => {
+            let args = with_config(args)?;
             if let Some(name) = &args.implementation {
                 Sha256dImpl::from_name(name)?.select()?;
             }
@@ -215,7 +220,10 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
                 credential_file: Some(file),
                 metrics: args.metrics,
                 max_temp: args.max_temp,
-                thermal_dir: args.thermal_dir.clone(),
+                thermal_dir: args
+                    .thermal_dir
+                    .clone()
+                    .unwrap_or_else(|| crate::thermal::SYSTEM_THERMAL_DIR.into()),
                 ..WorkerOptions::default()
             };
             runtime.block_on(crate::run(bundle, options, shutdown_signal()))?;
@@ -242,6 +250,39 @@ pub fn write_manpages(command: clap::Command, dir: &Path) -> std::io::Result<usi
         written += 1;
     }
     Ok(written)
+}
+
+/// Fills what the command line and environment left unset from the configuration
+/// file (`--config`, or /etc/picluster/worker.toml when it exists).
+fn with_config(mut args: Args) -> anyhow::Result<Args> {
+    use crate::config::{find_config, WorkerConfig, DEFAULT_WORKER_CONFIG};
+    let (file, path) = find_config::<WorkerConfig>(args.config.as_deref(), DEFAULT_WORKER_CONFIG)?;
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let named = |key: &str| format!("{}: {key}", path.display());
+    if args.bundle.is_none() && args.state_dir.is_none() {
+        if file.bundle.is_some() && file.state_dir.is_some() {
+            anyhow::bail!("{}: give bundle or state_dir, not both", path.display());
+        }
+        args.bundle = file.bundle;
+        args.state_dir = file.state_dir;
+    }
+    if let Some(threads) = file.threads {
+        if !(1..=4096).contains(&threads) {
+            anyhow::bail!("{}: {threads} is not 1-4096", named("threads"));
+        }
+    }
+    if let Some(max) = file.max_temp {
+        parse_celsius(&max.to_string())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", named("max_temp")))?;
+    }
+    args.threads = args.threads.or(file.threads);
+    args.implementation = args.implementation.or(file.implementation);
+    args.metrics = args.metrics.or(file.metrics);
+    args.max_temp = args.max_temp.or(file.max_temp);
+    args.thermal_dir = args.thermal_dir.or(file.thermal_dir);
+    Ok(args)
 }
 
 /// `--max-temp`: degrees Celsius a CPU can reach.

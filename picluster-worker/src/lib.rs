@@ -19,6 +19,7 @@
 //! - [`thermal`]: CPU temperature, the firmware's throttling flags, and the governor
 //!   that runs fewer threads while the board is hot.
 //! - `metrics`: the worker's own metrics for Prometheus (`--metrics`).
+//! - [`config`]: the TOML configuration file (`--config`).
 //! - [`cli`]: the `picluster-worker` command line, reusable by a worker binary that
 //!   registers its own kernels.
 //!
@@ -28,6 +29,7 @@
 pub mod agent;
 pub mod cli;
 pub mod compute;
+pub mod config;
 pub mod daemon;
 pub mod enroll;
 mod metrics;

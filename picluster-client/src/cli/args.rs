@@ -198,20 +198,26 @@ pub(super) enum Command {
         after_help = "Examples:\n  picluster coordinator --cluster rack\n  picluster -v coordinator --cluster rack          (debug logs)\n  RUST_LOG=picluster_core=debug picluster coordinator --cluster rack"
     )]
     Coordinator {
-        #[command(flatten)]
-        cluster: ClusterArg,
-        /// Finished jobs kept for `jobs`, `wait` and `status` (the oldest go first).
-        #[arg(long, value_name = "N", default_value_t = 1000,
+        /// The cluster directory (made by `picluster init`).
+        #[arg(long, env = "PICLUSTER_CLUSTER", value_name = "DIR")]
+        cluster: Option<PathBuf>,
+        /// Configuration file (TOML; default /etc/picluster/coordinator.toml when it
+        /// exists). Options and PICLUSTER_* variables win over it.
+        #[arg(long, env = "PICLUSTER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Finished jobs kept for `jobs`, `wait` and `status` (the oldest go first)
+        /// [default: 1000].
+        #[arg(long, env = "PICLUSTER_KEEP_FINISHED", value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        keep_finished: u32,
+        keep_finished: Option<u32>,
         /// Serve metrics for Prometheus at http://ADDRESS:PORT/metrics (e.g.
         /// 127.0.0.1:9478, or 0.0.0.0:9478 for a Prometheus on another machine).
-        #[arg(long, value_name = "ADDRESS:PORT")]
+        #[arg(long, env = "PICLUSTER_METRICS", value_name = "ADDRESS:PORT")]
         metrics: Option<SocketAddr>,
-        /// Seconds a finished job is kept after it ended (default: one day).
-        #[arg(long, value_name = "SECONDS", default_value_t = 86_400,
+        /// Seconds a finished job is kept after it ended [default: 86400, a day].
+        #[arg(long, env = "PICLUSTER_KEEP_FINISHED_FOR", value_name = "SECONDS",
               value_parser = clap::value_parser!(u64).range(1..))]
-        keep_finished_for: u64,
+        keep_finished_for: Option<u64>,
     },
     /// Write a bundle (address, CA, certificate, key) for a new worker.
     #[command(

@@ -11,9 +11,11 @@
 //! - `args`: the clap types of every command and option.
 //! - `spec`: input validation, arguments into a job, before anything is sent.
 //! - `kernels`: custom kernels a `picluster` built with [`main_with`] knows.
+//! - `config`: the coordinator's TOML configuration file.
 //! - `output`: text and JSON output, the progress bar.
 
 mod args;
+mod config;
 mod kernels;
 mod output;
 mod spec;
@@ -314,10 +316,41 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
         }
         Command::Coordinator {
             cluster,
+            config: config_file,
             keep_finished,
             keep_finished_for,
             metrics,
         } => {
+            let (file, path) = picluster_worker::config::find_config::<config::CoordinatorFile>(
+                config_file.as_deref(),
+                config::DEFAULT_COORDINATOR_CONFIG,
+            )
+            .map_err(|e| CliError::Input(e.to_string()))?;
+            let named = |key: &str| {
+                path.as_ref()
+                    .map_or_else(|| key.to_string(), |p| format!("{}: {key}", p.display()))
+            };
+            let keep_finished = keep_finished.or(file.keep_finished).unwrap_or(1000);
+            if !(1..=1_000_000).contains(&keep_finished) {
+                return Err(CliError::Input(format!(
+                    "{}: {keep_finished} is not 1-1000000",
+                    named("keep_finished")
+                )));
+            }
+            let keep_finished_for = keep_finished_for
+                .or(file.keep_finished_for)
+                .unwrap_or(86_400);
+            if keep_finished_for == 0 {
+                return Err(CliError::Input(format!(
+                    "{}: 0 seconds keeps nothing; give at least 1",
+                    named("keep_finished_for")
+                )));
+            }
+            let metrics = metrics.or(file.metrics);
+            let cluster = ClusterArg {
+                dir: cluster.or(file.cluster),
+                bundle: None,
+            };
             let config = CoordinatorConfig {
                 keep_finished: keep_finished as usize,
                 keep_finished_for: std::time::Duration::from_secs(keep_finished_for),
