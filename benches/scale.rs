@@ -146,11 +146,18 @@ fn main() {
             .enable_all()
             .build()
             .expect("runtime");
+        // PICLUSTER_BENCH_METRICS_PORT: serve metrics there (the parent scrapes them
+        // every second, as a Prometheus with a 1 s interval would).
+        let metrics = std::env::var("PICLUSTER_BENCH_METRICS_PORT")
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
         if journal {
             runtime
-                .block_on(picluster_core::service::serve_cluster(
+                .block_on(picluster_core::service::serve_cluster_with(
                     &dir,
                     config,
+                    metrics,
                     std::future::pending(),
                 ))
                 .expect("coordinator");
@@ -185,9 +192,27 @@ fn main() {
         .port();
     let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let dir = ClusterDir::init(&tmp.path().join("c"), address, &[]).expect("cluster");
-    let mut coordinator = Command::new(std::env::current_exe().expect("exe"))
-        .arg("--coordinator")
-        .arg(dir.path())
+    let metrics = std::env::var("PICLUSTER_BENCH_METRICS").is_ok_and(|v| v == "on");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut command = Command::new(std::env::current_exe().expect("exe"));
+    command.arg("--coordinator").arg(dir.path());
+    if metrics {
+        command.env("PICLUSTER_BENCH_METRICS_PORT", metrics_port.to_string());
+        // Scraped every second for the whole run.
+        std::thread::spawn(move || loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        });
+    }
+    let mut coordinator = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -262,7 +287,7 @@ fn main() {
         expected_rate / 1e6
     );
     println!(
-        "{{\"bench\": \"scale\", \"journal\": {}, \"workers\": {connected}, \"coordinator_cpu_percent\": {:.2}, \"rss_mib\": {rss:.1}, \"peak_mib\": {peak:.1}, \"committed_rate\": {committed_rate:.0}}}",
+        "{{\"bench\": \"scale\", \"metrics\": {metrics}, \"journal\": {}, \"workers\": {connected}, \"coordinator_cpu_percent\": {:.2}, \"rss_mib\": {rss:.1}, \"peak_mib\": {peak:.1}, \"committed_rate\": {committed_rate:.0}}}",
         !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off"),
         cpu_share * 100.0
     );
