@@ -375,6 +375,15 @@ async fn a_hot_worker_runs_fewer_threads_and_the_coordinator_follows() {
         full.rate_hps / 2,
         "the rate follows the threads"
     );
+    // The worker reports its temperature; status shows it.
+    let started = Instant::now();
+    while worker().await.millicelsius != Some(81_500) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no temperature"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(scrape("picluster_worker_active_threads"), Some(1.0));
     assert_eq!(
         scrape("picluster_worker_cpu_temperature_celsius"),

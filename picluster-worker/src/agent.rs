@@ -21,8 +21,8 @@ use picluster_core::ids::{JobId, LeaseId};
 use picluster_core::job::JobKind;
 use picluster_core::kernel::{digest_zero_bits, SearchKernel};
 use picluster_core::wire::{
-    Assign, CoordToWorker, Found, HeldLease, Holding, Output, Progress, RateChange, Rejected,
-    Released, Stop, Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome,
+    Assign, CoordToWorker, Found, Health, HeldLease, Holding, Output, Progress, RateChange,
+    Rejected, Released, Stop, Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome,
     MAX_HELD_FOUND, MINOR_HOLDING, MINOR_RATE, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
@@ -248,6 +248,9 @@ pub struct Agent {
     active: u32,
     /// The minor version of this connection, while connected.
     minor: Option<u16>,
+    /// The board's heat as last read, and as last told this connection.
+    health: Option<Health>,
+    health_sent: Option<Health>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -265,6 +268,8 @@ impl Agent {
         Agent {
             active: info.threads.max(1),
             minor: None,
+            health: None,
+            health_sent: None,
             info,
             registry,
             phase: Phase::Working,
@@ -295,6 +300,16 @@ impl Agent {
         }
     }
 
+    /// The board's temperature and throttling flags were read: the coordinator is
+    /// told when they changed (minor 3 on).
+    pub fn handle_health(&mut self, health: Health) {
+        self.health = Some(health);
+        if self.minor.is_some_and(|m| m >= MINOR_RATE) && self.health_sent != Some(health) {
+            self.health_sent = Some(health);
+            self.outbox.push_back(WorkerToCoord::Health(health));
+        }
+    }
+
     /// The benchmark scaled to the threads that run now.
     fn rate_now(&self) -> u64 {
         let threads = u64::from(self.info.threads.max(1));
@@ -320,6 +335,7 @@ impl Agent {
         // A share target is per connection: this one's comes after the welcome.
         self.share_bits = None;
         self.minor = Some(welcome.minor);
+        self.health_sent = None;
         self.progress_interval =
             Duration::from_millis(u64::from(welcome.progress_interval_ms.max(10)));
         let adopts = welcome.minor >= MINOR_HOLDING;
@@ -359,6 +375,10 @@ impl Agent {
         if adopts {
             self.outbox
                 .push_back(WorkerToCoord::Holding(Holding { leases }));
+        }
+        // After the held leases: the board's heat as last read.
+        if let Some(health) = self.health {
+            self.handle_health(health);
         }
     }
 

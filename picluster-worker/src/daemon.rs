@@ -178,39 +178,73 @@ pub async fn run(
         }
         None => None,
     };
-    // The thermal governor changes the running threads; the session tells the
-    // coordinator.
-    let (active_tx, mut active_rx) = tokio::sync::watch::channel(options.threads as u32);
-    let _governor = options.max_temp.map(|max| {
+    // Every interval: the temperature and throttling flags, and with --max-temp the
+    // governor's threads; the session tells the coordinator.
+    let (heat_tx, mut heat_rx) = tokio::sync::watch::channel(Heat {
+        active: options.threads as u32,
+        health: wire::Health {
+            millicelsius: None,
+            throttled: None,
+        },
+    });
+    let _governor = {
         let compute = compute.clone();
         let interval = options.thermal_interval;
+        let max_temp = options.max_temp;
         Aborting(tokio::spawn(async move {
-            let mut governor = crate::thermal::Governor::new(max, compute.threads() as u32);
+            let mut governor =
+                max_temp.map(|max| crate::thermal::Governor::new(max, compute.threads() as u32));
             let mut warned = false;
+            let mut firmware = true;
             loop {
-                match thermal.celsius() {
-                    Some(celsius) => {
+                let celsius = thermal.celsius();
+                let throttled = if firmware {
+                    let flags = crate::thermal::throttled_flags();
+                    // No vcgencmd here: not asked again.
+                    firmware = flags.is_some();
+                    flags
+                } else {
+                    None
+                };
+                let mut heat = *heat_tx.borrow();
+                heat.health = wire::Health {
+                    millicelsius: celsius.map(|c| (c * 1000.0).round() as i32),
+                    throttled,
+                };
+                match (celsius, governor.as_mut()) {
+                    (Some(celsius), Some(governor)) => {
                         if let Some(active) = governor.update(celsius) {
-                            info!(celsius, max, threads = active, "temperature: running {active} thread(s)");
+                            info!(
+                                celsius,
+                                threads = active,
+                                "temperature: running {active} thread(s)"
+                            );
                             compute.set_active(active as usize);
-                            let _ = active_tx.send(active);
+                            heat.active = active;
                         }
                     }
-                    None if !warned => {
+                    (None, Some(_)) if !warned => {
                         warned = true;
                         warn!(dir = %thermal.dir().display(), "cannot read the CPU temperature there: --max-temp has no effect");
                     }
-                    None => {}
+                    _ => {}
                 }
+                heat_tx.send_if_modified(|h| {
+                    let changed = *h != heat;
+                    *h = heat;
+                    changed
+                });
                 tokio::time::sleep(interval).await;
             }
         }))
-    });
+    };
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(options.min_backoff, options.max_backoff);
     let mut refused_since: Option<std::time::Instant> = None;
     loop {
-        agent.handle_active_threads(*active_rx.borrow_and_update());
+        let heat = *heat_rx.borrow_and_update();
+        agent.handle_active_threads(heat.active);
+        agent.handle_health(heat.health);
         let hello = agent.hello();
         // The session may renew the certificate: dial with this one's copy.
         let dial = bundle.clone();
@@ -240,7 +274,7 @@ pub async fn run(
                     events: &mut events,
                     bundle: &mut bundle,
                     credential_file: options.credential_file.as_deref(),
-                    active: &mut active_rx,
+                    heat: &mut heat_rx,
                 };
                 let end = run_session(session, &mut ctx, &mut shutdown).await;
                 state
@@ -309,8 +343,15 @@ struct SessionContext<'a> {
     events: &'a mut mpsc::Receiver<ComputeEvent>,
     bundle: &'a mut Bundle,
     credential_file: Option<&'a std::path::Path>,
-    /// The threads the thermal governor lets run.
-    active: &'a mut tokio::sync::watch::Receiver<u32>,
+    /// The board's heat and the threads the thermal governor lets run.
+    heat: &'a mut tokio::sync::watch::Receiver<Heat>,
+}
+
+/// What the thermal task last read and decided.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Heat {
+    active: u32,
+    health: wire::Health,
 }
 
 async fn run_session(
@@ -324,7 +365,7 @@ async fn run_session(
         events,
         bundle,
         credential_file,
-        active,
+        heat,
     } = ctx;
     let compute: &Compute = compute;
     let Session {
@@ -397,7 +438,11 @@ async fn run_session(
                 None => break SessionEnd::Lost(connection.closed().await.into()),
             },
             Some(event) = events.recv() => agent.handle_compute(event),
-            Ok(()) = active.changed() => agent.handle_active_threads(*active.borrow_and_update()),
+            Ok(()) = heat.changed() => {
+                let now = *heat.borrow_and_update();
+                agent.handle_active_threads(now.active);
+                agent.handle_health(now.health);
+            }
         }
         drain_compute(agent, compute);
         if let Err(e) = flush(agent, &mut writer).await {

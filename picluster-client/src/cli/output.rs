@@ -956,6 +956,9 @@ fn status_json(status: &ClusterStatus, credentials: &CredentialReport) -> Value 
             "leases": w.leases,
             "jobs": w.jobs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "drain_reason": w.drain_reason,
+            "temperature_celsius": w.millicelsius.map(|m| f64::from(m) / 1000.0),
+            "throttled_flags": w.throttled,
+            "silent_seconds": w.silent_ms as f64 / 1000.0,
             "connected_seconds": w.connected_ms as f64 / 1000.0,
         })).collect::<Vec<_>>(),
         "jobs": status.jobs.iter().map(job_json).collect::<Vec<_>>(),
@@ -1018,6 +1021,14 @@ pub(super) fn print_status(
                 dash(w.arch.clone()),
                 dash(w.kernel_impl.clone()),
                 dash(rate_text(worker_kind(w, status), w.rate_hps as f64)),
+                match (w.millicelsius, w.throttled) {
+                    (Some(m), Some(flags)) if flags & 0b1110 != 0 => {
+                        format!("{:.1}°C throttled", f64::from(m) / 1000.0)
+                    }
+                    (Some(m), _) => format!("{:.1}°C", f64::from(m) / 1000.0),
+                    (None, _) => "-".to_string(),
+                },
+                dash(duration_text(w.silent_ms as f64 / 1000.0) + " ago"),
                 if w.jobs.is_empty() {
                     "-".to_string()
                 } else {
@@ -1047,6 +1058,8 @@ pub(super) fn print_status(
             "ARCH",
             "IMPL",
             ">RATE",
+            ">TEMP",
+            "SEEN",
             "JOBS",
             "KERNELS",
             "CERT UNTIL",

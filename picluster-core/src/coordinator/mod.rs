@@ -1254,6 +1254,12 @@ impl Coordinator {
             WorkerToCoord::Shares(Found { lease, indices }) => {
                 self.on_shares(now, conn, lease, &indices)
             }
+            WorkerToCoord::Health(health) => {
+                if let Some(w) = self.workers.worker_mut(conn) {
+                    w.health = Some(health);
+                }
+                Ok(())
+            }
             WorkerToCoord::Rate(change) => {
                 if let Some((name, before)) = self.workers.rescale(conn, change, now) {
                     tracing::info!(worker = %name, threads = change.threads, from = before, to = change.threads, "worker changed its threads: chunk sizes follow");
@@ -2633,6 +2639,9 @@ impl Coordinator {
             kernels: Vec::new(),
             drain_reason: None,
             jobs: Vec::new(),
+            millicelsius: None,
+            throttled: None,
+            silent_ms: 0,
         }))
     }
 

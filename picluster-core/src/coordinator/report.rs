@@ -316,6 +316,9 @@ impl Reporter<'_> {
                         kernels: h.kernels.clone(),
                         drain_reason: workers.drain_reason(&w.name).map(str::to_string),
                         jobs,
+                        millicelsius: w.health.and_then(|h| h.millicelsius),
+                        throttled: w.health.and_then(|h| h.throttled),
+                        silent_ms: millis(self.now.saturating_duration_since(w.last_heard())),
                     }
                 })
             })
@@ -334,6 +337,9 @@ impl Reporter<'_> {
             kernels: Vec::new(),
             drain_reason: workers.drain_reason(name).map(str::to_string),
             jobs: Vec::new(),
+            millicelsius: None,
+            throttled: None,
+            silent_ms: 0,
         };
         // Quarantined workers cannot connect, and drained ones may be away; they are
         // listed so that an admin sees them.

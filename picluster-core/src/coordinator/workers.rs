@@ -41,6 +41,8 @@ pub(super) struct Worker {
     renewed: bool,
     /// Its shares, if it speaks them.
     pub(super) shares: Option<super::shares::ShareAccount>,
+    /// What it last said of its board's heat.
+    pub(super) health: Option<crate::wire::Health>,
 }
 
 /// A worker's rate on one job, an exponentially weighted average of samples of at
@@ -200,6 +202,7 @@ impl WorkerTable {
                 rates: BTreeMap::new(),
                 renewed: false,
                 shares: None,
+                health: None,
             },
         );
     }

@@ -453,6 +453,12 @@ pub struct WorkerStatus {
     pub drain_reason: Option<String>,
     /// The jobs it holds chunks of (minor 3).
     pub jobs: Vec<JobId>,
+    /// Its CPU's temperature, millidegrees Celsius, as it last said (minor 3).
+    pub millicelsius: Option<i32>,
+    /// Its firmware's throttling flags, as it last said (minor 3).
+    pub throttled: Option<u32>,
+    /// Milliseconds since it was last heard from (minor 3).
+    pub silent_ms: u64,
 }
 
 /// What a worker is doing.

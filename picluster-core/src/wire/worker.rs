@@ -41,6 +41,19 @@ pub enum WorkerToCoord {
     /// The worker now runs a different number of threads (its thermal governor
     /// throttles it while the board is hot, minor 3): chunk sizes follow the rate.
     Rate(RateChange),
+    /// The CPU's temperature and the firmware's throttling flags, when they change
+    /// (minor 3); `status` shows them.
+    Health(Health),
+}
+
+/// What a worker knows of its board's heat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The CPU's temperature in millidegrees Celsius, if readable.
+    pub millicelsius: Option<i32>,
+    /// The Raspberry Pi firmware's throttling flags (`vcgencmd get_throttled`), if
+    /// known.
+    pub throttled: Option<u32>,
 }
 
 /// A worker's new thread count and the rate it expects from it.
