@@ -50,8 +50,8 @@ pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// The value of a PromQL query that yields one sample, if it yields one.
-fn query(prometheus: u16, promql: &str) -> Option<f64> {
+/// Prometheus' answer to an instant query, if it answers 200.
+fn ask(prometheus: u16, promql: &str) -> Option<serde_json::Value> {
     let encoded: String = promql
         .bytes()
         .map(|b| {
@@ -66,7 +66,12 @@ fn query(prometheus: u16, promql: &str) -> Option<f64> {
     if status != 200 {
         return None;
     }
-    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+/// The value of a PromQL query that yields one sample, if it yields one.
+fn query(prometheus: u16, promql: &str) -> Option<f64> {
+    let doc = ask(prometheus, promql)?;
     let result = doc["data"]["result"].as_array()?;
     if result.len() != 1 {
         return None;
@@ -76,21 +81,7 @@ fn query(prometheus: u16, promql: &str) -> Option<f64> {
 
 /// How many series `promql` yields, if Prometheus answers.
 fn series(prometheus: u16, promql: &str) -> Option<usize> {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let (status, body) = http_get(prometheus, &format!("/api/v1/query?query={encoded}"))?;
-    if status != 200 {
-        return None;
-    }
-    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let doc = ask(prometheus, promql)?;
     Some(doc["data"]["result"].as_array()?.len())
 }
 

@@ -443,12 +443,7 @@ impl Coordinator {
     }
 
     fn unix_ms(&self, t: Instant) -> UnixMillis {
-        let (at, ms) = self.clock;
-        if t >= at {
-            ms.saturating_add(millis(t - at))
-        } else {
-            ms.saturating_sub(millis(at - t))
-        }
+        report::wall_clock(self.clock, t)
     }
 
     fn instant_of(&self, ms: UnixMillis) -> Instant {
@@ -2625,24 +2620,11 @@ impl Coordinator {
             .into_iter()
             .find(|w| w.name == name);
         // Undrained and away: not listed, but known.
-        Some(found.unwrap_or_else(|| WorkerStatus {
-            name: name.to_string(),
-            worker: crate::ids::WorkerId(0),
-            state: crate::wire::WorkerState::Idle,
-            threads: 0,
-            arch: String::new(),
-            kernel_impl: String::new(),
-            rate_hps: 0,
-            hashes: 0,
-            leases: 0,
-            connected_ms: 0,
-            kernels: Vec::new(),
-            drain_reason: None,
-            jobs: Vec::new(),
-            millicelsius: None,
-            throttled: None,
-            silent_ms: 0,
-        }))
+        Some(
+            found.unwrap_or_else(|| {
+                report::absent_worker(name, crate::wire::WorkerState::Idle, None)
+            }),
+        )
     }
 
     // -----------------------------------------------------------------------------

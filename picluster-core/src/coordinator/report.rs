@@ -30,14 +30,65 @@ pub(super) struct Reporter<'a> {
     pub(super) leases: &'a LeaseTable,
 }
 
+/// The wall clock at `t`, from an anchor: `UnixMillis` at an instant.
+pub(super) fn wall_clock(clock: (Instant, UnixMillis), t: Instant) -> UnixMillis {
+    let (at, ms) = clock;
+    if t >= at {
+        ms.saturating_add(millis(t - at))
+    } else {
+        ms.saturating_sub(millis(at - t))
+    }
+}
+
+/// A worker listed though not connected (quarantined, drained, or just drained).
+pub(super) fn absent_worker(
+    name: &str,
+    state: WorkerState,
+    drain_reason: Option<String>,
+) -> WorkerStatus {
+    WorkerStatus {
+        name: name.to_string(),
+        worker: WorkerId(0),
+        state,
+        threads: 0,
+        arch: String::new(),
+        kernel_impl: String::new(),
+        rate_hps: 0,
+        hashes: 0,
+        leases: 0,
+        connected_ms: 0,
+        kernels: Vec::new(),
+        drain_reason,
+        jobs: Vec::new(),
+        millicelsius: None,
+        throttled: None,
+        silent_ms: 0,
+    }
+}
+
+/// Who found each of `solutions`: an index into `slot`'s list (`u32::MAX` if
+/// unknown).
+fn finders(
+    job: &Job,
+    solutions: &[crate::kernel::Solution],
+    slot: &BTreeMap<&str, u32>,
+) -> Vec<u32> {
+    solutions
+        .iter()
+        .map(|s| {
+            job.record
+                .found_by
+                .get(&s.index)
+                .and_then(|w| slot.get(w.as_str()))
+                .copied()
+                .unwrap_or(u32::MAX)
+        })
+        .collect()
+}
+
 impl Reporter<'_> {
     fn unix_ms(&self, t: Instant) -> UnixMillis {
-        let (at, ms) = self.clock;
-        if t >= at {
-            ms.saturating_add(millis(t - at))
-        } else {
-            ms.saturating_sub(millis(at - t))
-        }
+        wall_clock(self.clock, t)
     }
 
     fn times(&self, job: &Job) -> JobTimes {
@@ -145,17 +196,7 @@ impl Reporter<'_> {
         } else {
             record.solutions.values().cloned().collect()
         };
-        let found_by = listed
-            .iter()
-            .map(|s| {
-                record
-                    .found_by
-                    .get(&s.index)
-                    .and_then(|w| slot.get(w.as_str()))
-                    .copied()
-                    .unwrap_or(u32::MAX)
-            })
-            .collect();
+        let found_by = finders(job, &listed, &slot);
         JobReport {
             job: id,
             state: record.state,
@@ -249,17 +290,7 @@ impl Reporter<'_> {
             .take(MAX_LISTED_SOLUTIONS)
             .cloned()
             .collect();
-        let found_by = solutions
-            .iter()
-            .map(|s| {
-                record
-                    .found_by
-                    .get(&s.index)
-                    .and_then(|w| slot.get(w.as_str()))
-                    .copied()
-                    .unwrap_or(u32::MAX)
-            })
-            .collect();
+        let found_by = finders(job, &solutions, &slot);
         JobDetail {
             summary: self.summary(id, job),
             work: job.session.work.as_ref().clone(),
@@ -323,23 +354,8 @@ impl Reporter<'_> {
                 })
             })
             .collect();
-        let absent = |name: &str, state| WorkerStatus {
-            name: name.to_string(),
-            worker: WorkerId(0),
-            state,
-            threads: 0,
-            arch: String::new(),
-            kernel_impl: String::new(),
-            rate_hps: 0,
-            hashes: 0,
-            leases: 0,
-            connected_ms: 0,
-            kernels: Vec::new(),
-            drain_reason: workers.drain_reason(name).map(str::to_string),
-            jobs: Vec::new(),
-            millicelsius: None,
-            throttled: None,
-            silent_ms: 0,
+        let absent = |name: &str, state| {
+            absent_worker(name, state, workers.drain_reason(name).map(str::to_string))
         };
         // Quarantined workers cannot connect, and drained ones may be away; they are
         // listed so that an admin sees them.
