@@ -557,13 +557,7 @@ fn configuration_files_are_read_overridden_and_checked() {
         .port();
     let cluster =
         ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
-    let tcp = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let tcp = crate::metrics::free_tcp_port;
     let (from_file, from_env, worker_port) = (tcp(), tcp(), tcp());
     let config = tmp.path().join("coordinator.toml");
     std::fs::write(

@@ -22,12 +22,18 @@ impl Drop for Killed {
     }
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A TCP port free now, below Linux's ephemeral range (32768 on), so that no other
+/// test's `bind(0)` or outgoing connection takes it before the program binds it.
+pub(crate) fn free_tcp_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_500;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn free_udp_port() -> u16 {
