@@ -34,6 +34,14 @@ pub(crate) fn real_binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// A new cluster in `parent/c` whose coordinator listens on a free loopback port.
+fn loopback_cluster(parent: &std::path::Path) -> (std::path::PathBuf, ClusterDir) {
+    let dir = parent.join("c");
+    let address = format!("127.0.0.1:{}", crate::cli::free_udp_port());
+    let cluster = ClusterDir::init(&dir, address.parse().unwrap(), &[]).unwrap();
+    (dir, cluster)
+}
+
 /// Runs a real program (`args[0]` names it) with stdout and stderr piped; the pipes
 /// named in `cut` have their reading end closed before the program writes anything.
 fn program(args: &[&str], cut_stdout: bool, cut_stderr: bool) -> std::process::Child {
@@ -57,14 +65,7 @@ fn program(args: &[&str], cut_stdout: bool, cut_stderr: bool) -> std::process::C
 fn a_coordinator_whose_stderr_reader_died_keeps_serving() {
     let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cluster =
-        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let (dir, cluster) = loopback_cluster(tmp.path());
     let mut coordinator = program(
         &[
             "picluster",
@@ -274,14 +275,7 @@ async fn connection_errors_name_the_address() {
 fn the_coordinator_log_tells_the_story_of_jobs_and_workers() {
     let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cluster =
-        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let (dir, cluster) = loopback_cluster(tmp.path());
     let mut coordinator = program(
         &[
             "picluster",
@@ -468,13 +462,7 @@ fn json_errors_carry_their_kind_and_invalid_input_exits_2() {
 fn ctrl_c_leaves_the_job_running_and_says_how_to_get_back_to_it() {
     let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let (dir, _) = loopback_cluster(tmp.path());
     let d = dir.to_str().unwrap();
     let mut coordinator = Command::new(real_binary("picluster"))
         .args(["-q", "coordinator", "--cluster", d])
@@ -549,14 +537,7 @@ fn ctrl_c_leaves_the_job_running_and_says_how_to_get_back_to_it() {
 fn configuration_files_are_read_overridden_and_checked() {
     let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("c");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cluster =
-        ClusterDir::init(&dir, format!("127.0.0.1:{port}").parse().unwrap(), &[]).unwrap();
+    let (dir, cluster) = loopback_cluster(tmp.path());
     let tcp = crate::metrics::free_tcp_port;
     let (from_file, from_env, worker_port) = (tcp(), tcp(), tcp());
     let config = tmp.path().join("coordinator.toml");

@@ -4,6 +4,7 @@
 //! Prometheus' HTTP API for the series and checks their values against the job.
 
 use crate::binaries::real_binary;
+use crate::cli::free_udp_port;
 use crate::crash::one_coordinator_process_at_a_time;
 use picluster_core::trust::ClusterDir;
 use picluster_suite::fixtures::vectors;
@@ -34,14 +35,6 @@ pub(crate) fn free_tcp_port() -> u16 {
             return port;
         }
     }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` on 127.0.0.1:`port` (HTTP/1.0, so the server closes): status and body.
