@@ -653,4 +653,30 @@ fn configuration_files_are_read_overridden_and_checked() {
             && stderr.contains("unknown field `thread`"),
         "{stderr}"
     );
+
+    // `--join` takes its state directory from the file when the command line has
+    // none (the package's worker.toml names /var/lib/picluster-worker), and says
+    // what is missing when neither has one.
+    let join = |config_text: &str| {
+        std::fs::write(&worker_config, config_text).unwrap();
+        let out = Command::new(real_binary("picluster-worker"))
+            .args(["--config", worker_config.to_str().unwrap()])
+            .args(["--join", "pcj1.not-a-token", "--name", "pi-9"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = join("threads = 1\n");
+    assert_eq!(
+        stderr.trim_end(),
+        "picluster-worker: --join needs a directory to keep the credential in: pass --state-dir DIR, or set state_dir in the configuration file (/etc/picluster/worker.toml)"
+    );
+    let state = tmp.path().join("state");
+    let stderr = join(&format!("state_dir = \"{}\"\n", state.display()));
+    assert_eq!(
+        stderr.trim_end(),
+        "picluster-worker: not a join token (no @HOST:PORT): expected pcj1.ID.SECRET.PIN@HOST:PORT as printed by `picluster token create`",
+        "the token is read once the file gave the directory"
+    );
 }

@@ -48,12 +48,12 @@ struct Args {
     #[arg(long, env = "PICLUSTER_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Enroll with a join token from `picluster token create` (once; needs
-    /// `--name` and `--state-dir`).
+    /// `--name`, and `--state-dir` or `state_dir` in the configuration file).
     #[arg(
         long,
         env = "PICLUSTER_JOIN",
         value_name = "TOKEN",
-        requires = "state_dir"
+        conflicts_with = "bundle"
     )]
     join: Option<String>,
     /// The name to enroll as (with `--join`), e.g. pi-3.
@@ -306,6 +306,12 @@ async fn credential(args: &Args) -> anyhow::Result<(Bundle, PathBuf)> {
         return Ok((Bundle::load(path)?, path.clone()));
     }
     let Some(dir) = &args.state_dir else {
+        if args.join.is_some() {
+            anyhow::bail!(
+                "--join needs a directory to keep the credential in: pass --state-dir DIR, or set state_dir in the configuration file ({})",
+                crate::config::DEFAULT_WORKER_CONFIG
+            );
+        }
         anyhow::bail!(
             "no credential: pass --bundle FILE (from `picluster add-worker`), or --join TOKEN --name NAME --state-dir DIR (token from `picluster token create`)"
         );

@@ -104,6 +104,43 @@ mod tests {
         result
     }
 
+    /// The file the Debian package installs as /etc/picluster/worker.toml, and the
+    /// same file with every commented-out key turned on (all but one of `bundle` and
+    /// `state_dir`, which exclude each other).
+    #[test]
+    fn the_packaged_configuration_parses_with_and_without_its_comments() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/worker.toml");
+        let config: WorkerConfig = read_config(&path).unwrap();
+        assert_eq!(
+            config,
+            WorkerConfig {
+                state_dir: Some("/var/lib/picluster-worker".into()),
+                max_temp: Some(75.0),
+                metrics: Some("127.0.0.1:9479".parse().unwrap()),
+                ..WorkerConfig::default()
+            }
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ') && k != "bundle") =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let all: WorkerConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(all.threads, Some(4));
+        assert_eq!(all.implementation.as_deref(), Some("armsha2"));
+        assert_eq!(all.thermal_dir, Some("/sys/class/thermal".into()));
+    }
+
     #[test]
     fn every_key_parses_and_unknown_keys_are_refused_by_name() {
         let config = parse(

@@ -30,3 +30,45 @@ pub(super) struct CoordinatorFile {
     /// Seconds a finished job is kept.
     pub(super) keep_finished_for: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picluster_worker::config::read_config;
+    use std::path::Path;
+
+    /// The file the Debian package installs as /etc/picluster/coordinator.toml, and
+    /// the same file with every commented-out key turned on.
+    #[test]
+    fn the_packaged_configuration_parses_with_and_without_its_comments() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/coordinator.toml");
+        let config: CoordinatorFile = read_config(&path).unwrap();
+        assert_eq!(
+            config,
+            CoordinatorFile {
+                cluster: Some("/var/lib/picluster/cluster".into()),
+                metrics: Some("127.0.0.1:9478".parse().unwrap()),
+                keep_finished: None,
+                keep_finished_for: None,
+            }
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let all: CoordinatorFile = toml::from_str(&uncommented).unwrap();
+        assert_eq!(all.keep_finished, Some(1000));
+        assert_eq!(all.keep_finished_for, Some(86400));
+    }
+}
