@@ -5,7 +5,9 @@
 //! Prints one line per measurement and a final JSON line.
 //!
 //! `cargo bench --bench sha256d` (set PICLUSTER_BENCH_SECONDS to change the 3 s per
-//! measurement).
+//! measurement). With PICLUSTER_BENCH_IMPL=NAME it measures only that implementation
+//! on one thread and prints one JSON line (what benches/peers.sh runs, alternating
+//! with the peers' kernels).
 
 use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
@@ -40,6 +42,22 @@ fn main() {
     t[31] = 1;
     let target = Target(t);
     let job = Sha256dJob::new(header, Some(target), 0..1 << 32, 0).expect("valid job");
+
+    if let Ok(name) = std::env::var("PICLUSTER_BENCH_IMPL") {
+        let imp = Sha256dImpl::from_name(&name).unwrap_or_else(|e| panic!("{e}"));
+        let kernel = job.kernel_with(imp);
+        let mut hits = Vec::new();
+        let rate = rate(seconds, 1 << 16, |base| {
+            kernel.scan(base..base + (1 << 16), &mut hits);
+        });
+        println!(
+            "{{\"bench\": \"sha256d\", \"impl\": \"{}\", \"label\": \"{}\", \"threads\": 1, \"mhs\": {:.3}}}",
+            imp.name(),
+            imp.label(),
+            rate / 1e6
+        );
+        return;
+    }
 
     let naive = rate(seconds, 1 << 14, |base| {
         for nonce in base..base + (1 << 14) {

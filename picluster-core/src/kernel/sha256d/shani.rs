@@ -4,7 +4,15 @@
 //! range, after a runtime check ([`available`]); nothing here dispatches per hash.
 //!
 //! State is kept in SHA-NI's ABEF/CDGH register layout; message words are built as
-//! host-order lanes (word `t` in lane `t % 4`), so no byte shuffles are needed.
+//! host-order lanes (word `t` in lane `t % 4`), so no byte shuffles are needed. The
+//! rounds are fully unrolled (a macro names every group, so the message ring's slots
+//! are constants and stay in registers). Per range, once: rounds 0-1 of the header's
+//! second block, and every W+K, `sha256msg1` and `alignr` term that no nonce changes
+//! (of that block's padding and of the second hash's). Per nonce: 31 `sha256rnds2` for
+//! the first hash (rounds 2-63) and 30 for the second (rounds 0-59), then round 60 in
+//! scalar code: the E it makes is what H7 will be, so rounds 61-63 are skipped unless
+//! the top word could meet the target, and then [`Scan::confirm`] checks the nonce in
+//! full.
 
 use super::portable::{Scan, IV, K};
 use std::arch::x86_64::*;
@@ -68,97 +76,248 @@ fn k4(t: usize) -> __m128i {
     )
 }
 
-/// 64 rounds on two independent streams; `m` holds each stream's 16 message words in
-/// four lanes-of-four. Returns the states after adding the inputs.
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn compress_two(
-    state: [(__m128i, __m128i); 2],
-    mut m: [[__m128i; 4]; 2],
-) -> [(__m128i, __m128i); 2] {
-    let mut s = state;
-    for group in 0..16 {
-        let t = group * 4;
-        let k = k4(t);
-        for j in 0..2 {
-            let slot = group % 4;
-            if group >= 4 {
-                // W[t..t+4] from W[t-16..t): msg1/msg2 plus W[t-7..t-3] by alignr.
-                let w16 = m[j][slot];
-                let w12 = m[j][(slot + 1) % 4];
-                let w8 = m[j][(slot + 2) % 4];
-                let w4 = m[j][(slot + 3) % 4];
-                let mixed =
-                    _mm_add_epi32(_mm_sha256msg1_epu32(w16, w12), _mm_alignr_epi8::<4>(w4, w8));
-                m[j][slot] = _mm_sha256msg2_epu32(mixed, w4);
-            }
-            let wk = _mm_add_epi32(m[j][slot], k);
-            let (abef, cdgh) = s[j];
-            let cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
-            let abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32::<0x0E>(wk));
-            s[j] = (abef, cdgh);
-        }
-    }
-    [0, 1].map(|j| {
-        (
-            _mm_add_epi32(s[j].0, state[j].0),
-            _mm_add_epi32(s[j].1, state[j].1),
-        )
-    })
-}
-
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn words(w: [u32; 4]) -> __m128i {
     _mm_set_epi32(w[3] as i32, w[2] as i32, w[1] as i32, w[0] as i32)
 }
 
+/// A state in SHA-NI's layout: (ABEF, CDGH).
+type State = (__m128i, __m128i);
+
+/// Rounds t..t+4, `wk` holding W+K for each.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+fn rounds4(s: &mut State, wk: __m128i) {
+    let (abef, cdgh) = *s;
+    let abef2 = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+    let abef4 = _mm_sha256rnds2_epu32(abef, abef2, _mm_shuffle_epi32::<0x0E>(wk));
+    // After two rounds, C,D,G,H are the A,B,E,F of two rounds before.
+    *s = (abef4, abef2);
+}
+
+/// Message words W[t..t+4] (t = 16, 20, ... 60) into `m[SLOT]`, where the ring `m`
+/// holds W[t-16..t) with W[t-16+4i..] in `m[(SLOT + i) % 4]`. The caller passes the
+/// terms it has precomputed because no nonce changes them: `msg1`, the
+/// `sha256msg1(W[t-16..], W[t-12..])`, and `align`, the W[t-7..t-3] that `alignr`
+/// extracts.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn schedule<const SLOT: usize>(
+    m: &mut [__m128i; 4],
+    msg1: Option<__m128i>,
+    align: Option<__m128i>,
+) -> __m128i {
+    let w16 = m[SLOT];
+    let w12 = m[(SLOT + 1) % 4];
+    let w8 = m[(SLOT + 2) % 4];
+    let w4 = m[(SLOT + 3) % 4];
+    let s0 = msg1.unwrap_or_else(|| _mm_sha256msg1_epu32(w16, w12));
+    let w7 = align.unwrap_or_else(|| _mm_alignr_epi8::<4>(w4, w8));
+    let w = _mm_sha256msg2_epu32(_mm_add_epi32(s0, w7), w4);
+    m[SLOT] = w;
+    w
+}
+
+/// Everything about a scan's block and the second hash that no nonce changes.
+struct Fixed {
+    /// The header's second block after rounds 0-1 (message words 0 and 1).
+    after_round_1: State,
+    /// W2+K2 in lane 0 and K3 in lane 1: rounds 2-3 add the nonce to lane 1.
+    wk2_k3: __m128i,
+    /// Message words 0-3 with the nonce (word 3) zero, and words 4-15.
+    m0: __m128i,
+    m1: __m128i,
+    m2: __m128i,
+    m3: __m128i,
+    /// W+K of rounds 4-15, msg1 of words 4-11 and 8-15, and words 9-12 (alignr).
+    wk1: __m128i,
+    wk2: __m128i,
+    wk3: __m128i,
+    msg1_12: __m128i,
+    msg1_23: __m128i,
+    align_32: __m128i,
+    midstate: State,
+    /// The second hash: its initial state, W+K of rounds 8-15 (constant padding), its
+    /// padding words 8-15, their msg1, and the alignr of words 8-15 that W16 needs.
+    iv: State,
+    pad_wk2: __m128i,
+    pad_wk3: __m128i,
+    pad2: __m128i,
+    pad3: __m128i,
+    pad_msg1_23: __m128i,
+    pad_align_32: __m128i,
+}
+
+impl Fixed {
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    fn new(p: &super::portable::Prepared) -> Fixed {
+        let w = p.w;
+        let midstate = pack(&p.midstate);
+        let wk01 = _mm_set_epi32(
+            0,
+            0,
+            w[1].wrapping_add(K[1]) as i32,
+            w[0].wrapping_add(K[0]) as i32,
+        );
+        let after_round_1 = (
+            _mm_sha256rnds2_epu32(midstate.1, midstate.0, wk01),
+            midstate.0,
+        );
+        let m1 = words([w[4], w[5], w[6], w[7]]);
+        let m2 = words([w[8], w[9], w[10], w[11]]);
+        let m3 = words([w[12], w[13], w[14], w[15]]);
+        let pad2 = words([0x8000_0000, 0, 0, 0]);
+        let pad3 = words([0, 0, 0, 256]);
+        Fixed {
+            after_round_1,
+            wk2_k3: _mm_set_epi32(0, 0, K[3] as i32, w[2].wrapping_add(K[2]) as i32),
+            m0: words([w[0], w[1], w[2], 0]),
+            m1,
+            m2,
+            m3,
+            wk1: _mm_add_epi32(m1, k4(4)),
+            wk2: _mm_add_epi32(m2, k4(8)),
+            wk3: _mm_add_epi32(m3, k4(12)),
+            msg1_12: _mm_sha256msg1_epu32(m1, m2),
+            msg1_23: _mm_sha256msg1_epu32(m2, m3),
+            align_32: _mm_alignr_epi8::<4>(m3, m2),
+            midstate,
+            iv: pack(&IV),
+            pad_wk2: _mm_add_epi32(pad2, k4(8)),
+            pad_wk3: _mm_add_epi32(pad3, k4(12)),
+            pad2,
+            pad3,
+            pad_msg1_23: _mm_sha256msg1_epu32(pad2, pad3),
+            pad_align_32: _mm_alignr_epi8::<4>(pad3, pad2),
+        }
+    }
+}
+
+/// Rounds 16-59 (groups 4 to 14) of every stream, scheduling their message words;
+/// `align4`, `msg1_5` and `msg1_6` are the precomputed terms of groups 4, 5 and 6
+/// (see [`schedule`]).
+macro_rules! rounds_16_to_59 {
+    ($s:ident, $m:ident, $align4:expr, $msg1_5:expr, $msg1_6:expr) => {
+        rounds_16_to_59!(@group $s, $m, 0, 16, None, $align4);
+        rounds_16_to_59!(@group $s, $m, 1, 20, $msg1_5, None);
+        rounds_16_to_59!(@group $s, $m, 2, 24, $msg1_6, None);
+        rounds_16_to_59!(@group $s, $m, 3, 28, None, None);
+        rounds_16_to_59!(@group $s, $m, 0, 32, None, None);
+        rounds_16_to_59!(@group $s, $m, 1, 36, None, None);
+        rounds_16_to_59!(@group $s, $m, 2, 40, None, None);
+        rounds_16_to_59!(@group $s, $m, 3, 44, None, None);
+        rounds_16_to_59!(@group $s, $m, 0, 48, None, None);
+        rounds_16_to_59!(@group $s, $m, 1, 52, None, None);
+        rounds_16_to_59!(@group $s, $m, 2, 56, None, None);
+    };
+    (@group $s:ident, $m:ident, $slot:literal, $t:literal, $msg1:expr, $align:expr) => {
+        for j in 0..$s.len() {
+            let w = schedule::<$slot>(&mut $m[j], $msg1, $align);
+            rounds4(&mut $s[j], _mm_add_epi32(w, k4($t)));
+        }
+    };
+}
+
+/// The scan with `N` nonces in flight: fully unrolled rounds (the message ring's
+/// slots are constants), rounds 0-1 of the header's second block done once per scan,
+/// the nonce-free W+K and msg1 terms of both hashes precomputed, and the second hash
+/// stopped after round 61, where F is what H7 (the top word of the hash) will be; a
+/// nonce whose H7 could meet the target is checked in full by [`Scan::confirm`].
+#[allow(
+    clippy::needless_range_loop,
+    reason = "stream j's state, message ring and nonce are indexed alike"
+)]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     let (p, target, nonces) = scan.parts();
     let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
-    let mid = pack(&p.midstate);
-    let iv = pack(&IV);
-    let w = p.w;
-    let m1 = words([w[4], w[5], w[6], w[7]]);
-    let m2 = words([w[8], w[9], w[10], w[11]]);
-    let m3 = words([w[12], w[13], w[14], w[15]]);
-    let pad1 = words([0x8000_0000, 0, 0, 0]);
-    let pad2 = words([0, 0, 0, 256]);
-    let block2 = |nonce: u64| {
-        let n = (nonce as u32).swap_bytes();
-        [words([w[0], w[1], w[2], n]), m1, m2, m3]
-    };
+    let f = Fixed::new(p);
     let mut nonce = nonces.start;
     while nonce < nonces.end {
-        let second = (nonce + 1).min(nonces.end - 1);
-        let first_hash = compress_two([mid, mid], [block2(nonce), block2(second)]);
-        let messages = first_hash.map(|(abef, cdgh)| {
-            let (dcba, hgfe) = unpack(abef, cdgh);
-            [dcba, hgfe, pad1, pad2]
-        });
-        let out = compress_two([iv, iv], messages);
-        for (j, candidate) in [nonce, second].into_iter().enumerate() {
-            if j == 1 && second == nonce {
-                break; // an odd range's last nonce was computed twice
-            }
-            let (dcba, hgfe) = unpack(out[j].0, out[j].1);
-            let h7 = _mm_extract_epi32::<3>(hgfe) as u32;
-            if h7.swap_bytes() > top {
-                continue;
-            }
-            let mut state = [0u32; 8];
-            // SAFETY: two 16-byte stores into a 32-byte array.
-            unsafe {
-                _mm_storeu_si128(state.as_mut_ptr().cast(), dcba);
-                _mm_storeu_si128(state.as_mut_ptr().add(4).cast(), hgfe);
-            }
-            let mut digest = [0u8; 32];
-            for (chunk, word) in digest.chunks_exact_mut(4).zip(state) {
-                chunk.copy_from_slice(&word.to_be_bytes());
-            }
-            if target.is_met_by(&digest) {
-                hits.push(scan.index_of(candidate));
+        // A range's tail repeats its last nonce; the repeats are not reported twice.
+        let batch: [u64; N] = std::array::from_fn(|j| (nonce + j as u64).min(nonces.end - 1));
+        let mut m = [[f.m0, f.m1, f.m2, f.m3]; N];
+        let mut s = [f.after_round_1; N];
+        for j in 0..N {
+            let n = (batch[j] as u32).swap_bytes();
+            m[j][0] = _mm_insert_epi32::<3>(f.m0, n as i32);
+            let wk = _mm_insert_epi32::<1>(f.wk2_k3, n.wrapping_add(K[3]) as i32);
+            // Rounds 2-3: one rnds2, whose C,D,G,H are the A,B,E,F after round 1.
+            s[j] = (_mm_sha256rnds2_epu32(s[j].1, s[j].0, wk), s[j].0);
+        }
+        for j in 0..N {
+            rounds4(&mut s[j], f.wk1);
+        }
+        for j in 0..N {
+            rounds4(&mut s[j], f.wk2);
+        }
+        for j in 0..N {
+            rounds4(&mut s[j], f.wk3);
+        }
+        rounds_16_to_59!(s, m, Some(f.align_32), Some(f.msg1_12), Some(f.msg1_23));
+        for j in 0..N {
+            let w = schedule::<3>(&mut m[j], None, None);
+            rounds4(&mut s[j], _mm_add_epi32(w, k4(60)));
+        }
+
+        // The second hash: the first's digest words, then constant padding.
+        let mut v = [[f.m0, f.m1, f.pad2, f.pad3]; N];
+        let mut s2 = [f.iv; N];
+        for j in 0..N {
+            let (dcba, hgfe) = unpack(
+                _mm_add_epi32(s[j].0, f.midstate.0),
+                _mm_add_epi32(s[j].1, f.midstate.1),
+            );
+            v[j][0] = dcba;
+            v[j][1] = hgfe;
+            rounds4(&mut s2[j], _mm_add_epi32(dcba, k4(0)));
+        }
+        for j in 0..N {
+            rounds4(&mut s2[j], _mm_add_epi32(v[j][1], k4(4)));
+        }
+        for j in 0..N {
+            rounds4(&mut s2[j], f.pad_wk2);
+        }
+        for j in 0..N {
+            rounds4(&mut s2[j], f.pad_wk3);
+        }
+        rounds_16_to_59!(s2, v, Some(f.pad_align_32), None, Some(f.pad_msg1_23));
+        for j in 0..N {
+            // Round 60 alone, in scalar code (one `sha256rnds2` fewer, the port that
+            // bounds this loop): the E it makes is H at the end, so H7 is it plus the
+            // initial state's word 7.
+            let w = schedule::<3>(&mut v[j], None, None);
+            let (abef, cdgh) = s2[j];
+            let lane = |v: __m128i, i: i32| -> u32 {
+                match i {
+                    0 => _mm_cvtsi128_si32(v) as u32,
+                    1 => _mm_extract_epi32::<1>(v) as u32,
+                    _ => _mm_extract_epi32::<2>(v) as u32,
+                }
+            };
+            let (e, f_, g, h, d) = (
+                lane(abef, 1),
+                lane(abef, 0),
+                lane(cdgh, 1),
+                lane(cdgh, 0),
+                lane(cdgh, 2),
+            );
+            let sigma1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let t1 = h
+                .wrapping_add(sigma1)
+                .wrapping_add((e & f_) ^ (!e & g))
+                .wrapping_add(lane(w, 0).wrapping_add(K[60]));
+            let h7 = d.wrapping_add(t1).wrapping_add(IV[7]);
+            if h7.swap_bytes() <= top && (j == 0 || batch[j] != batch[j - 1]) {
+                scan.confirm(batch[j], hits);
             }
         }
-        nonce += 2;
+        nonce += N as u64;
     }
+}
+
+/// The number of nonces [`scan`] keeps in flight.
+pub(crate) const STREAMS: usize = 2;
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+    scan_streams::<STREAMS>(scan, hits);
 }

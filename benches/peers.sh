@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# picluster's SHA-256d kernels side by side with cpuminer-opt's on this machine: one
+# thread each, alternating runs (picluster, peer, picluster, peer, ...), so that both
+# see the same machine. Prints each run, then one JSON line with min/median/max per
+# path and the ratios of the medians.
+#
+#   CPUMINER=/path/to/cpuminer benches/peers.sh [RUNS]
+#
+# Pairs, each run only when its peer binary is given:
+#   shani  against CPUMINER       cpuminer-opt built with -march=native on a CPU with
+#                                 SHA-NI: its sha256d takes the x2 SHA path
+#   avx2   against CPUMINER_AVX2  cpuminer-opt built with -march=core-avx2: its pure
+#                                 AVX2 8-way path
+#   avx512 against CPUMINER       on a CPU with AVX-512 (-march=native there takes
+#                                 its 16-way path), instead of shani
+#
+# cpuminer-opt is GPL and is never vendored here: build it outside the repository,
+# from its public source (https://github.com/JayDDee/cpuminer-opt), e.g.
+#   apt-get install build-essential automake libssl-dev libcurl4-openssl-dev \
+#       libjansson-dev libgmp-dev zlib1g-dev
+#   ./autogen.sh && CFLAGS="-O3 -march=native" ./configure --with-curl && make -j2
+# (and again with -march=core-avx2 into another directory for CPUMINER_AVX2).
+#
+# RUNS (default 5) runs of PICLUSTER_BENCH_SECONDS (default 10) each, per side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+seconds=${PICLUSTER_BENCH_SECONDS:-10}
+
+if [ -z "${CPUMINER:-}" ] && [ -z "${CPUMINER_AVX2:-}" ]; then
+    echo "peers.sh: set CPUMINER (and CPUMINER_AVX2) to cpuminer-opt binaries; see the top of this file" >&2
+    exit 2
+fi
+
+cargo bench --locked --bench sha256d --no-run >&2
+
+# One picluster run of implementation $1: MH/s on one thread.
+ours() {
+    PICLUSTER_BENCH_IMPL=$1 PICLUSTER_BENCH_SECONDS=$seconds \
+        cargo bench --locked --bench sha256d -q 2>/dev/null \
+        | grep -o '"mhs": [0-9.]*' | awk '{print $2}'
+}
+
+# One cpuminer-opt run of binary $1: MH/s on one thread, from the "Benchmark:" line
+# it prints when --time-limit ends it (its last "Total:" line when there is none).
+theirs() {
+    "$1" -a sha256d --benchmark -t 1 --cpu-priority 4 --time-limit "$seconds" 2>&1 \
+        | tr -d '\r' | sed 's/\x1b\[[0-9;]*m//g' \
+        | awk '/(Total|Benchmark): /{
+                   for (i = 1; i <= NF; i++)
+                       if ($i == "Total:" || $i == "Benchmark:") {v = $(i+1); u = $(i+2); final = ($i == "Benchmark:")}
+                   if (final) {fv = v; fu = u}
+               }
+               END {
+                   if (fv != "") {v = fv; u = fu}
+                   if (v == "") exit 1
+                   if (u ~ /^kH/) v /= 1000; else if (u ~ /^GH/) v *= 1000; else if (u ~ /^H/) v /= 1e6
+                   printf "%.3f\n", v
+               }'
+}
+
+# min median max of the numbers on stdin.
+stats() {
+    sort -g | awk '{a[NR] = $1} END {
+        m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+        printf "%.3f %.3f %.3f\n", a[1], m, a[NR]
+    }'
+}
+
+has_impl() {
+    PICLUSTER_BENCH_IMPL=$1 PICLUSTER_BENCH_SECONDS=0.01 \
+        cargo bench --locked --bench sha256d -q >/dev/null 2>&1
+}
+
+pairs=()
+if [ -n "${CPUMINER:-}" ]; then
+    if has_impl avx512; then
+        pairs+=("avx512 $CPUMINER cpuminer-16way")
+    else
+        pairs+=("shani $CPUMINER cpuminer-sha-x2")
+    fi
+fi
+if [ -n "${CPUMINER_AVX2:-}" ]; then
+    pairs+=("avx2 $CPUMINER_AVX2 cpuminer-avx2-8way")
+fi
+
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+json_parts=()
+for pair in "${pairs[@]}"; do
+    read -r impl peer peer_name <<<"$pair"
+    ours_runs=()
+    theirs_runs=()
+    for run in $(seq "$runs"); do
+        o=$(ours "$impl")
+        t=$(theirs "$peer")
+        echo "run $run: picluster $impl $o MH/s, $peer_name $t MH/s" >&2
+        ours_runs+=("$o")
+        theirs_runs+=("$t")
+    done
+    read -r omin omed omax < <(printf '%s\n' "${ours_runs[@]}" | stats)
+    read -r tmin tmed tmax < <(printf '%s\n' "${theirs_runs[@]}" | stats)
+    ratio=$(awk -v a="$omed" -v b="$tmed" 'BEGIN {printf "%.3f", a / b}')
+    echo "$impl: picluster $omin/$omed/$omax, $peer_name $tmin/$tmed/$tmax MH/s (min/median/max), ratio $ratio" >&2
+    json_parts+=("\"$impl\": {\"picluster_mhs\": [$omin, $omed, $omax], \"peer\": \"$peer_name\", \"peer_mhs\": [$tmin, $tmed, $tmax], \"ratio\": $ratio}")
+done
+joined=$(IFS=,; echo "${json_parts[*]}")
+printf '{"bench": "peers", "date": "%s", "cpu": "%s", "runs": %s, "seconds": %s, "sha256d": {%s}}\n' \
+    "$(date -u +%Y-%m-%d)" "$cpu" "$runs" "$seconds" "$joined"
