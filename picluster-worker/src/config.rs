@@ -88,6 +88,26 @@ pub fn find_config<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// `text` with every commented-out setting (`# key = value`) turned on, but those
+/// named in `except`: how the example settings in the packaged configuration files
+/// (deploy/config) are checked to be valid keys and values.
+#[doc(hidden)]
+pub fn uncomment_settings(text: &str, except: &[&str]) -> String {
+    text.lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .split_once(" = ")
+                    .is_some_and(|(key, _)| !key.contains(' ') && !except.contains(&key)) =>
+            {
+                rest
+            }
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,20 +141,7 @@ mod tests {
             }
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        let uncommented: String = text
-            .lines()
-            .map(|line| match line.strip_prefix("# ") {
-                Some(rest)
-                    if rest
-                        .split_once(" = ")
-                        .is_some_and(|(k, _)| !k.contains(' ') && k != "bundle") =>
-                {
-                    rest
-                }
-                _ => line,
-            })
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let uncommented = uncomment_settings(&text, &["bundle"]);
         let all: WorkerConfig = toml::from_str(&uncommented).unwrap();
         assert_eq!(all.threads, Some(4));
         assert_eq!(all.implementation.as_deref(), Some("armsha2"));

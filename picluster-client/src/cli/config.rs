@@ -34,7 +34,7 @@ pub(super) struct CoordinatorFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use picluster_worker::config::read_config;
+    use picluster_worker::config::{read_config, uncomment_settings};
     use std::path::Path;
 
     /// The file the Debian package installs as /etc/picluster/coordinator.toml, and
@@ -53,20 +53,7 @@ mod tests {
             }
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        let uncommented: String = text
-            .lines()
-            .map(|line| match line.strip_prefix("# ") {
-                Some(rest)
-                    if rest
-                        .split_once(" = ")
-                        .is_some_and(|(k, _)| !k.contains(' ')) =>
-                {
-                    rest
-                }
-                _ => line,
-            })
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let uncommented = uncomment_settings(&text, &[]);
         let all: CoordinatorFile = toml::from_str(&uncommented).unwrap();
         assert_eq!(all.keep_finished, Some(1000));
         assert_eq!(all.keep_finished_for, Some(86400));
