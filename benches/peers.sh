@@ -5,6 +5,7 @@
 # path and the ratios of the medians.
 #
 #   CPUMINER=/path/to/cpuminer benches/peers.sh [RUNS]
+#   benches/peers.sh [RUNS]          # only the pairs whose peer is at hand
 #
 # Pairs, each run only when its peer binary is given:
 #   shani  against CPUMINER       cpuminer-opt built with -march=native on a CPU with
@@ -13,6 +14,14 @@
 #                                 AVX2 8-way path
 #   avx512 against CPUMINER       on a CPU with AVX-512 (-march=native there takes
 #                                 its 16-way path), instead of shani
+#
+# And the preimage kernel against hashcat (Debian's `hashcat` with the
+# `pocl-opencl-icd` CPU runtime and the `ocl-icd-libopencl1` loader, installed when
+# missing and run as root; HASHCAT=0
+# skips it): the mask ?l?l?l?l?d?d?d (457 M candidates), three targets and a decoy,
+# SHA-256 (`-m 1400`) and SHA-256d (`-m 21400`), hashcat with `-O -w 3` on every core
+# against picluster's worker engine on every core. Both must find the same three
+# passwords; the rates are candidates per second over the whole mask.
 #
 # cpuminer-opt is GPL and is never vendored here: build it outside the repository,
 # from its public source (https://github.com/JayDDee/cpuminer-opt), e.g.
@@ -27,9 +36,14 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 seconds=${PICLUSTER_BENCH_SECONDS:-10}
 
-if [ -z "${CPUMINER:-}" ] && [ -z "${CPUMINER_AVX2:-}" ]; then
-    echo "peers.sh: set CPUMINER (and CPUMINER_AVX2) to cpuminer-opt binaries; see the top of this file" >&2
-    exit 2
+hashcat_wanted=${HASHCAT:-1}
+if [ "$hashcat_wanted" != 0 ] && ! command -v hashcat >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            hashcat pocl-opencl-icd ocl-icd-libopencl1 >&2 || true
+    fi
+    command -v hashcat >/dev/null 2>&1 \
+        || echo "peers.sh: hashcat is missing (apt-get install hashcat pocl-opencl-icd ocl-icd-libopencl1); skipping the preimage pairs" >&2
 fi
 
 cargo bench --locked --bench sha256d --no-run >&2
@@ -65,6 +79,48 @@ stats() {
         m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
         printf "%.3f %.3f %.3f\n", a[1], m, a[NR]
     }'
+}
+
+# The preimage pairs' inputs: three passwords in the mask and a decoy digest.
+mask='?l?l?l?l?d?d?d'
+passwords=(pass123 zzzz999 mine042)
+hashcat_dir=$(mktemp -d)
+trap 'rm -rf "$hashcat_dir"' EXIT
+digest() { # $1 = sha256 | sha256d, $2 = password: the hex digest
+    if [ "$1" = sha256 ]; then
+        printf '%s' "$2" | sha256sum | cut -d' ' -f1
+    else
+        # shellcheck disable=SC2059 # the hex digest, as \xNN escapes, is the format
+        printf "$(printf '%s' "$2" | sha256sum | cut -d' ' -f1 | sed 's/../\\x&/g')" \
+            | sha256sum | cut -d' ' -f1
+    fi
+}
+
+# One picluster run: million candidates per second with the worker's engine.
+ours_preimage() {
+    PICLUSTER_BENCH_PREIMAGE=$1 PICLUSTER_BENCH_SECONDS=$seconds \
+        cargo bench --locked --bench sha256d -q 2>/dev/null \
+        | grep -o '"engine_mcps": [0-9.]*' | awk '{print $2}'
+}
+
+# One hashcat run over the whole mask: million candidates per second, hashcat's own
+# speed, the highest of its per-second status lines (generous to it: no start-up, no
+# slow first second), after checking that it cracked exactly the three passwords.
+theirs_preimage() {
+    local mode=$1 hash=$2
+    : >"$hashcat_dir/hashes"
+    for p in "${passwords[@]}"; do digest "$hash" "$p" >>"$hashcat_dir/hashes"; done
+    printf '%064d\n' 5 >>"$hashcat_dir/hashes"
+    rm -f "$hashcat_dir/out"
+    hashcat -m "$mode" -a 3 -O -w 3 --potfile-disable --status --status-json --status-timer 1 \
+        --outfile "$hashcat_dir/out" --outfile-format 2 "$hashcat_dir/hashes" "$mask" \
+        >"$hashcat_dir/log" 2>&1 || true
+    if [ "$(sort "$hashcat_dir/out" 2>/dev/null | tr '\n' ' ')" != "mine042 pass123 zzzz999 " ]; then
+        echo "peers.sh: hashcat -m $mode found '$(tr '\n' ' ' <"$hashcat_dir/out" 2>/dev/null)', not the three passwords" >&2
+        return 1
+    fi
+    grep -o '"devices": *\[[^]]*\]' "$hashcat_dir/log" | grep -o '"speed": *[0-9]*' | awk '{print $2}' \
+        | sort -g | tail -1 | awk '{printf "%.3f\n", $1 / 1e6}'
 }
 
 has_impl() {
@@ -104,5 +160,27 @@ for pair in "${pairs[@]}"; do
     json_parts+=("\"$impl\": {\"picluster_mhs\": [$omin, $omed, $omax], \"peer\": \"$peer_name\", \"peer_mhs\": [$tmin, $tmed, $tmax], \"ratio\": $ratio}")
 done
 joined=$(IFS=,; echo "${json_parts[*]}")
-printf '{"bench": "peers", "date": "%s", "cpu": "%s", "runs": %s, "seconds": %s, "sha256d": {%s}}\n' \
-    "$(date -u +%Y-%m-%d)" "$cpu" "$runs" "$seconds" "$joined"
+
+preimage_parts=()
+if [ "$hashcat_wanted" != 0 ] && command -v hashcat >/dev/null 2>&1; then
+    for pair in "1400 sha256" "21400 sha256d"; do
+        read -r mode hash <<<"$pair"
+        ours_runs=()
+        theirs_runs=()
+        for run in $(seq "$runs"); do
+            o=$(ours_preimage "$hash")
+            t=$(theirs_preimage "$mode" "$hash")
+            echo "run $run: picluster preimage $hash $o M/s, hashcat -m $mode -O $t M/s" >&2
+            ours_runs+=("$o")
+            theirs_runs+=("$t")
+        done
+        read -r omin omed omax < <(printf '%s\n' "${ours_runs[@]}" | stats)
+        read -r tmin tmed tmax < <(printf '%s\n' "${theirs_runs[@]}" | stats)
+        ratio=$(awk -v a="$omed" -v b="$tmed" 'BEGIN {printf "%.3f", a / b}')
+        echo "preimage $hash: picluster $omin/$omed/$omax, hashcat $tmin/$tmed/$tmax M candidates/s, ratio $ratio" >&2
+        preimage_parts+=("\"$hash\": {\"picluster_mcps\": [$omin, $omed, $omax], \"peer\": \"hashcat -m $mode -O\", \"peer_mcps\": [$tmin, $tmed, $tmax], \"ratio\": $ratio}")
+    done
+fi
+preimage=$(IFS=,; echo "${preimage_parts[*]}")
+printf '{"bench": "peers", "date": "%s", "cpu": "%s", "runs": %s, "seconds": %s, "sha256d": {%s}, "preimage": {%s}}\n' \
+    "$(date -u +%Y-%m-%d)" "$cpu" "$runs" "$seconds" "$joined" "$preimage"

@@ -7,8 +7,12 @@
 //! `cargo bench --bench sha256d` (set PICLUSTER_BENCH_SECONDS to change the 3 s per
 //! measurement). With PICLUSTER_BENCH_IMPL=NAME it measures only that implementation
 //! on one thread and prints one JSON line (what benches/peers.sh runs, alternating
-//! with the peers' kernels).
+//! with the peers' kernels). With PICLUSTER_BENCH_PREIMAGE=sha256 (or sha256d) it
+//! measures the preimage kernel instead: the mask `?l?l?l?l?d?d?d` (457 M candidates)
+//! against three targets and a decoy, in million candidates per second, on one thread
+//! and with the worker's engine on every core.
 
+use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
 use picluster_worker::compute::{Compute, ComputeEvent, TaskId, Work};
@@ -30,6 +34,30 @@ fn rate(seconds: f64, batch: u64, mut f: impl FnMut(u64)) -> f64 {
     done as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The worker's compute engine on `threads` threads over `0..range` of `kernel`:
+/// indices per second.
+fn engine_rate(kernel: Arc<dyn SearchKernel>, range: u64, threads: usize) -> f64 {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let compute = Compute::start(threads, move |e| {
+        let _ = tx.lock().map(|tx| tx.send(e));
+    })
+    .expect("engine starts");
+    let started = Instant::now();
+    compute.run(
+        TaskId(1),
+        Work::Search(kernel),
+        0..range,
+        Duration::from_secs(1),
+    );
+    let end = loop {
+        if let Ok(ComputeEvent::Finished { position, .. }) = rx.recv() {
+            break position;
+        }
+    };
+    end as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let seconds: f64 = std::env::var("PICLUSTER_BENCH_SECONDS")
         .ok()
@@ -43,6 +71,39 @@ fn main() {
     let target = Target(t);
     let job = Sha256dJob::new(header, Some(target), 0..1 << 32, 0).expect("valid job");
 
+    if let Ok(name) = std::env::var("PICLUSTER_BENCH_PREIMAGE") {
+        let hash = match name.as_str() {
+            "sha256" => PreimageHash::Sha256,
+            "sha256d" => PreimageHash::Sha256d,
+            other => panic!("PICLUSTER_BENCH_PREIMAGE={other}: give sha256 or sha256d"),
+        };
+        let mask = Mask::parse("?l?l?l?l?d?d?d", &[None; 4]).expect("valid mask");
+        let probe = PreimageJob::new(mask.clone(), hash, &[[0; 32]], None).expect("valid job");
+        let targets: Vec<[u8; 32]> = [b"pass123".as_slice(), b"zzzz999", b"mine042"]
+            .iter()
+            .map(|c| probe.digest(c))
+            .chain([[0x5a; 32]])
+            .collect();
+        let kernel = PreimageJob::new(mask, hash, &targets, None)
+            .expect("valid job")
+            .kernel();
+        let mut hits = Vec::new();
+        let wrap = kernel.keyspace() - (1 << 16);
+        let rate = rate(seconds, 1 << 16, |base| {
+            let start = base % wrap;
+            kernel.scan(start..start + (1 << 16), &mut hits);
+        });
+        let range = ((rate * threads as f64 * seconds) as u64).min(kernel.keyspace());
+        let engine = engine_rate(Arc::new(kernel.clone()), range, threads);
+        println!(
+            "{{\"bench\": \"preimage\", \"hash\": \"{}\", \"impl\": \"{}\", \"mcps_per_thread\": {:.3}, \"threads\": {threads}, \"engine_mcps\": {:.3}}}",
+            hash.name(),
+            kernel.implementation(),
+            rate / 1e6,
+            engine / 1e6
+        );
+        return;
+    }
     if let Ok(name) = std::env::var("PICLUSTER_BENCH_IMPL") {
         let imp = Sha256dImpl::from_name(&name).unwrap_or_else(|e| panic!("{e}"));
         let kernel = job.kernel_with(imp);
@@ -91,26 +152,11 @@ fn main() {
     }
     let (best, single) = rates[0];
     let kernel = job.kernel_with(best);
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let compute = Compute::start(threads, move |e| {
-        let _ = tx.lock().map(|tx| tx.send(e));
-    })
-    .expect("engine starts");
-    let range = (single * threads as f64 * seconds) as u64;
-    let started = Instant::now();
-    compute.run(
-        TaskId(1),
-        Work::Search(Arc::new(kernel)),
-        0..range,
-        Duration::from_secs(1),
+    let engine = engine_rate(
+        Arc::new(kernel),
+        (single * threads as f64 * seconds) as u64,
+        threads,
     );
-    let end = loop {
-        if let Ok(ComputeEvent::Finished { position, .. }) = rx.recv() {
-            break position;
-        }
-    };
-    let engine = end as f64 / started.elapsed().as_secs_f64();
     println!(
         "compute engine, {} on {threads} threads: {:>8.2} MH/s ({:.2}x one thread)",
         best.name(),

@@ -19,7 +19,7 @@ mod avx512;
 mod lanes;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
-mod shani;
+pub(crate) mod shani;
 
 use crate::hex::{self, HexError};
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};

@@ -321,3 +321,63 @@ pub(crate) const STREAMS: usize = 2;
 fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     scan_streams::<STREAMS>(scan, hits);
 }
+
+/// SHA-256 compressions of `N` independent blocks from the IV, interleaved: the
+/// preimage kernel's candidates (and their second hash for SHA-256d). `blocks` are
+/// message words (big-endian reads of the bytes); the results are the states after
+/// the compression, which are the digests' words for one-block messages.
+pub(crate) fn compress_from_iv<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
+    assert!(
+        available(),
+        "SHA-NI compression used on a CPU without SHA-NI"
+    );
+    // SAFETY: the CPU has the features `compress_streams` is compiled for (checked
+    // above).
+    unsafe { compress_streams(blocks) }
+}
+
+#[allow(
+    clippy::needless_range_loop,
+    reason = "stream j's state and message ring are indexed alike"
+)]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress_streams<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
+    let iv = pack(&IV);
+    let mut m: [[__m128i; 4]; N] = std::array::from_fn(|j| {
+        let w = &blocks[j];
+        [
+            words([w[0], w[1], w[2], w[3]]),
+            words([w[4], w[5], w[6], w[7]]),
+            words([w[8], w[9], w[10], w[11]]),
+            words([w[12], w[13], w[14], w[15]]),
+        ]
+    });
+    let mut s = [iv; N];
+    for j in 0..N {
+        rounds4(&mut s[j], _mm_add_epi32(m[j][0], k4(0)));
+    }
+    for j in 0..N {
+        rounds4(&mut s[j], _mm_add_epi32(m[j][1], k4(4)));
+    }
+    for j in 0..N {
+        rounds4(&mut s[j], _mm_add_epi32(m[j][2], k4(8)));
+    }
+    for j in 0..N {
+        rounds4(&mut s[j], _mm_add_epi32(m[j][3], k4(12)));
+    }
+    rounds_16_to_59!(s, m, None, None, None);
+    for j in 0..N {
+        let w = schedule::<3>(&mut m[j], None, None);
+        rounds4(&mut s[j], _mm_add_epi32(w, k4(60)));
+    }
+    std::array::from_fn(|j| {
+        let (dcba, hgfe) = unpack(_mm_add_epi32(s[j].0, iv.0), _mm_add_epi32(s[j].1, iv.1));
+        let mut state = [0u32; 8];
+        // SAFETY: two 16-byte stores into a 32-byte array.
+        unsafe {
+            _mm_storeu_si128(state.as_mut_ptr().cast(), dcba);
+            _mm_storeu_si128(state.as_mut_ptr().add(4).cast(), hgfe);
+        }
+        state
+    })
+}
