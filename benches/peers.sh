@@ -141,23 +141,34 @@ if [ -n "${CPUMINER_AVX2:-}" ]; then
 fi
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-json_parts=()
-for pair in "${pairs[@]}"; do
-    read -r impl peer peer_name <<<"$pair"
-    ours_runs=()
-    theirs_runs=()
+
+# compare NAME PEER UNIT OURS THEIRS: RUNS alternating runs of the commands OURS and
+# THEIRS (each a function and its arguments, printing one rate), the runs and the
+# summary on stderr, the pair's JSON member on stdout.
+compare() {
+    local name=$1 peer=$2 unit=$3 ours_cmd=$4 theirs_cmd=$5 run o t
+    local ours_runs=() theirs_runs=()
     for run in $(seq "$runs"); do
-        o=$(ours "$impl")
-        t=$(theirs "$peer")
-        echo "run $run: picluster $impl $o MH/s, $peer_name $t MH/s" >&2
+        o=$($ours_cmd)
+        t=$($theirs_cmd)
+        echo "run $run: picluster $name $o, $peer $t ($unit)" >&2
         ours_runs+=("$o")
         theirs_runs+=("$t")
     done
     read -r omin omed omax < <(printf '%s\n' "${ours_runs[@]}" | stats)
     read -r tmin tmed tmax < <(printf '%s\n' "${theirs_runs[@]}" | stats)
     ratio=$(awk -v a="$omed" -v b="$tmed" 'BEGIN {printf "%.3f", a / b}')
-    echo "$impl: picluster $omin/$omed/$omax, $peer_name $tmin/$tmed/$tmax MH/s (min/median/max), ratio $ratio" >&2
-    json_parts+=("\"$impl\": {\"picluster_mhs\": [$omin, $omed, $omax], \"peer\": \"$peer_name\", \"peer_mhs\": [$tmin, $tmed, $tmax], \"ratio\": $ratio}")
+    echo "$name: picluster $omin/$omed/$omax, $peer $tmin/$tmed/$tmax $unit (min/median/max), ratio $ratio" >&2
+    local key=mhs
+    [ "$unit" = "M candidates/s" ] && key=mcps
+    printf '"%s": {"picluster_%s": [%s, %s, %s], "peer": "%s", "peer_%s": [%s, %s, %s], "ratio": %s}' \
+        "$name" "$key" "$omin" "$omed" "$omax" "$peer" "$key" "$tmin" "$tmed" "$tmax" "$ratio"
+}
+
+json_parts=()
+for pair in "${pairs[@]}"; do
+    read -r impl peer peer_name <<<"$pair"
+    json_parts+=("$(compare "$impl" "$peer_name" "MH/s" "ours $impl" "theirs $peer")")
 done
 joined=$(IFS=,; echo "${json_parts[*]}")
 
@@ -165,20 +176,8 @@ preimage_parts=()
 if [ "$hashcat_wanted" != 0 ] && command -v hashcat >/dev/null 2>&1; then
     for pair in "1400 sha256" "21400 sha256d"; do
         read -r mode hash <<<"$pair"
-        ours_runs=()
-        theirs_runs=()
-        for run in $(seq "$runs"); do
-            o=$(ours_preimage "$hash")
-            t=$(theirs_preimage "$mode" "$hash")
-            echo "run $run: picluster preimage $hash $o M/s, hashcat -m $mode -O $t M/s" >&2
-            ours_runs+=("$o")
-            theirs_runs+=("$t")
-        done
-        read -r omin omed omax < <(printf '%s\n' "${ours_runs[@]}" | stats)
-        read -r tmin tmed tmax < <(printf '%s\n' "${theirs_runs[@]}" | stats)
-        ratio=$(awk -v a="$omed" -v b="$tmed" 'BEGIN {printf "%.3f", a / b}')
-        echo "preimage $hash: picluster $omin/$omed/$omax, hashcat $tmin/$tmed/$tmax M candidates/s, ratio $ratio" >&2
-        preimage_parts+=("\"$hash\": {\"picluster_mcps\": [$omin, $omed, $omax], \"peer\": \"hashcat -m $mode -O\", \"peer_mcps\": [$tmin, $tmed, $tmax], \"ratio\": $ratio}")
+        preimage_parts+=("$(compare "$hash" "hashcat -m $mode -O" "M candidates/s" \
+            "ours_preimage $hash" "theirs_preimage $mode $hash")")
     done
 fi
 preimage=$(IFS=,; echo "${preimage_parts[*]}")
