@@ -13,7 +13,9 @@
 #   avx2   against CPUMINER_AVX2  cpuminer-opt built with -march=core-avx2: its pure
 #                                 AVX2 8-way path
 #   avx512 against CPUMINER       on a CPU with AVX-512 (-march=native there takes
-#                                 its 16-way path), instead of shani
+#                                 its 16-way path); shani is then paired with
+#   shani  against CPUMINER_SHA   cpuminer-opt built with -march=native
+#                                 -mno-avx512f: its x2 SHA path on that CPU
 #
 # And the preimage kernel against hashcat (Debian's `hashcat` with the
 # `pocl-opencl-icd` CPU runtime and the `ocl-icd-libopencl1` loader, installed when
@@ -21,7 +23,9 @@
 # skips it): the mask ?l?l?l?l?d?d?d (457 M candidates), three targets and a decoy,
 # SHA-256 (`-m 1400`) and SHA-256d (`-m 21400`), hashcat with `-O -w 3` on every core
 # against picluster's worker engine on every core. Both must find the same three
-# passwords; the rates are candidates per second over the whole mask.
+# passwords; the rates are candidates per second over the whole mask. picluster runs
+# the implementation it would choose (the fastest SHA-256d one), or
+# PICLUSTER_PREIMAGE_IMPL.
 #
 # cpuminer-opt is GPL and is never vendored here: build it outside the repository,
 # from its public source (https://github.com/JayDDee/cpuminer-opt), e.g.
@@ -98,7 +102,8 @@ digest() { # $1 = sha256 | sha256d, $2 = password: the hex digest
 
 # One picluster run: million candidates per second with the worker's engine.
 ours_preimage() {
-    PICLUSTER_BENCH_PREIMAGE=$1 PICLUSTER_BENCH_SECONDS=$seconds \
+    PICLUSTER_BENCH_IMPL=${PICLUSTER_PREIMAGE_IMPL:-} PICLUSTER_BENCH_PREIMAGE=$1 \
+        PICLUSTER_BENCH_SECONDS=$seconds \
         cargo bench --locked --bench sha256d -q 2>/dev/null \
         | grep -o '"engine_mcps": [0-9.]*' | awk '{print $2}'
 }
@@ -135,6 +140,9 @@ if [ -n "${CPUMINER:-}" ]; then
     else
         pairs+=("shani $CPUMINER cpuminer-sha-x2")
     fi
+fi
+if [ -n "${CPUMINER_SHA:-}" ]; then
+    pairs+=("shani $CPUMINER_SHA cpuminer-sha-x2")
 fi
 if [ -n "${CPUMINER_AVX2:-}" ]; then
     pairs+=("avx2 $CPUMINER_AVX2 cpuminer-avx2-8way")
@@ -181,5 +189,8 @@ if [ "$hashcat_wanted" != 0 ] && command -v hashcat >/dev/null 2>&1; then
     done
 fi
 preimage=$(IFS=,; echo "${preimage_parts[*]}")
-printf '{"bench": "peers", "date": "%s", "cpu": "%s", "runs": %s, "seconds": %s, "sha256d": {%s}, "preimage": {%s}}\n' \
-    "$(date -u +%Y-%m-%d)" "$cpu" "$runs" "$seconds" "$joined" "$preimage"
+preimage_impl=$(PICLUSTER_BENCH_IMPL=${PICLUSTER_PREIMAGE_IMPL:-} PICLUSTER_BENCH_PREIMAGE=sha256 \
+    PICLUSTER_BENCH_SECONDS=0.01 cargo bench --locked --bench sha256d -q 2>/dev/null \
+    | grep -o '"impl": "[^"]*"' | cut -d'"' -f4)
+printf '{"bench": "peers", "date": "%s", "cpu": "%s", "runs": %s, "seconds": %s, "sha256d": {%s}, "preimage_impl": "%s", "preimage": {%s}}\n' \
+    "$(date -u +%Y-%m-%d)" "$cpu" "$runs" "$seconds" "$joined" "$preimage_impl" "$preimage"

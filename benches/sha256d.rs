@@ -10,8 +10,12 @@
 //! with the peers' kernels). With PICLUSTER_BENCH_PREIMAGE=sha256 (or sha256d) it
 //! measures the preimage kernel instead: the mask `?l?l?l?l?d?d?d` (457 M candidates)
 //! against three targets and a decoy, in million candidates per second, on one thread
-//! and with the worker's engine on every core.
+//! and with the worker's engine on every core. With PICLUSTER_BENCH_HASHCASH=1 it
+//! measures the hashcash kernel the same way (40 bytes of data, so one compression
+//! per counter after the midstate), in million counters per second. Both take
+//! PICLUSTER_BENCH_IMPL=NAME to run on that implementation's instructions.
 
+use picluster_core::kernel::hashcash::HashcashJob;
 use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_core::kernel::sha256d::{sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target};
 use picluster_core::kernel::SearchKernel;
@@ -71,6 +75,35 @@ fn main() {
     let target = Target(t);
     let job = Sha256dJob::new(header, Some(target), 0..1 << 32, 0).expect("valid job");
 
+    let implementation = std::env::var("PICLUSTER_BENCH_IMPL")
+        .ok()
+        .filter(|name| !name.is_empty());
+    let other_kernel = std::env::var_os("PICLUSTER_BENCH_PREIMAGE").is_some()
+        || std::env::var_os("PICLUSTER_BENCH_HASHCASH").is_some();
+    if let (Some(name), true) = (&implementation, other_kernel) {
+        Sha256dImpl::from_name(name)
+            .and_then(|imp| imp.select())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    if std::env::var_os("PICLUSTER_BENCH_HASHCASH").is_some() {
+        let data: Vec<u8> = (0..40u8).collect();
+        let kernel = HashcashJob::new(&data, 64, 0..1 << 60)
+            .expect("valid job")
+            .kernel();
+        let mut hits = Vec::new();
+        let rate = rate(seconds, 1 << 16, |base| {
+            kernel.scan(base..base + (1 << 16), &mut hits);
+        });
+        let range = (rate * threads as f64 * seconds) as u64;
+        let engine = engine_rate(Arc::new(kernel.clone()), range, threads);
+        println!(
+            "{{\"bench\": \"hashcash\", \"impl\": \"{}\", \"mcps_per_thread\": {:.3}, \"threads\": {threads}, \"engine_mcps\": {:.3}}}",
+            kernel.implementation(),
+            rate / 1e6,
+            engine / 1e6
+        );
+        return;
+    }
     if let Ok(name) = std::env::var("PICLUSTER_BENCH_PREIMAGE") {
         let hash = match name.as_str() {
             "sha256" => PreimageHash::Sha256,
@@ -104,7 +137,7 @@ fn main() {
         );
         return;
     }
-    if let Ok(name) = std::env::var("PICLUSTER_BENCH_IMPL") {
+    if let Some(name) = implementation {
         let imp = Sha256dImpl::from_name(&name).unwrap_or_else(|e| panic!("{e}"));
         let kernel = job.kernel_with(imp);
         let mut hits = Vec::new();

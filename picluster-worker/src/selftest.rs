@@ -1,7 +1,12 @@
 //! `picluster-worker selftest`: every SHA-256d implementation this CPU can run,
 //! checked against the `sha2` crate's streaming API on the known Bitcoin blocks and on
-//! seeded random headers, targets and ranges. Run it on each new kind of machine.
+//! seeded random headers, targets and ranges; and the preimage and hashcash kernels
+//! on that implementation's instructions, against the same reference over every
+//! candidate of a mask and every counter of a range. Run it on each new kind of
+//! machine.
 
+use picluster_core::kernel::hashcash::HashcashJob;
+use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use picluster_core::kernel::sha256d::{
     sha256d, BlockHeader, Sha256dImpl, Sha256dJob, Target, BIP320_MASK, KNOWN_BLOCKS,
 };
@@ -19,6 +24,77 @@ pub fn run() -> Vec<Outcome> {
 }
 
 fn check(imp: Sha256dImpl) -> Result<(), String> {
+    check_sha256d(imp)?;
+    check_preimage(imp)?;
+    check_hashcash(imp)
+}
+
+/// Ranges that start and end mid-batch, one index long, and the rest.
+fn pieces(keyspace: u64) -> [std::ops::Range<u64>; 5] {
+    [0..5, 5..6, 6..37, 37..keyspace - 3, keyspace - 3..keyspace]
+}
+
+fn check_preimage(imp: Sha256dImpl) -> Result<(), String> {
+    let mask = Mask::parse("?u?d?l?d", &[None; 4]).map_err(|e| e.to_string())?;
+    for hash in [PreimageHash::Sha256, PreimageHash::Sha256d] {
+        let probe =
+            PreimageJob::new(mask.clone(), hash, &[[0; 32]], None).map_err(|e| e.to_string())?;
+        let digests: Vec<[u8; 32]> = (0..mask.keyspace())
+            .map(|i| probe.digest(&mask.candidate(i)))
+            .collect();
+        // Every 997th candidate, and one digest no candidate has.
+        let mut targets: Vec<[u8; 32]> = digests.iter().step_by(997).copied().collect();
+        targets.push([0x5a; 32]);
+        let expected: Vec<u64> = (0..mask.keyspace())
+            .filter(|&i| targets.contains(&digests[i as usize]))
+            .collect();
+        let kernel = PreimageJob::new(mask.clone(), hash, &targets, None)
+            .map_err(|e| e.to_string())?
+            .kernel_with(imp);
+        let mut hits = Vec::new();
+        for range in pieces(kernel.keyspace()) {
+            kernel.scan(range, &mut hits);
+        }
+        if hits != expected {
+            return Err(format!(
+                "preimage {}: found {} of the {} planted candidates",
+                hash.name(),
+                hits.iter().filter(|i| expected.contains(i)).count(),
+                expected.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_hashcash(imp: Sha256dImpl) -> Result<(), String> {
+    // One- and two-block tails, and a counter across the block boundary.
+    for len in [0usize, 47, 55, 60, 64, 119] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+        let job = HashcashJob::new(&data, 7, 5_000..9_000).map_err(|e| e.to_string())?;
+        let expected: Vec<u64> = (0..job.keyspace())
+            .filter(|&i| {
+                let d = job.digest(job.counter(i));
+                d[0] >> 1 == 0
+            })
+            .collect();
+        let kernel = job.kernel_with(imp);
+        let mut hits = Vec::new();
+        for range in pieces(kernel.keyspace()) {
+            kernel.scan(range, &mut hits);
+        }
+        if hits != expected {
+            return Err(format!(
+                "hashcash over {len} bytes: found {} counters, the reference {}",
+                hits.len(),
+                expected.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_sha256d(imp: Sha256dImpl) -> Result<(), String> {
     for (nonce, hex) in KNOWN_BLOCKS {
         let header = BlockHeader::from_hex(hex).map_err(|e| e.to_string())?;
         let start = u64::from(nonce) - 2000;

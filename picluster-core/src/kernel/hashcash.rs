@@ -3,11 +3,16 @@
 //!
 //! Owns the meaning of an index: index `i` of a job's keyspace is counter
 //! `counter_start + i`, appended to the data as 8 bytes, big-endian. The data's full
-//! 64-byte blocks are compressed once per job (the midstate); each counter costs the
-//! one or two compressions of the data's tail, the counter and the padding, and the
-//! first digest word rejects almost every counter before a full count.
+//! 64-byte blocks are compressed once per job (the midstate), and the tail, counter
+//! and padding are kept as message words, of which a counter rewrites at most three.
+//! Each counter costs the one or two compressions of those blocks, run sixteen
+//! counters at a time with the selected SHA-256d implementation's instructions
+//! ([`crate::kernel::sha256d::batch`]), and the first digest word rejects almost every
+//! counter before a full count.
 
+use crate::kernel::sha256d::batch::{self, Batch, BATCH};
 use crate::kernel::sha256d::portable::IV;
+use crate::kernel::sha256d::Sha256dImpl;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
@@ -113,8 +118,14 @@ impl HashcashJob {
         h.finalize().into()
     }
 
-    /// The scan kernel.
+    /// The scan kernel, with the process's SHA-256 implementation
+    /// ([`Sha256dImpl::selected`]).
     pub fn kernel(&self) -> HashcashKernel {
+        self.kernel_with(Sha256dImpl::selected())
+    }
+
+    /// The scan kernel, compressing with `imp` (which must be available).
+    pub fn kernel_with(&self, imp: Sha256dImpl) -> HashcashKernel {
         let full = self.data.len() / 64 * 64;
         let mut midstate = IV;
         for block in self.data[..full].chunks_exact(64) {
@@ -133,6 +144,7 @@ impl HashcashJob {
             template,
             counter_at: tail_len,
             blocks,
+            imp,
         }
     }
 }
@@ -157,6 +169,8 @@ pub struct HashcashKernel {
     template: [u8; 128],
     counter_at: usize,
     blocks: usize,
+    /// Whose instructions compress.
+    imp: Sha256dImpl,
 }
 
 impl SearchKernel for HashcashKernel {
@@ -165,30 +179,52 @@ impl SearchKernel for HashcashKernel {
     }
 
     fn implementation(&self) -> &'static str {
-        crate::kernel::sha2_backend()
+        batch::route(self.imp).label()
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
-        let mut buf = self.template;
-        let at = self.counter_at;
-        let bits = self.job.bits;
         let end = range.end.min(self.keyspace());
-        for index in range.start..end {
-            buf[at..at + COUNTER_LEN].copy_from_slice(&self.job.counter(index).to_be_bytes());
-            let mut state = self.midstate;
-            let b0: [u8; 64] = buf[..64].try_into().expect("64 bytes");
-            compress256(&mut state, &[b0]);
+        let bits = self.job.bits;
+        let at = self.counter_at;
+        // The words a counter's bytes fall in.
+        let touched = at / 4..(at + COUNTER_LEN).div_ceil(4);
+        let mut bytes = self.template;
+        let mut words: [u32; 32] = std::array::from_fn(|i| {
+            u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"))
+        });
+        let mut first = Batch::new(self.midstate);
+        let mut second = Batch::new(self.midstate);
+        let mut index = range.start;
+        while index < end {
+            // A short last batch hashes its last counter again; not reported twice.
+            let count = (end - index).min(BATCH as u64) as usize;
+            for j in 0..BATCH {
+                let counter = self.job.counter(index + j.min(count - 1) as u64);
+                bytes[at..at + COUNTER_LEN].copy_from_slice(&counter.to_be_bytes());
+                for i in touched.clone() {
+                    words[i] =
+                        u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+                }
+                first.blocks[j].copy_from_slice(&words[..16]);
+                second.blocks[j].copy_from_slice(&words[16..]);
+            }
+            first.compress_from(self.imp, &self.midstate);
             if self.blocks == 2 {
-                let b1: [u8; 64] = buf[64..].try_into().expect("64 bytes");
-                compress256(&mut state, &[b1]);
+                second.states = first.states;
+                second.compress(self.imp);
             }
-            // Almost every candidate fails on the first word.
-            if state[0].leading_zeros() < bits.min(32) {
-                continue;
+            let states = if self.blocks == 2 {
+                &second.states
+            } else {
+                &first.states
+            };
+            for (j, state) in states.iter().enumerate().take(count) {
+                // Almost every candidate fails on the first word.
+                if state[0].leading_zeros() >= bits.min(32) && leading_zero_bits(state) >= bits {
+                    hits.push(index + j as u64);
+                }
             }
-            if leading_zero_bits(&state) >= bits {
-                hits.push(index);
-            }
+            index += count as u64;
         }
     }
 
@@ -239,13 +275,23 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let job = HashcashJob::new(&data, 6, 1_000..3_000).unwrap();
-            let mut hits = Vec::new();
-            job.kernel().scan(0..job.keyspace(), &mut hits);
-            assert_eq!(hits, reference(&job, 0..job.keyspace()), "len {len}");
+            let want = reference(&job, 0..job.keyspace());
             assert!(
-                !hits.is_empty(),
+                !want.is_empty(),
                 "6 bits in 2000 tries: expected hits at len {len}"
             );
+            for imp in Sha256dImpl::available() {
+                let kernel = job.kernel_with(imp);
+                let mut hits = Vec::new();
+                kernel.scan(0..job.keyspace(), &mut hits);
+                assert_eq!(hits, want, "len {len}, {}", imp.name());
+                // Ranges that end mid-batch, one counter long, and past the end.
+                let mut hits = Vec::new();
+                for r in [0..7, 7..8, 8..25, 25..1_999, 1_999..5_000] {
+                    kernel.scan(r, &mut hits);
+                }
+                assert_eq!(hits, want, "len {len}, {}, in pieces", imp.name());
+            }
         }
     }
 

@@ -6,21 +6,23 @@
 //! the mixed radix of the positions' charset sizes, the last position varying
 //! fastest, so candidates come in the order of their charsets and chunks are plain
 //! index ranges. A scan computes the first candidate of its range from the index, then
-//! steps an odometer; each candidate costs one compression (two for SHA-256d) from
-//! the IV, and a bitmap on the digest's first 16 bits rejects almost every one before
-//! a binary search of the targets. On x86-64 with SHA-NI, two candidates are
-//! compressed at once, interleaved, with the SHA-256d kernel's unrolled rounds
-//! (`sha256d::shani::compress_from_iv`); elsewhere one at a time with the `sha2`
-//! crate's compression.
+//! steps an odometer that keeps the candidate as message words, so a step rewrites
+//! one byte of one word and the mask's fixed positions are never recomputed. Each
+//! candidate costs one compression (two for SHA-256d) from the IV, run sixteen
+//! candidates at a time with the selected SHA-256d implementation's instructions
+//! ([`crate::kernel::sha256d::batch`]: SHA-NI or ARMv8 SHA2 two streams interleaved,
+//! AVX2 eight lanes, NEON four), and a bitmap on the digest's first 16 bits rejects
+//! almost every one before a binary search of the targets.
 //!
 //! Mask syntax (hashcat's): `?l` a-z, `?u` A-Z, `?d` 0-9, `?h` 0-9a-f, `?H` 0-9A-F,
 //! `?s` the 33 printable ASCII symbols and space, `?a` = `?l?u?d?s`, `?b` any byte,
 //! `?1`..`?4` custom charsets, `??` a literal `?`; any other character stands for
 //! itself. Custom charsets use the same syntax (without `?1`..`?4`).
 
+use crate::kernel::sha256d::batch::{self, Batch, BATCH};
 use crate::kernel::sha256d::portable::IV;
+use crate::kernel::sha256d::Sha256dImpl;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
-use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
@@ -344,8 +346,14 @@ impl PreimageJob {
         }
     }
 
-    /// The scan kernel.
+    /// The scan kernel, with the process's SHA-256 implementation
+    /// ([`Sha256dImpl::selected`]).
     pub fn kernel(&self) -> PreimageKernel {
+        self.kernel_with(Sha256dImpl::selected())
+    }
+
+    /// The scan kernel, compressing with `imp` (which must be available).
+    pub fn kernel_with(&self, imp: Sha256dImpl) -> PreimageKernel {
         let words: Vec<[u32; 8]> = self.targets.iter().map(to_words).collect();
         let mut filter = vec![0u64; 1 << 10];
         for w in &words {
@@ -357,6 +365,7 @@ impl PreimageJob {
             words: words.into(),
             filter: filter.into(),
             share_bits: 0,
+            imp,
         }
     }
 }
@@ -379,6 +388,8 @@ pub struct PreimageKernel {
     filter: Arc<[u64]>,
     /// Also report digests with at least this many leading zero bits (0: none).
     share_bits: u32,
+    /// Whose instructions compress.
+    imp: Sha256dImpl,
 }
 
 /// The candidates of a range in order, as SHA-256 blocks: each position's digit, set
@@ -386,28 +397,35 @@ pub struct PreimageKernel {
 struct Odometer<'a> {
     positions: &'a [Vec<u8>],
     digits: Vec<usize>,
-    /// The candidate, 0x80, zeros, the bit length.
-    block: [u8; 64],
+    /// The candidate, 0x80, zeros, the bit length, as message words.
+    words: [u32; 16],
 }
 
 impl<'a> Odometer<'a> {
     fn new(positions: &'a [Vec<u8>], first: u64) -> Odometer<'a> {
         let len = positions.len();
-        let mut block = [0u8; 64];
-        block[len] = 0x80;
-        block[56..].copy_from_slice(&((len as u64) * 8).to_be_bytes());
-        let mut digits = vec![0usize; len];
+        let mut odometer = Odometer {
+            positions,
+            digits: vec![0; len],
+            words: [0; 16],
+        };
+        odometer.set(len, 0x80);
+        odometer.words[14] = ((len as u64 * 8) >> 32) as u32;
+        odometer.words[15] = (len as u64 * 8) as u32;
         let mut rest = first;
         for (k, set) in positions.iter().enumerate().rev() {
-            digits[k] = (rest % set.len() as u64) as usize;
+            odometer.digits[k] = (rest % set.len() as u64) as usize;
             rest /= set.len() as u64;
-            block[k] = set[digits[k]];
+            odometer.set(k, set[odometer.digits[k]]);
         }
-        Odometer {
-            positions,
-            digits,
-            block,
-        }
+        odometer
+    }
+
+    /// Byte `k` of the block.
+    fn set(&mut self, k: usize, byte: u8) {
+        let shift = 24 - 8 * (k % 4);
+        let word = &mut self.words[k / 4];
+        *word = (*word & !(0xff << shift)) | u32::from(byte) << shift;
     }
 
     /// The next candidate: step the last position, carrying leftwards.
@@ -416,70 +434,16 @@ impl<'a> Odometer<'a> {
             let set = &self.positions[k];
             self.digits[k] += 1;
             if self.digits[k] < set.len() {
-                self.block[k] = set[self.digits[k]];
+                self.set(k, set[self.digits[k]]);
                 return;
             }
             self.digits[k] = 0;
-            self.block[k] = set[0];
+            self.set(k, set[0]);
         }
-    }
-
-    /// The block as message words.
-    fn words(&self) -> [u32; 16] {
-        std::array::from_fn(|i| {
-            u32::from_be_bytes([
-                self.block[4 * i],
-                self.block[4 * i + 1],
-                self.block[4 * i + 2],
-                self.block[4 * i + 3],
-            ])
-        })
     }
 }
 
-/// How many candidates the SHA-NI path hashes at once, interleaved so that one's
-/// `sha256rnds2` latency hides behind the others'.
-#[cfg(target_arch = "x86_64")]
-const STREAMS: usize = 2;
-
 impl PreimageKernel {
-    /// The scan with SHA-NI: [`STREAMS`] candidates per step, each compression from the
-    /// IV (and the second, for SHA-256d) interleaved with the others'.
-    #[cfg(target_arch = "x86_64")]
-    fn scan_shani(&self, candidates: &mut Odometer<'_>, range: Range<u64>, hits: &mut Vec<u64>) {
-        use crate::kernel::sha256d::shani::compress_from_iv;
-        let mut index = range.start;
-        while index < range.end {
-            // A range's tail repeats its last candidate; the repeats are not reported.
-            let count = (range.end - index).min(STREAMS as u64) as usize;
-            let blocks: [[u32; 16]; STREAMS] = std::array::from_fn(|j| {
-                let words = candidates.words();
-                if j + 1 < count {
-                    candidates.step();
-                }
-                words
-            });
-            candidates.step();
-            let mut states = compress_from_iv(&blocks);
-            if self.job.hash == PreimageHash::Sha256d {
-                let second: [[u32; 16]; STREAMS] = std::array::from_fn(|j| {
-                    let mut w = [0u32; 16];
-                    w[..8].copy_from_slice(&states[j]);
-                    w[8] = 0x8000_0000;
-                    w[15] = 256;
-                    w
-                });
-                states = compress_from_iv(&second);
-            }
-            for (j, state) in states.iter().enumerate().take(count) {
-                if self.is_target(state) || self.is_share(state) {
-                    hits.push(index + j as u64);
-                }
-            }
-            index += count as u64;
-        }
-    }
-
     fn is_share(&self, state: &[u32; 8]) -> bool {
         self.share_bits > 0
             && state[0].leading_zeros() >= self.share_bits.min(32)
@@ -498,11 +462,7 @@ impl SearchKernel for PreimageKernel {
     }
 
     fn implementation(&self) -> &'static str {
-        #[cfg(target_arch = "x86_64")]
-        if crate::kernel::sha256d::shani::available() {
-            return "shani-x2";
-        }
-        crate::kernel::sha2_backend()
+        batch::route(self.imp).label()
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
@@ -514,27 +474,29 @@ impl SearchKernel for PreimageKernel {
             self.job.mask.positions(),
             self.job.range.start + range.start,
         );
-        #[cfg(target_arch = "x86_64")]
-        if crate::kernel::sha256d::shani::available() {
-            return self.scan_shani(&mut candidates, range.start..end, hits);
-        }
-        let mut second = [0u8; 64];
-        second[32] = 0x80;
-        second[56..].copy_from_slice(&256u64.to_be_bytes());
-        for index in range.start..end {
-            let mut state = IV;
-            compress256(&mut state, &[candidates.block]);
-            if self.job.hash == PreimageHash::Sha256d {
-                for (c, w) in second[..32].chunks_exact_mut(4).zip(state) {
-                    c.copy_from_slice(&w.to_be_bytes());
+        let mut batch = Batch::new(IV);
+        let mut index = range.start;
+        while index < end {
+            // A short last batch repeats its last candidate; the repeats are not
+            // reported.
+            let count = (end - index).min(BATCH as u64) as usize;
+            for (j, block) in batch.blocks.iter_mut().enumerate() {
+                *block = candidates.words;
+                if j + 1 < count {
+                    candidates.step();
                 }
-                state = IV;
-                compress256(&mut state, &[second]);
-            }
-            if self.is_target(&state) || self.is_share(&state) {
-                hits.push(index);
             }
             candidates.step();
+            batch.compress_from(self.imp, &IV);
+            if self.job.hash == PreimageHash::Sha256d {
+                batch.rehash_digests(self.imp);
+            }
+            for (j, state) in batch.states.iter().enumerate().take(count) {
+                if self.is_target(state) || self.is_share(state) {
+                    hits.push(index + j as u64);
+                }
+            }
+            index += count as u64;
         }
     }
 
@@ -653,8 +615,9 @@ mod tests {
     }
 
     /// Every candidate of every range, odd lengths and starts included, against the
-    /// `sha2` crate's digests, for both hashes and with shares: the SHA-NI path's
-    /// pairs and repeated tail candidate as much as the one-at-a-time path.
+    /// `sha2` crate's digests, for both hashes, with shares and with every available
+    /// implementation: full batches, short last batches and their repeated tail
+    /// candidate.
     #[test]
     fn every_range_agrees_with_the_sha2_digests_of_its_candidates() {
         let mask = Mask::parse("?d?l?d", &no_custom()).unwrap();
@@ -665,26 +628,40 @@ mod tests {
                 .map(|i| probe.digest(&mask.candidate(i)))
                 .collect();
             let job = PreimageJob::new(mask.clone(), hash, &targets, Some(3..2600)).unwrap();
-            let kernel = job.kernel();
-            let shares = kernel.with_shares(6).unwrap();
-            for range in [0..1, 0..2, 1..4, 5..6, 7..300, 300..301, 301..2597, 0..2597] {
-                let want: Vec<u64> = range
-                    .clone()
-                    .filter(|&i| targets.contains(&job.digest(&job.candidate(i))))
-                    .collect();
-                let mut hits = Vec::new();
-                kernel.scan(range.clone(), &mut hits);
-                assert_eq!(hits, want, "{hash:?} {range:?}");
-                let want: Vec<u64> = range
-                    .clone()
-                    .filter(|&i| {
-                        let digest = job.digest(&job.candidate(i));
-                        targets.contains(&digest) || to_words(&digest)[0].leading_zeros() >= 6
-                    })
-                    .collect();
-                let mut hits = Vec::new();
-                shares.scan(range.clone(), &mut hits);
-                assert_eq!(hits, want, "shares, {hash:?} {range:?}");
+            for imp in Sha256dImpl::available() {
+                let kernel = job.kernel_with(imp);
+                let shares = kernel.with_shares(6).unwrap();
+                for range in [
+                    0..1,
+                    0..2,
+                    1..4,
+                    5..6,
+                    0..16,
+                    0..17,
+                    15..33,
+                    7..300,
+                    300..301,
+                    301..2597,
+                    0..2597,
+                ] {
+                    let want: Vec<u64> = range
+                        .clone()
+                        .filter(|&i| targets.contains(&job.digest(&job.candidate(i))))
+                        .collect();
+                    let mut hits = Vec::new();
+                    kernel.scan(range.clone(), &mut hits);
+                    assert_eq!(hits, want, "{hash:?} {range:?} {}", imp.name());
+                    let want: Vec<u64> = range
+                        .clone()
+                        .filter(|&i| {
+                            let digest = job.digest(&job.candidate(i));
+                            targets.contains(&digest) || to_words(&digest)[0].leading_zeros() >= 6
+                        })
+                        .collect();
+                    let mut hits = Vec::new();
+                    shares.scan(range.clone(), &mut hits);
+                    assert_eq!(hits, want, "shares, {hash:?} {range:?} {}", imp.name());
+                }
             }
         }
     }

@@ -57,6 +57,48 @@ fn compress2(
     ]
 }
 
+/// SHA-256 compressions of independent blocks, two interleaved: `states[i]` absorbs
+/// `blocks[i]` (message words, big-endian reads of the bytes), starting from `from`
+/// for every block if given, else from `states[i]`. Lengths are equal multiples of
+/// 2. What the preimage and hashcash kernels run.
+pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+    assert!(
+        available(),
+        "ARMv8 SHA2 compression used on a CPU without the SHA2 instructions"
+    );
+    // SAFETY: the CPU has the SHA2 instructions (checked above).
+    unsafe { compress_pairs(states, blocks) }
+}
+
+#[inline(never)]
+#[target_feature(enable = "sha2")]
+fn compress_pairs(states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+    let k: [uint32x4_t; 16] = std::array::from_fn(|q| load(&K[4 * q..]));
+    for (states, blocks) in states.chunks_exact_mut(2).zip(blocks.chunks_exact(2)) {
+        let state = |s: &[u32; 8]| [load(&s[..4]), load(&s[4..])];
+        let msg = |b: &[u32; 16]| {
+            [
+                load(&b[..4]),
+                load(&b[4..8]),
+                load(&b[8..12]),
+                load(&b[12..]),
+            ]
+        };
+        let out = compress2(
+            [state(&states[0]), state(&states[1])],
+            [msg(&blocks[0]), msg(&blocks[1])],
+            &k,
+        );
+        for (s, o) in states.iter_mut().zip(out) {
+            // SAFETY: two 4-word stores into an 8-word array.
+            unsafe {
+                vst1q_u32(s.as_mut_ptr(), o[0]);
+                vst1q_u32(s.as_mut_ptr().add(4), o[1]);
+            }
+        }
+    }
+}
+
 #[target_feature(enable = "sha2")]
 fn load(words: &[u32]) -> uint32x4_t {
     // SAFETY: `words` has at least four elements (all callers pass 4-word slices).

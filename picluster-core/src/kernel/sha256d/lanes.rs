@@ -47,6 +47,10 @@ pub(super) trait Lanes: Copy {
     fn bswap(self) -> Self;
     /// Bit `i` set when lane `i` is at most `o`'s lane `i` (unsigned).
     fn le_mask(self, o: Self) -> u32;
+    /// Lanes from `words[..N]`.
+    fn load(words: &[u32]) -> Self;
+    /// The lanes into `out[..N]`.
+    fn store(self, out: &mut [u32]);
 }
 
 #[inline(always)]
@@ -86,6 +90,18 @@ fn rounds8<L: Lanes>(s: &mut [L; 8], kw: &[L; 64], w: &[L; 64], from: usize, gro
     *s = [a, b, c, d, e, f, g, h];
 }
 
+/// Runs `$body` with `$t` bound to each constant in turn: straight-line code where a
+/// loop would stay a loop (LLVM does not unroll loops this large), so that every
+/// index into the round constants and message words is a constant.
+macro_rules! unrolled {
+    ($($value:literal),*; |$t:ident| $body:block) => {
+        $({
+            let $t: usize = $value;
+            $body
+        })*
+    };
+}
+
 #[inline(always)]
 fn schedule<L: Lanes>(w: &mut [L; 64], from: usize, end: usize) {
     for t in from..end {
@@ -99,7 +115,7 @@ fn schedule<L: Lanes>(w: &mut [L; 64], from: usize, end: usize) {
 /// The scan, `L::N` nonces at a time. Always inlined into a function compiled for
 /// `L`'s instructions.
 #[inline(always)]
-fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
+pub(super) fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     let (p, target, nonces) = scan.parts();
     let top = L::splat(u32::from_be_bytes([
         target.0[0],
@@ -126,18 +142,24 @@ fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         w[17] = L::splat(p.w17);
         w[18] = L::splat(p.w18_part).add(n.ssig0());
         w[19] = L::splat(p.w19_part).add(n);
-        schedule(&mut w, 20, 64);
         let mut s: [L; 8] = std::array::from_fn(|i| L::splat(p.after_round_2[i]));
         for t in 3..8 {
             round(&mut s, kw[t].add(w[t]));
         }
-        rounds8(&mut s, &kw, &w, 8, 7);
+        // Each group of eight rounds extends the schedule by the words it needs.
+        unrolled!(8, 16, 24, 32, 40, 48, 56; |t| {
+            schedule(&mut w, t.max(20), t + 8);
+            rounds8(&mut s, &kw, &w, t, 1);
+        });
         for i in 0..8 {
             v[i] = L::splat(p.midstate[i]).add(s[i]);
         }
-        schedule(&mut v, 16, 61);
         let mut s: [L; 8] = std::array::from_fn(|i| L::splat(IV[i]));
-        rounds8(&mut s, &kw, &v, 0, 7);
+        unrolled!(0, 8, 16, 24, 32, 40, 48; |t| {
+            schedule(&mut v, t.max(16), t + 8);
+            rounds8(&mut s, &kw, &v, t, 1);
+        });
+        schedule(&mut v, 56, 61);
         for t in 56..61 {
             round(&mut s, kw[t].add(v[t]));
         }
@@ -150,6 +172,50 @@ fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             scan.confirm(base + u64::from(lane), hits);
         }
         base += L::N as u64;
+    }
+}
+
+/// SHA-256 compressions of independent blocks, `L::N` at a time: `states[i]` absorbs
+/// `blocks[i]` (message words, big-endian reads of the bytes), starting from `from`
+/// for every block if given (splat once), else from `states[i]`. Lengths are equal
+/// multiples of `L::N`. The blocks are transposed into lanes through memory; the
+/// rounds are [`rounds8`]'s, the state renamed rather than moved.
+#[inline(always)]
+pub(super) fn compress_lanes<L: Lanes>(
+    from: Option<&[u32; 8]>,
+    states: &mut [[u32; 8]],
+    blocks: &[[u32; 16]],
+) {
+    let from: Option<[L; 8]> = from.map(|s| std::array::from_fn(|i| L::splat(s[i])));
+    let kw: [L; 64] = std::array::from_fn(|t| L::splat(K[t]));
+    let mut column = [0u32; 16];
+    for (states, blocks) in states.chunks_exact_mut(L::N).zip(blocks.chunks_exact(L::N)) {
+        let mut w = [L::splat(0); 64];
+        for (t, w) in w[..16].iter_mut().enumerate() {
+            for (c, block) in column.iter_mut().zip(blocks) {
+                *c = block[t];
+            }
+            *w = L::load(&column);
+        }
+        let init: [L; 8] = from.unwrap_or_else(|| {
+            std::array::from_fn(|i| {
+                for (c, state) in column.iter_mut().zip(&*states) {
+                    *c = state[i];
+                }
+                L::load(&column)
+            })
+        });
+        let mut s = init;
+        unrolled!(0, 8, 16, 24, 32, 40, 48, 56; |t| {
+            schedule(&mut w, t.max(16), t + 8);
+            rounds8(&mut s, &kw, &w, t, 1);
+        });
+        for (i, (s, init)) in s.iter().zip(init).enumerate() {
+            s.add(init).store(&mut column);
+            for (state, c) in states.iter_mut().zip(column) {
+                state[i] = c;
+            }
+        }
     }
 }
 
@@ -166,6 +232,16 @@ pub(super) struct Arr4([u32; 4]);
 #[cfg(test)]
 pub(super) fn scan_arrays(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     scan_lanes::<Arr4>(scan, hits);
+}
+
+/// The generic batch compression on plain arrays (tested against the portable one).
+#[cfg(test)]
+pub(super) fn compress_arrays(
+    from: Option<&[u32; 8]>,
+    states: &mut [[u32; 8]],
+    blocks: &[[u32; 16]],
+) {
+    compress_lanes::<Arr4>(from, states, blocks);
 }
 
 #[cfg(test)]
@@ -237,6 +313,14 @@ impl Lanes for Arr4 {
             m |= u32::from(self.0[i] <= o.0[i]) << i;
         }
         m
+    }
+    #[inline(always)]
+    fn load(words: &[u32]) -> Self {
+        Arr4([words[0], words[1], words[2], words[3]])
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [u32]) {
+        out[..4].copy_from_slice(&self.0);
     }
 }
 
@@ -370,6 +454,18 @@ pub(super) mod avx2 {
                 _mm256_movemask_ps(_mm256_castsi256_ps(eq)) as u32
             }
         }
+        #[inline(always)]
+        fn load(words: &[u32]) -> Self {
+            let words = &words[..8];
+            // SAFETY: eight readable words (the slice above is checked).
+            Avx2(unsafe { _mm256_loadu_si256(words.as_ptr().cast()) })
+        }
+        #[inline(always)]
+        fn store(self, out: &mut [u32]) {
+            let out = &mut out[..8];
+            // SAFETY: eight writable words (the slice above is checked).
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), self.0) }
+        }
     }
 
     /// Whether this CPU has AVX2.
@@ -387,6 +483,23 @@ pub(super) mod avx2 {
     #[target_feature(enable = "avx2")]
     fn scan8(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         scan_lanes::<Avx2>(scan, hits);
+    }
+
+    /// Batch compressions, eight blocks at a time (see [`compress_lanes`]).
+    pub(in super::super) fn compress(
+        from: Option<&[u32; 8]>,
+        states: &mut [[u32; 8]],
+        blocks: &[[u32; 16]],
+    ) {
+        assert!(available(), "AVX2 kernel selected on a CPU without AVX2");
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { compress8(from, states, blocks) }
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "avx2")]
+    fn compress8(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+        compress_lanes::<Avx2>(from, states, blocks);
     }
 }
 
@@ -466,6 +579,18 @@ pub(super) mod neon {
                 vaddvq_u32(vandq_u32(le, vld1q_u32(bits.as_ptr())))
             }
         }
+        #[inline(always)]
+        fn load(words: &[u32]) -> Self {
+            let words = &words[..4];
+            // SAFETY: four readable words (the slice above is checked).
+            Neon(unsafe { vld1q_u32(words.as_ptr()) })
+        }
+        #[inline(always)]
+        fn store(self, out: &mut [u32]) {
+            let out = &mut out[..4];
+            // SAFETY: four writable words (the slice above is checked).
+            unsafe { vst1q_u32(out.as_mut_ptr(), self.0) }
+        }
     }
 
     pub(in super::super) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
@@ -478,6 +603,22 @@ pub(super) mod neon {
     #[target_feature(enable = "neon")]
     fn scan4(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         scan_lanes::<Neon>(scan, hits);
+    }
+
+    /// Batch compressions, four blocks at a time (see [`compress_lanes`]).
+    pub(in super::super) fn compress(
+        from: Option<&[u32; 8]>,
+        states: &mut [[u32; 8]],
+        blocks: &[[u32; 16]],
+    ) {
+        // SAFETY: NEON is part of the aarch64 baseline.
+        unsafe { compress4(from, states, blocks) }
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "neon")]
+    fn compress4(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+        compress_lanes::<Neon>(from, states, blocks);
     }
 }
 
@@ -633,11 +774,52 @@ pub(super) mod neon32 {
         unreachable!("neon32 is unavailable in a build without picluster_neon")
     }
 
+    /// Each round constant four times, for [`compress4`].
+    const K4: [u32; 256] = {
+        let mut k = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            k[i] = K[i / 4];
+            i += 1;
+        }
+        k
+    };
+
+    /// Batch compressions, four blocks at a time: transposed into lanes for
+    /// [`compress4`] and back; from `from` for every block if given.
+    pub(in super::super) fn compress(
+        from: Option<&[u32; 8]>,
+        states: &mut [[u32; 8]],
+        blocks: &[[u32; 16]],
+    ) {
+        assert!(available(), "NEON kernel selected in a build without NEON");
+        let mut w = [0u32; 256];
+        let mut state = [0u32; 32];
+        for (states, blocks) in states.chunks_exact_mut(4).zip(blocks.chunks_exact(4)) {
+            for (lane, block) in blocks.iter().enumerate() {
+                for (t, word) in block.iter().enumerate() {
+                    w[4 * t + lane] = *word;
+                }
+            }
+            for (lane, s) in states.iter().enumerate() {
+                for (i, word) in from.unwrap_or(s).iter().enumerate() {
+                    state[4 * i + lane] = *word;
+                }
+            }
+            compress4(&mut state, &mut w, &K4);
+            for (lane, s) in states.iter_mut().enumerate() {
+                for (i, word) in s.iter_mut().enumerate() {
+                    *word = state[4 * i + lane];
+                }
+            }
+        }
+    }
+
     pub(in super::super) fn scan(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         assert!(available(), "NEON kernel selected in a build without NEON");
         let (p, target, nonces) = scan.parts();
         let top = u32::from_be_bytes([target.0[0], target.0[1], target.0[2], target.0[3]]);
-        let k: [u32; 256] = std::array::from_fn(|i| K[i / 4]);
+        let k = K4;
         let mut w = [0u32; 256];
         let mut state = [0u32; 32];
         let mut base = nonces.start;

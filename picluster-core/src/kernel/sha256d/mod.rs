@@ -10,12 +10,14 @@
 //! Implementations of the scan ([`Sha256dImpl`]) are chosen once per process, each a
 //! whole scan loop, never a per-call dispatch. `portable` (in `portable.rs`) is the
 //! plain-Rust reference; `sha2` wraps the `sha2` crate's compression function, which
-//! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them.
+//! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them. The same
+//! choice runs the preimage and hashcash kernels' compressions ([`batch`]).
 
 #[cfg(target_arch = "aarch64")]
 mod armsha2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod batch;
 mod lanes;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]

@@ -66,10 +66,21 @@ fn schedule(w: &mut [u32; 64], from: usize, end: usize) {
 }
 
 fn compress(state: [u32; 8], block: &[u8; 64]) -> [u32; 8] {
+    let words = std::array::from_fn(|t| {
+        u32::from_be_bytes([
+            block[4 * t],
+            block[4 * t + 1],
+            block[4 * t + 2],
+            block[4 * t + 3],
+        ])
+    });
+    compress_words(state, &words)
+}
+
+/// One compression of a block given as message words (big-endian reads of its bytes).
+pub(crate) fn compress_words(state: [u32; 8], block: &[u32; 16]) -> [u32; 8] {
     let mut w = [0u32; 64];
-    for (t, word) in block.chunks_exact(4).enumerate() {
-        w[t] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-    }
+    w[..16].copy_from_slice(block);
     schedule(&mut w, 16, 64);
     let mut s = state;
     for t in 0..64 {

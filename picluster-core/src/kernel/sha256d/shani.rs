@@ -322,27 +322,44 @@ fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     scan_streams::<STREAMS>(scan, hits);
 }
 
-/// SHA-256 compressions of `N` independent blocks from the IV, interleaved: the
-/// preimage kernel's candidates (and their second hash for SHA-256d). `blocks` are
-/// message words (big-endian reads of the bytes); the results are the states after
-/// the compression, which are the digests' words for one-block messages.
-pub(crate) fn compress_from_iv<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
+/// SHA-256 compressions of independent blocks, [`STREAMS`] interleaved: `states[i]`
+/// absorbs `blocks[i]` (message words, big-endian reads of the bytes), starting from
+/// `from` for every block if given (laid out once), else from `states[i]`. Lengths
+/// are equal multiples of [`STREAMS`]. What the preimage and hashcash kernels run.
+pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
     assert!(
         available(),
         "SHA-NI compression used on a CPU without SHA-NI"
     );
-    // SAFETY: the CPU has the features `compress_streams` is compiled for (checked
-    // above).
-    unsafe { compress_streams(blocks) }
+    // SAFETY: the CPU has the features `compress_all` is compiled for (checked above).
+    unsafe { compress_all(from, states, blocks) }
+}
+
+#[inline(never)]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress_all(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+    let from = from.map(|s| pack(s));
+    for (states, blocks) in states
+        .chunks_exact_mut(STREAMS)
+        .zip(blocks.chunks_exact(STREAMS))
+    {
+        let states: &mut [[u32; 8]; STREAMS] = states.try_into().expect("STREAMS states");
+        let blocks: &[[u32; 16]; STREAMS] = blocks.try_into().expect("STREAMS blocks");
+        *states = compress_streams(from, states, blocks);
+    }
 }
 
 #[allow(
     clippy::needless_range_loop,
     reason = "stream j's state and message ring are indexed alike"
 )]
+#[inline]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn compress_streams<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
-    let iv = pack(&IV);
+fn compress_streams<const N: usize>(
+    from: Option<(__m128i, __m128i)>,
+    states: &[[u32; 8]; N],
+    blocks: &[[u32; 16]; N],
+) -> [[u32; 8]; N] {
     let mut m: [[__m128i; 4]; N] = std::array::from_fn(|j| {
         let w = &blocks[j];
         [
@@ -352,7 +369,11 @@ fn compress_streams<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
             words([w[12], w[13], w[14], w[15]]),
         ]
     });
-    let mut s = [iv; N];
+    let init: [(__m128i, __m128i); N] = match from {
+        Some(state) => [state; N],
+        None => std::array::from_fn(|j| pack(&states[j])),
+    };
+    let mut s = init;
     for j in 0..N {
         rounds4(&mut s[j], _mm_add_epi32(m[j][0], k4(0)));
     }
@@ -371,7 +392,10 @@ fn compress_streams<const N: usize>(blocks: &[[u32; 16]; N]) -> [[u32; 8]; N] {
         rounds4(&mut s[j], _mm_add_epi32(w, k4(60)));
     }
     std::array::from_fn(|j| {
-        let (dcba, hgfe) = unpack(_mm_add_epi32(s[j].0, iv.0), _mm_add_epi32(s[j].1, iv.1));
+        let (dcba, hgfe) = unpack(
+            _mm_add_epi32(s[j].0, init[j].0),
+            _mm_add_epi32(s[j].1, init[j].1),
+        );
         let mut state = [0u32; 8];
         // SAFETY: two 16-byte stores into a 32-byte array.
         unsafe {
