@@ -189,11 +189,16 @@ impl SearchKernel for HashcashKernel {
         // The words a counter's bytes fall in.
         let touched = at / 4..(at + COUNTER_LEN).div_ceil(4);
         let mut bytes = self.template;
-        let mut words: [u32; 32] = std::array::from_fn(|i| {
+        let word = |bytes: &[u8; 128], i: usize| {
             u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"))
-        });
-        let mut first = Batch::new(self.midstate);
-        let mut second = Batch::new(self.midstate);
+        };
+        // Every lane starts as the template; a counter rewrites only its own words.
+        let mut first = Batch::new();
+        let mut second = Batch::new();
+        for t in 0..16 {
+            first.blocks[t] = [word(&bytes, t); BATCH];
+            second.blocks[t] = [word(&bytes, 16 + t); BATCH];
+        }
         let mut index = range.start;
         while index < end {
             // A short last batch hashes its last counter again; not reported twice.
@@ -202,25 +207,26 @@ impl SearchKernel for HashcashKernel {
                 let counter = self.job.counter(index + j.min(count - 1) as u64);
                 bytes[at..at + COUNTER_LEN].copy_from_slice(&counter.to_be_bytes());
                 for i in touched.clone() {
-                    words[i] =
-                        u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+                    if i < 16 {
+                        first.blocks[i][j] = word(&bytes, i);
+                    } else {
+                        second.blocks[i - 16][j] = word(&bytes, i);
+                    }
                 }
-                first.blocks[j].copy_from_slice(&words[..16]);
-                second.blocks[j].copy_from_slice(&words[16..]);
             }
             first.compress_from(self.imp, &self.midstate);
-            if self.blocks == 2 {
+            let last = if self.blocks == 2 {
                 second.states = first.states;
                 second.compress(self.imp);
-            }
-            let states = if self.blocks == 2 {
-                &second.states
+                &second
             } else {
-                &first.states
+                &first
             };
-            for (j, state) in states.iter().enumerate().take(count) {
+            for j in 0..count {
                 // Almost every candidate fails on the first word.
-                if state[0].leading_zeros() >= bits.min(32) && leading_zero_bits(state) >= bits {
+                if last.states[0][j].leading_zeros() >= bits.min(32)
+                    && leading_zero_bits(&last.state(j)) >= bits
+                {
                     hits.push(index + j as u64);
                 }
             }

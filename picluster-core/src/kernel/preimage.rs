@@ -366,6 +366,67 @@ impl PreimageJob {
             filter: filter.into(),
             share_bits: 0,
             imp,
+            tail: Arc::new(Tail::new(self.mask.positions())),
+        }
+    }
+}
+
+/// Most combinations of the tail's positions (see [`Tail`]): its table stays small
+/// enough for the first-level cache.
+const MAX_TAIL_RADIX: usize = 1024;
+
+/// The fastest-varying positions of a mask (its last ones), taken together as one
+/// digit of radix up to [`MAX_TAIL_RADIX`], and for each value of that digit the
+/// bits it sets in the message words it touches. Sixteen consecutive candidates that
+/// share everything before the tail differ only in those words, which are then one
+/// OR of the rest's bits with a slice of the table per word.
+#[derive(Debug)]
+struct Tail {
+    /// The first tail position.
+    start: usize,
+    /// Values of the tail digit.
+    radix: usize,
+    /// The first message word the tail touches.
+    first_word: usize,
+    /// Per touched word, the bits of the tail positions.
+    masks: Vec<u32>,
+    /// Per touched word `k`, `table[k * radix + r]`: the bits of tail value `r`.
+    table: Vec<u32>,
+}
+
+impl Tail {
+    fn new(positions: &[Vec<u8>]) -> Tail {
+        let len = positions.len();
+        let mut start = len;
+        let mut radix = 1;
+        while start > 0 && radix * positions[start - 1].len() <= MAX_TAIL_RADIX {
+            start -= 1;
+            radix *= positions[start].len();
+        }
+        // A position has at most 256 characters, so the tail has at least one.
+        let first_word = start / 4;
+        let words = (len - 1) / 4 + 1 - first_word;
+        let shift = |p: usize| 24 - 8 * (p % 4);
+        let mut masks = vec![0u32; words];
+        for p in start..len {
+            masks[p / 4 - first_word] |= 0xff << shift(p);
+        }
+        let mut table = vec![0u32; words * radix];
+        for r in 0..radix {
+            let mut rest = r;
+            for p in (start..len).rev() {
+                let set = &positions[p];
+                let byte = set[rest % set.len()];
+                rest /= set.len();
+                table[(p / 4 - first_word) * radix + r] |= u32::from(byte) << shift(p);
+            }
+        }
+        Tail {
+            start,
+            radix,
+            first_word,
+            masks,
+            table,
         }
     }
 }
@@ -390,6 +451,8 @@ pub struct PreimageKernel {
     share_bits: u32,
     /// Whose instructions compress.
     imp: Sha256dImpl,
+    /// The mask's fastest-varying positions, tabulated.
+    tail: Arc<Tail>,
 }
 
 /// The candidates of a range in order, as SHA-256 blocks: each position's digit, set
@@ -428,9 +491,10 @@ impl<'a> Odometer<'a> {
         *word = (*word & !(0xff << shift)) | u32::from(byte) << shift;
     }
 
-    /// The next candidate: step the last position, carrying leftwards.
-    fn step(&mut self) {
-        for k in (0..self.positions.len()).rev() {
+    /// Steps positions `..len` as one odometer (position `len - 1` fastest, carrying
+    /// leftwards); the rest stay as they are.
+    fn step_prefix(&mut self, len: usize) {
+        for k in (0..len).rev() {
             let set = &self.positions[k];
             self.digits[k] += 1;
             if self.digits[k] < set.len() {
@@ -470,30 +534,93 @@ impl SearchKernel for PreimageKernel {
         if range.start >= end {
             return;
         }
-        let mut candidates = Odometer::new(
-            self.job.mask.positions(),
-            self.job.range.start + range.start,
-        );
-        let mut batch = Batch::new(IV);
+        // The candidates are (head, tail value): `head` holds the words with every
+        // position before the tail, `r` the tail value, and `word` makes the
+        // candidate's words of the two.
+        let tail = &*self.tail;
+        let first = self.job.range.start + range.start;
+        let mut head = Odometer::new(self.job.mask.positions(), first);
+        let mut r = (first % tail.radix as u64) as usize;
+        let tail_words = tail.first_word..tail.first_word + tail.masks.len();
+        for (k, word) in head.words[tail_words.clone()].iter_mut().enumerate() {
+            *word &= !tail.masks[k];
+        }
+        let last_word = tail_words.end - 1;
+        let word = |head: &Odometer<'_>, t: usize, r: usize| {
+            if tail_words.contains(&t) {
+                head.words[t] | tail.table[(t - tail.first_word) * tail.radix + r]
+            } else {
+                head.words[t]
+            }
+        };
+        let mut batch = Batch::new();
+        let mut second = Batch::new();
+        for (row, word) in batch.blocks.iter_mut().zip(head.words) {
+            *row = [word; BATCH];
+        }
+        // Whether the lanes' words before the tail may differ from `head`'s.
+        let mut head_changed = true;
         let mut index = range.start;
         while index < end {
-            // A short last batch repeats its last candidate; the repeats are not
-            // reported.
             let count = (end - index).min(BATCH as u64) as usize;
-            for (j, block) in batch.blocks.iter_mut().enumerate() {
-                *block = candidates.words;
-                if j + 1 < count {
-                    candidates.step();
+            if r + BATCH <= tail.radix {
+                // The whole batch shares the head: the tail words are the head's bits
+                // ORed with sixteen consecutive table entries.
+                if head_changed {
+                    for t in 0..tail.first_word {
+                        batch.blocks[t] = [head.words[t]; BATCH];
+                    }
+                    head_changed = false;
                 }
+                for (k, t) in tail_words.clone().enumerate() {
+                    let entries = &tail.table[k * tail.radix + r..][..BATCH];
+                    for (lane, entry) in batch.blocks[t].iter_mut().zip(entries) {
+                        *lane = head.words[t] | entry;
+                    }
+                }
+                r += BATCH;
+            } else {
+                // The head steps within the batch: lane by lane. A short last batch
+                // repeats its last candidate; the repeats are not reported.
+                for j in 0..BATCH {
+                    for t in 0..=last_word {
+                        batch.blocks[t][j] = word(&head, t, r);
+                    }
+                    if j + 1 < count {
+                        r += 1;
+                        if r == tail.radix {
+                            r = 0;
+                            head.step_prefix(tail.start);
+                        }
+                    }
+                }
+                r += 1;
+                head_changed = true;
             }
-            candidates.step();
+            if r >= tail.radix {
+                r = 0;
+                head.step_prefix(tail.start);
+                head_changed = true;
+            }
             batch.compress_from(self.imp, &IV);
-            if self.job.hash == PreimageHash::Sha256d {
-                batch.rehash_digests(self.imp);
-            }
-            for (j, state) in batch.states.iter().enumerate().take(count) {
-                if self.is_target(state) || self.is_share(state) {
-                    hits.push(index + j as u64);
+            let last = if self.job.hash == PreimageHash::Sha256d {
+                batch.rehash_into(self.imp, &mut second);
+                &second
+            } else {
+                &batch
+            };
+            for j in 0..count {
+                // The first word decides for almost every candidate.
+                let top = last.states[0][j];
+                let maybe_target =
+                    self.filter[(top >> 22) as usize] & (1 << ((top >> 16) % 64)) != 0;
+                let maybe_share =
+                    self.share_bits > 0 && top.leading_zeros() >= self.share_bits.min(32);
+                if maybe_target || maybe_share {
+                    let state = last.state(j);
+                    if self.is_target(&state) || self.is_share(&state) {
+                        hits.push(index + j as u64);
+                    }
                 }
             }
             index += count as u64;
@@ -620,14 +747,31 @@ mod tests {
     /// candidate.
     #[test]
     fn every_range_agrees_with_the_sha2_digests_of_its_candidates() {
-        let mask = Mask::parse("?d?l?d", &no_custom()).unwrap();
+        // Tails (see `Tail`) of one word and a head; across two words; the whole
+        // mask; and radix 8, less than a batch, so every batch steps the head.
+        for (mask, tail_radix) in [
+            ("?d?l?d", 260),
+            ("?d?d?d?l?d", 260),
+            ("x?d?d?d", 1000),
+            ("?d?b?1?1?1", 8),
+        ] {
+            let mask = Mask::parse(mask, &[Some("ab"), None, None, None]).unwrap();
+            assert_eq!(Tail::new(mask.positions()).radix, tail_radix);
+            agrees_with_the_sha2_digests(&mask);
+        }
+    }
+
+    fn agrees_with_the_sha2_digests(mask: &Mask) {
         for hash in [PreimageHash::Sha256, PreimageHash::Sha256d] {
             let probe = PreimageJob::new(mask.clone(), hash, &[[0; 32]], None).unwrap();
-            let targets: Vec<[u8; 32]> = (0..mask.keyspace())
+            let targets: Vec<[u8; 32]> = (0..mask.keyspace().min(2600))
                 .step_by(37)
                 .map(|i| probe.digest(&mask.candidate(i)))
                 .collect();
-            let job = PreimageJob::new(mask.clone(), hash, &targets, Some(3..2600)).unwrap();
+            let end = mask.keyspace().min(2600);
+            let job = PreimageJob::new(mask.clone(), hash, &targets, Some(3..end)).unwrap();
+            let keyspace = job.keyspace();
+            let mask = mask.positions().len();
             for imp in Sha256dImpl::available() {
                 let kernel = job.kernel_with(imp);
                 let shares = kernel.with_shares(6).unwrap();
@@ -643,14 +787,16 @@ mod tests {
                     300..301,
                     301..2597,
                     0..2597,
-                ] {
+                ]
+                .map(|r| r.start.min(keyspace)..r.end.min(keyspace))
+                {
                     let want: Vec<u64> = range
                         .clone()
                         .filter(|&i| targets.contains(&job.digest(&job.candidate(i))))
                         .collect();
                     let mut hits = Vec::new();
                     kernel.scan(range.clone(), &mut hits);
-                    assert_eq!(hits, want, "{hash:?} {range:?} {}", imp.name());
+                    assert_eq!(hits, want, "{mask} {hash:?} {range:?} {}", imp.name());
                     let want: Vec<u64> = range
                         .clone()
                         .filter(|&i| {
@@ -660,7 +806,12 @@ mod tests {
                         .collect();
                     let mut hits = Vec::new();
                     shares.scan(range.clone(), &mut hits);
-                    assert_eq!(hits, want, "shares, {hash:?} {range:?} {}", imp.name());
+                    assert_eq!(
+                        hits,
+                        want,
+                        "{mask} shares, {hash:?} {range:?} {}",
+                        imp.name()
+                    );
                 }
             }
         }

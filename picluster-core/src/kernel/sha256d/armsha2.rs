@@ -7,6 +7,7 @@
 //! constant. The four-round instructions leave no room to stop after round 60, so the
 //! top word is checked after the last round.
 
+use super::batch::{gather_blocks, gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 use std::arch::aarch64::*;
 
@@ -57,45 +58,53 @@ fn compress2(
     ]
 }
 
-/// SHA-256 compressions of independent blocks, two interleaved: `states[i]` absorbs
-/// `blocks[i]` (message words, big-endian reads of the bytes), starting from `from`
-/// for every block if given, else from `states[i]`. Lengths are equal multiples of
-/// 2. What the preimage and hashcash kernels run.
-pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+/// SHA-256 compressions of a batch of blocks, two interleaved: state `j` absorbs
+/// block `j`, starting from `from` for every block if given, else from state `j`.
+/// What the preimage and hashcash kernels run.
+pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     assert!(
         available(),
         "ARMv8 SHA2 compression used on a CPU without the SHA2 instructions"
     );
     // SAFETY: the CPU has the SHA2 instructions (checked above).
-    unsafe { compress_pairs(states, blocks) }
+    unsafe { compress_pairs(from, states, blocks) }
 }
 
 #[inline(never)]
 #[target_feature(enable = "sha2")]
-fn compress_pairs(states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+fn compress_pairs(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     let k: [uint32x4_t; 16] = std::array::from_fn(|q| load(&K[4 * q..]));
-    for (states, blocks) in states.chunks_exact_mut(2).zip(blocks.chunks_exact(2)) {
-        let state = |s: &[u32; 8]| [load(&s[..4]), load(&s[4..])];
-        let msg = |b: &[u32; 16]| {
-            [
-                load(&b[..4]),
-                load(&b[4..8]),
-                load(&b[8..12]),
-                load(&b[12..]),
-            ]
-        };
+    let state = |s: &[u32; 8]| [load(&s[..4]), load(&s[4..])];
+    let msg = |b: &[u32; 16]| {
+        [
+            load(&b[..4]),
+            load(&b[4..8]),
+            load(&b[8..12]),
+            load(&b[12..]),
+        ]
+    };
+    let from = from.map(state);
+    for first in (0..BATCH).step_by(2) {
+        let [s0, s1] = gather_states::<2>(states, first);
+        let [b0, b1] = gather_blocks::<2>(blocks, first);
         let out = compress2(
-            [state(&states[0]), state(&states[1])],
-            [msg(&blocks[0]), msg(&blocks[1])],
+            [
+                from.unwrap_or_else(|| state(&s0)),
+                from.unwrap_or_else(|| state(&s1)),
+            ],
+            [msg(&b0), msg(&b1)],
             &k,
         );
-        for (s, o) in states.iter_mut().zip(out) {
+        let out: [[u32; 8]; 2] = out.map(|[abcd, efgh]| {
+            let mut s = [0u32; 8];
             // SAFETY: two 4-word stores into an 8-word array.
             unsafe {
-                vst1q_u32(s.as_mut_ptr(), o[0]);
-                vst1q_u32(s.as_mut_ptr().add(4), o[1]);
+                vst1q_u32(s.as_mut_ptr(), abcd);
+                vst1q_u32(s.as_mut_ptr().add(4), efgh);
             }
-        }
+            s
+        });
+        scatter_states(states, first, &out);
     }
 }
 

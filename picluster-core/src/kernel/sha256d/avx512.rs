@@ -7,6 +7,7 @@
 //! after round 60 and only lanes whose top word could meet the target are checked
 //! further, one at a time against the reference (rare: 1 in 2^32 at difficulty 1).
 
+use super::batch::{Blocks, States};
 use super::lanes::{self, Lanes};
 use super::portable::Scan;
 use std::arch::x86_64::*;
@@ -147,7 +148,7 @@ impl Lanes for Zmm {
 }
 
 /// Batch compressions, sixteen blocks at a time (see `lanes::compress_lanes`).
-pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     assert!(
         available(),
         "AVX-512 kernel selected on a CPU without AVX-512F"
@@ -158,7 +159,7 @@ pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks:
 
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-fn compress16(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+fn compress16(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     lanes::compress_lanes::<Zmm>(from, states, blocks);
 }
 

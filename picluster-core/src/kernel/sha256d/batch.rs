@@ -10,25 +10,38 @@
 use super::portable::{self, IV};
 use super::Sha256dImpl;
 
-/// Blocks per batch: a multiple of every implementation's width (2, 4, 8).
+/// Blocks per batch: a multiple of every implementation's width (2, 4, 8, 16).
 pub(crate) const BATCH: usize = 16;
+
+/// A batch's message words, lane by lane: `blocks[t][j]` is word `t` of block `j`
+/// (big-endian reads of its bytes). Kept in this layout so that a word of sixteen
+/// blocks is one vector load, and a kernel that rewrites one word of a block writes
+/// one `u32`.
+pub(crate) type Blocks = [[u32; BATCH]; 16];
+/// A batch's states, lane by lane: `states[i][j]` is word `i` of state `j`.
+pub(crate) type States = [[u32; BATCH]; 8];
 
 /// [`BATCH`] blocks and the states they are compressed into.
 #[derive(Clone, Debug)]
 pub(crate) struct Batch {
-    /// The states: set them before [`Batch::compress`], read the results after.
-    pub(crate) states: [[u32; 8]; BATCH],
-    /// The message blocks as words (big-endian reads of the bytes).
-    pub(crate) blocks: [[u32; 16]; BATCH],
+    /// The states: set them (or use [`Batch::compress_from`]), read the results.
+    pub(crate) states: States,
+    /// The message blocks.
+    pub(crate) blocks: Blocks,
 }
 
 impl Batch {
-    /// A batch whose states are `state` and blocks zero.
-    pub(crate) fn new(state: [u32; 8]) -> Batch {
+    /// A batch of zeros.
+    pub(crate) fn new() -> Batch {
         Batch {
-            states: [state; BATCH],
-            blocks: [[0; 16]; BATCH],
+            states: [[0; BATCH]; 8],
+            blocks: [[0; BATCH]; 16],
         }
+    }
+
+    /// State `j` as eight words.
+    pub(crate) fn state(&self, j: usize) -> [u32; 8] {
+        std::array::from_fn(|i| self.states[i][j])
     }
 
     /// Compresses every block into its state with `imp` (see [`route`]).
@@ -43,7 +56,7 @@ impl Batch {
     }
 
     fn run(&mut self, imp: Sha256dImpl, from: Option<&[u32; 8]>) {
-        let (states, blocks) = (&mut self.states[..], &self.blocks[..]);
+        let (states, blocks) = (&mut self.states, &self.blocks);
         match route(imp) {
             #[cfg(target_arch = "x86_64")]
             Sha256dImpl::Avx512 => super::avx512::compress(from, states, blocks),
@@ -58,35 +71,73 @@ impl Batch {
             #[cfg(target_arch = "arm")]
             Sha256dImpl::Neon32 => super::lanes::neon32::compress(from, states, blocks),
             Sha256dImpl::Sha2 => {
-                for (state, block) in states.iter_mut().zip(blocks) {
+                for j in 0..BATCH {
                     let mut bytes = [0u8; 64];
-                    for (b, w) in bytes.chunks_exact_mut(4).zip(block) {
-                        b.copy_from_slice(&w.to_be_bytes());
+                    for (t, b) in bytes.chunks_exact_mut(4).enumerate() {
+                        b.copy_from_slice(&blocks[t][j].to_be_bytes());
                     }
-                    if let Some(from) = from {
-                        *state = *from;
+                    let mut state = match from {
+                        Some(from) => *from,
+                        None => std::array::from_fn(|i| states[i][j]),
+                    };
+                    sha2::block_api::compress256(&mut state, &[bytes]);
+                    for (i, word) in state.into_iter().enumerate() {
+                        states[i][j] = word;
                     }
-                    sha2::block_api::compress256(state, &[bytes]);
                 }
             }
             _ => {
-                for (state, block) in states.iter_mut().zip(blocks) {
-                    *state = portable::compress_words(*from.unwrap_or(state), block);
+                for j in 0..BATCH {
+                    let block = std::array::from_fn(|t| blocks[t][j]);
+                    let state = match from {
+                        Some(from) => *from,
+                        None => std::array::from_fn(|i| states[i][j]),
+                    };
+                    let state = portable::compress_words(state, &block);
+                    for (i, word) in state.into_iter().enumerate() {
+                        states[i][j] = word;
+                    }
                 }
             }
         }
     }
 
-    /// The second hash of SHA-256d: SHA-256 of each state's digest (one block, 32
-    /// bytes and padding), into the states.
-    pub(crate) fn rehash_digests(&mut self, imp: Sha256dImpl) {
-        for (state, block) in self.states.iter().zip(&mut self.blocks) {
-            block[..8].copy_from_slice(state);
-            block[8] = 0x8000_0000;
-            block[9..15].fill(0);
-            block[15] = 256;
+    /// The second hash of SHA-256d: SHA-256 of each of these states' digests (one
+    /// block, 32 bytes and padding), into `second`'s states (its blocks are
+    /// overwritten; these are left as they are).
+    pub(crate) fn rehash_into(&self, imp: Sha256dImpl, second: &mut Batch) {
+        second.blocks[..8].copy_from_slice(&self.states);
+        second.blocks[8] = [0x8000_0000; BATCH];
+        second.blocks[9..15].fill([0; BATCH]);
+        second.blocks[15] = [256; BATCH];
+        second.compress_from(imp, &IV);
+    }
+}
+
+/// Gathers lanes `first..first + N` of state rows: N states of eight words.
+#[inline(always)]
+pub(crate) fn gather_states<const N: usize>(states: &States, first: usize) -> [[u32; 8]; N] {
+    std::array::from_fn(|q| std::array::from_fn(|i| states[i][first + q]))
+}
+
+/// Gathers lanes `first..first + N` of block rows: N blocks of sixteen words.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub(crate) fn gather_blocks<const N: usize>(blocks: &Blocks, first: usize) -> [[u32; 16]; N] {
+    std::array::from_fn(|q| std::array::from_fn(|t| blocks[t][first + q]))
+}
+
+/// Writes N states back to lanes `first..first + N`.
+#[inline(always)]
+pub(crate) fn scatter_states<const N: usize>(
+    states: &mut States,
+    first: usize,
+    out: &[[u32; 8]; N],
+) {
+    for (q, state) in out.iter().enumerate() {
+        for (i, word) in state.iter().enumerate() {
+            states[i][first + q] = *word;
         }
-        self.compress_from(imp, &IV);
     }
 }
 
@@ -108,63 +159,79 @@ mod tests {
             x ^= x << 17;
             x as u32
         };
-        let mut batch = Batch::new(IV);
-        for (state, block) in batch.states.iter_mut().zip(&mut batch.blocks) {
-            *state = std::array::from_fn(|_| next());
-            *block = std::array::from_fn(|_| next());
+        let mut batch = Batch::new();
+        for row in batch.states.iter_mut() {
+            *row = std::array::from_fn(|_| next());
+        }
+        for row in batch.blocks.iter_mut() {
+            *row = std::array::from_fn(|_| next());
         }
         batch
     }
 
+    /// The `sha2` crate's compression of every block from `state(j)`.
+    fn reference(batch: &Batch, state: impl Fn(usize) -> [u32; 8]) -> Vec<[u32; 8]> {
+        (0..BATCH)
+            .map(|j| {
+                let mut bytes = [0u8; 64];
+                for (t, b) in bytes.chunks_exact_mut(4).enumerate() {
+                    b.copy_from_slice(&batch.blocks[t][j].to_be_bytes());
+                }
+                let mut s = state(j);
+                sha2::block_api::compress256(&mut s, &[bytes]);
+                s
+            })
+            .collect()
+    }
+
+    fn states(batch: &Batch) -> Vec<[u32; 8]> {
+        (0..BATCH).map(|j| batch.state(j)).collect()
+    }
+
     /// Every available implementation, and the generic lanes on plain arrays, give
-    /// the `sha2` crate's compression of every block from every state.
+    /// the `sha2` crate's compression of every block from every state, and from one
+    /// state for all.
     #[test]
     fn every_implementation_compresses_like_the_sha2_crate() {
         for seed in 1..20 {
             let input = random_batch(seed);
-            let mut want = input.states;
-            for (state, block) in want.iter_mut().zip(&input.blocks) {
-                let mut bytes = [0u8; 64];
-                for (b, w) in bytes.chunks_exact_mut(4).zip(block) {
-                    b.copy_from_slice(&w.to_be_bytes());
-                }
-                sha2::block_api::compress256(state, &[bytes]);
-            }
-            // And from one state for all.
-            let from = input.states[5];
-            let mut want_from = [from; BATCH];
-            for (state, block) in want_from.iter_mut().zip(&input.blocks) {
-                *state = portable::compress_words(*state, block);
-            }
+            let want = reference(&input, |j| input.state(j));
+            let from = input.state(5);
+            let want_from = reference(&input, |_| from);
             for imp in Sha256dImpl::available() {
                 let mut batch = input.clone();
                 batch.compress(imp);
-                assert_eq!(batch.states, want, "{}", imp.name());
+                assert_eq!(states(&batch), want, "{}", imp.name());
                 let mut batch = input.clone();
                 batch.compress_from(imp, &from);
-                assert_eq!(batch.states, want_from, "{} from one state", imp.name());
+                assert_eq!(states(&batch), want_from, "{} from one state", imp.name());
             }
-            let mut states = input.states;
-            super::super::lanes::compress_arrays(None, &mut states, &input.blocks);
-            assert_eq!(states, want, "generic lanes");
-            super::super::lanes::compress_arrays(Some(&from), &mut states, &input.blocks);
-            assert_eq!(states, want_from, "generic lanes from one state");
+            let mut batch = input.clone();
+            super::super::lanes::compress_arrays(None, &mut batch.states, &batch.blocks);
+            assert_eq!(states(&batch), want, "generic lanes");
+            let mut batch = input.clone();
+            super::super::lanes::compress_arrays(Some(&from), &mut batch.states, &batch.blocks);
+            assert_eq!(states(&batch), want_from, "generic lanes from one state");
         }
     }
 
     #[test]
     fn rehash_gives_sha256_of_the_digest() {
-        let mut batch = Batch::new(IV);
-        batch.blocks[3][0] = 0x6162_6380; // "abc", padded
-        batch.blocks[3][15] = 24;
-        batch.compress(Sha256dImpl::Portable);
-        batch.rehash_digests(Sha256dImpl::Portable);
-        let once = <sha2::Sha256 as sha2::Digest>::digest(b"abc");
-        let twice = <sha2::Sha256 as sha2::Digest>::digest(once);
-        let words: Vec<u8> = batch.states[3]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect();
-        assert_eq!(words, twice.to_vec());
+        for imp in Sha256dImpl::available() {
+            let mut batch = Batch::new();
+            batch.blocks[0][3] = 0x6162_6380; // "abc", padded, in lane 3
+            batch.blocks[15][3] = 24;
+            batch.compress_from(imp, &IV);
+            let mut second = Batch::new();
+            batch.rehash_into(imp, &mut second);
+            let once = <sha2::Sha256 as sha2::Digest>::digest(b"abc");
+            let twice = <sha2::Sha256 as sha2::Digest>::digest(once);
+            let words: Vec<u8> = second
+                .state(3)
+                .iter()
+                .flat_map(|w| w.to_be_bytes())
+                .collect();
+            assert_eq!(words, twice.to_vec(), "{}", imp.name());
+        }
     }
 }

@@ -25,6 +25,7 @@
     )
 )]
 
+use super::batch::{Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 
 /// A vector of `N` 32-bit lanes. Implementations are only ever used inside a function
@@ -175,46 +176,32 @@ pub(super) fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     }
 }
 
-/// SHA-256 compressions of independent blocks, `L::N` at a time: `states[i]` absorbs
-/// `blocks[i]` (message words, big-endian reads of the bytes), starting from `from`
-/// for every block if given (splat once), else from `states[i]`. Lengths are equal
-/// multiples of `L::N`. The blocks are transposed into lanes through memory; the
-/// rounds are [`rounds8`]'s, the state renamed rather than moved.
+/// SHA-256 compressions of a batch of blocks, `L::N` at a time: state `j` absorbs
+/// block `j`, starting from `from` for every block if given (splat once), else from
+/// state `j`. A word of `L::N` blocks is one load; the rounds are [`rounds8`]'s, the
+/// state renamed rather than moved, and fully unrolled.
 #[inline(always)]
 pub(super) fn compress_lanes<L: Lanes>(
     from: Option<&[u32; 8]>,
-    states: &mut [[u32; 8]],
-    blocks: &[[u32; 16]],
+    states: &mut States,
+    blocks: &Blocks,
 ) {
-    let from: Option<[L; 8]> = from.map(|s| std::array::from_fn(|i| L::splat(s[i])));
     let kw: [L; 64] = std::array::from_fn(|t| L::splat(K[t]));
-    let mut column = [0u32; 16];
-    for (states, blocks) in states.chunks_exact_mut(L::N).zip(blocks.chunks_exact(L::N)) {
+    let from: Option<[L; 8]> = from.map(|s| std::array::from_fn(|i| L::splat(s[i])));
+    for first in (0..BATCH).step_by(L::N) {
         let mut w = [L::splat(0); 64];
-        for (t, w) in w[..16].iter_mut().enumerate() {
-            for (c, block) in column.iter_mut().zip(blocks) {
-                *c = block[t];
-            }
-            *w = L::load(&column);
+        for (w, row) in w.iter_mut().zip(blocks) {
+            *w = L::load(&row[first..]);
         }
-        let init: [L; 8] = from.unwrap_or_else(|| {
-            std::array::from_fn(|i| {
-                for (c, state) in column.iter_mut().zip(&*states) {
-                    *c = state[i];
-                }
-                L::load(&column)
-            })
-        });
+        let init: [L; 8] =
+            from.unwrap_or_else(|| std::array::from_fn(|i| L::load(&states[i][first..])));
         let mut s = init;
         unrolled!(0, 8, 16, 24, 32, 40, 48, 56; |t| {
             schedule(&mut w, t.max(16), t + 8);
             rounds8(&mut s, &kw, &w, t, 1);
         });
-        for (i, (s, init)) in s.iter().zip(init).enumerate() {
-            s.add(init).store(&mut column);
-            for (state, c) in states.iter_mut().zip(column) {
-                state[i] = c;
-            }
+        for ((s, init), row) in s.iter().zip(init).zip(states.iter_mut()) {
+            s.add(init).store(&mut row[first..]);
         }
     }
 }
@@ -236,11 +223,7 @@ pub(super) fn scan_arrays(scan: &Scan<'_>, hits: &mut Vec<u64>) {
 
 /// The generic batch compression on plain arrays (tested against the portable one).
 #[cfg(test)]
-pub(super) fn compress_arrays(
-    from: Option<&[u32; 8]>,
-    states: &mut [[u32; 8]],
-    blocks: &[[u32; 16]],
-) {
+pub(super) fn compress_arrays(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     compress_lanes::<Arr4>(from, states, blocks);
 }
 
@@ -488,8 +471,8 @@ pub(super) mod avx2 {
     /// Batch compressions, eight blocks at a time (see [`compress_lanes`]).
     pub(in super::super) fn compress(
         from: Option<&[u32; 8]>,
-        states: &mut [[u32; 8]],
-        blocks: &[[u32; 16]],
+        states: &mut States,
+        blocks: &Blocks,
     ) {
         assert!(available(), "AVX2 kernel selected on a CPU without AVX2");
         // SAFETY: the CPU has AVX2 (checked above).
@@ -498,7 +481,7 @@ pub(super) mod avx2 {
 
     #[inline(never)]
     #[target_feature(enable = "avx2")]
-    fn compress8(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+    fn compress8(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
         compress_lanes::<Avx2>(from, states, blocks);
     }
 }
@@ -608,8 +591,8 @@ pub(super) mod neon {
     /// Batch compressions, four blocks at a time (see [`compress_lanes`]).
     pub(in super::super) fn compress(
         from: Option<&[u32; 8]>,
-        states: &mut [[u32; 8]],
-        blocks: &[[u32; 16]],
+        states: &mut States,
+        blocks: &Blocks,
     ) {
         // SAFETY: NEON is part of the aarch64 baseline.
         unsafe { compress4(from, states, blocks) }
@@ -617,7 +600,7 @@ pub(super) mod neon {
 
     #[inline(never)]
     #[target_feature(enable = "neon")]
-    fn compress4(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+    fn compress4(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
         compress_lanes::<Neon>(from, states, blocks);
     }
 }
@@ -633,6 +616,7 @@ pub(super) mod neon32 {
     //! is NEON assembly: a..h in q0-q7, rotates as shift plus shift-and-insert,
     //! `vbsl` for Ch and Maj, eight rounds unrolled with the registers renamed
     //! instead of moved, and the message schedule four lanes at a time.
+    use super::super::batch::{Blocks, States, BATCH};
     use super::super::portable::{Scan, IV, K};
     use std::arch::asm;
 
@@ -785,32 +769,29 @@ pub(super) mod neon32 {
         k
     };
 
-    /// Batch compressions, four blocks at a time: transposed into lanes for
-    /// [`compress4`] and back; from `from` for every block if given.
+    /// Batch compressions, four blocks at a time, through [`compress4`]'s layout; from
+    /// `from` for every block if given.
     pub(in super::super) fn compress(
         from: Option<&[u32; 8]>,
-        states: &mut [[u32; 8]],
-        blocks: &[[u32; 16]],
+        states: &mut States,
+        blocks: &Blocks,
     ) {
         assert!(available(), "NEON kernel selected in a build without NEON");
         let mut w = [0u32; 256];
         let mut state = [0u32; 32];
-        for (states, blocks) in states.chunks_exact_mut(4).zip(blocks.chunks_exact(4)) {
-            for (lane, block) in blocks.iter().enumerate() {
-                for (t, word) in block.iter().enumerate() {
-                    w[4 * t + lane] = *word;
-                }
+        for first in (0..BATCH).step_by(4) {
+            for (t, row) in blocks.iter().enumerate() {
+                w[4 * t..4 * t + 4].copy_from_slice(&row[first..first + 4]);
             }
-            for (lane, s) in states.iter().enumerate() {
-                for (i, word) in from.unwrap_or(s).iter().enumerate() {
-                    state[4 * i + lane] = *word;
+            for (i, row) in states.iter().enumerate() {
+                match from {
+                    Some(from) => state[4 * i..4 * i + 4].fill(from[i]),
+                    None => state[4 * i..4 * i + 4].copy_from_slice(&row[first..first + 4]),
                 }
             }
             compress4(&mut state, &mut w, &K4);
-            for (lane, s) in states.iter_mut().enumerate() {
-                for (i, word) in s.iter_mut().enumerate() {
-                    *word = state[4 * i + lane];
-                }
+            for (i, row) in states.iter_mut().enumerate() {
+                row[first..first + 4].copy_from_slice(&state[4 * i..4 * i + 4]);
             }
         }
     }

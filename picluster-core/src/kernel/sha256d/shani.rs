@@ -14,6 +14,7 @@
 //! the top word could meet the target, and then [`Scan::confirm`] checks the nonce in
 //! full.
 
+use super::batch::{gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 use std::arch::x86_64::*;
 
@@ -322,11 +323,10 @@ fn scan_two(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     scan_streams::<STREAMS>(scan, hits);
 }
 
-/// SHA-256 compressions of independent blocks, [`STREAMS`] interleaved: `states[i]`
-/// absorbs `blocks[i]` (message words, big-endian reads of the bytes), starting from
-/// `from` for every block if given (laid out once), else from `states[i]`. Lengths
-/// are equal multiples of [`STREAMS`]. What the preimage and hashcash kernels run.
-pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+/// SHA-256 compressions of a batch of blocks, [`STREAMS`] interleaved: state `j`
+/// absorbs block `j`, starting from `from` for every block if given (laid out once),
+/// else from state `j`. What the preimage and hashcash kernels run.
+pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     assert!(
         available(),
         "SHA-NI compression used on a CPU without SHA-NI"
@@ -337,15 +337,33 @@ pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks:
 
 #[inline(never)]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn compress_all(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32; 16]]) {
+fn compress_all(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
     let from = from.map(|s| pack(s));
-    for (states, blocks) in states
-        .chunks_exact_mut(STREAMS)
-        .zip(blocks.chunks_exact(STREAMS))
-    {
-        let states: &mut [[u32; 8]; STREAMS] = states.try_into().expect("STREAMS states");
-        let blocks: &[[u32; 16]; STREAMS] = blocks.try_into().expect("STREAMS blocks");
-        *states = compress_streams(from, states, blocks);
+    // Four blocks at a time: each group of four message words is four row loads and
+    // a 4x4 transpose, rather than sixteen scalar loads.
+    for first in (0..BATCH).step_by(4) {
+        let mut m = [[_mm_setzero_si128(); 4]; 4];
+        for g in 0..4 {
+            // SAFETY: `first + 4 <= BATCH`: four readable words of each row.
+            let [r0, r1, r2, r3] = std::array::from_fn(|i| unsafe {
+                _mm_loadu_si128(blocks[4 * g + i][first..first + 4].as_ptr().cast())
+            });
+            let (t0, t1) = (_mm_unpacklo_epi32(r0, r1), _mm_unpacklo_epi32(r2, r3));
+            let (t2, t3) = (_mm_unpackhi_epi32(r0, r1), _mm_unpackhi_epi32(r2, r3));
+            m[0][g] = _mm_unpacklo_epi64(t0, t1);
+            m[1][g] = _mm_unpackhi_epi64(t0, t1);
+            m[2][g] = _mm_unpacklo_epi64(t2, t3);
+            m[3][g] = _mm_unpackhi_epi64(t2, t3);
+        }
+        for pair in (0..4).step_by(STREAMS) {
+            let lanes = first + pair;
+            let out = compress_streams::<STREAMS>(
+                from,
+                &gather_states(states, lanes),
+                std::array::from_fn(|q| m[pair + q]),
+            );
+            scatter_states(states, lanes, &out);
+        }
     }
 }
 
@@ -358,17 +376,8 @@ fn compress_all(from: Option<&[u32; 8]>, states: &mut [[u32; 8]], blocks: &[[u32
 fn compress_streams<const N: usize>(
     from: Option<(__m128i, __m128i)>,
     states: &[[u32; 8]; N],
-    blocks: &[[u32; 16]; N],
+    mut m: [[__m128i; 4]; N],
 ) -> [[u32; 8]; N] {
-    let mut m: [[__m128i; 4]; N] = std::array::from_fn(|j| {
-        let w = &blocks[j];
-        [
-            words([w[0], w[1], w[2], w[3]]),
-            words([w[4], w[5], w[6], w[7]]),
-            words([w[8], w[9], w[10], w[11]]),
-            words([w[12], w[13], w[14], w[15]]),
-        ]
-    });
     let init: [(__m128i, __m128i); N] = match from {
         Some(state) => [state; N],
         None => std::array::from_fn(|j| pack(&states[j])),
