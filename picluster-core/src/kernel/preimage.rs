@@ -346,6 +346,22 @@ impl PreimageJob {
         }
     }
 
+    /// The digest (as words) of a candidate given as its one padded block's words.
+    fn hash_block(&self, block: &[u32; 16]) -> [u32; 8] {
+        use crate::kernel::sha256d::portable::compress_words;
+        let once = compress_words(IV, block);
+        match self.hash {
+            PreimageHash::Sha256 => once,
+            PreimageHash::Sha256d => {
+                let mut second = [0u32; 16];
+                second[..8].copy_from_slice(&once);
+                second[8] = 0x8000_0000;
+                second[15] = 256;
+                compress_words(IV, &second)
+            }
+        }
+    }
+
     /// The scan kernel, with the process's SHA-256 implementation
     /// ([`Sha256dImpl::selected`]).
     pub fn kernel(&self) -> PreimageKernel {
@@ -355,15 +371,20 @@ impl PreimageJob {
     /// The scan kernel, compressing with `imp` (which must be available).
     pub fn kernel_with(&self, imp: Sha256dImpl) -> PreimageKernel {
         let words: Vec<[u32; 8]> = self.targets.iter().map(to_words).collect();
-        let mut filter = vec![0u64; 1 << 10];
+        // About one candidate in 4096 gets past the filter per target, at most one
+        // in 1024 (for 4096 targets, a 512 KiB filter).
+        let bits = (usize::BITS - words.len().leading_zeros() + 12).clamp(16, 22);
+        let filter_shift = 32 - bits;
+        let mut filter = vec![0u64; (1 << bits) / 64];
         for w in &words {
-            let top = (w[0] >> 16) as usize;
-            filter[top / 64] |= 1 << (top % 64);
+            let bit = (w[7] >> filter_shift) as usize;
+            filter[bit / 64] |= 1 << (bit % 64);
         }
         PreimageKernel {
             job: self.clone(),
             words: words.into(),
             filter: filter.into(),
+            filter_shift,
             share_bits: 0,
             imp,
             tail: Arc::new(Tail::new(self.mask.positions())),
@@ -445,8 +466,11 @@ pub struct PreimageKernel {
     job: PreimageJob,
     /// The targets as big-endian words, sorted (the same order as the bytes).
     words: Arc<[[u32; 8]]>,
-    /// One bit per value of a digest's top 16 bits: is any target there?
+    /// One bit per value of the top bits of a digest's word 7 (the last four bytes):
+    /// is any target there?
     filter: Arc<[u64]>,
+    /// Word 7 shifted right by this gives the filter's bit.
+    filter_shift: u32,
     /// Also report digests with at least this many leading zero bits (0: none).
     share_bits: u32,
     /// Whose instructions compress.
@@ -514,9 +538,14 @@ impl PreimageKernel {
             && crate::kernel::hashcash::leading_zero_bits(state) >= self.share_bits
     }
 
+    /// Whether any target's word 7 has the top bits of `top` (the filter's test).
+    fn maybe_target(&self, top: u32) -> bool {
+        let bit = (top >> self.filter_shift) as usize;
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
     fn is_target(&self, state: &[u32; 8]) -> bool {
-        let top = (state[0] >> 16) as usize;
-        self.filter[top / 64] & (1 << (top % 64)) != 0 && self.words.binary_search(state).is_ok()
+        self.maybe_target(state[7]) && self.words.binary_search(state).is_ok()
     }
 }
 
@@ -554,6 +583,8 @@ impl SearchKernel for PreimageKernel {
             }
         };
         let mut batch = Batch::new();
+        // After the word with the padding's 0x80, zeros up to the length word.
+        batch.zero_from = self.job.mask.len() / 4 + 1;
         let mut second = Batch::new();
         for (row, word) in batch.blocks.iter_mut().zip(head.words) {
             *row = [word; BATCH];
@@ -602,24 +633,40 @@ impl SearchKernel for PreimageKernel {
                 head.step_prefix(tail.start);
                 head_changed = true;
             }
-            batch.compress_from(self.imp, &IV);
-            let last = if self.job.hash == PreimageHash::Sha256d {
-                batch.rehash_into(self.imp, &mut second);
-                &second
+            let sha256d = self.job.hash == PreimageHash::Sha256d;
+            if self.share_bits == 0 {
+                // Word 7 of the digest rejects almost every candidate, and the lane
+                // implementations know it after round 60 of the last compression.
+                let mut top = [0; BATCH];
+                if sha256d {
+                    batch.compress_from(self.imp, &IV);
+                    batch.rehash_top(self.imp, &mut second, &mut top);
+                } else {
+                    batch.compress_top(self.imp, &IV, &mut top);
+                }
+                for (j, top) in top.iter().enumerate().take(count) {
+                    if self.maybe_target(*top) {
+                        let block = std::array::from_fn(|t| batch.blocks[t][j]);
+                        if self.is_target(&self.job.hash_block(&block)) {
+                            hits.push(index + j as u64);
+                        }
+                    }
+                }
             } else {
-                &batch
-            };
-            for j in 0..count {
-                // The first word decides for almost every candidate.
-                let top = last.states[0][j];
-                let maybe_target =
-                    self.filter[(top >> 22) as usize] & (1 << ((top >> 16) % 64)) != 0;
-                let maybe_share =
-                    self.share_bits > 0 && top.leading_zeros() >= self.share_bits.min(32);
-                if maybe_target || maybe_share {
-                    let state = last.state(j);
-                    if self.is_target(&state) || self.is_share(&state) {
-                        hits.push(index + j as u64);
+                batch.compress_from(self.imp, &IV);
+                let last = if sha256d {
+                    batch.rehash_into(self.imp, &mut second);
+                    &second
+                } else {
+                    &batch
+                };
+                for j in 0..count {
+                    let (first, top) = (last.states[0][j], last.states[7][j]);
+                    if self.maybe_target(top) || first.leading_zeros() >= self.share_bits.min(32) {
+                        let state = last.state(j);
+                        if self.is_target(&state) || self.is_share(&state) {
+                            hits.push(index + j as u64);
+                        }
                     }
                 }
             }

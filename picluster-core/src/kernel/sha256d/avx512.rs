@@ -7,7 +7,6 @@
 //! after round 60 and only lanes whose top word could meet the target are checked
 //! further, one at a time against the reference (rare: 1 in 2^32 at difficulty 1).
 
-use super::batch::{Blocks, States};
 use super::lanes::{self, Lanes};
 use super::portable::Scan;
 use std::arch::x86_64::*;
@@ -147,20 +146,20 @@ impl Lanes for Zmm {
     }
 }
 
-/// Batch compressions, sixteen blocks at a time (see `lanes::compress_lanes`).
-pub(crate) fn compress(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
+/// A batch operation, sixteen blocks at a time (see `lanes::run`).
+pub(crate) fn run(op: lanes::Op<'_>) {
     assert!(
         available(),
         "AVX-512 kernel selected on a CPU without AVX-512F"
     );
     // SAFETY: the CPU has AVX-512F (checked above).
-    unsafe { compress16(from, states, blocks) }
+    unsafe { run16(op) }
 }
 
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-fn compress16(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
-    lanes::compress_lanes::<Zmm>(from, states, blocks);
+fn run16(op: lanes::Op<'_>) {
+    lanes::run::<Zmm>(op);
 }
 
 #[inline(never)]

@@ -7,6 +7,7 @@
 //! batch is one call into a function compiled for the instructions, so nothing
 //! dispatches per hash.
 
+use super::lanes::Op;
 use super::portable::{self, IV};
 use super::Sha256dImpl;
 
@@ -28,6 +29,9 @@ pub(crate) struct Batch {
     pub(crate) states: States,
     /// The message blocks.
     pub(crate) blocks: Blocks,
+    /// Words `zero_from..15` of every block are zero (15, the default: no promise).
+    /// Lane implementations then leave them out of the rounds and the schedule.
+    pub(crate) zero_from: usize,
 }
 
 impl Batch {
@@ -36,6 +40,7 @@ impl Batch {
         Batch {
             states: [[0; BATCH]; 8],
             blocks: [[0; BATCH]; 16],
+            zero_from: 15,
         }
     }
 
@@ -57,17 +62,19 @@ impl Batch {
 
     fn run(&mut self, imp: Sha256dImpl, from: Option<&[u32; 8]>) {
         let (states, blocks) = (&mut self.states, &self.blocks);
+        if let Some(run) = lanes(imp) {
+            return run(Op::Compress {
+                from,
+                states,
+                blocks,
+                zero_from: self.zero_from,
+            });
+        }
         match route(imp) {
             #[cfg(target_arch = "x86_64")]
-            Sha256dImpl::Avx512 => super::avx512::compress(from, states, blocks),
-            #[cfg(target_arch = "x86_64")]
             Sha256dImpl::ShaNi => super::shani::compress(from, states, blocks),
-            #[cfg(target_arch = "x86_64")]
-            Sha256dImpl::Avx2 => super::lanes::avx2::compress(from, states, blocks),
             #[cfg(target_arch = "aarch64")]
             Sha256dImpl::ArmSha2 => super::armsha2::compress(from, states, blocks),
-            #[cfg(target_arch = "aarch64")]
-            Sha256dImpl::Neon => super::lanes::neon::compress(from, states, blocks),
             #[cfg(target_arch = "arm")]
             Sha256dImpl::Neon32 => super::lanes::neon32::compress(from, states, blocks),
             Sha256dImpl::Sha2 => {
@@ -102,19 +109,82 @@ impl Batch {
         }
     }
 
+    /// Word 7 of each block's compression from `state`, into `top`: all a kernel needs
+    /// to reject almost every candidate. The lane implementations stop after round
+    /// 60 (word 7 is then known); the others compress in full, into the states.
+    pub(crate) fn compress_top(
+        &mut self,
+        imp: Sha256dImpl,
+        state: &[u32; 8],
+        top: &mut [u32; BATCH],
+    ) {
+        match lanes(imp) {
+            Some(run) => run(Op::CompressTop {
+                from: state,
+                blocks: &self.blocks,
+                zero_from: self.zero_from,
+                top,
+            }),
+            None => {
+                self.compress_from(imp, state);
+                *top = self.states[7];
+            }
+        }
+    }
+
     /// The second hash of SHA-256d: SHA-256 of each of these states' digests (one
     /// block, 32 bytes and padding), into `second`'s states (its blocks are
     /// overwritten; these are left as they are).
     pub(crate) fn rehash_into(&self, imp: Sha256dImpl, second: &mut Batch) {
-        second.blocks[..8].copy_from_slice(&self.states);
-        second.blocks[8] = [0x8000_0000; BATCH];
-        second.blocks[9..15].fill([0; BATCH]);
-        second.blocks[15] = [256; BATCH];
-        second.compress_from(imp, &IV);
+        match lanes(imp) {
+            Some(run) => run(Op::Rehash {
+                digests: &self.states,
+                out: Some(&mut second.states),
+                top: &mut [0; BATCH],
+            }),
+            None => {
+                second.blocks[..8].copy_from_slice(&self.states);
+                second.blocks[8] = [0x8000_0000; BATCH];
+                second.blocks[9..15].fill([0; BATCH]);
+                second.blocks[15] = [256; BATCH];
+                second.compress_from(imp, &IV);
+            }
+        }
+    }
+
+    /// Word 7 of [`Batch::rehash_into`]'s results, into `top`; the lane
+    /// implementations stop after round 60, the others go through `second`.
+    pub(crate) fn rehash_top(&self, imp: Sha256dImpl, second: &mut Batch, top: &mut [u32; BATCH]) {
+        match lanes(imp) {
+            Some(run) => run(Op::Rehash {
+                digests: &self.states,
+                out: None,
+                top,
+            }),
+            None => {
+                self.rehash_into(imp, second);
+                *top = second.states[7];
+            }
+        }
+    }
+}
+
+/// The batch entry point of `imp` if it is a lane implementation (one block per
+/// 32-bit lane, and the only kind that can stop after round 60).
+fn lanes(imp: Sha256dImpl) -> Option<fn(Op<'_>)> {
+    match route(imp) {
+        #[cfg(target_arch = "x86_64")]
+        Sha256dImpl::Avx512 => Some(super::avx512::run),
+        #[cfg(target_arch = "x86_64")]
+        Sha256dImpl::Avx2 => Some(super::lanes::avx2::run),
+        #[cfg(target_arch = "aarch64")]
+        Sha256dImpl::Neon => Some(super::lanes::neon::run),
+        _ => None,
     }
 }
 
 /// Gathers lanes `first..first + N` of state rows: N states of eight words.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn gather_states<const N: usize>(states: &States, first: usize) -> [[u32; 8]; N] {
     std::array::from_fn(|q| std::array::from_fn(|i| states[i][first + q]))
@@ -128,6 +198,7 @@ pub(crate) fn gather_blocks<const N: usize>(blocks: &Blocks, first: usize) -> [[
 }
 
 /// Writes N states back to lanes `first..first + N`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn scatter_states<const N: usize>(
     states: &mut States,
@@ -149,6 +220,7 @@ pub(crate) fn route(imp: Sha256dImpl) -> Sha256dImpl {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lanes::run_arrays;
     use super::*;
 
     fn random_batch(seed: u64) -> Batch {
@@ -207,11 +279,71 @@ mod tests {
                 assert_eq!(states(&batch), want_from, "{} from one state", imp.name());
             }
             let mut batch = input.clone();
-            super::super::lanes::compress_arrays(None, &mut batch.states, &batch.blocks);
+            run_arrays(Op::Compress {
+                from: None,
+                states: &mut batch.states,
+                blocks: &batch.blocks,
+                zero_from: 15,
+            });
             assert_eq!(states(&batch), want, "generic lanes");
             let mut batch = input.clone();
-            super::super::lanes::compress_arrays(Some(&from), &mut batch.states, &batch.blocks);
+            run_arrays(Op::Compress {
+                from: Some(&from),
+                states: &mut batch.states,
+                blocks: &batch.blocks,
+                zero_from: 15,
+            });
             assert_eq!(states(&batch), want_from, "generic lanes from one state");
+            // Word 7 alone, stopping after round 60.
+            let want_top: Vec<u32> = want_from.iter().map(|s| s[7]).collect();
+            for imp in Sha256dImpl::available() {
+                let mut batch = input.clone();
+                let mut top = [0; BATCH];
+                batch.compress_top(imp, &from, &mut top);
+                assert_eq!(top.to_vec(), want_top, "{} top word", imp.name());
+            }
+            let mut top = [0; BATCH];
+            run_arrays(Op::CompressTop {
+                from: &from,
+                blocks: &input.blocks,
+                zero_from: 15,
+                top: &mut top,
+            });
+            assert_eq!(top.to_vec(), want_top, "generic lanes, top word");
+            // Blocks whose words 3-14 (then 7-14) are zero, as the batch promises.
+            for zero_from in [3, 7] {
+                let mut input = input.clone();
+                input.blocks[zero_from..15].fill([0; BATCH]);
+                let want = reference(&input, |j| input.state(j));
+                let want_from = reference(&input, |_| from);
+                let want_top: Vec<u32> = want_from.iter().map(|s| s[7]).collect();
+                input.zero_from = zero_from;
+                for imp in Sha256dImpl::available() {
+                    let mut batch = input.clone();
+                    batch.compress(imp);
+                    assert_eq!(
+                        states(&batch),
+                        want,
+                        "{} zeros from {zero_from}",
+                        imp.name()
+                    );
+                    let mut top = [0; BATCH];
+                    batch.compress_top(imp, &from, &mut top);
+                    assert_eq!(top.to_vec(), want_top, "{} top word, zeros", imp.name());
+                }
+                let mut batch = input.clone();
+                run_arrays(Op::Compress {
+                    from: None,
+                    states: &mut batch.states,
+                    blocks: &batch.blocks,
+                    zero_from,
+                });
+                assert_eq!(
+                    states(&batch),
+                    want,
+                    "generic lanes, zeros from {zero_from}"
+                );
+            }
         }
     }
 
@@ -226,6 +358,25 @@ mod tests {
             batch.rehash_into(imp, &mut second);
             let once = <sha2::Sha256 as sha2::Digest>::digest(b"abc");
             let twice = <sha2::Sha256 as sha2::Digest>::digest(once);
+            let mut top = [0; BATCH];
+            batch.rehash_top(imp, &mut Batch::new(), &mut top);
+            assert_eq!(top, second.states[7], "{} top word", imp.name());
+            if imp == Sha256dImpl::Portable {
+                let mut generic = Batch::new();
+                let mut generic_top = [0; BATCH];
+                run_arrays(Op::Rehash {
+                    digests: &batch.states,
+                    out: Some(&mut generic.states),
+                    top: &mut generic_top,
+                });
+                assert_eq!(generic.states, second.states, "generic lanes");
+                run_arrays(Op::Rehash {
+                    digests: &batch.states,
+                    out: None,
+                    top: &mut generic_top,
+                });
+                assert_eq!(generic_top, second.states[7], "generic lanes, top word");
+            }
             let words: Vec<u8> = second
                 .state(3)
                 .iter()

@@ -156,14 +156,7 @@ pub(super) fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             v[i] = L::splat(p.midstate[i]).add(s[i]);
         }
         let mut s: [L; 8] = std::array::from_fn(|i| L::splat(IV[i]));
-        unrolled!(0, 8, 16, 24, 32, 40, 48; |t| {
-            schedule(&mut v, t.max(16), t + 8);
-            rounds8(&mut s, &kw, &v, t, 1);
-        });
-        schedule(&mut v, 56, 61);
-        for t in 56..61 {
-            round(&mut s, kw[t].add(v[t]));
-        }
+        block_rounds(&kw, &mut v, &mut s, true);
         // After round 60, e is the final h: the hash's top word is IV[7] + e, swapped.
         let high = L::splat(IV[7]).add(s[4]).bswap();
         let mut candidates = high.le_mask(top) & (u32::MAX >> (32 - count));
@@ -176,32 +169,162 @@ pub(super) fn scan_lanes<L: Lanes>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     }
 }
 
-/// SHA-256 compressions of a batch of blocks, `L::N` at a time: state `j` absorbs
-/// block `j`, starting from `from` for every block if given (splat once), else from
-/// state `j`. A word of `L::N` blocks is one load; the rounds are [`rounds8`]'s, the
-/// state renamed rather than moved, and fully unrolled.
+/// The rounds of one block: `w` holds message words 0-15 (the rest is scheduled
+/// here, group by group) and `s` the state, which the rounds advance (the caller adds
+/// the starting state). With `stop_after_60`, only rounds 0-60: then `s[4]` (e) is
+/// the last round's h, so the starting state's h plus `s[4]` is word 7 of the result.
 #[inline(always)]
-pub(super) fn compress_lanes<L: Lanes>(
+fn block_rounds<L: Lanes>(kw: &[L; 64], w: &mut [L; 64], s: &mut [L; 8], stop_after_60: bool) {
+    unrolled!(0, 8, 16, 24, 32, 40, 48; |t| {
+        schedule(w, t.max(16), t + 8);
+        rounds8(s, kw, w, t, 1);
+    });
+    if stop_after_60 {
+        schedule(w, 56, 61);
+        for t in 56..61 {
+            round(s, kw[t].add(w[t]));
+        }
+    } else {
+        schedule(w, 56, 64);
+        rounds8(s, kw, w, 56, 1);
+    }
+}
+
+/// What a batch asks of a lane implementation ([`run`]).
+pub(super) enum Op<'a> {
+    /// Compress block `j` into state `j`, or from `from` for every block if given.
+    /// Words `zero_from..15` of every block are zero (`zero_from` 15: no promise).
+    Compress {
+        from: Option<&'a [u32; 8]>,
+        states: &'a mut States,
+        blocks: &'a Blocks,
+        zero_from: usize,
+    },
+    /// Word 7 of the compression of every block from `from`, stopping after round 60.
+    CompressTop {
+        from: &'a [u32; 8],
+        blocks: &'a Blocks,
+        zero_from: usize,
+        top: &'a mut [u32; BATCH],
+    },
+    /// SHA-256 of each digest (the second hash of SHA-256d): into `out`, or only its
+    /// word 7 into `top`, stopping after round 60. The block's words 8-15 are the
+    /// padding of a 32-byte message, constants here, so the compiler folds them and
+    /// the schedule terms they make into the round constants.
+    Rehash {
+        digests: &'a States,
+        out: Option<&'a mut States>,
+        top: &'a mut [u32; BATCH],
+    },
+}
+
+/// Message words 0-15 of blocks `first..first + L::N`, words `Z..15` taken as zero:
+/// constants, so that the compiler folds them (and the schedule terms they make)
+/// away, as it does for the second hash's padding.
+#[inline(always)]
+fn load_words<L: Lanes, const Z: usize>(blocks: &Blocks, first: usize) -> [L; 64] {
+    let mut w = [L::splat(0); 64];
+    for (t, (w, row)) in w.iter_mut().zip(blocks).enumerate() {
+        if t < Z || t == 15 {
+            *w = L::load(&row[first..]);
+        }
+    }
+    w
+}
+
+#[inline(always)]
+fn compress<L: Lanes, const Z: usize>(
+    kw: &[L; 64],
     from: Option<&[u32; 8]>,
     states: &mut States,
     blocks: &Blocks,
 ) {
-    let kw: [L; 64] = std::array::from_fn(|t| L::splat(K[t]));
     let from: Option<[L; 8]> = from.map(|s| std::array::from_fn(|i| L::splat(s[i])));
     for first in (0..BATCH).step_by(L::N) {
-        let mut w = [L::splat(0); 64];
-        for (w, row) in w.iter_mut().zip(blocks) {
-            *w = L::load(&row[first..]);
-        }
+        let mut w = load_words::<L, Z>(blocks, first);
         let init: [L; 8] =
             from.unwrap_or_else(|| std::array::from_fn(|i| L::load(&states[i][first..])));
         let mut s = init;
-        unrolled!(0, 8, 16, 24, 32, 40, 48, 56; |t| {
-            schedule(&mut w, t.max(16), t + 8);
-            rounds8(&mut s, &kw, &w, t, 1);
-        });
+        block_rounds(kw, &mut w, &mut s, false);
         for ((s, init), row) in s.iter().zip(init).zip(states.iter_mut()) {
             s.add(init).store(&mut row[first..]);
+        }
+    }
+}
+
+#[inline(always)]
+fn compress_top<L: Lanes, const Z: usize>(
+    kw: &[L; 64],
+    from: &[u32; 8],
+    blocks: &Blocks,
+    top: &mut [u32; BATCH],
+) {
+    let init: [L; 8] = std::array::from_fn(|i| L::splat(from[i]));
+    for first in (0..BATCH).step_by(L::N) {
+        let mut w = load_words::<L, Z>(blocks, first);
+        let mut s = init;
+        block_rounds(kw, &mut w, &mut s, true);
+        init[7].add(s[4]).store(&mut top[first..]);
+    }
+}
+
+/// Calls `$f::<L, Z>` with the variant of `Z` (words `Z..15` zero) that `$zero_from`
+/// allows: candidates up to 15 bytes, up to 31, and any.
+macro_rules! by_zero_words {
+    ($zero_from:expr, $f:ident($($arg:expr),*)) => {
+        match $zero_from {
+            0..=4 => $f::<L, 4>($($arg),*),
+            5..=8 => $f::<L, 8>($($arg),*),
+            _ => $f::<L, 15>($($arg),*),
+        }
+    };
+}
+
+/// Runs `op` on a batch, `L::N` blocks at a time: a word of `L::N` blocks is one load;
+/// the rounds are [`block_rounds`]', fully unrolled.
+#[inline(always)]
+pub(super) fn run<L: Lanes>(op: Op<'_>) {
+    let kw: [L; 64] = std::array::from_fn(|t| L::splat(K[t]));
+    match op {
+        Op::Compress {
+            from,
+            states,
+            blocks,
+            zero_from,
+        } => by_zero_words!(zero_from, compress(&kw, from, states, blocks)),
+        Op::CompressTop {
+            from,
+            blocks,
+            zero_from,
+            top,
+        } => by_zero_words!(zero_from, compress_top(&kw, from, blocks, top)),
+        Op::Rehash {
+            digests,
+            mut out,
+            top,
+        } => {
+            let iv: [L; 8] = std::array::from_fn(|i| L::splat(IV[i]));
+            for first in (0..BATCH).step_by(L::N) {
+                let mut w = [L::splat(0); 64];
+                for (w, row) in w.iter_mut().zip(digests) {
+                    *w = L::load(&row[first..]);
+                }
+                w[8] = L::splat(0x8000_0000);
+                w[15] = L::splat(256);
+                let mut s = iv;
+                match &mut out {
+                    Some(out) => {
+                        block_rounds(&kw, &mut w, &mut s, false);
+                        for ((s, iv), row) in s.iter().zip(iv).zip(out.iter_mut()) {
+                            s.add(iv).store(&mut row[first..]);
+                        }
+                    }
+                    None => {
+                        block_rounds(&kw, &mut w, &mut s, true);
+                        iv[7].add(s[4]).store(&mut top[first..]);
+                    }
+                }
+            }
         }
     }
 }
@@ -221,10 +344,10 @@ pub(super) fn scan_arrays(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     scan_lanes::<Arr4>(scan, hits);
 }
 
-/// The generic batch compression on plain arrays (tested against the portable one).
+/// The generic batch operations on plain arrays (tested against the portable ones).
 #[cfg(test)]
-pub(super) fn compress_arrays(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
-    compress_lanes::<Arr4>(from, states, blocks);
+pub(super) fn run_arrays(op: Op<'_>) {
+    run::<Arr4>(op);
 }
 
 #[cfg(test)]
@@ -468,21 +591,17 @@ pub(super) mod avx2 {
         scan_lanes::<Avx2>(scan, hits);
     }
 
-    /// Batch compressions, eight blocks at a time (see [`compress_lanes`]).
-    pub(in super::super) fn compress(
-        from: Option<&[u32; 8]>,
-        states: &mut States,
-        blocks: &Blocks,
-    ) {
+    /// A batch operation, eight blocks at a time (see [`run`]).
+    pub(in super::super) fn run(op: Op<'_>) {
         assert!(available(), "AVX2 kernel selected on a CPU without AVX2");
         // SAFETY: the CPU has AVX2 (checked above).
-        unsafe { compress8(from, states, blocks) }
+        unsafe { run8(op) }
     }
 
     #[inline(never)]
     #[target_feature(enable = "avx2")]
-    fn compress8(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
-        compress_lanes::<Avx2>(from, states, blocks);
+    fn run8(op: Op<'_>) {
+        super::run::<Avx2>(op);
     }
 }
 
@@ -588,20 +707,16 @@ pub(super) mod neon {
         scan_lanes::<Neon>(scan, hits);
     }
 
-    /// Batch compressions, four blocks at a time (see [`compress_lanes`]).
-    pub(in super::super) fn compress(
-        from: Option<&[u32; 8]>,
-        states: &mut States,
-        blocks: &Blocks,
-    ) {
+    /// A batch operation, four blocks at a time (see [`run`]).
+    pub(in super::super) fn run(op: Op<'_>) {
         // SAFETY: NEON is part of the aarch64 baseline.
-        unsafe { compress4(from, states, blocks) }
+        unsafe { run4(op) }
     }
 
     #[inline(never)]
     #[target_feature(enable = "neon")]
-    fn compress4(from: Option<&[u32; 8]>, states: &mut States, blocks: &Blocks) {
-        compress_lanes::<Neon>(from, states, blocks);
+    fn run4(op: Op<'_>) {
+        super::run::<Neon>(op);
     }
 }
 
