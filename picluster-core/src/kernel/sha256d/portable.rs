@@ -43,7 +43,7 @@ fn ssig1(x: u32) -> u32 {
 
 /// One SHA-256 round on state `s` (a..h) with round constant plus message word `kw`.
 #[inline(always)]
-fn round(s: &mut [u32; 8], kw: u32) {
+pub(super) fn round(s: &mut [u32; 8], kw: u32) {
     let [a, b, c, d, e, f, g, h] = *s;
     let t1 = h
         .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))

@@ -6,10 +6,12 @@
 //! State is kept in SHA-NI's ABEF/CDGH register layout; message words are built as
 //! host-order lanes (word `t` in lane `t % 4`), so no byte shuffles are needed. The
 //! rounds are fully unrolled (a macro names every group, so the message ring's slots
-//! are constants and stay in registers). Per range, once: rounds 0-1 of the header's
-//! second block, and every W+K, `sha256msg1` and `alignr` term that no nonce changes
-//! (of that block's padding and of the second hash's). Per nonce: 31 `sha256rnds2` for
-//! the first hash (rounds 2-63) and 30 for the second (rounds 0-59), then round 60 in
+//! are constants and stay in registers). Per range, once: rounds 0-3 of the header's
+//! second block with a nonce word of zero (round 3 is the first to see the nonce,
+//! and it only adds it to A and E, so each nonce's state after round 3 is one vector
+//! add away), and every W+K, `sha256msg1` and `alignr` term that no nonce changes (of
+//! that block's padding and of the second hash's). Per nonce: 30 `sha256rnds2` for the
+//! first hash (rounds 4-63) and 30 for the second (rounds 0-59), then round 60 in
 //! scalar code: the E it makes is what H7 will be, so rounds 61-63 are skipped unless
 //! the top word could meet the target, and then [`Scan::confirm`] checks the nonce in
 //! full.
@@ -119,10 +121,12 @@ fn schedule<const SLOT: usize>(
 
 /// Everything about a scan's block and the second hash that no nonce changes.
 struct Fixed {
-    /// The header's second block after rounds 0-1 (message words 0 and 1).
-    after_round_1: State,
-    /// W2+K2 in lane 0 and K3 in lane 1: rounds 2-3 add the nonce to lane 1.
-    wk2_k3: __m128i,
+    /// The header's second block after rounds 0-3 with a nonce word of zero. Round 3
+    /// is the first to see the nonce, and it only adds it to A and E, so a nonce's
+    /// state after round 3 is this plus the nonce word in the lanes of A and E.
+    after_round_3: State,
+    /// All ones in the lanes of A and E of the ABEF register, zeros elsewhere.
+    lanes_a_e: __m128i,
     /// Message words 0-3 with the nonce (word 3) zero, and words 4-15.
     m0: __m128i,
     m1: __m128i,
@@ -152,24 +156,18 @@ impl Fixed {
     fn new(p: &super::portable::Prepared) -> Fixed {
         let w = p.w;
         let midstate = pack(&p.midstate);
-        let wk01 = _mm_set_epi32(
-            0,
-            0,
-            w[1].wrapping_add(K[1]) as i32,
-            w[0].wrapping_add(K[0]) as i32,
-        );
-        let after_round_1 = (
-            _mm_sha256rnds2_epu32(midstate.1, midstate.0, wk01),
-            midstate.0,
-        );
+        let mut after_round_3 = p.after_round_2;
+        super::portable::round(&mut after_round_3, K[3]);
+        let ones = u32::MAX;
+        let lanes_a_e = pack(&[ones, 0, 0, 0, ones, 0, 0, 0]).0;
         let m1 = words([w[4], w[5], w[6], w[7]]);
         let m2 = words([w[8], w[9], w[10], w[11]]);
         let m3 = words([w[12], w[13], w[14], w[15]]);
         let pad2 = words([0x8000_0000, 0, 0, 0]);
         let pad3 = words([0, 0, 0, 256]);
         Fixed {
-            after_round_1,
-            wk2_k3: _mm_set_epi32(0, 0, K[3] as i32, w[2].wrapping_add(K[2]) as i32),
+            after_round_3: pack(&after_round_3),
+            lanes_a_e,
             m0: words([w[0], w[1], w[2], 0]),
             m1,
             m2,
@@ -218,9 +216,9 @@ macro_rules! rounds_16_to_59 {
 }
 
 /// The scan with `N` nonces in flight: fully unrolled rounds (the message ring's
-/// slots are constants), rounds 0-1 of the header's second block done once per scan,
+/// slots are constants), rounds 0-3 of the header's second block done once per scan,
 /// the nonce-free W+K and msg1 terms of both hashes precomputed, and the second hash
-/// stopped after round 61, where F is what H7 (the top word of the hash) will be; a
+/// stopped after round 60, where E is what H7 (the top word of the hash) will be; a
 /// nonce whose H7 could meet the target is checked in full by [`Scan::confirm`].
 #[allow(
     clippy::needless_range_loop,
@@ -236,13 +234,13 @@ fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         // A range's tail repeats its last nonce; the repeats are not reported twice.
         let batch: [u64; N] = std::array::from_fn(|j| (nonce + j as u64).min(nonces.end - 1));
         let mut m = [[f.m0, f.m1, f.m2, f.m3]; N];
-        let mut s = [f.after_round_1; N];
+        let mut s = [f.after_round_3; N];
         for j in 0..N {
             let n = (batch[j] as u32).swap_bytes();
             m[j][0] = _mm_insert_epi32::<3>(f.m0, n as i32);
-            let wk = _mm_insert_epi32::<1>(f.wk2_k3, n.wrapping_add(K[3]) as i32);
-            // Rounds 2-3: one rnds2, whose C,D,G,H are the A,B,E,F after round 1.
-            s[j] = (_mm_sha256rnds2_epu32(s[j].1, s[j].0, wk), s[j].0);
+            // Rounds 0-3 without a `sha256rnds2`: the nonce word added to A and E.
+            let nonce = _mm_and_si128(_mm_set1_epi32(n as i32), f.lanes_a_e);
+            s[j].0 = _mm_add_epi32(s[j].0, nonce);
         }
         for j in 0..N {
             rounds4(&mut s[j], f.wk1);
