@@ -6,13 +6,16 @@
 //! the mixed radix of the positions' charset sizes, the last position varying
 //! fastest, so candidates come in the order of their charsets and chunks are plain
 //! index ranges. A scan computes the first candidate of its range from the index, then
-//! steps an odometer that keeps the candidate as message words, so a step rewrites
-//! one byte of one word and the mask's fixed positions are never recomputed. Each
-//! candidate costs one compression (two for SHA-256d) from the IV, run sixteen
-//! candidates at a time with the selected SHA-256d implementation's instructions
-//! ([`crate::kernel::sha256d::batch`]: SHA-NI or ARMv8 SHA2 two streams interleaved,
-//! AVX2 eight lanes, NEON four), and a bitmap on the digest's first 16 bits rejects
-//! almost every one before a binary search of the targets.
+//! keeps the candidate as message words. The mask's fastest-varying positions are
+//! tabulated (`Tail`): sixteen candidates with the same earlier positions are those
+//! positions' words ORed with a slice of the table, and the earlier positions step
+//! like an odometer. Each candidate costs one compression (two for SHA-256d) from the
+//! IV, run sixteen at a time with the selected SHA-256d implementation's instructions
+//! ([`crate::kernel::sha256d::batch`]: AVX-512 sixteen lanes, AVX2 eight, NEON four,
+//! SHA-NI and ARMv8 SHA2 interleaved streams); the words after the padding are zero,
+//! which the lane implementations fold away. A filter on the digest's word 7, which
+//! the lane implementations know after round 60, rejects almost every candidate; the
+//! rest are hashed again in full and looked up in the sorted targets.
 //!
 //! Mask syntax (hashcat's): `?l` a-z, `?u` A-Z, `?d` 0-9, `?h` 0-9a-f, `?H` 0-9A-F,
 //! `?s` the 33 printable ASCII symbols and space, `?a` = `?l?u?d?s`, `?b` any byte,

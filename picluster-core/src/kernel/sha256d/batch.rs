@@ -2,10 +2,11 @@
 //! instructions: what the preimage and hashcash kernels are built on. A kernel fills a
 //! [`Batch`] of [`BATCH`] blocks (candidates, or counters appended to data) with their
 //! starting states, and [`Batch::compress`] runs them the way the chosen
-//! [`Sha256dImpl`] runs its nonces: two interleaved streams with SHA-NI or the ARMv8
-//! SHA2 instructions, one block per 32-bit lane with AVX-512, AVX2 and NEON. The
-//! batch is one call into a function compiled for the instructions, so nothing
-//! dispatches per hash.
+//! [`Sha256dImpl`] runs its nonces: interleaved streams with SHA-NI (two) or the ARMv8
+//! SHA2 instructions (four), one block per 32-bit lane with AVX-512, AVX2 and NEON.
+//! The batch is one call into a function compiled for the instructions, so nothing
+//! dispatches per hash. The lane implementations also stop after round 60 when only
+//! the digest's word 7 is asked for, and fold constant message words.
 
 use super::lanes::Op;
 use super::portable::{self, IV};

@@ -340,7 +340,7 @@ pub enum Sha256dImpl {
     ShaNi,
     /// x86-64 AVX2, 8 nonces per vector.
     Avx2,
-    /// aarch64 ARMv8 SHA2 instructions (Raspberry Pi 5), two nonces interleaved.
+    /// aarch64 ARMv8 SHA2 instructions (Raspberry Pi 5), four nonces interleaved.
     ArmSha2,
     /// aarch64 NEON, 4 nonces per vector (Raspberry Pi 3 and 4).
     Neon,
@@ -401,7 +401,7 @@ impl Sha256dImpl {
             Sha256dImpl::Avx512 => "avx512-x16",
             Sha256dImpl::ShaNi => "shani-x2",
             Sha256dImpl::Avx2 => "avx2-x8",
-            Sha256dImpl::ArmSha2 => "armsha2-x2",
+            Sha256dImpl::ArmSha2 => "armsha2-x4",
             Sha256dImpl::Neon => "neon-x4",
             Sha256dImpl::Neon32 => "neon32-x4",
             Sha256dImpl::Sha2 => crate::kernel::sha2_backend(),
