@@ -10,7 +10,7 @@
 //! ([`crate::kernel::sha256d::batch`]), and the first digest word rejects almost every
 //! counter before a full count.
 
-use crate::kernel::sha256d::batch::{self, Batch, BATCH};
+use crate::kernel::sha256d::batch::{Batch, BATCH};
 use crate::kernel::sha256d::portable::IV;
 use crate::kernel::sha256d::Sha256dImpl;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
@@ -179,7 +179,7 @@ impl SearchKernel for HashcashKernel {
     }
 
     fn implementation(&self) -> &'static str {
-        batch::route(self.imp).label()
+        self.imp.label()
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {

@@ -22,7 +22,7 @@
 //! `?1`..`?4` custom charsets, `??` a literal `?`; any other character stands for
 //! itself. Custom charsets use the same syntax (without `?1`..`?4`).
 
-use crate::kernel::sha256d::batch::{self, Batch, BATCH};
+use crate::kernel::sha256d::batch::{Batch, BATCH};
 use crate::kernel::sha256d::portable::IV;
 use crate::kernel::sha256d::Sha256dImpl;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
@@ -482,8 +482,8 @@ pub struct PreimageKernel {
     tail: Arc<Tail>,
 }
 
-/// The candidates of a range in order, as SHA-256 blocks: each position's digit, set
-/// from the first index, then stepped like an odometer (the last position fastest).
+/// A candidate as a SHA-256 block: each position's digit, set from an index, then
+/// stepped like an odometer (the last position fastest).
 struct Odometer<'a> {
     positions: &'a [Vec<u8>],
     digits: Vec<usize>,
@@ -534,6 +534,91 @@ impl<'a> Odometer<'a> {
     }
 }
 
+/// The candidates of a scan as (head, tail value): `head` holds the words with every
+/// position before the tail (the tail's bits cleared), `r` the tail value; a
+/// candidate's words are the head's ORed with the tail's table entry.
+struct Candidates<'a> {
+    head: Odometer<'a>,
+    tail: &'a Tail,
+    r: usize,
+    /// Whether a batch's words before the tail may differ from `head`'s.
+    head_changed: bool,
+}
+
+impl<'a> Candidates<'a> {
+    /// Candidates from mask index `first` on.
+    fn new(positions: &'a [Vec<u8>], tail: &'a Tail, first: u64) -> Candidates<'a> {
+        let mut head = Odometer::new(positions, first);
+        for (k, mask) in tail.masks.iter().enumerate() {
+            head.words[tail.first_word + k] &= !mask;
+        }
+        Candidates {
+            head,
+            tail,
+            r: (first % tail.radix as u64) as usize,
+            head_changed: true,
+        }
+    }
+
+    /// Word `t` of the current candidate.
+    fn word(&self, t: usize) -> u32 {
+        match t.checked_sub(self.tail.first_word) {
+            Some(k) if k < self.tail.masks.len() => {
+                self.head.words[t] | self.tail.table[k * self.tail.radix + self.r]
+            }
+            _ => self.head.words[t],
+        }
+    }
+
+    /// The next candidate.
+    fn step(&mut self) {
+        self.r += 1;
+        if self.r == self.tail.radix {
+            self.r = 0;
+            self.head.step_prefix(self.tail.start);
+            self.head_changed = true;
+        }
+    }
+
+    /// Writes the next `count` candidates (at most [`BATCH`]) into `batch`'s lanes;
+    /// lanes past `count` repeat the last one. `batch` must be the one of the previous
+    /// fill: its words that cannot have changed since are not written again.
+    fn fill(&mut self, batch: &mut Batch, count: usize) {
+        let tail = self.tail;
+        let tail_words = tail.first_word..tail.first_word + tail.masks.len();
+        if self.r + BATCH <= tail.radix {
+            // The whole batch shares the head: the tail words are the head's bits
+            // ORed with sixteen consecutive table entries.
+            if self.head_changed {
+                for t in (0..tail_words.start).chain(tail_words.end..16) {
+                    batch.blocks[t] = [self.head.words[t]; BATCH];
+                }
+                self.head_changed = false;
+            }
+            for (k, t) in tail_words.enumerate() {
+                let entries = &tail.table[k * tail.radix + self.r..][..BATCH];
+                for (lane, entry) in batch.blocks[t].iter_mut().zip(entries) {
+                    *lane = self.head.words[t] | entry;
+                }
+            }
+            self.r += BATCH - 1;
+            self.step();
+        } else {
+            // The head steps within the batch: lane by lane, every word.
+            for j in 0..BATCH {
+                for t in 0..16 {
+                    batch.blocks[t][j] = self.word(t);
+                }
+                if j + 1 < count {
+                    self.step();
+                }
+            }
+            self.step();
+            self.head_changed = true;
+        }
+    }
+}
+
 impl PreimageKernel {
     fn is_share(&self, state: &[u32; 8]) -> bool {
         self.share_bits > 0
@@ -558,7 +643,7 @@ impl SearchKernel for PreimageKernel {
     }
 
     fn implementation(&self) -> &'static str {
-        batch::route(self.imp).label()
+        self.imp.label()
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
@@ -566,76 +651,21 @@ impl SearchKernel for PreimageKernel {
         if range.start >= end {
             return;
         }
-        // The candidates are (head, tail value): `head` holds the words with every
-        // position before the tail, `r` the tail value, and `word` makes the
-        // candidate's words of the two.
-        let tail = &*self.tail;
-        let first = self.job.range.start + range.start;
-        let mut head = Odometer::new(self.job.mask.positions(), first);
-        let mut r = (first % tail.radix as u64) as usize;
-        let tail_words = tail.first_word..tail.first_word + tail.masks.len();
-        for (k, word) in head.words[tail_words.clone()].iter_mut().enumerate() {
-            *word &= !tail.masks[k];
-        }
-        let last_word = tail_words.end - 1;
-        let word = |head: &Odometer<'_>, t: usize, r: usize| {
-            if tail_words.contains(&t) {
-                head.words[t] | tail.table[(t - tail.first_word) * tail.radix + r]
-            } else {
-                head.words[t]
-            }
-        };
+        let mut candidates = Candidates::new(
+            self.job.mask.positions(),
+            &self.tail,
+            self.job.range.start + range.start,
+        );
         let mut batch = Batch::new();
         // After the word with the padding's 0x80, zeros up to the length word.
         batch.zero_from = self.job.mask.len() / 4 + 1;
         let mut second = Batch::new();
-        for (row, word) in batch.blocks.iter_mut().zip(head.words) {
-            *row = [word; BATCH];
-        }
-        // Whether the lanes' words before the tail may differ from `head`'s.
-        let mut head_changed = true;
         let mut index = range.start;
         while index < end {
+            // A short last batch repeats its last candidate; the repeats are not
+            // reported.
             let count = (end - index).min(BATCH as u64) as usize;
-            if r + BATCH <= tail.radix {
-                // The whole batch shares the head: the tail words are the head's bits
-                // ORed with sixteen consecutive table entries.
-                if head_changed {
-                    for t in 0..tail.first_word {
-                        batch.blocks[t] = [head.words[t]; BATCH];
-                    }
-                    head_changed = false;
-                }
-                for (k, t) in tail_words.clone().enumerate() {
-                    let entries = &tail.table[k * tail.radix + r..][..BATCH];
-                    for (lane, entry) in batch.blocks[t].iter_mut().zip(entries) {
-                        *lane = head.words[t] | entry;
-                    }
-                }
-                r += BATCH;
-            } else {
-                // The head steps within the batch: lane by lane. A short last batch
-                // repeats its last candidate; the repeats are not reported.
-                for j in 0..BATCH {
-                    for t in 0..=last_word {
-                        batch.blocks[t][j] = word(&head, t, r);
-                    }
-                    if j + 1 < count {
-                        r += 1;
-                        if r == tail.radix {
-                            r = 0;
-                            head.step_prefix(tail.start);
-                        }
-                    }
-                }
-                r += 1;
-                head_changed = true;
-            }
-            if r >= tail.radix {
-                r = 0;
-                head.step_prefix(tail.start);
-                head_changed = true;
-            }
+            candidates.fill(&mut batch, count);
             let sha256d = self.job.hash == PreimageHash::Sha256d;
             if self.share_bits == 0 {
                 // Word 7 of the digest rejects almost every candidate, and the lane

@@ -50,7 +50,7 @@ impl Batch {
         std::array::from_fn(|i| self.states[i][j])
     }
 
-    /// Compresses every block into its state with `imp` (see [`route`]).
+    /// Compresses every block into its state with `imp`.
     pub(crate) fn compress(&mut self, imp: Sha256dImpl) {
         self.run(imp, None);
     }
@@ -71,7 +71,7 @@ impl Batch {
                 zero_from: self.zero_from,
             });
         }
-        match route(imp) {
+        match imp {
             #[cfg(target_arch = "x86_64")]
             Sha256dImpl::ShaNi => super::shani::compress(from, states, blocks),
             #[cfg(target_arch = "aarch64")]
@@ -173,7 +173,7 @@ impl Batch {
 /// The batch entry point of `imp` if it is a lane implementation (one block per
 /// 32-bit lane, and the only kind that can stop after round 60).
 fn lanes(imp: Sha256dImpl) -> Option<fn(Op<'_>)> {
-    match route(imp) {
+    match imp {
         #[cfg(target_arch = "x86_64")]
         Sha256dImpl::Avx512 => Some(super::avx512::run),
         #[cfg(target_arch = "x86_64")]
@@ -211,12 +211,6 @@ pub(crate) fn scatter_states<const N: usize>(
             states[i][first + q] = *word;
         }
     }
-}
-
-/// The implementation a batch runs for kernels set to `imp`: `imp` itself (kept as a
-/// function so that a kernel reports the path it takes).
-pub(crate) fn route(imp: Sha256dImpl) -> Sha256dImpl {
-    imp
 }
 
 #[cfg(test)]
