@@ -9,12 +9,17 @@
 //! are constants and stay in registers). Per range, once: rounds 0-3 of the header's
 //! second block with a nonce word of zero (round 3 is the first to see the nonce,
 //! and it only adds it to A and E, so each nonce's state after round 3 is one vector
-//! add away), and every W+K, `sha256msg1` and `alignr` term that no nonce changes (of
-//! that block's padding and of the second hash's). Per nonce: 30 `sha256rnds2` for the
-//! first hash (rounds 4-63) and 30 for the second (rounds 0-59), then round 60 in
-//! scalar code: the E it makes is what H7 will be, so rounds 61-63 are skipped unless
-//! the top word could meet the target, and then [`Scan::confirm`] checks the nonce in
-//! full.
+//! add away), message words 16-19 with a nonce of zero (16 and 17 do not depend on
+//! it; 18 and 19 only add σ0(nonce) and the nonce, computed in scalar code, so those
+//! words take no schedule instructions), and every W+K, `sha256msg1` and `alignr`
+//! term that no nonce changes (of that block's padding and of the second hash's).
+//! What bounds the loop on the Intel Xeon measured (BENCHMARKS.md) is the three
+//! vector ALU ports: a `sha256rnds2` holds one for about three cycles and a
+//! `sha256msg1` for about four, so those two are what the precomputation removes.
+//! Per nonce: 30 `sha256rnds2` for the first hash (rounds 4-63) and 30 for the
+//! second (rounds 0-59), then round 60 in scalar code: the E it makes is what H7 will
+//! be, so rounds 61-63 are skipped unless the top word could meet the target, and
+//! then [`Scan::confirm`] checks the nonce in full.
 
 use super::batch::{gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
@@ -125,8 +130,6 @@ struct Fixed {
     /// is the first to see the nonce, and it only adds it to A and E, so a nonce's
     /// state after round 3 is this plus the nonce word in the lanes of A and E.
     after_round_3: State,
-    /// All ones in the lanes of A and E of the ABEF register, zeros elsewhere.
-    lanes_a_e: __m128i,
     /// Message words 0-3 with the nonce (word 3) zero, and words 4-15.
     m0: __m128i,
     m1: __m128i,
@@ -138,7 +141,13 @@ struct Fixed {
     wk3: __m128i,
     msg1_12: __m128i,
     msg1_23: __m128i,
-    align_32: __m128i,
+    /// Words 16-19 with a nonce of zero (16 and 17 do not depend on it), W+K of
+    /// rounds 16-17 in the low lanes, of rounds 18-19 with a nonce of zero in the low
+    /// lanes, and the msg1 of words 12-15 and 16-19, which depends on 16 only.
+    w16: __m128i,
+    wk16_low: __m128i,
+    wk16_high: __m128i,
+    msg1_3_16: __m128i,
     midstate: State,
     /// The second hash: its initial state, W+K of rounds 8-15 (constant padding), its
     /// padding words 8-15, their msg1, and the alignr of words 8-15 that W16 needs.
@@ -158,17 +167,18 @@ impl Fixed {
         let midstate = pack(&p.midstate);
         let mut after_round_3 = p.after_round_2;
         super::portable::round(&mut after_round_3, K[3]);
-        let ones = u32::MAX;
-        let lanes_a_e = pack(&[ones, 0, 0, 0, ones, 0, 0, 0]).0;
         let m1 = words([w[4], w[5], w[6], w[7]]);
         let m2 = words([w[8], w[9], w[10], w[11]]);
         let m3 = words([w[12], w[13], w[14], w[15]]);
         let pad2 = words([0x8000_0000, 0, 0, 0]);
         let pad3 = words([0, 0, 0, 256]);
+        let m0 = words([w[0], w[1], w[2], 0]);
+        let msg1_01 = _mm_sha256msg1_epu32(m0, m1);
+        let w16 = _mm_sha256msg2_epu32(_mm_add_epi32(msg1_01, _mm_alignr_epi8::<4>(m3, m2)), m3);
+        let wk16 = _mm_add_epi32(w16, k4(16));
         Fixed {
             after_round_3: pack(&after_round_3),
-            lanes_a_e,
-            m0: words([w[0], w[1], w[2], 0]),
+            m0,
             m1,
             m2,
             m3,
@@ -177,7 +187,10 @@ impl Fixed {
             wk3: _mm_add_epi32(m3, k4(12)),
             msg1_12: _mm_sha256msg1_epu32(m1, m2),
             msg1_23: _mm_sha256msg1_epu32(m2, m3),
-            align_32: _mm_alignr_epi8::<4>(m3, m2),
+            w16,
+            wk16_low: wk16,
+            wk16_high: _mm_shuffle_epi32::<0x0E>(wk16),
+            msg1_3_16: _mm_sha256msg1_epu32(m3, w16),
             midstate,
             iv: pack(&IV),
             pad_wk2: _mm_add_epi32(pad2, k4(8)),
@@ -190,29 +203,16 @@ impl Fixed {
     }
 }
 
-/// Rounds 16-59 (groups 4 to 14) of every stream, scheduling their message words;
-/// `align4`, `msg1_5` and `msg1_6` are the precomputed terms of groups 4, 5 and 6
-/// (see [`schedule`]).
-macro_rules! rounds_16_to_59 {
-    ($s:ident, $m:ident, $align4:expr, $msg1_5:expr, $msg1_6:expr) => {
-        rounds_16_to_59!(@group $s, $m, 0, 16, None, $align4);
-        rounds_16_to_59!(@group $s, $m, 1, 20, $msg1_5, None);
-        rounds_16_to_59!(@group $s, $m, 2, 24, $msg1_6, None);
-        rounds_16_to_59!(@group $s, $m, 3, 28, None, None);
-        rounds_16_to_59!(@group $s, $m, 0, 32, None, None);
-        rounds_16_to_59!(@group $s, $m, 1, 36, None, None);
-        rounds_16_to_59!(@group $s, $m, 2, 40, None, None);
-        rounds_16_to_59!(@group $s, $m, 3, 44, None, None);
-        rounds_16_to_59!(@group $s, $m, 0, 48, None, None);
-        rounds_16_to_59!(@group $s, $m, 1, 52, None, None);
-        rounds_16_to_59!(@group $s, $m, 2, 56, None, None);
-    };
-    (@group $s:ident, $m:ident, $slot:literal, $t:literal, $msg1:expr, $align:expr) => {
+/// Groups of four rounds of every stream, scheduling their message words: each
+/// `(slot, t, msg1, align)` is rounds t..t+4, whose words go to ring slot `slot`,
+/// with [`schedule`]'s precomputed terms.
+macro_rules! groups {
+    ($s:ident, $m:ident; $(($slot:literal, $t:literal, $msg1:expr, $align:expr))*) => {$(
         for j in 0..$s.len() {
             let w = schedule::<$slot>(&mut $m[j], $msg1, $align);
             rounds4(&mut $s[j], _mm_add_epi32(w, k4($t)));
         }
-    };
+    )*};
 }
 
 /// The scan with `N` nonces in flight: fully unrolled rounds (the message ring's
@@ -233,14 +233,21 @@ fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     while nonce < nonces.end {
         // A range's tail repeats its last nonce; the repeats are not reported twice.
         let batch: [u64; N] = std::array::from_fn(|j| (nonce + j as u64).min(nonces.end - 1));
-        let mut m = [[f.m0, f.m1, f.m2, f.m3]; N];
+        // Slot 0 (words 0-3) is only read by the schedule of words 16-19, which is
+        // done here without it; it becomes those words.
+        let mut m = [[f.w16, f.m1, f.m2, f.m3]; N];
         let mut s = [f.after_round_3; N];
+        // Per nonce n (the block's word 3): σ0(n) and n, the two nonce terms of words
+        // 18 and 19, in lanes 0 and 1.
+        let mut nonce_terms = [_mm_setzero_si128(); N];
         for j in 0..N {
             let n = (batch[j] as u32).swap_bytes();
-            m[j][0] = _mm_insert_epi32::<3>(f.m0, n as i32);
-            // Rounds 0-3 without a `sha256rnds2`: the nonce word added to A and E.
-            let nonce = _mm_and_si128(_mm_set1_epi32(n as i32), f.lanes_a_e);
-            s[j].0 = _mm_add_epi32(s[j].0, nonce);
+            let sigma0 = n.rotate_right(7) ^ n.rotate_right(18) ^ (n >> 3);
+            let x = _mm_cvtsi64_si128((u64::from(n) << 32 | u64::from(sigma0)) as i64);
+            nonce_terms[j] = x;
+            // Rounds 0-3 without a `sha256rnds2`: the nonce word added to A and E
+            // (lanes 3 and 1 of ABEF; lane 2 of `x` is zero).
+            s[j].0 = _mm_add_epi32(s[j].0, _mm_shuffle_epi32::<0x66>(x));
         }
         for j in 0..N {
             rounds4(&mut s[j], f.wk1);
@@ -251,7 +258,27 @@ fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         for j in 0..N {
             rounds4(&mut s[j], f.wk3);
         }
-        rounds_16_to_59!(s, m, Some(f.align_32), Some(f.msg1_12), Some(f.msg1_23));
+        for j in 0..N {
+            // Words 16 and 17 do not depend on the nonce; 18 and 19 add σ0(n) and n
+            // to the words they are with a nonce of zero. No schedule instructions.
+            let x = nonce_terms[j];
+            m[j][0] = _mm_add_epi32(f.w16, _mm_slli_si128::<8>(x));
+            let (abef, cdgh) = s[j];
+            let abef2 = _mm_sha256rnds2_epu32(cdgh, abef, f.wk16_low);
+            let abef4 = _mm_sha256rnds2_epu32(abef, abef2, _mm_add_epi32(x, f.wk16_high));
+            s[j] = (abef4, abef2);
+        }
+        groups!(s, m;
+            (1, 20, Some(f.msg1_12), None)
+            (2, 24, Some(f.msg1_23), None)
+            (3, 28, Some(f.msg1_3_16), None)
+            (0, 32, None, None)
+            (1, 36, None, None)
+            (2, 40, None, None)
+            (3, 44, None, None)
+            (0, 48, None, None)
+            (1, 52, None, None)
+            (2, 56, None, None));
         for j in 0..N {
             let w = schedule::<3>(&mut m[j], None, None);
             rounds4(&mut s[j], _mm_add_epi32(w, k4(60)));
@@ -278,7 +305,18 @@ fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
         for j in 0..N {
             rounds4(&mut s2[j], f.pad_wk3);
         }
-        rounds_16_to_59!(s2, v, Some(f.pad_align_32), None, Some(f.pad_msg1_23));
+        groups!(s2, v;
+            (0, 16, None, Some(f.pad_align_32))
+            (1, 20, None, None)
+            (2, 24, Some(f.pad_msg1_23), None)
+            (3, 28, None, None)
+            (0, 32, None, None)
+            (1, 36, None, None)
+            (2, 40, None, None)
+            (3, 44, None, None)
+            (0, 48, None, None)
+            (1, 52, None, None)
+            (2, 56, None, None));
         for j in 0..N {
             // Round 60 alone, in scalar code (one `sha256rnds2` fewer, the port that
             // bounds this loop): the E it makes is H at the end, so H7 is it plus the
@@ -393,7 +431,18 @@ fn compress_streams<const N: usize>(
     for j in 0..N {
         rounds4(&mut s[j], _mm_add_epi32(m[j][3], k4(12)));
     }
-    rounds_16_to_59!(s, m, None, None, None);
+    groups!(s, m;
+        (0, 16, None, None)
+        (1, 20, None, None)
+        (2, 24, None, None)
+        (3, 28, None, None)
+        (0, 32, None, None)
+        (1, 36, None, None)
+        (2, 40, None, None)
+        (3, 44, None, None)
+        (0, 48, None, None)
+        (1, 52, None, None)
+        (2, 56, None, None));
     for j in 0..N {
         let w = schedule::<3>(&mut m[j], None, None);
         rounds4(&mut s[j], _mm_add_epi32(w, k4(60)));
