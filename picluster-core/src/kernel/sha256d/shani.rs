@@ -102,6 +102,23 @@ fn rounds4(s: &mut State, wk: __m128i) {
     *s = (abef4, abef2);
 }
 
+/// The four lanes of `v`, lane 0 first, stored and loaded back: LLVM would turn
+/// a plain store and load into `pextrd`s, which need the vector ALU ports.
+#[inline(always)]
+fn lanes(v: __m128i) -> [u32; 4] {
+    let mut out = std::mem::MaybeUninit::<[u32; 4]>::uninit();
+    // SAFETY: the asm writes all 16 bytes of `out`, and nothing else.
+    unsafe {
+        std::arch::asm!(
+            "movups xmmword ptr [{out}], {v}",
+            out = in(reg) out.as_mut_ptr(),
+            v = in(xmm_reg) v,
+            options(nostack, preserves_flags),
+        );
+        out.assume_init()
+    }
+}
+
 /// Message words W[t..t+4] (t = 16, 20, ... 60) into `m[SLOT]`, where the ring `m`
 /// holds W[t-16..t) with W[t-16+4i..] in `m[(SLOT + i) % 4]`. The caller passes the
 /// terms it has precomputed because no nonce changes them: `msg1`, the
@@ -323,25 +340,15 @@ fn scan_streams<const N: usize>(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             // initial state's word 7.
             let w = schedule::<3>(&mut v[j], None, None);
             let (abef, cdgh) = s2[j];
-            let lane = |v: __m128i, i: i32| -> u32 {
-                match i {
-                    0 => _mm_cvtsi128_si32(v) as u32,
-                    1 => _mm_extract_epi32::<1>(v) as u32,
-                    _ => _mm_extract_epi32::<2>(v) as u32,
-                }
-            };
-            let (e, f_, g, h, d) = (
-                lane(abef, 1),
-                lane(abef, 0),
-                lane(cdgh, 1),
-                lane(cdgh, 0),
-                lane(cdgh, 2),
-            );
+            // The lanes go through memory: a `pextrd` takes two of the ports that
+            // bound this loop, a store and a load none.
+            let [f_, e, _, _] = lanes(abef);
+            let [h, g, d, _] = lanes(cdgh);
             let sigma1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
             let t1 = h
                 .wrapping_add(sigma1)
                 .wrapping_add((e & f_) ^ (!e & g))
-                .wrapping_add(lane(w, 0).wrapping_add(K[60]));
+                .wrapping_add((_mm_cvtsi128_si32(w) as u32).wrapping_add(K[60]));
             let h7 = d.wrapping_add(t1).wrapping_add(IV[7]);
             if h7.swap_bytes() <= top && (j == 0 || batch[j] != batch[j - 1]) {
                 scan.confirm(batch[j], hits);
