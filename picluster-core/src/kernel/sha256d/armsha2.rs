@@ -3,10 +3,13 @@
 //! `sha256su0`/`su1` extend the schedule four words at a time. Four nonces are hashed
 //! side by side so that each one's dependent chain of instructions hides the others'
 //! latency (llvm-mca's Cortex-A76 model: 268 cycles per nonce with two, about 200
-//! with four). The midstate is computed once per version; of the second block only the
-//! first four message words (with the nonce) change; the second hash's padding is
-//! constant. The four-round instructions leave no room to stop after round 60, so the
-//! top word is checked after the last round.
+//! with four). The midstate is computed once per version. Rounds 0-3 of the second
+//! block are done once per range with a nonce of zero: round 3 is the first to see
+//! the nonce and only adds it to A and E, so each nonce starts at quad 1. Message
+//! words 16 and 17 do not depend on the nonce and 18 and 19 add σ0(nonce) and the
+//! nonce, so they take no `sha256su0`/`su1`. The second hash's padding is constant.
+//! The four-round instructions leave no room to stop after round 60, so the top word
+//! is checked after the last round.
 
 use super::batch::{gather_blocks, gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
@@ -136,15 +139,33 @@ fn scan_streams(scan: &Scan<'_>, hits: &mut Vec<u64>) {
     let iv = [load(&IV[..4]), load(&IV[4..])];
     let (m1, m2, m3) = (load(&p.w[4..8]), load(&p.w[8..12]), load(&p.w[12..16]));
     let pad = [load(&[0x8000_0000, 0, 0, 0]), load(&[0, 0, 0, 256])];
+    // Rounds 0-3 of the header's block with a nonce word of zero: round 3 is the
+    // first to see the nonce, and it only adds it to A and E.
+    let mut after_round_3 = p.after_round_2;
+    super::portable::round(&mut after_round_3, K[3]);
+    let start = [load(&after_round_3[..4]), load(&after_round_3[4..])];
+    // Words 16-19 with a nonce of zero: 16 and 17 do not depend on it, 18 and 19 add
+    // σ0(nonce) and the nonce.
+    let w16 = load(&[p.w16, p.w17, p.w18_part, p.w19_part]);
     let mut base = nonces.start;
     while base < nonces.end {
         let count = (nonces.end - base).min(STREAMS as u64);
-        let words = |nonce: u64| [p.w[0], p.w[1], p.w[2], (nonce as u32).swap_bytes()];
-        let first = compress_streams!(
-            [mid; STREAMS],
-            std::array::from_fn(|j| [load(&words(base + j as u64)), m1, m2, m3]),
-            &k
-        );
+        let mut s = [start; STREAMS];
+        let mut m = [[m1, m2, m3, w16]; STREAMS];
+        for j in 0..STREAMS {
+            let n = ((base + j as u64) as u32).swap_bytes();
+            let sigma0 = n.rotate_right(7) ^ n.rotate_right(18) ^ (n >> 3);
+            let a_e = vsetq_lane_u32::<0>(n, vdupq_n_u32(0));
+            s[j] = [vaddq_u32(s[j][0], a_e), vaddq_u32(s[j][1], a_e)];
+            let terms = vcombine_u32(
+                vdup_n_u32(0),
+                vcreate_u32(u64::from(n) << 32 | u64::from(sigma0)),
+            );
+            m[j][3] = vaddq_u32(w16, terms);
+        }
+        quads!(s, m, k; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+        let first: [[uint32x4_t; 2]; STREAMS] =
+            std::array::from_fn(|j| [vaddq_u32(s[j][0], mid[0]), vaddq_u32(s[j][1], mid[1])]);
         let second = compress_streams!(
             [iv; STREAMS],
             std::array::from_fn(|j| [first[j][0], first[j][1], pad[0], pad[1]]),
