@@ -718,6 +718,16 @@ mod tests {
                 let mut hits = Vec::new();
                 job.kernel_with(imp).scan(0..job.keyspace(), &mut hits);
                 assert_eq!(hits, expected, "{} in round {round}", imp.name());
+                // In pieces of 1 to 7 nonces: every range's first and last nonce is
+                // a boundary of the kernels' batches and pipelines.
+                let mut pieces = Vec::new();
+                let (mut at, mut len) = (0, 1);
+                while at < job.keyspace() {
+                    let end = (at + len).min(job.keyspace());
+                    job.kernel_with(imp).scan(at..end, &mut pieces);
+                    (at, len) = (end, len % 7 + 1);
+                }
+                assert_eq!(pieces, expected, "{} in pieces, round {round}", imp.name());
             }
             if mask == 0 {
                 // The generic lane-wise scan on plain arrays, as on every SIMD path.
