@@ -336,7 +336,8 @@ pub struct Sha256dKernel {
 pub enum Sha256dImpl {
     /// x86-64 AVX-512F, 16 nonces per vector.
     Avx512,
-    /// x86-64 SHA extensions, two nonces interleaved.
+    /// x86-64 SHA extensions, two hashes in flight (the second hash of one nonce beside
+    /// the first of the next).
     ShaNi,
     /// x86-64 AVX2, 8 nonces per vector.
     Avx2,
