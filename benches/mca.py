@@ -136,7 +136,7 @@ def main():
     kernels = [
         # name, asm, symbol, triple, nonces per batch, inner loop trip counts
         ("neon (aarch64, 4 lanes)", a64, "neon5scan4", "aarch64", 4, []),
-        ("armsha2 (aarch64, 4 nonces)", a64, "armsha212scan_streams", "aarch64", 4, []),
+        ("armsha2 (aarch64, pipeline)", a64, "armsha214scan_pipelined", "aarch64", 2, []),
         ("neon32 (armv7, 4 lanes)", a32, "neon329compress4", "armv7", 4, [48, 8]),
     ]
     for name, path, symbol, triple, per_batch, inner in kernels:
