@@ -190,19 +190,25 @@ fn scan_pipelined(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             ]
         })
     };
-    let (mut s1, mut r1) = begin(nonces.start);
-    quads!(s1, r1, k; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    let mut next = digest(s1);
-    let mut base = nonces.start;
-    while base < nonces.end {
-        let count = (nonces.end - base).min(HALF as u64);
-        // The step's last nonces may lie past the range; their hashes are dropped.
-        let (mut s1, mut r1) = begin(base.wrapping_add(HALF as u64));
+    // Step i hashes the HALF nonces from `start + HALF * i` to the end of their
+    // first hash and the HALF before them to the end of their second, so there is
+    // one step more than the range needs: the first step's second hashes (of no
+    // nonces) and the first hashes of nonces past the range are dropped.
+    let mut next = [[vdupq_n_u32(0), vdupq_n_u32(0), pad[0], pad[1]]; HALF];
+    let steps = (nonces.end - nonces.start).div_ceil(HALF as u64);
+    for i in 0..steps + 1 {
+        let first = nonces.start.wrapping_add(i * HALF as u64);
+        let (mut s1, mut r1) = begin(first);
         let mut s2 = [iv; HALF];
         let mut r2 = next;
         quads!(s2, r2, k; 0);
         both_quads!(s1, r1, s2, r2, k; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
         next = digest(s1);
+        if i == 0 {
+            continue;
+        }
+        let base = nonces.start + (i - 1) * HALF as u64;
+        let count = (nonces.end - base).min(HALF as u64);
         for (lane, state) in s2.iter().enumerate().take(count as usize) {
             // H7, the top of the hash read as a little-endian number, byte-swapped.
             let high = vgetq_lane_u32::<3>(vaddq_u32(state[1], iv[1])).swap_bytes();
@@ -210,7 +216,6 @@ fn scan_pipelined(scan: &Scan<'_>, hits: &mut Vec<u64>) {
                 scan.confirm(base + lane as u64, hits);
             }
         }
-        base += HALF as u64;
     }
 }
 

@@ -287,29 +287,13 @@ fn scan_pipelined(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             _mm_add_epi32(s.1, f.midstate.1),
         )
     };
-    // The prologue: the whole first hash of the range's first nonce.
-    let (s1, m, x) = start(nonces.start);
-    let (mut s1, mut m) = ([s1], [m]);
-    rounds4(&mut s1[0], f.wk1);
-    rounds4(&mut s1[0], f.wk2);
-    rounds4(&mut s1[0], f.wk3);
-    rounds2_16(&mut s1[0], x, &f);
-    groups!(s1, m;
-        (1, 20, Some(f.msg1_12), None)
-        (2, 24, Some(f.msg1_23), None)
-        (3, 28, Some(f.msg1_3_16), None)
-        (0, 32, None, None)
-        (1, 36, None, None)
-        (2, 40, None, None)
-        (3, 44, None, None)
-        (0, 48, None, None)
-        (1, 52, None, None)
-        (2, 56, None, None)
-        (3, 60, None, None));
-    let mut digest = finish(s1[0]);
-    for nonce in nonces.clone() {
-        // The last nonce's step also hashes a nonce past the range; it is dropped.
-        let (mut s1, mut m, x) = start(nonce.wrapping_add(1));
+    // Step i hashes nonce `start + i` to the end of its first hash and nonce
+    // `start + i - 1` to round 60 of its second, so one step more than the range has
+    // nonces: the first step's second hash (of no nonce) and the last step's first
+    // hash (of the nonce past the range) are dropped.
+    let mut digest = (_mm_setzero_si128(), _mm_setzero_si128());
+    for i in 0..nonces.end - nonces.start + 1 {
+        let (mut s1, mut m, x) = start(nonces.start.wrapping_add(i));
         let (dcba, hgfe) = digest;
         let mut v = [dcba, hgfe, f.pad2, f.pad3];
         let mut s2 = f.iv;
@@ -348,8 +332,8 @@ fn scan_pipelined(scan: &Scan<'_>, hits: &mut Vec<u64>) {
             .wrapping_add((e & f_) ^ (!e & g))
             .wrapping_add((_mm_cvtsi128_si32(w) as u32).wrapping_add(K[60]));
         let h7 = d.wrapping_add(t1).wrapping_add(IV[7]);
-        if h7.swap_bytes() <= top {
-            scan.confirm(nonce, hits);
+        if h7.swap_bytes() <= top && i > 0 {
+            scan.confirm(nonces.start + i - 1, hits);
         }
     }
 }
