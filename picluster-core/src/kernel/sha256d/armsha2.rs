@@ -4,7 +4,7 @@
 //! pipeline: each step runs the second hashes of two nonces side by side with the
 //! first hashes of the next two, so four dependent chains hide each other's latency
 //! and never all wait at a hash's start (llvm-mca's Cortex-A76 model: 233 cycles per
-//! nonce with four nonces hashed in step, 214 as a pipeline). The midstate is
+//! nonce with four nonces hashed in step, 217 as a pipeline). The midstate is
 //! computed once per version. Rounds 0-3 of the second block are done once per range
 //! with a nonce of zero: round 3 is the first to see the nonce and only adds it to A
 //! and E, so each nonce starts at quad 1. Message words 16 and 17 do not depend on
