@@ -124,6 +124,7 @@ struct Scenario {
     drops: Vec<(u64, usize)>,
 }
 
+#[derive(Debug)]
 struct Outcome {
     reports: BTreeMap<JobId, (JobReport, u64)>,
     submitted_at: BTreeMap<JobId, u64>,
@@ -1157,6 +1158,14 @@ fn check_with(
         }
     }
     (None, steals, lost)
+}
+
+/// Everything one seed's run produced (every report, with its times, and the run's
+/// counters), as text: a redesign that changes no behaviour leaves it byte for byte
+/// the same (`cargo bench --bench sim_fingerprint`).
+pub fn fingerprint(seed: u64, faults: bool, coordinator_crashes: bool) -> String {
+    let (_, outcome) = run(seed, faults, coordinator_crashes);
+    format!("{outcome:?}")
 }
 
 /// The seeds to run: `PICLUSTER_SIM_SEED` alone when set, else 0..1000.
