@@ -4,8 +4,39 @@
 //! reconnects keeps its series; labels are the worker's name and the job's kind, never
 //! a job id.
 
+use super::journal::UnixMillis;
+use super::report::{self, Reporter};
+use super::tables::Tables;
+use crate::ids::JobId;
 use crate::wire::{JobState, WorkerState};
 use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Counters for what the coordinator noticed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Reports naming a lease that had expired, been revoked or completed.
+    pub stale_reports: u64,
+    /// Leases taken back from silent workers.
+    pub expired_leases: u64,
+    /// Leases taken back because their worker disconnected.
+    pub lost_leases: u64,
+    /// Connections closed for breaking the protocol or claiming false solutions.
+    pub violations: u64,
+    /// Ranges stolen from one worker's lease for another.
+    pub steals: u64,
+    /// Connections cut off because they did not read what they were sent.
+    pub backlogged: u64,
+    /// Leases a reconnected worker claimed and kept (after a restart or a lost
+    /// connection).
+    pub adopted_leases: u64,
+    /// Leases taken back because their worker did not honour a trim: no answer
+    /// within the lease timeout, or an answer that kept more than it could have
+    /// begun.
+    pub unhonoured_trims: u64,
+    /// Shares verified.
+    pub shares: u64,
+}
 
 /// Cumulative counts for one worker name (this coordinator run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,7 +96,7 @@ pub struct MetricsSnapshot {
     /// Connected peers by role: `worker`, `client` (admins included), `joining`.
     pub connections: BTreeMap<&'static str, u64>,
     /// The coordinator's own counters.
-    pub stats: super::CoordinatorStats,
+    pub stats: CoordinatorStats,
     /// Jobs submitted this run.
     pub submitted: u64,
 }
@@ -79,4 +110,90 @@ impl MetricsSnapshot {
         JobState::Cancelled,
         JobState::Failed,
     ];
+}
+
+/// The metrics at `now`: every worker name seen this run with its state, rate and
+/// totals; jobs by state; live jobs' progress by kind; connected peers by role; the
+/// coordinator's counters.
+pub(super) fn snapshot(
+    t: &Tables,
+    totals: &BTreeMap<String, WorkerTotals>,
+    stats: CoordinatorStats,
+    submitted: u64,
+    clock: (Instant, UnixMillis),
+    now: Instant,
+) -> MetricsSnapshot {
+    let status = Reporter::new(t, now, clock).workers_status();
+    let kinds: BTreeMap<JobId, String> = t
+        .jobs
+        .live()
+        .map(|(id, job)| (id, report::kind_name(job)))
+        .collect();
+    let mut workers: BTreeMap<String, WorkerMetrics> = BTreeMap::new();
+    for w in &status {
+        let kind = w
+            .jobs
+            .first()
+            .and_then(|j| kinds.get(j))
+            .cloned()
+            .unwrap_or_else(|| "sha256d".to_string());
+        workers.insert(
+            w.name.clone(),
+            WorkerMetrics {
+                name: w.name.clone(),
+                state: (w.worker.0 != 0).then_some(w.state),
+                rate: w.rate_hps as f64,
+                kind,
+                threads: w.threads,
+                totals: totals.get(&w.name).copied().unwrap_or_default(),
+            },
+        );
+    }
+    for (name, totals) in totals {
+        workers
+            .entry(name.clone())
+            .or_insert_with(|| WorkerMetrics {
+                name: name.clone(),
+                state: None,
+                rate: 0.0,
+                kind: "sha256d".to_string(),
+                threads: 0,
+                totals: *totals,
+            });
+    }
+    let mut jobs: BTreeMap<&'static str, u64> = MetricsSnapshot::JOB_STATES
+        .iter()
+        .map(|s| (s.as_str(), 0))
+        .collect();
+    // The built-in kinds always have a series (0 when none is live).
+    let mut progress: BTreeMap<String, KindProgress> = ["sha256d", "hashcash", "preimage"]
+        .into_iter()
+        .map(|k| (k.to_string(), KindProgress::default()))
+        .collect();
+    for (id, job) in t.jobs.all() {
+        *jobs.entry(job.record.state.as_str()).or_default() += 1;
+        if let Some(kind) = kinds.get(&id) {
+            let p = progress.entry(kind.clone()).or_default();
+            p.done += job.record.hashes;
+            p.total += job.record.keyspace;
+        }
+    }
+    let greeted = t
+        .workers
+        .iter()
+        .filter(|(_, w)| w.hello().is_some())
+        .count() as u64;
+    let connections = BTreeMap::from([
+        ("worker", greeted),
+        ("client", t.conns.clients() as u64),
+        ("joining", t.conns.joining() as u64),
+    ]);
+    MetricsSnapshot {
+        workers: workers.into_values().collect(),
+        jobs,
+        progress,
+        connections,
+        stats,
+        submitted,
+    }
 }

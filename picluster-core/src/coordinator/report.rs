@@ -5,12 +5,13 @@
 use super::jobs::{Job, JobTable};
 use super::journal::UnixMillis;
 use super::leases::LeaseTable;
+use super::tables::Tables;
 use super::workers::WorkerTable;
 use crate::ids::{JobId, WorkerId};
 use crate::job::SearchMode;
 use crate::wire::{
-    Contribution, JobDetail, JobProgress, JobReport, JobState, JobSummary, JobTimes, JobWorker,
-    WorkerState, WorkerStatus, MAX_LISTED_SOLUTIONS,
+    ClusterStatus, Contribution, JobDetail, JobProgress, JobReport, JobState, JobSummary, JobTimes,
+    JobWorker, WorkerState, WorkerStatus, MAX_LISTED_JOBS, MAX_LISTED_SOLUTIONS,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -86,7 +87,49 @@ fn finders(
         .collect()
 }
 
-impl Reporter<'_> {
+impl<'a> Reporter<'a> {
+    /// A reporter over the tables at `now`, dating with the wall clock anchored at
+    /// `clock`.
+    pub(super) fn new(t: &'a Tables, now: Instant, clock: (Instant, UnixMillis)) -> Reporter<'a> {
+        Reporter {
+            now,
+            clock,
+            workers: &t.workers,
+            jobs: &t.jobs,
+            leases: &t.leases,
+        }
+    }
+
+    /// The jobs kept, by id: every live one, then the newest finished ones, up to
+    /// [`MAX_LISTED_JOBS`] in all.
+    pub(super) fn listing(&self) -> Vec<JobSummary> {
+        let mut listed: Vec<JobSummary> = self
+            .jobs
+            .live()
+            .take(MAX_LISTED_JOBS)
+            .map(|(id, job)| self.summary(id, job))
+            .collect();
+        let room = MAX_LISTED_JOBS - listed.len();
+        listed.extend(
+            self.jobs
+                .all()
+                .rev()
+                .filter(|(_, job)| job.record.state.is_final())
+                .take(room)
+                .map(|(id, job)| self.summary(id, job)),
+        );
+        listed.sort_by_key(|s| s.progress.job);
+        listed
+    }
+
+    /// Connected workers (by name) and the jobs kept.
+    pub(super) fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            workers: self.workers_status(),
+            jobs: self.listing(),
+        }
+    }
+
     fn unix_ms(&self, t: Instant) -> UnixMillis {
         wall_clock(self.clock, t)
     }

@@ -224,10 +224,6 @@ impl WorkerTable {
         Some(worker)
     }
 
-    pub(super) fn contains(&self, conn: ConnId) -> bool {
-        self.workers.contains_key(&conn)
-    }
-
     /// Notes a renewal by `conn`'s worker; `false` if it had one on this connection.
     pub(super) fn note_renewal(&mut self, conn: ConnId) -> bool {
         self.workers

@@ -1,0 +1,295 @@
+//! Lease accounting over the job, lease and worker tables: handing a range out
+//! ([`assign`]), moving a lease forward ([`advance`], which commits the indices in
+//! between), ending it ([`finish`]), returning what it had not reached to the queue
+//! ([`requeue`], [`take_back`], [`expire_silent`]), and whose a reported lease is
+//! ([`own_lease`]). These are the primitives: they return what happened
+//! ([`Advanced`], the job a finished lease completed) and leave the verdicts (shares,
+//! the job's end) to their callers in `verify` and `lifecycle`.
+
+use super::effects::Effects;
+use super::leases::Lease;
+use super::tables::Tables;
+use super::violation::ProtocolViolation;
+use crate::ids::{ConnId, JobId, LeaseId};
+use crate::wire::{Assign, CoordToWorker, JobState, Stop};
+use std::ops::Range;
+use std::time::Instant;
+
+use super::transmit::Transmit;
+
+/// A lease moved forward and its worker is connected: what verification judges.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Advanced {
+    /// The worker's connection.
+    pub(super) worker: ConnId,
+    /// Indices newly committed.
+    pub(super) delta: u64,
+    /// The share target the lease was handed out at (`None`: no shares).
+    pub(super) share_bits: Option<u8>,
+}
+
+/// Creates a lease of `range` of `job_id` for worker `conn` and sends it.
+pub(super) fn assign(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    conn: ConnId,
+    job_id: JobId,
+    range: Range<u64>,
+) {
+    let Some(job) = t.jobs.get_mut(job_id) else {
+        return;
+    };
+    let lease = t.leases.create(now, job_id, conn, range.clone());
+    job.record.state = JobState::Running;
+    job.session.leases.insert(lease);
+    let name = t
+        .workers
+        .get(conn)
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
+    if job.session.started.is_none() {
+        job.session.started = Some(now);
+        tracing::info!(job = %job_id, worker = %name, "job started");
+    }
+    *job.session.chunks_by.entry(name.clone()).or_default() += 1;
+    fx.totals(&name).chunks += 1;
+    let assign = Assign {
+        lease,
+        job: job_id,
+        work: job.session.work.clone(),
+        start: range.start,
+        end: range.end,
+    };
+    let exempt = job.session.kernel.is_none();
+    let sharing = job
+        .session
+        .kernel
+        .as_ref()
+        .is_some_and(|k| k.digest(range.start).is_some());
+    let share_bits = t
+        .workers
+        .get(conn)
+        .and_then(|w| w.shares.as_ref())
+        .filter(|_| sharing)
+        .map(|s| s.bits);
+    if let Some(l) = t.leases.get_mut(lease) {
+        l.share_bits = share_bits;
+    }
+    if t.workers.add_lease(conn, lease, now, exempt) {
+        // An idle worker owes no reports: its job's rate sample leaves out the
+        // idle time.
+        if let Some(w) = t.workers.worker_mut(conn) {
+            w.restart_sample(job_id, now);
+        }
+    }
+    fx.push(Transmit::ToWorker(conn, CoordToWorker::Assign(assign)));
+}
+
+/// Moves a lease's position forward, committing the indices in between. `None` if
+/// the lease or its worker is gone (nothing to judge).
+pub(super) fn advance(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    lease_id: LeaseId,
+    position: u64,
+) -> Result<Option<Advanced>, ProtocolViolation> {
+    let Some(lease) = t.leases.get_mut(lease_id) else {
+        return Ok(None);
+    };
+    if position < lease.position || position > lease.end {
+        return Err(ProtocolViolation::PositionOutside {
+            lease: lease_id,
+            position,
+            start: lease.position,
+            end: lease.end,
+        });
+    }
+    let delta = position - lease.position;
+    let since = lease.reported_at;
+    lease.position = position;
+    lease.reported_at = now;
+    let (job_id, conn, share_bits) = (lease.job, lease.worker, lease.share_bits);
+    let committed = position - delta..position;
+    if delta > 0 {
+        t.workers.moved(conn, now);
+    }
+    let Some(worker) = t.workers.worker_mut(conn) else {
+        return Ok(None);
+    };
+    worker.record_progress(job_id, delta, since, now);
+    let name = worker.name.clone();
+    fx.totals(&name).indices += delta;
+    if let Some(job) = t.jobs.get_mut(job_id) {
+        job.record.hashes += delta;
+        if delta > 0 {
+            job.record.note_committed(&name, committed);
+        }
+        *job.record.contributions.entry(name).or_default() += delta;
+        job.session.dirty = true;
+        // In a job's tail, fresh positions may make a steal worth it.
+        fx.schedule |= job.record.pending.is_empty();
+        fx.mark_dirty(now, job_id);
+    }
+    Ok(Some(Advanced {
+        worker: conn,
+        delta,
+        share_bits,
+    }))
+}
+
+/// A lease reached its end: it leaves the tables and its worker moves on to its next
+/// lease. Returns the lease's job if that was its last searched range (the caller
+/// completes it).
+pub(super) fn finish(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    lease_id: LeaseId,
+) -> Option<JobId> {
+    let lease = detach(t, lease_id)?;
+    t.workers.moved(lease.worker, now);
+    // The worker moves straight on to its next lease: that one's clock starts now,
+    // and so does its job's rate sample if the worker was on another job.
+    let next = t
+        .workers
+        .get(lease.worker)
+        .and_then(|w| w.leases().first().copied());
+    if let Some(next) = next.and_then(|id| t.leases.get_mut(id)) {
+        next.reported_at = now;
+        let next_job = next.job;
+        if next_job != lease.job {
+            if let Some(w) = t.workers.worker_mut(lease.worker) {
+                w.restart_sample(next_job, now);
+            }
+        }
+    }
+    fx.schedule = true;
+    let job = t.jobs.get(lease.job)?;
+    (!job.record.state.is_final() && job.searched_all()).then(|| {
+        debug_assert_eq!(job.record.hashes, job.record.keyspace);
+        lease.job
+    })
+}
+
+/// Takes back a lease whose worker did not honour a trim: the unsearched part
+/// returns to the queue (the thief, idle, gets it at once) and the worker is told
+/// to stop.
+pub(super) fn take_back(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId) {
+    let Some(owner) = t.leases.get(lease_id).map(|l| l.worker) else {
+        return;
+    };
+    let name = t
+        .workers
+        .get(owner)
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
+    tracing::warn!(worker = %name, lease = %lease_id, "lease taken back: its worker did not honour a trim");
+    fx.stats.unhonoured_trims += 1;
+    requeue(t, fx, lease_id);
+    fx.push(Transmit::ToWorker(
+        owner,
+        CoordToWorker::Stop(Stop { lease: lease_id }),
+    ));
+}
+
+/// Removes a lease from the lease table, its worker and its job.
+pub(super) fn detach(t: &mut Tables, lease_id: LeaseId) -> Option<Lease> {
+    let lease = t.leases.remove(lease_id)?;
+    t.workers.remove_lease(lease.worker, lease_id);
+    if let Some(job) = t.jobs.get_mut(lease.job) {
+        job.session.leases.remove(&lease_id);
+    }
+    Some(lease)
+}
+
+/// Returns the unsearched part of a lease to its job's queue.
+pub(super) fn requeue(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId) {
+    let Some(lease) = detach(t, lease_id) else {
+        return;
+    };
+    if let Some(job) = t.jobs.get_mut(lease.job) {
+        if !job.record.state.is_final() && lease.position < lease.end {
+            job.record.requeue(lease.position..lease.end);
+            job.session.reassigned += 1;
+        }
+    }
+    fx.schedule = true;
+}
+
+/// Takes every lease back from workers that fell silent by `now` (their lease
+/// deadline passed) and tells them to stop, in case they are alive but cut off.
+pub(super) fn expire_silent(t: &mut Tables, fx: &mut Effects, now: Instant) {
+    for conn in t.workers.silent(now) {
+        let expired = t.workers.expire(conn);
+        if let Some(w) = t.workers.get(conn) {
+            tracing::info!(worker = %w.name, leases_reclaimed = expired.len(), "worker unresponsive: its chunks go to others");
+            fx.totals(&w.name).expired += expired.len() as u64;
+        }
+        for lease in expired {
+            if let Some(l) = t.leases.get(lease) {
+                tracing::info!(job = %l.job, lease = %lease, position = l.position, end = l.end, "lease reclaimed");
+            }
+            fx.stats.expired_leases += 1;
+            requeue(t, fx, lease);
+            fx.push(Transmit::ToWorker(
+                conn,
+                CoordToWorker::Stop(Stop { lease }),
+            ));
+        }
+        fx.schedule = true;
+    }
+}
+
+/// The lease if it is live and `conn`'s; `None` if stale (counted); a violation if
+/// it belongs to someone else.
+pub(super) fn own_lease<'t>(
+    t: &'t Tables,
+    fx: &mut Effects,
+    conn: ConnId,
+    lease: LeaseId,
+) -> Result<Option<&'t Lease>, ProtocolViolation> {
+    match t.leases.get(lease) {
+        None => {
+            fx.stats.stale_reports += 1;
+            Ok(None)
+        }
+        Some(l) if l.worker != conn => Err(ProtocolViolation::NotYourLease(lease)),
+        Some(l) => Ok(Some(l)),
+    }
+}
+
+/// Like [`own_lease`], for a release or a trim's answer: one for a lease already
+/// taken back is how a worker acknowledges `Stop`, not a stale report.
+pub(super) fn released_lease(
+    t: &Tables,
+    conn: ConnId,
+    lease: LeaseId,
+) -> Result<Option<&Lease>, ProtocolViolation> {
+    match t.leases.get(lease) {
+        None => Ok(None),
+        Some(l) if l.worker != conn => Err(ProtocolViolation::NotYourLease(lease)),
+        Some(l) => Ok(Some(l)),
+    }
+}
+
+/// A custom job's indices are committed only with their result (`Output`): a
+/// `Progress` or `Released` for one may not move the lease forward.
+pub(super) fn check_output_free(
+    t: &Tables,
+    lease_id: LeaseId,
+    position: u64,
+) -> Result<(), ProtocolViolation> {
+    let Some(lease) = t.leases.get(lease_id) else {
+        return Ok(());
+    };
+    let custom = t
+        .jobs
+        .get(lease.job)
+        .is_some_and(|j| j.session.kernel.is_none());
+    if custom && position > lease.position {
+        return Err(ProtocolViolation::AdvancedWithoutOutput(lease_id));
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Peers arriving and leaving, over the connection, worker and credential tables: a
+//! handshake sorts a connection into its state (refused if revoked, quarantined or
+//! the coordinator's own certificate; clashing if its worker name is connected), a
+//! disconnection or a cut-off forgets it, and a departing worker's leases return to
+//! the queue from their last reported position.
+
+use super::conns::Conn;
+use super::effects::Effects;
+use super::journal::Record;
+use super::leasing;
+use super::tables::Tables;
+use super::transmit::Transmit;
+use super::violation::CloseReason;
+use crate::identity::{PeerIdentity, Role};
+use crate::ids::ConnId;
+use std::time::Instant;
+
+/// A peer completed the TLS handshake with a certificate for `identity`.
+pub(super) fn connected(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    conn: ConnId,
+    identity: PeerIdentity,
+) {
+    if t.credentials.is_revoked(&identity) {
+        fx.stats.violations += 1;
+        fx.push(Transmit::Close(conn, CloseReason::Revoked(identity.name)));
+        return;
+    }
+    if identity.role != Role::Coordinator {
+        t.credentials.connected(conn, identity.clone());
+        if t.credentials.enroll(&identity.name, identity.role) {
+            fx.record(Record::Enrolled(identity.name.clone(), identity.role));
+        }
+    }
+    match identity.role {
+        Role::Worker => {
+            if t.workers.is_quarantined(&identity.name) {
+                fx.stats.violations += 1;
+                fx.push(Transmit::Close(
+                    conn,
+                    CloseReason::QuarantinedName(identity.name),
+                ));
+            } else if t.workers.named(&identity.name).is_some() {
+                t.conns.insert(conn, Conn::Clashing(identity.name));
+            } else {
+                add_worker(t, conn, identity.name, now);
+            }
+        }
+        Role::Client | Role::Admin => {
+            t.conns
+                .insert_client(conn, identity.name, identity.role == Role::Admin);
+        }
+        Role::Coordinator => {
+            fx.stats.violations += 1;
+            fx.push(Transmit::Close(conn, CloseReason::CoordinatorCertificate));
+        }
+    }
+}
+
+/// A worker connection enters the worker table (not yet greeted).
+pub(super) fn add_worker(t: &mut Tables, conn: ConnId, name: String, now: Instant) {
+    t.workers.insert(conn, name, now);
+    t.conns.insert(conn, Conn::Worker);
+}
+
+/// A connection ended (closed by either side, or lost).
+pub(super) fn disconnected(t: &mut Tables, fx: &mut Effects, conn: ConnId) {
+    t.credentials.disconnected(conn);
+    forget_peer(t, fx, conn);
+}
+
+/// Closes a worker or client connection with `reason` and forgets it (a client's
+/// close waits behind its replies; a worker's leases return to the queue).
+pub(super) fn drop_peer(t: &mut Tables, fx: &mut Effects, conn: ConnId, reason: CloseReason) {
+    if t.conns.is_client(conn) {
+        fx.reply(&t.jobs, Transmit::Close(conn, reason));
+    } else if t.conns.is_peer(conn) {
+        fx.push(Transmit::Close(conn, reason));
+    } else {
+        return;
+    }
+    forget_peer(t, fx, conn);
+}
+
+/// Forgets a connection: a worker's leases return to the queue, a client leaves
+/// the watchers of the jobs it watched.
+fn forget_peer(t: &mut Tables, fx: &mut Effects, conn: ConnId) {
+    match t.conns.remove(conn) {
+        Some(Conn::Worker) => {
+            let Some(w) = t.workers.remove(conn) else {
+                return;
+            };
+            if w.hello().is_some() {
+                tracing::info!(worker = %w.name, leases_requeued = w.leases().len(), indices = w.hashes, "worker left");
+                fx.totals(&w.name).lost += w.leases().len() as u64;
+            }
+            for lease in w.leases().iter().copied() {
+                fx.stats.lost_leases += 1;
+                leasing::requeue(t, fx, lease);
+            }
+        }
+        Some(Conn::Client(client)) => {
+            for job in client.watching {
+                if let Some(j) = t.jobs.get_mut(job) {
+                    j.session.watchers.remove(&conn);
+                }
+            }
+        }
+        Some(Conn::Joining { .. } | Conn::Clashing(_)) | None => {}
+    }
+}
