@@ -5,12 +5,14 @@
 //! after.
 //!
 //! `cargo bench --bench sim_fingerprint > after.txt` (about a minute on two cores);
-//! `PICLUSTER_SIM_SEED=N` runs one seed.
+//! `PICLUSTER_SIM_SEED=N` runs one seed; `PICLUSTER_SIM_FULL=1` prints each outcome
+//! whole instead of its hash, to see what a change changed.
 
 use picluster_suite::sim;
 use sha2::{Digest, Sha256};
 
 fn main() {
+    let full = std::env::var("PICLUSTER_SIM_FULL").is_ok();
     let mut all = Sha256::new();
     for seed in sim::seeds() {
         for (mode, faults, crashes) in [
@@ -21,7 +23,11 @@ fn main() {
             let line = sim::fingerprint(seed, faults, crashes);
             let digest = Sha256::digest(line.as_bytes());
             all.update(digest);
-            println!("{seed} {mode} {}", picluster_core::hex::encode(&digest));
+            if full {
+                println!("{seed} {mode} {line}");
+            } else {
+                println!("{seed} {mode} {}", picluster_core::hex::encode(&digest));
+            }
         }
     }
     println!(
