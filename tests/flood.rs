@@ -252,7 +252,7 @@ async fn flood() {
 
     let ca: rustls_pki_types::CertificateDer<'static> =
         rustls_pki_types::pem::PemObject::from_pem_slice(admin.ca.as_bytes()).unwrap();
-    let pin = picluster_core::net::spki_sha256(&ca).unwrap();
+    let pin = picluster_core::trust::spki_sha256(&ca).unwrap();
     let stop_file = tmp.path().join("stop-flood");
     let spec = format!(
         "127.0.0.1:{port}|{}|{}",

@@ -951,7 +951,7 @@ async fn no_certificate_gets_only_a_join() {
     let ca: rustls_pki_types::CertificateDer<'static> =
         rustls_pki_types::pem::PemObject::from_pem_slice(cluster.ca().cert_pem().as_bytes())
             .unwrap();
-    let pin = picluster_core::net::spki_sha256(&ca).unwrap();
+    let pin = picluster_core::trust::spki_sha256(&ca).unwrap();
     let (config, _) = picluster_core::net::join_config(pin).unwrap();
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let conn = endpoint

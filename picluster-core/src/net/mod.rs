@@ -17,9 +17,7 @@ mod frames;
 mod tls;
 
 pub use frames::{FrameReader, FrameWriter};
-pub use tls::{
-    cert_pem, client_config, join_config, peer_identity, server_config, spki_sha256, PinnedCa,
-};
+pub use tls::{cert_pem, client_config, join_config, peer_identity, server_config, PinnedCa};
 
 use crate::trust::{Bundle, CertificateError, ClusterError};
 use crate::wire::{CloseCode, FrameError};

@@ -171,12 +171,6 @@ impl PinnedCa {
     }
 }
 
-/// SHA-256 of a certificate's SubjectPublicKeyInfo.
-pub fn spki_sha256(cert: &[u8]) -> Option<[u8; 32]> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
-    Some(<sha2::Sha256 as sha2::Digest>::digest(parsed.tbs_certificate.subject_pki.raw).into())
-}
-
 impl rustls::client::danger::ServerCertVerifier for PinnedCa {
     fn verify_server_cert(
         &self,
@@ -188,7 +182,7 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCa {
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         let Some(ca) = intermediates
             .iter()
-            .find(|c| spki_sha256(c).is_some_and(|pin| pin == self.pin))
+            .find(|c| crate::trust::spki_sha256(c).is_some_and(|pin| pin == self.pin))
         else {
             *crate::sync::lock(&self.outcome) = Some(Err(()));
             return Err(rustls::Error::General(

@@ -322,7 +322,7 @@ pub fn new_join_token(bundle: &Bundle) -> Result<crate::token::JoinToken, Cluste
     use rustls_pki_types::pem::PemObject;
     let ca = rustls_pki_types::CertificateDer::from_pem_slice(bundle.ca.as_bytes())
         .map_err(|_| ClusterError::BadRequest("the bundle's CA certificate is not PEM".into()))?;
-    let pin = crate::net::spki_sha256(&ca).ok_or_else(|| {
+    let pin = super::cert::spki_sha256(&ca).ok_or_else(|| {
         ClusterError::BadRequest("the bundle's CA certificate does not parse".into())
     })?;
     let mut id = [0u8; TOKEN_ID_LEN];

@@ -72,3 +72,10 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, Certificat
         expires_ms: ms(validity.not_after),
     })
 }
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo: the pin a join token carries
+/// for the cluster CA. `None` if `cert` is not a certificate.
+pub fn spki_sha256(cert: &[u8]) -> Option<[u8; 32]> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(<sha2::Sha256 as sha2::Digest>::digest(parsed.tbs_certificate.subject_pki.raw).into())
+}

@@ -13,7 +13,8 @@
 //! - `ca`: the CA, issuing certificates ([`ClusterCa`], [`Credential`]).
 //! - `bundle`: worker and client bundles ([`Bundle`]).
 //! - `dir`: the cluster directory ([`ClusterDir`], [`ClusterConfig`]).
-//! - `cert`: a peer's identity from its certificate ([`identity_of`]).
+//! - `cert`: a peer's identity from its certificate ([`identity_of`]), a
+//!   certificate's key pin ([`spki_sha256`]).
 //! - `files`: private files written once, with their mode from the start.
 
 mod bundle;
@@ -27,7 +28,7 @@ pub use ca::{
     make_request, new_join_token, verify_request, ClusterCa, Credential, Lifetimes, Validity,
     MAX_REQUEST_LEN,
 };
-pub use cert::{identity_of, CertificateError};
+pub use cert::{identity_of, spki_sha256, CertificateError};
 pub use dir::{ClusterConfig, ClusterDir, ADMIN_BUNDLE};
 
 use std::net::{IpAddr, SocketAddr};
