@@ -739,7 +739,7 @@ fn run_with(
     let coord = match &journal {
         Some(j) => Coordinator::recover(j.config.clone(), Snapshot::default(), base, T0_MS)
             .expect("an empty store recovers"),
-        None => Coordinator::new(config),
+        None => Coordinator::new(config, base),
     };
     let mut sim = Sim {
         now: 0,

@@ -20,9 +20,10 @@ const CLIENT: ConnId = ConnId(100);
 
 impl Harness {
     fn new(config: CoordinatorConfig) -> Harness {
+        let now = Instant::now();
         let mut h = Harness {
-            core: Coordinator::new(config),
-            now: Instant::now(),
+            core: Coordinator::new(config, now),
+            now,
         };
         h.core
             .handle_connected(h.now, CLIENT, PeerIdentity::new(Role::Admin, "admin"));

@@ -210,12 +210,15 @@ fn fuzz_every_worker_message_into_the_coordinator() {
     );
     runner()
         .run(&strategy, |(script, shares)| {
-            let mut core = Coordinator::new(CoordinatorConfig {
-                min_chunk: 1 << 12,
-                max_chunk: 1 << 14,
-                ..CoordinatorConfig::default()
-            });
             let mut now = Instant::now();
+            let mut core = Coordinator::new(
+                CoordinatorConfig {
+                    min_chunk: 1 << 12,
+                    max_chunk: 1 << 14,
+                    ..CoordinatorConfig::default()
+                },
+                now,
+            );
             let client = ConnId(100);
             core.handle_connected(now, client, PeerIdentity::new(Role::Admin, "a"));
             let client_says = |core: &mut Coordinator, now, m| {
@@ -356,8 +359,8 @@ fn fuzz_join_requests_into_the_coordinator() {
     );
     runner()
         .run(&strategy, |joins| {
-            let mut core = Coordinator::new(CoordinatorConfig::default());
             let now = Instant::now();
+            let mut core = Coordinator::new(CoordinatorConfig::default(), now);
             let admin = ConnId(100);
             core.handle_connected(now, admin, PeerIdentity::new(Role::Admin, "admin"));
             core.handle_inbound(

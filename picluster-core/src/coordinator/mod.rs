@@ -138,11 +138,13 @@ impl std::fmt::Debug for Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator with no peers and no jobs.
-    pub fn new(config: CoordinatorConfig) -> Self {
+    /// A coordinator with no peers and no jobs, started at `now` (without a store,
+    /// the wall clock on reports counts from there until
+    /// [`Coordinator::handle_wall_clock`] sets it).
+    pub fn new(config: CoordinatorConfig, now: Instant) -> Self {
         Coordinator {
             t: Tables::new(config),
-            fx: Effects::new((Instant::now(), 0)),
+            fx: Effects::new((now, 0)),
         }
     }
 
@@ -159,7 +161,7 @@ impl Coordinator {
         now: Instant,
         unix_ms: UnixMillis,
     ) -> Result<Self, RecoverError> {
-        let mut core = Coordinator::new(config);
+        let mut core = Coordinator::new(config, now);
         recover::recover(&mut core.t, &mut core.fx, snapshot, now, unix_ms)?;
         Ok(core)
     }
@@ -238,8 +240,7 @@ impl Coordinator {
             (None, _) => Ok(()), // already closed; late frames are harmless
         };
         if let Err(violation) = result {
-            let at = self.fx.clock.0;
-            verify::violation(&mut self.t, &mut self.fx, at, conn, violation);
+            verify::violation(&mut self.t, &mut self.fx, now, conn, violation);
         }
     }
 
@@ -251,7 +252,7 @@ impl Coordinator {
     }
 
     /// `conn` sent bytes that are not a valid frame: it is closed.
-    pub fn handle_bad_frame(&mut self, _now: Instant, conn: ConnId, error: FrameError) {
+    pub fn handle_bad_frame(&mut self, now: Instant, conn: ConnId, error: FrameError) {
         let (t, fx) = (&mut self.t, &mut self.fx);
         match t.conns.kind(conn) {
             Some(ConnKind::Joining { .. }) => {
@@ -263,8 +264,7 @@ impl Coordinator {
                 Self::refuse(fx, conn, ProtocolViolation::BadFrame(error));
             }
             Some(ConnKind::Worker | ConnKind::Client) => {
-                let at = fx.clock.0;
-                verify::violation(t, fx, at, conn, ProtocolViolation::BadFrame(error));
+                verify::violation(t, fx, now, conn, ProtocolViolation::BadFrame(error));
             }
             None => {}
         }

@@ -39,7 +39,7 @@ pub(super) fn on_worker(
     let greeted = t.workers.get(conn).is_some_and(|w| w.hello().is_some());
     match message {
         WorkerToCoord::Hello(hello) if !greeted => {
-            greet(t, fx, conn, hello);
+            greet(t, fx, now, conn, hello);
             Ok(())
         }
         WorkerToCoord::Hello(_) => Err(ProtocolViolation::SecondHello),
@@ -159,10 +159,10 @@ pub(super) fn resolve_clash(
     }
     peers::add_worker(t, conn, name, now);
     t.workers.heard_from(conn, now);
-    greet(t, fx, conn, hello);
+    greet(t, fx, now, conn, hello);
 }
 
-fn greet(t: &mut Tables, fx: &mut Effects, conn: ConnId, hello: WorkerHello) {
+fn greet(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId, hello: WorkerHello) {
     let Some(id) = t.workers.get(conn).map(|w| w.id) else {
         return;
     };
@@ -189,7 +189,7 @@ fn greet(t: &mut Tables, fx: &mut Effects, conn: ConnId, hello: WorkerHello) {
     fx.push(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
     if shares {
         if let Some(w) = t.workers.worker_mut(conn) {
-            let account = ShareAccount::new(fx.clock.0);
+            let account = ShareAccount::new(now);
             fx.push(Transmit::ToWorker(
                 conn,
                 CoordToWorker::ShareTarget(ShareTarget { bits: account.bits }),

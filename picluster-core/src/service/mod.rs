@@ -256,7 +256,7 @@ impl CoordinatorService {
                 info!(store = %store.name(), jobs, "job store opened");
                 (core, Some(Journal::start(store)))
             }
-            None => (Coordinator::new(self.config), None),
+            None => (Coordinator::new(self.config, Instant::now()), None),
         };
         let (events, mut inbox) = mpsc::channel(EVENT_QUEUE);
         // Dropping this future (a task aborted) stops the connections too.
