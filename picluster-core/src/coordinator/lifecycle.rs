@@ -120,7 +120,7 @@ pub(super) fn arm_push(t: &Tables, fx: &mut Effects, now: Instant) {
 
 /// At the push's time, sends each watched job that moved its progress.
 pub(super) fn push_progress(t: &mut Tables, fx: &mut Effects, now: Instant) {
-    if !fx.timers.push.is_some_and(|at| now >= at) {
+    if fx.timers.push.is_none_or(|at| now < at) {
         return;
     }
     fx.timers.push = None;
