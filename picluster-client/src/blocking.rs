@@ -4,7 +4,7 @@
 use crate::client::{Client as AsyncClient, ClientError};
 use picluster_core::ids::JobId;
 use picluster_core::job::JobSpec;
-use picluster_core::service::background_runtime;
+use picluster_core::runtime::background_runtime;
 use picluster_core::trust::Bundle;
 use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobSummary, WorkerStatus};
 use std::path::Path;

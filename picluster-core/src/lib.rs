@@ -5,10 +5,12 @@
 //! kernels, the wire protocol, and the coordinator's decisions as a synchronous state
 //! machine (`handle_*` in, `poll_*` out). It reads no clock, touches no socket or file
 //! and builds without the IO half (`cargo check -p picluster-core
-//! --no-default-features`). The IO half, behind the default `io` feature, does the
-//! rest: QUIC endpoints with mutual TLS, cluster credentials (a CA and certificates made
-//! with rcgen), and the async service that drives the coordinator. The IO half imports
-//! the clock-free half, never the other way round.
+//! --no-default-features`). The IO half does the rest, in two features: `io` (QUIC
+//! endpoints with mutual TLS, cluster credentials made with rcgen, and the helpers
+//! every program needs around its async work), which workers and clients use, and
+//! `service` (the async driver of the coordinator and its redb job store), which only
+//! a coordinator needs; both are on by default. The IO half imports the clock-free
+//! half, never the other way round; CI checks both (`.ci/house`, `cargo tree`).
 //!
 //! It does not own the worker's compute threads (`picluster-worker`) or the client API
 //! and command line (`picluster-client`).
@@ -25,12 +27,19 @@
 //! - [`coordinator`]: the coordinator state machine and its tables.
 //! - [`sync`]: small helpers for shared state.
 //! - [`token`]: join tokens, their text form and the secret's hash.
+//! - [`admission`]: which new connections may start a handshake (token buckets and
+//!   caps per address).
 //!
-//! IO (feature `io`, on by default):
+//! IO (feature `io`):
 //! - [`trust`]: cluster directories, the CA, certificates, bundles, peer identities.
 //! - [`net`]: QUIC/TLS configuration, framed streams, dialling the coordinator.
-//! - [`service`]: the async coordinator driver, and process helpers for binaries.
+//! - [`runtime`]: shutdown signal, small runtime, lossy stderr, the metrics HTTP
+//!   endpoint: what every program needs around its async work.
+//!
+//! Coordinator service (feature `service`, which implies `io`):
+//! - [`service`]: the async coordinator driver and its job store.
 
+pub mod admission;
 pub mod coordinator;
 pub mod hex;
 pub mod identity;
@@ -44,6 +53,8 @@ pub mod wire;
 #[cfg(feature = "io")]
 pub mod net;
 #[cfg(feature = "io")]
+pub mod runtime;
+#[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "io")]
 pub mod trust;

@@ -13,10 +13,10 @@ use crate::compute::Compute;
 use crate::{Registry, WorkerOptions};
 use clap::{Parser, Subcommand};
 use picluster_core::kernel::sha256d::Sha256dImpl;
-use picluster_core::service::{background_runtime, shutdown_signal};
+use picluster_core::runtime::{background_runtime, shutdown_signal};
 use picluster_core::trust::Bundle;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -146,7 +146,7 @@ where
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
-        .with_writer(|| picluster_core::service::LossyStderr)
+        .with_writer(|| picluster_core::runtime::LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let stdout = std::io::stdout();
@@ -172,11 +172,11 @@ fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
         {
-            ExitCode::from(picluster_core::service::EXIT_BROKEN_PIPE)
+            ExitCode::from(picluster_core::runtime::EXIT_BROKEN_PIPE)
         }
         Err(e) => {
             // Our error messages already name their cause: one line, no chain.
-            picluster_core::service::eprint_lossy(&format!("picluster-worker: {e}"));
+            picluster_core::runtime::eprint_lossy(&format!("picluster-worker: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -202,7 +202,7 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
         }
         Some(Command::Manpages { dir }) => {
             use clap::CommandFactory;
-            let written = write_manpages(Args::command(), &dir)?;
+            let written = picluster_core::runtime::write_manpages(Args::command(), &dir)?;
             writeln!(out, "wrote {written} man pages into {}", dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -230,26 +230,6 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Writes `command`'s man page and one per subcommand (`NAME-SUB.1`) into `dir`;
-/// returns how many. Used by both programs' `manpages` commands.
-pub fn write_manpages(command: clap::Command, dir: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = 0;
-    let mut todo = vec![(command.get_name().to_string(), command)];
-    while let Some((name, command)) = todo.pop() {
-        for sub in command.get_subcommands() {
-            if sub.get_name() != "help" {
-                todo.push((format!("{name}-{}", sub.get_name()), sub.clone()));
-            }
-        }
-        let page = command.name(name.clone());
-        let mut file = std::fs::File::create(dir.join(format!("{name}.1")))?;
-        clap_mangen::Man::new(page).render(&mut file)?;
-        written += 1;
-    }
-    Ok(written)
 }
 
 /// Fills what the command line and environment left unset from the configuration

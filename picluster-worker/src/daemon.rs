@@ -166,11 +166,11 @@ pub async fn run(
     });
     let _metrics = match options.metrics {
         Some(address) => {
-            let listener = picluster_core::service::bind_metrics(address).await?;
+            let listener = picluster_core::runtime::bind_metrics(address).await?;
             info!(%address, "metrics at http://{address}/metrics");
             let state = state.clone();
             Some(Aborting(tokio::spawn(
-                picluster_core::service::serve_metrics(listener, move || {
+                picluster_core::runtime::serve_metrics(listener, move || {
                     let state = state.clone();
                     async move { Some(crate::metrics::encode_worker(&state)) }
                 }),

@@ -1,7 +1,7 @@
 //! The worker's own metrics for Prometheus (`picluster-worker --metrics ADDR`):
 //! its benchmark per kernel implementation, threads configured and running, indices
 //! computed, CPU temperature and the firmware's throttling flags, connection and
-//! reconnections. Served by `picluster_core::service::serve_metrics`.
+//! reconnections. Served by `picluster_core::runtime::serve_metrics`.
 
 use crate::compute::Compute;
 use crate::thermal::Thermal;

@@ -34,7 +34,7 @@ pub(super) struct CoordinatorFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use picluster_worker::config::{read_config, uncomment_settings};
+    use picluster_core::runtime::config::{read_config, uncomment_settings};
     use std::path::Path;
 
     /// The file the Debian package installs as /etc/picluster/coordinator.toml, and

@@ -31,7 +31,7 @@ use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
 use picluster_core::ids::JobId;
 use picluster_core::job::JobSpec;
-use picluster_core::service::{background_runtime, shutdown_signal};
+use picluster_core::runtime::{background_runtime, shutdown_signal};
 use picluster_core::trust::{ClusterDir, ADMIN_BUNDLE};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -129,14 +129,14 @@ where
 
 /// Logs to standard error at `default` level unless `RUST_LOG` says otherwise; a
 /// standard error that goes away loses the logs, not the process
-/// ([`LossyStderr`](picluster_core::service::LossyStderr)).
+/// ([`LossyStderr`](picluster_core::runtime::LossyStderr)).
 pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default.into()),
         )
-        .with_writer(|| picluster_core::service::LossyStderr)
+        .with_writer(|| picluster_core::runtime::LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
@@ -154,7 +154,7 @@ pub fn exit_code_as(result: Result<ExitCode, CliError>, json: bool) -> ExitCode 
     match result {
         Ok(code) => code,
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::from(picluster_core::service::EXIT_BROKEN_PIPE)
+            ExitCode::from(picluster_core::runtime::EXIT_BROKEN_PIPE)
         }
         Err(e) => {
             let text = match &e {
@@ -173,9 +173,9 @@ pub fn exit_code_as(result: Result<ExitCode, CliError>, json: bool) -> ExitCode 
             }
             match &e {
                 CliError::Usage(u) => {
-                    picluster_core::service::eprint_lossy(u.render().to_string().trim_end())
+                    picluster_core::runtime::eprint_lossy(u.render().to_string().trim_end())
                 }
-                _ => picluster_core::service::eprint_lossy(&format!("picluster: {e}")),
+                _ => picluster_core::runtime::eprint_lossy(&format!("picluster: {e}")),
             }
             ExitCode::from(e.exit_status())
         }
@@ -321,9 +321,10 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
             keep_finished_for,
             metrics,
         } => {
-            let (file, path) = picluster_worker::config::find_config::<config::CoordinatorFile>(
-                config_file.as_deref(),
-                config::DEFAULT_COORDINATOR_CONFIG,
+            let (file, path) = picluster_core::runtime::config::find_config::<
+                config::CoordinatorFile,
+            >(
+                config_file.as_deref(), config::DEFAULT_COORDINATOR_CONFIG
             )
             .map_err(|e| CliError::Input(e.to_string()))?;
             let named = |key: &str| {
@@ -600,7 +601,7 @@ pub fn run_with(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Exit
         }
         Command::Manpages { dir } => {
             use clap::CommandFactory;
-            let written = picluster_worker::cli::write_manpages(Cli::command(), &dir)?;
+            let written = picluster_core::runtime::write_manpages(Cli::command(), &dir)?;
             writeln!(out, "wrote {written} man pages into {}", dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -637,7 +638,7 @@ fn submit(
         if !common.detach && !std::io::stderr().is_terminal() && !output::quiet() {
             // No progress bar: say at once which jobs these are, for a log or a script
             // that wants to `wait` for them elsewhere.
-            picluster_core::service::eprint_lossy(&format!(
+            picluster_core::runtime::eprint_lossy(&format!(
                 "picluster: submitted {}",
                 ids.join(" ")
             ));
@@ -717,7 +718,7 @@ async fn finish(
 
 /// Ctrl-C while following a job: it keeps running; say how to get back to it.
 fn interrupted(job: JobId) -> Result<ExitCode, CliError> {
-    picluster_core::service::eprint_lossy(&format!(
+    picluster_core::runtime::eprint_lossy(&format!(
         "{job} keeps running: picluster wait {job} to follow it, picluster cancel {job} to stop it"
     ));
     Ok(ExitCode::from(EXIT_INTERRUPTED))

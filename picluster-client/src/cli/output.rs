@@ -129,7 +129,7 @@ pub(super) async fn follow(
             JobEvent::Reconnecting => bar.suspend(|| {
                 // A new watch sends every result again.
                 outputs.clear();
-                picluster_core::service::eprint_lossy(&format!(
+                picluster_core::runtime::eprint_lossy(&format!(
                     "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
                     client.coordinator()
                 ));

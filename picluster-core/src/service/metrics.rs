@@ -1,97 +1,19 @@
-//! Metrics for Prometheus: a small HTTP endpoint (hyper, HTTP/1.1) serving
-//! `GET /metrics` in the OpenMetrics text format (prometheus-client), and the
-//! coordinator's metrics built from a [`MetricsSnapshot`]. The worker serves its own
-//! through [`serve_metrics`] too.
+//! The coordinator's metrics for Prometheus, in the OpenMetrics text format
+//! (prometheus-client), built from a [`MetricsSnapshot`] and what the driver adds
+//! ([`DriverMetrics`]). The HTTP endpoint that serves them, shared with the worker,
+//! is [`crate::runtime::serve_metrics`].
 //!
 //! Names follow the Prometheus conventions: a `picluster_` prefix, base units
 //! (seconds, indices), `_total` on counters, and no label beyond `worker`, `kind`,
 //! `state`, `role` and `impl`.
 
 use crate::coordinator::MetricsSnapshot;
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-
-/// The content type of the OpenMetrics text format.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Binds the metrics endpoint's TCP listener; the error names the address.
-pub async fn bind_metrics(
-    address: SocketAddr,
-) -> Result<tokio::net::TcpListener, crate::net::NetError> {
-    tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| crate::net::NetError::Bind { address, source })
-}
-
-/// Serves `GET /metrics` on `listener` until dropped (abort the task): each scrape
-/// calls `render`, whose text is the answer (`None`: 503, the service is stopping).
-/// `GET /` says where the metrics are; anything else is 404.
-pub async fn serve_metrics<F, Fut>(listener: tokio::net::TcpListener, render: F)
-where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Option<String>> + Send + 'static,
-{
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<_>| {
-                let render = render.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(request, render).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-async fn answer<B, F, Fut>(request: Request<B>, render: F) -> Response<Full<Bytes>>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<String>>,
-{
-    let reply = |status: StatusCode, kind: &'static str, body: String| {
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(kind),
-        );
-        response
-    };
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => match render().await {
-            Some(text) => reply(StatusCode::OK, OPENMETRICS, text),
-            None => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain; charset=utf-8",
-                "stopping\n".into(),
-            ),
-        },
-        (&Method::GET, "/") => reply(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "picluster: metrics at /metrics\n".into(),
-        ),
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found: metrics are at /metrics\n".into(),
-        ),
-    }
-}
 
 /// What the coordinator's driver adds to the state machine's snapshot.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,83 @@
+//! The HTTP endpoint Prometheus scrapes (hyper, HTTP/1.1): `GET /metrics` answers
+//! with whatever the program renders in the OpenMetrics text format, `GET /` says
+//! where the metrics are, anything else is 404. The coordinator and the worker both
+//! serve theirs through it; what they render is theirs.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Binds the metrics endpoint's TCP listener; the error names the address.
+pub async fn bind_metrics(
+    address: SocketAddr,
+) -> Result<tokio::net::TcpListener, crate::net::NetError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| crate::net::NetError::Bind { address, source })
+}
+
+/// Serves `GET /metrics` on `listener` until dropped (abort the task): each scrape
+/// calls `render`, whose text is the answer (`None`: 503, the service is stopping).
+/// `GET /` says where the metrics are; anything else is 404.
+pub async fn serve_metrics<F, Fut>(listener: tokio::net::TcpListener, render: F)
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<String>> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<_>| {
+                let render = render.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(request, render).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer<B, F, Fut>(request: Request<B>, render: F) -> Response<Full<Bytes>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let reply = |status: StatusCode, kind: &'static str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(kind),
+        );
+        response
+    };
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => match render().await {
+            Some(text) => reply(StatusCode::OK, OPENMETRICS, text),
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "stopping\n".into(),
+            ),
+        },
+        (&Method::GET, "/") => reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "picluster: metrics at /metrics\n".into(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: metrics are at /metrics\n".into(),
+        ),
+    }
+}

@@ -1,0 +1,325 @@
+//! The connection side of the driver: the accept loop (admission before the
+//! handshake, by [`crate::admission`]), and one task per connection that completes
+//! the handshake, reads the peer's identity from its certificate, opens the session
+//! stream, decodes frames in the protocol of its role and passes them to the driver
+//! as [`Event`]s. A full event queue makes these tasks wait, so QUIC's flow control
+//! holds their peers back.
+
+use super::writer::{write_loop, Peer};
+use crate::admission::{Admission, AdmissionLimits};
+use crate::coordinator::{CoordinatorConfig, Inbound};
+use crate::identity::{PeerIdentity, Role};
+use crate::ids::ConnId;
+use crate::net::{self, FrameReader, FrameWriter, NetError};
+use crate::wire::{self, ClientToCoord, CloseCode, JoinToCoord, WorkerToCoord};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How long a connected peer has to open its session stream.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events from connection tasks waiting for the state machine. When it is full, the
+/// connection tasks wait, and so QUIC's flow control holds their peers back.
+pub(super) const EVENT_QUEUE: usize = 1024;
+/// Frames queued for one peer's writer, besides the byte limit of
+/// [`CoordinatorConfig::peer_queue_bytes`].
+const PEER_QUEUE_FRAMES: usize = 4096;
+
+/// What a connection task tells the driver.
+pub(super) enum Event {
+    Connected {
+        conn: ConnId,
+        /// `None`: no certificate; the peer may only join.
+        identity: Option<PeerIdentity>,
+        peer: Peer,
+    },
+    Inbound(ConnId, Inbound),
+    BadFrame(ConnId, wire::FrameError),
+    Disconnected(ConnId),
+}
+
+/// What the accept loop and each connection task enforce.
+#[derive(Clone, Copy)]
+pub(super) struct ConnectionLimits {
+    pub(super) hello_timeout: Duration,
+    pub(super) frame_timeout: Duration,
+    pub(super) max_joining: usize,
+    pub(super) max_handshakes: usize,
+    pub(super) join_timeout: Duration,
+    /// Per address and in all, before the handshake.
+    pub(super) admission: AdmissionLimits,
+}
+
+impl ConnectionLimits {
+    pub(super) fn of(config: &CoordinatorConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            hello_timeout: config.hello_timeout,
+            frame_timeout: config.frame_timeout,
+            max_joining: config.max_joining,
+            max_handshakes: config.max_handshakes,
+            join_timeout: config.join_timeout,
+            admission: AdmissionLimits {
+                max_connections: config.max_connections,
+                max_per_address: config.max_connections_per_address,
+                handshakes_per_second: config.handshakes_per_second,
+                handshake_burst: config.handshake_burst,
+            },
+        }
+    }
+}
+
+/// Accepts connections. The connection tasks belong to this task: when the service
+/// stops and aborts it, they go too, and with them every handle on the endpoint.
+pub(super) async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    events: mpsc::Sender<Event>,
+    limits: ConnectionLimits,
+) {
+    let mut next_conn = 1u64;
+    let mut connections = tokio::task::JoinSet::new();
+    let joining = Arc::new(AtomicUsize::new(0));
+    let handshaking = Arc::new(AtomicUsize::new(0));
+    let mut admission = Admission::new(limits.admission);
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+            Some(done) = connections.join_next() => {
+                if let Ok(ip) = done {
+                    admission.closed(ip);
+                }
+                continue;
+            }
+        };
+        let ip = incoming.remote_address().ip();
+        if handshaking.load(Ordering::Acquire) >= limits.max_handshakes {
+            debug!(remote = %incoming.remote_address(), "refused connection: too many handshakes in progress");
+            incoming.refuse();
+            continue;
+        }
+        if let Err(why) = admission.admit(ip, Instant::now()) {
+            debug!(remote = %incoming.remote_address(), %why, "refused connection");
+            incoming.refuse();
+            continue;
+        }
+        let conn = ConnId(next_conn);
+        next_conn += 1;
+        let events = events.clone();
+        let joining = joining.clone();
+        handshaking.fetch_add(1, Ordering::AcqRel);
+        let handshake = Counted::owned(handshaking.clone());
+        connections.spawn(async move {
+            connection(incoming, conn, events, limits, &joining, handshake).await;
+            ip
+        });
+    }
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    conn: ConnId,
+    events: mpsc::Sender<Event>,
+    limits: ConnectionLimits,
+    joining: &AtomicUsize,
+    handshake: OwnedCount,
+) {
+    let remote = incoming.remote_address();
+    let handshaken = incoming.await;
+    drop(handshake);
+    let connection = match handshaken {
+        Ok(c) => c,
+        Err(e) => {
+            info!(%remote, error = %e, "refused connection: TLS handshake failed");
+            return;
+        }
+    };
+    let identity = match net::peer_identity(&connection) {
+        Ok(id) => Some(id),
+        // No certificate: a worker joining with a token.
+        Err(crate::trust::CertificateError::Missing) => None,
+        Err(e) => {
+            info!(%remote, error = %e, "refused connection");
+            connection.close(
+                (CloseCode::Unauthorized as u32).into(),
+                e.to_string().as_bytes(),
+            );
+            return;
+        }
+    };
+    // Certificate-less peers are counted apart, and few at a time.
+    let _joining = match &identity {
+        Some(id) => {
+            info!(%remote, %conn, role = ?id.role, name = %id.name, "peer connected");
+            None
+        }
+        None => {
+            if joining.fetch_add(1, Ordering::AcqRel) >= limits.max_joining {
+                joining.fetch_sub(1, Ordering::AcqRel);
+                debug!(%remote, "refused connection: too many joins in progress");
+                connection.close(
+                    (CloseCode::Normal as u32).into(),
+                    b"too many joins in progress: try again shortly",
+                );
+                return;
+            }
+            debug!(%remote, %conn, "joining peer connected (no certificate)");
+            Some(Counted(joining))
+        }
+    };
+    let hello_timeout = if identity.is_some() {
+        limits.hello_timeout
+    } else {
+        limits.join_timeout
+    };
+    // A certificate-less peer has proven nothing: it gets less time for everything.
+    let stream_timeout = if identity.is_some() {
+        STREAM_TIMEOUT
+    } else {
+        limits.join_timeout
+    };
+    let (send, recv) = match tokio::time::timeout(stream_timeout, connection.accept_bi()).await {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "connection ended before its session stream");
+            return;
+        }
+        Err(_) => {
+            info!(%remote, "closing connection: no session stream within {stream_timeout:?}");
+            connection.close(
+                (CloseCode::Protocol as u32).into(),
+                b"no session stream opened",
+            );
+            return;
+        }
+    };
+    let role = identity.as_ref().map(|id| id.role);
+    let (writer_tx, writer_rx) = mpsc::channel(PEER_QUEUE_FRAMES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let peer = Peer {
+        writer: writer_tx,
+        queued: queued.clone(),
+        connection: connection.clone(),
+    };
+    if events
+        .send(Event::Connected {
+            conn,
+            identity,
+            peer,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(write_loop(
+        connection.clone(),
+        FrameWriter::new(send),
+        writer_rx,
+        queued,
+    ));
+    let mut reader = FrameReader::new(recv).with_body_timeout(limits.frame_timeout);
+    let mut greeted = false;
+    loop {
+        let next = if greeted {
+            reader.next_body().await
+        } else {
+            greeted = true;
+            match tokio::time::timeout(hello_timeout, reader.next_body()).await {
+                Ok(next) => next,
+                Err(_) => Err(NetError::Timeout(hello_timeout)),
+            }
+        };
+        let event = match next {
+            Ok(body) => match decode(role, body) {
+                Ok(message) => Event::Inbound(conn, message),
+                Err(e) => {
+                    warn!(%remote, %conn, error = %e, "malformed frame");
+                    Event::BadFrame(conn, e)
+                }
+            },
+            Err(NetError::BadFrame(e)) => {
+                warn!(%remote, %conn, error = %e, "malformed frame");
+                Event::BadFrame(conn, e)
+            }
+            Err(NetError::Timeout(after)) => {
+                info!(%remote, %conn, "closing connection: no hello, or a frame left half-sent, for {after:?}");
+                connection.close(
+                    (CloseCode::Protocol as u32).into(),
+                    format!("no hello, or a frame left half-sent, for {after:?}").as_bytes(),
+                );
+                break;
+            }
+            Err(e) => {
+                info!(%remote, %conn, reason = %e, "peer disconnected");
+                break;
+            }
+        };
+        let stop = matches!(event, Event::BadFrame(..));
+        // A full queue makes this wait: the peer is held back by flow control.
+        if events.send(event).await.is_err() || stop {
+            break;
+        }
+    }
+    let _ = events.send(Event::Disconnected(conn)).await;
+    // The writer still carries out what the core queued (a close with its reason);
+    // it ends when the core drops its sender.
+    let _ = writer.await;
+}
+
+/// Holds one place in a shared counter until dropped.
+struct OwnedCount(Arc<AtomicUsize>);
+
+impl Drop for OwnedCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Counted<'_> {
+    fn owned(counter: Arc<AtomicUsize>) -> OwnedCount {
+        OwnedCount(counter)
+    }
+}
+
+/// Holds one place in a counter until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Decodes a frame in the protocol of the peer's role. The coordinator has already
+/// closed a connection whose role speaks neither (its own certificate); any frame
+/// still arriving on one is decoded as a client's and ignored there.
+fn decode(role: Option<Role>, body: &[u8]) -> Result<Inbound, wire::FrameError> {
+    // A frame of the other role's protocol is passed on as such (the core refuses it
+    // for the role it is), so the peer learns what is wrong rather than "malformed".
+    Ok(match role {
+        Some(Role::Worker) => match wire::decode_body::<WorkerToCoord>(body) {
+            Ok(m) => Inbound::Worker(m),
+            Err(e) => Inbound::Client(wire::decode_body::<ClientToCoord>(body).map_err(|_| e)?),
+        },
+        Some(Role::Client | Role::Admin | Role::Coordinator) => {
+            match wire::decode_body::<ClientToCoord>(body) {
+                Ok(m) => Inbound::Client(m),
+                Err(e) => Inbound::Worker(wire::decode_body::<WorkerToCoord>(body).map_err(|_| e)?),
+            }
+        }
+        None => {
+            let JoinToCoord::Join(request) = wire::decode_body::<JoinToCoord>(body)?;
+            let checked = crate::trust::verify_request(&request.csr)
+                .map(|_| ())
+                .map_err(|e| match e {
+                    crate::trust::ClusterError::BadRequest(why) => why,
+                    other => other.to_string(),
+                });
+            Inbound::Join(request, checked)
+        }
+    })
+}
