@@ -21,11 +21,22 @@
 //! `?s` the 33 printable ASCII symbols and space, `?a` = `?l?u?d?s`, `?b` any byte,
 //! `?1`..`?4` custom charsets, `??` a literal `?`; any other character stands for
 //! itself. Custom charsets use the same syntax (without `?1`..`?4`).
+//!
+//! # Layout
+//! - this file: the job ([`PreimageJob`]), its errors and [`PreimageKernel`].
+//! - `mask`: the mask syntax and the index-to-candidate order ([`Mask`]).
+//! - `candidates`: candidates as message words, sixteen at a time.
+
+mod candidates;
+mod mask;
+
+pub use mask::Mask;
 
 use crate::kernel::sha256d::batch::{Batch, BATCH};
 use crate::kernel::sha256d::portable::IV;
 use crate::kernel::sha256d::Sha256dImpl;
 use crate::kernel::{SearchKernel, Solution, SolutionDetail};
+use candidates::{Candidates, Tail};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
@@ -34,11 +45,6 @@ use std::sync::Arc;
 pub const MAX_CANDIDATE_LEN: usize = 55;
 /// Most target digests per job (a job travels with every chunk of it).
 pub const MAX_TARGETS: usize = 4096;
-
-const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const DIGITS: &[u8] = b"0123456789";
-const SYMBOLS: &[u8] = b" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// Why a mask or a preimage job was rejected; the input must change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,144 +111,6 @@ pub enum PreimageError {
         /// The mask's keyspace.
         keyspace: u64,
     },
-}
-
-/// A parsed mask: the charset of each candidate position, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mask {
-    positions: Vec<Vec<u8>>,
-}
-
-impl Mask {
-    /// Parses a mask with up to four custom charsets (`?1`..`?4`).
-    pub fn parse(mask: &str, custom: &[Option<&str>; 4]) -> Result<Mask, PreimageError> {
-        let mut sets: [Option<Vec<u8>>; 4] = Default::default();
-        for (i, def) in custom.iter().enumerate() {
-            let n = i as u8 + 1;
-            if let Some(def) = def {
-                let mut set = Vec::new();
-                for pos in parse_positions(def, None)? {
-                    for b in pos {
-                        if !set.contains(&b) {
-                            set.push(b);
-                        }
-                    }
-                }
-                if set.is_empty() {
-                    return Err(PreimageError::EmptyCustom(n));
-                }
-                sets[i] = Some(set);
-            }
-        }
-        let positions = parse_positions(mask, Some(&sets))?;
-        Mask::from_positions(positions)
-    }
-
-    /// A mask from explicit per-position charsets (as carried on the wire).
-    pub fn from_positions(positions: Vec<Vec<u8>>) -> Result<Mask, PreimageError> {
-        if positions.is_empty() {
-            return Err(PreimageError::EmptyMask);
-        }
-        if positions.len() > MAX_CANDIDATE_LEN {
-            return Err(PreimageError::TooLong(positions.len()));
-        }
-        let mut keyspace: u64 = 1;
-        for (i, set) in positions.iter().enumerate() {
-            if set.is_empty() {
-                return Err(PreimageError::EmptyPosition(i));
-            }
-            let mut seen = [false; 256];
-            for b in set {
-                if std::mem::replace(&mut seen[*b as usize], true) {
-                    return Err(PreimageError::DuplicateInPosition(i));
-                }
-            }
-            keyspace = keyspace
-                .checked_mul(set.len() as u64)
-                .ok_or(PreimageError::KeyspaceOverflow)?;
-        }
-        Ok(Mask { positions })
-    }
-
-    /// The charset of each position.
-    pub fn positions(&self) -> &[Vec<u8>] {
-        &self.positions
-    }
-
-    /// Candidate length in bytes.
-    pub fn len(&self) -> usize {
-        self.positions.len()
-    }
-
-    /// Whether the mask has no positions (never true for a parsed mask).
-    pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
-    }
-
-    /// Number of candidates.
-    pub fn keyspace(&self) -> u64 {
-        self.positions.iter().map(|s| s.len() as u64).product()
-    }
-
-    /// Candidate `index` (which must be below the keyspace).
-    pub fn candidate(&self, index: u64) -> Vec<u8> {
-        let mut out = vec![0u8; self.positions.len()];
-        let mut rest = index;
-        for (slot, set) in out.iter_mut().zip(&self.positions).rev() {
-            let radix = set.len() as u64;
-            *slot = set[(rest % radix) as usize];
-            rest /= radix;
-        }
-        out
-    }
-}
-
-fn parse_positions(
-    mask: &str,
-    custom: Option<&[Option<Vec<u8>>; 4]>,
-) -> Result<Vec<Vec<u8>>, PreimageError> {
-    let bytes = mask.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'?' {
-            out.push(vec![bytes[i]]);
-            i += 1;
-            continue;
-        }
-        let Some(&c) = bytes.get(i + 1) else {
-            return Err(PreimageError::TrailingQuestionMark);
-        };
-        let set: Vec<u8> = match c {
-            b'l' => LOWER.to_vec(),
-            b'u' => UPPER.to_vec(),
-            b'd' => DIGITS.to_vec(),
-            b'h' => b"0123456789abcdef".to_vec(),
-            b'H' => b"0123456789ABCDEF".to_vec(),
-            b's' => SYMBOLS.to_vec(),
-            b'a' => [LOWER, UPPER, DIGITS, SYMBOLS].concat(),
-            b'b' => (0..=255u8).collect(),
-            b'?' => vec![b'?'],
-            b'1'..=b'4' => {
-                let n = c - b'0';
-                match custom {
-                    None => return Err(PreimageError::NestedCustom(n)),
-                    Some(sets) => sets[usize::from(n - 1)]
-                        .clone()
-                        .ok_or(PreimageError::UndefinedCustom(n))?,
-                }
-            }
-            _ => {
-                return Err(PreimageError::UnknownCharset {
-                    position: i,
-                    ch: mask[i + 1..].chars().next().unwrap_or('?'),
-                })
-            }
-        };
-        out.push(set);
-        i += 2;
-    }
-    Ok(out)
 }
 
 /// The hash a preimage job inverts.
@@ -395,66 +263,6 @@ impl PreimageJob {
     }
 }
 
-/// Most combinations of the tail's positions (see [`Tail`]): its table stays small
-/// enough for the first-level cache.
-const MAX_TAIL_RADIX: usize = 1024;
-
-/// The fastest-varying positions of a mask (its last ones), taken together as one
-/// digit of radix up to [`MAX_TAIL_RADIX`], and for each value of that digit the
-/// bits it sets in the message words it touches. Sixteen consecutive candidates that
-/// share everything before the tail differ only in those words, which are then one
-/// OR of the rest's bits with a slice of the table per word.
-#[derive(Debug)]
-struct Tail {
-    /// The first tail position.
-    start: usize,
-    /// Values of the tail digit.
-    radix: usize,
-    /// The first message word the tail touches.
-    first_word: usize,
-    /// Per touched word, the bits of the tail positions.
-    masks: Vec<u32>,
-    /// Per touched word `k`, `table[k * radix + r]`: the bits of tail value `r`.
-    table: Vec<u32>,
-}
-
-impl Tail {
-    fn new(positions: &[Vec<u8>]) -> Tail {
-        let len = positions.len();
-        let mut start = len;
-        let mut radix = 1;
-        while start > 0 && radix * positions[start - 1].len() <= MAX_TAIL_RADIX {
-            start -= 1;
-            radix *= positions[start].len();
-        }
-        // A position has at most 256 characters, so the tail has at least one.
-        let first_word = start / 4;
-        let words = (len - 1) / 4 + 1 - first_word;
-        let shift = |p: usize| 24 - 8 * (p % 4);
-        let mut masks = vec![0u32; words];
-        for p in start..len {
-            masks[p / 4 - first_word] |= 0xff << shift(p);
-        }
-        let mut table = vec![0u32; words * radix];
-        for r in 0..radix {
-            let mut rest = r;
-            for p in (start..len).rev() {
-                let set = &positions[p];
-                let byte = set[rest % set.len()];
-                rest /= set.len();
-                table[(p / 4 - first_word) * radix + r] |= u32::from(byte) << shift(p);
-            }
-        }
-        Tail {
-            start,
-            radix,
-            first_word,
-            masks,
-            table,
-        }
-    }
-}
-
 fn to_words(digest: &[u8; 32]) -> [u32; 8] {
     let mut w = [0u32; 8];
     for (w, c) in w.iter_mut().zip(digest.chunks_exact(4)) {
@@ -480,143 +288,6 @@ pub struct PreimageKernel {
     imp: Sha256dImpl,
     /// The mask's fastest-varying positions, tabulated.
     tail: Arc<Tail>,
-}
-
-/// A candidate as a SHA-256 block: each position's digit, set from an index, then
-/// stepped like an odometer (the last position fastest).
-struct Odometer<'a> {
-    positions: &'a [Vec<u8>],
-    digits: Vec<usize>,
-    /// The candidate, 0x80, zeros, the bit length, as message words.
-    words: [u32; 16],
-}
-
-impl<'a> Odometer<'a> {
-    fn new(positions: &'a [Vec<u8>], first: u64) -> Odometer<'a> {
-        let len = positions.len();
-        let mut odometer = Odometer {
-            positions,
-            digits: vec![0; len],
-            words: [0; 16],
-        };
-        odometer.set(len, 0x80);
-        odometer.words[14] = ((len as u64 * 8) >> 32) as u32;
-        odometer.words[15] = (len as u64 * 8) as u32;
-        let mut rest = first;
-        for (k, set) in positions.iter().enumerate().rev() {
-            odometer.digits[k] = (rest % set.len() as u64) as usize;
-            rest /= set.len() as u64;
-            odometer.set(k, set[odometer.digits[k]]);
-        }
-        odometer
-    }
-
-    /// Byte `k` of the block.
-    fn set(&mut self, k: usize, byte: u8) {
-        let shift = 24 - 8 * (k % 4);
-        let word = &mut self.words[k / 4];
-        *word = (*word & !(0xff << shift)) | u32::from(byte) << shift;
-    }
-
-    /// Steps positions `..len` as one odometer (position `len - 1` fastest, carrying
-    /// leftwards); the rest stay as they are.
-    fn step_prefix(&mut self, len: usize) {
-        for k in (0..len).rev() {
-            let set = &self.positions[k];
-            self.digits[k] += 1;
-            if self.digits[k] < set.len() {
-                self.set(k, set[self.digits[k]]);
-                return;
-            }
-            self.digits[k] = 0;
-            self.set(k, set[0]);
-        }
-    }
-}
-
-/// The candidates of a scan as (head, tail value): `head` holds the words with every
-/// position before the tail (the tail's bits cleared), `r` the tail value; a
-/// candidate's words are the head's ORed with the tail's table entry.
-struct Candidates<'a> {
-    head: Odometer<'a>,
-    tail: &'a Tail,
-    r: usize,
-    /// Whether a batch's words before the tail may differ from `head`'s.
-    head_changed: bool,
-}
-
-impl<'a> Candidates<'a> {
-    /// Candidates from mask index `first` on.
-    fn new(positions: &'a [Vec<u8>], tail: &'a Tail, first: u64) -> Candidates<'a> {
-        let mut head = Odometer::new(positions, first);
-        for (k, mask) in tail.masks.iter().enumerate() {
-            head.words[tail.first_word + k] &= !mask;
-        }
-        Candidates {
-            head,
-            tail,
-            r: (first % tail.radix as u64) as usize,
-            head_changed: true,
-        }
-    }
-
-    /// Word `t` of the current candidate.
-    fn word(&self, t: usize) -> u32 {
-        match t.checked_sub(self.tail.first_word) {
-            Some(k) if k < self.tail.masks.len() => {
-                self.head.words[t] | self.tail.table[k * self.tail.radix + self.r]
-            }
-            _ => self.head.words[t],
-        }
-    }
-
-    /// The next candidate.
-    fn step(&mut self) {
-        self.r += 1;
-        if self.r == self.tail.radix {
-            self.r = 0;
-            self.head.step_prefix(self.tail.start);
-            self.head_changed = true;
-        }
-    }
-
-    /// Writes the next `count` candidates (at most [`BATCH`]) into `batch`'s lanes;
-    /// lanes past `count` repeat the last one. `batch` must be the one of the previous
-    /// fill: its words that cannot have changed since are not written again.
-    fn fill(&mut self, batch: &mut Batch, count: usize) {
-        let tail = self.tail;
-        let tail_words = tail.first_word..tail.first_word + tail.masks.len();
-        if self.r + BATCH <= tail.radix {
-            // The whole batch shares the head: the tail words are the head's bits
-            // ORed with sixteen consecutive table entries.
-            if self.head_changed {
-                for t in (0..tail_words.start).chain(tail_words.end..16) {
-                    batch.blocks[t] = [self.head.words[t]; BATCH];
-                }
-                self.head_changed = false;
-            }
-            for (k, t) in tail_words.enumerate() {
-                let entries = &tail.table[k * tail.radix + self.r..][..BATCH];
-                for (lane, entry) in batch.blocks[t].iter_mut().zip(entries) {
-                    *lane = self.head.words[t] | entry;
-                }
-            }
-            self.r += BATCH - 1;
-            self.step();
-        } else {
-            // The head steps within the batch: lane by lane, every word.
-            for j in 0..BATCH {
-                for t in 0..16 {
-                    batch.blocks[t][j] = self.word(t);
-                }
-                if j + 1 < count {
-                    self.step();
-                }
-            }
-            self.step();
-            self.head_changed = true;
-        }
-    }
 }
 
 impl PreimageKernel {
