@@ -13,7 +13,7 @@
 //! instructions leave no room to stop after round 60, so the top word is checked
 //! after the last round.
 
-use super::batch::{gather_blocks, gather_states, scatter_states, Blocks, States, BATCH};
+use super::blocks::{gather_blocks, gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 use std::arch::aarch64::*;
 

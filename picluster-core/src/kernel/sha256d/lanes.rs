@@ -25,7 +25,7 @@
     )
 )]
 
-use super::batch::{Blocks, States, BATCH};
+use super::blocks::{Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 
 /// A vector of `N` 32-bit lanes. Implementations are only ever used inside a function
@@ -731,7 +731,7 @@ pub(super) mod neon32 {
     //! is NEON assembly: a..h in q0-q7, rotates as shift plus shift-and-insert,
     //! `vbsl` for Ch and Maj, eight rounds unrolled with the registers renamed
     //! instead of moved, and the message schedule four lanes at a time.
-    use super::super::batch::{Blocks, States, BATCH};
+    use super::super::blocks::{Blocks, States, BATCH};
     use super::super::portable::{Scan, IV, K};
     use std::arch::asm;
 

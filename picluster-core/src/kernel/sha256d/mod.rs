@@ -12,12 +12,22 @@
 //! plain-Rust reference; `sha2` wraps the `sha2` crate's compression function, which
 //! uses SHA-NI or the ARMv8 SHA2 instructions when the CPU has them. The same
 //! choice runs the preimage and hashcash kernels' compressions ([`batch`]).
+//!
+//! # Layout
+//! - this file: headers, targets, the job's keyspace, [`Sha256dImpl`] and the kernel.
+//! - `portable`: the plain-Rust scan, the reference every other one matches.
+//! - `shani`, `armsha2`: the SHA-NI and ARMv8 SHA2 scans (interleaved streams).
+//! - `lanes`: one nonce per 32-bit lane (AVX2, NEON, NEON on 32-bit ARM, plain
+//!   arrays); `avx512`: sixteen lanes.
+//! - `blocks`: the lane-by-lane layout of a batch, shared by the implementations.
+//! - [`batch`]: many compressions at once with the chosen implementation.
 
 #[cfg(target_arch = "aarch64")]
 mod armsha2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod batch;
+mod blocks;
 mod lanes;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]

@@ -24,7 +24,7 @@
 //! will be, so rounds 61-63 are skipped unless the top word could meet the target,
 //! and then [`Scan::confirm`] checks the nonce in full.
 
-use super::batch::{gather_states, scatter_states, Blocks, States, BATCH};
+use super::blocks::{gather_states, scatter_states, Blocks, States, BATCH};
 use super::portable::{Scan, IV, K};
 use std::arch::x86_64::*;
 
