@@ -1,0 +1,152 @@
+//! Commands on the cluster directory and credentials: `init`, `coordinator`,
+//! `add-client`, `add-worker`, `renew-coordinator`, `join`.
+
+use super::{refuse_existing, write_bundle};
+use crate::cli::args::{ClusterArg, Listen};
+use crate::cli::{config, CliError};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::identity::Role;
+use picluster_core::runtime::{background_runtime, shutdown_signal};
+use picluster_core::trust::{ClusterDir, Lifetimes};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `picluster init`.
+pub(super) fn init(
+    dir: PathBuf,
+    listen: Listen,
+    advertise: Vec<String>,
+    lifetimes: Lifetimes,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    // A listen address given by name is how peers reach it, unless told.
+    let advertise = match (&listen.name, advertise.is_empty()) {
+        (Some(name), true) => vec![name.clone()],
+        _ => advertise,
+    };
+    let cluster = ClusterDir::init_with(&dir, listen.address, &advertise, lifetimes)?;
+    writeln!(
+        out,
+        "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
+        dir.display(),
+        cluster.config().listen,
+        cluster.config().advertise.join(", "),
+        dir.display(),
+        dir.display(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picluster coordinator`: the configuration file's settings under the command
+/// line's, then the coordinator in the foreground until SIGTERM or Ctrl-C.
+pub(super) fn coordinator(
+    cluster: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+    keep_finished: Option<u32>,
+    keep_finished_for: Option<u64>,
+    metrics: Option<SocketAddr>,
+) -> Result<ExitCode, CliError> {
+    let (file, path) = picluster_core::runtime::config::find_config::<config::CoordinatorFile>(
+        config_file.as_deref(),
+        config::DEFAULT_COORDINATOR_CONFIG,
+    )
+    .map_err(|e| CliError::Input(e.to_string()))?;
+    let named = |key: &str| {
+        path.as_ref()
+            .map_or_else(|| key.to_string(), |p| format!("{}: {key}", p.display()))
+    };
+    let keep_finished = keep_finished.or(file.keep_finished).unwrap_or(1000);
+    if !(1..=1_000_000).contains(&keep_finished) {
+        return Err(CliError::Input(format!(
+            "{}: {keep_finished} is not 1-1000000",
+            named("keep_finished")
+        )));
+    }
+    let keep_finished_for = keep_finished_for
+        .or(file.keep_finished_for)
+        .unwrap_or(86_400);
+    if keep_finished_for == 0 {
+        return Err(CliError::Input(format!(
+            "{}: 0 seconds keeps nothing; give at least 1",
+            named("keep_finished_for")
+        )));
+    }
+    let metrics = metrics.or(file.metrics);
+    let cluster = ClusterArg {
+        dir: cluster.or(file.cluster),
+        bundle: None,
+    };
+    let config = CoordinatorConfig {
+        keep_finished: keep_finished as usize,
+        keep_finished_for: std::time::Duration::from_secs(keep_finished_for),
+        ..CoordinatorConfig::default()
+    };
+    // Check the directory before starting anything.
+    ClusterDir::open(cluster.dir()?)?;
+    // One thread: the coordinator's state machine is single-threaded, and a
+    // current-thread runtime wakes less (about 9 % of a core at 1,000 workers
+    // against 10-11 % with a one-worker multi-thread runtime; BENCHMARKS.md).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(picluster_core::service::serve_cluster_with(
+            cluster.dir()?,
+            config,
+            metrics,
+            shutdown_signal(),
+        ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picluster add-client` and `add-worker`: a bundle for a new machine.
+pub(super) fn add(
+    role: Role,
+    name: String,
+    cluster: ClusterArg,
+    path: PathBuf,
+    replace: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let dir = ClusterDir::open(cluster.dir()?)?;
+    refuse_existing(&path)?;
+    let bundle = dir.issue_bundle(role, &name, replace)?;
+    match role {
+        Role::Worker => write_bundle(out, &bundle, &path, "worker", "picluster-worker"),
+        _ => write_bundle(out, &bundle, &path, "client machine", "picluster jobs"),
+    }
+}
+
+/// `picluster renew-coordinator`.
+pub(super) fn renew_coordinator(
+    cluster: ClusterArg,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let dir = ClusterDir::open(cluster.dir()?)?;
+    dir.check_private_keys()?;
+    let credential = dir.renew_coordinator()?;
+    let days = dir.config().lifetimes.coordinator_days;
+    writeln!(
+        out,
+        "renewed the coordinator's certificate in {} (valid {days} days): restart the coordinator to use it",
+        dir.path().display()
+    )?;
+    drop(credential);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picluster join`: a client credential from a join token.
+pub(super) fn join(
+    token: String,
+    name: String,
+    path: PathBuf,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let token: picluster_core::token::JoinToken = token
+        .parse()
+        .map_err(|e: picluster_core::token::TokenError| CliError::Input(e.to_string()))?;
+    refuse_existing(&path)?;
+    let bundle = background_runtime()?.block_on(crate::client::join_as_client(&token, &name))?;
+    write_bundle(out, &bundle, &path, "client machine", "picluster jobs")
+}
