@@ -27,8 +27,10 @@ impl Harness {
         };
         h.core
             .handle_connected(h.now, CLIENT, PeerIdentity::new(Role::Admin, "admin"));
+        // A client of minor 3: refusals come as the text of minor 3 (a client of
+        // minor 4 gets them typed: `typed_refusals_for_clients_of_minor_4`).
         h.client(ClientToCoord::Hello(ClientHello {
-            minor: picluster_core::wire::PROTOCOL_MINOR,
+            minor: picluster_core::wire::MINOR_CLIENT_REPORTS,
             client_version: "t".into(),
         }));
         h.drain();
@@ -831,13 +833,18 @@ fn submit_as(h: &mut Harness, client: ConnId, job: &Sha256dJob, priority: i32) {
 }
 
 fn add_client(h: &mut Harness, conn: ConnId, name: &str) {
+    add_client_at(h, conn, name, picluster_core::wire::MINOR_CLIENT_REPORTS);
+}
+
+/// A client that says hello speaking protocol `minor`.
+fn add_client_at(h: &mut Harness, conn: ConnId, name: &str, minor: u16) {
     h.core
         .handle_connected(h.now, conn, PeerIdentity::new(Role::Client, name));
     h.core.handle_inbound(
         h.now,
         conn,
         Inbound::Client(ClientToCoord::Hello(ClientHello {
-            minor: picluster_core::wire::PROTOCOL_MINOR,
+            minor,
             client_version: "t".into(),
         })),
     );
@@ -2043,6 +2050,181 @@ fn a_client_of_an_older_client_protocol_is_told_to_upgrade() {
     assert_eq!(reason.code(), CloseCode::Protocol);
     assert_eq!(
         reason.to_string(),
-        "this coordinator speaks client protocol minor 3 and the client 2: upgrade the picluster client (or program) to this coordinator's version"
+        format!("this coordinator speaks client protocol minor {PROTOCOL_MINOR} and the client 2: upgrade the picluster client (or program) to this coordinator's version")
+    );
+}
+
+#[test]
+fn typed_refusals_for_clients_of_minor_4_and_the_same_text_for_older_ones() {
+    let mut h = Harness::small_chunks();
+    add_client(&mut h, ConnId(201), "alice");
+    add_client_at(&mut h, ConnId(202), "bob", MINOR_TYPED_REFUSALS);
+    add_client_at(&mut h, ConnId(203), "carol", MINOR_CLIENT_REPORTS);
+    submit_as(&mut h, ConnId(201), &genesis_job(0..1 << 16), 0);
+    h.drain();
+    let ask = |h: &mut Harness, conn: ConnId, m: ClientToCoord| -> Refusal {
+        h.core.handle_inbound(h.now, conn, Inbound::Client(m));
+        match &h.drain()[..] {
+            [Transmit::ToClient(c, CoordToClient::Refused(_, why))] if *c == conn => why.clone(),
+            other => panic!("expected one refusal, got {other:?}"),
+        }
+    };
+    let cancel = |request| {
+        ClientToCoord::Cancel(JobRequest {
+            request: RequestId(request),
+            job: JobId(1),
+        })
+    };
+    // Another client's job: the action, and what it takes.
+    let typed = ask(&mut h, ConnId(202), cancel(1));
+    let expected = NotPermitted {
+        client: "bob".into(),
+        action: Action::Cancel(JobId(1)),
+        needs: Needs::OwnerOrAdmin,
+    };
+    assert_eq!(typed, Refusal::Forbidden(expected));
+    assert_eq!(
+        typed.to_string(),
+        "not permitted: job j1 belongs to another client: client bob may not cancel it (an admin credential may)"
+    );
+    // A client of minor 3 gets the same words as text.
+    let text = ask(&mut h, ConnId(203), cancel(2));
+    assert_eq!(
+        text,
+        Refusal::NotPermitted(
+            "job j1 belongs to another client: client carol may not cancel it (an admin credential may)"
+                .into()
+        )
+    );
+    // An admin's action.
+    let prune = ask(&mut h, ConnId(202), ClientToCoord::Prune(RequestId(3)));
+    assert_eq!(
+        prune,
+        Refusal::Forbidden(NotPermitted {
+            client: "bob".into(),
+            action: Action::PruneJobs,
+            needs: Needs::Admin,
+        })
+    );
+    assert_eq!(
+        prune.clone().for_minor(MINOR_CLIENT_REPORTS),
+        Refusal::NotPermitted(
+            "client bob may not remove every finished job: that takes an admin credential".into()
+        )
+    );
+    // An invalid job: the spec error's kind and words.
+    let short = Sha256dWork {
+        header: vec![0; 3],
+        ..match WorkSpec::from(&JobKind::Sha256d(genesis_job(0..10))) {
+            WorkSpec::Sha256d(w) => w,
+            _ => unreachable!(),
+        }
+    };
+    let submit = |request| {
+        ClientToCoord::Submit(Submit {
+            request: RequestId(request),
+            work: WorkSpec::Sha256d(short.clone()),
+            mode: SearchMode::First,
+            priority: 0,
+        })
+    };
+    assert_eq!(
+        ask(&mut h, ConnId(202), submit(4)),
+        Refusal::BadJob(InvalidJob {
+            kind: JobErrorKind::Sha256d,
+            reason: "header is 3 bytes, expected 80".into(),
+        })
+    );
+    assert_eq!(
+        ask(&mut h, ConnId(203), submit(5)),
+        Refusal::InvalidJob("header is 3 bytes, expected 80".into())
+    );
+    // A token request out of bounds, from an admin of minor 4; and its own revocation.
+    add_admin_at(&mut h, ConnId(204), "root", MINOR_TYPED_REFUSALS);
+    let token = ClientToCoord::CreateToken(CreateToken {
+        request: RequestId(6),
+        id: "0a0b0c0d0e0f".into(),
+        secret_sha256: [0; 32],
+        role: Role::Worker,
+        ttl_s: 0,
+        uses: 1,
+        replace: false,
+    });
+    let refused = ask(&mut h, ConnId(204), token);
+    assert_eq!(
+        refused,
+        Refusal::BadToken(TokenRequestError::Lifetime {
+            ttl_s: 0,
+            max_s: 86_400
+        })
+    );
+    assert_eq!(
+        refused.to_string(),
+        "invalid token request: lifetime 0 s is outside 1 s ..= 86400 s (24 h)"
+    );
+    let own = ClientToCoord::Revoke(WorkerRequest {
+        request: RequestId(7),
+        worker: "root".into(),
+    });
+    assert_eq!(
+        ask(&mut h, ConnId(204), own),
+        Refusal::Forbidden(NotPermitted {
+            client: "root".into(),
+            action: Action::RevokeOwn("root".into()),
+            needs: Needs::AnotherCredential,
+        })
+    );
+}
+
+/// An admin that says hello speaking protocol `minor`.
+fn add_admin_at(h: &mut Harness, conn: ConnId, name: &str, minor: u16) {
+    h.core
+        .handle_connected(h.now, conn, PeerIdentity::new(Role::Admin, name));
+    h.core.handle_inbound(
+        h.now,
+        conn,
+        Inbound::Client(ClientToCoord::Hello(ClientHello {
+            minor,
+            client_version: "t".into(),
+        })),
+    );
+    h.drain();
+}
+
+#[test]
+fn a_refused_certificate_request_is_typed_for_joiners_of_minor_4() {
+    let mut h = Harness::new(CoordinatorConfig::default());
+    for (conn, minor) in [(ConnId(301), MINOR_TYPED_REFUSALS), (ConnId(302), 3)] {
+        h.core.handle_joining(h.now, conn);
+        h.core.handle_inbound(
+            h.now,
+            conn,
+            Inbound::Join(
+                JoinRequest {
+                    minor,
+                    token: "0a0b0c0d0e0f".into(),
+                    secret: [1; 16],
+                    name: "pi-9".into(),
+                    role: Role::Worker,
+                    csr: vec![],
+                },
+                Err(CsrError::BadSignature),
+            ),
+        );
+    }
+    assert_eq!(
+        h.drain(),
+        vec![
+            Transmit::ToJoiner(
+                ConnId(301),
+                CoordToJoin::Refused(JoinRefusal::BadCsr(CsrError::BadSignature))
+            ),
+            Transmit::ToJoiner(
+                ConnId(302),
+                CoordToJoin::Refused(JoinRefusal::BadRequest(
+                    "its signature does not verify".into()
+                ))
+            ),
+        ]
     );
 }

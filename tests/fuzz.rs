@@ -391,7 +391,7 @@ fn fuzz_join_requests_into_the_coordinator() {
                 let checked = if csr_ok {
                     Ok(())
                 } else {
-                    Err("bad".to_string())
+                    Err(picluster_core::wire::CsrError::NotARequest)
                 };
                 core.handle_inbound(
                     now,

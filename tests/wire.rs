@@ -703,6 +703,44 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 indices: vec![300, 70000],
             })),
         ),
+        // Minor 4: typed refusals, appended.
+        (
+            "CoordToClient::Refused(Forbidden)",
+            e(&CoordToClient::Refused(
+                RequestId(2),
+                Refusal::Forbidden(NotPermitted {
+                    client: "bob".into(),
+                    action: Action::Cancel(JobId(3)),
+                    needs: Needs::OwnerOrAdmin,
+                }),
+            )),
+        ),
+        (
+            "CoordToClient::Refused(BadJob)",
+            e(&CoordToClient::Refused(
+                RequestId(7),
+                Refusal::BadJob(InvalidJob {
+                    kind: JobErrorKind::Preimage,
+                    reason: "bad".into(),
+                }),
+            )),
+        ),
+        (
+            "CoordToClient::Refused(BadToken)",
+            e(&CoordToClient::Refused(
+                RequestId(5),
+                Refusal::BadToken(TokenRequestError::Lifetime {
+                    ttl_s: 0,
+                    max_s: 86_400,
+                }),
+            )),
+        ),
+        (
+            "CoordToJoin::Refused(BadCsr)",
+            e(&CoordToJoin::Refused(JoinRefusal::BadCsr(
+                CsrError::BadSignature,
+            ))),
+        ),
     ]
 }
 
@@ -787,6 +825,10 @@ const GOLDEN: &[(&str, &str)] = &[
     ("ClientToCoord::Show", "030000000f0903"),
     ("CoordToClient::Detail", "6000000013090301e8078020dc0b0102077368613235366401030561646d696ee80701b009000004016b0107e8070a010470692d31e8070301010102600106222222222222222222222222222222222222222222222222222222222222222201ac020100"),
     ("WorkerToCoord::Shares", "080000000a0902ac02f0a204"),
+    ("CoordToClient::Refused(Forbidden)", "0a00000008020903626f62080301"),
+    ("CoordToClient::Refused(BadJob)", "0800000008070a0203626164"),
+    ("CoordToClient::Refused(BadToken)", "0800000008050b040080a305"),
+    ("CoordToJoin::Refused(BadCsr)", "03000000010801"),
 ];
 
 #[test]

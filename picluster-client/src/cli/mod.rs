@@ -225,7 +225,6 @@ impl CliError {
     /// a job the coordinator calls invalid): fixing the command is the remedy.
     fn is_invalid_input(&self) -> bool {
         use picluster_core::trust::ClusterError as C;
-        use picluster_core::wire::Refusal as R;
         match self {
             CliError::Usage(_) | CliError::Input(_) => true,
             CliError::Cluster(e) | CliError::Client(ClientError::Cluster(e)) => matches!(
@@ -239,9 +238,7 @@ impl CliError {
                     | C::NameIssued { .. }
                     | C::ReservedName(_)
             ),
-            CliError::Client(ClientError::Refused(r)) => {
-                matches!(r, R::InvalidJob(_) | R::InvalidName(_) | R::InvalidToken(_))
-            }
+            CliError::Client(ClientError::Refused(r)) => r.is_invalid_input(),
             _ => false,
         }
     }

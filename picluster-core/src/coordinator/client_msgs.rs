@@ -17,9 +17,9 @@ use super::violation::{CloseReason, ProtocolViolation};
 use crate::identity::Role;
 use crate::ids::{ConnId, JobId, RequestId};
 use crate::wire::{
-    negotiate_minor, ClientHello, ClientToCoord, ClientWelcome, CoordToClient, CoordToWorker,
-    Drain, JobRequest, JobSummary, Refusal, Stop, WorkerRequest, WorkerStatus, MAX_REASON_LEN,
-    MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
+    negotiate_minor, Action, ClientHello, ClientToCoord, ClientWelcome, CoordToClient,
+    CoordToWorker, Drain, JobRequest, JobSummary, Needs, NotPermitted, Refusal, Stop,
+    WorkerRequest, WorkerStatus, MAX_REASON_LEN, MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
 };
 use std::time::Instant;
 
@@ -38,12 +38,12 @@ pub(super) fn on_client(
     };
     // A greeted client's request its certificate does not allow is refused here,
     // before anything acts on it (a hello is always allowed).
-    if let Some((request, refusal)) = greeted.then(|| refusal(t, conn, &message)).flatten() {
-        fx.reply(
-            &t.jobs,
-            Transmit::ToClient(conn, CoordToClient::Refused(request, refusal)),
-        );
-        return Ok(());
+    if greeted {
+        if let Err((request, refused)) = authorize(t, conn, &message) {
+            let reply = CoordToClient::Refused(request, Refusal::Forbidden(refused));
+            send(t, fx, conn, reply);
+            return Ok(());
+        }
     }
     let reply = match message {
         ClientToCoord::Hello(ClientHello { minor, .. }) if !greeted => {
@@ -55,12 +55,12 @@ pub(super) fn on_client(
                 peers::drop_peer(t, fx, conn, reason);
                 return Ok(());
             }
+            let minor = negotiate_minor(minor);
             if let Some(client) = t.conns.client_mut(conn) {
                 client.greeted = true;
+                client.minor = minor;
             }
-            CoordToClient::Welcome(ClientWelcome {
-                minor: negotiate_minor(minor),
-            })
+            CoordToClient::Welcome(ClientWelcome { minor })
         }
         ClientToCoord::Hello(_) => return Err(ProtocolViolation::SecondHello),
         _ if !greeted => return Err(ProtocolViolation::BeforeHello),
@@ -122,12 +122,12 @@ pub(super) fn on_client(
                 .identity(conn)
                 .is_some_and(|me| me.name == worker)
             {
-                CoordToClient::Refused(
-                    request,
-                    Refusal::NotPermitted(format!(
-                        "{worker} is the credential making this request: revoking it would lock you out"
-                    )),
-                )
+                let refused = NotPermitted {
+                    client: name.clone(),
+                    action: Action::RevokeOwn(worker),
+                    needs: Needs::AnotherCredential,
+                };
+                CoordToClient::Refused(request, Refusal::Forbidden(refused))
             } else {
                 CoordToClient::Revoked(request, enroll::revoke(t, fx, now, &worker))
             }
@@ -139,57 +139,89 @@ pub(super) fn on_client(
         ClientToCoord::ListTokens(request) => enroll::list_tokens(t, fx, now, request),
         ClientToCoord::RevokeToken(request) => enroll::revoke_token(t, fx, request),
     };
-    fx.reply(&t.jobs, Transmit::ToClient(conn, reply));
+    send(t, fx, conn, reply);
     Ok(())
 }
 
-/// Why `conn` may not make this request, from its certificate alone: a client
-/// submits, sees the cluster's status and lists, watches, cancels and forgets its
-/// own jobs; everything else (drain, release, prune, other clients' jobs) takes an
-/// admin certificate.
-fn refusal(t: &Tables, conn: ConnId, message: &ClientToCoord) -> Option<(RequestId, Refusal)> {
-    let client = t.conns.client(conn)?;
-    if client.admin {
-        return None;
-    }
-    let admin_only = |request: RequestId, what: &str| {
-        Some((
-            request,
-            Refusal::NotPermitted(format!(
-                "client {} may not {what}: that takes an admin credential",
-                client.name
-            )),
-        ))
+/// Sends a reply as the client decodes it: a refusal in the form of the client's
+/// protocol minor (the text of minor 3, or the typed refusals of minor 4).
+fn send(t: &Tables, fx: &mut Effects, conn: ConnId, reply: CoordToClient) {
+    let minor = t.conns.client(conn).map_or(0, |c| c.minor);
+    let reply = match reply {
+        CoordToClient::Refused(request, why) => {
+            CoordToClient::Refused(request, why.for_minor(minor))
+        }
+        other => other,
     };
-    let own = |request: RequestId, job: JobId, verb: &str| {
-        let owner = &t.jobs.get(job)?.record.client;
-        (*owner != client.name).then(|| {
-            (
-                request,
-                Refusal::NotPermitted(format!(
-                    "job {job} belongs to another client: client {} may not {verb} it (an admin credential may)",
-                    client.name
-                )),
-            )
-        })
-    };
+    fx.reply(&t.jobs, Transmit::ToClient(conn, reply));
+}
+
+/// What a request takes, from the request alone.
+enum Permission {
+    /// Any client certificate.
+    Anyone,
+    /// An admin certificate.
+    Admin(RequestId, Action),
+    /// The job's own client's certificate, or an admin's.
+    Owner(RequestId, JobId, Action),
+}
+
+/// The authorization table: a client submits, sees the cluster's status and lists,
+/// watches, cancels, shows and forgets its own jobs; everything else (drain, release,
+/// prune, revocation, tokens, other clients' jobs) takes an admin certificate.
+fn permission(message: &ClientToCoord) -> Permission {
+    use Permission::{Admin, Anyone, Owner};
     match message {
-        ClientToCoord::Drain(d) => admin_only(d.request, "drain or undrain workers"),
-        ClientToCoord::Release(r) => admin_only(r.request, "release quarantined workers"),
-        ClientToCoord::Prune(request) => admin_only(*request, "remove every finished job"),
-        ClientToCoord::Revoke(r) => admin_only(r.request, "revoke certificates"),
-        ClientToCoord::CreateToken(t) => admin_only(t.request, "make join tokens"),
-        ClientToCoord::ListTokens(request) => admin_only(*request, "list join tokens"),
-        ClientToCoord::RevokeToken(t) => admin_only(t.request, "withdraw join tokens"),
-        ClientToCoord::Watch(r) => own(r.request, r.job, "watch"),
-        ClientToCoord::Cancel(r) => own(r.request, r.job, "cancel"),
-        ClientToCoord::Forget(r) => own(r.request, r.job, "forget"),
-        ClientToCoord::Show(r) => own(r.request, r.job, "show"),
+        ClientToCoord::Drain(d) => Admin(d.request, Action::DrainWorkers),
+        ClientToCoord::Release(r) => Admin(r.request, Action::ReleaseWorkers),
+        ClientToCoord::Prune(request) => Admin(*request, Action::PruneJobs),
+        ClientToCoord::Revoke(r) => Admin(r.request, Action::RevokeCertificates),
+        ClientToCoord::CreateToken(t) => Admin(t.request, Action::MakeTokens),
+        ClientToCoord::ListTokens(request) => Admin(*request, Action::ListTokens),
+        ClientToCoord::RevokeToken(t) => Admin(t.request, Action::WithdrawTokens),
+        ClientToCoord::Watch(r) => Owner(r.request, r.job, Action::Watch(r.job)),
+        ClientToCoord::Cancel(r) => Owner(r.request, r.job, Action::Cancel(r.job)),
+        ClientToCoord::Forget(r) => Owner(r.request, r.job, Action::Forget(r.job)),
+        ClientToCoord::Show(r) => Owner(r.request, r.job, Action::Show(r.job)),
         ClientToCoord::Hello(_)
         | ClientToCoord::Submit(_)
         | ClientToCoord::ListJobs(_)
         | ClientToCoord::Status(_)
-        | ClientToCoord::Credentials(_) => None,
+        | ClientToCoord::Credentials(_) => Anyone,
+    }
+}
+
+/// Whether `conn`'s certificate allows this request ([`permission`]); the refusal
+/// if not. A request about a job that is not kept is allowed here (it is then
+/// refused as unknown).
+fn authorize(
+    t: &Tables,
+    conn: ConnId,
+    message: &ClientToCoord,
+) -> Result<(), (RequestId, NotPermitted)> {
+    let Some(client) = t.conns.client(conn).filter(|c| !c.admin) else {
+        return Ok(());
+    };
+    let refused = |request, action, needs| {
+        let client = client.name.clone();
+        Err((
+            request,
+            NotPermitted {
+                client,
+                action,
+                needs,
+            },
+        ))
+    };
+    match permission(message) {
+        Permission::Anyone => Ok(()),
+        Permission::Admin(request, action) => refused(request, action, Needs::Admin),
+        Permission::Owner(request, job, action) => match t.jobs.get(job) {
+            Some(j) if j.record.client != client.name => {
+                refused(request, action, Needs::OwnerOrAdmin)
+            }
+            _ => Ok(()),
+        },
     }
 }
 

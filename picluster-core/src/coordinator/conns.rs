@@ -18,6 +18,8 @@ pub(super) struct ClientSession {
     /// Its certificate grants the admin role: every request, every client's jobs.
     pub(super) admin: bool,
     pub(super) greeted: bool,
+    /// The protocol minor version negotiated at its hello (0 before).
+    pub(super) minor: u16,
     /// Live jobs it watches.
     pub(super) watching: BTreeSet<JobId>,
 }
@@ -73,6 +75,7 @@ impl ConnTable {
                 name,
                 admin,
                 greeted: false,
+                minor: 0,
                 watching: BTreeSet::new(),
             }),
         );

@@ -11,6 +11,7 @@ use crate::ids::ConnId;
 use crate::token::{constant_time_eq, secret_hash, TOKEN_ID_LEN};
 use crate::wire::{
     CertificateStatus, CreateToken, CredentialReport, JoinRefusal, Revocation, TokenInfo,
+    TokenRequestError,
 };
 use std::collections::BTreeMap;
 
@@ -104,44 +105,38 @@ impl Credentials {
         request: &CreateToken,
         created_by: &str,
         now: UnixMillis,
-    ) -> Result<StoredToken, String> {
+    ) -> Result<StoredToken, TokenRequestError> {
         let id_ok = request.id.len() == 2 * TOKEN_ID_LEN
             && request
                 .id
                 .chars()
                 .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
         if !id_ok {
-            return Err(format!(
-                "token id `{}` is not {} lower-case hex digits",
-                request.id,
-                2 * TOKEN_ID_LEN
-            ));
+            return Err(TokenRequestError::BadId {
+                id: request.id.clone(),
+                digits: 2 * TOKEN_ID_LEN as u32,
+            });
         }
         if self.tokens.contains_key(&request.id) {
-            return Err(format!("a token with id {} exists", request.id));
+            return Err(TokenRequestError::Exists(request.id.clone()));
         }
         if self.tokens.len() >= MAX_TOKENS {
-            return Err(format!(
-                "{MAX_TOKENS} tokens exist: revoke some first (`picluster token revoke ID`)"
-            ));
+            return Err(TokenRequestError::TooMany(MAX_TOKENS as u32));
         }
         if !matches!(request.role, Role::Worker | Role::Client) {
-            return Err(format!(
-                "a token may enroll workers or clients, not {}",
-                request.role
-            ));
+            return Err(TokenRequestError::Role(request.role));
         }
         if request.ttl_s == 0 || request.ttl_s > MAX_TOKEN_TTL_S {
-            return Err(format!(
-                "lifetime {} s is outside 1 s ..= {MAX_TOKEN_TTL_S} s (24 h)",
-                request.ttl_s
-            ));
+            return Err(TokenRequestError::Lifetime {
+                ttl_s: request.ttl_s,
+                max_s: MAX_TOKEN_TTL_S,
+            });
         }
         if request.uses == 0 || request.uses > MAX_TOKEN_USES {
-            return Err(format!(
-                "{} uses is outside 1 ..= {MAX_TOKEN_USES}",
-                request.uses
-            ));
+            return Err(TokenRequestError::Uses {
+                uses: request.uses,
+                max: MAX_TOKEN_USES,
+            });
         }
         Ok(StoredToken {
             role: request.role,

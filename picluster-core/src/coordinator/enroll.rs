@@ -14,8 +14,8 @@ use super::violation::CloseReason;
 use crate::identity::Role;
 use crate::ids::{ConnId, RequestId};
 use crate::wire::{
-    CoordToClient, CoordToJoin, CoordToWorker, CreateToken, JoinRefusal, JoinRequest, Refusal,
-    Revocation, TokenRequest,
+    CoordToClient, CoordToJoin, CoordToWorker, CreateToken, CsrError, JoinRefusal, JoinRequest,
+    Refusal, Revocation, TokenRequest,
 };
 use std::time::Instant;
 
@@ -29,16 +29,17 @@ pub(super) fn on_join(
     now: Instant,
     conn: ConnId,
     request: JoinRequest,
-    checked: Result<(), String>,
+    checked: Result<(), CsrError>,
 ) {
     t.conns.insert(conn, Conn::Joining { answered: true });
+    let minor = request.minor;
     let at = fx.unix_ms(now);
     let reserved = matches!(request.name.as_str(), "admin" | "coordinator");
     let in_use = reserved
         || t.workers.named(&request.name).is_some()
         || t.credentials.is_enrolled(&request.name);
     let decision = checked
-        .map_err(JoinRefusal::BadRequest)
+        .map_err(JoinRefusal::BadCsr)
         .and_then(|()| {
             t.credentials.admit(
                 &request.token,
@@ -69,7 +70,7 @@ pub(super) fn on_join(
             // could overtake it); one that does not is closed by its idle timeout.
             fx.reply(
                 &t.jobs,
-                Transmit::ToJoiner(conn, CoordToJoin::Refused(refusal)),
+                Transmit::ToJoiner(conn, CoordToJoin::Refused(refusal.for_minor(minor))),
             );
         }
         Ok(admitted) => {
@@ -184,7 +185,7 @@ pub(super) fn create_token(
                 None => CoordToClient::Refused(create.request, Refusal::UnknownToken(create.id)),
             }
         }
-        Err(why) => CoordToClient::Refused(create.request, Refusal::InvalidToken(why)),
+        Err(why) => CoordToClient::Refused(create.request, Refusal::BadToken(why)),
     }
 }
 

@@ -26,9 +26,7 @@ pub(super) fn submit(
 ) -> CoordToClient {
     let spec = match submit.spec() {
         Ok(spec) => spec,
-        Err(e) => {
-            return CoordToClient::Refused(submit.request, Refusal::InvalidJob(e.to_string()))
-        }
+        Err(e) => return CoordToClient::Refused(submit.request, Refusal::BadJob((&e).into())),
     };
     let (kind, keyspace, mode) = (
         spec.kind

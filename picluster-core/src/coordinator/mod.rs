@@ -96,8 +96,8 @@ pub use violation::{CloseReason, ProtocolViolation};
 use crate::identity::PeerIdentity;
 use crate::ids::{ConnId, JobId};
 use crate::wire::{
-    ClientToCoord, ClusterStatus, CoordToWorker, FrameError, JobDetail, JobReport, JobSummary,
-    JoinRequest, Trim, WorkerToCoord,
+    ClientToCoord, ClusterStatus, CoordToWorker, CsrError, FrameError, JobDetail, JobReport,
+    JobSummary, JoinRequest, Trim, WorkerToCoord,
 };
 use conns::ConnKind;
 use effects::Effects;
@@ -117,7 +117,7 @@ pub enum Inbound {
     /// From a joining connection (no certificate): its enrollment request, and what
     /// the driver found wrong with its certificate request (its signature is checked
     /// there, before the request may spend a token).
-    Join(JoinRequest, Result<(), String>),
+    Join(JoinRequest, Result<(), CsrError>),
 }
 
 /// The coordinator state machine. See the module docs for the driving order.

@@ -38,6 +38,7 @@ pub(super) fn issue_certificate(
         )
         .map_err(|e| match e {
             crate::trust::ClusterError::BadRequest(why) => JoinRefusal::BadRequest(why),
+            crate::trust::ClusterError::Csr(why) => JoinRefusal::BadRequest(why.to_string()),
             other => JoinRefusal::BadRequest(other.to_string()),
         })
 }

@@ -11,7 +11,7 @@ use crate::coordinator::{CoordinatorConfig, Inbound};
 use crate::identity::{PeerIdentity, Role};
 use crate::ids::ConnId;
 use crate::net::{self, FrameReader, FrameWriter, NetError};
-use crate::wire::{self, ClientToCoord, CloseCode, JoinToCoord, WorkerToCoord};
+use crate::wire::{self, ClientToCoord, CloseCode, CsrError, JoinToCoord, WorkerToCoord};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,8 +316,8 @@ fn decode(role: Option<Role>, body: &[u8]) -> Result<Inbound, wire::FrameError> 
             let checked = crate::trust::verify_request(&request.csr)
                 .map(|_| ())
                 .map_err(|e| match e {
-                    crate::trust::ClusterError::BadRequest(why) => why,
-                    other => other.to_string(),
+                    crate::trust::ClusterError::Csr(why) => why,
+                    other => CsrError::Unusable(other.to_string()),
                 });
             Inbound::Join(request, checked)
         }

@@ -2,6 +2,7 @@
 
 use super::{check_name, Bundle, ClusterError, FORMAT_VERSION};
 use crate::identity::Role;
+use crate::wire::CsrError;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
@@ -284,20 +285,16 @@ fn set_validity(params: &mut CertificateParams, validity: Validity) {
 /// A certificate request whose signature verifies.
 pub fn verify_request(der: &[u8]) -> Result<CertificateSigningRequestParams, ClusterError> {
     if der.len() > MAX_REQUEST_LEN {
-        return Err(ClusterError::BadRequest(format!(
-            "{} bytes is longer than a certificate request may be ({MAX_REQUEST_LEN})",
-            der.len()
-        )));
+        return Err(ClusterError::Csr(CsrError::TooLong {
+            len: der.len() as u64,
+            max: MAX_REQUEST_LEN as u64,
+        }));
     }
     CertificateSigningRequestParams::from_der(&der.into()).map_err(|e| {
-        ClusterError::BadRequest(match e {
-            rcgen::Error::InvalidCertificationRequestSignature => {
-                "its signature does not verify".to_string()
-            }
-            rcgen::Error::CouldNotParseCertificationRequest => {
-                "it is not a DER certificate request (PKCS#10)".to_string()
-            }
-            other => other.to_string(),
+        ClusterError::Csr(match e {
+            rcgen::Error::InvalidCertificationRequestSignature => CsrError::BadSignature,
+            rcgen::Error::CouldNotParseCertificationRequest => CsrError::NotARequest,
+            other => CsrError::Unusable(other.to_string()),
         })
     })
 }

@@ -99,9 +99,12 @@ pub enum ClusterError {
     /// Certificate generation failed, or a stored key or certificate is corrupt.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
-    /// A certificate request that is not one, or whose signature does not verify.
+    /// A certificate or bundle file that does not hold what it should.
     #[error("certificate request refused: {0}")]
     BadRequest(String),
+    /// A certificate request that is not one, or whose signature does not verify.
+    #[error("certificate request refused: {0}")]
+    Csr(#[from] crate::wire::CsrError),
     /// A private key file others may read.
     #[error("{path} is readable by group or others (mode {mode:03o}): a private key must be private; run `chmod 600 {path}`, and make new credentials if others may have read it")]
     KeyReadable {

@@ -1,7 +1,9 @@
 //! Messages between a client (the `picluster` tool or a program) and the
 //! coordinator, and the reports and listings they carry.
 
-use super::{CreateToken, CredentialReport, Revocation, TokenInfo, TokenRequest, WorkSpec};
+use super::{
+    CreateToken, CredentialReport, Refusal, Revocation, TokenInfo, TokenRequest, WorkSpec,
+};
 use crate::ids::{JobId, RequestId, WorkerId};
 use crate::job::SearchMode;
 use crate::kernel::Solution;
@@ -166,40 +168,6 @@ pub struct ChunkOutput {
 pub struct ClientWelcome {
     /// The negotiated minor version.
     pub minor: u16,
-}
-
-/// Why a client request was refused. Retrying the same request cannot help.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// No job with this id exists.
-    #[error("no job {0}")]
-    UnknownJob(JobId),
-    /// The submitted job is not valid; the text says why.
-    #[error("invalid job: {0}")]
-    InvalidJob(String),
-    /// No connected worker has this name.
-    #[error("no worker named {0} is connected or has ever connected")]
-    UnknownWorker(String),
-    /// Only a finished job can be forgotten.
-    #[error("job {0} has not finished: cancel it first")]
-    NotFinished(JobId),
-    /// No worker of this name is quarantined.
-    #[error("worker {0} is not quarantined")]
-    NotQuarantined(String),
-    /// The client's certificate does not allow this request; the text says what and
-    /// which role would.
-    #[error("not permitted: {0}")]
-    NotPermitted(String),
-    /// No join token has this id.
-    #[error("no join token {0}")]
-    UnknownToken(String),
-    /// A token request out of bounds (lifetime, uses, role, id); the text says which.
-    #[error("invalid token request: {0}")]
-    InvalidToken(String),
-    /// Not a valid worker or client name.
-    #[error("invalid name `{0}`: use 1-63 characters from A-Z a-z 0-9 . _ -")]
-    InvalidName(String),
 }
 
 /// Where a job is in its life.

@@ -192,4 +192,45 @@ pub enum JoinRefusal {
         /// The role asked for.
         asked: Role,
     },
+    /// The certificate request is not one the coordinator signs (minor 4;
+    /// `BadRequest` before).
+    #[error("certificate request refused: {0}")]
+    BadCsr(CsrError),
+}
+
+impl JoinRefusal {
+    /// The refusal as a peer speaking `minor` decodes it: `BadCsr` becomes the
+    /// `BadRequest` it replaces, with the same text.
+    pub fn for_minor(self, minor: u16) -> JoinRefusal {
+        match self {
+            JoinRefusal::BadCsr(e) if minor < super::MINOR_TYPED_REFUSALS => {
+                JoinRefusal::BadRequest(e.to_string())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Why a certificate request (PKCS#10) is not one the coordinator signs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrError {
+    /// Longer than a request may be.
+    #[error("{len} bytes is longer than a certificate request may be ({max})")]
+    TooLong {
+        /// Its length.
+        len: u64,
+        /// The most allowed.
+        max: u64,
+    },
+    /// Its signature does not verify with the key it carries.
+    #[error("its signature does not verify")]
+    BadSignature,
+    /// Not a DER certificate request.
+    #[error("it is not a DER certificate request (PKCS#10)")]
+    NotARequest,
+    /// A request the certificate library cannot use (an unsupported key or
+    /// algorithm), in its words.
+    #[error("{0}")]
+    Unusable(String),
 }

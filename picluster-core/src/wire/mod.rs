@@ -15,6 +15,7 @@
 //! # Layout
 //! - `worker`: messages between workers and the coordinator.
 //! - `client`: messages between clients and the coordinator, and the reports they carry.
+//! - `refusal`: why a client's request is refused ([`Refusal`]), typed since minor 4.
 //! - `credentials`: join tokens, revocations, certificates, and the join protocol.
 //! - `work`: what to compute, as sent ([`WorkSpec`]), and its conversion to the job model.
 //! - `frame`: the frame codec and [`FrameError`].
@@ -26,6 +27,7 @@ mod close;
 mod credentials;
 mod frame;
 mod limits;
+mod refusal;
 mod work;
 mod worker;
 
@@ -34,6 +36,7 @@ pub use close::CloseCode;
 pub use credentials::*;
 pub use frame::*;
 pub use limits::*;
+pub use refusal::*;
 pub use work::*;
 pub use worker::*;
 
@@ -47,8 +50,11 @@ pub const ALPN: &[u8] = b"picluster/1";
 /// solution, job times, waiting reasons, per-worker kernels, drain reasons,
 /// [`ClientToCoord::Show`]). The worker protocol is unchanged by it; the client
 /// messages' layout changed, so clients and coordinator must both speak minor 3
-/// (each refuses the other with a message naming the versions).
-pub const PROTOCOL_MINOR: u16 = 3;
+/// (each refuses the other with a message naming the versions). Minor 4: typed
+/// refusals ([`Refusal::Forbidden`], [`Refusal::BadJob`], [`Refusal::BadToken`],
+/// [`JoinRefusal::BadCsr`]), appended; a peer of minor 3 gets the text variants they
+/// replace ([`Refusal::for_minor`], [`JoinRefusal::for_minor`]).
+pub const PROTOCOL_MINOR: u16 = 4;
 /// The first minor version with [`WorkerToCoord::Holding`].
 pub const MINOR_HOLDING: u16 = 1;
 /// The first minor version with revocation, tokens and renewal.
