@@ -18,11 +18,12 @@
 //! ```
 //!
 //! # Layout
-//! - [`client`]: the async client and job watches.
+//! - [`client`]: the async client (one typed call for every request) and job watches.
 //! - [`blocking`]: the blocking wrapper.
-//! - [`local`]: the in-process cluster.
+//! - [`local`]: the in-process cluster (the one module that uses `picluster-worker`).
 //! - [`cli`]: the `picluster` command line (the binary is `src/main.rs`): `args` (clap
-//!   types), `spec` (input validation), `output` (text and JSON).
+//!   types), `spec` (input validation), `cmd` (each command), `output` (each command's
+//!   output as a typed view, as text or JSON).
 
 pub mod blocking;
 pub mod cli;

@@ -3,7 +3,7 @@
 //! report. A background task reads replies and routes them by request id (replies)
 //! or job id (pushed progress).
 //!
-//! Every request goes through one typed call ([`Client::call`]): the message, the
+//! Every request goes through one typed call (`Client::call`): the message, the
 //! protocol minor version it needs, and which reply answers it; a refusal, a lost
 //! connection, an old coordinator and a reply of the wrong kind are errors there,
 //! once for all requests.

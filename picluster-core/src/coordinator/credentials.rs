@@ -4,6 +4,10 @@
 //! A revocation names a name and a time: every certificate of that name issued up to
 //! then is refused (its issuing time is in its serial number), and one issued later,
 //! for a replacement machine, is not. A token's secret is kept as its SHA-256 only.
+//!
+//! This file owns the table and its checks (a token request, a join against a
+//! token); the flows that act on them (a join, a renewal, a revocation closing
+//! connections) are in `enroll`.
 
 use super::journal::{StoredToken, UnixMillis};
 use crate::identity::{PeerIdentity, Role};

@@ -1,5 +1,5 @@
 //! The job table: every job the coordinator knows, split into what must outlive the
-//! process ([`JobRecord`], the seam the journal will persist) and what belongs to this
+//! process ([`JobRecord`], what the journal persists) and what belongs to this
 //! session ([`JobSession`]: leases, watchers, the verifying kernel, times). Live jobs
 //! (queued or running) are indexed apart from finished ones, so that scheduling and
 //! progress pushes cost what the live jobs cost; finished jobs are kept for listings,

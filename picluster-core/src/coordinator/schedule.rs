@@ -2,7 +2,8 @@
 //! chunk sizes (calibration, speed-proportional shares of a small remainder, the
 //! 1.2-chunk tail rule), adaptive prefetch, and which job the next chunk goes to
 //! (priority, then fairness between clients, then age). [`decide`] returns what to do
-//! for one worker; the coordinator carries it out, so nothing here mutates a table.
+//! for one worker; `Coordinator::schedule` carries it out (through `leasing`), so
+//! nothing here mutates a table.
 
 use super::jobs::JobTable;
 use super::leases::LeaseTable;

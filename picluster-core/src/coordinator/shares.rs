@@ -21,6 +21,10 @@
 //! 6.3 x 10^-10); at one share per 5 s that is one window per 160 s, so at most 0.013
 //! false alarms per worker-century. A worker that hashes nothing is caught once it has
 //! claimed 32 x 2^bits indices: 2^21 at the initial target.
+//!
+//! This file owns one worker's [`ShareAccount`] (the window, the retarget) and the
+//! statistics; checking shares against their lease, weighing claimed progress and
+//! quarantining a worker are operations in `verify`.
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 //! - `process`: [`shutdown_signal`], [`background_runtime`], [`LossyStderr`],
 //!   [`eprint_lossy`], [`EXIT_BROKEN_PIPE`].
 //! - `http`: [`bind_metrics`], [`serve_metrics`], [`OPENMETRICS`].
-//! - [`config`]: TOML configuration files (feature `cli`).
+//! - `config`: TOML configuration files (feature `cli`).
 //! - `manpages`: [`write_manpages`] (feature `cli`).
 
 #[cfg(feature = "cli")]

@@ -20,7 +20,7 @@
 //! - `lanes`: one nonce per 32-bit lane (AVX2, NEON, NEON on 32-bit ARM, plain
 //!   arrays); `avx512`: sixteen lanes.
 //! - `blocks`: the lane-by-lane layout of a batch, shared by the implementations.
-//! - [`batch`]: many compressions at once with the chosen implementation.
+//! - `batch`: many compressions at once with the chosen implementation.
 
 #[cfg(target_arch = "aarch64")]
 mod armsha2;
