@@ -838,8 +838,13 @@ fn add_client(h: &mut Harness, conn: ConnId, name: &str) {
 
 /// A client that says hello speaking protocol `minor`.
 fn add_client_at(h: &mut Harness, conn: ConnId, name: &str, minor: u16) {
+    add_client_as(h, conn, Role::Client, name, minor);
+}
+
+/// A client of `role` (client or admin) that says hello speaking protocol `minor`.
+fn add_client_as(h: &mut Harness, conn: ConnId, role: Role, name: &str, minor: u16) {
     h.core
-        .handle_connected(h.now, conn, PeerIdentity::new(Role::Client, name));
+        .handle_connected(h.now, conn, PeerIdentity::new(role, name));
     h.core.handle_inbound(
         h.now,
         conn,
@@ -2140,7 +2145,13 @@ fn typed_refusals_for_clients_of_minor_4_and_the_same_text_for_older_ones() {
         Refusal::InvalidJob("header is 3 bytes, expected 80".into())
     );
     // A token request out of bounds, from an admin of minor 4; and its own revocation.
-    add_admin_at(&mut h, ConnId(204), "root", MINOR_TYPED_REFUSALS);
+    add_client_as(
+        &mut h,
+        ConnId(204),
+        Role::Admin,
+        "root",
+        MINOR_TYPED_REFUSALS,
+    );
     let token = ClientToCoord::CreateToken(CreateToken {
         request: RequestId(6),
         id: "0a0b0c0d0e0f".into(),
@@ -2174,21 +2185,6 @@ fn typed_refusals_for_clients_of_minor_4_and_the_same_text_for_older_ones() {
             needs: Needs::AnotherCredential,
         })
     );
-}
-
-/// An admin that says hello speaking protocol `minor`.
-fn add_admin_at(h: &mut Harness, conn: ConnId, name: &str, minor: u16) {
-    h.core
-        .handle_connected(h.now, conn, PeerIdentity::new(Role::Admin, name));
-    h.core.handle_inbound(
-        h.now,
-        conn,
-        Inbound::Client(ClientToCoord::Hello(ClientHello {
-            minor,
-            client_version: "t".into(),
-        })),
-    );
-    h.drain();
 }
 
 #[test]

@@ -153,9 +153,9 @@ impl View for ReportsView<'_> {
     }
 }
 
-/// A job as listings show it.
+/// What a job's listing and its detail both begin with.
 #[derive(Clone, Debug, Serialize)]
-pub(in crate::cli) struct JobView<'a> {
+pub(in crate::cli) struct JobHeadView<'a> {
     job: String,
     state: &'static str,
     kind: &'a str,
@@ -164,6 +164,29 @@ pub(in crate::cli) struct JobView<'a> {
     client: &'a str,
     hashes: u64,
     keyspace: u64,
+}
+
+impl<'a> From<&'a JobSummary> for JobHeadView<'a> {
+    fn from(j: &'a JobSummary) -> JobHeadView<'a> {
+        let p = &j.progress;
+        JobHeadView {
+            job: p.job.to_string(),
+            state: p.state.as_str(),
+            kind: &j.kind,
+            mode: mode_str(j.mode),
+            priority: j.priority,
+            client: &j.client,
+            hashes: p.hashes,
+            keyspace: p.keyspace,
+        }
+    }
+}
+
+/// A job as listings show it.
+#[derive(Clone, Debug, Serialize)]
+pub(in crate::cli) struct JobView<'a> {
+    #[serde(flatten)]
+    head: JobHeadView<'a>,
     solutions: u32,
     workers: u32,
     seconds: f64,
@@ -175,14 +198,7 @@ impl<'a> From<&'a JobSummary> for JobView<'a> {
     fn from(j: &'a JobSummary) -> JobView<'a> {
         let p = &j.progress;
         JobView {
-            job: p.job.to_string(),
-            state: p.state.as_str(),
-            kind: &j.kind,
-            mode: mode_str(j.mode),
-            priority: j.priority,
-            client: &j.client,
-            hashes: p.hashes,
-            keyspace: p.keyspace,
+            head: j.into(),
             solutions: p.solutions,
             workers: p.workers,
             seconds: p.elapsed_ms as f64 / 1000.0,
@@ -244,14 +260,8 @@ impl View for JobsView<'_> {
 /// rather than counted.
 #[derive(Clone, Debug, Serialize)]
 pub(in crate::cli) struct DetailView<'a> {
-    job: String,
-    state: &'static str,
-    kind: &'a str,
-    mode: &'static str,
-    priority: i32,
-    client: &'a str,
-    hashes: u64,
-    keyspace: u64,
+    #[serde(flatten)]
+    head: JobHeadView<'a>,
     solutions: Vec<SolutionView<'a>>,
     workers: Vec<JobWorkerView<'a>>,
     seconds: f64,
@@ -287,14 +297,7 @@ impl<'a> From<&'a JobDetail> for DetailView<'a> {
                 .map(|w| w.worker.as_str())
         };
         DetailView {
-            job: p.job.to_string(),
-            state: p.state.as_str(),
-            kind: &j.kind,
-            mode: mode_str(j.mode),
-            priority: j.priority,
-            client: &j.client,
-            hashes: p.hashes,
-            keyspace: p.keyspace,
+            head: j.into(),
             solutions: d
                 .solutions
                 .iter()
