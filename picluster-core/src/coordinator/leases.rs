@@ -5,7 +5,7 @@
 //! [`LEASE_ID_GAP`]), and an adopted lease keeps the id its worker knows.
 
 use crate::ids::{ConnId, JobId, LeaseId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Instant;
 
@@ -24,6 +24,8 @@ pub(super) struct Lease {
     pub(super) trim: Option<(u64, ConnId)>,
     /// The share target its worker reports shares at (`None`: no shares).
     pub(super) share_bits: Option<u8>,
+    /// The shares verified in it: each counts once.
+    pub(super) shares: BTreeSet<u64>,
 }
 
 /// How far past the last recorded lease id a restarted coordinator starts: the
@@ -85,6 +87,7 @@ impl LeaseTable {
                 reported_at: now,
                 trim: None,
                 share_bits: None,
+                shares: BTreeSet::new(),
             },
         );
     }

@@ -102,9 +102,20 @@ pub(super) fn on_shares(
                 index,
             });
         }
+        // A share is evidence once: sent again, it claims work done once twice.
+        if !t
+            .leases
+            .get_mut(lease_id)
+            .is_some_and(|l| l.shares.insert(index))
+        {
+            return Err(ProtocolViolation::RepeatedShare {
+                lease: lease_id,
+                index,
+            });
+        }
         fx.stats.shares += 1;
         if let Some(account) = t.workers.worker_mut(conn).and_then(|w| w.shares.as_mut()) {
-            account.verified();
+            account.verified(bits);
         }
     }
     if !indices.is_empty() {
@@ -240,9 +251,12 @@ pub(super) fn violation(
     };
     // A worker that lies once may have lied before: what it committed since its
     // last verified share (a false solution or share), or in this whole session
-    // (too few shares: its claims are what is in doubt), is searched again, and it
-    // gets nothing until an admin releases it.
-    let all = matches!(violation, ProtocolViolation::TooFewShares { .. });
+    // (too few shares, or a share sent twice: its claims are what is in doubt), is
+    // searched again, and it gets nothing until an admin releases it.
+    let all = matches!(
+        violation,
+        ProtocolViolation::TooFewShares { .. } | ProtocolViolation::RepeatedShare { .. }
+    );
     fx.totals(&name).rejected += 1;
     t.workers.quarantine(&name);
     fx.record(Record::Quarantined(name.clone(), true));

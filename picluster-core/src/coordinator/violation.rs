@@ -113,6 +113,14 @@ pub enum ProtocolViolation {
         /// The index reported.
         index: u64,
     },
+    /// A share reported again in the same lease: it was counted once already.
+    #[error("index {index} reported as a share of lease {lease} a second time")]
+    RepeatedShare {
+        /// The lease.
+        lease: LeaseId,
+        /// The index reported again.
+        index: u64,
+    },
     /// Far fewer shares than the progress claimed implies: the work was not done.
     #[error("{observed} shares where the progress claimed implies {expected:.1} (probability below 1e-9 for a worker that does the work)")]
     TooFewShares {
@@ -131,6 +139,7 @@ impl ProtocolViolation {
             self,
             ProtocolViolation::FalseSolution { .. }
                 | ProtocolViolation::FalseShare { .. }
+                | ProtocolViolation::RepeatedShare { .. }
                 | ProtocolViolation::TooFewShares { .. }
         )
     }
@@ -146,6 +155,7 @@ impl ProtocolViolation {
             }
             ProtocolViolation::FalseSolution { .. }
             | ProtocolViolation::FalseShare { .. }
+            | ProtocolViolation::RepeatedShare { .. }
             | ProtocolViolation::TooFewShares { .. } => CloseCode::BadResult,
             _ => CloseCode::Protocol,
         }
