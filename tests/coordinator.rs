@@ -2224,3 +2224,195 @@ fn a_refused_certificate_request_is_typed_for_joiners_of_minor_4() {
         ]
     );
 }
+
+/// A worker "sharer" on `conn` speaking the current minor, greeted.
+fn add_sharer(h: &mut Harness, conn: ConnId, name: &str) -> Vec<Transmit> {
+    h.core
+        .handle_connected(h.now, conn, PeerIdentity::new(Role::Worker, name));
+    h.worker_says(
+        conn,
+        WorkerToCoord::Hello(WorkerHello {
+            minor: PROTOCOL_MINOR,
+            agent_version: "t".into(),
+            threads: 1,
+            arch: "x86_64".into(),
+            kernel_impl: "test".into(),
+            bench_hps: 1,
+            kernels: vec![],
+        }),
+    );
+    h.drain()
+}
+
+/// The shares at `bits` of `range` of `job`, as an honest worker's scan finds them.
+fn shares_of(job: &Sha256dJob, range: std::ops::Range<u64>, bits: u32) -> Vec<u64> {
+    let sharing = job.kernel().with_shares(bits).unwrap();
+    let mut hits = Vec::new();
+    sharing.scan(range, &mut hits);
+    hits
+}
+
+#[test]
+fn a_share_sent_twice_quarantines_its_worker() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 18,
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    });
+    add_sharer(&mut h, ConnId(1), "replayer");
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 18, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let lease = assigns(&h.drain())[0].1.clone();
+    let shares = shares_of(&job, lease.start..lease.end, 16);
+    let one = *shares.first().expect("a share in 2^18 indices at 16 bits");
+    // Shares come before the progress past them (the scan reports what it finds).
+    let say = |h: &mut Harness, indices: Vec<u64>| {
+        h.worker_says(
+            ConnId(1),
+            WorkerToCoord::Shares(Found {
+                lease: lease.lease,
+                indices,
+            }),
+        );
+        h.drain()
+    };
+    assert!(closes(&say(&mut h, vec![one])).is_empty());
+    assert_eq!(h.core.stats().shares, 1);
+    // The same share again, in the next report: counted once, and a violation.
+    let out = say(&mut h, vec![one]);
+    assert_eq!(closes(&out), vec![(ConnId(1), CloseCode::BadResult)]);
+    assert_eq!(h.core.stats().shares, 1);
+    assert!(out.iter().any(|t| matches!(
+        t,
+        Transmit::Close(ConnId(1), reason) if reason.to_string().starts_with(&format!(
+            "index {one} reported as a share of lease {} a second time: worker replayer is quarantined",
+            lease.lease
+        ))
+    )), "{out:?}");
+    // Its whole session's claims are searched again; the metric counts the rejection.
+    assert_eq!(h.core.report(JobId(1), h.now).unwrap().hashes, 0);
+    let metrics = h.core.metrics(h.now);
+    let totals = metrics
+        .workers
+        .iter()
+        .find(|w| w.name == "replayer")
+        .unwrap();
+    assert_eq!(totals.totals.rejected, 1);
+    // Twice in one report is the same violation.
+    let mut h2 = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 18,
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    });
+    add_sharer(&mut h2, ConnId(1), "replayer");
+    h2.submit(&job, SearchMode::All);
+    let lease = assigns(&h2.drain())[0].1.clone();
+    h2.worker_says(
+        ConnId(1),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![one, one],
+        }),
+    );
+    assert_eq!(closes(&h2.drain()), vec![(ConnId(1), CloseCode::BadResult)]);
+}
+
+#[test]
+fn a_reconnected_worker_keeps_its_share_account_and_its_adopted_lease_is_judged() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 18,
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    });
+    add_sharer(&mut h, ConnId(1), "churner");
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 20, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let lease = assigns(&h.drain())[0].1.clone();
+    let shares = shares_of(&job, lease.start..lease.end, 16);
+    let (first, second) = (shares[0], shares[1]);
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![first, second],
+        }),
+    );
+    h.progress(ConnId(1), lease.lease, first + 1);
+    h.drain();
+    assert_eq!(h.core.stats().shares, 2);
+    // The connection drops; another worker may not take the lease over.
+    h.core.handle_disconnected(h.now, ConnId(1));
+    h.drain();
+    let held = |lease: &Assign, position| HeldLease {
+        lease: lease.lease,
+        job: JobId(1),
+        work: lease.work.digest(),
+        start: lease.start,
+        position,
+        end: lease.end,
+        found: vec![],
+    };
+    // Its hello and its claim arrive in one batch, before the scheduler hands the
+    // queued range out (as the agent sends them).
+    let rejoin = |h: &mut Harness, conn: ConnId, name: &str, lease: &Assign| {
+        h.core
+            .handle_connected(h.now, conn, PeerIdentity::new(Role::Worker, name));
+        for message in [
+            WorkerToCoord::Hello(WorkerHello {
+                minor: PROTOCOL_MINOR,
+                agent_version: "t".into(),
+                threads: 1,
+                arch: "x86_64".into(),
+                kernel_impl: "test".into(),
+                bench_hps: 1,
+                kernels: vec![],
+            }),
+            WorkerToCoord::Holding(Holding {
+                leases: vec![held(lease, first + 1)],
+            }),
+        ] {
+            h.core.handle_inbound(h.now, conn, Inbound::Worker(message));
+        }
+        h.drain()
+    };
+    let out = rejoin(&mut h, ConnId(2), "thief", &lease);
+    assert!(stops(&out).contains(&(ConnId(2), lease.lease)), "{out:?}");
+    assert_eq!(h.core.stats().adopted_leases, 0);
+    h.core.handle_disconnected(h.now, ConnId(2));
+    h.drain();
+    // The worker is back: its account carries on, and the lease it kept is adopted
+    // at the target it was given, so the shares it reports there count and a share
+    // sent before is still a repeat.
+    rejoin(&mut h, ConnId(3), "churner", &lease);
+    assert_eq!(h.core.stats().adopted_leases, 1);
+    h.worker_says(
+        ConnId(3),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![shares[2]],
+        }),
+    );
+    assert!(closes(&h.drain()).is_empty());
+    assert_eq!(
+        h.core.stats().shares,
+        3,
+        "a share on an adopted lease counts"
+    );
+    // A share it sent before the connection dropped is still a repeat.
+    h.worker_says(
+        ConnId(3),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![second],
+        }),
+    );
+    let out = h.drain();
+    assert_eq!(closes(&out), vec![(ConnId(3), CloseCode::BadResult)]);
+    assert!(
+        out.iter().any(|t| matches!(
+            t,
+            Transmit::Close(ConnId(3), reason) if reason.to_string().contains("a second time")
+        )),
+        "{out:?}"
+    );
+}

@@ -167,6 +167,10 @@ pub(super) struct JobSession {
     /// After a restart: the leases the previous run had given, held back (out of
     /// the queue) for their workers to claim until the adoption deadline.
     pub(super) orphans: BTreeMap<LeaseId, Orphan>,
+    /// Leases of this run taken back from a worker that was lost (disconnected or
+    /// silent), at most [`MAX_LOST_LEASES`], the oldest forgotten first: who may adopt
+    /// the rest, and at what share target.
+    pub(super) lost: BTreeMap<LeaseId, LostLease>,
     pub(super) leases: BTreeSet<LeaseId>,
     pub(super) watchers: BTreeSet<ConnId>,
     /// Progress changed since watchers were last told.
@@ -188,6 +192,20 @@ pub(super) struct JobSession {
     pub(super) steals: u64,
 }
 
+/// How many lost leases a job remembers for adoption.
+pub(super) const MAX_LOST_LEASES: usize = 4096;
+
+/// A lease taken back from a lost worker, as adoption needs it.
+#[derive(Clone, Debug)]
+pub(super) struct LostLease {
+    /// The worker it was given to: only it may adopt the rest.
+    pub(super) worker: String,
+    /// Its share target, which the worker keeps for it.
+    pub(super) share_bits: Option<u8>,
+    /// The shares verified in it: still counted once after adoption.
+    pub(super) shares: BTreeSet<u64>,
+}
+
 /// A lease of the coordinator's previous run, waiting for its worker to claim it.
 #[derive(Clone, Debug)]
 pub(super) struct Orphan {
@@ -206,6 +224,7 @@ impl JobSession {
             kernel: spec.kind.search_kernel(),
             digest: work.digest(),
             orphans: BTreeMap::new(),
+            lost: BTreeMap::new(),
             work: Arc::new(work),
             leases: BTreeSet::new(),
             watchers: BTreeSet::new(),
@@ -217,6 +236,15 @@ impl JobSession {
             chunks_by: BTreeMap::new(),
             reassigned: 0,
             steals: 0,
+        }
+    }
+
+    /// Remembers a lease taken back from a lost worker (the oldest is forgotten past
+    /// [`MAX_LOST_LEASES`]).
+    pub(super) fn remember_lost(&mut self, lease: LeaseId, lost: LostLease) {
+        self.lost.insert(lease, lost);
+        while self.lost.len() > MAX_LOST_LEASES {
+            self.lost.pop_first();
         }
     }
 }

@@ -218,21 +218,41 @@ pub(super) fn requeue(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId) {
     fx.schedule = true;
 }
 
+/// Returns the unsearched part of a lease whose worker was lost (gone or silent) to
+/// the queue, remembering whose it was and its share target: that worker, and only
+/// it, may adopt the rest when it is back, and its shares there are still counted.
+pub(super) fn requeue_lost(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId, worker: &str) {
+    if let Some(lease) = t.leases.get(lease_id) {
+        let lost = super::jobs::LostLease {
+            worker: worker.to_string(),
+            share_bits: lease.share_bits,
+            shares: lease.shares.clone(),
+        };
+        if let Some(job) = t.jobs.get_mut(lease.job) {
+            job.session.remember_lost(lease_id, lost);
+        }
+    }
+    requeue(t, fx, lease_id);
+}
+
 /// Takes every lease back from workers that fell silent by `now` (their lease
 /// deadline passed) and tells them to stop, in case they are alive but cut off.
 pub(super) fn expire_silent(t: &mut Tables, fx: &mut Effects, now: Instant) {
     for conn in t.workers.silent(now) {
         let expired = t.workers.expire(conn);
-        if let Some(w) = t.workers.get(conn) {
-            tracing::info!(worker = %w.name, leases_reclaimed = expired.len(), "worker unresponsive: its chunks go to others");
-            fx.totals(&w.name).expired += expired.len() as u64;
-        }
+        let name = t
+            .workers
+            .get(conn)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        tracing::info!(worker = %name, leases_reclaimed = expired.len(), "worker unresponsive: its chunks go to others");
+        fx.totals(&name).expired += expired.len() as u64;
         for lease in expired {
             if let Some(l) = t.leases.get(lease) {
                 tracing::info!(job = %l.job, lease = %lease, position = l.position, end = l.end, "lease reclaimed");
             }
             fx.stats.expired_leases += 1;
-            requeue(t, fx, lease);
+            requeue_lost(t, fx, lease, &name);
             fx.push(Transmit::ToWorker(
                 conn,
                 CoordToWorker::Stop(Stop { lease }),

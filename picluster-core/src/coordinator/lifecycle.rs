@@ -237,6 +237,7 @@ pub(super) fn end_job(
     };
     job.record.pending.clear();
     job.session.orphans.clear();
+    job.session.lost.clear();
     let leases: Vec<LeaseId> = job.session.leases.iter().copied().collect();
     for lease_id in leases {
         if let Some(lease) = leasing::detach(t, lease_id) {

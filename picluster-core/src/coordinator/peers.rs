@@ -89,7 +89,7 @@ pub(super) fn drop_peer(t: &mut Tables, fx: &mut Effects, conn: ConnId, reason: 
 fn forget_peer(t: &mut Tables, fx: &mut Effects, conn: ConnId) {
     match t.conns.remove(conn) {
         Some(Conn::Worker) => {
-            let Some(w) = t.workers.remove(conn) else {
+            let Some(mut w) = t.workers.remove(conn) else {
                 return;
             };
             if w.hello().is_some() {
@@ -98,7 +98,10 @@ fn forget_peer(t: &mut Tables, fx: &mut Effects, conn: ConnId) {
             }
             for lease in w.leases().iter().copied() {
                 fx.stats.lost_leases += 1;
-                leasing::requeue(t, fx, lease);
+                leasing::requeue_lost(t, fx, lease, &w.name);
+            }
+            if let Some(account) = w.shares.take() {
+                t.workers.park_account(w.name, account);
             }
         }
         Some(Conn::Client(client)) => {

@@ -21,6 +21,7 @@ use crate::wire::{
     WorkerHello, WorkerToCoord, WorkerWelcome, MAX_HELD_FOUND, MAX_HELD_LEASES,
     MAX_JOB_OUTPUT_BYTES, MINOR_HOLDING, MINOR_SHARES,
 };
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 type Handled = Result<(), ProtocolViolation>;
@@ -188,8 +189,18 @@ fn greet(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId, hello: Wo
     t.workers.greet(conn, hello);
     fx.push(Transmit::ToWorker(conn, CoordToWorker::Welcome(welcome)));
     if shares {
+        // A worker back from a lost connection carries on its share account (its
+        // window and target): reconnecting does not start the test afresh.
+        let name = t
+            .workers
+            .get(conn)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        let account = t
+            .workers
+            .unpark_account(&name)
+            .unwrap_or_else(|| ShareAccount::new(now));
         if let Some(w) = t.workers.worker_mut(conn) {
-            let account = ShareAccount::new(now);
             fx.push(Transmit::ToWorker(
                 conn,
                 CoordToWorker::ShareTarget(ShareTarget { bits: account.bits }),
@@ -416,6 +427,9 @@ fn adopt(
         finder: name,
     };
     let orphan = job.session.orphans.get(&id).cloned();
+    // A lease of this run keeps its share target; one of the previous run has none
+    // the coordinator knows (the worker's target was not durable).
+    let (mut share_bits, mut shares) = (None, BTreeSet::new());
     let adopted_from = match orphan {
         Some(o) => {
             job.session.orphans.remove(&id);
@@ -434,10 +448,17 @@ fn adopt(
             // What the worker searched since the row was written commits below.
             o.position
         }
-        None if id.0 < t.leases.next_id() && job.record.take_exact(&(held.position..held.end)) => {
-            // A lease of this run, taken back when the connection was lost and
-            // still queued: the rest of it carries on (what was searched since the
-            // last report is searched again).
+        None if id.0 < t.leases.next_id()
+            && job.session.lost.get(&id).is_some_and(|l| l.worker == name)
+            && job.record.take_exact(&(held.position..held.end)) =>
+        {
+            // A lease of this run, taken back from this worker when its connection
+            // was lost and still queued: the rest of it carries on (what was
+            // searched since the last report is searched again), at the share
+            // target it had, so claims on it are judged as before.
+            if let Some(lost) = job.session.lost.remove(&id) {
+                (share_bits, shares) = (lost.share_bits, lost.shares);
+            }
             held.position
         }
         None => {
@@ -455,6 +476,10 @@ fn adopt(
     }
     t.leases
         .insert(now, id, held.job, conn, adopted_from..held.end);
+    if let Some(lease) = t.leases.get_mut(id) {
+        lease.share_bits = share_bits;
+        lease.shares = shares;
+    }
     job.record.state = JobState::Running;
     job.session.leases.insert(id);
     let exempt = job.session.kernel.is_none();

@@ -136,6 +136,9 @@ pub(super) struct WorkerTable {
     drain_reasons: BTreeMap<String, String>,
     /// Names of quarantined workers: refused until an admin releases them.
     quarantined: BTreeSet<String>,
+    /// The share accounts of workers that are not connected, by name: a worker that
+    /// reconnects carries on its window and target (one per enrolled name).
+    parked: BTreeMap<String, super::shares::ShareAccount>,
     /// When each worker holding leases expires, ordered: timeouts without a scan.
     deadlines: BTreeSet<(Instant, ConnId)>,
     /// Workers that may have room for another lease: the scheduler visits only these
@@ -156,6 +159,7 @@ impl WorkerTable {
             drained: BTreeSet::new(),
             drain_reasons: BTreeMap::new(),
             quarantined: BTreeSet::new(),
+            parked: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             wanting: BTreeSet::new(),
             benches: BTreeSet::new(),
@@ -310,6 +314,16 @@ impl WorkerTable {
     /// Quarantines `name` (it claimed a false solution).
     pub(super) fn quarantine(&mut self, name: &str) {
         self.quarantined.insert(name.to_string());
+    }
+
+    /// Keeps a departing worker's share account for its next connection.
+    pub(super) fn park_account(&mut self, name: String, account: super::shares::ShareAccount) {
+        self.parked.insert(name, account);
+    }
+
+    /// The share account `name` had on its last connection, if any.
+    pub(super) fn unpark_account(&mut self, name: &str) -> Option<super::shares::ShareAccount> {
+        self.parked.remove(name)
     }
 
     /// Releases `name` from quarantine; `false` if it was not quarantined.
