@@ -2416,3 +2416,74 @@ fn a_reconnected_worker_keeps_its_share_account_and_its_adopted_lease_is_judged(
         "{out:?}"
     );
 }
+
+#[test]
+fn a_certificate_is_renewed_only_in_the_last_third_of_its_life() {
+    const DAY: u64 = 86_400_000;
+    let mut h = Harness::new(CoordinatorConfig::default());
+    let now_ms = 1_765_000_000_000;
+    h.core.handle_wall_clock(h.now, now_ms);
+    let identity = |name: &str, issued_days_ago: u64| PeerIdentity {
+        role: Role::Worker,
+        name: name.into(),
+        issued_ms: now_ms - issued_days_ago * DAY,
+        not_before_ms: now_ms - issued_days_ago * DAY,
+        expires_ms: now_ms - issued_days_ago * DAY + 90 * DAY,
+    };
+    let hello = |minor| {
+        WorkerToCoord::Hello(WorkerHello {
+            minor,
+            agent_version: "t".into(),
+            threads: 1,
+            arch: "x86_64".into(),
+            kernel_impl: "test".into(),
+            bench_hps: 1,
+            kernels: vec![],
+        })
+    };
+    let renew = |h: &mut Harness, conn: ConnId| {
+        h.worker_says(conn, WorkerToCoord::Renew(Renew { csr: vec![1] }));
+        h.drain()
+    };
+    // Ten days into ninety: not due (at minor 4 typed, at minor 3 as text).
+    for (conn, minor) in [(ConnId(1), PROTOCOL_MINOR), (ConnId(2), 3)] {
+        h.core
+            .handle_connected(h.now, conn, identity(&format!("fresh-{}", conn.0), 10));
+        h.worker_says(conn, hello(minor));
+        h.drain();
+    }
+    let due_ms = now_ms - 10 * DAY + 60 * DAY;
+    assert_eq!(
+        renew(&mut h, ConnId(1)),
+        vec![Transmit::ToWorker(
+            ConnId(1),
+            CoordToWorker::RenewRefused(JoinRefusal::NotDue { due_ms })
+        )]
+    );
+    assert_eq!(
+        renew(&mut h, ConnId(2)),
+        vec![Transmit::ToWorker(
+            ConnId(2),
+            CoordToWorker::RenewRefused(JoinRefusal::BadRequest(format!(
+                "this certificate is not due for renewal before {due_ms} (Unix ms): certificates are renewed in the last third of their life"
+            )))
+        )]
+    );
+    // Seventy days in: renewed, once per connection.
+    h.core
+        .handle_connected(h.now, ConnId(3), identity("old", 70));
+    h.worker_says(ConnId(3), hello(PROTOCOL_MINOR));
+    h.drain();
+    let out = renew(&mut h, ConnId(3));
+    assert!(
+        matches!(&out[..], [Transmit::Issue(ConnId(3), issue)] if issue.renewal && issue.name == "old"),
+        "{out:?}"
+    );
+    assert!(matches!(
+        &renew(&mut h, ConnId(3))[..],
+        [Transmit::ToWorker(
+            ConnId(3),
+            CoordToWorker::RenewRefused(JoinRefusal::BadRequest(_))
+        )]
+    ));
+}

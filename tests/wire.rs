@@ -741,6 +741,12 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 CsrError::BadSignature,
             ))),
         ),
+        (
+            "CoordToWorker::RenewRefused(NotDue)",
+            e(&CoordToWorker::RenewRefused(JoinRefusal::NotDue {
+                due_ms: 1_765_000_000_000,
+            })),
+        ),
     ]
 }
 
@@ -829,6 +835,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Refused(BadJob)", "0800000008070a0203626164"),
     ("CoordToClient::Refused(BadToken)", "0800000008050b040080a305"),
     ("CoordToJoin::Refused(BadCsr)", "03000000010801"),
+    ("CoordToWorker::RenewRefused(NotDue)", "08000000050980e4ca91af33"),
 ];
 
 #[test]

@@ -14,8 +14,8 @@ use super::violation::CloseReason;
 use crate::identity::Role;
 use crate::ids::{ConnId, RequestId};
 use crate::wire::{
-    CoordToClient, CoordToJoin, CoordToWorker, CreateToken, CsrError, JoinRefusal, JoinRequest,
-    Refusal, Revocation, TokenRequest,
+    negotiate_minor, CoordToClient, CoordToJoin, CoordToWorker, CreateToken, CsrError, JoinRefusal,
+    JoinRequest, Refusal, Revocation, TokenRequest,
 };
 use std::time::Instant;
 
@@ -102,11 +102,33 @@ pub(super) fn on_join(
     }
 }
 
-/// A worker asks for a new certificate for its own name: once per connection.
+/// A worker asks for a new certificate for its own name: once its certificate is in
+/// the last third of its life, and once per connection.
 pub(super) fn renew(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId, csr: Vec<u8>) {
-    let Some(name) = t.workers.get(conn).map(|w| w.name.clone()) else {
+    let Some((name, minor)) = t.workers.get(conn).map(|w| {
+        (
+            w.name.clone(),
+            w.hello().map_or(0, |h| negotiate_minor(h.minor)),
+        )
+    }) else {
         return;
     };
+    // A renewal extends a certificate's life: granted only when it is due, so a
+    // copy of a credential cannot be renewed over and over into one that never
+    // expires.
+    if let Some(identity) = t.credentials.identity(conn) {
+        let life = identity.expires_ms.saturating_sub(identity.not_before_ms);
+        let due_ms = identity.not_before_ms.saturating_add(life / 3 * 2);
+        if fx.unix_ms(now) < due_ms {
+            tracing::warn!(worker = %name, due_ms, "renewal refused: the certificate is not due");
+            let refusal = JoinRefusal::NotDue { due_ms }.for_minor(minor);
+            fx.push(Transmit::ToWorker(
+                conn,
+                CoordToWorker::RenewRefused(refusal),
+            ));
+            return;
+        }
+    }
     if !t.workers.note_renewal(conn) {
         fx.push(Transmit::ToWorker(
             conn,

@@ -196,16 +196,25 @@ pub enum JoinRefusal {
     /// `BadRequest` before).
     #[error("certificate request refused: {0}")]
     BadCsr(CsrError),
+    /// A renewal before the last third of the certificate's life (minor 4;
+    /// `BadRequest` before): a certificate is renewed once it is due, not at will.
+    #[error("this certificate is not due for renewal before {due_ms} (Unix ms): certificates are renewed in the last third of their life")]
+    NotDue {
+        /// When it is due (Unix milliseconds).
+        due_ms: u64,
+    },
 }
 
 impl JoinRefusal {
-    /// The refusal as a peer speaking `minor` decodes it: `BadCsr` becomes the
-    /// `BadRequest` it replaces, with the same text.
+    /// The refusal as a peer speaking `minor` decodes it: `BadCsr` and `NotDue`
+    /// become the `BadRequest` they replace, with the same text.
     pub fn for_minor(self, minor: u16) -> JoinRefusal {
+        if minor >= super::MINOR_TYPED_REFUSALS {
+            return self;
+        }
         match self {
-            JoinRefusal::BadCsr(e) if minor < super::MINOR_TYPED_REFUSALS => {
-                JoinRefusal::BadRequest(e.to_string())
-            }
+            JoinRefusal::BadCsr(e) => JoinRefusal::BadRequest(e.to_string()),
+            refusal @ JoinRefusal::NotDue { .. } => JoinRefusal::BadRequest(refusal.to_string()),
             other => other,
         }
     }
