@@ -2487,3 +2487,40 @@ fn a_certificate_is_renewed_only_in_the_last_third_of_its_life() {
         )]
     ));
 }
+
+#[test]
+fn a_lease_whose_worker_kept_everything_is_not_asked_again_at_once() {
+    let (mut h, trim, owned) = a_trim_of_the_slow_workers_lease();
+    // Near its end, the slow worker answers keeping everything: believable (its
+    // thread has begun the blocks left), so the lease stays whole...
+    let position = owned.end - 100_000;
+    h.progress(ConnId(1), trim.lease, position);
+    h.drain();
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Trimmed(Trimmed {
+            lease: trim.lease,
+            end: owned.end,
+        }),
+    );
+    let trims_of = |out: &[Transmit]| {
+        out.iter()
+            .filter(|t| {
+                matches!(t, Transmit::ToWorker(ConnId(1), CoordToWorker::Trim(x)) if x.lease == trim.lease)
+            })
+            .count()
+    };
+    let out = h.drain();
+    assert!(stops(&out).is_empty(), "{out:?}");
+    assert_eq!(trims_of(&out), 0, "asked again at once: {out:?}");
+    // ...and it is not asked again before a progress interval has passed, however
+    // often it reports (before: a new trim at once, every time).
+    for k in 1..=4 {
+        h.now += Duration::from_millis(50);
+        h.progress(ConnId(1), trim.lease, position + k * 10);
+        assert_eq!(trims_of(&h.drain()), 0, "report {k}");
+    }
+    h.now += h.core.config().progress_interval;
+    h.progress(ConnId(1), trim.lease, position + 100);
+    assert_eq!(trims_of(&h.drain()), 1);
+}

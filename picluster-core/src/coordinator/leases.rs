@@ -26,6 +26,10 @@ pub(super) struct Lease {
     pub(super) share_bits: Option<u8>,
     /// The shares verified in it: each counts once.
     pub(super) shares: BTreeSet<u64>,
+    /// When its worker last answered a trim keeping everything: it is not asked
+    /// again for a progress interval (a worker that gives nothing up would otherwise
+    /// be asked thousands of times a second).
+    pub(super) kept_at: Option<Instant>,
 }
 
 /// How far past the last recorded lease id a restarted coordinator starts: the
@@ -88,6 +92,7 @@ impl LeaseTable {
                 trim: None,
                 share_bits: None,
                 shares: BTreeSet::new(),
+                kept_at: None,
             },
         );
     }

@@ -80,6 +80,9 @@ pub(super) fn next_steal(view: View<'_>, now: Instant) -> Option<Steal> {
         .filter(|(id, l)| {
             let left = l.end - estimated.get(id).copied().unwrap_or(l.position);
             l.trim.is_none()
+                && l.kept_at.is_none_or(|at| {
+                    now.saturating_duration_since(at) >= view.config.progress_interval
+                })
                 && l.worker != thief
                 && left > 0
                 && (left >= view.min_steal(l.job) || !started.contains(id))

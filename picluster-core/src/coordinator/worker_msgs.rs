@@ -328,6 +328,7 @@ fn on_trimmed(
     if let Some(l) = t.leases.get_mut(lease_id) {
         l.end = end;
         l.trim = None;
+        l.kept_at = (end == old_end).then_some(now);
     }
     if end < old_end {
         fx.stats.steals += 1;
