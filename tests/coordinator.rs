@@ -2225,23 +2225,41 @@ fn a_refused_certificate_request_is_typed_for_joiners_of_minor_4() {
     );
 }
 
-/// A worker "sharer" on `conn` speaking the current minor, greeted.
+/// A one-thread worker's hello at protocol `minor`.
+fn hello_at(minor: u16) -> WorkerToCoord {
+    WorkerToCoord::Hello(WorkerHello {
+        minor,
+        agent_version: "t".into(),
+        threads: 1,
+        arch: "x86_64".into(),
+        kernel_impl: "test".into(),
+        bench_hps: 1,
+        kernels: vec![],
+    })
+}
+
+/// A worker on `conn` speaking the current minor (shares included), greeted.
 fn add_sharer(h: &mut Harness, conn: ConnId, name: &str) -> Vec<Transmit> {
     h.core
         .handle_connected(h.now, conn, PeerIdentity::new(Role::Worker, name));
-    h.worker_says(
-        conn,
-        WorkerToCoord::Hello(WorkerHello {
-            minor: PROTOCOL_MINOR,
-            agent_version: "t".into(),
-            threads: 1,
-            arch: "x86_64".into(),
-            kernel_impl: "test".into(),
-            bench_hps: 1,
-            kernels: vec![],
-        }),
-    );
+    h.worker_says(conn, hello_at(PROTOCOL_MINOR));
     h.drain()
+}
+
+/// A worker `name` with the one lease of a `keyspace`-index job (chunks of 2^18),
+/// and the lease's shares at the initial target.
+fn one_shared_lease(name: &str, keyspace: u64) -> (Harness, Assign, Vec<u64>) {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 18,
+        max_chunk: 1 << 18,
+        ..CoordinatorConfig::default()
+    });
+    add_sharer(&mut h, ConnId(1), name);
+    let job = Sha256dJob::new(vectors()[0].header, None, 0..keyspace, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let lease = assigns(&h.drain())[0].1.clone();
+    let shares = shares_of(&job, lease.start..lease.end, 16);
+    (h, lease, shares)
 }
 
 /// The shares at `bits` of `range` of `job`, as an honest worker's scan finds them.
@@ -2254,16 +2272,7 @@ fn shares_of(job: &Sha256dJob, range: std::ops::Range<u64>, bits: u32) -> Vec<u6
 
 #[test]
 fn a_share_sent_twice_quarantines_its_worker() {
-    let mut h = Harness::new(CoordinatorConfig {
-        min_chunk: 1 << 18,
-        max_chunk: 1 << 18,
-        ..CoordinatorConfig::default()
-    });
-    add_sharer(&mut h, ConnId(1), "replayer");
-    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 18, 0).unwrap();
-    h.submit(&job, SearchMode::All);
-    let lease = assigns(&h.drain())[0].1.clone();
-    let shares = shares_of(&job, lease.start..lease.end, 16);
+    let (mut h, lease, shares) = one_shared_lease("replayer", 1 << 18);
     let one = *shares.first().expect("a share in 2^18 indices at 16 bits");
     // Shares come before the progress past them (the scan reports what it finds).
     let say = |h: &mut Harness, indices: Vec<u64>| {
@@ -2299,14 +2308,7 @@ fn a_share_sent_twice_quarantines_its_worker() {
         .unwrap();
     assert_eq!(totals.totals.rejected, 1);
     // Twice in one report is the same violation.
-    let mut h2 = Harness::new(CoordinatorConfig {
-        min_chunk: 1 << 18,
-        max_chunk: 1 << 18,
-        ..CoordinatorConfig::default()
-    });
-    add_sharer(&mut h2, ConnId(1), "replayer");
-    h2.submit(&job, SearchMode::All);
-    let lease = assigns(&h2.drain())[0].1.clone();
+    let (mut h2, lease, _) = one_shared_lease("replayer", 1 << 18);
     h2.worker_says(
         ConnId(1),
         WorkerToCoord::Shares(Found {
@@ -2319,16 +2321,7 @@ fn a_share_sent_twice_quarantines_its_worker() {
 
 #[test]
 fn a_reconnected_worker_keeps_its_share_account_and_its_adopted_lease_is_judged() {
-    let mut h = Harness::new(CoordinatorConfig {
-        min_chunk: 1 << 18,
-        max_chunk: 1 << 18,
-        ..CoordinatorConfig::default()
-    });
-    add_sharer(&mut h, ConnId(1), "churner");
-    let job = Sha256dJob::new(vectors()[0].header, None, 0..1 << 20, 0).unwrap();
-    h.submit(&job, SearchMode::All);
-    let lease = assigns(&h.drain())[0].1.clone();
-    let shares = shares_of(&job, lease.start..lease.end, 16);
+    let (mut h, lease, shares) = one_shared_lease("churner", 1 << 20);
     let (first, second) = (shares[0], shares[1]);
     h.worker_says(
         ConnId(1),
@@ -2358,15 +2351,7 @@ fn a_reconnected_worker_keeps_its_share_account_and_its_adopted_lease_is_judged(
         h.core
             .handle_connected(h.now, conn, PeerIdentity::new(Role::Worker, name));
         for message in [
-            WorkerToCoord::Hello(WorkerHello {
-                minor: PROTOCOL_MINOR,
-                agent_version: "t".into(),
-                threads: 1,
-                arch: "x86_64".into(),
-                kernel_impl: "test".into(),
-                bench_hps: 1,
-                kernels: vec![],
-            }),
+            hello_at(PROTOCOL_MINOR),
             WorkerToCoord::Holding(Holding {
                 leases: vec![held(lease, first + 1)],
             }),
@@ -2430,17 +2415,6 @@ fn a_certificate_is_renewed_only_in_the_last_third_of_its_life() {
         not_before_ms: now_ms - issued_days_ago * DAY,
         expires_ms: now_ms - issued_days_ago * DAY + 90 * DAY,
     };
-    let hello = |minor| {
-        WorkerToCoord::Hello(WorkerHello {
-            minor,
-            agent_version: "t".into(),
-            threads: 1,
-            arch: "x86_64".into(),
-            kernel_impl: "test".into(),
-            bench_hps: 1,
-            kernels: vec![],
-        })
-    };
     let renew = |h: &mut Harness, conn: ConnId| {
         h.worker_says(conn, WorkerToCoord::Renew(Renew { csr: vec![1] }));
         h.drain()
@@ -2449,7 +2423,7 @@ fn a_certificate_is_renewed_only_in_the_last_third_of_its_life() {
     for (conn, minor) in [(ConnId(1), PROTOCOL_MINOR), (ConnId(2), 3)] {
         h.core
             .handle_connected(h.now, conn, identity(&format!("fresh-{}", conn.0), 10));
-        h.worker_says(conn, hello(minor));
+        h.worker_says(conn, hello_at(minor));
         h.drain();
     }
     let due_ms = now_ms - 10 * DAY + 60 * DAY;
@@ -2472,7 +2446,7 @@ fn a_certificate_is_renewed_only_in_the_last_third_of_its_life() {
     // Seventy days in: renewed, once per connection.
     h.core
         .handle_connected(h.now, ConnId(3), identity("old", 70));
-    h.worker_says(ConnId(3), hello(PROTOCOL_MINOR));
+    h.worker_says(ConnId(3), hello_at(PROTOCOL_MINOR));
     h.drain();
     let out = renew(&mut h, ConnId(3));
     assert!(
