@@ -2498,3 +2498,38 @@ fn a_lease_whose_worker_kept_everything_is_not_asked_again_at_once() {
     h.progress(ConnId(1), trim.lease, position + 100);
     assert_eq!(trims_of(&h.drain()), 1);
 }
+
+#[test]
+fn a_client_sees_only_its_own_certificates_and_an_admin_all() {
+    let mut h = Harness::new(CoordinatorConfig::default());
+    add_client(&mut h, ConnId(201), "alice");
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.core.handle_inbound(
+        h.now,
+        CLIENT,
+        Inbound::Client(ClientToCoord::Revoke(WorkerRequest {
+            request: RequestId(5),
+            worker: "pi-9".into(),
+        })),
+    );
+    h.drain();
+    let credentials = |h: &mut Harness, conn: ConnId| {
+        h.core.handle_inbound(
+            h.now,
+            conn,
+            Inbound::Client(ClientToCoord::Credentials(RequestId(6))),
+        );
+        match &h.drain()[..] {
+            [Transmit::ToClient(_, CoordToClient::Credentials(_, report))] => report.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mine = credentials(&mut h, ConnId(201));
+    let names: Vec<&str> = mine.connected.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["alice"]);
+    assert!(mine.revoked.is_empty());
+    let all = credentials(&mut h, CLIENT);
+    let names: Vec<&str> = all.connected.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["admin", "alice", "pi-1"]);
+    assert_eq!(all.revoked.len(), 1);
+}

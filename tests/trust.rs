@@ -1093,3 +1093,35 @@ fn the_coordinator_warns_from_thirty_days_before_its_certificate_expires() {
     let admin = dir.admin_bundle().unwrap().identity().unwrap();
     assert_eq!((admin.expires_ms - admin.not_before_ms) / day, 11);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_cluster_directory_and_the_job_store_are_their_owners_alone_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    // An empty directory made beforehand, open to everyone (as under umask 000).
+    let path = tmp.path().join("rack");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    picluster_core::trust::ClusterDir::init_with(
+        &path,
+        "127.0.0.1:7878".parse().unwrap(),
+        &[],
+        picluster_core::trust::Lifetimes {
+            ca_days: 100,
+            coordinator_days: 20,
+            peer_days: 10,
+        },
+    )
+    .unwrap();
+    assert_eq!(mode(&path), 0o700);
+    // The store, created under the test's umask (022 or laxer): 0600 all the same.
+    let store = path.join(picluster_core::service::STORE_FILE);
+    drop(picluster_core::service::RedbStore::open(&store).unwrap());
+    assert_eq!(mode(&store), 0o600);
+    // One found readable by others is made private when it is opened.
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o666)).unwrap();
+    drop(picluster_core::service::RedbStore::open(&store).unwrap());
+    assert_eq!(mode(&store), 0o600);
+}

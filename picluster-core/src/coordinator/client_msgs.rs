@@ -133,7 +133,14 @@ pub(super) fn on_client(
             }
         }
         ClientToCoord::Credentials(request) => {
-            CoordToClient::Credentials(request, t.credentials.report())
+            // An admin sees every certificate and revoked name; a client its own
+            // certificates only.
+            let mut report = t.credentials.report();
+            if let Some(client) = t.conns.client(conn).filter(|c| !c.admin) {
+                report.connected.retain(|c| c.name == client.name);
+                report.revoked.clear();
+            }
+            CoordToClient::Credentials(request, report)
         }
         ClientToCoord::CreateToken(create) => enroll::create_token(t, fx, now, &name, create),
         ClientToCoord::ListTokens(request) => enroll::list_tokens(t, fx, now, request),

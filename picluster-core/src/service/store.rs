@@ -145,6 +145,17 @@ impl RedbStore {
         } else {
             Database::create(path).map_err(open_error)?
         };
+        // Job parameters and cracked preimages: the coordinator's alone, whatever the
+        // umask it was created under.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(path, private).map_err(|e| StoreError::Storage {
+                path: path.to_path_buf(),
+                source: redb::Error::Io(e),
+            })?;
+        }
         let store = RedbStore {
             path: path.to_path_buf(),
             db,

@@ -106,6 +106,13 @@ impl ClusterDir {
             }
             Err(e) => return Err(io_error(path)(e)),
         }
+        // The directory holds the CA key and the job store: its owner's alone,
+        // whatever the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error(path))?;
+        }
         let cluster_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
