@@ -157,7 +157,10 @@ fn main() {
                 .block_on(picluster_core::service::serve_cluster_with(
                     &dir,
                     config,
-                    metrics,
+                    picluster_core::service::ServeOptions {
+                        metrics,
+                        new_store: false,
+                    },
                     std::future::pending(),
                 ))
                 .expect("coordinator");

@@ -1204,3 +1204,52 @@ fn every_command_s_help_shows_examples() {
         "{text}"
     );
 }
+
+#[test]
+fn a_coordinator_whose_store_went_missing_refuses_to_start_without_new_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    cli_ok(&["init", d, "--listen", &listen]);
+    let serve = |options: picluster_core::service::ServeOptions| {
+        let dir = dir.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(picluster_core::service::serve_cluster_with(
+                &dir,
+                CoordinatorConfig::default(),
+                options,
+                async {},
+            ))
+    };
+    // The first start makes the store and notes that it did.
+    serve(Default::default()).unwrap();
+    let store = dir.join(picluster_core::service::STORE_FILE);
+    assert!(store.exists());
+    assert!(dir.join(picluster_core::service::STORE_MARKER).exists());
+    // Lost: refused, naming the file and what went with it.
+    std::fs::remove_file(&store).unwrap();
+    let err = serve(Default::default()).unwrap_err();
+    assert!(
+        matches!(&err, picluster_core::service::ServeError::StoreMissing { store: s } if *s == store),
+        "{err:?}"
+    );
+    assert_eq!(
+        cli_err(&["coordinator", "--cluster", d]),
+        format!(
+            "{} is missing, but this cluster's coordinator has run before: its revocations, quarantines, drains, enrolled names, join tokens and jobs were in it. Restore it from a backup, or start with --new-store to begin with an empty one (revoked and quarantined workers are then let in again)",
+            store.display()
+        )
+    );
+    assert!(!store.exists(), "nothing was made");
+    // Told to, it starts with an empty store.
+    serve(picluster_core::service::ServeOptions {
+        new_store: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(store.exists());
+}

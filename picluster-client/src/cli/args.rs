@@ -218,6 +218,12 @@ pub(super) enum Command {
         #[arg(long, env = "PICLUSTER_KEEP_FINISHED_FOR", value_name = "SECONDS",
               value_parser = clap::value_parser!(u64).range(1..))]
         keep_finished_for: Option<u64>,
+        /// Start with a new, empty job store though this cluster's coordinator has run
+        /// before and its coordinator.redb is missing: its revocations, quarantines,
+        /// enrolled names, join tokens and jobs are lost (restore a backup instead if
+        /// you can).
+        #[arg(long)]
+        new_store: bool,
     },
     /// Write a bundle (address, CA, certificate, key) for a new worker.
     #[command(

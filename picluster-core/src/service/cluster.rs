@@ -56,7 +56,28 @@ pub enum ServeError {
     /// The job store cannot be opened, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The job store is missing from a cluster whose coordinator has run before:
+    /// starting afresh would forget what it held.
+    #[error("{store} is missing, but this cluster's coordinator has run before: its revocations, quarantines, drains, enrolled names, join tokens and jobs were in it. Restore it from a backup, or start with --new-store to begin with an empty one (revoked and quarantined workers are then let in again)")]
+    StoreMissing {
+        /// Where the store should be.
+        store: std::path::PathBuf,
+    },
 }
+
+/// How [`serve_cluster_with`] serves, besides the coordinator's configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions {
+    /// Serve metrics for Prometheus at this address.
+    pub metrics: Option<SocketAddr>,
+    /// Start with a new, empty job store even though the cluster's coordinator has
+    /// run before (its store is lost): `picluster coordinator --new-store`.
+    pub new_store: bool,
+}
+
+/// Written beside the store when the store is made: a cluster directory that has it
+/// but no store has lost its store.
+pub const STORE_MARKER: &str = "coordinator.store-created";
 
 /// Opens a cluster directory and serves its coordinator until `shutdown`, journaling
 /// jobs to the store in that directory ([`STORE_FILE`]).
@@ -65,21 +86,21 @@ pub async fn serve_cluster(
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_cluster_with(dir, config, None, shutdown).await
+    serve_cluster_with(dir, config, ServeOptions::default(), shutdown).await
 }
 
-/// Like [`serve_cluster`], serving metrics for Prometheus at `metrics` too.
+/// Like [`serve_cluster`], with [`ServeOptions`] (metrics, a new store).
 pub async fn serve_cluster_with(
     dir: &std::path::Path,
     config: CoordinatorConfig,
-    metrics: Option<SocketAddr>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let dir = ClusterDir::open(dir).map_err(ServeError::from)?;
     dir.check_private_keys().map_err(ServeError::from)?;
-    let store = RedbStore::open(&dir.path().join(STORE_FILE))?;
+    let store = open_store(&dir, options.new_store)?;
     let mut service = CoordinatorService::from_cluster(&dir, config)?.with_store(store);
-    if let Some(address) = metrics {
+    if let Some(address) = options.metrics {
         service = service.with_metrics(address)?;
     }
     info!(address = %service.local_addr()?, "coordinator listening");
@@ -101,6 +122,32 @@ pub async fn serve_cluster_with(
     });
     service.run(shutdown).await?;
     Ok(())
+}
+
+/// The cluster's job store: refused if it is missing from a cluster whose coordinator
+/// has run before (its [`STORE_MARKER`] is there), unless `new_store`; marked as made
+/// once it exists. A cluster whose coordinator never ran has nothing to lose, however
+/// many bundles were issued before its first start.
+fn open_store(dir: &ClusterDir, new_store: bool) -> Result<RedbStore, ServeError> {
+    let path = dir.path().join(STORE_FILE);
+    let marker = dir.path().join(STORE_MARKER);
+    if !path.exists() && !new_store && marker.exists() {
+        return Err(ServeError::StoreMissing { store: path });
+    }
+    if !path.exists() && new_store && marker.exists() {
+        warn!(store = %path.display(), "starting with a new, empty job store: revocations, quarantines, enrolled names, tokens and jobs of the lost one are gone");
+    }
+    let store = RedbStore::open(&path)?;
+    if !marker.exists() {
+        let note = "the job store (coordinator.redb) was made here; without it the coordinator refuses to start (picluster coordinator --new-store starts an empty one)\n";
+        std::fs::write(&marker, note).map_err(|e| {
+            ServeError::Cluster(crate::trust::ClusterError::Io {
+                path: marker.clone(),
+                source: e,
+            })
+        })?;
+    }
+    Ok(store)
 }
 
 /// How long before its certificate expires the coordinator starts warning.

@@ -26,7 +26,10 @@ mod metrics;
 mod store;
 mod writer;
 
-pub use cluster::{expiry_notice, serve_cluster, serve_cluster_with, ServeError, EXPIRY_WARNING};
+pub use cluster::{
+    expiry_notice, serve_cluster, serve_cluster_with, ServeError, ServeOptions, EXPIRY_WARNING,
+    STORE_MARKER,
+};
 pub use metrics::{encode_coordinator, DriverMetrics};
 pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 

@@ -55,7 +55,7 @@ pub trait Store: Send + 'static {
 #[non_exhaustive]
 pub enum StoreError {
     /// The file could not be opened or created.
-    #[error("{path}: cannot open the coordinator's job store: {source}. If another coordinator runs on this cluster directory, stop it first; if the file is damaged, move it aside to start with no jobs (the jobs in it are then lost)")]
+    #[error("{path}: cannot open the coordinator's job store: {source}. If another coordinator runs on this cluster directory, stop it first; if the file is damaged, move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")]
     Open {
         /// The file.
         path: PathBuf,
@@ -98,7 +98,7 @@ pub enum StoreError {
     },
     /// The file is damaged in a way the storage engine could not report as an error
     /// (it failed an internal check).
-    #[error("{path}: the job store is damaged ({detail}). Move the file aside to start with no jobs (the jobs in it are then lost)")]
+    #[error("{path}: the job store is damaged ({detail}). Move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")]
     Damaged {
         /// The file.
         path: PathBuf,
@@ -106,7 +106,7 @@ pub enum StoreError {
         detail: String,
     },
     /// The stored jobs do not make a valid state.
-    #[error("{store}: {source}. Move the file aside to start with no jobs (the jobs in it are then lost)")]
+    #[error("{store}: {source}. Move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")]
     Recover {
         /// The store.
         store: String,

@@ -7,6 +7,7 @@ use crate::cli::{config, CliError};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
 use picluster_core::runtime::{background_runtime, shutdown_signal};
+use picluster_core::service::ServeOptions;
 use picluster_core::trust::{ClusterDir, Lifetimes};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -44,9 +45,9 @@ pub(super) fn init(
 pub(super) fn coordinator(
     cluster: Option<PathBuf>,
     config_file: Option<PathBuf>,
-    keep_finished: Option<u32>,
-    keep_finished_for: Option<u64>,
+    (keep_finished, keep_finished_for): (Option<u32>, Option<u64>),
     metrics: Option<SocketAddr>,
+    new_store: bool,
 ) -> Result<ExitCode, CliError> {
     let (file, path) = picluster_core::runtime::config::find_config::<config::CoordinatorFile>(
         config_file.as_deref(),
@@ -94,7 +95,7 @@ pub(super) fn coordinator(
         .block_on(picluster_core::service::serve_cluster_with(
             cluster.dir()?,
             config,
-            metrics,
+            ServeOptions { metrics, new_store },
             shutdown_signal(),
         ))?;
     Ok(ExitCode::SUCCESS)

@@ -50,7 +50,11 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
             keep_finished,
             keep_finished_for,
             metrics,
-        } => cluster::coordinator(cluster, config, keep_finished, keep_finished_for, metrics),
+            new_store,
+        } => {
+            let limits = (keep_finished, keep_finished_for);
+            cluster::coordinator(cluster, config, limits, metrics, new_store)
+        }
         Command::AddClient {
             name,
             cluster,
