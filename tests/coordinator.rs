@@ -2533,3 +2533,39 @@ fn a_client_sees_only_its_own_certificates_and_an_admin_all() {
     assert_eq!(names, vec!["admin", "alice", "pi-1"]);
     assert_eq!(all.revoked.len(), 1);
 }
+
+#[test]
+fn a_quarantined_worker_counts_in_the_workers_by_state_metric() {
+    let (mut h, lease, shares) = one_shared_lease("liar", 1 << 18);
+    let not_share = (lease.start..lease.end)
+        .find(|i| !shares.contains(i))
+        .unwrap();
+    h.worker_says(
+        ConnId(1),
+        WorkerToCoord::Shares(Found {
+            lease: lease.lease,
+            indices: vec![not_share],
+        }),
+    );
+    assert_eq!(closes(&h.drain()), vec![(ConnId(1), CloseCode::BadResult)]);
+    h.core.handle_disconnected(h.now, ConnId(1));
+    h.drain();
+    let snapshot = h.core.metrics(h.now);
+    let liar = snapshot.workers.iter().find(|w| w.name == "liar").unwrap();
+    assert!(!liar.connected);
+    assert_eq!(liar.state, Some(WorkerState::Quarantined));
+    let text = picluster_core::service::encode_coordinator(
+        &snapshot,
+        &picluster_core::service::DriverMetrics::default(),
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "picluster_workers{state=\"quarantined\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "picluster_worker_up{worker=\"liar\"} 0"),
+        "{text}"
+    );
+}

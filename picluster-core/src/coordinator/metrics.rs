@@ -63,7 +63,10 @@ pub struct WorkerTotals {
 pub struct WorkerMetrics {
     /// Its certificate name.
     pub name: String,
-    /// Its state now (`None`: not connected).
+    /// Whether it is connected.
+    pub connected: bool,
+    /// Its state now: a connected worker's, or `Quarantined` for one refused until
+    /// an admin releases it (`None`: not connected, nothing to say).
     pub state: Option<WorkerState>,
     /// Its measured rate, per second (its benchmark until measured).
     pub rate: f64,
@@ -141,7 +144,8 @@ pub(super) fn snapshot(
             w.name.clone(),
             WorkerMetrics {
                 name: w.name.clone(),
-                state: (w.worker.0 != 0).then_some(w.state),
+                connected: w.worker.0 != 0,
+                state: (w.worker.0 != 0 || w.state == WorkerState::Quarantined).then_some(w.state),
                 rate: w.rate_hps as f64,
                 kind,
                 threads: w.threads,
@@ -154,6 +158,7 @@ pub(super) fn snapshot(
             .entry(name.clone())
             .or_insert_with(|| WorkerMetrics {
                 name: name.clone(),
+                connected: false,
                 state: None,
                 rate: 0.0,
                 kind: "sha256d".to_string(),

@@ -61,8 +61,8 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
     for w in &snapshot.workers {
         let labels = worker(&w.name);
         rate.get_or_create(&vec![("worker", w.name.clone()), ("kind", w.kind.clone())])
-            .set(if w.state.is_some() { w.rate } else { 0.0 });
-        up.get_or_create(&labels).set(i64::from(w.state.is_some()));
+            .set(if w.connected { w.rate } else { 0.0 });
+        up.get_or_create(&labels).set(i64::from(w.connected));
         threads.get_or_create(&labels).set(i64::from(w.threads));
         let t = &w.totals;
         indices.get_or_create(&labels).inc_by(t.indices);
