@@ -747,6 +747,19 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 due_ms: 1_765_000_000_000,
             })),
         ),
+        // Minor 5: limits, appended.
+        (
+            "CoordToClient::Refused(OverLimit)",
+            e(&CoordToClient::Refused(
+                RequestId(4),
+                Refusal::OverLimit(LimitReached {
+                    client: "bob".into(),
+                    limit: Limit::LiveJobs,
+                    allowed: 1000,
+                    used: 1000,
+                }),
+            )),
+        ),
     ]
 }
 
@@ -836,6 +849,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("CoordToClient::Refused(BadToken)", "0800000008050b040080a305"),
     ("CoordToJoin::Refused(BadCsr)", "03000000010801"),
     ("CoordToWorker::RenewRefused(NotDue)", "08000000050980e4ca91af33"),
+    ("CoordToClient::Refused(OverLimit)", "0c00000008040c03626f6200e807e807"),
 ];
 
 #[test]

@@ -218,6 +218,11 @@ pub(super) enum Command {
         #[arg(long, env = "PICLUSTER_KEEP_FINISHED_FOR", value_name = "SECONDS",
               value_parser = clap::value_parser!(u64).range(1..))]
         keep_finished_for: Option<u64>,
+        /// Jobs one client certificate may have queued or running at once; a submit
+        /// past it is refused [default: 1000].
+        #[arg(long, env = "PICLUSTER_MAX_JOBS_PER_CLIENT", value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_jobs_per_client: Option<u32>,
         /// Start with a new, empty job store though this cluster's coordinator has run
         /// before and its coordinator.redb is missing: its revocations, quarantines,
         /// enrolled names, join tokens and jobs are lost (restore a backup instead if

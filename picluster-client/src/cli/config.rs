@@ -8,6 +8,7 @@
 //! metrics = "127.0.0.1:9478"        # default: no metrics
 //! keep_finished = 1000              # finished jobs kept
 //! keep_finished_for = 86400         # seconds a finished job is kept
+//! max_jobs_per_client = 1000        # jobs one client may have queued or running
 //! ```
 
 use serde::Deserialize;
@@ -29,6 +30,8 @@ pub(super) struct CoordinatorFile {
     pub(super) keep_finished: Option<u32>,
     /// Seconds a finished job is kept.
     pub(super) keep_finished_for: Option<u64>,
+    /// Jobs one client may have queued or running.
+    pub(super) max_jobs_per_client: Option<u32>,
 }
 
 #[cfg(test)]
@@ -50,6 +53,7 @@ mod tests {
                 metrics: Some("127.0.0.1:9478".parse().unwrap()),
                 keep_finished: None,
                 keep_finished_for: None,
+                max_jobs_per_client: None,
             }
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -57,5 +61,6 @@ mod tests {
         let all: CoordinatorFile = toml::from_str(&uncommented).unwrap();
         assert_eq!(all.keep_finished, Some(1000));
         assert_eq!(all.keep_finished_for, Some(86400));
+        assert_eq!(all.max_jobs_per_client, Some(1000));
     }
 }

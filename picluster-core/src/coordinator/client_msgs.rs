@@ -18,8 +18,8 @@ use crate::identity::Role;
 use crate::ids::{ConnId, JobId, RequestId};
 use crate::wire::{
     negotiate_minor, Action, ClientHello, ClientToCoord, ClientWelcome, CoordToClient,
-    CoordToWorker, Drain, JobRequest, JobSummary, Needs, NotPermitted, Refusal, Stop,
-    WorkerRequest, WorkerStatus, MAX_REASON_LEN, MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
+    CoordToWorker, Drain, JobRequest, Needs, NotPermitted, Refusal, Stop, WorkerRequest,
+    WorkerStatus, MAX_REASON_LEN, MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
 };
 use std::time::Instant;
 
@@ -95,7 +95,8 @@ pub(super) fn on_client(
             }
         }
         ClientToCoord::ListJobs(request) => {
-            CoordToClient::Jobs(request, jobs_for(t, fx, conn, now))
+            let jobs = Reporter::new(t, now, fx.clock).listing(own_only(t, conn));
+            CoordToClient::Jobs(request, jobs)
         }
         ClientToCoord::Forget(JobRequest { request, job }) => {
             lifecycle::forget(t, fx, request, job)
@@ -110,8 +111,7 @@ pub(super) fn on_client(
         }
         ClientToCoord::Prune(request) => lifecycle::prune(t, fx, request),
         ClientToCoord::Status(request) => {
-            let mut status = Reporter::new(t, now, fx.clock).status();
-            status.jobs = jobs_for(t, fx, conn, now);
+            let status = Reporter::new(t, now, fx.clock).status(own_only(t, conn));
             CoordToClient::Status(request, status)
         }
         ClientToCoord::Revoke(WorkerRequest { request, worker }) => {
@@ -232,13 +232,13 @@ fn authorize(
     }
 }
 
-/// The jobs `conn` may see: every job for an admin, its own for a client.
-fn jobs_for(t: &Tables, fx: &Effects, conn: ConnId, now: Instant) -> Vec<JobSummary> {
-    let mut jobs = Reporter::new(t, now, fx.clock).listing();
-    if let Some(client) = t.conns.client(conn).filter(|c| !c.admin) {
-        jobs.retain(|j| j.client == client.name);
-    }
-    jobs
+/// Whose jobs `conn` may see: `None` (every job) for an admin, the client's own name
+/// for a client.
+fn own_only(t: &Tables, conn: ConnId) -> Option<&str> {
+    t.conns
+        .client(conn)
+        .filter(|c| !c.admin)
+        .map(|c| c.name.as_str())
 }
 
 /// Drains (or undrains) the worker named `name`: a drained worker finishes the

@@ -33,6 +33,11 @@ pub struct CoordinatorConfig {
     pub steal_gap: Duration,
     /// Work stealing on (the default); off only to compare against it.
     pub steal: bool,
+    /// Jobs one client (certificate name) may have queued or running at once; a
+    /// submit past it is refused with [`Refusal::OverLimit`](crate::wire::Refusal)
+    /// (Slurm's `MaxSubmitJobs`). What one client can make the coordinator hold and
+    /// list is bounded by it.
+    pub max_live_jobs_per_client: usize,
     /// Finished jobs (completed, cancelled, failed) kept for `jobs`, `wait` and late
     /// watchers; beyond this many (at least one) the oldest are dropped.
     pub keep_finished: usize,
@@ -86,6 +91,7 @@ impl Default for CoordinatorConfig {
             min_steal: 1 << 16,
             steal_gap: Duration::from_millis(50),
             steal: true,
+            max_live_jobs_per_client: 1000,
             keep_finished: 1000,
             keep_finished_for: Duration::from_secs(24 * 3600),
             peer_queue_bytes: 32 << 20,

@@ -283,6 +283,11 @@ pub(super) struct JobTable {
     jobs: BTreeMap<JobId, Job>,
     /// Jobs that are queued or running.
     live: BTreeSet<JobId>,
+    /// The live jobs of each client (no entry for none): what bounds one client's
+    /// queue, and what a client's listing reads.
+    live_by_client: BTreeMap<String, BTreeSet<JobId>>,
+    /// The live jobs by priority: what says how many jobs are ahead of one.
+    by_priority: BTreeMap<i32, BTreeSet<JobId>>,
     /// Finished jobs, oldest end first: the order retention drops them in.
     finished: VecDeque<JobId>,
     next_job: u64,
@@ -326,9 +331,22 @@ impl JobTable {
             committed_by: BTreeMap::new(),
             vouched: BTreeMap::new(),
         };
+        self.index(id, &record);
         self.jobs.insert(id, Job { record, session });
         self.live.insert(id);
         id
+    }
+
+    /// Adds live job `id` to the indexes by client and by priority.
+    fn index(&mut self, id: JobId, record: &JobRecord) {
+        self.live_by_client
+            .entry(record.client.clone())
+            .or_default()
+            .insert(id);
+        self.by_priority
+            .entry(record.priority)
+            .or_default()
+            .insert(id);
     }
 
     /// Puts back a job recovered from the store. Finished ones must come in the order
@@ -336,8 +354,8 @@ impl JobTable {
     pub(super) fn restore(&mut self, id: JobId, job: Job) {
         if job.record.state.is_final() {
             self.finished.push_back(id);
-        } else {
-            self.live.insert(id);
+        } else if self.live.insert(id) {
+            self.index(id, &job.record);
         }
         self.jobs.insert(id, job);
         self.next_job = self.next_job.max(id.0 + 1);
@@ -364,6 +382,40 @@ impl JobTable {
     /// Queued and running jobs, by id.
     pub(super) fn live(&self) -> impl Iterator<Item = (JobId, &Job)> {
         self.live.iter().map(|id| (*id, &self.jobs[id]))
+    }
+
+    /// How many queued and running jobs `client` has.
+    pub(super) fn live_of(&self, client: &str) -> usize {
+        self.live_by_client.get(client).map_or(0, BTreeSet::len)
+    }
+
+    /// `client`'s queued and running jobs, by id.
+    pub(super) fn live_of_client<'a>(
+        &'a self,
+        client: &str,
+    ) -> impl Iterator<Item = (JobId, &'a Job)> + 'a {
+        self.live_by_client
+            .get(client)
+            .into_iter()
+            .flatten()
+            .map(|id| (*id, &self.jobs[id]))
+    }
+
+    /// How many live jobs come before live job `id` of `priority` in the queue: those
+    /// of a higher priority, and those of the same submitted earlier. Costs the
+    /// distinct priorities above it plus its place among its own.
+    pub(super) fn ahead_of(&self, id: JobId, priority: i32) -> usize {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let higher: usize = self
+            .by_priority
+            .range((Excluded(priority), Unbounded))
+            .map(|(_, ids)| ids.len())
+            .sum();
+        let same = self
+            .by_priority
+            .get(&priority)
+            .map_or(0, |ids| ids.range(..id).count());
+        higher + same
     }
 
     /// Ids of the queued and running jobs.
@@ -394,6 +446,19 @@ impl JobTable {
         job.session.watchers.clear();
         if self.live.remove(&id) {
             self.finished.push_back(id);
+            let record = &job.record;
+            if let Some(ids) = self.live_by_client.get_mut(&record.client) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.live_by_client.remove(&record.client);
+                }
+            }
+            if let Some(ids) = self.by_priority.get_mut(&record.priority) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_priority.remove(&record.priority);
+                }
+            }
         }
         while self.finished.len() > config.keep_finished.max(1) {
             if let Some(old) = self.finished.pop_front() {

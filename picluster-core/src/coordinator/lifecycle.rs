@@ -11,8 +11,8 @@ use super::tables::Tables;
 use super::transmit::Transmit;
 use crate::ids::{ConnId, JobId, LeaseId, RequestId};
 use crate::wire::{
-    CoordToClient, CoordToWorker, JobFailure, JobRequest, JobState, JobSummary, Refusal, Stop,
-    Submit, MAX_OUTPUT_BATCH_BYTES,
+    CoordToClient, CoordToWorker, JobFailure, JobRequest, JobState, JobSummary, Limit,
+    LimitReached, Refusal, Stop, Submit, MAX_OUTPUT_BATCH_BYTES,
 };
 use std::time::Instant;
 
@@ -28,6 +28,17 @@ pub(super) fn submit(
         Ok(spec) => spec,
         Err(e) => return CoordToClient::Refused(submit.request, Refusal::BadJob((&e).into())),
     };
+    let live = t.jobs.live_of(&client);
+    if live >= t.config.max_live_jobs_per_client {
+        let reached = LimitReached {
+            client: client.clone(),
+            limit: Limit::LiveJobs,
+            allowed: t.config.max_live_jobs_per_client as u64,
+            used: live as u64,
+        };
+        tracing::info!(%client, live, "submit refused: {reached}");
+        return CoordToClient::Refused(submit.request, Refusal::OverLimit(reached));
+    }
     let (kind, keyspace, mode) = (
         spec.kind
             .custom_kernel()

@@ -382,7 +382,7 @@ impl Coordinator {
     /// The jobs kept, by id: every live one, then the newest finished ones, up to
     /// [`MAX_LISTED_JOBS`](crate::wire::MAX_LISTED_JOBS) in all.
     pub fn jobs(&self, now: Instant) -> Vec<JobSummary> {
-        self.reporter(now).listing()
+        self.reporter(now).listing(None)
     }
 
     /// The report of a job (final or not), while it is kept.
@@ -408,7 +408,7 @@ impl Coordinator {
 
     /// Connected workers (by name) and the jobs kept.
     pub fn status(&self, now: Instant) -> ClusterStatus {
-        self.reporter(now).status()
+        self.reporter(now).status(None)
     }
 
     // -----------------------------------------------------------------------------

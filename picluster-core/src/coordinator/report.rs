@@ -13,7 +13,7 @@ use crate::wire::{
     ClusterStatus, Contribution, JobDetail, JobProgress, JobReport, JobState, JobSummary, JobTimes,
     JobWorker, WorkerState, WorkerStatus, MAX_LISTED_JOBS, MAX_LISTED_SOLUTIONS,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 pub(super) fn millis(d: Duration) -> u64 {
@@ -101,32 +101,38 @@ impl<'a> Reporter<'a> {
     }
 
     /// The jobs kept, by id: every live one, then the newest finished ones, up to
-    /// [`MAX_LISTED_JOBS`] in all.
-    pub(super) fn listing(&self) -> Vec<JobSummary> {
-        let mut listed: Vec<JobSummary> = self
-            .jobs
-            .live()
+    /// [`MAX_LISTED_JOBS`] in all; only `client`'s when given. It costs what it
+    /// lists: a client's listing skips other clients' jobs before building anything,
+    /// and why each queued job waits comes from one look at the workers and the queue.
+    pub(super) fn listing(&self, client: Option<&str>) -> Vec<JobSummary> {
+        let theirs = |job: &Job| client.is_none_or(|c| job.record.client == c);
+        let queue = Queue::new(self.workers, self.jobs);
+        let live: Box<dyn Iterator<Item = (JobId, &Job)>> = match client {
+            Some(client) => Box::new(self.jobs.live_of_client(client)),
+            None => Box::new(self.jobs.live()),
+        };
+        let mut listed: Vec<JobSummary> = live
             .take(MAX_LISTED_JOBS)
-            .map(|(id, job)| self.summary(id, job))
+            .map(|(id, job)| self.summary_in(id, job, &queue))
             .collect();
         let room = MAX_LISTED_JOBS - listed.len();
         listed.extend(
             self.jobs
                 .all()
                 .rev()
-                .filter(|(_, job)| job.record.state.is_final())
+                .filter(|(_, job)| job.record.state.is_final() && theirs(job))
                 .take(room)
-                .map(|(id, job)| self.summary(id, job)),
+                .map(|(id, job)| self.summary_in(id, job, &queue)),
         );
         listed.sort_by_key(|s| s.progress.job);
         listed
     }
 
-    /// Connected workers (by name) and the jobs kept.
-    pub(super) fn status(&self) -> ClusterStatus {
+    /// Connected workers (by name) and the jobs kept (`client`'s only when given).
+    pub(super) fn status(&self, client: Option<&str>) -> ClusterStatus {
         ClusterStatus {
             workers: self.workers_status(),
-            jobs: self.listing(),
+            jobs: self.listing(client),
         }
     }
 
@@ -162,6 +168,10 @@ impl<'a> Reporter<'a> {
     }
 
     pub(super) fn summary(&self, id: JobId, job: &Job) -> JobSummary {
+        self.summary_in(id, job, &Queue::new(self.workers, self.jobs))
+    }
+
+    fn summary_in(&self, id: JobId, job: &Job, queue: &Queue) -> JobSummary {
         JobSummary {
             progress: self.progress(id, job),
             kind: kind_name(job),
@@ -169,63 +179,8 @@ impl<'a> Reporter<'a> {
             priority: job.record.priority,
             client: job.record.client.clone(),
             times: self.times(job),
-            waiting: self.waiting(id, job),
+            waiting: queue.waiting(id, job),
         }
-    }
-
-    /// Why a queued job is not running; `None` if it is not waiting.
-    fn waiting(&self, id: JobId, job: &Job) -> Option<String> {
-        if job.record.state != JobState::Queued {
-            return None;
-        }
-        if !job.session.orphans.is_empty() {
-            return Some("holding its chunks for their workers to reclaim after a restart".into());
-        }
-        let greeted: Vec<_> = self
-            .workers
-            .iter()
-            .filter_map(|(_, w)| w.hello().map(|h| (w, h)))
-            .collect();
-        if greeted.is_empty() {
-            return Some("no workers connected".into());
-        }
-        let capable: Vec<_> = match job.record.spec.kind.custom_kernel() {
-            None => greeted,
-            Some(name) => {
-                let capable: Vec<_> = greeted
-                    .into_iter()
-                    .filter(|(_, h)| h.kernels.iter().any(|k| k == name))
-                    .collect();
-                if capable.is_empty() {
-                    return Some(format!("no connected worker has kernel \"{name}\""));
-                }
-                capable
-            }
-        };
-        let usable: Vec<_> = capable
-            .iter()
-            .filter(|(w, _)| !w.is_suspect() && !self.workers.is_drained(&w.name))
-            .collect();
-        if usable.is_empty() {
-            return Some("every worker that can run it is drained or unresponsive".into());
-        }
-        let ahead = self
-            .jobs
-            .live()
-            .filter(|(other, j)| {
-                *other != id
-                    && (j.record.priority > job.record.priority
-                        || (j.record.priority == job.record.priority && *other < id))
-            })
-            .count();
-        Some(if ahead > 0 {
-            format!(
-                "workers busy: {ahead} job{} ahead of it",
-                if ahead == 1 { "" } else { "s" }
-            )
-        } else {
-            "waiting for a worker to ask for work".into()
-        })
     }
 
     /// The job's report (final or not). In first mode it lists the solution with the
@@ -417,6 +372,76 @@ impl<'a> Reporter<'a> {
         );
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
+    }
+}
+
+/// What says why queued jobs wait, looked at once for a listing: which kernels the
+/// greeted and the usable (not drained, not unresponsive) workers have, and the
+/// queue.
+struct Queue<'a> {
+    greeted: bool,
+    usable: bool,
+    /// Custom kernels some greeted worker has...
+    greeted_kernels: BTreeSet<&'a str>,
+    /// ...and some usable worker has.
+    usable_kernels: BTreeSet<&'a str>,
+    jobs: &'a JobTable,
+}
+
+impl<'a> Queue<'a> {
+    fn new(workers: &'a WorkerTable, jobs: &'a JobTable) -> Queue<'a> {
+        let mut queue = Queue {
+            greeted: false,
+            usable: false,
+            greeted_kernels: BTreeSet::new(),
+            usable_kernels: BTreeSet::new(),
+            jobs,
+        };
+        for (_, w) in workers.iter() {
+            let Some(hello) = w.hello() else { continue };
+            let usable = !w.is_suspect() && !workers.is_drained(&w.name);
+            queue.greeted = true;
+            queue.usable |= usable;
+            for kernel in &hello.kernels {
+                queue.greeted_kernels.insert(kernel);
+                if usable {
+                    queue.usable_kernels.insert(kernel);
+                }
+            }
+        }
+        queue
+    }
+
+    /// Why a queued job is not running; `None` if it is not waiting.
+    fn waiting(&self, id: JobId, job: &Job) -> Option<String> {
+        if job.record.state != JobState::Queued {
+            return None;
+        }
+        if !job.session.orphans.is_empty() {
+            return Some("holding its chunks for their workers to reclaim after a restart".into());
+        }
+        if !self.greeted {
+            return Some("no workers connected".into());
+        }
+        let usable = match job.record.spec.kind.custom_kernel() {
+            None => self.usable,
+            Some(name) if !self.greeted_kernels.contains(name) => {
+                return Some(format!("no connected worker has kernel \"{name}\""));
+            }
+            Some(name) => self.usable_kernels.contains(name),
+        };
+        if !usable {
+            return Some("every worker that can run it is drained or unresponsive".into());
+        }
+        let ahead = self.jobs.ahead_of(id, job.record.priority);
+        Some(if ahead > 0 {
+            format!(
+                "workers busy: {ahead} job{} ahead of it",
+                if ahead == 1 { "" } else { "s" }
+            )
+        } else {
+            "waiting for a worker to ask for work".into()
+        })
     }
 }
 

@@ -53,8 +53,10 @@ pub const ALPN: &[u8] = b"picluster/1";
 /// (each refuses the other with a message naming the versions). Minor 4: typed
 /// refusals ([`Refusal::Forbidden`], [`Refusal::BadJob`], [`Refusal::BadToken`],
 /// [`JoinRefusal::BadCsr`]), appended; a peer of minor 3 gets the text variants they
-/// replace ([`Refusal::for_minor`], [`JoinRefusal::for_minor`]).
-pub const PROTOCOL_MINOR: u16 = 4;
+/// replace ([`Refusal::for_minor`], [`JoinRefusal::for_minor`]). Minor 5:
+/// [`Refusal::OverLimit`], appended; a peer of minor 4 or below gets it as
+/// [`Refusal::NotPermitted`] with the same text.
+pub const PROTOCOL_MINOR: u16 = 5;
 /// The first minor version with [`WorkerToCoord::Holding`].
 pub const MINOR_HOLDING: u16 = 1;
 /// The first minor version with revocation, tokens and renewal.

@@ -2,8 +2,10 @@
 //! request, with the typed causes appended in minor 4: a request the certificate's
 //! role does not allow ([`NotPermitted`]: the action and what it needs), a job that
 //! is not valid ([`InvalidJob`]: the spec error's kind), a token request out of
-//! bounds ([`TokenRequestError`]). [`Refusal::for_minor`] renders them as the text
-//! variants an older client decodes; the text is the same either way.
+//! bounds ([`TokenRequestError`]), and in minor 5 a limit the request would pass
+//! ([`LimitReached`]: which limit, the limit, the use so far). [`Refusal::for_minor`]
+//! renders them as the text variants an older client decodes; the text is the same
+//! either way.
 
 use crate::identity::Role;
 use crate::ids::JobId;
@@ -14,7 +16,11 @@ use serde::{Deserialize, Serialize};
 /// [`JoinRefusal::BadCsr`](super::JoinRefusal::BadCsr)).
 pub const MINOR_TYPED_REFUSALS: u16 = 4;
 
-/// Why a client request was refused. Retrying the same request cannot help.
+/// The first minor version with [`Refusal::OverLimit`].
+pub const MINOR_LIMITS: u16 = 5;
+
+/// Why a client request was refused. Retrying the same request at once cannot help
+/// ([`Refusal::OverLimit`] may pass later, when the use it counts has fallen).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -56,16 +62,19 @@ pub enum Refusal {
     /// A token request out of bounds (minor 4; `InvalidToken` before).
     #[error("invalid token request: {0}")]
     BadToken(TokenRequestError),
+    /// The request would pass a limit: which, the limit and the use so far (minor 5;
+    /// `NotPermitted` with the same text before).
+    #[error("{0}")]
+    OverLimit(LimitReached),
 }
 
 impl Refusal {
     /// The refusal as a client speaking `minor` decodes it: the typed variants of
     /// minor 4 become the text variants they replace, with the same text.
     pub fn for_minor(self, minor: u16) -> Refusal {
-        if minor >= MINOR_TYPED_REFUSALS {
-            return self;
-        }
         match self {
+            Refusal::OverLimit(l) if minor < MINOR_LIMITS => Refusal::NotPermitted(l.to_string()),
+            _ if minor >= MINOR_TYPED_REFUSALS => self,
             Refusal::Forbidden(n) => Refusal::NotPermitted(n.to_string()),
             Refusal::BadJob(e) => Refusal::InvalidJob(e.to_string()),
             Refusal::BadToken(e) => Refusal::InvalidToken(e.to_string()),
@@ -86,6 +95,47 @@ impl Refusal {
         )
     }
 }
+
+/// A limit on what one client may have or use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Jobs queued or running at once (the coordinator's
+    /// `max_live_jobs_per_client`).
+    LiveJobs,
+}
+
+/// A request refused because it would pass a limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitReached {
+    /// The client (certificate name) the limit applies to.
+    pub client: String,
+    /// Which limit.
+    pub limit: Limit,
+    /// The limit.
+    pub allowed: u64,
+    /// The use so far.
+    pub used: u64,
+}
+
+impl std::fmt::Display for LimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let LimitReached {
+            client,
+            limit,
+            allowed,
+            used,
+        } = self;
+        match limit {
+            Limit::LiveJobs => write!(
+                f,
+                "client {client} has {used} jobs queued or running, and {allowed} is the most one client may have: wait for some to finish or cancel some, then submit again"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitReached {}
 
 /// What a client asked to do, as a permission names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

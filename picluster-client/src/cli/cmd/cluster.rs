@@ -40,12 +40,20 @@ pub(super) fn init(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The coordinator's limits from its command line (`None`: from the file or the
+/// default).
+pub(super) struct Limits {
+    pub(super) keep_finished: Option<u32>,
+    pub(super) keep_finished_for: Option<u64>,
+    pub(super) max_jobs_per_client: Option<u32>,
+}
+
 /// `picluster coordinator`: the configuration file's settings under the command
 /// line's, then the coordinator in the foreground until SIGTERM or Ctrl-C.
 pub(super) fn coordinator(
     cluster: Option<PathBuf>,
     config_file: Option<PathBuf>,
-    (keep_finished, keep_finished_for): (Option<u32>, Option<u64>),
+    limits: Limits,
     metrics: Option<SocketAddr>,
     new_store: bool,
 ) -> Result<ExitCode, CliError> {
@@ -58,20 +66,31 @@ pub(super) fn coordinator(
         path.as_ref()
             .map_or_else(|| key.to_string(), |p| format!("{}: {key}", p.display()))
     };
-    let keep_finished = keep_finished.or(file.keep_finished).unwrap_or(1000);
+    let keep_finished = limits.keep_finished.or(file.keep_finished).unwrap_or(1000);
     if !(1..=1_000_000).contains(&keep_finished) {
         return Err(CliError::Input(format!(
             "{}: {keep_finished} is not 1-1000000",
             named("keep_finished")
         )));
     }
-    let keep_finished_for = keep_finished_for
+    let keep_finished_for = limits
+        .keep_finished_for
         .or(file.keep_finished_for)
         .unwrap_or(86_400);
     if keep_finished_for == 0 {
         return Err(CliError::Input(format!(
             "{}: 0 seconds keeps nothing; give at least 1",
             named("keep_finished_for")
+        )));
+    }
+    let max_jobs_per_client = limits
+        .max_jobs_per_client
+        .or(file.max_jobs_per_client)
+        .unwrap_or(1000);
+    if !(1..=1_000_000).contains(&max_jobs_per_client) {
+        return Err(CliError::Input(format!(
+            "{}: {max_jobs_per_client} is not 1-1000000",
+            named("max_jobs_per_client")
         )));
     }
     let metrics = metrics.or(file.metrics);
@@ -82,6 +101,7 @@ pub(super) fn coordinator(
     let config = CoordinatorConfig {
         keep_finished: keep_finished as usize,
         keep_finished_for: std::time::Duration::from_secs(keep_finished_for),
+        max_live_jobs_per_client: max_jobs_per_client as usize,
         ..CoordinatorConfig::default()
     };
     // Check the directory before starting anything.

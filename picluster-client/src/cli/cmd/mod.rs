@@ -49,10 +49,15 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
             config,
             keep_finished,
             keep_finished_for,
+            max_jobs_per_client,
             metrics,
             new_store,
         } => {
-            let limits = (keep_finished, keep_finished_for);
+            let limits = cluster::Limits {
+                keep_finished,
+                keep_finished_for,
+                max_jobs_per_client,
+            };
             cluster::coordinator(cluster, config, limits, metrics, new_store)
         }
         Command::AddClient {

@@ -11,6 +11,8 @@ use picluster_suite::fixtures::{easy_target, vectors};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod limits;
+
 struct Harness {
     core: Coordinator,
     now: Instant,

@@ -1,0 +1,176 @@
+//! Limits per credential: how many jobs one client may have live, and listings that
+//! cost what they return.
+
+use super::*;
+
+/// Client `conn` submits a one-chunk job at `priority`; the coordinator's reply.
+fn submit_from(h: &mut Harness, conn: ConnId, priority: i32) -> CoordToClient {
+    h.core.handle_inbound(
+        h.now,
+        conn,
+        Inbound::Client(ClientToCoord::Submit(Submit {
+            request: RequestId(40),
+            work: WorkSpec::from(&JobKind::Sha256d(genesis_job(0..1 << 12))),
+            mode: SearchMode::All,
+            priority,
+        })),
+    );
+    reply_to(h, conn)
+}
+
+/// The one reply `conn` got.
+fn reply_to(h: &mut Harness, conn: ConnId) -> CoordToClient {
+    let mut replies: Vec<CoordToClient> = h
+        .drain()
+        .into_iter()
+        .filter_map(|t| match t {
+            Transmit::ToClient(c, m) if c == conn => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    replies.remove(0)
+}
+
+fn listing(h: &mut Harness, conn: ConnId) -> Vec<JobSummary> {
+    h.core.handle_inbound(
+        h.now,
+        conn,
+        Inbound::Client(ClientToCoord::ListJobs(RequestId(41))),
+    );
+    match reply_to(h, conn) {
+        CoordToClient::Jobs(RequestId(41), jobs) => jobs,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_client_may_have_at_most_its_limit_of_live_jobs_and_is_told_which_limit() {
+    let mut h = Harness::new(CoordinatorConfig {
+        max_live_jobs_per_client: 3,
+        ..CoordinatorConfig::default()
+    });
+    let (carol, dave) = (ConnId(200), ConnId(201));
+    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
+    add_client_at(&mut h, dave, "dave", MINOR_CLIENT_REPORTS);
+    for n in 1..=3 {
+        assert_eq!(
+            submit_from(&mut h, carol, 0),
+            CoordToClient::Submitted(JobRequest {
+                request: RequestId(40),
+                job: JobId(n),
+            })
+        );
+    }
+    let reached = LimitReached {
+        client: "carol".into(),
+        limit: Limit::LiveJobs,
+        allowed: 3,
+        used: 3,
+    };
+    assert_eq!(
+        submit_from(&mut h, carol, 0),
+        CoordToClient::Refused(RequestId(40), Refusal::OverLimit(reached.clone()))
+    );
+    assert_eq!(
+        reached.to_string(),
+        "client carol has 3 jobs queued or running, and 3 is the most one client may have: wait for some to finish or cancel some, then submit again"
+    );
+    // Another client's count is its own; one of an older minor reads the same text.
+    for n in 4..=6 {
+        assert!(matches!(
+            submit_from(&mut h, dave, 0),
+            CoordToClient::Submitted(JobRequest { job, .. }) if job == JobId(n)
+        ));
+    }
+    assert_eq!(
+        submit_from(&mut h, dave, 0),
+        CoordToClient::Refused(
+            RequestId(40),
+            Refusal::NotPermitted(
+                "client dave has 3 jobs queued or running, and 3 is the most one client may have: wait for some to finish or cancel some, then submit again".into()
+            )
+        )
+    );
+    assert!(matches!(
+        submit_from(&mut h, CLIENT, 0),
+        CoordToClient::Submitted(JobRequest { job: JobId(7), .. })
+    ));
+    // A job that ends makes room; the refused submits took no id.
+    h.core.handle_inbound(
+        h.now,
+        carol,
+        Inbound::Client(ClientToCoord::Cancel(JobRequest {
+            request: RequestId(42),
+            job: JobId(2),
+        })),
+    );
+    assert!(matches!(
+        reply_to(&mut h, carol),
+        CoordToClient::Cancelled(RequestId(42), _)
+    ));
+    assert!(matches!(
+        submit_from(&mut h, carol, 0),
+        CoordToClient::Submitted(JobRequest { job: JobId(8), .. })
+    ));
+    assert!(matches!(
+        submit_from(&mut h, carol, 0),
+        CoordToClient::Refused(_, Refusal::OverLimit(LimitReached { used: 3, .. }))
+    ));
+    assert_eq!(h.core.jobs(h.now).len(), 8);
+}
+
+#[test]
+fn a_listing_holds_the_clients_own_jobs_and_says_how_many_wait_ahead() {
+    let mut h = Harness::small_chunks();
+    let carol = ConnId(200);
+    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.drain();
+    // pi-1 holds two leases (one chunk each of j1 and j2); j3 (admin) waits
+    // behind them, j4 (carol) jumps the queue with a higher priority, j5 (carol)
+    // waits behind all four.
+    submit_from(&mut h, CLIENT, 0);
+    submit_from(&mut h, carol, 0);
+    submit_from(&mut h, CLIENT, 0);
+    submit_from(&mut h, carol, 5);
+    submit_from(&mut h, carol, 0);
+    let waits = |jobs: &[JobSummary]| {
+        jobs.iter()
+            .map(|j| (j.progress.job.0, j.waiting.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let all = listing(&mut h, CLIENT);
+    assert_eq!(
+        waits(&all),
+        vec![
+            (1, String::new()),
+            (2, String::new()),
+            (3, "workers busy: 3 jobs ahead of it".into()),
+            (4, "waiting for a worker to ask for work".into()),
+            (5, "workers busy: 4 jobs ahead of it".into()),
+        ],
+        "{all:?}"
+    );
+    // Carol sees her own jobs only, placed in the whole queue.
+    let hers = listing(&mut h, carol);
+    assert_eq!(
+        waits(&hers),
+        vec![
+            (2, String::new()),
+            (4, "waiting for a worker to ask for work".into()),
+            (5, "workers busy: 4 jobs ahead of it".into()),
+        ]
+    );
+    assert!(hers.iter().all(|j| j.client == "carol"));
+    // Her status lists the same jobs.
+    h.core.handle_inbound(
+        h.now,
+        carol,
+        Inbound::Client(ClientToCoord::Status(RequestId(43))),
+    );
+    match reply_to(&mut h, carol) {
+        CoordToClient::Status(_, status) => assert_eq!(status.jobs, hers),
+        other => panic!("{other:?}"),
+    }
+}
