@@ -386,6 +386,9 @@ async fn expired_and_not_yet_valid_certificates_are_refused_and_old_ones_renewed
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pi-old.bundle");
     old.save(&file).unwrap();
+    // A renewal is asked for only where the renewed certificate can be kept.
+    enroll::can_store_renewal(&file).unwrap();
+    assert!(enroll::can_store_renewal(&dir.path().join("gone/pi-old.bundle")).is_err());
     let options = WorkerOptions {
         credential_file: Some(file.clone()),
         ..options()

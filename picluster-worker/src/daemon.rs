@@ -37,7 +37,10 @@ pub struct WorkerOptions {
     /// time out (a worker restarted at once may find its previous one still there).
     pub name_in_use_give_up: Duration,
     /// Where the bundle lives: a renewed certificate is written there (replacing
-    /// the file). Without it a renewal lasts until the process ends.
+    /// the file). Without it, or when a replacement cannot be written there, the
+    /// certificate is not renewed (the coordinator retires a renewed certificate's
+    /// predecessor, so a renewal the next start could not read would lock the
+    /// worker out).
     pub credential_file: Option<std::path::PathBuf>,
     /// Serve the worker's metrics for Prometheus at `http://ADDRESS/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
@@ -384,7 +387,16 @@ async fn run_session(
     drain_compute(agent, compute);
     // A certificate two thirds through its life is renewed, once per session.
     let mut renewal = None;
-    if minor >= wire::MINOR_CREDENTIALS && crate::enroll::renewal_due(bundle, unix_ms()) {
+    let storable = match credential_file {
+        None => Err("no credential file to keep it in".to_string()),
+        Some(file) => crate::enroll::can_store_renewal(file)
+            .map_err(|e| format!("{} cannot be replaced: {e}", file.display())),
+    };
+    let due = minor >= wire::MINOR_CREDENTIALS && crate::enroll::renewal_due(bundle, unix_ms());
+    if let (true, Err(why)) = (due, &storable) {
+        warn!(%why, "certificate past two thirds of its lifetime, but a renewed one could not be kept: not renewed; give this worker a new bundle before it expires");
+    }
+    if due && storable.is_ok() {
         match crate::enroll::start_renewal(bundle) {
             Ok((pending, csr)) => {
                 let frame = wire::encode_frame(&WorkerToCoord::Renew(wire::Renew { csr }));

@@ -80,6 +80,23 @@ pub fn renewal_due(bundle: &Bundle, now_ms: u64) -> bool {
     now_ms >= identity.not_before_ms.saturating_add(life / 3 * 2)
 }
 
+/// Whether a renewed certificate could replace the bundle at `file`: its directory
+/// takes the `.new` file a replacement is written to. A renewal that could not be
+/// kept is not asked for: the coordinator retires a renewed certificate's
+/// predecessor once the renewed one is used, so a restart with the old file would
+/// find it revoked.
+pub fn can_store_renewal(file: &std::path::Path) -> std::io::Result<()> {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let probe = file.with_file_name(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// A renewal under way: the key the request was made for.
 pub(crate) struct PendingRenewal {
     pub(crate) key_pem: String,

@@ -13,6 +13,8 @@ use picluster_core::wire::*;
 use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
 use std::time::{Duration, Instant};
 
+mod credentials;
+
 const CLIENT: ConnId = ConnId(100);
 const T0_MS: u64 = 1_764_600_000_000;
 
@@ -104,10 +106,14 @@ impl Durable {
 
     /// A worker whose hello offers `minor` (from 1 on it says what it holds next).
     fn add_worker_speaking(&mut self, name: &str, minor: u16) -> ConnId {
+        self.add_worker_as(PeerIdentity::new(Role::Worker, name), minor)
+    }
+
+    /// A worker with the certificate of `identity` whose hello offers `minor`.
+    fn add_worker_as(&mut self, identity: PeerIdentity, minor: u16) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.core
-            .handle_connected(self.now, conn, PeerIdentity::new(Role::Worker, name));
+        self.core.handle_connected(self.now, conn, identity);
         self.core.handle_inbound(
             self.now,
             conn,
@@ -847,6 +853,7 @@ mod store {
             Record::Quarantined("pi-8".into(), true),
             Record::Quarantined("pi-7".into(), false),
             Record::NextLease(1 << 40),
+            Record::Renewed("pi-1".into(), T0_MS),
         ];
         store.commit(&marks).unwrap();
         for r in marks {

@@ -31,6 +31,8 @@ pub(super) struct Credentials {
     revoked: BTreeMap<String, UnixMillis>,
     tokens: BTreeMap<String, StoredToken>,
     enrolled: BTreeMap<String, Role>,
+    /// When each renewed name's newest renewed certificate was issued.
+    renewed: BTreeMap<String, UnixMillis>,
     connected: BTreeMap<ConnId, PeerIdentity>,
 }
 
@@ -51,10 +53,12 @@ impl Credentials {
         revoked: BTreeMap<String, UnixMillis>,
         tokens: BTreeMap<String, StoredToken>,
         enrolled: BTreeMap<String, Role>,
+        renewed: BTreeMap<String, UnixMillis>,
     ) {
         self.revoked = revoked;
         self.tokens = tokens;
         self.enrolled = enrolled;
+        self.renewed = renewed;
     }
 
     /// Whether `identity`'s certificate is revoked.
@@ -66,6 +70,33 @@ impl Credentials {
 
     pub(super) fn revoke(&mut self, name: &str, at: UnixMillis) {
         self.revoked.insert(name.to_string(), at);
+    }
+
+    /// `name`'s certificate was renewed by one issued at `at`.
+    pub(super) fn renewed(&mut self, name: &str, at: UnixMillis) {
+        self.renewed.insert(name.to_string(), at);
+    }
+
+    /// Whether `identity`'s certificate may be renewed: each certificate once, so
+    /// only the newest of a name. `Err` with when the newer one was issued.
+    pub(super) fn may_renew(&self, identity: &PeerIdentity) -> Result<(), UnixMillis> {
+        match self.renewed.get(&identity.name) {
+            Some(&successor) if identity.issued_ms < successor => Err(successor),
+            _ => Ok(()),
+        }
+    }
+
+    /// `identity` is a renewed certificate in use, whose predecessors are not retired
+    /// yet: up to when the name's certificates are to be revoked (those issued before
+    /// it).
+    pub(super) fn retire_below(&self, identity: &PeerIdentity) -> Option<UnixMillis> {
+        let successor = *self.renewed.get(&identity.name)?;
+        let below = successor.checked_sub(1)?;
+        let retired = self
+            .revoked
+            .get(&identity.name)
+            .is_some_and(|&at| at >= below);
+        (identity.issued_ms >= successor && !retired).then_some(below)
     }
 
     /// Connections whose certificate a revocation of `name` at `at` covers.

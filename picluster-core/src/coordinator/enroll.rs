@@ -10,7 +10,6 @@ use super::journal::Record;
 use super::peers;
 use super::tables::Tables;
 use super::transmit::{Issue, Transmit};
-use super::violation::CloseReason;
 use crate::identity::Role;
 use crate::ids::{ConnId, RequestId};
 use crate::wire::{
@@ -103,7 +102,9 @@ pub(super) fn on_join(
 }
 
 /// A worker asks for a new certificate for its own name: once its certificate is in
-/// the last third of its life, and once per connection.
+/// the last third of its life, once per connection, and once per certificate (only
+/// the newest certificate of a name is renewed). The renewed certificate's
+/// predecessors are retired when it is first used (`peers::connected`).
 pub(super) fn renew(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId, csr: Vec<u8>) {
     let Some((name, minor)) = t.workers.get(conn).map(|w| {
         (
@@ -129,6 +130,18 @@ pub(super) fn renew(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId
             return;
         }
     }
+    if let Some(identity) = t.credentials.identity(conn) {
+        if let Err(successor_ms) = t.credentials.may_renew(identity) {
+            tracing::warn!(worker = %name, issued_ms = identity.issued_ms, successor_ms, "renewal refused: this certificate was renewed already; if the worker never received the renewed one, or a copy of its credential is in use elsewhere, give it a new bundle");
+            fx.push(Transmit::ToWorker(
+                conn,
+                CoordToWorker::RenewRefused(JoinRefusal::BadRequest(format!(
+                    "this certificate was renewed already (the renewed one was issued at {successor_ms}, Unix ms): only the newest certificate of {name} is renewed; if this machine never received it, ask the admin for a new bundle (picluster add-worker {name} --replace)"
+                ))),
+            ));
+            return;
+        }
+    }
     if !t.workers.note_renewal(conn) {
         fx.push(Transmit::ToWorker(
             conn,
@@ -139,6 +152,8 @@ pub(super) fn renew(t: &mut Tables, fx: &mut Effects, now: Instant, conn: ConnId
         return;
     }
     let issued_ms = fx.unix_ms(now);
+    t.credentials.renewed(&name, issued_ms);
+    fx.record(Record::Renewed(name.clone(), issued_ms));
     fx.reply(
         &t.jobs,
         Transmit::Issue(
@@ -161,23 +176,11 @@ pub(super) fn revoke(t: &mut Tables, fx: &mut Effects, now: Instant, name: &str)
     let at = fx.unix_ms(now);
     t.credentials.revoke(name, at);
     fx.record(Record::Revoked(name.to_string(), at));
-    let covered = t.credentials.covered(name, at);
-    for &conn in &covered {
-        t.credentials.disconnected(conn);
-        if t.conns.remove_clashing(conn).is_some() {
-            fx.push(Transmit::Close(
-                conn,
-                CloseReason::Revoked(name.to_string()),
-            ));
-        } else {
-            peers::drop_peer(t, fx, conn, CloseReason::Revoked(name.to_string()));
-        }
-    }
-    fx.schedule = true;
+    let closed = peers::close_revoked(t, fx, name, at);
     Revocation {
         name: name.to_string(),
         revoked_ms: at,
-        closed: u32::try_from(covered.len()).unwrap_or(u32::MAX),
+        closed: u32::try_from(closed).unwrap_or(u32::MAX),
     }
 }
 

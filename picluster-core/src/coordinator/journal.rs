@@ -64,6 +64,10 @@ pub enum Record {
     /// Why a worker name was drained (follows its `Drained(name, true)`; an undrain
     /// removes it).
     DrainReason(String, String),
+    /// A name's certificate was renewed: the renewed certificate was issued at this
+    /// time. Older certificates of the name may not renew, and are retired (revoked)
+    /// when the renewed one is first used.
+    Renewed(String, UnixMillis),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -158,6 +162,8 @@ pub struct Snapshot {
     pub finders: BTreeMap<JobId, BTreeMap<u64, String>>,
     /// Why drained names were drained.
     pub drain_reasons: BTreeMap<String, String>,
+    /// Renewed names, and when their newest renewed certificate was issued.
+    pub renewed: BTreeMap<String, UnixMillis>,
 }
 
 impl Snapshot {
@@ -214,6 +220,9 @@ impl Snapshot {
             }
             Record::DrainReason(name, reason) => {
                 self.drain_reasons.insert(name, reason);
+            }
+            Record::Renewed(name, at) => {
+                self.renewed.insert(name, at);
             }
         }
     }

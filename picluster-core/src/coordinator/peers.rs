@@ -1,6 +1,7 @@
 //! Peers arriving and leaving, over the connection, worker and credential tables: a
 //! handshake sorts a connection into its state (refused if revoked, quarantined or
-//! the coordinator's own certificate; clashing if its worker name is connected), a
+//! the coordinator's own certificate; clashing if its worker name is connected; a
+//! renewed certificate's first use retires the ones it replaced), a
 //! disconnection or a cut-off forgets it, and a departing worker's leases return to
 //! the queue from their last reported position.
 
@@ -15,6 +16,30 @@ use crate::identity::{PeerIdentity, Role};
 use crate::ids::ConnId;
 use std::time::Instant;
 
+/// Closes the connections whose certificate a revocation of `name` up to `at`
+/// covers (a worker's leases return to the queue); how many.
+pub(super) fn close_revoked(
+    t: &mut Tables,
+    fx: &mut Effects,
+    name: &str,
+    at: super::journal::UnixMillis,
+) -> usize {
+    let covered = t.credentials.covered(name, at);
+    for &conn in &covered {
+        t.credentials.disconnected(conn);
+        if t.conns.remove_clashing(conn).is_some() {
+            fx.push(Transmit::Close(
+                conn,
+                CloseReason::Revoked(name.to_string()),
+            ));
+        } else {
+            drop_peer(t, fx, conn, CloseReason::Revoked(name.to_string()));
+        }
+    }
+    fx.schedule = true;
+    covered.len()
+}
+
 /// A peer completed the TLS handshake with a certificate for `identity`.
 pub(super) fn connected(
     t: &mut Tables,
@@ -27,6 +52,14 @@ pub(super) fn connected(
         fx.stats.violations += 1;
         fx.push(Transmit::Close(conn, CloseReason::Revoked(identity.name)));
         return;
+    }
+    if let Some(below) = t.credentials.retire_below(&identity) {
+        // A renewed certificate in use: its predecessors (and any copy of them) are
+        // revoked, connections holding them closed.
+        t.credentials.revoke(&identity.name, below);
+        fx.record(Record::Revoked(identity.name.clone(), below));
+        let closed = close_revoked(t, fx, &identity.name, below);
+        tracing::info!(worker = %identity.name, closed, "renewed certificate in use: the certificates it replaced are retired");
     }
     if identity.role != Role::Coordinator {
         t.credentials.connected(conn, identity.clone());

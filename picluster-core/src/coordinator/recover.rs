@@ -58,8 +58,9 @@ pub(super) fn recover(
         enrolled,
         mut finders,
         drain_reasons,
+        renewed,
     } = snapshot;
-    t.credentials.restore(revoked, tokens, enrolled);
+    t.credentials.restore(revoked, tokens, enrolled, renewed);
     let mut finished = Vec::new();
     for (id, stored) in jobs {
         let mut job = restore_job(

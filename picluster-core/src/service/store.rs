@@ -36,6 +36,7 @@ const ENROLLED: TableDefinition<&str, &str> = TableDefinition::new("enrolled");
 // one with them empty.
 const FINDERS: TableDefinition<(u64, u64), &str> = TableDefinition::new("finders");
 const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_reasons");
+const RENEWED: TableDefinition<&str, u64> = TableDefinition::new("renewed");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -214,6 +215,7 @@ impl RedbStore {
             txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             txn.open_table(FINDERS).map_err(|e| self.st(e))?;
             txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
+            txn.open_table(RENEWED).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -346,6 +348,17 @@ impl RedbStore {
                 .insert(name.value().to_string(), at.value());
         }
         for row in txn
+            .open_table(RENEWED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, at) = row.map_err(|e| self.st(e))?;
+            snapshot
+                .renewed
+                .insert(name.value().to_string(), at.value());
+        }
+        for row in txn
             .open_table(TOKENS)
             .map_err(|e| self.st(e))?
             .iter()
@@ -404,6 +417,7 @@ impl RedbStore {
             let mut drained = txn.open_table(DRAINED).map_err(|e| self.st(e))?;
             let mut quarantined = txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
             let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
+            let mut renewed = txn.open_table(RENEWED).map_err(|e| self.st(e))?;
             let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             let mut finders = txn.open_table(FINDERS).map_err(|e| self.st(e))?;
@@ -459,6 +473,9 @@ impl RedbStore {
                     }
                     Record::Revoked(name, at) => {
                         revoked.insert(name.as_str(), *at).map_err(|e| self.st(e))?;
+                    }
+                    Record::Renewed(name, at) => {
+                        renewed.insert(name.as_str(), *at).map_err(|e| self.st(e))?;
                     }
                     Record::Token(id, token) => {
                         tokens
