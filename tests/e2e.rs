@@ -556,12 +556,15 @@ fn the_blocking_client_submits_and_waits_without_an_async_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_idle_for_longer_than_the_lease_timeout_still_runs_jobs() {
+async fn a_cluster_idle_for_longer_than_the_lease_and_client_timeouts_still_runs_jobs() {
+    // The client's idle session is closed between the jobs: it reconnects at its
+    // next request.
     let cluster = LocalCluster::start_with(LocalClusterOptions {
         workers: 2,
         worker: quick_worker(),
         coordinator: CoordinatorConfig {
             lease_timeout: Duration::from_millis(600),
+            client_idle_timeout: Duration::from_millis(400),
             ..CoordinatorConfig::default()
         },
     })
@@ -921,6 +924,13 @@ async fn connections_that_never_say_hello_or_leave_a_frame_half_sent_are_closed(
     let mut frame = (1u32 << 20).to_le_bytes().to_vec();
     frame.extend_from_slice(&[0; 10]);
     s.writer.send_frame(&frame).await.unwrap();
+    let (code, reason) = closed_with(&s.connection).await;
+    assert_eq!(code, CloseCode::Protocol as u32);
+    assert_eq!(reason, "no hello, or a frame left half-sent, for 300ms");
+
+    // A greeted client that sends two bytes of a frame's header and stops.
+    let mut s = raw_session(&cluster).await;
+    s.writer.send_frame(&[1, 0]).await.unwrap();
     let (code, reason) = closed_with(&s.connection).await;
     assert_eq!(code, CloseCode::Protocol as u32);
     assert_eq!(reason, "no hello, or a frame left half-sent, for 300ms");

@@ -174,3 +174,119 @@ fn a_listing_holds_the_clients_own_jobs_and_says_how_many_wait_ahead() {
         other => panic!("{other:?}"),
     }
 }
+
+fn closed_with(out: &[Transmit]) -> Vec<(ConnId, String)> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transmit::Close(c, reason) => {
+                assert_eq!(reason.code(), CloseCode::Normal, "{reason}");
+                Some((*c, reason.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn connect(h: &mut Harness, conn: ConnId, role: Role, name: &str) -> Vec<(ConnId, String)> {
+    h.core
+        .handle_connected(h.now, conn, PeerIdentity::new(role, name));
+    let out = h.drain();
+    closed_with(&out)
+}
+
+#[test]
+fn a_certificate_holds_at_most_its_sessions_and_clients_leave_room_for_workers_and_admins() {
+    let mut h = Harness::new(CoordinatorConfig {
+        max_sessions_per_client: 3,
+        max_client_sessions: 5,
+        ..CoordinatorConfig::default()
+    });
+    for n in 0..3 {
+        assert_eq!(connect(&mut h, ConnId(200 + n), Role::Client, "carol"), []);
+    }
+    assert_eq!(
+        connect(&mut h, ConnId(203), Role::Client, "carol"),
+        [(ConnId(203), "client carol already has 3 sessions open, the most one certificate may have: close some (each running `picluster` command and each program's Client holds one)".to_string())]
+    );
+    for n in 0..2 {
+        assert_eq!(connect(&mut h, ConnId(210 + n), Role::Client, "dave"), []);
+    }
+    // Five client sessions are all that clients get: the rest is for workers and
+    // admins.
+    assert_eq!(
+        connect(&mut h, ConnId(220), Role::Client, "erin"),
+        [(ConnId(220), "the coordinator holds 5 client sessions, the most it keeps for clients (the rest is for workers and admins): try again later".to_string())]
+    );
+    assert_eq!(connect(&mut h, ConnId(230), Role::Admin, "root"), []);
+    h.add_worker(ConnId(1), "pi-1", 1);
+    assert_eq!(closed_with(&h.drain()), []);
+    // A session that ends makes room; a refused one never took any.
+    h.core.handle_disconnected(h.now, ConnId(201));
+    h.drain();
+    assert_eq!(connect(&mut h, ConnId(220), Role::Client, "erin"), []);
+    assert_eq!(
+        connect(&mut h, ConnId(204), Role::Client, "carol"),
+        [(
+            ConnId(204),
+            "the coordinator holds 5 client sessions, the most it keeps for clients (the rest is for workers and admins): try again later".to_string()
+        )]
+    );
+    add_client_at(&mut h, ConnId(220), "erin", PROTOCOL_MINOR);
+    assert!(matches!(
+        submit_from(&mut h, ConnId(220), 0),
+        CoordToClient::Submitted(_)
+    ));
+}
+
+#[test]
+fn a_client_session_idle_for_its_timeout_is_closed_and_one_that_watches_is_not() {
+    let mut h = Harness::new(CoordinatorConfig {
+        client_idle_timeout: Duration::from_secs(60),
+        ..CoordinatorConfig::default()
+    });
+    let start = h.now;
+    let at = |s: u64| start + Duration::from_secs(s);
+    let (idle, watcher) = (ConnId(200), ConnId(201));
+    add_client_at(&mut h, idle, "carol", PROTOCOL_MINOR);
+    add_client_at(&mut h, watcher, "carol", PROTOCOL_MINOR);
+    submit_from(&mut h, watcher, 0);
+    h.core.handle_inbound(
+        h.now,
+        watcher,
+        Inbound::Client(ClientToCoord::Watch(JobRequest {
+            request: RequestId(44),
+            job: JobId(1),
+        })),
+    );
+    h.drain();
+    let tick = |h: &mut Harness, s: u64| {
+        h.now = at(s);
+        h.core.handle_timeout(h.now);
+        closed_with(&h.drain())
+    };
+    assert_eq!(tick(&mut h, 30), []);
+    listing(&mut h, idle);
+    // The harness's admin asked nothing since it said hello.
+    let idle_60 = "idle for 60s: nothing asked or watched (a client reconnects when it next asks)";
+    assert_eq!(tick(&mut h, 61), [(CLIENT, idle_60.to_string())]);
+    assert!(h.core.poll_timeout().is_some_and(|t| t <= at(90)));
+    assert_eq!(tick(&mut h, 89), []);
+    assert_eq!(tick(&mut h, 91), [(idle, idle_60.to_string())]);
+    // The watch ends when the job does; the idle time counts from then.
+    h.now = at(100);
+    h.core.handle_inbound(
+        h.now,
+        watcher,
+        Inbound::Client(ClientToCoord::Cancel(JobRequest {
+            request: RequestId(45),
+            job: JobId(1),
+        })),
+    );
+    h.drain();
+    assert_eq!(tick(&mut h, 155), []);
+    assert_eq!(tick(&mut h, 159), []);
+    assert_eq!(tick(&mut h, 161), [(watcher, idle_60.to_string())]);
+    assert_eq!(tick(&mut h, 1000), []);
+    // No client left: the next timer is the finished job's retention, a day on.
+    assert!(h.core.poll_timeout().is_some_and(|t| t >= at(3600)));
+}

@@ -125,10 +125,12 @@ impl Client {
         Ok(())
     }
 
-    /// The one way a request is made: refused before it is sent if the coordinator's
-    /// protocol is older than `minor`; `make` builds the message with its request
-    /// id; `answer` takes what the expected reply carries (`None` for any other
-    /// reply, named by `expected` in the error).
+    /// The one way a request is made: on a new connection if the last one was
+    /// closed (the coordinator closes sessions idle for ten minutes, and restarts);
+    /// refused before it is sent if the coordinator's protocol is older than
+    /// `minor`; `make` builds the message with its request id; `answer` takes what
+    /// the expected reply carries (`None` for any other reply, named by `expected` in
+    /// the error).
     async fn call<T>(
         &self,
         minor: u16,
@@ -136,6 +138,7 @@ impl Client {
         expected: &'static str,
         answer: impl FnOnce(CoordToClient) -> Option<T>,
     ) -> Result<T, ClientError> {
+        self.reconnect_if_lost().await?;
         let inner = self.inner();
         if inner.minor < minor {
             return Err(ClientError::CoordinatorTooOld {
@@ -194,6 +197,7 @@ impl Client {
         &self,
         job: JobId,
     ) -> Result<(JobProgress, mpsc::Receiver<JobEvent>), ClientError> {
+        self.reconnect_if_lost().await?;
         let inner = self.inner();
         let (tx, events) = mpsc::channel(watch::WATCH_EVENTS);
         inner.watch(job, tx);

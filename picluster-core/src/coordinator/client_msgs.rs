@@ -33,7 +33,10 @@ pub(super) fn on_client(
     conn: ConnId,
     message: ClientToCoord,
 ) -> Handled {
-    let Some((greeted, name)) = t.conns.client(conn).map(|c| (c.greeted, c.name.clone())) else {
+    let Some((greeted, name)) = t.conns.client_mut(conn).map(|c| {
+        c.last_heard = now;
+        (c.greeted, c.name.clone())
+    }) else {
         return Ok(());
     };
     // A greeted client's request its certificate does not allow is refused here,

@@ -68,6 +68,15 @@ pub struct CoordinatorConfig {
     pub max_joining: usize,
     /// A connection without a certificate must send its join request this soon.
     pub join_timeout: Duration,
+    /// Client sessions open at once with one certificate (admins' included): each
+    /// running `picluster` command and each program's `Client` holds one.
+    pub max_sessions_per_client: usize,
+    /// Client sessions of non-admin certificates open at once, in all: the rest of
+    /// `max_connections` is kept for workers and admins.
+    pub max_client_sessions: usize,
+    /// A client session that has asked nothing and watched nothing for this long is
+    /// closed (the client library reconnects at its next request).
+    pub client_idle_timeout: Duration,
     /// Connections open at once from one IP address (a NATed rack shares one).
     pub max_connections_per_address: usize,
     /// Handshakes one IP address may start per second, on average (the driver
@@ -102,6 +111,9 @@ impl Default for CoordinatorConfig {
             max_handshakes: 128,
             max_joining: 32,
             join_timeout: Duration::from_secs(3),
+            max_sessions_per_client: 64,
+            max_client_sessions: 1024,
+            client_idle_timeout: Duration::from_secs(600),
             max_connections_per_address: 512,
             handshakes_per_second: 50.0,
             handshake_burst: 50,

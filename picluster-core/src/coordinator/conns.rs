@@ -6,10 +6,12 @@
 //! no entry is closed or closing, and its late frames are ignored.
 //!
 //! Invariant, kept by `peers`: a connection is [`Conn::Worker`] exactly when the
-//! worker table holds it.
+//! worker table holds it. Invariant, kept here: the session counts (by certificate
+//! name, and of non-admin clients) count the [`Conn::Client`] entries.
 
 use crate::ids::{ConnId, JobId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// A connected client (the `picluster` tool, programs).
 pub(super) struct ClientSession {
@@ -22,6 +24,15 @@ pub(super) struct ClientSession {
     pub(super) minor: u16,
     /// Live jobs it watches.
     pub(super) watching: BTreeSet<JobId>,
+    /// When it last asked for something, or last stopped watching a job.
+    pub(super) last_heard: Instant,
+}
+
+impl ClientSession {
+    /// When it is idle long enough to be closed: `None` while it watches a job.
+    fn idle_at(&self, timeout: Duration) -> Option<Instant> {
+        self.watching.is_empty().then(|| self.last_heard + timeout)
+    }
 }
 
 /// One connection's state.
@@ -49,6 +60,10 @@ pub(super) enum ConnKind {
 #[derive(Default)]
 pub(super) struct ConnTable {
     conns: BTreeMap<ConnId, Conn>,
+    /// Client sessions by certificate name.
+    sessions: BTreeMap<String, usize>,
+    /// Client sessions of non-admin certificates.
+    plain_clients: usize,
 }
 
 impl ConnTable {
@@ -64,11 +79,30 @@ impl ConnTable {
     }
 
     pub(super) fn insert(&mut self, conn: ConnId, state: Conn) {
-        self.conns.insert(conn, state);
+        if let Conn::Client(c) = &state {
+            self.count(c, true);
+        }
+        if let Some(Conn::Client(old)) = self.conns.insert(conn, state) {
+            self.count(&old, false);
+        }
+    }
+
+    fn count(&mut self, session: &ClientSession, up: bool) {
+        let n = self.sessions.entry(session.name.clone()).or_insert(0);
+        if up {
+            *n += 1;
+            self.plain_clients += usize::from(!session.admin);
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.sessions.remove(&session.name);
+            }
+            self.plain_clients -= usize::from(!session.admin);
+        }
     }
 
     /// A new client connection, not yet greeted.
-    pub(super) fn insert_client(&mut self, conn: ConnId, name: String, admin: bool) {
+    pub(super) fn insert_client(&mut self, conn: ConnId, name: String, admin: bool, now: Instant) {
         self.insert(
             conn,
             Conn::Client(ClientSession {
@@ -77,12 +111,48 @@ impl ConnTable {
                 greeted: false,
                 minor: 0,
                 watching: BTreeSet::new(),
+                last_heard: now,
             }),
         );
     }
 
     pub(super) fn remove(&mut self, conn: ConnId) -> Option<Conn> {
-        self.conns.remove(&conn)
+        let removed = self.conns.remove(&conn);
+        if let Some(Conn::Client(c)) = &removed {
+            self.count(c, false);
+        }
+        removed
+    }
+
+    /// Client sessions open with the certificate name `name`.
+    pub(super) fn sessions_of(&self, name: &str) -> usize {
+        self.sessions.get(name).copied().unwrap_or(0)
+    }
+
+    /// Client sessions of non-admin certificates.
+    pub(super) fn plain_clients(&self) -> usize {
+        self.plain_clients
+    }
+
+    /// The client sessions idle since `timeout` before `now` (nothing asked, nothing
+    /// watched), and when the next of the others may be.
+    pub(super) fn idle_clients(
+        &self,
+        now: Instant,
+        timeout: Duration,
+    ) -> (Vec<ConnId>, Option<Instant>) {
+        let mut idle = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (conn, c) in &self.conns {
+            let Conn::Client(c) = c else { continue };
+            match c.idle_at(timeout) {
+                Some(at) if at <= now => idle.push(*conn),
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                // A watcher is idle a timeout after its watch ends, at the soonest.
+                None => next = Some(next.map_or(now + timeout, |n| n.min(now + timeout))),
+            }
+        }
+        (idle, next)
     }
 
     /// Removes a clashing connection, with the name it clashed on.
@@ -95,7 +165,7 @@ impl ConnTable {
 
     fn remove_if(&mut self, conn: ConnId, pick: impl Fn(&Conn) -> bool) -> Option<Conn> {
         if self.conns.get(&conn).is_some_and(pick) {
-            self.conns.remove(&conn)
+            self.remove(conn)
         } else {
             None
         }
@@ -140,10 +210,11 @@ impl ConnTable {
             .count()
     }
 
-    /// The client stopped watching `job` (it ended).
-    pub(super) fn unwatch(&mut self, conn: ConnId, job: JobId) {
+    /// The client stopped watching `job` (it ended) at `now`: its idle time starts.
+    pub(super) fn unwatch(&mut self, conn: ConnId, job: JobId, now: Instant) {
         if let Some(c) = self.client_mut(conn) {
             c.watching.remove(&job);
+            c.last_heard = now;
         }
     }
 }

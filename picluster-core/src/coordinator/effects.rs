@@ -30,6 +30,8 @@ pub(super) struct Timers {
     /// After a restart, until when the previous run's leases are held for their
     /// workers to claim (`None` once none is left).
     pub(super) adopt_until: Option<Instant>,
+    /// When client sessions are next looked at for idleness (`None`: no client).
+    pub(super) idle_sweep: Option<Instant>,
 }
 
 /// The effects sink every operation writes to.

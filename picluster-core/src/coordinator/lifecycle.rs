@@ -267,7 +267,7 @@ pub(super) fn end_job(
                 &t.jobs,
                 Transmit::ToClient(conn, CoordToClient::Finished(report.clone())),
             );
-            t.conns.unwatch(conn, job_id);
+            t.conns.unwatch(conn, job_id, now);
         }
     }
     for dropped in t.jobs.finish(job_id, now, &t.config) {

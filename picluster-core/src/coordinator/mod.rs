@@ -304,6 +304,9 @@ impl Coordinator {
                 leasing::take_back(t, fx, lease);
             }
         }
+        if fx.timers.idle_sweep.is_some_and(|at| now >= at) {
+            peers::close_idle_clients(t, fx, now);
+        }
         leasing::expire_silent(t, fx, now);
         lifecycle::push_progress(t, fx, now);
         lifecycle::expire_finished(t, fx, now);
@@ -356,6 +359,7 @@ impl Coordinator {
             fx.journal.as_ref().and_then(|j| j.next_checkpoint),
             fx.timers.adopt_until,
             fx.timers.trims.first().map(|(at, _)| *at),
+            fx.timers.idle_sweep,
         ]
         .into_iter()
         .flatten()

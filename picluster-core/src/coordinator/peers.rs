@@ -40,6 +40,34 @@ pub(super) fn close_revoked(
     covered.len()
 }
 
+/// Why a new client session of `identity` is refused, if it is: its certificate
+/// holds as many sessions as one may, or (not for an admin) clients hold all the
+/// sessions kept for them.
+fn session_refused(t: &Tables, identity: &PeerIdentity) -> Option<CloseReason> {
+    let limit = t.config.max_sessions_per_client;
+    if t.conns.sessions_of(&identity.name) >= limit {
+        return Some(CloseReason::TooManySessions {
+            name: identity.name.clone(),
+            limit,
+        });
+    }
+    let all = t.config.max_client_sessions;
+    (identity.role == Role::Client && t.conns.plain_clients() >= all)
+        .then_some(CloseReason::ClientsFull(all))
+}
+
+/// Closes the client sessions idle for the configured timeout (nothing asked,
+/// nothing watched) and sets when to look again.
+pub(super) fn close_idle_clients(t: &mut Tables, fx: &mut Effects, now: Instant) {
+    let timeout = t.config.client_idle_timeout;
+    let (idle, next) = t.conns.idle_clients(now, timeout);
+    for conn in idle {
+        tracing::debug!(%conn, "closing an idle client session");
+        drop_peer(t, fx, conn, CloseReason::Idle(timeout));
+    }
+    fx.timers.idle_sweep = next;
+}
+
 /// A peer completed the TLS handshake with a certificate for `identity`.
 pub(super) fn connected(
     t: &mut Tables,
@@ -60,6 +88,13 @@ pub(super) fn connected(
         fx.record(Record::Revoked(identity.name.clone(), below));
         let closed = close_revoked(t, fx, &identity.name, below);
         tracing::info!(worker = %identity.name, closed, "renewed certificate in use: the certificates it replaced are retired");
+    }
+    if matches!(identity.role, Role::Client | Role::Admin) {
+        if let Some(reason) = session_refused(t, &identity) {
+            tracing::info!(client = %identity.name, %reason, "client session refused");
+            fx.push(Transmit::Close(conn, reason));
+            return;
+        }
     }
     if identity.role != Role::Coordinator {
         t.credentials.connected(conn, identity.clone());
@@ -82,8 +117,11 @@ pub(super) fn connected(
             }
         }
         Role::Client | Role::Admin => {
-            t.conns
-                .insert_client(conn, identity.name, identity.role == Role::Admin);
+            let admin = identity.role == Role::Admin;
+            t.conns.insert_client(conn, identity.name, admin, now);
+            if fx.timers.idle_sweep.is_none() {
+                fx.timers.idle_sweep = Some(now + t.config.client_idle_timeout);
+            }
         }
         Role::Coordinator => {
             fx.stats.violations += 1;

@@ -204,6 +204,20 @@ pub enum CloseReason {
     /// have kept); the peer would otherwise wait for it forever.
     #[error("internal error: a reply could not be encoded: {0}")]
     Unsendable(FrameError),
+    /// A client certificate has as many sessions open as one may.
+    #[error("client {name} already has {limit} sessions open, the most one certificate may have: close some (each running `picluster` command and each program's Client holds one)")]
+    TooManySessions {
+        /// The certificate name.
+        name: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// Client certificates hold as many sessions as the coordinator keeps for them.
+    #[error("the coordinator holds {0} client sessions, the most it keeps for clients (the rest is for workers and admins): try again later")]
+    ClientsFull(usize),
+    /// A client session asked nothing and watched nothing for this long.
+    #[error("idle for {0:?}: nothing asked or watched (a client reconnects when it next asks)")]
+    Idle(std::time::Duration),
     /// A client speaks a minor version whose client messages this coordinator
     /// cannot send.
     #[error("this coordinator speaks client protocol minor {ours} and the client {theirs}: upgrade the picluster client (or program) to this coordinator's version")]
@@ -230,6 +244,10 @@ impl CloseReason {
             CloseReason::Revoked(_) => CloseCode::Revoked,
             // Not an error of the protocol: a new session starts with an empty queue.
             CloseReason::Backlogged => CloseCode::Normal,
+            // Not errors: limits on sessions, and an idle session's end.
+            CloseReason::TooManySessions { .. }
+            | CloseReason::ClientsFull(_)
+            | CloseReason::Idle(_) => CloseCode::Normal,
             // The protocol cannot carry what the peer asked for.
             CloseReason::Unsendable(_) | CloseReason::OldClient { .. } => CloseCode::Protocol,
         }

@@ -25,8 +25,9 @@ impl FrameReader {
         }
     }
 
-    /// A frame whose header arrived must then be whole within `timeout`
-    /// ([`NetError::Timeout`] otherwise).
+    /// A frame whose first byte arrived must then be whole, header and body, within
+    /// `timeout` ([`NetError::Timeout`] otherwise): a peer can hold neither a
+    /// half-sent header nor a half-sent body open.
     pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.body_timeout = Some(timeout);
         self
@@ -35,20 +36,25 @@ impl FrameReader {
     /// The next frame's raw body, length-checked before it is read.
     pub async fn next_body(&mut self) -> Result<&[u8], NetError> {
         let mut header = [0u8; FRAME_HEADER_LEN];
-        self.recv.read_exact(&mut header).await?;
-        let len = wire::frame_body_len(header)?;
-        if self.buf.capacity() > KEEP_CAPACITY {
-            // Do not keep a large frame's memory for the connection's life.
-            self.buf = Vec::new();
-        }
-        self.buf.clear();
-        match self.body_timeout {
-            Some(timeout) => {
-                tokio::time::timeout(timeout, Self::read_body(&mut self.recv, &mut self.buf, len))
-                    .await
-                    .map_err(|_| NetError::Timeout(timeout))??
+        // Waiting for a frame takes as long as it takes; once one starts, the rest
+        // must follow.
+        self.recv.read_exact(&mut header[..1]).await?;
+        let (recv, buf) = (&mut self.recv, &mut self.buf);
+        let rest = async move {
+            recv.read_exact(&mut header[1..]).await?;
+            let len = wire::frame_body_len(header)?;
+            if buf.capacity() > KEEP_CAPACITY {
+                // Do not keep a large frame's memory for the connection's life.
+                *buf = Vec::new();
             }
-            None => Self::read_body(&mut self.recv, &mut self.buf, len).await?,
+            buf.clear();
+            Self::read_body(recv, buf, len).await
+        };
+        match self.body_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, rest)
+                .await
+                .map_err(|_| NetError::Timeout(timeout))??,
+            None => rest.await?,
         }
         Ok(&self.buf)
     }

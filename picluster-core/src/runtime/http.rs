@@ -8,6 +8,7 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -21,27 +22,47 @@ pub async fn bind_metrics(
         .map_err(|source| crate::net::NetError::Bind { address, source })
 }
 
+/// Scrapers connected at once; more are closed at once (Prometheus keeps one).
+pub const MAX_METRICS_CONNECTIONS: usize = 64;
+/// A request's header must arrive within this long after the connection or the
+/// previous request.
+pub const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is closed this long after it opened, whatever it does (a scraper
+/// that keeps it alive opens another).
+pub const METRICS_CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
 /// Serves `GET /metrics` on `listener` until dropped (abort the task): each scrape
 /// calls `render`, whose text is the answer (`None`: 503, the service is stopping).
-/// `GET /` says where the metrics are; anything else is 404.
+/// `GET /` says where the metrics are; anything else is 404. At most
+/// [`MAX_METRICS_CONNECTIONS`] connections at once, each given
+/// [`METRICS_HEADER_TIMEOUT`] for a request's header and
+/// [`METRICS_CONNECTION_LIFETIME`] in all: half-sent requests hold nothing for long.
 pub async fn serve_metrics<F, Fut>(listener: tokio::net::TcpListener, render: F)
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Option<String>> + Send + 'static,
 {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_METRICS_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: the connection is dropped, closing it.
+            continue;
+        };
         let render = render.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request: Request<_>| {
                 let render = render.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(request, render).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(METRICS_CONNECTION_LIFETIME, connection).await;
         });
     }
 }

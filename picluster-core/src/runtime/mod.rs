@@ -21,7 +21,10 @@ mod process;
 #[cfg(feature = "cli")]
 pub use manpages::write_manpages;
 
-pub use http::{bind_metrics, serve_metrics, OPENMETRICS};
+pub use http::{
+    bind_metrics, serve_metrics, MAX_METRICS_CONNECTIONS, METRICS_CONNECTION_LIFETIME,
+    METRICS_HEADER_TIMEOUT, OPENMETRICS,
+};
 pub use process::{
     background_runtime, eprint_lossy, shutdown_signal, LossyStderr, EXIT_BROKEN_PIPE,
 };
