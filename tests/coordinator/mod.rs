@@ -11,6 +11,8 @@ use picluster_suite::fixtures::{easy_target, vectors};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod creeping;
+mod leases;
 mod limits;
 
 struct Harness {

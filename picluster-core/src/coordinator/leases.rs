@@ -30,6 +30,10 @@ pub(super) struct Lease {
     /// again for a progress interval (a worker that gives nothing up would otherwise
     /// be asked thousands of times a second).
     pub(super) kept_at: Option<Instant>,
+    /// Since when, and from which position, its pace is being measured (from its
+    /// first report on): a lease that moves far slower than its worker has shown it
+    /// can is taken back (`leasing::check_pace`).
+    pub(super) pace: Option<(Instant, u64)>,
 }
 
 /// How far past the last recorded lease id a restarted coordinator starts: the
@@ -93,6 +97,7 @@ impl LeaseTable {
                 share_bits: None,
                 shares: BTreeSet::new(),
                 kept_at: None,
+                pace: None,
             },
         );
     }

@@ -173,6 +173,74 @@ pub(super) fn finish(
     })
 }
 
+/// A lease moving at less than this fraction of the pace its worker has shown on the
+/// job (or claims, for a built-in kind) over a lease timeout is stalled.
+const STALL_FRACTION: f64 = 1.0 / 20.0;
+
+/// After a report on `lease_id` at `now`: once a lease timeout has passed since its
+/// pace was last measured, a lease that moved less than [`STALL_FRACTION`] of what
+/// its worker has shown it can do (its best measured rate on the job, or its claimed
+/// benchmark for a built-in kind) is taken back and its worker gets no more of that
+/// job this session; otherwise the measure starts again. A worker that advances a
+/// lease an index a report holds no work hostage. Custom jobs are exempt (a block may
+/// take longer than the window). `true` if it was taken back.
+pub(super) fn check_pace(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    lease_id: LeaseId,
+) -> bool {
+    let window = t.config.lease_timeout;
+    let Some(lease) = t.leases.get_mut(lease_id) else {
+        return false;
+    };
+    let Some((since, from)) = lease.pace else {
+        lease.pace = Some((now, lease.position));
+        return false;
+    };
+    let elapsed = now.saturating_duration_since(since);
+    if elapsed < window {
+        return false;
+    }
+    let (job_id, conn, moved) = (lease.job, lease.worker, lease.position - from);
+    lease.pace = Some((now, lease.position));
+    let Some(kind) = t.jobs.get(job_id).map(|j| &j.record.spec.kind) else {
+        return false;
+    };
+    if kind.custom_kernel().is_some() {
+        return false;
+    }
+    let Some(w) = t.workers.get(conn) else {
+        return false;
+    };
+    let claimed = w.hello().map_or(0.0, |h| {
+        let claim = h.bench_hps as f64;
+        let claim = t
+            .workers
+            .bench_ceiling(conn)
+            .map_or(claim, |c| claim.min(c));
+        claim / kind.relative_cost().unwrap_or(1.0)
+    });
+    let shown = w.peak(job_id).max(claimed);
+    let expected = shown * elapsed.as_secs_f64();
+    if (moved as f64) >= expected * STALL_FRACTION {
+        return false;
+    }
+    let name = w.name.clone();
+    tracing::warn!(worker = %name, lease = %lease_id, job = %job_id, moved, expected = expected as u64, "lease taken back: it moved far slower than its worker can; the worker gets no more of this job");
+    fx.stats.stalled_leases += 1;
+    if let Some(w) = t.workers.worker_mut(conn) {
+        w.stalled_on.insert(job_id);
+    }
+    requeue(t, fx, lease_id);
+    fx.push(Transmit::ToWorker(
+        conn,
+        CoordToWorker::Stop(Stop { lease: lease_id }),
+    ));
+    fx.schedule = true;
+    true
+}
+
 /// Takes back a lease whose worker did not honour a trim: the unsearched part
 /// returns to the queue (the thief, idle, gets it at once) and the worker is told
 /// to stop.

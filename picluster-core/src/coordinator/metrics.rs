@@ -34,6 +34,9 @@ pub struct CoordinatorStats {
     /// within the lease timeout, or an answer that kept more than it could have
     /// begun.
     pub unhonoured_trims: u64,
+    /// Leases taken back because they moved far slower than their worker has shown
+    /// it can (a worker that creeps to hold work).
+    pub stalled_leases: u64,
     /// Shares verified.
     pub shares: u64,
 }

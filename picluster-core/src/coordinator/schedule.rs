@@ -166,11 +166,19 @@ impl View<'_> {
     }
 
     /// Whether worker `conn` can run job `job_id`: every worker runs the built-in
-    /// kinds; a custom job needs its kernel registered.
+    /// kinds; a custom job needs its kernel registered; a worker that stalled on the
+    /// job gets none of it again this session.
     pub(super) fn can_run(&self, conn: ConnId, job_id: JobId) -> bool {
         let Some(job) = self.jobs.get(job_id) else {
             return false;
         };
+        if self
+            .workers
+            .get(conn)
+            .is_some_and(|w| w.stalled_on.contains(&job_id))
+        {
+            return false;
+        }
         match job.record.spec.kind.custom_kernel() {
             None => true,
             Some(name) => self

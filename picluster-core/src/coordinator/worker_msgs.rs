@@ -14,7 +14,7 @@ use super::tables::Tables;
 use super::transmit::Transmit;
 use super::verify::{self, Claim};
 use super::violation::{CloseReason, ProtocolViolation};
-use crate::ids::{ConnId, LeaseId};
+use crate::ids::{ConnId, JobId, LeaseId};
 use crate::wire::{
     negotiate_minor, ChunkOutput, CoordToClient, CoordToWorker, Found, HeldLease, Holding,
     JobFailure, JobState, Output, Progress, Rejected, Released, Renew, ShareTarget, Stop, Trimmed,
@@ -57,6 +57,8 @@ pub(super) fn on_worker(
             verify::commit(t, fx, now, lease, position)?;
             if position == end {
                 lifecycle::lease_done(t, fx, now, lease);
+            } else {
+                leasing::check_pace(t, fx, now, lease);
             }
             Ok(())
         }
@@ -114,12 +116,18 @@ pub(super) fn on_worker(
             Ok(())
         }
         WorkerToCoord::Released(Released { lease, position }) => {
-            if leasing::released_lease(t, conn, lease)?.is_none() {
+            let Some(end) = leasing::released_lease(t, conn, lease)?.map(|l| l.end) else {
                 return Ok(());
-            }
+            };
             leasing::check_output_free(t, lease, position)?;
             verify::commit(t, fx, now, lease, position)?;
-            leasing::requeue(t, fx, lease);
+            if position == end {
+                // Released at its end (a worker stopping as the lease finished): it
+                // is done, and may have been its job's last.
+                lifecycle::lease_done(t, fx, now, lease);
+            } else {
+                leasing::requeue(t, fx, lease);
+            }
             // Its next lease starts now.
             t.workers.moved(conn, now);
             Ok(())
@@ -309,18 +317,24 @@ fn on_trimmed(
     let (job_id, old_end, position) = (lease.job, lease.end, lease.position);
     if end == old_end && requested < old_end {
         // Nothing given up: honest only if its threads have already begun every
-        // block left (a worker cannot have begun more than one per thread beyond
-        // its position).
-        let threads = t
-            .workers
-            .get(conn)
-            .and_then(|w| w.hello())
-            .map_or(1, |h| u64::from(h.threads.clamp(1, 1024)));
+        // block left, here and in the leases it runs before this one (a worker
+        // cannot have begun more than one block per thread beyond its positions).
         let block = match t.jobs.get(job_id).map(|j| &j.record.spec.kind) {
             Some(crate::job::JobKind::Custom(c)) => c.block.max(1),
             _ => crate::wire::SEARCH_BLOCK,
         };
-        if old_end - position > (threads + 1).saturating_mul(block) {
+        let (threads, before) = t.workers.get(conn).map_or((1, 0), |w| {
+            let before: u64 = w
+                .leases()
+                .iter()
+                .take_while(|l| **l != lease_id)
+                .filter_map(|l| t.leases.get(*l))
+                .map(|l| l.end - l.position)
+                .sum();
+            (shown_threads(w, job_id, block), before)
+        });
+        let left = before.saturating_add(old_end - position);
+        if left > (threads + 1).saturating_mul(block) {
             leasing::take_back(t, fx, lease_id);
             return Ok(());
         }
@@ -347,6 +361,24 @@ fn on_trimmed(
     fx.schedule = true;
     Ok(())
 }
+
+/// A worker's threads that could each be inside a block of `block` indices of
+/// `job`: those it claims, but no more than its measured rate on the job keeps busy
+/// with blocks of at most [`KEEP_WINDOW`] each. A claim of 1,024 threads from a
+/// worker that advances an index a report is one thread.
+fn shown_threads(w: &super::workers::Worker, job: JobId, block: u64) -> u64 {
+    let claimed = w.hello().map_or(1, |h| u64::from(h.threads.clamp(1, 1024)));
+    match w.measured(job) {
+        Some(hps) => {
+            let busy = (hps * KEEP_WINDOW.as_secs_f64() / block as f64).ceil() as u64;
+            claimed.min(busy.max(1))
+        }
+        None => claimed,
+    }
+}
+
+/// The longest one block of a job may take a thread, for [`shown_threads`].
+const KEEP_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A reconnected worker's leases from before: each is adopted if its range is
 /// still its (held back since a restart) or still queued, and stopped otherwise.

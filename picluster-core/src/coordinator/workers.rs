@@ -39,6 +39,9 @@ pub(super) struct Worker {
     pub(super) rates: BTreeMap<JobId, Rate>,
     /// It asked for a renewed certificate on this connection.
     renewed: bool,
+    /// Jobs it stalled on (`leasing::check_pace`): it gets none of their work again
+    /// this session.
+    pub(super) stalled_on: BTreeSet<JobId>,
     /// Its shares, if it speaks them.
     pub(super) shares: Option<super::shares::ShareAccount>,
     /// What it last said of its board's heat.
@@ -57,6 +60,8 @@ pub(super) struct Rate {
     sample: (Instant, u64),
     /// Indices of the job committed by the worker.
     done: u64,
+    /// The highest `hps` so far: what the worker has shown it can do.
+    peak: f64,
 }
 
 impl Worker {
@@ -94,6 +99,11 @@ impl Worker {
         self.rates.get(&job).filter(|r| r.sampled).map(|r| r.hps)
     }
 
+    /// Its best measured rate on `job` (0 before any).
+    pub(super) fn peak(&self, job: JobId) -> f64 {
+        self.rates.get(&job).map_or(0.0, |r| r.peak)
+    }
+
     /// The worker committed `delta` more indices of `job` at `now`; its first report
     /// on a job began sampling at `since` (when it got the lease).
     pub(super) fn record_progress(&mut self, job: JobId, delta: u64, since: Instant, now: Instant) {
@@ -103,6 +113,7 @@ impl Worker {
             sampled: false,
             sample: (since, 0),
             done: 0,
+            peak: 0.0,
         });
         rate.done += delta;
         let (t0, d0) = rate.sample;
@@ -116,6 +127,7 @@ impl Worker {
             };
             rate.sample = (now, rate.done);
             rate.sampled = true;
+            rate.peak = rate.peak.max(rate.hps);
             self.rate_hps = rate.hps;
         }
     }
@@ -204,6 +216,7 @@ impl WorkerTable {
                 hashes: 0,
                 rate_hps: 0.0,
                 rates: BTreeMap::new(),
+                stalled_on: BTreeSet::new(),
                 renewed: false,
                 shares: None,
                 health: None,
@@ -303,6 +316,7 @@ impl WorkerTable {
         w.rate_hps *= factor;
         for rate in w.rates.values_mut() {
             rate.hps *= factor;
+            rate.peak *= factor;
             rate.sample = (now, rate.done);
         }
         // The benchmark ceiling was computed from the old claim.
@@ -485,6 +499,7 @@ impl WorkerTable {
     pub(super) fn forget_job(&mut self, job: JobId) {
         for w in self.workers.values_mut() {
             w.rates.remove(&job);
+            w.stalled_on.remove(&job);
         }
     }
 

@@ -186,6 +186,16 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
             "Connections closed for breaking the protocol or false claims",
             stats.violations,
         ),
+        (
+            "leases_untrimmed",
+            "Leases taken back because their worker did not honour a trim",
+            stats.unhonoured_trims,
+        ),
+        (
+            "leases_stalled",
+            "Leases taken back because they moved far slower than their worker can",
+            stats.stalled_leases,
+        ),
         ("shares_verified", "Shares verified", stats.shares),
         (
             "stale_reports",
