@@ -958,7 +958,13 @@ fn reports_filters_and_bulk_operations_tell_the_truth() {
         cli_err(&["cancel", "90-95", "--cluster", d]),
         "no job from j90 to j95 is kept by the coordinator: nothing to cancel"
     );
-    let cancelled = json_last_line(&cli_ok(&["cancel", "4-5", "3", "--cluster", d, "--json"]));
+    // A job that does not exist does not stop the others.
+    let (result, out) = cli(&["cancel", "4-5", "j99", "3", "--cluster", d, "--json"]);
+    assert_eq!(
+        result.expect_err("j99 does not exist").to_string(),
+        "no job j99 (the coordinator keeps no such job); 3 others were cancelled"
+    );
+    let cancelled = json_last_line(&out);
     assert_eq!(
         cancelled,
         serde_json::json!({"jobs": [

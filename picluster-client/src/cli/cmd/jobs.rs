@@ -9,6 +9,7 @@ use crate::cli::{CliError, Kernels, EXIT_INTERRUPTED};
 use crate::client::Client;
 use picluster_core::ids::JobId;
 use picluster_core::job::JobSpec;
+use picluster_core::wire::Refusal;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -167,11 +168,35 @@ pub(super) fn cancel(
     with_client(&cluster, |client| async move {
         let ids = resolve_jobs(&client, &jobs, "cancel").await?;
         let mut summaries = Vec::with_capacity(ids.len());
+        // A job gone meanwhile (dropped by retention, forgotten) is skipped, not
+        // the end of the list; one named on its own is reported after the others.
+        let mut missing = Vec::new();
         for job in ids {
-            summaries.push(client.cancel(job).await?);
+            match client.cancel(job).await {
+                Ok(summary) => summaries.push(summary),
+                Err(crate::client::ClientError::Refused(Refusal::UnknownJob(gone))) => {
+                    if jobs.contains(&JobSelector::One(gone)) {
+                        missing.push(gone);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         emit(out, &JobStatesView::cancelled(&summaries), output.json)?;
-        Ok(ExitCode::SUCCESS)
+        if missing.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        Err(CliError::Input(format!(
+            "no job {} (the coordinator keeps no such job); {} other{} cancelled",
+            names.join(", "),
+            summaries.len(),
+            if summaries.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            }
+        )))
     })
 }
 
