@@ -14,6 +14,7 @@ mod crash;
 mod e2e;
 mod flood;
 mod fuzz;
+mod joins;
 mod journal;
 mod kernels;
 mod kinds;

@@ -15,7 +15,8 @@ use picluster_core::net::{self, NetError};
 use picluster_core::token::JoinToken;
 use picluster_core::trust::{make_request, Bundle, ClusterError};
 use std::path::{Path, PathBuf};
-use tracing::info;
+use std::time::Duration;
+use tracing::{info, warn};
 
 /// The bundle's file in a worker's state directory.
 pub const STATE_BUNDLE: &str = "worker.bundle";
@@ -37,14 +38,44 @@ pub fn load_state(state_dir: &Path) -> Result<Option<Bundle>, WorkerError> {
 /// Joins the cluster `token` names as worker `name`, and stores the credential in
 /// `state_dir` (created with mode 0700 if missing). Refuses if the directory already
 /// holds one: a worker joins once.
+///
+/// A failure that may pass (the coordinator unreachable or restarting, its join
+/// places taken by a flood) is retried with backoff, from 1 s doubling to 30 s, for
+/// [`JOIN_PATIENCE`]; a refusal (a wrong, used-up or expired token, a name taken) is
+/// not.
 pub async fn join(token: &JoinToken, name: &str, state_dir: &Path) -> Result<Bundle, WorkerError> {
+    join_with(token, name, state_dir, JOIN_PATIENCE).await
+}
+
+/// How long [`join`] keeps trying while the coordinator cannot take the join.
+pub const JOIN_PATIENCE: Duration = Duration::from_secs(600);
+
+/// [`join`], trying for `patience` at most.
+pub async fn join_with(
+    token: &JoinToken,
+    name: &str,
+    state_dir: &Path,
+    patience: Duration,
+) -> Result<Bundle, WorkerError> {
     let path = state_bundle(state_dir);
     if path.exists() {
         return Err(WorkerError::Credentials(ClusterError::FileExists(path)));
     }
     create_private_dir(state_dir)?;
     let (key, csr) = make_request(name).map_err(WorkerError::Credentials)?;
-    let joined = net::join(token, name, Role::Worker, csr).await?;
+    let give_up = tokio::time::Instant::now() + patience;
+    let mut backoff = Duration::from_secs(1);
+    let joined = loop {
+        match net::join(token, name, Role::Worker, csr.clone()).await {
+            Ok(joined) => break joined,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() + backoff < give_up => {
+                warn!(coordinator = %token.address, error = %e, retry_in = ?backoff, "join failed; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     if joined.enrolled.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(joined.enrolled.role));
     }

@@ -66,6 +66,9 @@ pub struct CoordinatorConfig {
     /// Connections without a certificate (enrolling with a join token) open at once:
     /// joins are rare, and such a peer has proven nothing yet.
     pub max_joining: usize,
+    /// Of those, from one IP address: a flood from a few addresses leaves room for
+    /// a joining worker elsewhere.
+    pub max_joining_per_address: usize,
     /// A connection without a certificate must send its join request this soon.
     pub join_timeout: Duration,
     /// Client sessions open at once with one certificate (admins' included): each
@@ -110,6 +113,7 @@ impl Default for CoordinatorConfig {
             max_connections: 4096,
             max_handshakes: 128,
             max_joining: 32,
+            max_joining_per_address: 4,
             join_timeout: Duration::from_secs(3),
             max_sessions_per_client: 64,
             max_client_sessions: 1024,

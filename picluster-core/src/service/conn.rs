@@ -46,6 +46,7 @@ pub(super) struct ConnectionLimits {
     pub(super) hello_timeout: Duration,
     pub(super) frame_timeout: Duration,
     pub(super) max_joining: usize,
+    pub(super) max_joining_per_address: usize,
     pub(super) max_handshakes: usize,
     pub(super) join_timeout: Duration,
     /// Per address and in all, before the handshake.
@@ -58,6 +59,7 @@ impl ConnectionLimits {
             hello_timeout: config.hello_timeout,
             frame_timeout: config.frame_timeout,
             max_joining: config.max_joining,
+            max_joining_per_address: config.max_joining_per_address,
             max_handshakes: config.max_handshakes,
             join_timeout: config.join_timeout,
             admission: AdmissionLimits {
@@ -79,7 +81,10 @@ pub(super) async fn accept_loop(
 ) {
     let mut next_conn = 1u64;
     let mut connections = tokio::task::JoinSet::new();
-    let joining = Arc::new(AtomicUsize::new(0));
+    let joining = Arc::new(JoinSlots::new(
+        limits.max_joining,
+        limits.max_joining_per_address,
+    ));
     let handshaking = Arc::new(AtomicUsize::new(0));
     let mut admission = Admission::new(limits.admission);
     loop {
@@ -111,7 +116,7 @@ pub(super) async fn accept_loop(
         let events = events.clone();
         let joining = joining.clone();
         handshaking.fetch_add(1, Ordering::AcqRel);
-        let handshake = Counted::owned(handshaking.clone());
+        let handshake = OwnedCount(handshaking.clone());
         connections.spawn(async move {
             connection(incoming, conn, events, limits, &joining, handshake).await;
             ip
@@ -124,7 +129,7 @@ async fn connection(
     conn: ConnId,
     events: mpsc::Sender<Event>,
     limits: ConnectionLimits,
-    joining: &AtomicUsize,
+    joining: &JoinSlots,
     handshake: OwnedCount,
 ) {
     let remote = incoming.remote_address();
@@ -156,9 +161,12 @@ async fn connection(
             info!(%remote, %conn, role = ?id.role, name = %id.name, "peer connected");
             None
         }
-        None => {
-            if joining.fetch_add(1, Ordering::AcqRel) >= limits.max_joining {
-                joining.fetch_sub(1, Ordering::AcqRel);
+        None => match joining.take(remote.ip()) {
+            Some(slot) => {
+                debug!(%remote, %conn, "joining peer connected (no certificate)");
+                Some(slot)
+            }
+            None => {
                 debug!(%remote, "refused connection: too many joins in progress");
                 connection.close(
                     (CloseCode::Normal as u32).into(),
@@ -166,9 +174,7 @@ async fn connection(
                 );
                 return;
             }
-            debug!(%remote, %conn, "joining peer connected (no certificate)");
-            Some(Counted(joining))
-        }
+        },
     };
     let hello_timeout = if identity.is_some() {
         limits.hello_timeout
@@ -279,18 +285,57 @@ impl Drop for OwnedCount {
     }
 }
 
-impl Counted<'_> {
-    fn owned(counter: Arc<AtomicUsize>) -> OwnedCount {
-        OwnedCount(counter)
+/// The places for connections without a certificate: so many in all, and so many
+/// from one IP address.
+struct JoinSlots {
+    max: usize,
+    per_address: usize,
+    taken: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+impl JoinSlots {
+    fn new(max: usize, per_address: usize) -> JoinSlots {
+        JoinSlots {
+            max,
+            per_address,
+            taken: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A place for a joining peer from `ip`, if one is free.
+    fn take(&self, ip: std::net::IpAddr) -> Option<JoinSlot<'_>> {
+        let mut taken = crate::sync::lock(&self.taken);
+        let (all, by_address) = &mut *taken;
+        let mine = by_address.entry(ip).or_insert(0);
+        if *all >= self.max || *mine >= self.per_address {
+            if *mine == 0 {
+                by_address.remove(&ip);
+            }
+            return None;
+        }
+        *mine += 1;
+        *all += 1;
+        Some(JoinSlot { slots: self, ip })
     }
 }
 
-/// Holds one place in a counter until dropped.
-struct Counted<'a>(&'a AtomicUsize);
+/// One place of [`JoinSlots`], given back when dropped.
+struct JoinSlot<'a> {
+    slots: &'a JoinSlots,
+    ip: std::net::IpAddr,
+}
 
-impl Drop for Counted<'_> {
+impl Drop for JoinSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut taken = crate::sync::lock(&self.slots.taken);
+        let (all, by_address) = &mut *taken;
+        *all -= 1;
+        if let Some(n) = by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -307,7 +307,15 @@ fn carry_out(
     let frame = match &transmit {
         Transmit::ToWorker(_, message) => wire::encode_frame(message),
         Transmit::ToClient(_, message) => wire::encode_frame(message),
-        Transmit::ToJoiner(_, message) => wire::encode_frame(message),
+        Transmit::ToJoiner(_, message) => {
+            if let CoordToJoin::Refused(refusal) = message {
+                // A wrong token is worth an operator's look: a typo, or someone
+                // guessing.
+                let remote = peer.connection.remote_address();
+                warn!(%conn, %remote, %refusal, "join refused");
+            }
+            wire::encode_frame(message)
+        }
         Transmit::Issue(_, issue) => {
             let signed = issue_certificate(issuer, issue);
             match &signed {
