@@ -777,6 +777,16 @@ fn a_quarantine_outlives_a_restart_until_an_admin_releases_it() {
     d.sync();
     assert!(d.store.quarantined.contains("liar"));
     d.crash();
+    // Its count of false claims (a counter for Prometheus) does not restart at 0.
+    let rejected = |d: &Durable| {
+        d.core
+            .metrics(d.now)
+            .workers
+            .iter()
+            .find(|w| w.name == "liar")
+            .map(|w| w.totals.rejected)
+    };
+    assert_eq!(rejected(&d), Some(1));
     let w = d.add_worker("liar");
     let out = d.sync();
     assert!(
@@ -854,6 +864,7 @@ mod store {
             Record::Quarantined("pi-7".into(), false),
             Record::NextLease(1 << 40),
             Record::Renewed("pi-1".into(), T0_MS),
+            Record::Rejected("pi-7".into(), 2),
         ];
         store.commit(&marks).unwrap();
         for r in marks {

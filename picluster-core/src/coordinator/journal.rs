@@ -68,6 +68,9 @@ pub enum Record {
     /// time. Older certificates of the name may not renew, and are retired (revoked)
     /// when the renewed one is first used.
     Renewed(String, UnixMillis),
+    /// How many false claims a worker name has made in all (its
+    /// `picluster_worker_rejected_claims_total`, kept across restarts).
+    Rejected(String, u64),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -164,6 +167,8 @@ pub struct Snapshot {
     pub drain_reasons: BTreeMap<String, String>,
     /// Renewed names, and when their newest renewed certificate was issued.
     pub renewed: BTreeMap<String, UnixMillis>,
+    /// False claims made, by worker name.
+    pub rejected: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -223,6 +228,9 @@ impl Snapshot {
             }
             Record::Renewed(name, at) => {
                 self.renewed.insert(name, at);
+            }
+            Record::Rejected(name, n) => {
+                self.rejected.insert(name, n);
             }
         }
     }

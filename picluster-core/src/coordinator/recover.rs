@@ -59,8 +59,12 @@ pub(super) fn recover(
         mut finders,
         drain_reasons,
         renewed,
+        rejected,
     } = snapshot;
     t.credentials.restore(revoked, tokens, enrolled, renewed);
+    for (name, n) in rejected {
+        fx.totals(&name).rejected = n;
+    }
     let mut finished = Vec::new();
     for (id, stored) in jobs {
         let mut job = restore_job(

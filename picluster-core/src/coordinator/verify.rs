@@ -257,7 +257,12 @@ pub(super) fn violation(
         violation,
         ProtocolViolation::TooFewShares { .. } | ProtocolViolation::RepeatedShare { .. }
     );
-    fx.totals(&name).rejected += 1;
+    let rejected = {
+        let totals = fx.totals(&name);
+        totals.rejected += 1;
+        totals.rejected
+    };
+    fx.record(Record::Rejected(name.clone(), rejected));
     t.workers.quarantine(&name);
     fx.record(Record::Quarantined(name.clone(), true));
     let mut redo = 0;

@@ -37,6 +37,7 @@ const ENROLLED: TableDefinition<&str, &str> = TableDefinition::new("enrolled");
 const FINDERS: TableDefinition<(u64, u64), &str> = TableDefinition::new("finders");
 const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_reasons");
 const RENEWED: TableDefinition<&str, u64> = TableDefinition::new("renewed");
+const REJECTED: TableDefinition<&str, u64> = TableDefinition::new("rejected");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -216,6 +217,7 @@ impl RedbStore {
             txn.open_table(FINDERS).map_err(|e| self.st(e))?;
             txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
             txn.open_table(RENEWED).map_err(|e| self.st(e))?;
+            txn.open_table(REJECTED).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -348,6 +350,17 @@ impl RedbStore {
                 .insert(name.value().to_string(), at.value());
         }
         for row in txn
+            .open_table(REJECTED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (name, n) = row.map_err(|e| self.st(e))?;
+            snapshot
+                .rejected
+                .insert(name.value().to_string(), n.value());
+        }
+        for row in txn
             .open_table(RENEWED)
             .map_err(|e| self.st(e))?
             .iter()
@@ -418,6 +431,7 @@ impl RedbStore {
             let mut quarantined = txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
             let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
             let mut renewed = txn.open_table(RENEWED).map_err(|e| self.st(e))?;
+            let mut rejected = txn.open_table(REJECTED).map_err(|e| self.st(e))?;
             let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             let mut finders = txn.open_table(FINDERS).map_err(|e| self.st(e))?;
@@ -476,6 +490,9 @@ impl RedbStore {
                     }
                     Record::Renewed(name, at) => {
                         renewed.insert(name.as_str(), *at).map_err(|e| self.st(e))?;
+                    }
+                    Record::Rejected(name, n) => {
+                        rejected.insert(name.as_str(), *n).map_err(|e| self.st(e))?;
                     }
                     Record::Token(id, token) => {
                         tokens
