@@ -14,6 +14,7 @@ use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
 use std::time::{Duration, Instant};
 
 mod credentials;
+mod shares;
 
 const CLIENT: ConnId = ConnId(100);
 const T0_MS: u64 = 1_764_600_000_000;

@@ -31,6 +31,9 @@ pub(super) struct Journal {
     pub(super) checkpoint_interval: Duration,
     /// The lease id last recorded as `NextLease`.
     pub(super) next_lease: u64,
+    /// Jobs whose last `ShareBits` record was not empty: only they need one when
+    /// their leases have no share target left.
+    pub(super) with_share_bits: BTreeSet<JobId>,
 }
 
 impl Journal {
@@ -44,6 +47,7 @@ impl Journal {
             next_checkpoint: None,
             checkpoint_interval,
             next_lease: 0,
+            with_share_bits: BTreeSet::new(),
         }
     }
 
@@ -102,6 +106,25 @@ impl Journal {
             _ => self.last,
         }
     }
+}
+
+/// The share targets of the job's leases that the row lists (its live leases and
+/// its held-back ones), by lease id.
+pub(super) fn share_bits(t: &Tables, id: JobId) -> Vec<(u64, u8)> {
+    let Some(job) = t.jobs.get(id) else {
+        return Vec::new();
+    };
+    let live = job
+        .session
+        .leases
+        .iter()
+        .filter_map(|l| Some((l.0, t.leases.get(*l)?.share_bits?)));
+    let held = job
+        .session
+        .orphans
+        .iter()
+        .filter_map(|(l, o)| Some((l.0, o.share_bits?)));
+    live.chain(held).collect()
 }
 
 /// The job's row as it stands now; times on the wall clock anchored at `clock`.

@@ -152,8 +152,19 @@ impl Effects {
             if let Some(row) = durable::row(t, self.clock, id) {
                 self.record(Record::Job(id, row));
             }
+            let bits = durable::share_bits(t, id);
             if let Some(j) = self.journal.as_mut() {
                 j.dirty.remove(&id);
+                // Written with the row when there are any, or to clear the last.
+                let write = if bits.is_empty() {
+                    j.with_share_bits.remove(&id)
+                } else {
+                    j.with_share_bits.insert(id);
+                    true
+                };
+                if write {
+                    self.record(Record::ShareBits(id, bits));
+                }
             }
         }
     }

@@ -214,6 +214,8 @@ pub(super) struct Orphan {
     /// Everything below is committed.
     pub(super) position: u64,
     pub(super) end: u64,
+    /// Its share target, if it had one.
+    pub(super) share_bits: Option<u8>,
 }
 
 impl JobSession {

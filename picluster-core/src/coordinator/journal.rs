@@ -71,6 +71,10 @@ pub enum Record {
     /// How many false claims a worker name has made in all (its
     /// `picluster_worker_rejected_claims_total`, kept across restarts).
     Rejected(String, u64),
+    /// The share targets (bits) of a job's leases as its row lists them, written
+    /// with the row: a lease adopted after a restart keeps its target, so claims on
+    /// it are still judged. Empty: none.
+    ShareBits(JobId, Vec<(u64, u8)>),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -169,6 +173,8 @@ pub struct Snapshot {
     pub renewed: BTreeMap<String, UnixMillis>,
     /// False claims made, by worker name.
     pub rejected: BTreeMap<String, u64>,
+    /// The share targets of jobs' leases, by job and lease id.
+    pub share_bits: BTreeMap<JobId, BTreeMap<u64, u8>>,
 }
 
 impl Snapshot {
@@ -190,6 +196,7 @@ impl Snapshot {
                 self.outputs.entry(id).or_default().insert(n, output);
             }
             Record::Forget(id) => {
+                self.share_bits.remove(&id);
                 self.jobs.remove(&id);
                 self.solutions.remove(&id);
                 self.outputs.remove(&id);
@@ -231,6 +238,12 @@ impl Snapshot {
             }
             Record::Rejected(name, n) => {
                 self.rejected.insert(name, n);
+            }
+            Record::ShareBits(id, bits) if bits.is_empty() => {
+                self.share_bits.remove(&id);
+            }
+            Record::ShareBits(id, bits) => {
+                self.share_bits.insert(id, bits.into_iter().collect());
             }
         }
     }

@@ -60,6 +60,7 @@ pub(super) fn recover(
         drain_reasons,
         renewed,
         rejected,
+        mut share_bits,
     } = snapshot;
     t.credentials.restore(revoked, tokens, enrolled, renewed);
     for (name, n) in rejected {
@@ -67,12 +68,20 @@ pub(super) fn recover(
     }
     let mut finished = Vec::new();
     for (id, stored) in jobs {
+        let bits = share_bits.remove(&id).unwrap_or_default();
+        if !bits.is_empty() {
+            // The next row that has none clears them.
+            if let Some(j) = fx.journal.as_mut() {
+                j.with_share_bits.insert(id);
+            }
+        }
         let mut job = restore_job(
             fx,
             id,
             stored,
             solutions.remove(&id).unwrap_or_default(),
             outputs.remove(&id).unwrap_or_default(),
+            &bits,
         )?;
         job.record.found_by = finders.remove(&id).unwrap_or_default();
         match job.session.finished {
@@ -131,6 +140,7 @@ fn restore_job(
     stored: StoredJob,
     solutions: BTreeMap<u64, Solution>,
     outputs: BTreeMap<u64, ChunkOutput>,
+    share_bits: &BTreeMap<u64, u8>,
 ) -> Result<Job, RecoverError> {
     let kind = JobKind::try_from(&stored.work)
         .map_err(|source| RecoverError::InvalidJob { job: id, source })?;
@@ -163,6 +173,7 @@ fn restore_job(
                         worker: l.worker.clone(),
                         position,
                         end,
+                        share_bits: share_bits.get(&l.lease).copied(),
                     },
                 );
             }

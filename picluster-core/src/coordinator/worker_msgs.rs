@@ -460,12 +460,14 @@ fn adopt(
         finder: name,
     };
     let orphan = job.session.orphans.get(&id).cloned();
-    // A lease of this run keeps its share target; one of the previous run has none
-    // the coordinator knows (the worker's target was not durable).
+    // A lease keeps its share target: one of this run from when it was lost, one of
+    // the previous run from the job's row (the shares verified in it before are not
+    // durable).
     let (mut share_bits, mut shares) = (None, BTreeSet::new());
     let adopted_from = match orphan {
         Some(o) => {
             job.session.orphans.remove(&id);
+            share_bits = o.share_bits;
             let fits = o.worker == name
                 && held.start <= o.position
                 && o.position <= held.position

@@ -38,6 +38,7 @@ const FINDERS: TableDefinition<(u64, u64), &str> = TableDefinition::new("finders
 const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_reasons");
 const RENEWED: TableDefinition<&str, u64> = TableDefinition::new("renewed");
 const REJECTED: TableDefinition<&str, u64> = TableDefinition::new("rejected");
+const SHARE_BITS: TableDefinition<(u64, u64), u8> = TableDefinition::new("share_bits");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -218,6 +219,7 @@ impl RedbStore {
             txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
             txn.open_table(RENEWED).map_err(|e| self.st(e))?;
             txn.open_table(REJECTED).map_err(|e| self.st(e))?;
+            txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -350,6 +352,20 @@ impl RedbStore {
                 .insert(name.value().to_string(), at.value());
         }
         for row in txn
+            .open_table(SHARE_BITS)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (key, bits) = row.map_err(|e| self.st(e))?;
+            let (job, lease) = key.value();
+            snapshot
+                .share_bits
+                .entry(JobId(job))
+                .or_default()
+                .insert(lease, bits.value());
+        }
+        for row in txn
             .open_table(REJECTED)
             .map_err(|e| self.st(e))?
             .iter()
@@ -432,6 +448,7 @@ impl RedbStore {
             let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
             let mut renewed = txn.open_table(RENEWED).map_err(|e| self.st(e))?;
             let mut rejected = txn.open_table(REJECTED).map_err(|e| self.st(e))?;
+            let mut share_bits = txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
             let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             let mut finders = txn.open_table(FINDERS).map_err(|e| self.st(e))?;
@@ -469,6 +486,9 @@ impl RedbStore {
                         finders
                             .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
                             .map_err(|e| self.st(e))?;
+                        share_bits
+                            .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
                     }
                     Record::Drained(name, true) => {
                         drained.insert(name.as_str(), ()).map_err(|e| self.st(e))?;
@@ -493,6 +513,16 @@ impl RedbStore {
                     }
                     Record::Rejected(name, n) => {
                         rejected.insert(name.as_str(), *n).map_err(|e| self.st(e))?;
+                    }
+                    Record::ShareBits(id, bits) => {
+                        share_bits
+                            .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
+                        for (lease, b) in bits {
+                            share_bits
+                                .insert((id.0, *lease), *b)
+                                .map_err(|e| self.st(e))?;
+                        }
                     }
                     Record::Token(id, token) => {
                         tokens
