@@ -20,6 +20,7 @@ mod kernels;
 mod kinds;
 mod metrics;
 mod processes;
+mod sessions;
 mod sim;
 mod trust;
 mod wire;
