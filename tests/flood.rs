@@ -7,6 +7,12 @@
 //! the flood is printed (speed is a benchmark's business, not a test's; BENCHMARKS.md
 //! has the figures).
 //!
+//! A second flood comes from a valid client credential, over eight loopback
+//! addresses: sessions that leave a 1 MiB frame ten bytes short, and sessions that
+//! ask for listings and never read the replies. The limits per credential (sessions,
+//! reply memory) must hold it under the same 128 MiB, while an admin is served and a
+//! new worker gets in.
+//!
 //! The attackers run in their own process at the lowest priority (`nice -n 19`), as
 //! if they were on other machines: on this two-core machine they would otherwise take
 //! the workers' CPU, and the rate would measure them rather than the coordinator.
@@ -51,6 +57,71 @@ struct Counts {
     foreign: AtomicU64,
     half_frames: AtomicU64,
     refused: AtomicU64,
+    unread: AtomicU64,
+}
+
+/// One attacker at `source` with a client credential: round after round a session
+/// that says hello and leaves a 1 MiB frame ten bytes short, or one that asks for
+/// listing after listing and never reads them (each kept open until the coordinator
+/// closes it).
+async fn client_attacker(
+    source: std::net::IpAddr,
+    target: SocketAddr,
+    bundle: Bundle,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) {
+    use picluster_core::ids::RequestId;
+    use picluster_core::wire::{ClientHello, ClientToCoord, PROTOCOL_MINOR};
+    let endpoint = quinn::Endpoint::client(SocketAddr::new(source, 0)).unwrap();
+    let config = picluster_core::net::client_config(&bundle).unwrap();
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let Ok(connecting) = endpoint.connect_with(config.clone(), target, "127.0.0.1") else {
+            break;
+        };
+        let counts = counts.clone();
+        let half = round.is_multiple_of(2);
+        tokio::spawn(async move {
+            let Ok(conn) = connecting.await else {
+                counts.refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let attack = async {
+                let (send, _never_read) = conn.open_bi().await.ok()?;
+                let mut writer = picluster_core::net::FrameWriter::new(send);
+                writer
+                    .send(&ClientToCoord::Hello(ClientHello {
+                        minor: PROTOCOL_MINOR,
+                        client_version: "flood".into(),
+                    }))
+                    .await
+                    .ok()?;
+                if half {
+                    let mut frame = (1u32 << 20).to_le_bytes().to_vec();
+                    frame.resize(4 + (1 << 20) - 10, 7);
+                    writer.send_frame(&frame).await.ok()?;
+                    counts.half_frames.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counts.unread.fetch_add(1, Ordering::Relaxed);
+                    for n in 0..100_000 {
+                        writer
+                            .send(&ClientToCoord::ListJobs(RequestId(n)))
+                            .await
+                            .ok()?;
+                        if n.is_multiple_of(64) {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+                conn.closed().await;
+                Some(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(60), attack).await;
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One attacker at `source`: round after round, a silent certificate-less connection
@@ -158,8 +229,13 @@ fn attacker_process() {
         .try_into()
         .unwrap();
     let stop_file = std::path::PathBuf::from(parts[2]);
+    let client_bundle = parts
+        .get(3)
+        .map(|p| Bundle::load(std::path::Path::new(p)).unwrap());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let counts = runtime.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Counts::default());
         let foreign = ClusterCa::generate("other")
             .unwrap()
             .bundle(
@@ -168,18 +244,22 @@ fn attacker_process() {
                 &target.to_string(),
             )
             .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let counts = Arc::new(Counts::default());
         let attackers: Vec<_> = (2..10u8)
             .map(|last| {
-                tokio::spawn(attacker(
-                    std::net::IpAddr::from([127, 0, 0, last]),
-                    target,
-                    pin,
-                    foreign.clone(),
-                    stop.clone(),
-                    counts.clone(),
-                ))
+                let source = std::net::IpAddr::from([127, 0, 0, last]);
+                let (stop, counts) = (stop.clone(), counts.clone());
+                match &client_bundle {
+                    Some(bundle) => tokio::spawn(client_attacker(
+                        source,
+                        target,
+                        bundle.clone(),
+                        stop,
+                        counts,
+                    )),
+                    None => {
+                        tokio::spawn(attacker(source, target, pin, foreign.clone(), stop, counts))
+                    }
+                }
             })
             .collect();
         while !stop_file.exists() {
@@ -192,11 +272,12 @@ fn attacker_process() {
         counts
     });
     println!(
-        "FLOOD {} {} {} {}",
+        "FLOOD {} {} {} {} {}",
         counts.silent.load(Ordering::Relaxed),
         counts.foreign.load(Ordering::Relaxed),
         counts.half_frames.load(Ordering::Relaxed),
-        counts.refused.load(Ordering::Relaxed)
+        counts.refused.load(Ordering::Relaxed),
+        counts.unread.load(Ordering::Relaxed)
     );
     std::process::exit(0);
 }
@@ -209,10 +290,23 @@ fn a_flood_of_handshakes_and_silent_connections_leaves_the_coordinator_small_and
         .enable_all()
         .build()
         .unwrap()
-        .block_on(flood());
+        .block_on(flood(false));
 }
 
-async fn flood() {
+#[test]
+fn a_flood_from_one_client_credential_leaves_the_coordinator_small_and_working() {
+    let _alone = one_coordinator_process_at_a_time();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(flood(true));
+}
+
+/// A job timed quiet and then through a flood: of certificate-less and foreign
+/// handshakes, or (`certified`) of one client credential's sessions.
+async fn flood(certified: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, port, workers) = cluster_with_two_worker_processes(tmp.path());
     let d = dir.to_str().unwrap();
@@ -254,11 +348,30 @@ async fn flood() {
         rustls_pki_types::pem::PemObject::from_pem_slice(admin.ca.as_bytes()).unwrap();
     let pin = picluster_core::trust::spki_sha256(&ca).unwrap();
     let stop_file = tmp.path().join("stop-flood");
-    let spec = format!(
+    let mut spec = format!(
         "127.0.0.1:{port}|{}|{}",
         picluster_core::hex::encode(&pin),
         stop_file.display()
     );
+    if certified {
+        // Mallory has jobs of her own, so that her listings are not empty.
+        let mallory = cluster.client_bundle("mallory").unwrap();
+        let path = tmp.path().join("mallory.bundle");
+        mallory.save(&path).unwrap();
+        let hers = Client::connect(&mallory).await.unwrap();
+        let v = &vectors()[0];
+        for n in 0..300 {
+            let job = Sha256dJob::new(v.header, None, n..n + 1, 0).unwrap();
+            hers.submit(&JobSpec {
+                kind: JobKind::Sha256d(job),
+                mode: SearchMode::All,
+            })
+            .await
+            .unwrap();
+        }
+        hers.close();
+        spec = format!("{spec}|{}", path.display());
+    }
     let flood_started = Instant::now();
     let attackers = Process(
         std::process::Command::new("nice")
@@ -283,6 +396,22 @@ async fn flood() {
     let started = Instant::now();
     let flooded = timed_job(&client, 1).await;
     let flood_cpu = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    // A new worker gets in while it goes on.
+    let newcomer = tmp.path().join("w3.bundle");
+    cluster
+        .worker_bundle("w3")
+        .unwrap()
+        .save(&newcomer)
+        .unwrap();
+    let _w3 = crate::processes::spawn_worker(&newcomer);
+    let waiting = Instant::now();
+    while client.status().await.unwrap().workers.len() < 3 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "a new worker within 20 s of the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     std::fs::write(&stop_file, b"").unwrap();
     let flood_seconds = flood_started.elapsed().as_secs_f64();
     let mut attackers = attackers;
@@ -299,8 +428,8 @@ async fn flood() {
         .collect();
     let peak = peak_kib(pid);
     println!(
-        "flood: {} silent, {} foreign-certificate, {} half-frame connections, {} refused \
-         ({:.0} attempts/s for {:.1} s); \
+        "flood: {} silent, {} foreign-certificate, {} half-frame connections, {} refused, \
+         {} sessions not reading ({:.0} attempts/s for {:.1} s); \
          job {:.2} MH/s quiet, {:.2} MH/s flooded ({:.0} %); coordinator peak {} KiB \
          ({} KiB before the flood), coordinator CPU {:.0} % of a core quiet, {:.0} % \
          flooded",
@@ -308,6 +437,7 @@ async fn flood() {
         counts[1],
         counts[2],
         counts[3],
+        counts[4],
         counts.iter().sum::<u64>() as f64 / flood_seconds,
         flood_seconds,
         quiet / 1e6,
@@ -318,12 +448,16 @@ async fn flood() {
         quiet_cpu * 100.0,
         flood_cpu * 100.0,
     );
-    assert!(counts[0] > 100, "the flood did not happen");
+    if certified {
+        assert!(counts[2] + counts[4] > 16, "the flood did not happen");
+    } else {
+        assert!(counts[0] > 100, "the flood did not happen");
+    }
     assert!(peak < 128 * 1024, "coordinator peak {peak} KiB");
     // Still answering, to a new client.
     client.close();
     let fresh = Client::connect(&admin).await.unwrap();
-    assert_eq!(fresh.status().await.unwrap().workers.len(), 2);
+    assert_eq!(fresh.status().await.unwrap().workers.len(), 3);
     fresh.close();
     drop(workers);
 }

@@ -9,14 +9,14 @@ use picluster_worker::enroll;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A cluster that takes 4 joining connections at once, 2 per address, with a 3 s
-/// join timeout.
+/// A cluster that takes 4 joining connections at once, 2 per address, with a 6 s
+/// join timeout (long enough that a loaded machine sees the places still taken).
 async fn cluster() -> LocalCluster {
     LocalCluster::start_with(LocalClusterOptions {
         coordinator: CoordinatorConfig {
             max_joining: 4,
             max_joining_per_address: 2,
-            join_timeout: Duration::from_secs(3),
+            join_timeout: Duration::from_secs(6),
             ..CoordinatorConfig::default()
         },
         ..LocalClusterOptions::new(1, 1)
@@ -97,7 +97,7 @@ async fn a_joining_worker_retries_until_a_flood_leaves_it_a_place() {
         .await
         .unwrap()
         .0;
-    // Two addresses take all four places for 3 s.
+    // Two addresses take all four places for 6 s.
     let a = flood(&cluster, "127.0.0.2", 2).await;
     let b = flood(&cluster, "127.0.0.3", 2).await;
     let dir = tempfile::tempdir().unwrap();

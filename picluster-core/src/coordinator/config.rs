@@ -48,6 +48,12 @@ pub struct CoordinatorConfig {
     /// [`Transmit::overflow`](super::Transmit::overflow) says may be skipped is, and
     /// otherwise the peer is cut off.
     pub peer_queue_bytes: usize,
+    /// Bytes the queues of one client credential's sessions may hold together: a
+    /// client that opens many sessions and reads none gets no more than one would.
+    pub credential_queue_bytes: usize,
+    /// Bytes every client's queues may hold together; past it, the client holding
+    /// the most is cut off.
+    pub client_queues_bytes: usize,
     /// With a journal, how often the committed ranges of jobs that progressed are
     /// written: what a crash of the coordinator can cost in rework, and what sets the
     /// store's writes under steady progress.
@@ -107,6 +113,8 @@ impl Default for CoordinatorConfig {
             keep_finished: 1000,
             keep_finished_for: Duration::from_secs(24 * 3600),
             peer_queue_bytes: 32 << 20,
+            credential_queue_bytes: 32 << 20,
+            client_queues_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),
@@ -115,7 +123,7 @@ impl Default for CoordinatorConfig {
             max_joining: 32,
             max_joining_per_address: 4,
             join_timeout: Duration::from_secs(3),
-            max_sessions_per_client: 64,
+            max_sessions_per_client: 16,
             max_client_sessions: 1024,
             client_idle_timeout: Duration::from_secs(600),
             max_connections_per_address: 512,

@@ -43,11 +43,14 @@ fn transport(keep_alive: bool, server: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     if server {
         // A peer speaks on one stream: it may open no other, and what it can make the
-        // coordinator buffer for it is bounded (a frame is at most 1 MiB).
+        // coordinator buffer for it is bounded (a frame is at most 1 MiB), both ways:
+        // what it sends and is not read yet, and what it is sent and does not read.
         transport
             .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
             .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
-            .receive_window(quinn::VarInt::from_u32(4 << 20));
+            .receive_window(quinn::VarInt::from_u32(1 << 20))
+            .stream_receive_window(quinn::VarInt::from_u32(256 << 10))
+            .send_window(2 << 20);
     }
     transport.max_idle_timeout(Some(
         super::IDLE_TIMEOUT

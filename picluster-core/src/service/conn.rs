@@ -23,6 +23,14 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events from connection tasks waiting for the state machine. When it is full, the
 /// connection tasks wait, and so QUIC's flow control holds their peers back.
 pub(super) const EVENT_QUEUE: usize = 1024;
+/// A client's next request is not read while this many bytes of replies wait to be
+/// written to it: one that does not read its replies is not read either (QUIC's flow
+/// control holds it back), and its requests cost nothing more.
+const READ_PAUSE_BYTES: usize = 1 << 20;
+/// A client's requests read and not yet handled by the state machine: its next one
+/// is read once one of these is handled (pipelining, without letting one client
+/// fill the event queue with work whose replies it may never read).
+const CLIENT_REQUESTS_IN_FLIGHT: usize = 16;
 /// Frames queued for one peer's writer, besides the byte limit of
 /// [`CoordinatorConfig::peer_queue_bytes`].
 const PEER_QUEUE_FRAMES: usize = 4096;
@@ -35,7 +43,9 @@ pub(super) enum Event {
         identity: Option<PeerIdentity>,
         peer: Peer,
     },
-    Inbound(ConnId, Inbound),
+    /// A message, with the place it holds among its client's requests in flight
+    /// (given back when the state machine has handled it).
+    Inbound(ConnId, Inbound, Option<tokio::sync::OwnedSemaphorePermit>),
     BadFrame(ConnId, wire::FrameError),
     Disconnected(ConnId),
 }
@@ -205,6 +215,7 @@ async fn connection(
     let role = identity.as_ref().map(|id| id.role);
     let (writer_tx, writer_rx) = mpsc::channel(PEER_QUEUE_FRAMES);
     let queued = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(tokio::sync::Notify::new());
     let peer = Peer {
         writer: writer_tx,
         queued: queued.clone(),
@@ -225,11 +236,25 @@ async fn connection(
         connection.clone(),
         FrameWriter::new(send),
         writer_rx,
-        queued,
+        queued.clone(),
+        drained.clone(),
     ));
     let mut reader = FrameReader::new(recv).with_body_timeout(limits.frame_timeout);
     let mut greeted = false;
+    let client = matches!(role, Some(Role::Client | Role::Admin));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(CLIENT_REQUESTS_IN_FLIGHT));
     loop {
+        // A client waits for its replies to be written and its requests handled
+        // before its next request is read.
+        let permit = if client {
+            wait_for_replies_to_drain(&queued, &drained).await;
+            match in_flight.clone().acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => break,
+            }
+        } else {
+            None
+        };
         let next = if greeted {
             reader.next_body().await
         } else {
@@ -241,7 +266,7 @@ async fn connection(
         };
         let event = match next {
             Ok(body) => match decode(role, body) {
-                Ok(message) => Event::Inbound(conn, message),
+                Ok(message) => Event::Inbound(conn, message, permit),
                 Err(e) => {
                     warn!(%remote, %conn, error = %e, "malformed frame");
                     Event::BadFrame(conn, e)
@@ -274,6 +299,19 @@ async fn connection(
     // The writer still carries out what the core queued (a close with its reason);
     // it ends when the core drops its sender.
     let _ = writer.await;
+}
+
+/// Waits while more than [`READ_PAUSE_BYTES`] of replies wait to be written.
+async fn wait_for_replies_to_drain(queued: &AtomicUsize, drained: &tokio::sync::Notify) {
+    loop {
+        let notified = drained.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if queued.load(Ordering::Acquire) <= READ_PAUSE_BYTES {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Holds one place in a shared counter until dropped.

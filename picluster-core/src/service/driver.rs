@@ -6,13 +6,13 @@
 
 use super::cluster::{issue_certificate, Issuer};
 use super::conn::{accept_loop, ConnectionLimits, Event, EVENT_QUEUE};
-use super::writer::Peer;
+use super::peers::{Peers, QueueLimits, Queued};
 use super::{encode_coordinator, CoordinatorService, DriverMetrics, Store, StoreError};
-use crate::coordinator::{Coordinator, Overflow, Transmit};
+use crate::coordinator::{CloseReason, Coordinator, Overflow, Transmit};
+use crate::identity::Role;
 use crate::ids::ConnId;
 use crate::runtime::serve_metrics;
 use crate::wire::{self, CloseCode, CoordToJoin, CoordToWorker, Enrolled, Renewed};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -24,7 +24,7 @@ impl CoordinatorService {
     /// later. With a store, it first rebuilds the jobs the store holds; it stops with
     /// an error if the store cannot be read or a write fails.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
-        let queue_limit = self.config.peer_queue_bytes;
+        let queue_limits = QueueLimits::of(&self.config);
         let limits = ConnectionLimits::of(&self.config);
         let now = Instant::now();
         let (mut core, mut journal) = match self.store.take() {
@@ -81,7 +81,7 @@ impl CoordinatorService {
             journal: journal.as_ref().map(|_| (0, 0)),
             ..DriverMetrics::default()
         };
-        let mut peers: BTreeMap<ConnId, Peer> = BTreeMap::new();
+        let mut peers = Peers::new(queue_limits);
         // Connections that ended in this batch; their writers go after the batch's
         // transmits, so a close queued for them still carries its code and reason.
         let mut gone = Vec::new();
@@ -126,17 +126,10 @@ impl CoordinatorService {
                 j.write(&mut core);
             }
             while let Some(transmit) = core.poll_transmit(now) {
-                carry_out(
-                    &mut core,
-                    &peers,
-                    self.issuer.as_deref(),
-                    queue_limit,
-                    now,
-                    transmit,
-                );
+                carry_out(&mut core, &peers, self.issuer.as_deref(), now, transmit);
             }
             for conn in gone.drain(..) {
-                peers.remove(&conn);
+                peers.remove(conn);
             }
             driver.turns += 1;
             driver.busy_seconds += now.elapsed().as_secs_f64();
@@ -260,12 +253,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn apply(
-    core: &mut Coordinator,
-    peers: &mut BTreeMap<ConnId, Peer>,
-    gone: &mut Vec<ConnId>,
-    event: Event,
-) {
+fn apply(core: &mut Coordinator, peers: &mut Peers, gone: &mut Vec<ConnId>, event: Event) {
     let now = Instant::now();
     match event {
         Event::Connected {
@@ -273,13 +261,18 @@ fn apply(
             identity,
             peer,
         } => {
-            peers.insert(conn, peer);
+            let client = identity
+                .as_ref()
+                .filter(|id| matches!(id.role, Role::Client | Role::Admin))
+                .map(|id| id.name.clone());
+            peers.insert(conn, peer, client);
             match identity {
                 Some(identity) => core.handle_connected(now, conn, identity),
                 None => core.handle_joining(now, conn),
             }
         }
-        Event::Inbound(conn, message) => core.handle_inbound(now, conn, message),
+        // The request's place among its client's in flight is given back here.
+        Event::Inbound(conn, message, _permit) => core.handle_inbound(now, conn, message),
         Event::BadFrame(conn, error) => core.handle_bad_frame(now, conn, error),
         Event::Disconnected(conn) => {
             gone.push(conn);
@@ -293,14 +286,13 @@ fn apply(
 /// the core too, which closes that connection rather than leave it waiting.
 fn carry_out(
     core: &mut Coordinator,
-    peers: &BTreeMap<ConnId, Peer>,
+    peers: &Peers,
     issuer: Option<&Issuer>,
-    queue_limit: usize,
     now: Instant,
     transmit: Transmit,
 ) {
     let conn = transmit.conn();
-    let Some(peer) = peers.get(&conn) else {
+    let Some(peer) = peers.get(conn) else {
         return;
     };
     let overflow = transmit.overflow();
@@ -342,7 +334,14 @@ fn carry_out(
         }
         Transmit::Close(_, reason) => {
             info!(%conn, code = ?reason.code(), %reason, "closing connection");
-            peer.close(reason.code(), reason.to_string());
+            if matches!(reason, CloseReason::Backlogged) {
+                // At once: behind the unsent replies it would wait for a peer that
+                // does not read, holding them.
+                peer.connection
+                    .close((reason.code() as u32).into(), reason.to_string().as_bytes());
+            } else {
+                peer.close(reason.code(), reason.to_string());
+            }
             return;
         }
     };
@@ -354,13 +353,18 @@ fn carry_out(
             return;
         }
     };
-    if !peer.try_queue(frame, queue_limit) {
-        match overflow {
+    match peers.queue(conn, frame) {
+        Queued::Yes => {}
+        Queued::Full => match overflow {
             Overflow::Skip => debug!(%conn, "peer's queue is full: progress update skipped"),
             Overflow::CutOff => {
                 warn!(%conn, "peer does not read what it is sent: cutting it off");
                 core.handle_backlogged(now, conn);
             }
+        },
+        Queued::CutOff(hog) => {
+            warn!(%conn, %hog, "the clients' replies waiting to be sent fill their memory: cutting off the client holding the most");
+            core.handle_backlogged(now, hog);
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - `conn`: the accept loop and the per-connection tasks (handshake, identity,
 //!   decoding in the peer's protocol).
 //! - `writer`: a peer's bounded outgoing queue and the task that writes it.
+//! - `peers`: the driver's table of peers, and the memory their queues may hold
+//!   (per peer, per client credential, all clients).
 //! - `cluster`: serving a cluster directory ([`serve_cluster`]), signing issued
 //!   certificates, the coordinator certificate's expiry warnings.
 //! - `metrics`: the coordinator's metrics for Prometheus (served by
@@ -23,6 +25,7 @@ mod cluster;
 mod conn;
 mod driver;
 mod metrics;
+mod peers;
 mod store;
 mod writer;
 

@@ -65,7 +65,17 @@ pub(super) async fn write_loop(
     mut writer: FrameWriter,
     mut commands: mpsc::Receiver<WriterCommand>,
     queued: Arc<AtomicUsize>,
+    drained: Arc<tokio::sync::Notify>,
 ) {
+    // However it ends, the connection's reader must not wait for replies that will
+    // never be written.
+    struct Wake(Arc<tokio::sync::Notify>);
+    impl Drop for Wake {
+        fn drop(&mut self) {
+            self.0.notify_waiters();
+        }
+    }
+    let _wake = Wake(drained.clone());
     let mut batch = Vec::new();
     while let Some(command) = commands.recv().await {
         // Coalesce whatever else is queued into one write.
@@ -87,6 +97,7 @@ pub(super) async fn write_loop(
             }
             queued.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
+            drained.notify_waiters();
         }
         if let Some((code, reason)) = close {
             connection.close((code as u32).into(), reason.as_bytes());
