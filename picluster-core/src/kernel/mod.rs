@@ -15,6 +15,33 @@
 
 pub mod custom;
 pub mod hashcash;
+
+/// The optimisation level this crate was compiled at (`0` in a plain debug build of
+/// a crate that depends on picluster).
+pub const OPT_LEVEL: &str = env!("PICLUSTER_CORE_OPT_LEVEL");
+
+/// What to add to a dependent crate's `Cargo.toml` so that the kernels are optimised
+/// in its debug builds too.
+pub const OPTIMISE_IN_DEBUG: &str = "[profile.dev.package.picluster-core]\nopt-level = 3";
+
+/// Says once, as a warning (on stderr if no `tracing` subscriber is set), that the
+/// kernels were compiled without optimisation, and the profile lines that fix it.
+pub fn warn_if_unoptimized() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if OPT_LEVEL != "0" {
+        return;
+    }
+    SAID.call_once(|| {
+        let text = format!(
+            "picluster's kernels were compiled without optimisation (opt-level 0): they hash about 100 times slower. Add to your Cargo.toml:\n{OPTIMISE_IN_DEBUG}"
+        );
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("{text}");
+        } else {
+            eprintln!("warning: {text}");
+        }
+    });
+}
 pub mod preimage;
 pub mod sha256d;
 
