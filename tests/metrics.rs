@@ -467,3 +467,49 @@ async fn half_sent_scrapes_are_closed_and_hold_at_most_their_slots() {
     );
     server.abort();
 }
+
+/// A hashcash job over the default range has a keyspace of 2^64 - 1: the progress
+/// gauges read it as that (it read -1 through an i64), and two such jobs add up
+/// without overflowing.
+#[test]
+fn a_default_range_hashcash_job_reads_as_its_size_in_the_metrics() {
+    use picluster_core::coordinator::{Coordinator, CoordinatorConfig, Inbound};
+    use picluster_core::identity::{PeerIdentity, Role};
+    use picluster_core::ids::{ConnId, RequestId};
+    use picluster_core::job::{JobKind, SearchMode};
+    use picluster_core::kernel::hashcash::HashcashJob;
+    use picluster_core::service::{encode_coordinator, DriverMetrics};
+    use picluster_core::wire::{ClientHello, ClientToCoord, Submit, WorkSpec, PROTOCOL_MINOR};
+    let now = Instant::now();
+    let mut core = Coordinator::new(CoordinatorConfig::default(), now);
+    core.handle_connected(now, ConnId(1), PeerIdentity::new(Role::Admin, "admin"));
+    let say = |core: &mut Coordinator, m| core.handle_inbound(now, ConnId(1), Inbound::Client(m));
+    say(
+        &mut core,
+        ClientToCoord::Hello(ClientHello {
+            minor: PROTOCOL_MINOR,
+            client_version: "t".into(),
+        }),
+    );
+    let gauge = |core: &Coordinator| -> f64 {
+        let text = encode_coordinator(&core.metrics(now), &DriverMetrics::default());
+        text.lines()
+            .find_map(|l| l.strip_prefix("picluster_live_job_indices{kind=\"hashcash\"} "))
+            .expect("the series")
+            .parse()
+            .unwrap()
+    };
+    for n in 1..=2u32 {
+        let job = HashcashJob::new(b"x", 20, 0..u64::MAX).unwrap();
+        say(
+            &mut core,
+            ClientToCoord::Submit(Submit {
+                request: RequestId(n),
+                work: WorkSpec::from(&JobKind::Hashcash(job)),
+                mode: SearchMode::First,
+                priority: 0,
+            }),
+        );
+        assert_eq!(gauge(&core), f64::from(n) * u64::MAX as f64);
+    }
+}

@@ -85,9 +85,9 @@ pub struct WorkerMetrics {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KindProgress {
     /// Indices committed of the live jobs of this kind.
-    pub done: u64,
-    /// Their keyspaces, summed.
-    pub total: u64,
+    pub done: u128,
+    /// Their keyspaces, summed (two default hashcash jobs pass 2^64).
+    pub total: u128,
 }
 
 /// Everything the metrics endpoint shows of the coordinator, at one instant.
@@ -182,8 +182,8 @@ pub(super) fn snapshot(
         *jobs.entry(job.record.state.as_str()).or_default() += 1;
         if let Some(kind) = kinds.get(&id) {
             let p = progress.entry(kind.clone()).or_default();
-            p.done += job.record.hashes;
-            p.total += job.record.keyspace;
+            p.done += u128::from(job.record.hashes);
+            p.total += u128::from(job.record.keyspace);
         }
     }
     let greeted = t

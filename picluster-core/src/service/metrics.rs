@@ -139,12 +139,13 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
     let submitted = Counter::<u64>::default();
     submitted.inc_by(snapshot.submitted);
     registry.register("jobs_submitted", "Jobs submitted (this run)", submitted);
-    let done = Family::<Labels, Gauge>::default();
-    let total = Family::<Labels, Gauge>::default();
+    // Floats: a default hashcash job's keyspace (2^64 - 1) does not fit an i64.
+    let done = Family::<Labels, Gauge<f64, AtomicU64>>::new_with_constructor(gauge_f64);
+    let total = Family::<Labels, Gauge<f64, AtomicU64>>::new_with_constructor(gauge_f64);
     for (kind, p) in &snapshot.progress {
         let labels = vec![("kind", kind.clone())];
-        done.get_or_create(&labels).set(p.done as i64);
-        total.get_or_create(&labels).set(p.total as i64);
+        done.get_or_create(&labels).set(p.done as f64);
+        total.get_or_create(&labels).set(p.total as f64);
     }
     registry.register(
         "live_job_indices_done",
