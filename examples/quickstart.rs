@@ -5,8 +5,7 @@
 //! Run with `cargo run --example quickstart` (the profile `cargo test` builds: its
 //! kernels are optimised; `--release` is a little faster and builds everything again).
 
-use picluster_client::{BlockHeader, JobKind, JobSpec, LocalCluster, SearchMode, Sha256dJob};
-use picluster_core::hex;
+use picluster_client::{hex, BlockHeader, JobKind, JobSpec, LocalCluster, SearchMode, Sha256dJob};
 
 const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
 

@@ -6,6 +6,7 @@
 )]
 
 mod agent;
+mod api;
 mod binaries;
 mod cli;
 mod compute;

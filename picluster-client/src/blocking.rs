@@ -17,7 +17,17 @@ pub struct Client {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    outside_runtime()?;
     background_runtime().map_err(|e| ClientError::Net(picluster_core::net::NetError::Socket(e)))
+}
+
+/// Blocking inside an async runtime would panic (a runtime cannot be started from
+/// within one): an error that says what to use instead.
+fn outside_runtime() -> Result<(), ClientError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(ClientError::InsideRuntime),
+        Err(_) => Ok(()),
+    }
 }
 
 impl Client {
@@ -37,7 +47,7 @@ impl Client {
 
     /// Submits a job at priority 0; returns its id at once.
     pub fn submit(&self, spec: &JobSpec) -> Result<JobId, ClientError> {
-        self.runtime.block_on(self.client.submit(spec))
+        self.block_on(self.client.submit(spec))
     }
 
     /// Runs a custom kernel over its whole keyspace across the cluster and returns
@@ -46,7 +56,7 @@ impl Client {
         &self,
         params: &K::Params,
     ) -> Result<crate::KernelReport<K::Output>, ClientError> {
-        self.runtime.block_on(self.client.run_kernel::<K>(params))
+        self.block_on(self.client.run_kernel::<K>(params))
     }
 
     /// Submits a job at `priority` (higher first).
@@ -55,13 +65,12 @@ impl Client {
         spec: &JobSpec,
         priority: i32,
     ) -> Result<JobId, ClientError> {
-        self.runtime
-            .block_on(self.client.submit_with_priority(spec, priority))
+        self.block_on(self.client.submit_with_priority(spec, priority))
     }
 
     /// Drains or undrains a worker.
     pub fn drain(&self, worker: &str, drain: bool) -> Result<WorkerStatus, ClientError> {
-        self.runtime.block_on(self.client.drain(worker, drain))
+        self.block_on(self.client.drain(worker, drain))
     }
 
     /// Waits for a job's report, calling `on_progress` with each progress update.
@@ -70,33 +79,42 @@ impl Client {
         job: JobId,
         on_progress: impl FnMut(&JobProgress),
     ) -> Result<JobReport, ClientError> {
-        self.runtime
-            .block_on(async { self.client.watch(job).await?.finish(on_progress).await })
+        self.block_on(async { self.client.watch(job).await?.finish(on_progress).await })
     }
 
     /// Waits for a job's report.
     pub fn wait(&self, job: JobId) -> Result<JobReport, ClientError> {
-        self.runtime.block_on(self.client.wait(job))
+        self.block_on(self.client.wait(job))
     }
 
     /// Submits a job and waits for its report.
     pub fn run(&self, spec: &JobSpec) -> Result<JobReport, ClientError> {
-        self.runtime.block_on(self.client.run(spec))
+        self.block_on(self.client.run(spec))
     }
 
     /// Cancels a job.
     pub fn cancel(&self, job: JobId) -> Result<JobSummary, ClientError> {
-        self.runtime.block_on(self.client.cancel(job))
+        self.block_on(self.client.cancel(job))
     }
 
     /// Every job.
     pub fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
-        self.runtime.block_on(self.client.jobs())
+        self.block_on(self.client.jobs())
     }
 
     /// Workers and jobs.
     pub fn status(&self) -> Result<ClusterStatus, ClientError> {
-        self.runtime.block_on(self.client.status())
+        self.block_on(self.client.status())
+    }
+
+    /// Runs `call` to its end on this client's runtime, unless the calling thread
+    /// runs an async runtime itself.
+    fn block_on<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        outside_runtime()?;
+        self.runtime.block_on(call)
     }
 
     /// The async client inside.

@@ -35,12 +35,13 @@ pub use client::{
     KernelReport,
 };
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
+pub use picluster_core::hex;
 pub use picluster_core::ids::JobId;
 pub use picluster_core::job::{JobKind, JobSpec, SearchMode};
 pub use picluster_core::kernel::custom::Kernel;
 pub use picluster_core::kernel::hashcash::HashcashJob;
 pub use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
-pub use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
+pub use picluster_core::kernel::sha256d::{sha256, sha256d, BlockHeader, Sha256dJob, Target};
 pub use picluster_core::kernel::{Solution, SolutionDetail};
 pub use picluster_core::trust::Bundle;
 pub use picluster_core::wire::{ClusterStatus, JobProgress, JobReport, JobState, JobSummary};

@@ -46,7 +46,7 @@ impl LocalClusterOptions {
 }
 
 /// Why a local cluster could not start.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LocalClusterError {
     /// Making credentials failed.
@@ -237,3 +237,5 @@ impl LocalCluster {
 async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
+
+picluster_core::debug_as_display!(LocalClusterError);

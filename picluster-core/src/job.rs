@@ -98,7 +98,7 @@ impl JobKind {
 }
 
 /// Why a job description was rejected; the input must change, retrying cannot help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
     /// An invalid SHA-256d job.
@@ -126,3 +126,5 @@ pub struct JobSpec {
     /// When the job is done.
     pub mode: SearchMode,
 }
+
+crate::debug_as_display!(SpecError);

@@ -58,3 +58,18 @@ pub mod runtime;
 pub mod service;
 #[cfg(feature = "io")]
 pub mod trust;
+
+/// Implements `Debug` as the error's sentence (its `Display`): what a program whose
+/// `main` returns the error prints, `Error: invalid mask: a trailing '?'` rather than
+/// `Error: TrailingQuestionMark`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! debug_as_display {
+    ($($error:ty),* $(,)?) => {
+        $(impl ::std::fmt::Debug for $error {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(self, f)
+            }
+        })*
+    };
+}

@@ -9,7 +9,7 @@ use picluster_core::wire::Refusal;
 
 /// Why a client operation failed. [`ClientError::is_retryable`] says whether trying
 /// again (after reconnecting) can help.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// Connecting or talking to the coordinator failed.
@@ -39,6 +39,9 @@ pub enum ClientError {
     /// the results of a completed job do not cover its keyspace exactly.
     #[error("custom kernel: {0}")]
     Kernel(#[from] KernelError),
+    /// The blocking client was called on a thread that runs an async runtime.
+    #[error("picluster_client::blocking::Client was called inside an async runtime, where it would block the runtime's thread: use picluster_client::Client with .await there (or call the blocking client from tokio::task::spawn_blocking)")]
+    InsideRuntime,
 }
 
 impl ClientError {
@@ -51,13 +54,14 @@ impl ClientError {
             | ClientError::Refused(_)
             | ClientError::CoordinatorTooOld { .. }
             | ClientError::UnexpectedReply(_)
-            | ClientError::Kernel(_) => false,
+            | ClientError::Kernel(_)
+            | ClientError::InsideRuntime => false,
         }
     }
 }
 
 /// Why a custom kernel's job or results could not be used. Not helped by retrying.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KernelError {
     /// The parameters do not make a valid job.
@@ -95,3 +99,7 @@ pub enum KernelError {
         keyspace: u64,
     },
 }
+
+picluster_core::debug_as_display!(ClientError);
+
+picluster_core::debug_as_display!(KernelError);

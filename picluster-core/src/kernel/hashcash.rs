@@ -25,7 +25,7 @@ pub const MAX_DATA_LEN: usize = 64 * 1024;
 pub const COUNTER_LEN: usize = 8;
 
 /// Why a hashcash job was rejected; the input must change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashcashError {
     /// Too much data.
@@ -347,3 +347,5 @@ mod tests {
         );
     }
 }
+
+crate::debug_as_display!(HashcashError);

@@ -73,8 +73,9 @@ pub struct Solution {
     pub detail: SolutionDetail,
 }
 
-/// What a solution's index stands for, by kind of job.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a solution's index stands for, by kind of job. Under `Debug`, a preimage
+/// candidate that is UTF-8 shows as text.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SolutionDetail {
     /// A block header.
     Sha256d {
@@ -96,7 +97,53 @@ pub enum SolutionDetail {
     },
 }
 
+impl std::fmt::Debug for SolutionDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SolutionDetail::Sha256d { nonce, version } => f
+                .debug_struct("Sha256d")
+                .field("nonce", nonce)
+                .field("version", version)
+                .finish(),
+            SolutionDetail::Hashcash { counter } => f
+                .debug_struct("Hashcash")
+                .field("counter", counter)
+                .finish(),
+            SolutionDetail::Preimage { candidate } => {
+                let mut s = f.debug_struct("Preimage");
+                match std::str::from_utf8(candidate) {
+                    Ok(text) => s.field("candidate", &text),
+                    Err(_) => s.field("candidate", candidate),
+                };
+                s.finish()
+            }
+        }
+    }
+}
+
 impl Solution {
+    /// The counter of a hashcash solution.
+    pub fn counter(&self) -> Option<u64> {
+        match self.detail {
+            SolutionDetail::Hashcash { counter } => Some(counter),
+            _ => None,
+        }
+    }
+
+    /// The candidate of a preimage solution (its bytes; [`Solution::candidate_text`]
+    /// for text).
+    pub fn candidate(&self) -> Option<&[u8]> {
+        match &self.detail {
+            SolutionDetail::Preimage { candidate } => Some(candidate),
+            _ => None,
+        }
+    }
+
+    /// The candidate of a preimage solution as text, if it is UTF-8.
+    pub fn candidate_text(&self) -> Option<&str> {
+        self.candidate().and_then(|c| std::str::from_utf8(c).ok())
+    }
+
     /// The header nonce of a SHA-256d solution.
     pub fn nonce(&self) -> Option<u32> {
         match self.detail {

@@ -34,7 +34,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a network operation failed. [`NetError::is_retryable`] says whether trying
 /// again later can help.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
     /// The bundle or cluster files are unusable.
@@ -527,3 +527,5 @@ pub async fn join(
         CoordToJoin::Refused(refusal) => Err(NetError::JoinRefused(refusal)),
     }
 }
+
+crate::debug_as_display!(NetError);

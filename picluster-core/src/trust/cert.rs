@@ -7,7 +7,7 @@ use x509_parser::error::X509Error;
 
 /// Why a verified certificate does not name a picluster peer. Retrying with the same
 /// certificate cannot help.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertificateError {
     /// The peer presented no certificate.
@@ -79,3 +79,5 @@ pub fn spki_sha256(cert: &[u8]) -> Option<[u8; 32]> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
     Some(<sha2::Sha256 as sha2::Digest>::digest(parsed.tbs_certificate.subject_pki.raw).into())
 }
+
+crate::debug_as_display!(CertificateError);

@@ -40,7 +40,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Why a cluster directory, certificate or bundle operation failed. Only `Io` may be
 /// helped by retrying (a full disk, a permission fixed meanwhile); the others need a
 /// different input.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
     /// Reading or writing a file failed.
@@ -138,3 +138,5 @@ pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
         Err(ClusterError::BadName(name.to_string()))
     }
 }
+
+crate::debug_as_display!(ClusterError);

@@ -47,7 +47,7 @@ pub const MAX_CANDIDATE_LEN: usize = 55;
 pub const MAX_TARGETS: usize = 4096;
 
 /// Why a mask or a preimage job was rejected; the input must change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PreimageError {
     /// `?` followed by a character that names no charset.
@@ -580,3 +580,5 @@ mod tests {
         assert_eq!(job.candidate(12), b"512");
     }
 }
+
+crate::debug_as_display!(PreimageError);

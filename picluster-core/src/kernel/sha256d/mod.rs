@@ -49,7 +49,7 @@ pub const NONCE_SPACE: u64 = 1 << 32;
 
 /// Why a SHA-256d job description was rejected. None of these are helped by retrying:
 /// the input itself must change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Sha256dError {
     /// The header was not valid hex.
@@ -146,8 +146,15 @@ pub const KNOWN_BLOCKS: [(u32, &str); 3] = [
     (1_639_830_024, "010000004860eb18bf1b1620e37e9490fc8a427514416fd75159ab86688e9a8300000000d5fdcc541e25de1c7a5addedf24858b8bb665c9f36ef744ee42c316022c90f9bb0bc6649ffff001d08d2bd61"),
 ];
 
+/// SHA-256(data) through the `sha2` crate: what a preimage job's SHA-256 targets are
+/// made with.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
 /// SHA-256(SHA-256(data)) through the `sha2` crate's streaming API: the reference the
-/// kernels are checked against.
+/// kernels are checked against, and what a preimage job's SHA-256d targets are made
+/// with.
 pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(Sha256::digest(data)).into()
 }
@@ -783,3 +790,5 @@ mod tests {
         );
     }
 }
+
+crate::debug_as_display!(Sha256dError);
