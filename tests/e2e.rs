@@ -651,20 +651,24 @@ async fn a_client_that_never_reads_its_replies_is_cut_off_and_others_are_served(
     }
     // Sending may fail once the coordinator has closed the connection.
     let _ = s.writer.send_frame(&burst).await;
-    let reason = match tokio::time::timeout(Duration::from_secs(20), s.connection.closed())
+    // The coordinator closes it at once (not behind the replies it does not read).
+    // The close carries the reason; on a loaded machine the client may still be
+    // sending its burst when the coordinator has forgotten the connection (a few
+    // round trips after the close), and then it sees a reset instead.
+    match tokio::time::timeout(Duration::from_secs(20), s.connection.closed())
         .await
         .expect("the coordinator cuts the reader-less client off")
     {
         quinn::ConnectionError::ApplicationClosed(c) => {
             assert_eq!(c.error_code.into_inner() as u32, CloseCode::Normal as u32);
-            String::from_utf8_lossy(&c.reason).into_owned()
+            assert_eq!(
+                String::from_utf8_lossy(&c.reason),
+                "too far behind: the peer does not read what it is sent"
+            );
         }
-        other => panic!("expected an application close, got {other}"),
-    };
-    assert_eq!(
-        reason,
-        "too far behind: the peer does not read what it is sent"
-    );
+        quinn::ConnectionError::Reset => {}
+        other => panic!("expected the coordinator's close, got {other}"),
+    }
     // Everyone else is still served.
     assert_eq!(client.jobs().await.unwrap().len(), 40);
     assert_eq!(client.status().await.unwrap().workers.len(), 1);
