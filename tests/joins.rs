@@ -25,6 +25,17 @@ async fn cluster() -> LocalCluster {
     .unwrap()
 }
 
+/// A one-use worker token of `cluster`.
+async fn worker_token(cluster: &LocalCluster) -> picluster_core::token::JoinToken {
+    let client = cluster.client().await.unwrap();
+    let (token, _) = client
+        .create_token(Role::Worker, Duration::from_secs(600), 1, false)
+        .await
+        .unwrap();
+    client.close();
+    token
+}
+
 /// `n` connections without a certificate from `from` that never send a join
 /// request: each holds a joining place until its join timeout, or is closed at once.
 async fn flood(cluster: &LocalCluster, from: &str, n: usize) -> Vec<quinn::Connection> {
@@ -72,14 +83,7 @@ async fn one_address_takes_at_most_its_share_of_the_joining_places() {
         "two of ten are let in"
     );
     // A worker elsewhere joins at once, however long the flood goes on.
-    let token = cluster
-        .client()
-        .await
-        .unwrap()
-        .create_token(Role::Worker, Duration::from_secs(600), 1, false)
-        .await
-        .unwrap()
-        .0;
+    let token = worker_token(&cluster).await;
     let dir = tempfile::tempdir().unwrap();
     let joined = enroll::join_with(&token, "pi-new", dir.path(), Duration::ZERO).await;
     assert_eq!(joined.unwrap().name, "pi-new");
@@ -89,14 +93,7 @@ async fn one_address_takes_at_most_its_share_of_the_joining_places() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_worker_retries_until_a_flood_leaves_it_a_place() {
     let cluster = cluster().await;
-    let token = cluster
-        .client()
-        .await
-        .unwrap()
-        .create_token(Role::Worker, Duration::from_secs(600), 1, false)
-        .await
-        .unwrap()
-        .0;
+    let token = worker_token(&cluster).await;
     // Two addresses take all four places for 6 s.
     let a = flood(&cluster, "127.0.0.2", 2).await;
     let b = flood(&cluster, "127.0.0.3", 2).await;
