@@ -290,3 +290,36 @@ fn a_client_session_idle_for_its_timeout_is_closed_and_one_that_watches_is_not()
     // No client left: the next timer is the finished job's retention, a day on.
     assert!(h.core.poll_timeout().is_some_and(|t| t >= at(3600)));
 }
+
+#[test]
+fn a_clients_status_names_only_its_own_jobs_among_the_workers_jobs() {
+    let mut h = Harness::small_chunks();
+    let carol = ConnId(200);
+    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.drain();
+    // pi-1 holds a lease of the admin's j1 and one of carol's j2.
+    submit_from(&mut h, CLIENT, 0);
+    submit_from(&mut h, carol, 0);
+    let status = |h: &mut Harness, conn: ConnId| {
+        h.core.handle_inbound(
+            h.now,
+            conn,
+            Inbound::Client(ClientToCoord::Status(RequestId(46))),
+        );
+        match reply_to(h, conn) {
+            CoordToClient::Status(_, status) => status,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        status(&mut h, CLIENT).workers[0].jobs,
+        vec![JobId(1), JobId(2)]
+    );
+    let hers = status(&mut h, carol);
+    assert_eq!(hers.workers[0].jobs, vec![JobId(2)]);
+    assert_eq!(
+        hers.workers[0].leases, 2,
+        "the worker itself is the same for all"
+    );
+}

@@ -128,10 +128,22 @@ impl<'a> Reporter<'a> {
         listed
     }
 
-    /// Connected workers (by name) and the jobs kept (`client`'s only when given).
+    /// Connected workers (by name) and the jobs kept; for `client`, its own jobs
+    /// only, and of each worker's jobs only its own (the workers themselves, their
+    /// names and rates, every client sees).
     pub(super) fn status(&self, client: Option<&str>) -> ClusterStatus {
+        let mut workers = self.workers_status();
+        if let Some(client) = client {
+            for w in &mut workers {
+                w.jobs.retain(|id| {
+                    self.jobs
+                        .get(*id)
+                        .is_some_and(|j| j.record.client == client)
+                });
+            }
+        }
         ClusterStatus {
-            workers: self.workers_status(),
+            workers,
             jobs: self.listing(client),
         }
     }
