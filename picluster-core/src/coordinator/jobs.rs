@@ -190,6 +190,25 @@ pub(super) struct JobSession {
     pub(super) reassigned: u64,
     /// Chunks split for an idle worker.
     pub(super) steals: u64,
+    /// How solutions found this session are logged: one line each for the first
+    /// [`LOGGED_SOLUTIONS`], then a count at most every [`SOLUTION_SUMMARY_EVERY`].
+    pub(super) solution_log: SolutionLog,
+}
+
+/// Solutions of a job logged one line each; the rest are counted.
+pub(super) const LOGGED_SOLUTIONS: u64 = 10;
+/// How often the count of solutions found since the last line is logged.
+pub(super) const SOLUTION_SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the log has said of a job's solutions (this session).
+#[derive(Clone, Debug, Default)]
+pub(super) struct SolutionLog {
+    /// Solutions found this session.
+    pub(super) found: u64,
+    /// Found since the last summary line, not yet logged.
+    pub(super) unsaid: u64,
+    /// When the last summary line was logged.
+    pub(super) said_at: Option<Instant>,
 }
 
 /// How many lost leases a job remembers for adoption.
@@ -236,6 +255,7 @@ impl JobSession {
             started: None,
             finished: None,
             chunks_by: BTreeMap::new(),
+            solution_log: SolutionLog::default(),
             reassigned: 0,
             steals: 0,
         }

@@ -231,6 +231,7 @@ pub(super) fn end_job(
         searched = job.record.hashes,
         keyspace = job.record.keyspace,
         solutions = job.record.solutions.len(),
+        found_this_run = job.session.solution_log.found,
         seconds = format_args!("{seconds:.3}"),
         "job {}", state.as_str()
     );

@@ -194,30 +194,46 @@ pub(super) fn record_found(
     }
     job.session.dirty = true;
     let done = job.found_enough();
-    let first = job.record.spec.mode == crate::job::SearchMode::First;
     fx.totals(finder).solutions += new.len() as u64;
+    let log = &mut job.session.solution_log;
     for solution in new {
-        tracing::info!(job = %job_id, worker = %finder, index = solution.index, "solution found");
+        // One line each for the first few; then counts, so that an easy target's
+        // hundreds of thousands of solutions neither flood the log nor slow the job.
+        log.found += 1;
+        if log.found <= super::jobs::LOGGED_SOLUTIONS {
+            tracing::info!(job = %job_id, worker = %finder, index = solution.index, "solution found");
+        } else {
+            log.unsaid += 1;
+        }
         let index = solution.index;
         fx.record(Record::Solution(job_id, solution));
         fx.record(Record::Finder(job_id, index, finder.to_string()));
     }
+    let log = &mut job.session.solution_log;
+    let due = log
+        .said_at
+        .is_none_or(|at| now.saturating_duration_since(at) >= super::jobs::SOLUTION_SUMMARY_EVERY);
+    if log.unsaid > 0 && (due || done) {
+        tracing::info!(job = %job_id, found = log.unsaid, in_all = log.found, "solutions found (only the first are logged one by one)");
+        log.unsaid = 0;
+        log.said_at = Some(now);
+    }
     fx.note_content(&mut t.jobs, job_id);
     if done {
-        if first {
-            // The lease was searched up to its solutions (a worker reports what it
-            // found in a block only once the block is done): that counts as
-            // searched, though the job stops before the worker's next report.
-            if let Some(top) = found.iter().copied().filter(|i| range.contains(i)).max() {
-                count_searched(t, fx, now, lease, top + 1);
-            }
+        // The lease was searched up to its solutions (a worker reports what it found
+        // in a block only once the block is done): that counts as searched, though
+        // the job stops before the worker's next report (a first solution, or every
+        // target of a preimage job).
+        if let Some(top) = found.iter().copied().filter(|i| range.contains(i)).max() {
+            count_searched(t, fx, now, lease, top + 1);
         }
         lifecycle::end_job(t, fx, now, job_id, JobState::Completed);
     }
     Ok(())
 }
 
-/// A first-mode job found what it asked for in `lease`, searched up to `upto`:
+/// A job found all it asks for (a first solution, or every target) in `lease`,
+/// searched up to `upto`:
 /// the lease's part below it counts as searched by its worker (the job ends
 /// next; nothing else of it is committed later).
 fn count_searched(t: &mut Tables, fx: &mut Effects, now: Instant, lease_id: LeaseId, upto: u64) {
