@@ -679,4 +679,32 @@ fn configuration_files_are_read_overridden_and_checked() {
         "picluster-worker: not a join token (no @HOST:PORT): expected pcj1.ID.SECRET.PIN@HOST:PORT as printed by `picluster token create`",
         "the token is read once the file gave the directory"
     );
+
+    // A state directory that holds pi-1's credential does not run as pi-4b: it
+    // would fight the real pi-1.
+    let held = tmp.path().join("held");
+    std::fs::create_dir_all(&held).unwrap();
+    let cluster = picluster_core::trust::ClusterDir::init(
+        &tmp.path().join("another-cluster"),
+        "127.0.0.1:9".parse().unwrap(),
+        &[],
+    )
+    .unwrap();
+    cluster
+        .worker_bundle("pi-1")
+        .unwrap()
+        .save(&picluster_worker::enroll::state_bundle(&held))
+        .unwrap();
+    let out = Command::new(real_binary("picluster-worker"))
+        .args(["--state-dir", held.to_str().unwrap(), "--name", "pi-4b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!(
+            "picluster-worker: {} holds the credential of worker pi-1, not pi-4b: give pi-4b its own --state-dir (each worker keeps its own), or leave --name out to run as pi-1",
+            held.display()
+        )
+    );
 }

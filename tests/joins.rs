@@ -121,3 +121,27 @@ async fn a_joining_worker_retries_until_a_flood_leaves_it_a_place() {
     drop((a, b));
     cluster.shutdown().await;
 }
+
+/// The names picluster keeps for itself are refused before anything is sent, as
+/// reserved (the coordinator said "already enrolled", which misleads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserved_name_is_refused_as_reserved() {
+    let cluster = cluster().await;
+    let token = worker_token(&cluster).await;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["admin", "coordinator"] {
+        match enroll::join_with(&token, name, &dir.path().join(name), Duration::ZERO).await {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                format!("`{name}` is a reserved name (admin, coordinator): pick another")
+            ),
+            Ok(_) => panic!("{name} is reserved"),
+        }
+    }
+    // The token was not spent.
+    let joined = enroll::join_with(&token, "pi-new", &dir.path().join("pi-new"), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(joined.name, "pi-new");
+    cluster.shutdown().await;
+}

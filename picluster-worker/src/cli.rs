@@ -298,6 +298,14 @@ async fn credential(args: &Args) -> anyhow::Result<(Bundle, PathBuf)> {
     };
     let file = enroll::state_bundle(dir);
     if let Some(bundle) = enroll::load_state(dir)? {
+        if let Some(name) = args.name.as_ref().filter(|n| **n != bundle.name) {
+            anyhow::bail!(
+                "{} holds the credential of worker {}, not {name}: give {name} its own --state-dir (each worker keeps its own), or leave --name out to run as {}",
+                dir.display(),
+                bundle.name,
+                bundle.name
+            );
+        }
         if args.join.is_some() {
             tracing::info!(name = %bundle.name, file = %file.display(), "already joined: --join ignored");
         }

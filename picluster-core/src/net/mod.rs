@@ -476,6 +476,13 @@ pub async fn join(
     csr: Vec<u8>,
 ) -> Result<Joined, NetError> {
     use crate::wire::{CoordToJoin, JoinRequest, JoinToCoord, PROTOCOL_MINOR};
+    // Said here, before anything is sent: the coordinator would refuse a reserved
+    // name as taken, which misleads.
+    if matches!(name, "admin" | "coordinator") {
+        return Err(NetError::Credentials(
+            crate::trust::ClusterError::ReservedName(name.to_string()),
+        ));
+    }
     let (config, pinned) = join_config(token.ca_pin)?;
     let (address, host) = resolve_address(&token.address).await?;
     let endpoint = client_endpoint(address)?;
