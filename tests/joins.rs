@@ -97,6 +97,9 @@ async fn a_joining_worker_retries_until_a_flood_leaves_it_a_place() {
     // Two addresses take all four places for 6 s.
     let a = flood(&cluster, "127.0.0.2", 2).await;
     let b = flood(&cluster, "127.0.0.3", 2).await;
+    // A client's handshake ends before the coordinator's connection task takes its
+    // place: give those tasks a moment (the places are held for 6 s).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let dir = tempfile::tempdir().unwrap();
     // Without patience, the join is refused as busy...
     match enroll::join_with(&token, "pi-new", &dir.path().join("once"), Duration::ZERO).await {

@@ -109,11 +109,13 @@ fn honest_workers_keep_sending_shares_at_the_aimed_pace_until_the_end_of_a_long_
         last = now;
     }
     println!("shares verified per 20 s after calibration: {counts:?} (about 8 aimed)");
-    // Poisson(8): P(X = 0) = 3.4e-4, P(X >= 30) < 1e-9 for each interval. A target
-    // that ran away (the old vardiff) gives 0; one stuck too easy gives thousands.
+    // Poisson(8): P(X = 0) = 3.4e-4 for each interval. A target that ran away (the
+    // old vardiff) gives 0; one stuck too easy gives thousands. The upper bound is
+    // loose: on a machine shared with other tests the workers' rate swings by
+    // several times between retargets (CI once saw 34).
     for (i, n) in counts.iter().enumerate() {
         assert!(
-            (1.0..30.0).contains(n),
+            (1.0..200.0).contains(n),
             "interval {i}: {n} shares, expected about 8 ({counts:?})"
         );
     }
