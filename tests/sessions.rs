@@ -8,21 +8,11 @@
 use crate::binaries::real_binary;
 use crate::cli::free_udp_port;
 use crate::crash::one_coordinator_process_at_a_time;
-use crate::metrics::{free_tcp_port, http_get};
+use crate::metrics::{free_tcp_port, http_get, Killed};
 use picluster_core::trust::ClusterDir;
 use picluster_suite::fixtures::vectors;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child process killed when dropped (the test may fail halfway).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The value of an unlabelled series in the coordinator's metrics.
 fn metric(port: u16, name: &str) -> Option<f64> {

@@ -32,16 +32,34 @@ fn reply_to(h: &mut Harness, conn: ConnId) -> CoordToClient {
     replies.remove(0)
 }
 
+/// Client `conn` asks `m`; the coordinator's reply.
+fn ask(h: &mut Harness, conn: ConnId, m: ClientToCoord) -> CoordToClient {
+    h.core.handle_inbound(h.now, conn, Inbound::Client(m));
+    reply_to(h, conn)
+}
+
 fn listing(h: &mut Harness, conn: ConnId) -> Vec<JobSummary> {
-    h.core.handle_inbound(
-        h.now,
-        conn,
-        Inbound::Client(ClientToCoord::ListJobs(RequestId(41))),
-    );
-    match reply_to(h, conn) {
+    match ask(h, conn, ClientToCoord::ListJobs(RequestId(41))) {
         CoordToClient::Jobs(RequestId(41), jobs) => jobs,
         other => panic!("{other:?}"),
     }
+}
+
+fn status(h: &mut Harness, conn: ConnId) -> ClusterStatus {
+    match ask(h, conn, ClientToCoord::Status(RequestId(46))) {
+        CoordToClient::Status(_, status) => status,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A harness with client carol and worker pi-1 (one benchmark hash a second).
+fn carol_and_a_worker() -> (Harness, ConnId) {
+    let mut h = Harness::small_chunks();
+    let carol = ConnId(200);
+    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
+    h.add_worker(ConnId(1), "pi-1", 1);
+    h.drain();
+    (h, carol)
 }
 
 #[test]
@@ -122,11 +140,7 @@ fn a_client_may_have_at_most_its_limit_of_live_jobs_and_is_told_which_limit() {
 
 #[test]
 fn a_listing_holds_the_clients_own_jobs_and_says_how_many_wait_ahead() {
-    let mut h = Harness::small_chunks();
-    let carol = ConnId(200);
-    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
-    h.add_worker(ConnId(1), "pi-1", 1);
-    h.drain();
+    let (mut h, carol) = carol_and_a_worker();
     // pi-1 holds two leases (one chunk each of j1 and j2); j3 (admin) waits
     // behind them, j4 (carol) jumps the queue with a higher priority, j5 (carol)
     // waits behind all four.
@@ -164,15 +178,7 @@ fn a_listing_holds_the_clients_own_jobs_and_says_how_many_wait_ahead() {
     );
     assert!(hers.iter().all(|j| j.client == "carol"));
     // Her status lists the same jobs.
-    h.core.handle_inbound(
-        h.now,
-        carol,
-        Inbound::Client(ClientToCoord::Status(RequestId(43))),
-    );
-    match reply_to(&mut h, carol) {
-        CoordToClient::Status(_, status) => assert_eq!(status.jobs, hers),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(status(&mut h, carol).jobs, hers);
 }
 
 fn closed_with(out: &[Transmit]) -> Vec<(ConnId, String)> {
@@ -293,25 +299,10 @@ fn a_client_session_idle_for_its_timeout_is_closed_and_one_that_watches_is_not()
 
 #[test]
 fn a_clients_status_names_only_its_own_jobs_among_the_workers_jobs() {
-    let mut h = Harness::small_chunks();
-    let carol = ConnId(200);
-    add_client_at(&mut h, carol, "carol", PROTOCOL_MINOR);
-    h.add_worker(ConnId(1), "pi-1", 1);
-    h.drain();
+    let (mut h, carol) = carol_and_a_worker();
     // pi-1 holds a lease of the admin's j1 and one of carol's j2.
     submit_from(&mut h, CLIENT, 0);
     submit_from(&mut h, carol, 0);
-    let status = |h: &mut Harness, conn: ConnId| {
-        h.core.handle_inbound(
-            h.now,
-            conn,
-            Inbound::Client(ClientToCoord::Status(RequestId(46))),
-        );
-        match reply_to(h, conn) {
-            CoordToClient::Status(_, status) => status,
-            other => panic!("{other:?}"),
-        }
-    };
     assert_eq!(
         status(&mut h, CLIENT).workers[0].jobs,
         vec![JobId(1), JobId(2)]

@@ -242,18 +242,20 @@ async fn connection(
     let mut reader = FrameReader::new(recv).with_body_timeout(limits.frame_timeout);
     let mut greeted = false;
     let client = matches!(role, Some(Role::Client | Role::Admin));
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(CLIENT_REQUESTS_IN_FLIGHT));
+    let in_flight =
+        client.then(|| Arc::new(tokio::sync::Semaphore::new(CLIENT_REQUESTS_IN_FLIGHT)));
     loop {
         // A client waits for its replies to be written and its requests handled
         // before its next request is read.
-        let permit = if client {
-            wait_for_replies_to_drain(&queued, &drained).await;
-            match in_flight.clone().acquire_owned().await {
-                Ok(permit) => Some(permit),
-                Err(_) => break,
+        let permit = match &in_flight {
+            Some(in_flight) => {
+                wait_for_replies_to_drain(&queued, &drained).await;
+                match in_flight.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => break,
+                }
             }
-        } else {
-            None
+            None => None,
         };
         let next = if greeted {
             reader.next_body().await
