@@ -13,7 +13,9 @@
 //! `cargo bench --bench cluster`. Prints one line per figure and a final JSON line.
 //! The worker processes are this binary again, started with `--worker BUNDLE`.
 //! `PICLUSTER_BENCH_ONLY=overhead` skips the efficiency run, for profiling
-//! (`perf record -g`).
+//! (`perf record -g`). `PICLUSTER_BENCH_AUDIT_PERCENT=P` sets the share of finished
+//! chunks audited during the efficiency run (default: the coordinator's, 2 %; 0 for
+//! none), to measure what audits cost.
 
 use picluster_client::{JobKind, JobSpec, LocalCluster, LocalClusterOptions, SearchMode};
 use picluster_core::coordinator::{CoordinatorConfig, Record, StoredJob};
@@ -146,6 +148,14 @@ fn main() {
     // PICLUSTER_BENCH_ONLY=overhead skips the efficiency run (for profiling).
     let only_overhead = std::env::var("PICLUSTER_BENCH_ONLY").is_ok_and(|v| v == "overhead");
     let journal = !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off");
+    let audit_fraction = std::env::var("PICLUSTER_BENCH_AUDIT_PERCENT")
+        .ok()
+        .map(|p| {
+            p.parse::<f64>()
+                .expect("PICLUSTER_BENCH_AUDIT_PERCENT: a number")
+                / 100.0
+        })
+        .unwrap_or(CoordinatorConfig::default().audit_fraction);
 
     // Parallel efficiency. Size the job for about 8 s on this machine.
     let calibrate = job(0..1 << 22);
@@ -169,7 +179,10 @@ fn main() {
                 LocalClusterOptions {
                     workers: 0,
                     worker: WorkerOptions::default(),
-                    coordinator: CoordinatorConfig::default(),
+                    coordinator: CoordinatorConfig {
+                        audit_fraction,
+                        ..CoordinatorConfig::default()
+                    },
                 },
                 journal,
                 tmp.path(),
@@ -215,8 +228,8 @@ fn main() {
     };
     let efficiency = single / cluster_seconds;
     println!(
-        "parallel efficiency: {threads} worker processes {:.3} s vs 1 process x {threads} threads {:.3} s for {size} hashes: {:.3} (per worker {per_worker:?})",
-        cluster_seconds, single, efficiency
+        "parallel efficiency: {threads} worker processes {:.3} s vs 1 process x {threads} threads {:.3} s for {size} hashes: {:.3} (per worker {per_worker:?}; {}% of chunks audited)",
+        cluster_seconds, single, efficiency, audit_fraction * 100.0
     );
 
     // Scheduler overhead and latency, with no-op chunks of one index.
@@ -283,7 +296,8 @@ fn main() {
         tmp.path().display()
     );
     println!(
-        "{{\"bench\": \"cluster\", \"journal\": {journal}, \"threads\": {threads}, \"efficiency\": {efficiency:.4}, \"single_seconds\": {single:.3}, \"cluster_seconds\": {cluster_seconds:.3}, \"chunks_per_second\": {chunks_per_second:.0}, \"us_per_chunk\": {:.2}, \"latency_p50_us\": {p50:.0}, \"latency_p99_us\": {p99:.0}, \"submit_p50_us\": {s50:.0}, \"submit_p99_us\": {s99:.0}, \"store_commit_p50_us\": {c50:.0}, \"store_commit_p99_us\": {c99:.0}}}",
+        "{{\"bench\": \"cluster\", \"journal\": {journal}, \"threads\": {threads}, \"efficiency\": {efficiency:.4}, \"audit_percent\": {:.1}, \"single_seconds\": {single:.3}, \"cluster_seconds\": {cluster_seconds:.3}, \"chunks_per_second\": {chunks_per_second:.0}, \"us_per_chunk\": {:.2}, \"latency_p50_us\": {p50:.0}, \"latency_p99_us\": {p99:.0}, \"submit_p50_us\": {s50:.0}, \"submit_p99_us\": {s99:.0}, \"store_commit_p50_us\": {c50:.0}, \"store_commit_p99_us\": {c99:.0}}}",
+        audit_fraction * 100.0,
         1e6 / chunks_per_second
     );
 }

@@ -663,14 +663,28 @@ pub enum Policy {
     FixedChunks,
 }
 
+/// Faults and crashes run with audits at the default fraction (an audit is a lease
+/// that commits nothing: nothing may be lost or counted twice with them either);
+/// fault-free runs, which measure the schedule against the ideal, without.
 fn run(seed: u64, faults: bool, coordinator_crashes: bool) -> (Scenario, Outcome) {
-    run_with(seed, faults, Policy::Stealing, coordinator_crashes)
+    let audits = if faults {
+        CoordinatorConfig::default().audit_fraction
+    } else {
+        0.0
+    };
+    run_with(seed, faults, Policy::Stealing, coordinator_crashes, audits)
 }
 
-/// Runs one seed's scenario under `policy`; returns the makespan over ideal of its
-/// first job (meaningful for fault-free scenarios).
+/// Runs one seed's scenario under `policy`, without audits; returns the makespan
+/// over ideal of its first job (meaningful for fault-free scenarios).
 pub fn makespan_ratio(seed: u64, policy: Policy) -> f64 {
-    let (sc, out) = run_with(seed, false, policy, false);
+    audited_makespan_ratio(seed, policy, 0.0)
+}
+
+/// [`makespan_ratio`] with `audit_fraction` of the finished leases searched again
+/// (the ideal counts no audit work: the ratio shows what audits cost).
+pub fn audited_makespan_ratio(seed: u64, policy: Policy, audit_fraction: f64) -> f64 {
+    let (sc, out) = run_with(seed, false, policy, false, audit_fraction);
     let (job, (_, finished_at)) = out.reports.iter().next().expect("a job");
     let keyspace = pool()[out.pool_index[job]].job.keyspace();
     let speed: f64 = sc.workers.iter().sum();
@@ -683,6 +697,7 @@ fn run_with(
     faults: bool,
     policy: Policy,
     coordinator_crashes: bool,
+    audit_fraction: f64,
 ) -> (Scenario, Outcome) {
     let mut rng = Rng(seed);
     let sc = scenario(&mut rng, faults);
@@ -693,6 +708,8 @@ fn run_with(
     let mut config = CoordinatorConfig {
         min_chunk: granule,
         min_steal: granule,
+        audit_fraction,
+        audit_seed: seed,
         ..CoordinatorConfig::default()
     };
     let equal_share = sc.jobs.first().map_or(1, |j| {

@@ -641,6 +641,21 @@ fn configuration_files_are_read_overridden_and_checked() {
             && stderr.contains("unknown field `listen_address`"),
         "{stderr}"
     );
+    // A value out of range: refused, naming the file and the key.
+    std::fs::write(&config, "cluster = \"/x\"\naudit_percent = 150.0\n").unwrap();
+    let out = Command::new(real_binary("picluster"))
+        .args(["coordinator", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "picluster: {}: audit_percent: 150 is not a percentage from 0 to 100",
+            config.display()
+        )
+    );
     std::fs::write(&worker_config, "bundle = \"/x\"\nthread = 2\n").unwrap();
     let out = Command::new(real_binary("picluster-worker"))
         .args(["--config", worker_config.to_str().unwrap()])

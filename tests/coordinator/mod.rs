@@ -11,6 +11,7 @@ use picluster_suite::fixtures::{easy_target, vectors};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod audits;
 mod creeping;
 mod leases;
 mod limits;

@@ -223,6 +223,11 @@ pub(super) enum Command {
         #[arg(long, env = "PICLUSTER_MAX_JOBS_PER_CLIENT", value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_jobs_per_client: Option<u32>,
+        /// Percent of finished chunks another worker searches again, to catch a
+        /// worker that hides solutions or skips work; 0 turns audits off
+        /// [default: 2].
+        #[arg(long, env = "PICLUSTER_AUDIT_PERCENT", value_name = "PERCENT")]
+        audit_percent: Option<f64>,
         /// Start with a new, empty job store though this cluster's coordinator has run
         /// before and its coordinator.redb is missing: its revocations, quarantines,
         /// enrolled names, join tokens and jobs are lost (restore a backup instead if

@@ -9,6 +9,7 @@
 //! keep_finished = 1000              # finished jobs kept
 //! keep_finished_for = 86400         # seconds a finished job is kept
 //! max_jobs_per_client = 1000        # jobs one client may have queued or running
+//! audit_percent = 2.0               # finished chunks searched again by another worker
 //! ```
 
 use serde::Deserialize;
@@ -32,6 +33,8 @@ pub(super) struct CoordinatorFile {
     pub(super) keep_finished_for: Option<u64>,
     /// Jobs one client may have queued or running.
     pub(super) max_jobs_per_client: Option<u32>,
+    /// Percent of finished chunks audited.
+    pub(super) audit_percent: Option<f64>,
 }
 
 #[cfg(test)]
@@ -54,6 +57,7 @@ mod tests {
                 keep_finished: None,
                 keep_finished_for: None,
                 max_jobs_per_client: None,
+                audit_percent: None,
             }
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -62,5 +66,6 @@ mod tests {
         assert_eq!(all.keep_finished, Some(1000));
         assert_eq!(all.keep_finished_for, Some(86400));
         assert_eq!(all.max_jobs_per_client, Some(1000));
+        assert_eq!(all.audit_percent, Some(2.0));
     }
 }

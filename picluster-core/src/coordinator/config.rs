@@ -33,6 +33,16 @@ pub struct CoordinatorConfig {
     pub steal_gap: Duration,
     /// Work stealing on (the default); off only to compare against it.
     pub steal: bool,
+    /// The fraction of finished leases whose range another worker searches again
+    /// (an audit, as BOINC's redundant computing does on a sample): a worker that
+    /// hashes honestly but keeps the solutions it finds, or skips part of a range,
+    /// is caught when one of its ranges is audited. It costs this fraction of the
+    /// cluster's throughput; 0 turns audits off.
+    pub audit_fraction: f64,
+    /// The secret that chooses which leases are audited: a worker that knew it
+    /// could cheat only where no audit looks. The service draws it at random at
+    /// start; the same seed replays a simulation exactly.
+    pub audit_seed: u64,
     /// Jobs one client (certificate name) may have queued or running at once; a
     /// submit past it is refused with [`Refusal::OverLimit`](crate::wire::Refusal)
     /// (Slurm's `MaxSubmitJobs`). What one client can make the coordinator hold and
@@ -109,6 +119,8 @@ impl Default for CoordinatorConfig {
             min_steal: 1 << 16,
             steal_gap: Duration::from_millis(50),
             steal: true,
+            audit_fraction: 0.02,
+            audit_seed: 0,
             max_live_jobs_per_client: 1000,
             keep_finished: 1000,
             keep_finished_for: Duration::from_secs(24 * 3600),

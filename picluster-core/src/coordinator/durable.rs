@@ -118,7 +118,13 @@ pub(super) fn share_bits(t: &Tables, id: JobId) -> Vec<(u64, u8)> {
         .session
         .leases
         .iter()
-        .filter_map(|l| Some((l.0, t.leases.get(*l)?.share_bits?)));
+        .filter_map(|l| {
+            t.leases
+                .get(*l)
+                .filter(|x| x.audit.is_none())
+                .map(|x| (l, x))
+        })
+        .filter_map(|(l, x)| Some((l.0, x.share_bits?)));
     let held = job
         .session
         .orphans
@@ -134,7 +140,8 @@ pub(super) fn row(t: &Tables, clock: (Instant, UnixMillis), id: JobId) -> Option
     let mut uncommitted: Vec<Range<u64>> = record.pending.iter().cloned().collect();
     let mut leases = Vec::new();
     for lease in &job.session.leases {
-        if let Some(l) = t.leases.get(*lease) {
+        // An audit's range is committed already (and its lease is not adoptable).
+        if let Some(l) = t.leases.get(*lease).filter(|l| l.audit.is_none()) {
             uncommitted.push(l.position..l.end);
             if let Some(w) = t.workers.get(l.worker) {
                 leases.push(StoredLease {

@@ -193,6 +193,40 @@ pub(super) struct JobSession {
     /// How solutions found this session are logged: one line each for the first
     /// [`LOGGED_SOLUTIONS`], then a count at most every [`SOLUTION_SUMMARY_EVERY`].
     pub(super) solution_log: SolutionLog,
+    /// Committed ranges chosen for an audit and not yet given to an auditor (this
+    /// session; the job does not end before they are searched, or dropped for want
+    /// of a worker other than their subject).
+    pub(super) audits: VecDeque<AuditSample>,
+    /// Indices searched again by audits (this session): work done, not committed.
+    pub(super) audited: u64,
+}
+
+/// A range one worker committed, chosen to be searched again by another.
+#[derive(Clone, Debug)]
+pub(super) struct AuditSample {
+    pub(super) range: Range<u64>,
+    /// The worker that committed it, by name.
+    pub(super) subject: String,
+    /// The share target its lease had, and the shares it reported in the range
+    /// (verified): an honest search by anyone finds the same ones.
+    pub(super) share_bits: Option<u8>,
+    pub(super) shares: BTreeSet<u64>,
+}
+
+impl AuditSample {
+    /// Cuts the sample at `at` (within its range): it keeps the front (which may
+    /// be left empty), and the back is returned with its shares.
+    pub(super) fn split_off(&mut self, at: u64) -> AuditSample {
+        debug_assert!(self.range.start <= at && at < self.range.end);
+        let back = AuditSample {
+            range: at..self.range.end,
+            subject: self.subject.clone(),
+            share_bits: self.share_bits,
+            shares: self.shares.split_off(&at),
+        };
+        self.range.end = at;
+        back
+    }
 }
 
 /// Solutions of a job logged one line each; the rest are counted.
@@ -258,7 +292,14 @@ impl JobSession {
             solution_log: SolutionLog::default(),
             reassigned: 0,
             steals: 0,
+            audits: VecDeque::new(),
+            audited: 0,
         }
+    }
+
+    /// The first queued audit that worker `name` may run (not its own work).
+    pub(super) fn audit_for(&self, name: &str) -> Option<usize> {
+        self.audits.iter().position(|s| s.subject != name)
     }
 
     /// Remembers a lease taken back from a lost worker (the oldest is forgotten past
@@ -278,11 +319,13 @@ pub(super) struct Job {
 }
 
 impl Job {
-    /// Every index is committed: nothing queued, leased or held for a worker.
+    /// Every index is committed: nothing queued, leased or held for a worker, and
+    /// no audit waits.
     pub(super) fn searched_all(&self) -> bool {
         self.record.pending.is_empty()
             && self.session.leases.is_empty()
             && self.session.orphans.is_empty()
+            && self.session.audits.is_empty()
     }
 
     /// It has what it asked for: a solution in first mode, or every solution its

@@ -13,7 +13,9 @@ use std::time::Instant;
 pub(super) struct Lease {
     pub(super) job: JobId,
     pub(super) worker: ConnId,
-    /// Everything below this is searched and committed.
+    /// Where it began (as given, or as adopted).
+    pub(super) start: u64,
+    /// Everything below this is searched (and, unless it is an audit, committed).
     pub(super) position: u64,
     pub(super) end: u64,
     /// When `position` was reported, or the worker started on the lease (as far as
@@ -26,6 +28,9 @@ pub(super) struct Lease {
     pub(super) share_bits: Option<u8>,
     /// The shares verified in it: each counts once.
     pub(super) shares: BTreeSet<u64>,
+    /// `shares` holds every share its worker reported in it (not so for a lease
+    /// adopted after a restart: the shares of the previous run are not kept).
+    pub(super) whole_shares: bool,
     /// When its worker last answered a trim keeping everything: it is not asked
     /// again for a progress interval (a worker that gives nothing up would otherwise
     /// be asked thousands of times a second).
@@ -34,6 +39,20 @@ pub(super) struct Lease {
     /// first report on): a lease that moves far slower than its worker has shown it
     /// can is taken back (`leasing::check_pace`).
     pub(super) pace: Option<(Instant, u64)>,
+    /// An audit: a range another worker committed, searched again to compare what
+    /// each found (`audit`). It commits nothing.
+    pub(super) audit: Option<Box<AuditRun>>,
+}
+
+/// An audit lease's subject and what its searcher has found so far.
+pub(super) struct AuditRun {
+    /// The range searched again, as its subject committed it.
+    pub(super) sample: super::jobs::AuditSample,
+    /// Solutions the auditor found in it (verified), at most
+    /// [`MAX_SOLUTIONS`](crate::wire::MAX_SOLUTIONS).
+    pub(super) found: BTreeSet<u64>,
+    /// More solutions than kept: they cannot be compared.
+    pub(super) overflow: bool,
 }
 
 /// How far past the last recorded lease id a restarted coordinator starts: the
@@ -90,14 +109,17 @@ impl LeaseTable {
             Lease {
                 job,
                 worker,
+                start: range.start,
                 position: range.start,
                 end: range.end,
                 reported_at: now,
                 trim: None,
                 share_bits: None,
                 shares: BTreeSet::new(),
+                whole_shares: true,
                 kept_at: None,
                 pace: None,
+                audit: None,
             },
         );
     }

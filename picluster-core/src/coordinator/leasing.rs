@@ -7,11 +7,13 @@
 //! the job's end) to their callers in `verify` and `lifecycle`.
 
 use super::effects::Effects;
-use super::leases::Lease;
+use super::jobs::AuditSample;
+use super::leases::{AuditRun, Lease};
 use super::tables::Tables;
 use super::violation::ProtocolViolation;
 use crate::ids::{ConnId, JobId, LeaseId};
 use crate::wire::{Assign, CoordToWorker, JobState, Stop};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -37,6 +39,37 @@ pub(super) fn assign(
     job_id: JobId,
     range: Range<u64>,
 ) {
+    give(t, fx, now, conn, job_id, range, None);
+}
+
+/// Gives worker `conn` an audit of `sample` (a range another worker committed): a
+/// lease like any other to its worker, which commits nothing.
+pub(super) fn assign_audit(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    conn: ConnId,
+    job_id: JobId,
+    sample: AuditSample,
+) {
+    let range = sample.range.clone();
+    let run = AuditRun {
+        sample,
+        found: BTreeSet::new(),
+        overflow: false,
+    };
+    give(t, fx, now, conn, job_id, range, Some(Box::new(run)));
+}
+
+fn give(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    conn: ConnId,
+    job_id: JobId,
+    range: Range<u64>,
+    audit: Option<Box<AuditRun>>,
+) {
     let Some(job) = t.jobs.get_mut(job_id) else {
         return;
     };
@@ -52,8 +85,10 @@ pub(super) fn assign(
         job.session.started = Some(now);
         tracing::info!(job = %job_id, worker = %name, "job started");
     }
-    *job.session.chunks_by.entry(name.clone()).or_default() += 1;
-    fx.totals(&name).chunks += 1;
+    if audit.is_none() {
+        *job.session.chunks_by.entry(name.clone()).or_default() += 1;
+        fx.totals(&name).chunks += 1;
+    }
     let assign = Assign {
         lease,
         job: job_id,
@@ -75,6 +110,7 @@ pub(super) fn assign(
         .map(|s| s.bits);
     if let Some(l) = t.leases.get_mut(lease) {
         l.share_bits = share_bits;
+        l.audit = audit;
     }
     if t.workers.add_lease(conn, lease, now, exempt) {
         // An idle worker owes no reports: its job's rate sample leaves out the
@@ -111,6 +147,7 @@ pub(super) fn advance(
     lease.position = position;
     lease.reported_at = now;
     let (job_id, conn, share_bits) = (lease.job, lease.worker, lease.share_bits);
+    let audit = lease.audit.is_some();
     let committed = position - delta..position;
     if delta > 0 {
         t.workers.moved(conn, now);
@@ -120,6 +157,20 @@ pub(super) fn advance(
     };
     worker.record_progress(job_id, delta, since, now);
     let name = worker.name.clone();
+    if audit {
+        // Searched again, not committed: the job's counts do not move, but the
+        // claim is judged against the auditor's shares like any other.
+        fx.totals(&name).audited += delta;
+        fx.stats.audited_indices += delta;
+        if let Some(job) = t.jobs.get_mut(job_id) {
+            job.session.audited += delta;
+        }
+        return Ok(Some(Advanced {
+            worker: conn,
+            delta,
+            share_bits,
+        }));
+    }
     fx.totals(&name).indices += delta;
     if let Some(job) = t.jobs.get_mut(job_id) {
         job.record.hashes += delta;
@@ -277,6 +328,16 @@ pub(super) fn requeue(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId) {
     let Some(lease) = detach(t, lease_id) else {
         return;
     };
+    if let Some(run) = lease.audit {
+        // An audit not finished goes back whole, to be searched by another.
+        if let Some(job) = t.jobs.get_mut(lease.job) {
+            if !job.record.state.is_final() {
+                job.session.audits.push_front(run.sample);
+            }
+        }
+        fx.schedule = true;
+        return;
+    }
     if let Some(job) = t.jobs.get_mut(lease.job) {
         if !job.record.state.is_final() && lease.position < lease.end {
             job.record.requeue(lease.position..lease.end);
@@ -290,7 +351,7 @@ pub(super) fn requeue(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId) {
 /// the queue, remembering whose it was and its share target: that worker, and only
 /// it, may adopt the rest when it is back, and its shares there are still counted.
 pub(super) fn requeue_lost(t: &mut Tables, fx: &mut Effects, lease_id: LeaseId, worker: &str) {
-    if let Some(lease) = t.leases.get(lease_id) {
+    if let Some(lease) = t.leases.get(lease_id).filter(|l| l.audit.is_none()) {
         let lost = super::jobs::LostLease {
             worker: worker.to_string(),
             share_bits: lease.share_bits,

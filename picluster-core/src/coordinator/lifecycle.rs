@@ -250,6 +250,8 @@ pub(super) fn end_job(
     job.record.pending.clear();
     job.session.orphans.clear();
     job.session.lost.clear();
+    fx.stats.audits_dropped += job.session.audits.len() as u64;
+    job.session.audits.clear();
     let leases: Vec<LeaseId> = job.session.leases.iter().copied().collect();
     for lease_id in leases {
         if let Some(lease) = leasing::detach(t, lease_id) {

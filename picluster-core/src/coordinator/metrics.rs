@@ -39,6 +39,16 @@ pub struct CoordinatorStats {
     pub stalled_leases: u64,
     /// Shares verified.
     pub shares: u64,
+    /// Audits whose auditor found what their subject reported.
+    pub audits_passed: u64,
+    /// Audits that caught a worker: the subject (a solution or share it did not
+    /// report) or the auditor (one it missed).
+    pub audits_failed: u64,
+    /// Audits dropped: their job ended first, or no worker but their subject was
+    /// left to run them.
+    pub audits_dropped: u64,
+    /// Indices searched again by audits.
+    pub audited_indices: u64,
 }
 
 /// Cumulative counts for one worker name (this coordinator run).
@@ -59,6 +69,9 @@ pub struct WorkerTotals {
     /// Its claims refused as false (a solution or share that does not verify, or
     /// too few shares): each quarantines it.
     pub rejected: u64,
+    /// Indices it searched again for audits of other workers' ranges (not in
+    /// `indices`: audits commit nothing).
+    pub audited: u64,
 }
 
 /// One worker as the metrics show it.

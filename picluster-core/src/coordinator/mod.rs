@@ -37,6 +37,8 @@
 //!   checked against its role first).
 //! - `recover`: the tables rebuilt from a store.
 //! - `enroll`: joins, renewals, revocation, join tokens.
+//! - `audit`: a sample of finished ranges searched again by another worker, and
+//!   the verdict when the two disagree.
 //! - `verify`: solutions, shares, vardiff, the quarantine of a false claim.
 //! - `peers`: connections arriving and leaving.
 //! - `lifecycle`: submission, watchers and progress pushes, the end of a job,
@@ -53,6 +55,7 @@
 //! - `violation`: [`ProtocolViolation`] and [`CloseReason`]; `config`:
 //!   [`CoordinatorConfig`].
 
+mod audit;
 mod client_msgs;
 mod config;
 mod conns;
@@ -97,7 +100,7 @@ use crate::identity::PeerIdentity;
 use crate::ids::{ConnId, JobId};
 use crate::wire::{
     ClientToCoord, ClusterStatus, CoordToWorker, CsrError, FrameError, JobDetail, JobReport,
-    JobSummary, JoinRequest, Trim, WorkerToCoord,
+    JobState, JobSummary, JoinRequest, Trim, WorkerToCoord,
 };
 use conns::ConnKind;
 use effects::Effects;
@@ -445,11 +448,28 @@ impl Coordinator {
                         leasing::assign(t, fx, now, conn, job, range);
                         assigned = true;
                     }
+                    Decision::Audit { job, index, size } => {
+                        let sample = t.jobs.get_mut(job).and_then(|j| {
+                            let mut sample = j.session.audits.remove(index)?;
+                            let at = sample.range.start.saturating_add(size.max(1));
+                            if at < sample.range.end {
+                                j.session.audits.insert(index, sample.split_off(at));
+                            }
+                            Some(sample)
+                        });
+                        if let Some(sample) = sample {
+                            leasing::assign_audit(t, fx, now, conn, job, sample);
+                            assigned = true;
+                        }
+                    }
                 }
             }
             if !assigned {
                 break;
             }
+        }
+        for job in audit::drop_stranded(t, fx) {
+            lifecycle::end_job(t, fx, now, job, JobState::Completed);
         }
         if steal {
             while let Some(s) = steal::next_steal(t.view(), now) {

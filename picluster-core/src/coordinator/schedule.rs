@@ -40,6 +40,16 @@ pub(super) enum Decision {
         /// The range.
         range: Range<u64>,
     },
+    /// Give it the front of the job's queued audit at `index` (another worker's
+    /// range), at most `size` indices: the rest stays queued for the next worker.
+    Audit {
+        /// The job.
+        job: JobId,
+        /// Its place in the job's audit queue.
+        index: usize,
+        /// The most it may take: a chunk at its rate.
+        size: u64,
+    },
 }
 
 /// The next chunk for worker `conn`. `left_at_start` remembers, per job, what was
@@ -67,6 +77,28 @@ pub(super) fn decide(
         return Decision::NothingToRun;
     };
     let total_rate = rates.total_rate(view, now, job_id);
+    // Audits first: they are few, and the job cannot end before them. A piece is at
+    // most a chunk of the auditor's and, once nothing else of the job is queued, its
+    // share of the sample by speed: the job's end does not wait on one slow
+    // auditor.
+    if let Some(index) = view
+        .workers
+        .get(conn)
+        .and_then(|w| job.session.audit_for(&w.name))
+    {
+        let mut size = view.chunk_size(conn, job_id);
+        if job.record.pending.is_empty() {
+            let sample =
+                job.session.audits[index].range.end - job.session.audits[index].range.start;
+            let share = (sample as f64 * view.rate(conn, job_id) / total_rate).ceil() as u64;
+            size = size.min(share.max(view.min_chunk(job_id)));
+        }
+        return Decision::Audit {
+            job: job_id,
+            index,
+            size,
+        };
+    }
     let left = *left_at_start
         .entry(job_id)
         .or_insert_with(|| job.record.unassigned());
@@ -190,14 +222,16 @@ impl View<'_> {
     }
 
     /// The job the next chunk for worker `conn` goes to: among the live jobs it can
-    /// run with unassigned work, the highest priority; among equals, the job of the
+    /// run with unassigned work (or an audit it may run), the highest priority; among equals, the job of the
     /// client with the least hash rate working for it now, so clients share the
     /// cluster fairly; then the oldest.
     pub(super) fn next_job_to_serve(&self, conn: ConnId) -> Option<JobId> {
+        let name = self.workers.get(conn).map_or("", |w| w.name.as_str());
         let candidates = || {
-            self.jobs
-                .live()
-                .filter(move |(id, j)| !j.record.pending.is_empty() && self.can_run(conn, *id))
+            self.jobs.live().filter(move |(id, j)| {
+                (!j.record.pending.is_empty() || j.session.audit_for(name).is_some())
+                    && self.can_run(conn, *id)
+            })
         };
         let top = candidates().map(|(_, j)| j.record.priority).max()?;
         let mut clients = candidates()

@@ -84,6 +84,11 @@ pub(super) fn next_steal(view: View<'_>, now: Instant) -> Option<Steal> {
                     now.saturating_duration_since(at) >= view.config.progress_interval
                 })
                 && l.worker != thief
+                && l.audit.as_ref().is_none_or(|a| {
+                    view.workers
+                        .get(thief)
+                        .is_some_and(|w| w.name != a.sample.subject)
+                })
                 && left > 0
                 && (left >= view.min_steal(l.job) || !started.contains(id))
                 && view.can_run(thief, l.job)

@@ -85,6 +85,8 @@ pub(super) fn on_shares(
         return Ok(()); // stale
     };
     let (job_id, start, end) = (lease.job, lease.position, lease.end);
+    // An audit's shares vouch for nothing the job counts (it commits nothing).
+    let audit = lease.audit.is_some();
     let Some(bits) = lease.share_bits else {
         return Ok(()); // an adopted lease, or one from before the target: not counted
     };
@@ -118,7 +120,7 @@ pub(super) fn on_shares(
             account.verified(bits);
         }
     }
-    if !indices.is_empty() {
+    if !indices.is_empty() && !audit {
         let name = t.workers.get(conn).map(|w| w.name.clone());
         if let (Some(name), Some(job)) = (name, t.jobs.get_mut(job_id)) {
             job.record.vouch(&name);
@@ -271,20 +273,40 @@ pub(super) fn violation(
     // searched again, and it gets nothing until an admin releases it.
     let all = matches!(
         violation,
-        ProtocolViolation::TooFewShares { .. } | ProtocolViolation::RepeatedShare { .. }
+        ProtocolViolation::TooFewShares { .. }
+            | ProtocolViolation::RepeatedShare { .. }
+            | ProtocolViolation::MissedSolution { .. }
+            | ProtocolViolation::MissedShare { .. }
     );
+    condemn(t, fx, now, &name, &violation, all);
+    peers::drop_peer(t, fx, conn, CloseReason::Quarantined { name, violation });
+}
+
+/// Worker `name` claimed work it did not do (`violation`): it is quarantined
+/// (durably), what it committed in this session (`all`) or since its last verified
+/// share is searched again, and audits of its ranges are dropped (they are searched
+/// again anyway). Its connection, if any, is the caller's to close.
+pub(super) fn condemn(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    name: &str,
+    violation: &ProtocolViolation,
+    all: bool,
+) {
     let rejected = {
-        let totals = fx.totals(&name);
+        let totals = fx.totals(name);
         totals.rejected += 1;
         totals.rejected
     };
-    fx.record(Record::Rejected(name.clone(), rejected));
-    t.workers.quarantine(&name);
-    fx.record(Record::Quarantined(name.clone(), true));
+    fx.record(Record::Rejected(name.to_string(), rejected));
+    t.workers.quarantine(name);
+    fx.record(Record::Quarantined(name.to_string(), true));
     let mut redo = 0;
     for id in t.jobs.live_ids().collect::<Vec<_>>() {
         if let Some(job) = t.jobs.get_mut(id) {
-            let n = job.record.uncommit(&name, all);
+            job.session.audits.retain(|s| s.subject != name);
+            let n = job.record.uncommit(name, all);
             if n > 0 {
                 redo += n;
                 job.session.dirty = true;
@@ -294,5 +316,4 @@ pub(super) fn violation(
     }
     tracing::warn!(worker = %name, %violation, indices_to_search_again = redo, "worker quarantined: it claimed work it did not do");
     fx.schedule = true;
-    peers::drop_peer(t, fx, conn, CloseReason::Quarantined { name, violation });
 }

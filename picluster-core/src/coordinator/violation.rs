@@ -1,7 +1,7 @@
 //! Why the coordinator closes a connection: a peer's protocol violation, typed, with
 //! the close code it earns; the text is made only where the close is sent.
 
-use crate::ids::LeaseId;
+use crate::ids::{JobId, LeaseId};
 use crate::wire::{CloseCode, FrameError};
 
 /// A peer broke the protocol. Its connection is closed with
@@ -129,6 +129,34 @@ pub enum ProtocolViolation {
         /// Shares received.
         observed: u32,
     },
+    /// An audit (another worker searching a range this one committed again) found
+    /// a solution in it that this worker did not report.
+    #[error("an audit of a range it reported as searched found solution {index} of job {job}, which it did not report")]
+    HiddenSolution {
+        /// The job.
+        job: JobId,
+        /// The solution's index.
+        index: u64,
+    },
+    /// An audit found a share that this worker did not report, in a range it
+    /// committed (it did not search all of it), or this worker, auditing, missed
+    /// one the range's worker reported.
+    #[error("an audit of job {job} found share {index} in a range this worker reported as searched, and it did not report it: it did not search all it claimed")]
+    MissedShare {
+        /// The job.
+        job: JobId,
+        /// The share's index.
+        index: u64,
+    },
+    /// Auditing another worker's range, this worker missed a solution that was
+    /// reported there.
+    #[error("auditing job {job}, it did not report solution {index} in a range it claims to have searched")]
+    MissedSolution {
+        /// The job.
+        job: JobId,
+        /// The solution's index.
+        index: u64,
+    },
 }
 
 impl ProtocolViolation {
@@ -141,6 +169,9 @@ impl ProtocolViolation {
                 | ProtocolViolation::FalseShare { .. }
                 | ProtocolViolation::RepeatedShare { .. }
                 | ProtocolViolation::TooFewShares { .. }
+                | ProtocolViolation::HiddenSolution { .. }
+                | ProtocolViolation::MissedShare { .. }
+                | ProtocolViolation::MissedSolution { .. }
         )
     }
 }
@@ -156,7 +187,10 @@ impl ProtocolViolation {
             ProtocolViolation::FalseSolution { .. }
             | ProtocolViolation::FalseShare { .. }
             | ProtocolViolation::RepeatedShare { .. }
-            | ProtocolViolation::TooFewShares { .. } => CloseCode::BadResult,
+            | ProtocolViolation::TooFewShares { .. }
+            | ProtocolViolation::HiddenSolution { .. }
+            | ProtocolViolation::MissedShare { .. }
+            | ProtocolViolation::MissedSolution { .. } => CloseCode::BadResult,
             _ => CloseCode::Protocol,
         }
     }
@@ -179,7 +213,7 @@ pub enum CloseReason {
         violation: ProtocolViolation,
     },
     /// A quarantined worker tried to connect.
-    #[error("worker {0} is quarantined after claiming work it did not do (a false solution or share, or too few shares): an admin must check it and release it (`picluster release {0}`)")]
+    #[error("worker {0} is quarantined after claiming work it did not do (a false solution or share, too few shares, or a failed audit): an admin must check it and release it (`picluster release {0}`)")]
     QuarantinedName(String),
     /// A newer connection of the same worker replaced this one.
     #[error("replaced by a newer connection")]

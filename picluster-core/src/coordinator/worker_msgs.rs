@@ -3,6 +3,7 @@
 //! and shares (judged in `verify`), trims answered, rate and health updates, and the
 //! leases it kept through a lost connection or a coordinator restart (adoption).
 
+use super::audit;
 use super::effects::Effects;
 use super::enroll;
 use super::leasing;
@@ -56,7 +57,7 @@ pub(super) fn on_worker(
             leasing::check_output_free(t, lease, position)?;
             verify::commit(t, fx, now, lease, position)?;
             if position == end {
-                lifecycle::lease_done(t, fx, now, lease);
+                audit::lease_ended(t, fx, now, lease)?;
             } else {
                 leasing::check_pace(t, fx, now, lease);
             }
@@ -83,6 +84,9 @@ pub(super) fn on_worker(
             let Some(l) = leasing::own_lease(t, fx, conn, lease)? else {
                 return Ok(());
             };
+            if l.audit.is_some() {
+                return audit::on_found(t, conn, lease, &indices);
+            }
             // A claim below the lease position would refer to already committed work.
             let (job, range) = (l.job, l.position..l.end);
             let name = t
@@ -124,7 +128,7 @@ pub(super) fn on_worker(
             if position == end {
                 // Released at its end (a worker stopping as the lease finished): it
                 // is done, and may have been its job's last.
-                lifecycle::lease_done(t, fx, now, lease);
+                audit::lease_ended(t, fx, now, lease)?;
             } else {
                 leasing::requeue(t, fx, lease);
             }
@@ -352,10 +356,30 @@ fn on_trimmed(
         if let Some(job) = t.jobs.get_mut(job_id) {
             job.session.steals += 1;
         }
-        if t.workers.is_ready(thief) {
-            leasing::assign(t, fx, now, thief, job_id, end..old_end);
-        } else if let Some(job) = t.jobs.get_mut(job_id) {
-            job.record.requeue(end..old_end);
+        // An audit's back is an audit too (of the same subject's range): it was
+        // committed once already.
+        let audit_back = t
+            .leases
+            .get_mut(lease_id)
+            .and_then(|l| l.audit.as_mut())
+            .map(|run| run.sample.split_off(end));
+        match audit_back {
+            Some(back) if t.workers.is_ready(thief) => {
+                leasing::assign_audit(t, fx, now, thief, job_id, back);
+            }
+            Some(back) => {
+                if let Some(job) = t.jobs.get_mut(job_id) {
+                    job.session.audits.push_front(back);
+                }
+            }
+            None if t.workers.is_ready(thief) => {
+                leasing::assign(t, fx, now, thief, job_id, end..old_end);
+            }
+            None => {
+                if let Some(job) = t.jobs.get_mut(job_id) {
+                    job.record.requeue(end..old_end);
+                }
+            }
         }
     }
     fx.schedule = true;
@@ -463,11 +487,14 @@ fn adopt(
     // A lease keeps its share target: one of this run from when it was lost, one of
     // the previous run from the job's row (the shares verified in it before are not
     // durable).
-    let (mut share_bits, mut shares) = (None, BTreeSet::new());
+    let (mut share_bits, mut shares, mut whole_shares) = (None, BTreeSet::new(), true);
     let adopted_from = match orphan {
         Some(o) => {
             job.session.orphans.remove(&id);
             share_bits = o.share_bits;
+            // The shares verified before the restart are not kept: the set is not
+            // whole.
+            whole_shares = false;
             let fits = o.worker == name
                 && held.start <= o.position
                 && o.position <= held.position
@@ -514,6 +541,7 @@ fn adopt(
     if let Some(lease) = t.leases.get_mut(id) {
         lease.share_bits = share_bits;
         lease.shares = shares;
+        lease.whole_shares = whole_shares;
     }
     job.record.state = JobState::Running;
     job.session.leases.insert(id);
@@ -526,7 +554,7 @@ fn adopt(
     fx.stats.adopted_leases += 1;
     verify::commit(t, fx, now, id, held.position)?;
     if held.position == held.end {
-        lifecycle::lease_done(t, fx, now, id);
+        audit::lease_ended(t, fx, now, id)?;
     }
     fx.mark_dirty(now, held.job);
     fx.schedule = true;

@@ -26,6 +26,9 @@ impl CoordinatorService {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let queue_limits = QueueLimits::of(&self.config);
         let limits = ConnectionLimits::of(&self.config);
+        // Which leases are audited must be unpredictable to workers: a fresh secret
+        // each run (the state machine itself is deterministic in it).
+        self.config.audit_seed = secret_seed();
         let now = Instant::now();
         let (mut core, mut journal) = match self.store.take() {
             Some(mut store) => {
@@ -367,4 +370,13 @@ fn carry_out(
             core.handle_backlogged(now, hog);
         }
     }
+}
+
+/// 64 bits from the operating system's randomness (std seeds its hash maps from it
+/// per process; each `RandomState` draws afresh).
+fn secret_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x70_69_63_6c_75_73_74_72);
+    hasher.finish()
 }

@@ -199,6 +199,11 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
         ),
         ("shares_verified", "Shares verified", stats.shares),
         (
+            "audited_indices",
+            "Indices searched again by audits of other workers' ranges",
+            stats.audited_indices,
+        ),
+        (
             "stale_reports",
             "Reports naming a lease that had ended",
             stats.stale_reports,
@@ -208,6 +213,21 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
         counter.inc_by(value);
         registry.register(name, help, counter);
     }
+    let audits = Family::<Labels, Counter>::default();
+    for (result, n) in [
+        ("passed", stats.audits_passed),
+        ("failed", stats.audits_failed),
+        ("dropped", stats.audits_dropped),
+    ] {
+        audits
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc_by(n);
+    }
+    registry.register(
+        "audits",
+        "Audits (a finished range searched again by another worker), by result",
+        audits,
+    );
     let busy = Counter::<f64, AtomicU64>::default();
     busy.inc_by(driver.busy_seconds);
     registry.register_with_unit(

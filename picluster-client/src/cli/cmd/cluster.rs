@@ -46,6 +46,7 @@ pub(super) struct Limits {
     pub(super) keep_finished: Option<u32>,
     pub(super) keep_finished_for: Option<u64>,
     pub(super) max_jobs_per_client: Option<u32>,
+    pub(super) audit_percent: Option<f64>,
 }
 
 /// `picluster coordinator`: the configuration file's settings under the command
@@ -93,6 +94,13 @@ pub(super) fn coordinator(
             named("max_jobs_per_client")
         )));
     }
+    let audit_percent = limits.audit_percent.or(file.audit_percent).unwrap_or(2.0);
+    if !(0.0..=100.0).contains(&audit_percent) {
+        return Err(CliError::Input(format!(
+            "{}: {audit_percent} is not a percentage from 0 to 100",
+            named("audit_percent")
+        )));
+    }
     let metrics = metrics.or(file.metrics);
     let cluster = ClusterArg {
         dir: cluster.or(file.cluster),
@@ -102,6 +110,7 @@ pub(super) fn coordinator(
         keep_finished: keep_finished as usize,
         keep_finished_for: std::time::Duration::from_secs(keep_finished_for),
         max_live_jobs_per_client: max_jobs_per_client as usize,
+        audit_fraction: audit_percent / 100.0,
         ..CoordinatorConfig::default()
     };
     // Check the directory before starting anything.

@@ -50,6 +50,7 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
             keep_finished,
             keep_finished_for,
             max_jobs_per_client,
+            audit_percent,
             metrics,
             new_store,
         } => {
@@ -57,6 +58,7 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
                 keep_finished,
                 keep_finished_for,
                 max_jobs_per_client,
+                audit_percent,
             };
             cluster::coordinator(cluster, config, limits, metrics, new_store)
         }
