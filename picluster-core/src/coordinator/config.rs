@@ -64,6 +64,12 @@ pub struct CoordinatorConfig {
     /// Bytes every client's queues may hold together; past it, the client holding
     /// the most is cut off.
     pub client_queues_bytes: usize,
+    /// Bytes of frames from non-admin clients that the driver holds at once, read
+    /// or being read and not yet handled, whatever the number of certificates: a
+    /// frame's body is read only once it fits (meanwhile it waits in QUIC's
+    /// flow-control window, a few hundred KiB per connection). One certificate's
+    /// share is bounded by its sessions.
+    pub client_frame_bytes: usize,
     /// With a journal, how often the committed ranges of jobs that progressed are
     /// written: what a crash of the coordinator can cost in rework, and what sets the
     /// store's writes under steady progress.
@@ -127,6 +133,7 @@ impl Default for CoordinatorConfig {
             peer_queue_bytes: 32 << 20,
             credential_queue_bytes: 32 << 20,
             client_queues_bytes: 64 << 20,
+            client_frame_bytes: 32 << 20,
             checkpoint_interval: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),

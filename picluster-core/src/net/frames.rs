@@ -3,6 +3,8 @@
 use super::NetError;
 use crate::wire::{self, FRAME_HEADER_LEN};
 use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A buffer grown past this by a large frame is let go before the next frame.
 const KEEP_CAPACITY: usize = 256 << 10;
@@ -13,7 +15,22 @@ pub struct FrameReader {
     recv: quinn::RecvStream,
     buf: Vec<u8>,
     body_timeout: Option<std::time::Duration>,
+    budget: Option<Arc<Semaphore>>,
 }
+
+/// A frame's place in a shared budget of frame memory (see
+/// [`FrameReader::with_budget`]), held until dropped.
+#[derive(Debug)]
+pub struct FrameBytes {
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+/// The unit a frame budget counts in: one permit per started KiB.
+pub const BUDGET_UNIT: usize = 1024;
+
+/// The units of the largest frame: a budget smaller than this would hold one back
+/// forever.
+pub const MAX_FRAME_UNITS: usize = wire::MAX_FRAME_LEN.div_ceil(BUDGET_UNIT);
 
 impl FrameReader {
     /// Wraps a stream.
@@ -22,6 +39,7 @@ impl FrameReader {
             recv,
             buf: Vec::new(),
             body_timeout: None,
+            budget: None,
         }
     }
 
@@ -33,30 +51,55 @@ impl FrameReader {
         self
     }
 
+    /// A frame's body is read only once its size has a place in `budget` (one
+    /// permit per started [`BUDGET_UNIT`]), shared by the readers that take it: the
+    /// memory their frames hold together is bounded, however many they are. Until
+    /// then the body stays in QUIC's flow-control window, and waiting for a place
+    /// is not the peer's delay (the body timeout starts after it). The place is
+    /// held by the [`FrameBytes`] that [`FrameReader::next_budgeted`] returns.
+    pub fn with_budget(mut self, budget: Arc<Semaphore>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// The next frame's raw body, length-checked before it is read.
     pub async fn next_body(&mut self) -> Result<&[u8], NetError> {
+        let (body, _place) = self.next_budgeted().await?;
+        Ok(body)
+    }
+
+    /// The next frame's raw body and its place in the budget, if any.
+    pub async fn next_budgeted(&mut self) -> Result<(&[u8], FrameBytes), NetError> {
         let mut header = [0u8; FRAME_HEADER_LEN];
         // Waiting for a frame takes as long as it takes; once one starts, the rest
         // must follow.
         self.recv.read_exact(&mut header[..1]).await?;
-        let (recv, buf) = (&mut self.recv, &mut self.buf);
-        let rest = async move {
+        let timeout = self.body_timeout;
+        let recv = &mut self.recv;
+        let len = within(timeout, async {
             recv.read_exact(&mut header[1..]).await?;
-            let len = wire::frame_body_len(header)?;
-            if buf.capacity() > KEEP_CAPACITY {
-                // Do not keep a large frame's memory for the connection's life.
-                *buf = Vec::new();
+            Ok(wire::frame_body_len(header)?)
+        })
+        .await?;
+        let place = match &self.budget {
+            Some(budget) => {
+                let units = len.div_ceil(BUDGET_UNIT).max(1);
+                let units = u32::try_from(units).unwrap_or(u32::MAX);
+                match budget.clone().acquire_many_owned(units).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return Err(NetError::StreamEnded),
+                }
             }
-            buf.clear();
-            Self::read_body(recv, buf, len).await
+            None => None,
         };
-        match self.body_timeout {
-            Some(timeout) => tokio::time::timeout(timeout, rest)
-                .await
-                .map_err(|_| NetError::Timeout(timeout))??,
-            None => rest.await?,
+        let (recv, buf) = (&mut self.recv, &mut self.buf);
+        if buf.capacity() > KEEP_CAPACITY {
+            // Do not keep a large frame's memory for the connection's life.
+            *buf = Vec::new();
         }
-        Ok(&self.buf)
+        buf.clear();
+        within(timeout, Self::read_body(recv, buf, len)).await?;
+        Ok((&self.buf, FrameBytes { _place: place }))
     }
 
     async fn read_body(
@@ -79,6 +122,19 @@ impl FrameReader {
     /// The next message.
     pub async fn next<T: DeserializeOwned>(&mut self) -> Result<T, NetError> {
         Ok(wire::decode_body(self.next_body().await?)?)
+    }
+}
+
+/// `work`, within `timeout` if there is one ([`NetError::Timeout`] otherwise).
+async fn within<T>(
+    timeout: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = Result<T, NetError>>,
+) -> Result<T, NetError> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| NetError::Timeout(timeout))?,
+        None => work.await,
     }
 }
 

@@ -16,7 +16,7 @@
 mod frames;
 mod tls;
 
-pub use frames::{FrameReader, FrameWriter};
+pub use frames::{FrameBytes, FrameReader, FrameWriter, BUDGET_UNIT, MAX_FRAME_UNITS};
 pub use tls::{cert_pem, client_config, join_config, peer_identity, server_config, PinnedCa};
 
 use crate::trust::{Bundle, CertificateError, ClusterError};

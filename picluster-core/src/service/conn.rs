@@ -35,6 +35,14 @@ const CLIENT_REQUESTS_IN_FLIGHT: usize = 16;
 /// [`CoordinatorConfig::peer_queue_bytes`].
 const PEER_QUEUE_FRAMES: usize = 4096;
 
+/// What a client's request holds until it is handled: a place among its session's
+/// requests in flight, and its frame's place in the clients' frame budget.
+#[derive(Default)]
+pub(super) struct Ticket {
+    _in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
+    _bytes: Option<net::FrameBytes>,
+}
+
 /// What a connection task tells the driver.
 pub(super) enum Event {
     Connected {
@@ -43,9 +51,9 @@ pub(super) enum Event {
         identity: Option<PeerIdentity>,
         peer: Peer,
     },
-    /// A message, with the place it holds among its client's requests in flight
-    /// (given back when the state machine has handled it).
-    Inbound(ConnId, Inbound, Option<tokio::sync::OwnedSemaphorePermit>),
+    /// A message, with the places it holds (given back when the state machine has
+    /// handled it).
+    Inbound(ConnId, Inbound, Ticket),
     BadFrame(ConnId, wire::FrameError),
     Disconnected(ConnId),
 }
@@ -59,6 +67,8 @@ pub(super) struct ConnectionLimits {
     pub(super) max_joining_per_address: usize,
     pub(super) max_handshakes: usize,
     pub(super) join_timeout: Duration,
+    /// Bytes of frames from non-admin clients read and not yet handled, together.
+    pub(super) client_frame_bytes: usize,
     /// Per address and in all, before the handshake.
     pub(super) admission: AdmissionLimits,
 }
@@ -72,6 +82,7 @@ impl ConnectionLimits {
             max_joining_per_address: config.max_joining_per_address,
             max_handshakes: config.max_handshakes,
             join_timeout: config.join_timeout,
+            client_frame_bytes: config.client_frame_bytes,
             admission: AdmissionLimits {
                 max_connections: config.max_connections,
                 max_per_address: config.max_connections_per_address,
@@ -96,7 +107,11 @@ pub(super) async fn accept_loop(
         limits.max_joining_per_address,
     ));
     let handshaking = Arc::new(AtomicUsize::new(0));
+    let client_frames = Arc::new(tokio::sync::Semaphore::new(
+        (limits.client_frame_bytes / net::BUDGET_UNIT).max(net::MAX_FRAME_UNITS),
+    ));
     let mut admission = Admission::new(limits.admission);
+    let trimmer = super::memory::Trimmer::default();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => match incoming {
@@ -107,6 +122,7 @@ pub(super) async fn accept_loop(
                 if let Ok(ip) = done {
                     admission.closed(ip);
                 }
+                trimmer.closed();
                 continue;
             }
         };
@@ -125,13 +141,27 @@ pub(super) async fn accept_loop(
         next_conn += 1;
         let events = events.clone();
         let joining = joining.clone();
+        let client_frames = client_frames.clone();
         handshaking.fetch_add(1, Ordering::AcqRel);
         let handshake = OwnedCount(handshaking.clone());
         connections.spawn(async move {
-            connection(incoming, conn, events, limits, &joining, handshake).await;
+            let places = Places {
+                joining: &joining,
+                handshake,
+                client_frames,
+            };
+            connection(incoming, conn, events, limits, places).await;
             ip
         });
     }
+}
+
+/// What a connection task shares with the others: the joining places, its place
+/// among handshakes in progress, and the budget of non-admin clients' frames.
+struct Places<'a> {
+    joining: &'a JoinSlots,
+    handshake: OwnedCount,
+    client_frames: Arc<tokio::sync::Semaphore>,
 }
 
 async fn connection(
@@ -139,9 +169,13 @@ async fn connection(
     conn: ConnId,
     events: mpsc::Sender<Event>,
     limits: ConnectionLimits,
-    joining: &JoinSlots,
-    handshake: OwnedCount,
+    places: Places<'_>,
 ) {
+    let Places {
+        joining,
+        handshake,
+        client_frames,
+    } = places;
     let remote = incoming.remote_address();
     let handshaken = incoming.await;
     drop(handshake);
@@ -240,6 +274,11 @@ async fn connection(
         drained.clone(),
     ));
     let mut reader = FrameReader::new(recv).with_body_timeout(limits.frame_timeout);
+    if role == Some(Role::Client) {
+        // Many client certificates together hold no more frame memory than this
+        // (one certificate holds at most its sessions' frames).
+        reader = reader.with_budget(client_frames);
+    }
     let mut greeted = false;
     let client = matches!(role, Some(Role::Client | Role::Admin));
     let in_flight =
@@ -258,17 +297,23 @@ async fn connection(
             None => None,
         };
         let next = if greeted {
-            reader.next_body().await
+            reader.next_budgeted().await
         } else {
             greeted = true;
-            match tokio::time::timeout(hello_timeout, reader.next_body()).await {
+            match tokio::time::timeout(hello_timeout, reader.next_budgeted()).await {
                 Ok(next) => next,
                 Err(_) => Err(NetError::Timeout(hello_timeout)),
             }
         };
         let event = match next {
-            Ok(body) => match decode(role, body) {
-                Ok(message) => Event::Inbound(conn, message, permit),
+            Ok((body, bytes)) => match decode(role, body) {
+                Ok(message) => {
+                    let ticket = Ticket {
+                        _in_flight: permit,
+                        _bytes: Some(bytes),
+                    };
+                    Event::Inbound(conn, message, ticket)
+                }
                 Err(e) => {
                     warn!(%remote, %conn, error = %e, "malformed frame");
                     Event::BadFrame(conn, e)

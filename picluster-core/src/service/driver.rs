@@ -275,7 +275,7 @@ fn apply(core: &mut Coordinator, peers: &mut Peers, gone: &mut Vec<ConnId>, even
             }
         }
         // The request's place among its client's in flight is given back here.
-        Event::Inbound(conn, message, _permit) => core.handle_inbound(now, conn, message),
+        Event::Inbound(conn, message, _ticket) => core.handle_inbound(now, conn, message),
         Event::BadFrame(conn, error) => core.handle_bad_frame(now, conn, error),
         Event::Disconnected(conn) => {
             gone.push(conn);

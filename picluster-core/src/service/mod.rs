@@ -15,6 +15,8 @@
 //! - `writer`: a peer's bounded outgoing queue and the task that writes it.
 //! - `peers`: the driver's table of peers, and the memory their queues may hold
 //!   (per peer, per client credential, all clients).
+//! - `memory`: freed memory given back to the operating system after connections
+//!   close.
 //! - `cluster`: serving a cluster directory ([`serve_cluster`]), signing issued
 //!   certificates, the coordinator certificate's expiry warnings.
 //! - `metrics`: the coordinator's metrics for Prometheus (served by
@@ -24,6 +26,7 @@
 mod cluster;
 mod conn;
 mod driver;
+mod memory;
 mod metrics;
 mod peers;
 mod store;
