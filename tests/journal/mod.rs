@@ -866,6 +866,9 @@ mod store {
             Record::NextLease(1 << 40),
             Record::Renewed("pi-1".into(), T0_MS),
             Record::Rejected("pi-7".into(), 2),
+            Record::ShareBits(JobId(2), vec![(5, 16), (6, 20)]),
+            Record::LeaseShares(JobId(2), vec![(5, vec![70, 71]), (6, vec![90])]),
+            Record::LeaseShares(JobId(2), vec![(6, vec![91])]),
         ];
         store.commit(&marks).unwrap();
         for r in marks {
@@ -878,6 +881,16 @@ mod store {
             vec!["pi-8".to_string()]
         );
         assert_eq!(loaded.next_lease, 1 << 40);
+        // A job's lease shares are replaced by its next record, and go with it.
+        assert_eq!(
+            loaded.lease_shares[&JobId(2)],
+            [(6, [91].into_iter().collect())].into_iter().collect()
+        );
+        store.commit(&[Record::Forget(JobId(2))]).unwrap();
+        folded.apply(Record::Forget(JobId(2)));
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded, folded);
+        assert!(loaded.lease_shares.is_empty() && loaded.share_bits.is_empty());
     }
 
     /// The batches a coordinator writes through a job's life: submission, progress

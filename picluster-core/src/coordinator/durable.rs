@@ -133,6 +133,25 @@ pub(super) fn share_bits(t: &Tables, id: JobId) -> Vec<(u64, u8)> {
     live.chain(held).collect()
 }
 
+/// The shares verified in the job's leases that the row lists (not below a
+/// lease's position: those are committed, and a share there is refused anyway),
+/// by lease id; leases without any are left out.
+pub(super) fn lease_shares(t: &Tables, id: JobId) -> Vec<(u64, Vec<u64>)> {
+    let Some(job) = t.jobs.get(id) else {
+        return Vec::new();
+    };
+    let live = job.session.leases.iter().filter_map(|l| {
+        let lease = t.leases.get(*l).filter(|x| x.audit.is_none())?;
+        let shares: Vec<u64> = lease.shares.range(lease.position..).copied().collect();
+        (!shares.is_empty()).then_some((l.0, shares))
+    });
+    let held = job.session.orphans.iter().filter_map(|(l, o)| {
+        let shares: Vec<u64> = o.shares.range(o.position..).copied().collect();
+        (!shares.is_empty()).then_some((l.0, shares))
+    });
+    live.chain(held).collect()
+}
+
 /// The job's row as it stands now; times on the wall clock anchored at `clock`.
 pub(super) fn row(t: &Tables, clock: (Instant, UnixMillis), id: JobId) -> Option<StoredJob> {
     let job = t.jobs.get(id)?;

@@ -153,10 +153,11 @@ impl Effects {
                 self.record(Record::Job(id, row));
             }
             let bits = durable::share_bits(t, id);
+            let shares = durable::lease_shares(t, id);
             if let Some(j) = self.journal.as_mut() {
                 j.dirty.remove(&id);
                 // Written with the row when there are any, or to clear the last.
-                let write = if bits.is_empty() {
+                let write = if bits.is_empty() && shares.is_empty() {
                     j.with_share_bits.remove(&id)
                 } else {
                     j.with_share_bits.insert(id);
@@ -164,6 +165,7 @@ impl Effects {
                 };
                 if write {
                     self.record(Record::ShareBits(id, bits));
+                    self.record(Record::LeaseShares(id, shares));
                 }
             }
         }

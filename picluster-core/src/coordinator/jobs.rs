@@ -269,6 +269,9 @@ pub(super) struct Orphan {
     pub(super) end: u64,
     /// Its share target, if it had one.
     pub(super) share_bits: Option<u8>,
+    /// The shares verified in it (at or past its position) when its row was
+    /// written: sent again, each is a repeat.
+    pub(super) shares: BTreeSet<u64>,
 }
 
 impl JobSession {

@@ -75,6 +75,11 @@ pub enum Record {
     /// with the row: a lease adopted after a restart keeps its target, so claims on
     /// it are still judged. Empty: none.
     ShareBits(JobId, Vec<(u64, u8)>),
+    /// The shares verified in a job's leases as its row lists them (those not
+    /// below a lease's position), written with the row's `ShareBits`: one sent
+    /// again to a lease adopted after a restart is a repeat, as it would have been
+    /// before. Empty: none.
+    LeaseShares(JobId, Vec<(u64, Vec<u64>)>),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -175,6 +180,8 @@ pub struct Snapshot {
     pub rejected: BTreeMap<String, u64>,
     /// The share targets of jobs' leases, by job and lease id.
     pub share_bits: BTreeMap<JobId, BTreeMap<u64, u8>>,
+    /// The shares verified in jobs' leases, by job and lease id.
+    pub lease_shares: BTreeMap<JobId, BTreeMap<u64, BTreeSet<u64>>>,
 }
 
 impl Snapshot {
@@ -197,6 +204,7 @@ impl Snapshot {
             }
             Record::Forget(id) => {
                 self.share_bits.remove(&id);
+                self.lease_shares.remove(&id);
                 self.jobs.remove(&id);
                 self.solutions.remove(&id);
                 self.outputs.remove(&id);
@@ -244,6 +252,16 @@ impl Snapshot {
             }
             Record::ShareBits(id, bits) => {
                 self.share_bits.insert(id, bits.into_iter().collect());
+            }
+            Record::LeaseShares(id, shares) if shares.is_empty() => {
+                self.lease_shares.remove(&id);
+            }
+            Record::LeaseShares(id, shares) => {
+                let by_lease = shares
+                    .into_iter()
+                    .map(|(lease, indices)| (lease, indices.into_iter().collect()))
+                    .collect();
+                self.lease_shares.insert(id, by_lease);
             }
         }
     }

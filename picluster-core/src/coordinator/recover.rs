@@ -15,7 +15,7 @@ use crate::ids::{JobId, LeaseId};
 use crate::job::{JobKind, JobSpec, SpecError};
 use crate::kernel::Solution;
 use crate::wire::{ChunkOutput, JobState, MAX_SOLUTIONS};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
 
@@ -61,6 +61,7 @@ pub(super) fn recover(
         renewed,
         rejected,
         mut share_bits,
+        mut lease_shares,
     } = snapshot;
     t.credentials.restore(revoked, tokens, enrolled, renewed);
     for (name, n) in rejected {
@@ -69,7 +70,8 @@ pub(super) fn recover(
     let mut finished = Vec::new();
     for (id, stored) in jobs {
         let bits = share_bits.remove(&id).unwrap_or_default();
-        if !bits.is_empty() {
+        let shares = lease_shares.remove(&id).unwrap_or_default();
+        if !bits.is_empty() || !shares.is_empty() {
             // The next row that has none clears them.
             if let Some(j) = fx.journal.as_mut() {
                 j.with_share_bits.insert(id);
@@ -82,6 +84,7 @@ pub(super) fn recover(
             solutions.remove(&id).unwrap_or_default(),
             outputs.remove(&id).unwrap_or_default(),
             &bits,
+            &shares,
         )?;
         job.record.found_by = finders.remove(&id).unwrap_or_default();
         match job.session.finished {
@@ -141,6 +144,7 @@ fn restore_job(
     solutions: BTreeMap<u64, Solution>,
     outputs: BTreeMap<u64, ChunkOutput>,
     share_bits: &BTreeMap<u64, u8>,
+    lease_shares: &BTreeMap<u64, BTreeSet<u64>>,
 ) -> Result<Job, RecoverError> {
     let kind = JobKind::try_from(&stored.work)
         .map_err(|source| RecoverError::InvalidJob { job: id, source })?;
@@ -174,6 +178,7 @@ fn restore_job(
                         position,
                         end,
                         share_bits: share_bits.get(&l.lease).copied(),
+                        shares: lease_shares.get(&l.lease).cloned().unwrap_or_default(),
                     },
                 );
             }

@@ -492,8 +492,9 @@ fn adopt(
         Some(o) => {
             job.session.orphans.remove(&id);
             share_bits = o.share_bits;
-            // The shares verified before the restart are not kept: the set is not
-            // whole.
+            // The shares of the last row are kept (sent again, each is a repeat);
+            // those verified after it are not, so the set is not whole.
+            shares = o.shares.clone();
             whole_shares = false;
             let fits = o.worker == name
                 && held.start <= o.position

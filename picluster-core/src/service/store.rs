@@ -39,6 +39,8 @@ const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_r
 const RENEWED: TableDefinition<&str, u64> = TableDefinition::new("renewed");
 const REJECTED: TableDefinition<&str, u64> = TableDefinition::new("rejected");
 const SHARE_BITS: TableDefinition<(u64, u64), u8> = TableDefinition::new("share_bits");
+/// (job, lease, index) of each share verified in a lease the job's row lists.
+const LEASE_SHARES: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("lease_shares");
 
 /// A durable home for the coordinator's journal.
 pub trait Store: Send + 'static {
@@ -220,6 +222,7 @@ impl RedbStore {
             txn.open_table(RENEWED).map_err(|e| self.st(e))?;
             txn.open_table(REJECTED).map_err(|e| self.st(e))?;
             txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
+            txn.open_table(LEASE_SHARES).map_err(|e| self.st(e))?;
         }
         txn.commit().map_err(|e| self.st(e))
     }
@@ -366,6 +369,22 @@ impl RedbStore {
                 .insert(lease, bits.value());
         }
         for row in txn
+            .open_table(LEASE_SHARES)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (key, _) = row.map_err(|e| self.st(e))?;
+            let (job, lease, index) = key.value();
+            snapshot
+                .lease_shares
+                .entry(JobId(job))
+                .or_default()
+                .entry(lease)
+                .or_default()
+                .insert(index);
+        }
+        for row in txn
             .open_table(REJECTED)
             .map_err(|e| self.st(e))?
             .iter()
@@ -449,6 +468,7 @@ impl RedbStore {
             let mut renewed = txn.open_table(RENEWED).map_err(|e| self.st(e))?;
             let mut rejected = txn.open_table(REJECTED).map_err(|e| self.st(e))?;
             let mut share_bits = txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
+            let mut lease_shares = txn.open_table(LEASE_SHARES).map_err(|e| self.st(e))?;
             let mut tokens = txn.open_table(TOKENS).map_err(|e| self.st(e))?;
             let mut enrolled = txn.open_table(ENROLLED).map_err(|e| self.st(e))?;
             let mut finders = txn.open_table(FINDERS).map_err(|e| self.st(e))?;
@@ -489,6 +509,9 @@ impl RedbStore {
                         share_bits
                             .retain_in((id.0, 0)..=(id.0, u64::MAX), |_, _| false)
                             .map_err(|e| self.st(e))?;
+                        lease_shares
+                            .retain_in((id.0, 0, 0)..=(id.0, u64::MAX, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
                     }
                     Record::Drained(name, true) => {
                         drained.insert(name.as_str(), ()).map_err(|e| self.st(e))?;
@@ -522,6 +545,18 @@ impl RedbStore {
                             share_bits
                                 .insert((id.0, *lease), *b)
                                 .map_err(|e| self.st(e))?;
+                        }
+                    }
+                    Record::LeaseShares(id, shares) => {
+                        lease_shares
+                            .retain_in((id.0, 0, 0)..=(id.0, u64::MAX, u64::MAX), |_, _| false)
+                            .map_err(|e| self.st(e))?;
+                        for (lease, indices) in shares {
+                            for index in indices {
+                                lease_shares
+                                    .insert((id.0, *lease, *index), ())
+                                    .map_err(|e| self.st(e))?;
+                            }
                         }
                     }
                     Record::Token(id, token) => {
