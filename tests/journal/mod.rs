@@ -270,11 +270,22 @@ fn a_restarted_coordinator_resumes_from_checkpoints_and_keeps_reports_and_ids() 
         "not checkpointed yet"
     );
 
+    let started: Vec<Option<u64>> = [JobId(1), JobId(2)]
+        .iter()
+        .map(|id| d.core.report(*id, d.now).unwrap().times.started_ms)
+        .collect();
+    assert!(started.iter().all(Option::is_some), "{started:?}");
     d.crash();
     // The finished job keeps its report; the live one resumes from its checkpoint.
     let now = d.now;
     let r1 = d.core.report(JobId(1), now).unwrap();
     assert_eq!(r1.state, JobState::Completed);
+    // Both still say when they started (it was lost with the process).
+    let after: Vec<Option<u64>> = [JobId(1), JobId(2)]
+        .iter()
+        .map(|id| d.core.report(*id, now).unwrap().times.started_ms)
+        .collect();
+    assert_eq!(after, started);
     let expected1: Vec<u32> = reference_scan(&done_job.header, &done_job.target, 0..100);
     assert_eq!(
         r1.solutions
@@ -869,6 +880,7 @@ mod store {
             Record::ShareBits(JobId(2), vec![(5, 16), (6, 20)]),
             Record::LeaseShares(JobId(2), vec![(5, vec![70, 71]), (6, vec![90])]),
             Record::LeaseShares(JobId(2), vec![(6, vec![91])]),
+            Record::Started(JobId(2), T0_MS + 5),
         ];
         store.commit(&marks).unwrap();
         for r in marks {
@@ -891,6 +903,7 @@ mod store {
         let loaded = store.load().unwrap();
         assert_eq!(loaded, folded);
         assert!(loaded.lease_shares.is_empty() && loaded.share_bits.is_empty());
+        assert!(loaded.started.is_empty());
     }
 
     /// The batches a coordinator writes through a job's life: submission, progress

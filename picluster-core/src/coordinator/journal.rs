@@ -80,6 +80,9 @@ pub enum Record {
     /// again to a lease adopted after a restart is a repeat, as it would have been
     /// before. Empty: none.
     LeaseShares(JobId, Vec<(u64, Vec<u64>)>),
+    /// A job's first chunk was handed out at this time (its report's `started_ms`,
+    /// kept across restarts).
+    Started(JobId, UnixMillis),
 }
 
 /// A join token as stored: the SHA-256 of its secret, never the secret.
@@ -182,6 +185,8 @@ pub struct Snapshot {
     pub share_bits: BTreeMap<JobId, BTreeMap<u64, u8>>,
     /// The shares verified in jobs' leases, by job and lease id.
     pub lease_shares: BTreeMap<JobId, BTreeMap<u64, BTreeSet<u64>>>,
+    /// When each job's first chunk was handed out.
+    pub started: BTreeMap<JobId, UnixMillis>,
 }
 
 impl Snapshot {
@@ -205,6 +210,7 @@ impl Snapshot {
             Record::Forget(id) => {
                 self.share_bits.remove(&id);
                 self.lease_shares.remove(&id);
+                self.started.remove(&id);
                 self.jobs.remove(&id);
                 self.solutions.remove(&id);
                 self.outputs.remove(&id);
@@ -252,6 +258,9 @@ impl Snapshot {
             }
             Record::ShareBits(id, bits) => {
                 self.share_bits.insert(id, bits.into_iter().collect());
+            }
+            Record::Started(id, at) => {
+                self.started.insert(id, at);
             }
             Record::LeaseShares(id, shares) if shares.is_empty() => {
                 self.lease_shares.remove(&id);

@@ -84,6 +84,10 @@ fn give(
     if job.session.started.is_none() {
         job.session.started = Some(now);
         tracing::info!(job = %job_id, worker = %name, "job started");
+        if fx.journal.is_some() {
+            let at = fx.unix_ms(now);
+            fx.record(super::journal::Record::Started(job_id, at));
+        }
     }
     if audit.is_none() {
         *job.session.chunks_by.entry(name.clone()).or_default() += 1;

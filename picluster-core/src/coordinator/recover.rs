@@ -62,6 +62,7 @@ pub(super) fn recover(
         rejected,
         mut share_bits,
         mut lease_shares,
+        mut started,
     } = snapshot;
     t.credentials.restore(revoked, tokens, enrolled, renewed);
     for (name, n) in rejected {
@@ -87,6 +88,7 @@ pub(super) fn recover(
             &shares,
         )?;
         job.record.found_by = finders.remove(&id).unwrap_or_default();
+        job.session.started = started.remove(&id).map(|ms| fx.instant_of(ms));
         match job.session.finished {
             Some(ended) => finished.push((ended, id, job)),
             None => t.jobs.restore(id, job),

@@ -37,6 +37,8 @@ const ENROLLED: TableDefinition<&str, &str> = TableDefinition::new("enrolled");
 const FINDERS: TableDefinition<(u64, u64), &str> = TableDefinition::new("finders");
 const DRAIN_REASONS: TableDefinition<&str, &str> = TableDefinition::new("drain_reasons");
 const RENEWED: TableDefinition<&str, u64> = TableDefinition::new("renewed");
+/// When each job's first chunk was handed out (Unix ms).
+const STARTED: TableDefinition<u64, u64> = TableDefinition::new("started");
 const REJECTED: TableDefinition<&str, u64> = TableDefinition::new("rejected");
 const SHARE_BITS: TableDefinition<(u64, u64), u8> = TableDefinition::new("share_bits");
 /// (job, lease, index) of each share verified in a lease the job's row lists.
@@ -220,6 +222,7 @@ impl RedbStore {
             txn.open_table(FINDERS).map_err(|e| self.st(e))?;
             txn.open_table(DRAIN_REASONS).map_err(|e| self.st(e))?;
             txn.open_table(RENEWED).map_err(|e| self.st(e))?;
+            txn.open_table(STARTED).map_err(|e| self.st(e))?;
             txn.open_table(REJECTED).map_err(|e| self.st(e))?;
             txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
             txn.open_table(LEASE_SHARES).map_err(|e| self.st(e))?;
@@ -396,6 +399,15 @@ impl RedbStore {
                 .insert(name.value().to_string(), n.value());
         }
         for row in txn
+            .open_table(STARTED)
+            .map_err(|e| self.st(e))?
+            .iter()
+            .map_err(|e| self.st(e))?
+        {
+            let (job, at) = row.map_err(|e| self.st(e))?;
+            snapshot.started.insert(JobId(job.value()), at.value());
+        }
+        for row in txn
             .open_table(RENEWED)
             .map_err(|e| self.st(e))?
             .iter()
@@ -466,6 +478,7 @@ impl RedbStore {
             let mut quarantined = txn.open_table(QUARANTINED).map_err(|e| self.st(e))?;
             let mut revoked = txn.open_table(REVOKED).map_err(|e| self.st(e))?;
             let mut renewed = txn.open_table(RENEWED).map_err(|e| self.st(e))?;
+            let mut started = txn.open_table(STARTED).map_err(|e| self.st(e))?;
             let mut rejected = txn.open_table(REJECTED).map_err(|e| self.st(e))?;
             let mut share_bits = txn.open_table(SHARE_BITS).map_err(|e| self.st(e))?;
             let mut lease_shares = txn.open_table(LEASE_SHARES).map_err(|e| self.st(e))?;
@@ -512,6 +525,7 @@ impl RedbStore {
                         lease_shares
                             .retain_in((id.0, 0, 0)..=(id.0, u64::MAX, u64::MAX), |_, _| false)
                             .map_err(|e| self.st(e))?;
+                        started.remove(id.0).map_err(|e| self.st(e))?;
                     }
                     Record::Drained(name, true) => {
                         drained.insert(name.as_str(), ()).map_err(|e| self.st(e))?;
@@ -533,6 +547,9 @@ impl RedbStore {
                     }
                     Record::Renewed(name, at) => {
                         renewed.insert(name.as_str(), *at).map_err(|e| self.st(e))?;
+                    }
+                    Record::Started(id, at) => {
+                        started.insert(id.0, *at).map_err(|e| self.st(e))?;
                     }
                     Record::Rejected(name, n) => {
                         rejected.insert(name.as_str(), *n).map_err(|e| self.st(e))?;
