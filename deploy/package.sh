@@ -42,7 +42,7 @@ for arch in "${archs[@]}"; do
     triple_of "$arch" >/dev/null
 done
 
-build() { cargo build --locked --release -p picluster-client -p picluster-worker "$@"; }
+build() { cargo build --locked --release -p picluster-client --features picluster-client/cli -p picluster-worker "$@"; }
 
 # This machine's build: it writes the man pages and completions.
 echo "== build for $native (man pages and completions come from it)"

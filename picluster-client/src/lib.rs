@@ -2,7 +2,7 @@
 //!
 //! Connect with a cluster directory or a client bundle, submit jobs, stream their
 //! progress, wait for reports, cancel, list; async first ([`Client`]) with a blocking
-//! wrapper ([`blocking::Client`]). [`LocalCluster`] runs a coordinator and N workers
+//! wrapper ([`blocking::Client`]). `LocalCluster` runs a coordinator and N workers
 //! inside one process over real QUIC on loopback, for tests, examples and
 //! single-machine use.
 //!
@@ -17,23 +17,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! By default the crate is the client library alone: what a program that submits
+//! jobs needs. Feature `local` adds `LocalCluster` (the coordinator service and the
+//! worker engine inside the program); feature `cli` the `picluster` command.
+//!
 //! # Layout
 //! - [`client`]: the async client (one typed call for every request) and job watches.
 //! - [`blocking`]: the blocking wrapper.
-//! - [`local`]: the in-process cluster (the one module that uses `picluster-worker`).
-//! - [`cli`]: the `picluster` command line (the binary is `src/main.rs`): `args` (clap
-//!   types), `spec` (input validation), `cmd` (each command), `output` (each command's
-//!   output as a typed view, as text or JSON).
+//! - `local` (feature `local`): the in-process cluster (the one module that uses
+//!   `picluster-worker`).
+//! - `cli` (feature `cli`): the `picluster` command line (the binary is
+//!   `src/main.rs`): `args` (clap types), `spec` (input validation), `cmd` (each
+//!   command), `output` (each command's output as a typed view, as text or JSON).
 
 pub mod blocking;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
+#[cfg(feature = "local")]
 pub mod local;
 
 pub use client::{
     join_as_client, merge_outputs, Client, ClientError, JobEvent, JobWatch, KernelError,
     KernelReport,
 };
+#[cfg(feature = "local")]
 pub use local::{LocalCluster, LocalClusterError, LocalClusterOptions};
 pub use picluster_core::hex;
 pub use picluster_core::ids::JobId;

@@ -7,12 +7,13 @@
 //! # Layout
 //! - `process`: [`shutdown_signal`], [`background_runtime`], [`LossyStderr`],
 //!   [`eprint_lossy`], [`EXIT_BROKEN_PIPE`].
-//! - `http`: [`bind_metrics`], [`serve_metrics`], [`OPENMETRICS`].
+//! - `http`: [`bind_metrics`], [`serve_metrics`], [`OPENMETRICS`] (feature `http`).
 //! - `config`: TOML configuration files (feature `cli`).
 //! - `manpages`: [`write_manpages`] (feature `cli`).
 
 #[cfg(feature = "cli")]
 pub mod config;
+#[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "cli")]
 mod manpages;
@@ -21,6 +22,7 @@ mod process;
 #[cfg(feature = "cli")]
 pub use manpages::write_manpages;
 
+#[cfg(feature = "http")]
 pub use http::{
     bind_metrics, serve_metrics, MAX_METRICS_CONNECTIONS, METRICS_CONNECTION_LIFETIME,
     METRICS_HEADER_TIMEOUT, OPENMETRICS,
