@@ -154,6 +154,24 @@ fn init_creates_a_cluster_with_private_keys_and_refuses_to_overwrite_it() {
 }
 
 #[test]
+fn a_worker_bundle_used_for_a_client_command_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("c");
+    let d = d.to_str().unwrap();
+    cli_ok(&["init", d, "--listen", "127.0.0.1:9"]);
+    let file = tmp.path().join("pi-1.bundle");
+    let f = file.to_str().unwrap();
+    cli_ok(&["add-worker", "pi-1", "--cluster", d, "--out", f]);
+    // Refused before any connection (nothing listens at the address), saying what
+    // the credential is and which one to use.
+    let message = cli_err(&["status", "--bundle", f]);
+    assert!(
+        message.contains("the bundle holds the credential of worker pi-1, which may only take work: a client needs a client or admin credential"),
+        "{message}"
+    );
+}
+
+#[test]
 fn add_worker_writes_a_private_bundle_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("c");
@@ -241,7 +259,7 @@ fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
         "header: odd-length hex (3 digits): every byte takes two hex digits"
     );
     let target = "00".repeat(32);
-    let cases: [(&str, &[&str], &str); 17] = [
+    let cases: [(&str, &[&str], &str); 21] = [
         (
             "hashcash",
             &["--data", "x", "--bits", "0"],
@@ -263,9 +281,29 @@ fn bad_submissions_fail_with_one_line_before_anything_is_sent() {
             "--counter-range 9..3: the range is empty or reversed (END is exclusive)",
         ),
         (
+            "hashcash",
+            &["--data", "x", "--bits", "8", "--counter-range", "0..2^64"],
+            "--counter-range 0..2^64: END is beyond 18446744073709551615 (2^64-1)",
+        ),
+        (
+            "hashcash",
+            &["--data", "x", "--bits", "8", "--counter-range", "0..lots"],
+            "--counter-range 0..lots: END `lots` is not a number (decimal, 0x hex, or 2^N)",
+        ),
+        (
             "preimage",
             &["--mask", "ab?x", "--target", &target],
-            "--mask: mask position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)",
+            "--mask: position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)",
+        ),
+        (
+            "preimage",
+            &["--mask", "?1?d", "-1", "ab?x", "--target", &target],
+            "-1: custom charset 1: position 2: unknown charset ?x (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)",
+        ),
+        (
+            "preimage",
+            &["--mask", "?1?2", "-1", "ab", "-2", "?1", "--target", &target],
+            "-2: custom charset 2 may not use ?1-?4",
         ),
         (
             "preimage",

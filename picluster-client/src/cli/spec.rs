@@ -6,7 +6,7 @@ use super::CliError;
 use picluster_core::hex;
 use picluster_core::job::{JobKind, JobSpec, SearchMode};
 use picluster_core::kernel::hashcash::HashcashJob;
-use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
+use picluster_core::kernel::preimage::{Mask, PreimageError, PreimageHash, PreimageJob};
 use picluster_core::kernel::sha256d::{BlockHeader, Sha256dJob, Target, NONCE_SPACE};
 use std::ops::Range;
 
@@ -152,7 +152,16 @@ fn preimage_spec(args: &PreimageArgs, mask: &str) -> Result<JobSpec, CliError> {
         args.charset3.as_deref(),
         args.charset4.as_deref(),
     ];
-    let mask = Mask::parse(mask, &custom).map_err(|e| CliError::Input(format!("--mask: {e}")))?;
+    let mask = Mask::parse(mask, &custom).map_err(|e| {
+        // A custom charset's fault is its option's, not the mask's.
+        let option = match e {
+            PreimageError::InCustomCharset { charset, .. }
+            | PreimageError::NestedCustom(charset)
+            | PreimageError::EmptyCustom(charset) => format!("-{charset}"),
+            _ => "--mask".to_string(),
+        };
+        CliError::Input(format!("{option}: {e}"))
+    })?;
     let mut targets = Vec::new();
     for (i, t) in args.target.iter().enumerate() {
         targets.push(
@@ -205,11 +214,20 @@ fn parse_digest(s: &str) -> Result<[u8; 32], String> {
         .map_err(|b: Vec<u8>| format!("{} bytes, expected 32 (64 hex digits)", b.len()))
 }
 
-fn parse_number(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
+/// A decimal, `0x` hexadecimal or `2^N` number; wider than u64, so that a bound
+/// one past the largest (`2^64`) is told apart from text that is not a number.
+fn parse_number(s: &str) -> Option<u128> {
+    if let Some(h) = s.strip_prefix("0x") {
+        return u128::from_str_radix(h, 16).ok();
     }
+    if let Some(n) = s.strip_prefix("2^") {
+        return n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n < 128)
+            .map(|n| 1u128 << n);
+    }
+    s.parse().ok()
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, CliError> {
@@ -222,15 +240,23 @@ fn parse_span(option: &str, s: &str, max: u64, max_text: &str) -> Result<Range<u
     let (a, b) = s
         .split_once("..")
         .ok_or_else(|| bad("expected START..END"))?;
-    let start = parse_number(a.trim()).ok_or_else(|| bad("START is not a number"))?;
-    let end = parse_number(b.trim()).ok_or_else(|| bad("END is not a number"))?;
+    let number = |which: &str, text: &str| {
+        parse_number(text.trim()).ok_or_else(|| {
+            bad(&format!(
+                "{which} `{}` is not a number (decimal, 0x hex, or 2^N)",
+                text.trim()
+            ))
+        })
+    };
+    let (start, end) = (number("START", a)?, number("END", b)?);
     if start >= end {
         return Err(bad("the range is empty or reversed (END is exclusive)"));
     }
-    if end > max {
+    if end > u128::from(max) {
         return Err(bad(&format!("END is beyond {max_text}")));
     }
-    Ok(start..end)
+    // Both fit: start < end <= max.
+    Ok(start as u64..end as u64)
 }
 
 fn parse_hex_u32(s: &str) -> Result<u32, String> {

@@ -39,6 +39,10 @@ pub enum ClientError {
     /// the results of a completed job do not cover its keyspace exactly.
     #[error("custom kernel: {0}")]
     Kernel(#[from] KernelError),
+    /// The bundle holds a worker's credential, which may not use the client
+    /// protocol.
+    #[error("the bundle holds the credential of worker {0}, which may only take work: a client needs a client or admin credential (the cluster directory's admin.bundle, or a bundle from `picluster add-client NAME`)")]
+    WorkerCredential(String),
     /// The blocking client was called on a thread that runs an async runtime.
     #[error("picluster_client::blocking::Client was called inside an async runtime, where it would block the runtime's thread: use picluster_client::Client with .await there (or call the blocking client from tokio::task::spawn_blocking)")]
     InsideRuntime,
@@ -55,6 +59,7 @@ impl ClientError {
             | ClientError::CoordinatorTooOld { .. }
             | ClientError::UnexpectedReply(_)
             | ClientError::Kernel(_)
+            | ClientError::WorkerCredential(_)
             | ClientError::InsideRuntime => false,
         }
     }

@@ -66,8 +66,17 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects with a client bundle.
+    /// Connects with a client (or admin) bundle; a worker's bundle is refused
+    /// ([`ClientError::WorkerCredential`]).
     pub async fn connect(bundle: &Bundle) -> Result<Client, ClientError> {
+        // A worker's certificate would be taken as a worker's by the coordinator,
+        // and refused at the first client message with a protocol violation: say
+        // what is wrong before connecting.
+        if let Ok(id) = bundle.identity() {
+            if id.role == Role::Worker {
+                return Err(ClientError::WorkerCredential(id.name));
+            }
+        }
         let inner = conn::open(bundle).await?;
         Ok(Client {
             shared: Arc::new(Shared {

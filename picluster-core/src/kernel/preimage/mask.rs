@@ -23,7 +23,15 @@ impl Mask {
             let n = i as u8 + 1;
             if let Some(def) = def {
                 let mut set = Vec::new();
-                for pos in parse_positions(def, None)? {
+                let positions = parse_positions(def, None).map_err(|e| match e {
+                    // It names the charset being defined (not the one used).
+                    PreimageError::NestedCustom(_) => PreimageError::NestedCustom(n),
+                    reason => PreimageError::InCustomCharset {
+                        charset: n,
+                        reason: Box::new(reason),
+                    },
+                })?;
+                for pos in positions {
                     for b in pos {
                         if !set.contains(&b) {
                             set.push(b);

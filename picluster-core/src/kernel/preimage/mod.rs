@@ -52,7 +52,7 @@ pub const MAX_TARGETS: usize = 4096;
 pub enum PreimageError {
     /// `?` followed by a character that names no charset.
     #[error(
-        "mask position {position}: unknown charset ?{ch} (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)"
+        "position {position}: unknown charset ?{ch} (known: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 ??)"
     )]
     UnknownCharset {
         /// Byte offset in the mask.
@@ -61,8 +61,16 @@ pub enum PreimageError {
         ch: char,
     },
     /// A mask ending in a lone `?`.
-    #[error("mask ends with a lone '?' (write ?? for a literal question mark)")]
+    #[error("it ends with a lone '?' (write ?? for a literal question mark)")]
     TrailingQuestionMark,
+    /// A custom charset's definition is invalid (not the mask itself).
+    #[error("custom charset {charset}: {reason}")]
+    InCustomCharset {
+        /// Which (1-4).
+        charset: u8,
+        /// What is wrong with its definition.
+        reason: Box<PreimageError>,
+    },
     /// `?N` used without defining custom charset N.
     #[error("mask uses ?{0} but custom charset {0} is not defined")]
     UndefinedCustom(u8),
@@ -449,9 +457,16 @@ mod tests {
         assert_eq!(e(""), PreimageError::EmptyMask);
         assert_eq!(e(&"?d".repeat(56)), PreimageError::TooLong(56));
         assert_eq!(e(&"?b".repeat(9)), PreimageError::KeyspaceOverflow);
+        // A custom charset's faults name it: the one defined, not the one it uses.
         assert_eq!(
             Mask::parse("?1", &[Some("?2"), None, None, None]).unwrap_err(),
-            PreimageError::NestedCustom(2)
+            PreimageError::NestedCustom(1)
+        );
+        assert_eq!(
+            Mask::parse("?1", &[Some("ab?"), None, None, None])
+                .unwrap_err()
+                .to_string(),
+            "custom charset 1: it ends with a lone '?' (write ?? for a literal question mark)"
         );
         assert_eq!(
             Mask::from_positions(vec![b"aa".to_vec()]).unwrap_err(),
