@@ -723,3 +723,67 @@ fn configuration_files_are_read_overridden_and_checked() {
         )
     );
 }
+
+/// A damaged job store is refused in one line that says so, with no panic message
+/// or backtrace note (redb asserts on a truncated file), and the file is left as it
+/// was; a store held by another process is named as such, without the advice to
+/// move it aside (which would lose its jobs).
+#[test]
+fn a_damaged_or_busy_job_store_is_refused_in_one_line_that_says_which() {
+    use picluster_core::service::{RedbStore, Store};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _cluster) = loopback_cluster(tmp.path());
+    let path = dir.join("coordinator.redb");
+    {
+        let mut store = RedbStore::open(&path).unwrap();
+        store
+            .commit(&[picluster_core::coordinator::Record::NextJob(7)])
+            .unwrap();
+    }
+    let run = || {
+        Command::new(real_binary("picluster"))
+            .args(["coordinator", "--cluster", dir.to_str().unwrap()])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    };
+
+    // Held by another process (this one).
+    let held = RedbStore::open(&path).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "picluster: {}: the job store is in use by another process: another coordinator runs on this cluster directory; stop it first (the file is fine: do not move it)",
+            path.display()
+        )
+    );
+    drop(held);
+
+    // Truncated to a third.
+    let whole = std::fs::read(&path).unwrap();
+    let damaged = &whole[..whole.len() / 3];
+    std::fs::write(&path, damaged).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "picluster: {}: the job store is damaged (",
+            path.display()
+        )) && stderr.trim_end().ends_with("(its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        damaged,
+        "the file is untouched"
+    );
+}

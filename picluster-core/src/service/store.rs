@@ -61,8 +61,9 @@ pub trait Store: Send + 'static {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The file could not be opened or created.
-    #[error("{path}: cannot open the coordinator's job store: {source}. If another coordinator runs on this cluster directory, stop it first; if the file is damaged, move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")]
+    /// The file could not be opened or created: held by another process, not
+    /// permitted, or damaged (the message says which, and what to do).
+    #[error("{path}: {}", open_advice(source))]
     Open {
         /// The file.
         path: PathBuf,
@@ -120,6 +121,23 @@ pub enum StoreError {
         /// The cause.
         source: RecoverError,
     },
+}
+
+/// What an opening error means for the operator. Only damage calls for moving the
+/// file aside: a file held by another coordinator, or not permitted, is fine, and
+/// moving it would lose its jobs.
+fn open_advice(error: &redb::DatabaseError) -> String {
+    use redb::{DatabaseError, StorageError};
+    use std::io::ErrorKind;
+    const LOST: &str = "move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)";
+    match error {
+        DatabaseError::DatabaseAlreadyOpen => "the job store is in use by another process: another coordinator runs on this cluster directory; stop it first (the file is fine: do not move it)".into(),
+        DatabaseError::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::PermissionDenied => format!("cannot open the job store: {e}: run the coordinator as the user that owns the cluster directory (the package's unit runs it as picluster), or give that user the file (the file is fine: do not move it)"),
+        DatabaseError::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::InvalidData => format!("the job store is damaged ({e}): {LOST}"),
+        DatabaseError::Storage(StorageError::Corrupted(_)) => format!("the job store is damaged ({error}): {LOST}"),
+        DatabaseError::UpgradeRequired(_) => format!("the job store's file format is older than this build reads ({error}): run the picluster version that wrote it"),
+        other => format!("cannot open the coordinator's job store: {other}"),
+    }
 }
 
 /// The journal in one redb file.
@@ -260,14 +278,20 @@ impl Store for RedbStore {
 }
 
 /// Runs a call into redb, turning a failed internal assertion (some damaged files
-/// trigger one in redb 4.1) into [`StoreError::Damaged`]: the coordinator then
-/// refuses the file with a clear message instead of crashing. Whatever the call had
-/// opened is dropped with it.
+/// trigger one in redb 4.1: a truncated one does) into [`StoreError::Damaged`]: the
+/// coordinator then refuses the file with a clear message instead of crashing, and
+/// without the panic message and backtrace note the default hook would print first
+/// (an operator reads those as a crash). Whatever the call had opened is dropped with
+/// it.
 fn contained<T>(
     path: &Path,
     call: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+    quiet_panics_in_store_calls();
+    IN_STORE_CALL.with(|f| f.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    IN_STORE_CALL.with(|f| f.set(false));
+    result.unwrap_or_else(|payload| {
         let detail = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_string())
@@ -278,6 +302,25 @@ fn contained<T>(
             detail,
         })
     })
+}
+
+thread_local! {
+    /// This thread is inside [`contained`]: a panic here is reported as damage.
+    static IN_STORE_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the panic hook, once, so that a panic inside [`contained`] prints nothing;
+/// every other panic goes to the hook that was there before.
+fn quiet_panics_in_store_calls() {
+    static WRAPPED: std::sync::Once = std::sync::Once::new();
+    WRAPPED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_STORE_CALL.with(|f| f.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 impl RedbStore {
