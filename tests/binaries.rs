@@ -787,3 +787,27 @@ fn a_damaged_or_busy_job_store_is_refused_in_one_line_that_says_which() {
         "the file is untouched"
     );
 }
+
+/// A metrics port already taken is named as the metrics port, with the option that
+/// moves it (not `--listen`, which is the cluster's QUIC address).
+#[test]
+fn a_metrics_port_in_use_is_named_as_the_metrics_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _cluster) = loopback_cluster(tmp.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = Command::new(real_binary("picluster"))
+        .args(["coordinator", "--cluster", dir.to_str().unwrap()])
+        .args(["--metrics", &address])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().last().unwrap_or("");
+    assert!(
+        line.starts_with(&format!("picluster: cannot serve metrics on {address}: "))
+            && line.ends_with("(another program serves there, perhaps another picluster coordinator or worker on this machine: give this one another port with --metrics, or metrics in its configuration file)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--listen"), "{stderr}");
+}

@@ -146,6 +146,15 @@ pub enum NetError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The metrics endpoint cannot listen on its address (a coordinator's or a
+    /// worker's).
+    #[error("cannot serve metrics on {address}: {source}{}", if source.kind() == std::io::ErrorKind::AddrInUse { " (another program serves there, perhaps another picluster coordinator or worker on this machine: give this one another port with --metrics, or metrics in its configuration file)" } else { "" })]
+    BindMetrics {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The coordinator refused to enroll or renew.
     #[error("{0}")]
     JoinRefused(crate::wire::JoinRefusal),
@@ -184,6 +193,7 @@ impl NetError {
             | NetError::Identity(_)
             | NetError::PinMismatch { .. }
             | NetError::Bind { .. }
+            | NetError::BindMetrics { .. }
             | NetError::JoinRefused(_) => false,
         }
     }

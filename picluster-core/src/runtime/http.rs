@@ -19,7 +19,7 @@ pub async fn bind_metrics(
 ) -> Result<tokio::net::TcpListener, crate::net::NetError> {
     tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|source| crate::net::NetError::Bind { address, source })
+        .map_err(|source| crate::net::NetError::BindMetrics { address, source })
 }
 
 /// Scrapers connected at once; more are closed at once (Prometheus keeps one).

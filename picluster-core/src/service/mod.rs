@@ -120,7 +120,7 @@ impl CoordinatorService {
     pub fn with_metrics(mut self, address: SocketAddr) -> Result<CoordinatorService, NetError> {
         let listener = std::net::TcpListener::bind(address)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| NetError::Bind { address, source })?;
+            .map_err(|source| NetError::BindMetrics { address, source })?;
         self.metrics = Some(listener);
         Ok(self)
     }
