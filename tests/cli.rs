@@ -1297,3 +1297,76 @@ fn a_coordinator_whose_store_went_missing_refuses_to_start_without_new_store() {
     .unwrap();
     assert!(store.exists());
 }
+
+/// A name enrolled with a join token is noted in the cluster directory, so that
+/// `add-worker` refuses to issue it a second credential, as it refuses a name it
+/// issued itself (it used to issue one: issued.json knew only bundle names).
+#[test]
+fn add_worker_refuses_a_name_enrolled_with_a_join_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let d = dir.to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    cli_ok(&["init", d, "--listen", &listen]);
+    let bundle = tmp.path().join("pi-1.bundle");
+    let b = bundle.to_str().unwrap();
+    cli_ok(&["add-worker", "pi-1", "--cluster", d, "--out", b]);
+    let daemons = Daemons::start(&dir, &bundle);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = picluster_core::trust::ClusterDir::open(&dir)
+            .unwrap()
+            .admin_bundle()
+            .unwrap();
+        let mut client = None;
+        for _ in 0..200 {
+            if let Ok(c) = picluster_client::Client::connect(&admin).await {
+                client = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let client = client.expect("the coordinator answers");
+        let (token, _) = client
+            .create_token(Role::Worker, Duration::from_secs(600), 1, false)
+            .await
+            .unwrap();
+        client.close();
+        let state = tmp.path().join("pi-7-state");
+        let joined = picluster_worker::enroll::join_with(&token, "pi-7", &state, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(joined.name, "pi-7");
+    });
+    daemons.stop();
+    let out = tmp.path().join("pi-7.bundle");
+    let o = out.to_str().unwrap();
+    assert_eq!(
+        cli_err(&["add-worker", "pi-7", "--cluster", d, "--out", o]),
+        "a worker named pi-7 already has a credential from this cluster: pick another name, or pass --replace to issue a new one for it (then revoke the old one: `picluster revoke pi-7`)"
+    );
+    assert!(!out.exists());
+    cli_ok(&[
+        "add-worker",
+        "pi-7",
+        "--cluster",
+        d,
+        "--out",
+        o,
+        "--replace",
+    ]);
+    // Names it issued itself are still known.
+    let again = tmp.path().join("pi-1-again.bundle");
+    let message = cli_err(&[
+        "add-worker",
+        "pi-1",
+        "--cluster",
+        d,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        message.starts_with("a worker named pi-1 already"),
+        "{message}"
+    );
+}

@@ -19,6 +19,9 @@ pub(super) struct Issuer {
     pub(super) ca: ClusterCa,
     /// Lifetime of the certificates it signs.
     pub(super) days: u32,
+    /// The cluster directory, where a name enrolled with a token is noted (so that
+    /// `add-worker` refuses it); `None` for a service built from parts.
+    pub(super) dir: Option<crate::trust::ClusterDir>,
 }
 
 /// Signs what the core decided to issue.
@@ -27,7 +30,7 @@ pub(super) fn issue_certificate(
     issue: &Issue,
 ) -> Result<String, JoinRefusal> {
     let issuer = issuer.ok_or(JoinRefusal::CannotIssue)?;
-    issuer
+    let signed = issuer
         .ca
         .sign_request(
             issue.role,
@@ -40,7 +43,16 @@ pub(super) fn issue_certificate(
             crate::trust::ClusterError::BadRequest(why) => JoinRefusal::BadRequest(why),
             crate::trust::ClusterError::Csr(why) => JoinRefusal::BadRequest(why.to_string()),
             other => JoinRefusal::BadRequest(other.to_string()),
-        })
+        })?;
+    if let (Some(dir), false) = (&issuer.dir, issue.renewal) {
+        // The store knows the name already; this only keeps `add-worker` from
+        // issuing it a second credential, so a failure is worth a warning, not
+        // the join.
+        if let Err(e) = dir.note_enrolled(issue.role, &issue.name) {
+            warn!(name = %issue.name, error = %e, "could not note the enrolled name in the cluster directory's issued.json: `picluster add-worker` will not know it");
+        }
+    }
+    Ok(signed)
 }
 
 /// Why a coordinator could not serve.

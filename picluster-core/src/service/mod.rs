@@ -112,7 +112,11 @@ impl CoordinatorService {
     /// workers that join with a token and workers that renew theirs. Without it,
     /// both are refused ([`JoinRefusal::CannotIssue`]).
     pub fn with_issuer(mut self, ca: ClusterCa, days: u32) -> CoordinatorService {
-        self.issuer = Some(Arc::new(Issuer { ca, days }));
+        self.issuer = Some(Arc::new(Issuer {
+            ca,
+            days,
+            dir: None,
+        }));
         self
     }
 
@@ -146,8 +150,13 @@ impl CoordinatorService {
         let credential = dir.coordinator_credential()?;
         let ca = dir.ca_cert_pem().map_err(NetError::from)?;
         let issuer = dir.ca().map_err(NetError::from)?;
-        Ok(Self::bind(dir.config().listen, &ca, &credential, config)?
-            .with_issuer(issuer, dir.config().lifetimes.peer_days))
+        let mut service = Self::bind(dir.config().listen, &ca, &credential, config)?;
+        service.issuer = Some(Arc::new(Issuer {
+            ca: issuer,
+            days: dir.config().lifetimes.peer_days,
+            dir: Some(dir.clone()),
+        }));
+        Ok(service)
     }
 
     /// The address actually bound (useful with port 0).

@@ -235,12 +235,7 @@ impl ClusterDir {
         if matches!(name, "admin" | "coordinator") {
             return Err(ClusterError::ReservedName(name.to_string()));
         }
-        let path = self.path.join(ISSUED);
-        let mut issued: std::collections::BTreeMap<String, Role> = if path.exists() {
-            read_json(&path)?
-        } else {
-            std::collections::BTreeMap::new()
-        };
+        let mut issued = self.issued()?;
         if let Some(&role) = issued.get(name).filter(|_| !replace) {
             return Err(ClusterError::NameIssued {
                 name: name.to_string(),
@@ -254,13 +249,43 @@ impl ClusterDir {
             self.config.lifetimes.peer_days,
         )?;
         issued.insert(name.to_string(), role);
+        self.write_issued(&issued)?;
+        Ok(bundle)
+    }
+
+    /// Records that the coordinator enrolled `name` in `role` with a join token, so
+    /// that `add-worker NAME` and `add-client NAME` refuse it (without `--replace`)
+    /// as they refuse a name they issued themselves.
+    pub fn note_enrolled(&self, role: Role, name: &str) -> Result<(), ClusterError> {
+        let mut issued = self.issued()?;
+        if issued.get(name) == Some(&role) {
+            return Ok(());
+        }
+        issued.insert(name.to_string(), role);
+        self.write_issued(&issued)
+    }
+
+    /// The names this directory issued or enrolled credentials for.
+    fn issued(&self) -> Result<std::collections::BTreeMap<String, Role>, ClusterError> {
+        let path = self.path.join(ISSUED);
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(std::collections::BTreeMap::new())
+        }
+    }
+
+    fn write_issued(
+        &self,
+        issued: &std::collections::BTreeMap<String, Role>,
+    ) -> Result<(), ClusterError> {
+        let path = self.path.join(ISSUED);
         // Replaced whole: written beside it, then renamed over it.
-        let json = serde_json::to_string_pretty(&issued).expect("names always serialize");
+        let json = serde_json::to_string_pretty(issued).expect("names always serialize");
         let new = self.path.join(format!("{ISSUED}.new"));
         let _ = fs::remove_file(&new);
         write_new(&new, json.as_bytes())?;
-        fs::rename(&new, &path).map_err(io_error(&path))?;
-        Ok(bundle)
+        fs::rename(&new, &path).map_err(io_error(&path))
     }
 
     /// Replaces the coordinator's certificate and key with new ones for the
