@@ -165,9 +165,29 @@ where
     exit_code(run(Args::parse_from(args), kernels, out))
 }
 
+/// Input that cannot be used (a configuration file, an implementation's name): exit
+/// code 2, as `picluster` and clap give for invalid input; 1 is a runtime failure.
+#[derive(Debug)]
+struct InvalidInput(anyhow::Error);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+/// Exit code for invalid input.
+const EXIT_INVALID_INPUT: u8 = 2;
+
 fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<InvalidInput>().is_some() => {
+            picluster_core::runtime::eprint_lossy(&format!("picluster-worker: {e}"));
+            ExitCode::from(EXIT_INVALID_INPUT)
+        }
         Err(e)
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
@@ -207,9 +227,11 @@ fn run(args: Args, kernels: Registry, out: &mut dyn Write) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let args = with_config(args)?;
+            let args = with_config(args).map_err(InvalidInput)?;
             if let Some(name) = &args.implementation {
-                Sha256dImpl::from_name(name)?.select()?;
+                Sha256dImpl::from_name(name)
+                    .map_err(|e| InvalidInput(e.into()))?
+                    .select()?;
             }
             let runtime = background_runtime()
                 .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
