@@ -773,10 +773,15 @@ fn command_line_drives_a_cluster_from_init_to_results() {
         out.starts_with(&format!("wrote {a} for client alice")),
         "{out}"
     );
-    assert_eq!(
-        cli_err(&["add-client", "alice", "--bundle", a, "--out", "x.bundle"]),
-        "this command needs the cluster directory: --cluster DIR (or PICLUSTER_CLUSTER)"
-    );
+    // Issuing works on the cluster directory: it takes no --bundle at all.
+    match cli(&["add-client", "alice", "--bundle", a, "--out", "x.bundle"]).0 {
+        Err(CliError::Usage(e)) => assert!(
+            e.to_string()
+                .contains("unexpected argument '--bundle' found"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
     let header = hex::encode(&vectors()[0].header.0);
     let out = cli_ok(&[
         "submit",
@@ -1217,6 +1222,41 @@ fn every_command_s_help_shows_examples() {
         .filter(|c| c != "help")
         .collect();
     assert_eq!(commands.len(), 20, "{commands:?}");
+    // Using the cluster first, then running it, then the shell's helpers.
+    assert_eq!(
+        commands,
+        [
+            "submit",
+            "wait",
+            "show",
+            "jobs",
+            "cancel",
+            "forget",
+            "status",
+            "init",
+            "coordinator",
+            "add-worker",
+            "add-client",
+            "token",
+            "join",
+            "drain",
+            "undrain",
+            "release",
+            "revoke",
+            "renew-coordinator",
+            "completions",
+            "manpages"
+        ]
+    );
+    // The commands that work on the cluster directory offer no --bundle.
+    for command in ["add-worker", "add-client", "renew-coordinator"] {
+        let text = help(&[command]);
+        assert!(
+            text.contains("--cluster <DIR>") && !text.contains("--bundle"),
+            "picluster {command} --help:\n{text}"
+        );
+    }
+    assert!(help(&["token", "create"]).contains("a bare number is seconds"));
     for command in &commands {
         let text = help(&[command]);
         assert!(
@@ -1247,6 +1287,14 @@ fn every_command_s_help_shows_examples() {
         text.contains("Examples:") && text.contains("RUST_LOG"),
         "{text}"
     );
+    // One -v/-q scheme for both programs: a level per flag.
+    for program in [top.as_str(), &*text] {
+        assert!(
+            program.contains("More log output on stderr, a level per -v")
+                && program.contains("Less log output on stderr, a level per -q"),
+            "{program}"
+        );
+    }
 }
 
 #[test]

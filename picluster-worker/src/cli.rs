@@ -81,11 +81,12 @@ struct Args {
     /// Where the CPU's thermal zones are [default: /sys/class/thermal].
     #[arg(long, env = "PICLUSTER_THERMAL_DIR", value_name = "DIR")]
     thermal_dir: Option<PathBuf>,
-    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG, when set,
+    /// More log output on stderr, a level per -v (error, warn, info, debug, trace;
+    /// it starts at info, as `picluster coordinator` does). RUST_LOG, when set,
     /// decides instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Less log output: warnings and errors only (-qq: errors only).
+    /// Less log output on stderr, a level per -q (-q: warnings, -qq: errors only).
     #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
     quiet: u8,
 }

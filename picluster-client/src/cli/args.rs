@@ -32,13 +32,15 @@ running), 141 output pipe closed.";
 pub struct Cli {
     #[command(subcommand)]
     pub(super) command: Command,
-    /// More log output on stderr (-v: info, -vv: debug; the coordinator logs info
-    /// by default, so -v gives it debug). RUST_LOG, when set, decides instead.
+    /// More log output on stderr, a level per -v (error, warn, info, debug, trace;
+    /// the coordinator starts at info, as picluster-worker does, other commands at
+    /// warn). RUST_LOG, when set, decides instead.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(super) verbose: u8,
-    /// Less on stderr: only errors, no progress bar or hints.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub(super) quiet: bool,
+    /// Less log output on stderr, a level per -q (-q: warnings for the coordinator,
+    /// errors only for other commands), and no progress bar or hints.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub(super) quiet: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,7 +50,8 @@ pub(super) enum TokenCommand {
         after_help = "Examples:\n  picluster token create --cluster rack\n  picluster token create --ttl 10m --uses 5 --cluster rack\n  picluster token create --role client --cluster rack"
     )]
     Create {
-        /// How long it is valid: 90s, 10m, 1h (default), at most 24h.
+        /// How long it is valid: 90s, 10m, 1h (default), at most 24h; a bare number
+        /// is seconds.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
         /// How many machines may enroll with it.
@@ -161,6 +164,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster init rack --listen 0.0.0.0:7878 --advertise head.local:7878\n  picluster init lab --listen localhost:7878 --cert-days 30"
     )]
+    #[command(display_order = 20)]
     Init {
         /// Directory to create (must not exist, or be empty).
         dir: PathBuf,
@@ -189,14 +193,16 @@ pub(super) enum Command {
     /// Replace the coordinator's certificate with a new one (before it expires;
     /// restart the coordinator to use it).
     #[command(after_help = "Example:\n  picluster renew-coordinator --cluster rack")]
+    #[command(display_order = 30)]
     RenewCoordinator {
         #[command(flatten)]
-        cluster: ClusterArg,
+        cluster: ClusterDirArg,
     },
     /// Run the coordinator in the foreground (Ctrl-C or SIGTERM stops it).
     #[command(
         after_help = "Examples:\n  picluster coordinator --cluster rack\n  picluster -v coordinator --cluster rack          (debug logs)\n  RUST_LOG=picluster_core=debug picluster coordinator --cluster rack"
     )]
+    #[command(display_order = 21)]
     Coordinator {
         /// The cluster directory (made by `picluster init`).
         #[arg(long, env = "PICLUSTER_CLUSTER", value_name = "DIR")]
@@ -239,11 +245,12 @@ pub(super) enum Command {
     #[command(
         after_help = "Example:\n  picluster add-worker pi-3 --cluster rack --out pi-3.bundle"
     )]
+    #[command(display_order = 22)]
     AddWorker {
         /// The worker's name (A-Z a-z 0-9 . _ -), e.g. pi-3.
         name: String,
         #[command(flatten)]
-        cluster: ClusterArg,
+        cluster: ClusterDirArg,
         /// File to write (created with mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
@@ -258,11 +265,12 @@ pub(super) enum Command {
     #[command(
         after_help = "Example:\n  picluster add-client alice --cluster rack --out alice.bundle"
     )]
+    #[command(display_order = 23)]
     AddClient {
         /// The client's name (A-Z a-z 0-9 . _ -), e.g. alice.
         name: String,
         #[command(flatten)]
-        cluster: ClusterArg,
+        cluster: ClusterDirArg,
         /// File to write (created with mode 0600; never overwritten).
         #[arg(long)]
         out: PathBuf,
@@ -274,6 +282,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster submit sha256d --header HEX --cluster rack\n  picluster submit hashcash --data hello --bits 24 --detach\n  picluster submit preimage --mask 'pass?d?d?d?d' --target HEX"
     )]
+    #[command(display_order = 1)]
     Submit {
         #[command(subcommand)]
         kind: SubmitKind,
@@ -282,6 +291,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster wait j7\n  picluster wait 3-7 --json\n  picluster wait last"
     )]
+    #[command(display_order = 2)]
     Wait {
         /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
         /// queued or running job).
@@ -297,6 +307,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster jobs\n  picluster jobs --state done --last 10\n  picluster jobs --all --client alice --json\n  picluster jobs j7"
     )]
+    #[command(display_order = 4)]
     Jobs {
         /// Show this job in detail, as `picluster show` does.
         job: Option<JobId>,
@@ -324,6 +335,7 @@ pub(super) enum Command {
     },
     /// Let a quarantined worker (it claimed a false solution) connect again.
     #[command(after_help = "Example:\n  picluster release pi-3 --cluster rack")]
+    #[command(display_order = 28)]
     Release {
         /// The worker's name.
         name: String,
@@ -336,6 +348,7 @@ pub(super) enum Command {
     /// or stolen machine): its connections close at once and are refused from now on.
     /// A new credential for the name made later works.
     #[command(after_help = "Example:\n  picluster revoke pi-3 --cluster rack")]
+    #[command(display_order = 29)]
     Revoke {
         /// The worker's or client's name.
         name: String,
@@ -349,6 +362,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Example:\n  picluster join 'pcj1....@head.local:7878' --name alice --out alice.bundle"
     )]
+    #[command(display_order = 25)]
     Join {
         /// The join token.
         token: String,
@@ -364,12 +378,14 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster token create --cluster rack\n  picluster token list --cluster rack"
     )]
+    #[command(display_order = 24)]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// Remove finished jobs (report, solutions, results) from the coordinator now.
     #[command(after_help = "Example:\n  picluster forget j3 j4 --cluster rack")]
+    #[command(display_order = 6)]
     Forget {
         /// The jobs (j7 or 7).
         #[arg(required = true, value_name = "JOB")]
@@ -382,6 +398,7 @@ pub(super) enum Command {
     /// Show one job in detail: its workers (what each searched, its chunks, what it
     /// holds now), chunks reassigned and stolen, solutions so far, times.
     #[command(after_help = "Examples:\n  picluster show j7\n  picluster show last --json")]
+    #[command(display_order = 3)]
     Show {
         /// The job (j7 or 7, or `last`).
         job: JobSelector,
@@ -394,6 +411,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster status --cluster rack\n  picluster status --json | jq '.workers[].state'"
     )]
+    #[command(display_order = 7)]
     Status {
         /// Refresh until Ctrl-C: in place on a terminal, otherwise one snapshot
         /// after another (with --json, one JSON object per line).
@@ -415,6 +433,7 @@ pub(super) enum Command {
     /// `status` shows it `draining` until that chunk ends, then `drained`. A worker
     /// that is not connected may be drained: it takes no work when it comes back.
     #[command(after_help = "Example:\n  picluster drain pi-3 --reason 'new fan' --cluster rack")]
+    #[command(display_order = 26)]
     Drain {
         /// The worker's name.
         name: String,
@@ -428,6 +447,7 @@ pub(super) enum Command {
     },
     /// Give a drained worker work again.
     #[command(after_help = "Example:\n  picluster undrain pi-3 --cluster rack")]
+    #[command(display_order = 27)]
     Undrain {
         /// The worker's name.
         name: String,
@@ -440,6 +460,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster completions bash > /usr/share/bash-completion/completions/picluster\n  picluster completions zsh > ~/.zfunc/_picluster"
     )]
+    #[command(display_order = 40)]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -447,6 +468,7 @@ pub(super) enum Command {
     /// Write man pages (picluster.1, and picluster-COMMAND.1 for each command) into
     /// a directory.
     #[command(after_help = "Example:\n  picluster manpages /usr/share/man/man1")]
+    #[command(display_order = 41)]
     Manpages {
         /// Where to write them (created if missing).
         dir: PathBuf,
@@ -455,6 +477,7 @@ pub(super) enum Command {
     #[command(
         after_help = "Examples:\n  picluster cancel j7\n  picluster cancel 3-7 last\n  picluster cancel all"
     )]
+    #[command(display_order = 5)]
     Cancel {
         /// The jobs: j7 or 7, ranges (3-7), `last` (the newest job) or `all` (every
         /// queued or running job).
@@ -627,6 +650,15 @@ pub(super) struct ClusterArg {
     /// directory's admin.bundle (client commands only).
     #[arg(long = "bundle", env = "PICLUSTER_BUNDLE", value_name = "FILE")]
     pub(super) bundle: Option<PathBuf>,
+}
+
+/// The cluster directory alone, for commands that work on it (not through a
+/// credential): they take no `--bundle`.
+#[derive(Args, Debug)]
+pub(super) struct ClusterDirArg {
+    /// The cluster directory (made by `picluster init`).
+    #[arg(long = "cluster", env = "PICLUSTER_CLUSTER", value_name = "DIR")]
+    pub(super) dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -109,13 +109,12 @@ where
     } else {
         1
     };
-    let level = if cli.quiet {
-        0
-    } else {
-        (base + usize::from(cli.verbose)).min(levels.len() - 1)
-    };
+    // One scheme for both programs: a level up per -v, down per -q.
+    let level = (base + usize::from(cli.verbose))
+        .saturating_sub(usize::from(cli.quiet))
+        .min(levels.len() - 1);
     init_logging(levels[level]);
-    output::set_quiet(cli.quiet);
+    output::set_quiet(cli.quiet > 0);
     let stdout = std::io::stdout();
     let result = run_with(cli, kernels, &mut stdout.lock());
     exit_code_as(result, json)

@@ -2,7 +2,7 @@
 //! `add-client`, `add-worker`, `renew-coordinator`, `join`.
 
 use super::{refuse_existing, write_bundle};
-use crate::cli::args::{ClusterArg, Listen};
+use crate::cli::args::{ClusterArg, ClusterDirArg, Listen};
 use crate::cli::{config, CliError};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::identity::Role;
@@ -134,12 +134,12 @@ pub(super) fn coordinator(
 pub(super) fn add(
     role: Role,
     name: String,
-    cluster: ClusterArg,
+    cluster: ClusterDirArg,
     path: PathBuf,
     replace: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let dir = ClusterDir::open(cluster.dir()?)?;
+    let dir = ClusterDir::open(&cluster.dir)?;
     refuse_existing(&path)?;
     let bundle = dir.issue_bundle(role, &name, replace)?;
     match role {
@@ -150,10 +150,10 @@ pub(super) fn add(
 
 /// `picluster renew-coordinator`.
 pub(super) fn renew_coordinator(
-    cluster: ClusterArg,
+    cluster: ClusterDirArg,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    let dir = ClusterDir::open(cluster.dir()?)?;
+    let dir = ClusterDir::open(&cluster.dir)?;
     dir.check_private_keys()?;
     let credential = dir.renew_coordinator()?;
     let days = dir.config().lifetimes.coordinator_days;
