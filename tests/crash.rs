@@ -345,3 +345,101 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
     }
     drop(workers);
 }
+
+/// `picluster status --watch` through a coordinator's kill -9 and restart: it says
+/// the coordinator is unreachable and goes on, and shows the restarted one (it used
+/// to exit at the first failed request).
+#[test]
+fn status_watch_says_the_coordinator_is_away_and_carries_on_when_it_is_back() {
+    let _alone = one_coordinator_process_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _port, _workers) = cluster_with_two_worker_processes(tmp.path());
+    let d = dir.to_str().unwrap();
+    let start = || {
+        spawn_self_with(
+            "crash::coordinator_process",
+            &[("PICLUSTER_TEST_CLUSTER", d)],
+            Stdio::null,
+        )
+    };
+    let coordinator = start();
+    let status = |out: &str| out.lines().filter(|l| l.starts_with('{')).count();
+    // Wait for the coordinator to answer.
+    let waiting = Instant::now();
+    while !crate::crash::cli_status_ok(d) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no coordinator"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut watch = Command::new(crate::binaries::real_binary("picluster"))
+        .args([
+            "status",
+            "--watch",
+            "--interval",
+            "0.2",
+            "--json",
+            "--cluster",
+            d,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    for (pipe, sink) in [
+        (
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            lines.clone(),
+        ),
+        (Box::new(stderr), errors.clone()),
+    ] {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+    }
+    let wait_for = |what: &dyn Fn() -> bool, why: &str| {
+        let waiting = Instant::now();
+        while !what() {
+            assert!(waiting.elapsed() < Duration::from_secs(40), "{why}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(
+        &|| status(&lines.lock().unwrap()) >= 2,
+        "the watch shows status",
+    );
+    drop(coordinator); // kill -9
+    wait_for(
+        &|| errors.lock().unwrap().contains("coordinator unreachable"),
+        "the watch says the coordinator is away",
+    );
+    assert!(watch.try_wait().unwrap().is_none(), "the watch goes on");
+    let before = status(&lines.lock().unwrap());
+    let _back = start();
+    wait_for(
+        &|| status(&lines.lock().unwrap()) > before + 1,
+        "the watch shows the restarted coordinator",
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+/// Whether `picluster status` answers on cluster `d`.
+pub(crate) fn cli_status_ok(d: &str) -> bool {
+    Command::new(crate::binaries::real_binary("picluster"))
+        .args(["status", "--cluster", d])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

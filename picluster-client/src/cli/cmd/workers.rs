@@ -4,6 +4,7 @@ use super::with_client;
 use crate::cli::args::{ClusterArg, OutputArg};
 use crate::cli::output::{emit, utc, ChangedView, DrainedView, RevocationView, StatusView};
 use crate::cli::CliError;
+use crate::client::ClientError;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -27,8 +28,31 @@ pub(super) fn status(
         let in_place = !output.json && std::io::stdout().is_terminal();
         let mut shown = 0u64;
         loop {
-            let status = client.status().await?;
-            let credentials = client.credentials().await?;
+            // A coordinator away (restarting, unreachable) is waited for: the watch
+            // says so and goes on; what cannot pass by waiting ends it.
+            let snapshot = async {
+                Ok::<_, ClientError>((client.status().await?, client.credentials().await?))
+            };
+            let (status, credentials) = match snapshot.await {
+                Ok(both) => both,
+                Err(e) if e.is_retryable() => {
+                    let line = format!("coordinator unreachable ({e}); reconnecting, Ctrl-C stops");
+                    if output.json {
+                        picluster_core::runtime::eprint_lossy(&format!("picluster: {line}"));
+                    } else {
+                        if in_place {
+                            out.write_all(b"\x1b[H\x1b[2J")?;
+                        }
+                        writeln!(out, "{line}")?;
+                        out.flush()?;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs_f64(interval.max(1.0))) => continue,
+                        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut frame = Vec::new();
             if !output.json {
                 writeln!(

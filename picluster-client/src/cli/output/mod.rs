@@ -142,14 +142,18 @@ pub(super) async fn follow(
         match event {
             JobEvent::Progress(p) => show(&p),
             JobEvent::Outputs(batch) => outputs.extend(batch),
-            JobEvent::Reconnecting => bar.suspend(|| {
-                // A new watch sends every result again.
-                outputs.clear();
-                picluster_core::runtime::eprint_lossy(&format!(
-                    "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
-                    client.coordinator()
-                ));
-            }),
+            JobEvent::Reconnecting => {
+                bar.suspend(|| {
+                    // A new watch sends every result again.
+                    outputs.clear();
+                    picluster_core::runtime::eprint_lossy(&format!(
+                        "picluster: lost the connection to the coordinator at {}; reconnecting to follow {job}",
+                        client.coordinator()
+                    ));
+                });
+                // Until the next progress: the rate and ETA shown are stale.
+                bar.set_message("coordinator unreachable, reconnecting");
+            }
             JobEvent::Finished(r) => report = Some(r),
         }
     }
