@@ -300,11 +300,16 @@ pub async fn run(
                 if agent.is_shutting_down() {
                     return Ok(());
                 }
-                let delay = backoff.next();
+                let held = agent.leases_detached();
+                // A worker holding chunks through the outage tries often: a restarted
+                // coordinator holds them for it only a while (`adoption_window`).
+                let delay = match backoff.next() {
+                    d if held > 0 => d.min(HOLDING_RECONNECT),
+                    d => d,
+                };
                 state
                     .reconnects
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let held = agent.leases_detached();
                 let name_in_use = matches!(
                     &e,
                     NetError::Closed { code, .. } if *code == CloseCode::NameInUse as u32
@@ -338,6 +343,10 @@ pub async fn run(
         }
     }
 }
+
+/// The longest wait between reconnection attempts while the worker holds chunks it
+/// computed through a lost connection.
+const HOLDING_RECONNECT: Duration = Duration::from_secs(2);
 
 /// What a session works with besides its connection.
 struct SessionContext<'a> {

@@ -14,6 +14,7 @@ use picluster_suite::fixtures::{easy_target, reference_scan, vectors};
 use std::time::{Duration, Instant};
 
 mod credentials;
+mod outage;
 mod shares;
 
 const CLIENT: ConnId = ConnId(100);
@@ -1139,7 +1140,7 @@ mod store {
         assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
         let message = err.to_string();
         assert!(
-            message.starts_with(&format!("{}: cannot open", path.display())),
+            message.starts_with(&format!("{}: the job store is damaged (", path.display())),
             "{message}"
         );
         assert!(message.contains("move it aside"), "{message}");

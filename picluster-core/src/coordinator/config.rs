@@ -26,6 +26,11 @@ pub struct CoordinatorConfig {
     /// A worker silent for this long loses its leases (the unfinished parts return to
     /// the queue). Independent of QUIC's idle timeout.
     pub lease_timeout: Duration,
+    /// After a restart, how long the previous run's leases are held back for their
+    /// workers to claim (a worker keeps computing through an outage of any length
+    /// and reconnects within seconds of the coordinator's return). After a lease
+    /// timeout they are given to others as soon as a worker has nothing else to do.
+    pub adoption_window: Duration,
     /// Smallest range worth stealing: below this a split costs more than it saves.
     pub min_steal: u64,
     /// Steal only when the lease that ends last would end at least this much later
@@ -122,6 +127,7 @@ impl Default for CoordinatorConfig {
             max_prefetch: 16,
             progress_interval: Duration::from_millis(250),
             lease_timeout: Duration::from_secs(5),
+            adoption_window: Duration::from_secs(60),
             min_steal: 1 << 16,
             steal_gap: Duration::from_millis(50),
             steal: true,

@@ -28,8 +28,10 @@ pub(super) struct Timers {
     /// Trims sent, by the time their answer is due.
     pub(super) trims: BTreeSet<(Instant, LeaseId)>,
     /// After a restart, until when the previous run's leases are held for their
-    /// workers to claim (`None` once none is left).
+    /// workers to claim (`None` once none is left)...
     pub(super) adopt_until: Option<Instant>,
+    /// ...and from when a worker with nothing else to do ends the wait.
+    pub(super) adopt_grace: Option<Instant>,
     /// When client sessions are next looked at for idleness (`None`: no client).
     pub(super) idle_sweep: Option<Instant>,
 }

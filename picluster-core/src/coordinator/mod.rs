@@ -298,6 +298,11 @@ impl Coordinator {
             fx.timers.adopt_until = None;
             worker_msgs::release_orphans(t, fx, None);
         }
+        if fx.timers.adopt_grace.is_some_and(|at| now >= at) {
+            // From now on a worker with nothing to do ends the wait (see schedule).
+            fx.timers.adopt_grace = None;
+            fx.schedule = true;
+        }
         while let Some(&(due, lease)) = fx.timers.trims.first() {
             if due > now {
                 break;
@@ -361,6 +366,7 @@ impl Coordinator {
             t.jobs.next_expiry(&t.config),
             fx.journal.as_ref().and_then(|j| j.next_checkpoint),
             fx.timers.adopt_until,
+            fx.timers.adopt_grace,
             fx.timers.trims.first().map(|(at, _)| *at),
             fx.timers.idle_sweep,
         ]
@@ -424,49 +430,20 @@ impl Coordinator {
 
     /// Hands out leases round-robin, one per worker per pass, until every worker holds
     /// what it may or no live job has unassigned work; then, if a worker found nothing
-    /// to run, steals.
+    /// to run, gives it the leases still held back after a restart (once their
+    /// grace is over), and steals.
     fn schedule(&mut self, now: Instant) {
         let (t, fx) = (&mut self.t, &mut self.fx);
         let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
-        let mut steal = false;
-        loop {
-            let mut assigned = false;
-            for conn in t.workers.wanting() {
-                let view = schedule::View {
-                    config: &t.config,
-                    jobs: &t.jobs,
-                    leases: &t.leases,
-                    workers: &t.workers,
-                };
-                match schedule::decide(view, &mut t.rates, &mut left_at_start, now, conn) {
-                    Decision::NotReady | Decision::Full => t.workers.unwant(conn),
-                    Decision::NothingToRun => steal = true,
-                    Decision::Assign { job, range } => {
-                        if let Some(j) = t.jobs.get_mut(job) {
-                            j.record.take_front(&range);
-                        }
-                        leasing::assign(t, fx, now, conn, job, range);
-                        assigned = true;
-                    }
-                    Decision::Audit { job, index, size } => {
-                        let sample = t.jobs.get_mut(job).and_then(|j| {
-                            let mut sample = j.session.audits.remove(index)?;
-                            let at = sample.range.start.saturating_add(size.max(1));
-                            if at < sample.range.end {
-                                j.session.audits.insert(index, sample.split_off(at));
-                            }
-                            Some(sample)
-                        });
-                        if let Some(sample) = sample {
-                            leasing::assign_audit(t, fx, now, conn, job, sample);
-                            assigned = true;
-                        }
-                    }
-                }
-            }
-            if !assigned {
-                break;
-            }
+        let mut steal = hand_out(t, fx, now, &mut left_at_start);
+        if steal && fx.timers.adopt_until.is_some() && fx.timers.adopt_grace.is_none() {
+            // A worker would sit idle while ranges wait for workers that have not
+            // come back for a lease timeout: it gets them.
+            tracing::info!("a worker has nothing to do: the chunks held for workers not back since the restart go to others");
+            worker_msgs::release_orphans(t, fx, None);
+            fx.timers.adopt_until = None;
+            left_at_start.clear();
+            steal = hand_out(t, fx, now, &mut left_at_start);
         }
         for job in audit::drop_stranded(t, fx) {
             lifecycle::end_job(t, fx, now, job, JobState::Completed);
@@ -487,6 +464,57 @@ impl Coordinator {
                     }),
                 ));
             }
+        }
+    }
+}
+
+/// One scheduling round: leases handed out round-robin, one per worker per pass,
+/// until every worker holds what it may or nothing is left to hand out. Returns
+/// whether a worker found nothing to run (a steal may help).
+fn hand_out(
+    t: &mut Tables,
+    fx: &mut Effects,
+    now: Instant,
+    left_at_start: &mut BTreeMap<JobId, u64>,
+) -> bool {
+    let mut steal = false;
+    loop {
+        let mut assigned = false;
+        for conn in t.workers.wanting() {
+            let view = schedule::View {
+                config: &t.config,
+                jobs: &t.jobs,
+                leases: &t.leases,
+                workers: &t.workers,
+            };
+            match schedule::decide(view, &mut t.rates, left_at_start, now, conn) {
+                Decision::NotReady | Decision::Full => t.workers.unwant(conn),
+                Decision::NothingToRun => steal = true,
+                Decision::Assign { job, range } => {
+                    if let Some(j) = t.jobs.get_mut(job) {
+                        j.record.take_front(&range);
+                    }
+                    leasing::assign(t, fx, now, conn, job, range);
+                    assigned = true;
+                }
+                Decision::Audit { job, index, size } => {
+                    let sample = t.jobs.get_mut(job).and_then(|j| {
+                        let mut sample = j.session.audits.remove(index)?;
+                        let at = sample.range.start.saturating_add(size.max(1));
+                        if at < sample.range.end {
+                            j.session.audits.insert(index, sample.split_off(at));
+                        }
+                        Some(sample)
+                    });
+                    if let Some(sample) = sample {
+                        leasing::assign_audit(t, fx, now, conn, job, sample);
+                        assigned = true;
+                    }
+                }
+            }
+        }
+        if !assigned {
+            return steal;
         }
     }
 }

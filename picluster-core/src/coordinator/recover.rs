@@ -122,7 +122,9 @@ pub(super) fn recover(
         .live()
         .any(|(_, job)| !job.session.orphans.is_empty());
     if orphans {
-        fx.timers.adopt_until = Some(now + t.config.lease_timeout);
+        let grace = now + t.config.lease_timeout;
+        fx.timers.adopt_grace = Some(grace);
+        fx.timers.adopt_until = Some(grace.max(now + t.config.adoption_window));
     }
     for name in drained {
         t.workers.restore_drained(name);

@@ -588,5 +588,6 @@ pub(super) fn release_orphans(t: &mut Tables, fx: &mut Effects, name: Option<&st
     }
     if !left {
         fx.timers.adopt_until = None;
+        fx.timers.adopt_grace = None;
     }
 }
