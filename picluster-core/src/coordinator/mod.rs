@@ -32,7 +32,9 @@
 //! operation is a function over the tables it touches and the sink. Topic files form
 //! a stack, each importing only those below it (CI checks that there is no circle):
 //! - this file: [`Coordinator`]: `handle_*` and `poll_*`, routing each input on the
-//!   connection's state, the timers, and carrying out the schedule.
+//!   connection's state, the timers.
+//! - `dispatch`: carrying out the schedule (leases and audits handed out, leases
+//!   held back after a restart released to an idle worker, steals).
 //! - `worker_msgs`, `client_msgs`: what a worker, a client says (a client's request
 //!   checked against its role first).
 //! - `recover`: the tables rebuilt from a store.
@@ -60,6 +62,7 @@ mod client_msgs;
 mod config;
 mod conns;
 mod credentials;
+mod dispatch;
 mod durable;
 mod effects;
 mod enroll;
@@ -99,14 +102,12 @@ pub use violation::{CloseReason, ProtocolViolation};
 use crate::identity::PeerIdentity;
 use crate::ids::{ConnId, JobId};
 use crate::wire::{
-    ClientToCoord, ClusterStatus, CoordToWorker, CsrError, FrameError, JobDetail, JobReport,
-    JobState, JobSummary, JoinRequest, Trim, WorkerToCoord,
+    ClientToCoord, ClusterStatus, CsrError, FrameError, JobDetail, JobReport, JobSummary,
+    JoinRequest, WorkerToCoord,
 };
 use conns::ConnKind;
 use effects::Effects;
 use report::Reporter;
-use schedule::Decision;
-use std::collections::BTreeMap;
 use std::time::Instant;
 use tables::Tables;
 
@@ -427,94 +428,8 @@ impl Coordinator {
     // -----------------------------------------------------------------------------
     // Scheduling
     // -----------------------------------------------------------------------------
-
-    /// Hands out leases round-robin, one per worker per pass, until every worker holds
-    /// what it may or no live job has unassigned work; then, if a worker found nothing
-    /// to run, gives it the leases still held back after a restart (once their
-    /// grace is over), and steals.
+    /// Carries out the schedule (see `dispatch`).
     fn schedule(&mut self, now: Instant) {
-        let (t, fx) = (&mut self.t, &mut self.fx);
-        let mut left_at_start: BTreeMap<JobId, u64> = BTreeMap::new();
-        let mut steal = hand_out(t, fx, now, &mut left_at_start);
-        if steal && fx.timers.adopt_until.is_some() && fx.timers.adopt_grace.is_none() {
-            // A worker would sit idle while ranges wait for workers that have not
-            // come back for a lease timeout: it gets them.
-            tracing::info!("a worker has nothing to do: the chunks held for workers not back since the restart go to others");
-            worker_msgs::release_orphans(t, fx, None);
-            fx.timers.adopt_until = None;
-            left_at_start.clear();
-            steal = hand_out(t, fx, now, &mut left_at_start);
-        }
-        for job in audit::drop_stranded(t, fx) {
-            lifecycle::end_job(t, fx, now, job, JobState::Completed);
-        }
-        if steal {
-            while let Some(s) = steal::next_steal(t.view(), now) {
-                if let Some(l) = t.leases.get_mut(s.victim) {
-                    l.trim = Some((s.at, s.thief));
-                }
-                fx.timers
-                    .trims
-                    .insert((now + t.config.lease_timeout, s.victim));
-                fx.push(Transmit::ToWorker(
-                    s.owner,
-                    CoordToWorker::Trim(Trim {
-                        lease: s.victim,
-                        end: s.at,
-                    }),
-                ));
-            }
-        }
-    }
-}
-
-/// One scheduling round: leases handed out round-robin, one per worker per pass,
-/// until every worker holds what it may or nothing is left to hand out. Returns
-/// whether a worker found nothing to run (a steal may help).
-fn hand_out(
-    t: &mut Tables,
-    fx: &mut Effects,
-    now: Instant,
-    left_at_start: &mut BTreeMap<JobId, u64>,
-) -> bool {
-    let mut steal = false;
-    loop {
-        let mut assigned = false;
-        for conn in t.workers.wanting() {
-            let view = schedule::View {
-                config: &t.config,
-                jobs: &t.jobs,
-                leases: &t.leases,
-                workers: &t.workers,
-            };
-            match schedule::decide(view, &mut t.rates, left_at_start, now, conn) {
-                Decision::NotReady | Decision::Full => t.workers.unwant(conn),
-                Decision::NothingToRun => steal = true,
-                Decision::Assign { job, range } => {
-                    if let Some(j) = t.jobs.get_mut(job) {
-                        j.record.take_front(&range);
-                    }
-                    leasing::assign(t, fx, now, conn, job, range);
-                    assigned = true;
-                }
-                Decision::Audit { job, index, size } => {
-                    let sample = t.jobs.get_mut(job).and_then(|j| {
-                        let mut sample = j.session.audits.remove(index)?;
-                        let at = sample.range.start.saturating_add(size.max(1));
-                        if at < sample.range.end {
-                            j.session.audits.insert(index, sample.split_off(at));
-                        }
-                        Some(sample)
-                    });
-                    if let Some(sample) = sample {
-                        leasing::assign_audit(t, fx, now, conn, job, sample);
-                        assigned = true;
-                    }
-                }
-            }
-        }
-        if !assigned {
-            return steal;
-        }
+        dispatch::schedule(&mut self.t, &mut self.fx, now);
     }
 }
