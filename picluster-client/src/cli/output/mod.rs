@@ -130,6 +130,12 @@ pub(super) async fn follow(
         }
     };
     tokio::pin!(interrupt);
+    // A running job's progress comes four times a second while it moves: silence
+    // from a job that was moving means the coordinator may be away (a lost
+    // connection is only known after QUIC's 10 s idle timeout), and the bar says so.
+    let mut moving = watch.initial.state == picluster_core::wire::JobState::Running;
+    let mut last_word = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         let event = tokio::select! {
             event = watch.next() => event,
@@ -137,10 +143,24 @@ pub(super) async fn follow(
                 bar.finish_and_clear();
                 return Ok(Followed::Interrupted);
             }
+            _ = tick.tick() => {
+                let silent = last_word.elapsed();
+                if moving && silent >= SILENCE_SHOWN {
+                    bar.set_message(format!(
+                        "no word from the coordinator for {} s",
+                        silent.as_secs()
+                    ));
+                }
+                continue;
+            }
         };
+        last_word = std::time::Instant::now();
         let Some(event) = event else { break };
         match event {
-            JobEvent::Progress(p) => show(&p),
+            JobEvent::Progress(p) => {
+                moving = p.state == picluster_core::wire::JobState::Running;
+                show(&p);
+            }
             JobEvent::Outputs(batch) => outputs.extend(batch),
             JobEvent::Reconnecting => {
                 bar.suspend(|| {
@@ -166,6 +186,10 @@ pub(super) async fn follow(
         )),
     }
 }
+
+/// How long a moving job's bar waits for a word from the coordinator before it
+/// says there was none.
+const SILENCE_SHOWN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The progress bar's text: searched/total, rate and ETA since attaching, workers,
 /// solutions, time since submission.
