@@ -1008,15 +1008,31 @@ async fn a_worker_credential_cannot_submit_and_a_client_credential_cannot_work()
     use picluster_core::wire::{CoordToWorker, WorkerHello, WorkerToCoord, PROTOCOL_MINOR};
     let cluster = LocalCluster::start(1, 1).await.unwrap();
     let worker_bundle = cluster.bundle(Role::Worker, "pi-9").unwrap();
+    // The client library refuses it before connecting, naming it...
     match picluster_client::Client::connect(&worker_bundle).await {
-        Err(ClientError::Net(NetError::Closed { code, reason })) => {
+        Err(ClientError::WorkerCredential(name)) => assert_eq!(name, "pi-9"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // ...and the coordinator closes one that speaks the client protocol anyway.
+    let client_hello =
+        picluster_core::wire::ClientToCoord::Hello(picluster_core::wire::ClientHello {
+            minor: PROTOCOL_MINOR,
+            client_version: "x".into(),
+        });
+    match net::connect::<picluster_core::wire::ClientToCoord, picluster_core::wire::CoordToClient>(
+        &worker_bundle,
+        &client_hello,
+    )
+    .await
+    {
+        Err(NetError::Closed { code, reason }) => {
             assert_eq!(code, CloseCode::Unauthorized as u32);
             assert!(
                 reason.contains("a worker certificate may only take work"),
                 "{reason}"
             );
         }
-        other => panic!("expected a refusal, got {other:?}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|s| s.welcome)),
     }
     let client_bundle = cluster.bundle(Role::Client, "alice").unwrap();
     let hello = WorkerToCoord::Hello(WorkerHello {
