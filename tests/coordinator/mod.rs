@@ -676,8 +676,32 @@ fn a_job_keeps_its_lowest_solutions_up_to_the_cap_and_says_it_truncated() {
     assert_eq!(report.solutions.len(), MAX_SOLUTIONS);
     let indices: Vec<u64> = report.solutions.iter().map(|s| s.index).collect();
     assert_eq!(indices, (0..MAX_SOLUTIONS as u64).collect::<Vec<_>>());
+    // The rest are counted (the JSON said `others: 0`).
+    assert_eq!(report.others, 3 * 8192 - MAX_SOLUTIONS as u64);
     // The report fits in one frame.
     assert!(encode_frame(&CoordToClient::Finished(report)).is_ok());
+}
+
+#[test]
+fn solutions_beyond_the_cap_are_counted_once_however_often_they_are_reported() {
+    let mut h = Harness::new(CoordinatorConfig {
+        min_chunk: 1 << 14,
+        max_chunk: 1 << 14,
+        ..CoordinatorConfig::default()
+    });
+    h.add_worker(ConnId(1), "pi-1", 1);
+    let everything = picluster_core::kernel::sha256d::Target([0xff; 32]);
+    let job = Sha256dJob::new(vectors()[0].header, Some(everything), 0..1 << 14, 0).unwrap();
+    h.submit(&job, SearchMode::All);
+    let a = assigns(&h.drain()).remove(0).1;
+    let all: Vec<u64> = (a.start..a.end).collect();
+    // Reported in two overlapping batches, the second repeating the last 2,000.
+    h.found(ConnId(1), a.lease, all[..12_000].to_vec());
+    h.found(ConnId(1), a.lease, all[10_000..].to_vec());
+    h.progress(ConnId(1), a.lease, a.end);
+    let report = finished(&h.drain()).expect("the job ends");
+    assert_eq!(report.solutions.len(), MAX_SOLUTIONS);
+    assert_eq!(report.others, (1 << 14) - MAX_SOLUTIONS as u64);
 }
 
 #[test]

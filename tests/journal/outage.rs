@@ -99,3 +99,45 @@ fn stops_of(out: &[Transmit]) -> Vec<(ConnId, LeaseId)> {
         })
         .collect()
 }
+
+/// Solutions beyond the 10,000 kept are counted in a report's `others`, and a
+/// restart rebuilds the count from the store (which keeps every solution).
+#[test]
+fn the_count_of_solutions_beyond_the_kept_ones_survives_a_restart() {
+    let mut d = Durable::new(Durable::config());
+    let w = d.add_worker("pi-1");
+    let everything = picluster_core::kernel::sha256d::Target([0xff; 32]);
+    let job = Sha256dJob::new(vectors()[0].header, Some(everything), 0..4 << 12, 0).unwrap();
+    let mut out = d.submit(&job);
+    out.extend(d.sync());
+    let mut held = assigns(&out);
+    // Three chunks of 4,096, every index a solution: 12,288 found.
+    for _ in 0..3 {
+        let (_, a) = held.remove(0);
+        d.worker_says(
+            w,
+            WorkerToCoord::Found(Found {
+                lease: a.lease,
+                indices: (a.start..a.end).collect(),
+            }),
+        );
+        d.worker_says(
+            w,
+            WorkerToCoord::Progress(Progress {
+                lease: a.lease,
+                position: a.end,
+            }),
+        );
+        held.extend(assigns(&d.sync()));
+    }
+    let before = d.core.report(JobId(1), d.now).unwrap();
+    assert_eq!(before.others, 3 * 4096 - MAX_SOLUTIONS as u64);
+    d.now += Duration::from_secs(1);
+    d.core.handle_timeout(d.now);
+    d.sync();
+    d.crash();
+    let after = d.core.report(JobId(1), d.now).unwrap();
+    assert!(after.truncated);
+    assert_eq!(after.solutions.len(), MAX_SOLUTIONS);
+    assert_eq!(after.others, before.others);
+}

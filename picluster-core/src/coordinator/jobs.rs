@@ -34,6 +34,11 @@ pub(super) struct JobRecord {
     pub(super) found_by: BTreeMap<u64, String>,
     /// Solutions beyond `MAX_SOLUTIONS` were dropped.
     pub(super) truncated: bool,
+    /// The indices of the solutions dropped beyond `MAX_SOLUTIONS` (each counted
+    /// once, however often it is reported), at most [`MAX_COUNTED_BEYOND`]: a
+    /// report's `others` in all mode. The store keeps every solution; a restart
+    /// rebuilds this from it.
+    pub(super) beyond: BTreeSet<u64>,
     /// Indices committed by each worker, by name.
     pub(super) contributions: BTreeMap<String, u64>,
     /// A custom job's results, in the order they were committed.
@@ -245,6 +250,10 @@ pub(super) struct SolutionLog {
     pub(super) said_at: Option<Instant>,
 }
 
+/// Solutions beyond the kept ones that a job counts one by one; past it the count
+/// stops growing (a report's `others` is then a lower bound).
+pub(super) const MAX_COUNTED_BEYOND: usize = 1_000_000;
+
 /// How many lost leases a job remembers for adoption.
 pub(super) const MAX_LOST_LEASES: usize = 4096;
 
@@ -392,6 +401,7 @@ impl JobTable {
             solutions: BTreeMap::new(),
             found_by: BTreeMap::new(),
             truncated: false,
+            beyond: BTreeSet::new(),
             contributions: BTreeMap::new(),
             outputs: Vec::new(),
             output_bytes: 0,

@@ -203,10 +203,16 @@ fn restore_job(
     session.finished = stored.finished.map(|ms| fx.instant_of(ms));
     let outputs: Vec<ChunkOutput> = outputs.into_values().collect();
     let output_bytes = outputs.iter().map(|o| o.data.len() as u64).sum();
+    // The store keeps every solution found: the lowest are kept, the rest counted.
     let mut solutions = solutions;
     let mut truncated = stored.truncated;
+    let mut beyond = std::collections::BTreeSet::new();
     while solutions.len() > MAX_SOLUTIONS {
-        solutions.pop_last();
+        if let Some((dropped, _)) = solutions.pop_last() {
+            if beyond.len() < super::jobs::MAX_COUNTED_BEYOND {
+                beyond.insert(dropped);
+            }
+        }
         truncated = true;
     }
     let record = JobRecord {
@@ -225,6 +231,7 @@ fn restore_job(
         solutions,
         found_by: BTreeMap::new(),
         truncated,
+        beyond,
         contributions: stored.contributions.into_iter().collect(),
         outputs,
         output_bytes,

@@ -213,7 +213,8 @@ impl<'a> Reporter<'a> {
             others: if first {
                 record.solutions.len().saturating_sub(1) as u64
             } else {
-                0
+                // Found beyond the kept ones (`truncated`).
+                record.beyond.len() as u64
             },
             solutions: listed,
             truncated: record.truncated,

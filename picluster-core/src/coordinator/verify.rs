@@ -175,7 +175,8 @@ pub(super) fn record_found(
         let Some(solution) = solution else {
             return Err(ProtocolViolation::FalseSolution { lease, index });
         };
-        if job.record.solutions.contains_key(&index) {
+        // Known already: kept, or counted beyond the kept ones.
+        if job.record.solutions.contains_key(&index) || job.record.beyond.contains(&index) {
             continue;
         }
         new.push(solution);
@@ -190,6 +191,9 @@ pub(super) fn record_found(
         if record.solutions.len() > MAX_SOLUTIONS {
             if let Some((dropped, _)) = record.solutions.pop_last() {
                 record.found_by.remove(&dropped);
+                if record.beyond.len() < super::jobs::MAX_COUNTED_BEYOND {
+                    record.beyond.insert(dropped);
+                }
             }
             record.truncated = true;
         }

@@ -271,8 +271,9 @@ pub struct JobReport {
     /// [`JobReport::finder`] resolves it; minor 3).
     pub found_by: Vec<u32>,
     /// First mode: solutions the cluster found beyond the one reported (several
-    /// workers, or one batch, may hold more than one; minor 3). `--all` lists every
-    /// solution instead.
+    /// workers, or one batch, may hold more than one; minor 3). All mode: solutions
+    /// found beyond the [`MAX_SOLUTIONS`](super::MAX_SOLUTIONS) listed when
+    /// `truncated` (each counted once, up to 1,000,000).
     pub others: u64,
     /// When it was submitted, started and ended (minor 3).
     pub times: JobTimes,

@@ -12,7 +12,9 @@ pub(super) fn write_report(out: &mut dyn Write, finished: &Finished) -> std::io:
         return write_custom(out, report, custom);
     }
     let n = report.solutions.len();
-    let others = if report.others > 0 {
+    // In first mode, `others` counts what was found beside the one reported; in
+    // all mode (`truncated`), what was found beyond the ones listed.
+    let others = if report.others > 0 && !report.truncated {
         format!(
             " (the lowest of {} found before it stopped; --all lists every one)",
             report.others + 1
@@ -31,7 +33,8 @@ pub(super) fn write_report(out: &mut dyn Write, finished: &Finished) -> std::io:
     if report.truncated {
         writeln!(
             out,
-            "  (more solutions were found; the lowest {n} are listed)"
+            "  ({} more were found; the lowest {n} are listed)",
+            grouped(report.others)
         )?;
     }
     for s in &report.solutions {
