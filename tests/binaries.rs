@@ -731,6 +731,7 @@ fn configuration_files_are_read_overridden_and_checked() {
 /// move it aside (which would lose its jobs).
 #[test]
 fn a_damaged_or_busy_job_store_is_refused_in_one_line_that_says_which() {
+    let _alone = one_coordinator_process_at_a_time();
     use picluster_core::service::{RedbStore, Store};
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _cluster) = loopback_cluster(tmp.path());
@@ -793,6 +794,7 @@ fn a_damaged_or_busy_job_store_is_refused_in_one_line_that_says_which() {
 /// moves it (not `--listen`, which is the cluster's QUIC address).
 #[test]
 fn a_metrics_port_in_use_is_named_as_the_metrics_port() {
+    let _alone = one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _cluster) = loopback_cluster(tmp.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

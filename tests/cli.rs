@@ -460,6 +460,9 @@ impl Daemons {
 
 #[test]
 fn command_line_drives_a_cluster_from_init_to_results() {
+    // A coordinator on a port picked by binding and releasing it: tests that do so
+    // take turns, or another one's client may take the port first.
+    let _alone = crate::crash::one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     let d = dir.to_str().unwrap();
@@ -871,6 +874,9 @@ fn coordinator_retention_options_are_checked_before_anything_starts() {
 /// one job in detail, and cancel/wait over several jobs.
 #[test]
 fn reports_filters_and_bulk_operations_tell_the_truth() {
+    // A coordinator on a port picked by binding and releasing it: tests that do so
+    // take turns, or another one's client may take the port first.
+    let _alone = crate::crash::one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     let d = dir.to_str().unwrap();
@@ -1299,6 +1305,9 @@ fn every_command_s_help_shows_examples() {
 
 #[test]
 fn a_coordinator_whose_store_went_missing_refuses_to_start_without_new_store() {
+    // A coordinator on a port picked by binding and releasing it: tests that do so
+    // take turns, or another one's client may take the port first.
+    let _alone = crate::crash::one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let d = dir.to_str().unwrap();
@@ -1351,6 +1360,9 @@ fn a_coordinator_whose_store_went_missing_refuses_to_start_without_new_store() {
 /// issued itself (it used to issue one: issued.json knew only bundle names).
 #[test]
 fn add_worker_refuses_a_name_enrolled_with_a_join_token() {
+    // A coordinator on a port picked by binding and releasing it: tests that do so
+    // take turns, or another one's client may take the port first.
+    let _alone = crate::crash::one_coordinator_process_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
     let d = dir.to_str().unwrap();
