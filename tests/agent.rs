@@ -197,6 +197,66 @@ fn work_digest() -> [u8; 32] {
     a.work.digest()
 }
 
+/// A coordinator that dies before its next checkpoint, or before a report reaches
+/// it, knows the leases finished meanwhile only as out: they are offered again after
+/// the next welcome (once), the most recent 128 of them.
+#[test]
+fn leases_finished_on_a_connection_that_is_lost_are_offered_after_the_next_welcome() {
+    let mut a = agent();
+    for k in 0..130u64 {
+        a.handle_message(assign(100 + k, k * 10, k * 10 + 10))
+            .unwrap();
+        commands(&mut a);
+        if k == 129 {
+            a.handle_compute(ComputeEvent::Found {
+                task: TaskId(k + 1),
+                indices: vec![1295],
+            });
+        }
+        a.handle_compute(ComputeEvent::Finished {
+            task: TaskId(k + 1),
+            position: k * 10 + 10,
+            output: None,
+        });
+    }
+    sent(&mut a);
+    assert_eq!(a.leases_to_offer(), 128);
+    a.handle_disconnected();
+    welcome(&mut a, PROTOCOL_MINOR);
+    let digest = work_digest();
+    let [WorkerToCoord::Holding(Holding { leases }), ..] = &sent(&mut a)[..] else {
+        panic!("no holding report");
+    };
+    assert_eq!(leases.len(), 128);
+    assert_eq!(
+        leases[0].lease,
+        LeaseId(102),
+        "the oldest two are forgotten"
+    );
+    assert_eq!(
+        leases[127],
+        HeldLease {
+            lease: LeaseId(229),
+            job: JobId(1),
+            work: digest,
+            start: 1290,
+            position: 1300,
+            end: 1300,
+            found: vec![1295],
+        }
+    );
+    assert_eq!(a.leases_to_offer(), 0);
+    // Offered once: the welcome after another lost connection has nothing to add.
+    a.handle_disconnected();
+    welcome(&mut a, PROTOCOL_MINOR);
+    assert!(
+        sent(&mut a).iter().all(
+            |m| !matches!(m, WorkerToCoord::Holding(Holding { leases }) if !leases.is_empty())
+        ),
+        "offered twice"
+    );
+}
+
 #[test]
 fn leases_run_on_through_a_lost_connection_and_are_claimed_after_the_welcome() {
     let mut a = agent();
@@ -292,7 +352,24 @@ fn leases_run_on_through_a_lost_connection_and_are_claimed_after_the_welcome() {
         })]
     );
     assert_eq!(a.leases_held(), 0);
-    // Nothing held, the next welcome says so.
+    // Nothing held; lease 8, finished on the lost connection, is offered again.
+    a.handle_disconnected();
+    welcome(&mut a, PROTOCOL_MINOR);
+    assert_eq!(
+        sent(&mut a),
+        vec![WorkerToCoord::Holding(Holding {
+            leases: vec![HeldLease {
+                lease: LeaseId(8),
+                job: JobId(1),
+                work: digest,
+                start: 1000,
+                position: 2000,
+                end: 2000,
+                found: vec![1500],
+            }]
+        })]
+    );
+    // Then nothing: the next welcome says so.
     a.handle_disconnected();
     welcome(&mut a, PROTOCOL_MINOR);
     assert_eq!(

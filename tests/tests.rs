@@ -20,6 +20,7 @@ mod journal;
 mod kernels;
 mod kinds;
 mod metrics;
+mod outage;
 mod processes;
 mod sessions;
 mod sim;

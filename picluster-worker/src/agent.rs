@@ -23,7 +23,7 @@ use picluster_core::kernel::{digest_zero_bits, SearchKernel};
 use picluster_core::wire::{
     Assign, CoordToWorker, Found, Health, HeldLease, Holding, Output, Progress, RateChange,
     Rejected, Released, Stop, Trim, Trimmed, WorkSpec, WorkerHello, WorkerToCoord, WorkerWelcome,
-    MAX_HELD_FOUND, MINOR_HOLDING, MINOR_RATE, PROTOCOL_MINOR,
+    MAX_HELD_FOUND, MAX_HELD_LEASES, MINOR_HOLDING, MINOR_RATE, PROTOCOL_MINOR,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -188,6 +188,13 @@ impl KernelCache {
     }
 }
 
+/// How many finished leases the agent remembers having reported on a connection.
+/// The coordinator checkpoints every few seconds and QUIC notices a dead peer only
+/// after its idle timeout, so the leases finished in that time may be known to a
+/// restarted coordinator as out; at the chunk lengths the scheduler aims for, this
+/// covers far more than those seconds.
+const REMEMBERED_REPORTS: usize = 128;
+
 struct Held {
     lease: LeaseId,
     job: JobId,
@@ -238,6 +245,11 @@ pub struct Agent {
     phase: Phase,
     progress_interval: Duration,
     held: BTreeMap<TaskId, Held>,
+    /// Leases finished and reported on this connection, most recent last, at most
+    /// [`REMEMBERED_REPORTS`]: a coordinator that died before its next checkpoint
+    /// (or before the report reached it) knows them only as leases out, so they are
+    /// offered again after the next welcome, with the leases still held.
+    reported: VecDeque<HeldLease>,
     kernels: KernelCache,
     next_task: u64,
     compute: VecDeque<ComputeCommand>,
@@ -275,6 +287,7 @@ impl Agent {
             phase: Phase::Working,
             progress_interval: Duration::from_millis(250),
             held: BTreeMap::new(),
+            reported: VecDeque::new(),
             kernels: KernelCache::default(),
             next_task: 1,
             compute: VecDeque::new(),
@@ -372,7 +385,12 @@ impl Agent {
         for task in gone {
             self.held.remove(&task);
         }
+        // Those finished on the last connection, as many as the report may carry.
+        let room = MAX_HELD_LEASES.saturating_sub(leases.len());
+        let skip = self.reported.len().saturating_sub(room);
+        let reported = std::mem::take(&mut self.reported);
         if adopts {
+            leases.extend(reported.into_iter().skip(skip));
             self.outbox
                 .push_back(WorkerToCoord::Holding(Holding { leases }));
         }
@@ -626,6 +644,7 @@ impl Agent {
                 }
                 let report = match h.standing {
                     Standing::Running if position == h.end => {
+                        self.remember_reported(&h);
                         Some(WorkerToCoord::Progress(Progress { lease, position }))
                     }
                     Standing::Running | Standing::Stopping => {
@@ -685,6 +704,34 @@ impl Agent {
     }
 
     /// Leases kept through a lost connection, waiting for the next welcome.
+    /// Remembers a lease finished and reported on this connection (see
+    /// [`Agent::reported`](Agent)).
+    fn remember_reported(&mut self, h: &Held) {
+        let Some(found) = &h.found else { return };
+        if h.custom {
+            return;
+        }
+        if self.reported.len() == REMEMBERED_REPORTS {
+            self.reported.pop_front();
+        }
+        self.reported.push_back(HeldLease {
+            lease: h.lease,
+            job: h.job,
+            work: h.digest,
+            start: h.start,
+            position: h.end,
+            end: h.end,
+            found: found.clone(),
+        });
+    }
+
+    /// Leases to offer the coordinator after the next welcome: those held through
+    /// a lost connection and those finished and reported on it (see
+    /// [`Agent::leases_detached`]).
+    pub fn leases_to_offer(&self) -> usize {
+        self.leases_detached() + self.reported.len()
+    }
+
     pub fn leases_detached(&self) -> usize {
         self.held
             .values()

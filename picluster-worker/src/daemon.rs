@@ -300,7 +300,7 @@ pub async fn run(
                 if agent.is_shutting_down() {
                     return Ok(());
                 }
-                let held = agent.leases_detached();
+                let held = agent.leases_to_offer();
                 // A worker holding chunks through the outage tries often: a restarted
                 // coordinator holds them for it only a while (`adoption_window`).
                 let delay = match backoff.next() {

@@ -553,7 +553,10 @@ fn adopt(
         }
     }
     fx.stats.adopted_leases += 1;
-    verify::commit(t, fx, now, id, held.position)?;
+    // What was searched while the worker was away is committed but not weighed
+    // against shares: its shares went to a connection (or a coordinator) that is
+    // gone. Audits still sample it; what the lease does from here is weighed.
+    leasing::advance(t, fx, now, id, held.position)?;
     if held.position == held.end {
         audit::lease_ended(t, fx, now, id)?;
     }
