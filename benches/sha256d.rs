@@ -13,7 +13,11 @@
 //! and with the worker's engine on every core. With PICLUSTER_BENCH_HASHCASH=1 it
 //! measures the hashcash kernel the same way (40 bytes of data, so one compression
 //! per counter after the midstate), in million counters per second. Both take
-//! PICLUSTER_BENCH_IMPL=NAME to run on that implementation's instructions.
+//! PICLUSTER_BENCH_IMPL=NAME to run on that implementation's instructions. With
+//! PICLUSTER_BENCH_TEMPLATE=1 it measures a block template job (a pool's job: a
+//! coinbase of 200 bytes, a merkle branch of 12, version rolling) against the plain
+//! header job with the same implementation, three alternating runs each, on one
+//! thread and with the engine on every core.
 
 use picluster_core::kernel::hashcash::HashcashJob;
 use picluster_core::kernel::preimage::{Mask, PreimageHash, PreimageJob};
@@ -137,6 +141,15 @@ fn main() {
         );
         return;
     }
+    if std::env::var_os("PICLUSTER_BENCH_TEMPLATE").is_some() {
+        let imp = implementation
+            .as_deref()
+            .map_or(Sha256dImpl::selected(), |name| {
+                Sha256dImpl::from_name(name).unwrap_or_else(|e| panic!("{e}"))
+            });
+        template_against_header(&job, imp, seconds, threads);
+        return;
+    }
     if let Some(name) = implementation {
         let imp = Sha256dImpl::from_name(&name).unwrap_or_else(|e| panic!("{e}"));
         let kernel = job.kernel_with(imp);
@@ -208,5 +221,59 @@ fn main() {
         single / plain,
         engine / 1e6,
         engine / single
+    );
+}
+
+/// A block template job against the plain header job `job`, same implementation and
+/// target: three alternating runs each, the median of each.
+fn template_against_header(job: &Sha256dJob, imp: Sha256dImpl, seconds: f64, threads: usize) {
+    use picluster_core::kernel::template::{TemplateJob, TemplateParts};
+    let parts = TemplateParts {
+        version: 0x2000_0000,
+        prevhash: sha256d(b"previous block"),
+        coinbase1: vec![0x11; 100],
+        extranonce1: vec![0x22; 4],
+        extranonce2_size: 8,
+        coinbase2: vec![0x33; 90],
+        merkle_branch: (0..12u8).map(|k| sha256d(&[k])).collect(),
+        ntime: 1_700_000_000,
+        bits: 0x1703_a30c,
+    };
+    let template = TemplateJob::new(parts, 0..1 << 15, 0x1fff_e000, job.target)
+        .expect("valid template")
+        .kernel_with(imp);
+    let header = job.kernel_with(imp);
+    let kernels: [(&str, Arc<dyn SearchKernel>); 2] = [
+        ("header", Arc::new(header)),
+        ("template", Arc::new(template)),
+    ];
+    let mut single = [Vec::new(), Vec::new()];
+    let mut engine = [Vec::new(), Vec::new()];
+    for _ in 0..3 {
+        for (k, (_, kernel)) in kernels.iter().enumerate() {
+            let mut hits = Vec::new();
+            let r = rate(seconds, 1 << 16, |base| {
+                kernel.scan(base..base + (1 << 16), &mut hits);
+            });
+            single[k].push(r);
+            let range = (r * threads as f64 * seconds) as u64;
+            engine[k].push(engine_rate(kernel.clone(), range, threads));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [h1, t1] = single.each_mut().map(median);
+    let [he, te] = engine.each_mut().map(median);
+    println!(
+        "{{\"bench\": \"template\", \"impl\": \"{}\", \"header_mhs\": {:.3}, \"template_mhs\": {:.3}, \"ratio\": {:.4}, \"threads\": {threads}, \"engine_header_mhs\": {:.3}, \"engine_template_mhs\": {:.3}, \"engine_ratio\": {:.4}}}",
+        imp.name(),
+        h1 / 1e6,
+        t1 / 1e6,
+        t1 / h1,
+        he / 1e6,
+        te / 1e6,
+        te / he
     );
 }

@@ -24,5 +24,6 @@ mod outage;
 mod processes;
 mod sessions;
 mod sim;
+mod template;
 mod trust;
 mod wire;

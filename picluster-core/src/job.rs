@@ -7,6 +7,7 @@ use crate::kernel::custom::CustomJob;
 use crate::kernel::hashcash::HashcashJob;
 use crate::kernel::preimage::{PreimageHash, PreimageJob};
 use crate::kernel::sha256d::Sha256dJob;
+use crate::kernel::template::TemplateJob;
 use crate::kernel::{NoopKernel, SearchKernel};
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub enum JobKind {
     Preimage(PreimageJob),
     /// A user-defined kernel, run only by workers that registered it.
     Custom(CustomJob),
+    /// A mining pool's block template (Stratum V1): extranonce2, version, nonce.
+    Template(Box<TemplateJob>),
     /// Chunks that do no work, over `keyspace` indices: measures the scheduler itself
     /// (like HyperQueue's zero-worker mode).
     Noop {
@@ -46,6 +49,7 @@ impl JobKind {
             JobKind::Hashcash(_) => "hashcash",
             JobKind::Preimage(_) => "preimage",
             JobKind::Custom(_) => "custom",
+            JobKind::Template(_) => "template",
             JobKind::Noop { .. } => "noop",
         }
     }
@@ -57,6 +61,7 @@ impl JobKind {
             JobKind::Hashcash(job) => job.keyspace(),
             JobKind::Preimage(job) => job.keyspace(),
             JobKind::Custom(job) => job.keyspace,
+            JobKind::Template(job) => job.keyspace(),
             JobKind::Noop { keyspace } => *keyspace,
         }
     }
@@ -68,6 +73,7 @@ impl JobKind {
             JobKind::Sha256d(job) => Arc::new(job.kernel()),
             JobKind::Hashcash(job) => Arc::new(job.kernel()),
             JobKind::Preimage(job) => Arc::new(job.kernel()),
+            JobKind::Template(job) => Arc::new(job.kernel()),
             JobKind::Custom(_) => return None,
             JobKind::Noop { keyspace } => Arc::new(NoopKernel::new(*keyspace)),
         })
@@ -85,7 +91,7 @@ impl JobKind {
     /// chunks of a job from its SHA-256d benchmark; `None` when unknown (custom).
     pub fn relative_cost(&self) -> Option<f64> {
         match self {
-            JobKind::Sha256d(_) | JobKind::Noop { .. } => Some(1.0),
+            JobKind::Sha256d(_) | JobKind::Template(_) | JobKind::Noop { .. } => Some(1.0),
             // One or two compressions, against SHA-256d's two.
             JobKind::Hashcash(job) => Some(f64::from(job.blocks_per_candidate()) / 2.0),
             JobKind::Preimage(job) => Some(match job.hash() {
@@ -113,6 +119,9 @@ pub enum SpecError {
     /// An invalid custom job.
     #[error(transparent)]
     Custom(#[from] crate::kernel::custom::CustomError),
+    /// An invalid block template job.
+    #[error(transparent)]
+    Template(#[from] crate::kernel::template::TemplateError),
     /// A job over no indices at all.
     #[error("the keyspace is empty")]
     EmptyKeyspace,

@@ -132,7 +132,8 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)
-            | CoordToClient::Outputs(..) => None,
+            | CoordToClient::Outputs(..)
+            | CoordToClient::Solutions(..) => None,
         };
         if let Some(request) = request {
             if let Some(tx) = lock(&inner.pending).remove(&request) {
@@ -153,6 +154,12 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
                 let list = lock(&inner.watchers).get(&job).cloned().unwrap_or_default();
                 for tx in list {
                     let _ = tx.send(JobEvent::Outputs(outputs.clone())).await;
+                }
+            }
+            CoordToClient::Solutions(job, solutions) => {
+                let list = lock(&inner.watchers).get(&job).cloned().unwrap_or_default();
+                for tx in list {
+                    let _ = tx.send(JobEvent::Solutions(solutions.clone())).await;
                 }
             }
             CoordToClient::Finished(report) => {

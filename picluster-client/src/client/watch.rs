@@ -18,6 +18,10 @@ pub enum JobEvent {
     /// Results of a custom job's committed ranges (all of them come before
     /// `Finished`; a new watch first gets every one so far).
     Outputs(Vec<ChunkOutput>),
+    /// Solutions of a built-in job as the coordinator verifies them, each once (a
+    /// new watch first gets those kept so far; after [`JobEvent::Reconnecting`] they
+    /// come again from the start).
+    Solutions(Vec<picluster_core::kernel::Solution>),
     /// The job ended; no more events follow.
     Finished(Box<JobReport>),
     /// The connection to the coordinator was lost before the report: the watch is
@@ -112,7 +116,7 @@ impl JobWatch {
         while let Some(event) = self.next().await {
             match event {
                 JobEvent::Progress(p) => on_progress(&p),
-                JobEvent::Outputs(_) | JobEvent::Reconnecting => {}
+                JobEvent::Outputs(_) | JobEvent::Solutions(_) | JobEvent::Reconnecting => {}
                 JobEvent::Finished(report) => return Ok(*report),
             }
         }
@@ -128,7 +132,7 @@ impl JobWatch {
         let mut outputs: Vec<ChunkOutput> = Vec::new();
         let report = loop {
             match self.next().await {
-                Some(JobEvent::Progress(_)) => {}
+                Some(JobEvent::Progress(_) | JobEvent::Solutions(_)) => {}
                 Some(JobEvent::Outputs(batch)) => outputs.extend(batch),
                 // A new watch sends every result again.
                 Some(JobEvent::Reconnecting) => outputs.clear(),

@@ -16,6 +16,10 @@ use crate::wire::{
 };
 use std::time::Instant;
 
+/// Solutions in one [`CoordToClient::Solutions`] frame sent to a new watcher (about
+/// 150 bytes each).
+const SOLUTIONS_PER_FRAME: usize = 1000;
+
 /// A valid submission from client `client`: queued over its whole keyspace.
 pub(super) fn submit(
     t: &mut Tables,
@@ -104,6 +108,16 @@ pub(super) fn watch(
     }
     if !batch.is_empty() {
         messages.push(CoordToClient::Outputs(job_id, batch));
+    }
+    // A watcher that takes solutions as they come first gets those kept so far.
+    if t.conns
+        .client(conn)
+        .is_some_and(|c| c.minor >= crate::wire::MINOR_TEMPLATES)
+    {
+        let kept: Vec<_> = job.record.solutions.values().cloned().collect();
+        for batch in kept.chunks(SOLUTIONS_PER_FRAME) {
+            messages.push(CoordToClient::Solutions(job_id, batch.to_vec()));
+        }
     }
     if !live {
         messages.push(CoordToClient::Finished(reporter.report(job_id, job)));

@@ -198,7 +198,8 @@ impl View<'_> {
     }
 
     /// Whether worker `conn` can run job `job_id`: every worker runs the built-in
-    /// kinds; a custom job needs its kernel registered; a worker that stalled on the
+    /// kinds (template jobs those of minor 6 and above); a custom job needs its
+    /// kernel registered; a worker that stalled on the
     /// job gets none of it again this session.
     pub(super) fn can_run(&self, conn: ConnId, job_id: JobId) -> bool {
         let Some(job) = self.jobs.get(job_id) else {
@@ -210,6 +211,14 @@ impl View<'_> {
             .is_some_and(|w| w.stalled_on.contains(&job_id))
         {
             return false;
+        }
+        if matches!(job.record.spec.kind, crate::job::JobKind::Template(_)) {
+            // Only workers that know the kind decode it.
+            return self
+                .workers
+                .get(conn)
+                .and_then(|w| w.hello())
+                .is_some_and(|h| h.minor >= crate::wire::MINOR_TEMPLATES);
         }
         match job.record.spec.kind.custom_kernel() {
             None => true,

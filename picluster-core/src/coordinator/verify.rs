@@ -14,7 +14,7 @@ use super::tables::Tables;
 use super::transmit::Transmit;
 use super::violation::{CloseReason, ProtocolViolation};
 use crate::ids::{ConnId, JobId, LeaseId};
-use crate::wire::{CoordToWorker, JobState, ShareTarget, MAX_SOLUTIONS};
+use crate::wire::{CoordToClient, CoordToWorker, JobState, ShareTarget, MAX_SOLUTIONS};
 use std::ops::Range;
 use std::time::Instant;
 
@@ -201,6 +201,19 @@ pub(super) fn record_found(
     job.session.dirty = true;
     let done = job.found_enough();
     fx.totals(finder).solutions += new.len() as u64;
+    // Watchers that take them get each solution once it is durable.
+    let watchers: Vec<ConnId> = job
+        .session
+        .watchers
+        .iter()
+        .copied()
+        .filter(|c| {
+            t.conns
+                .client(*c)
+                .is_some_and(|s| s.minor >= crate::wire::MINOR_TEMPLATES)
+        })
+        .collect();
+    let pushed = (!watchers.is_empty()).then(|| new.clone());
     let log = &mut job.session.solution_log;
     for solution in new {
         // One line each for the first few; then counts, so that an easy target's
@@ -215,6 +228,17 @@ pub(super) fn record_found(
         fx.record(Record::Solution(job_id, solution));
         fx.record(Record::Finder(job_id, index, finder.to_string()));
     }
+    if let Some(solutions) = pushed {
+        for conn in watchers {
+            fx.reply(
+                &t.jobs,
+                Transmit::ToClient(conn, CoordToClient::Solutions(job_id, solutions.clone())),
+            );
+        }
+    }
+    let Some(job) = t.jobs.get_mut(job_id) else {
+        return Ok(());
+    };
     let log = &mut job.session.solution_log;
     let due = log
         .said_at

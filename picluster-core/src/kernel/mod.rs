@@ -10,6 +10,8 @@
 //! - [`sha256d`]: block headers, targets, version rolling, the SHA-256d scan kernels.
 //! - [`hashcash`]: proof of work over arbitrary data (leading zero bits).
 //! - [`preimage`]: masks and the SHA-256/SHA-256d preimage search kernel.
+//! - [`template`]: block templates as a mining pool gives them (coinbase, merkle
+//!   branch, extranonce2), searched with the SHA-256d kernels.
 //! - [`custom`]: the typed `Kernel` trait for user-defined kernels, and its
 //!   type-erased form that workers run.
 
@@ -44,6 +46,7 @@ pub fn warn_if_unoptimized() {
 }
 pub mod preimage;
 pub mod sha256d;
+pub mod template;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -95,6 +98,19 @@ pub enum SolutionDetail {
         /// The candidate whose digest is a target.
         candidate: Vec<u8>,
     },
+    /// A header of a block template: what a pool's `mining.submit` carries.
+    Template {
+        /// The extranonce2 bytes written into the coinbase.
+        extranonce2: Vec<u8>,
+        /// The header time.
+        ntime: u32,
+        /// The header version (rolled within the job's mask).
+        version: u32,
+        /// The header nonce.
+        nonce: u32,
+        /// Whether the hash also meets the block's own target (nBits).
+        block: bool,
+    },
 }
 
 impl std::fmt::Debug for SolutionDetail {
@@ -108,6 +124,20 @@ impl std::fmt::Debug for SolutionDetail {
             SolutionDetail::Hashcash { counter } => f
                 .debug_struct("Hashcash")
                 .field("counter", counter)
+                .finish(),
+            SolutionDetail::Template {
+                extranonce2,
+                ntime,
+                version,
+                nonce,
+                block,
+            } => f
+                .debug_struct("Template")
+                .field("extranonce2", &crate::hex::encode(extranonce2))
+                .field("ntime", ntime)
+                .field("version", version)
+                .field("nonce", nonce)
+                .field("block", block)
                 .finish(),
             SolutionDetail::Preimage { candidate } => {
                 let mut s = f.debug_struct("Preimage");
@@ -144,20 +174,37 @@ impl Solution {
         self.candidate().and_then(|c| std::str::from_utf8(c).ok())
     }
 
-    /// The header nonce of a SHA-256d solution.
+    /// The header nonce of a SHA-256d or template solution.
     pub fn nonce(&self) -> Option<u32> {
         match self.detail {
-            SolutionDetail::Sha256d { nonce, .. } => Some(nonce),
+            SolutionDetail::Sha256d { nonce, .. } | SolutionDetail::Template { nonce, .. } => {
+                Some(nonce)
+            }
             _ => None,
         }
     }
 
-    /// The header version of a SHA-256d solution.
+    /// The header version of a SHA-256d or template solution.
     pub fn version(&self) -> Option<u32> {
         match self.detail {
-            SolutionDetail::Sha256d { version, .. } => Some(version),
+            SolutionDetail::Sha256d { version, .. } | SolutionDetail::Template { version, .. } => {
+                Some(version)
+            }
             _ => None,
         }
+    }
+
+    /// The extranonce2 bytes of a template solution.
+    pub fn extranonce2(&self) -> Option<&[u8]> {
+        match &self.detail {
+            SolutionDetail::Template { extranonce2, .. } => Some(extranonce2),
+            _ => None,
+        }
+    }
+
+    /// Whether a template solution is also a block (meets the template's nBits).
+    pub fn is_block(&self) -> bool {
+        matches!(self.detail, SolutionDetail::Template { block: true, .. })
     }
 }
 

@@ -150,6 +150,10 @@ pub enum CoordToClient {
     TokenRevoked(RequestId, String),
     /// Reply to a show (minor 3).
     Detail(RequestId, Box<JobDetail>),
+    /// Pushed to watchers of minor 6 and above as a job's solutions are verified,
+    /// once each (a new watcher first gets those kept so far): what a mining bridge
+    /// forwards to its pool as shares.
+    Solutions(JobId, Vec<crate::kernel::Solution>),
 }
 
 /// The encoded result of a custom job's indices `start..end`.

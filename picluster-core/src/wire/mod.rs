@@ -55,8 +55,12 @@ pub const ALPN: &[u8] = b"picluster/1";
 /// [`JoinRefusal::BadCsr`]), appended; a peer of minor 3 gets the text variants they
 /// replace ([`Refusal::for_minor`], [`JoinRefusal::for_minor`]). Minor 5:
 /// [`Refusal::OverLimit`], appended; a peer of minor 4 or below gets it as
-/// [`Refusal::NotPermitted`] with the same text.
-pub const PROTOCOL_MINOR: u16 = 5;
+/// [`Refusal::NotPermitted`] with the same text. Minor 6: block template jobs
+/// ([`WorkSpec::Template`], their solutions and [`JobErrorKind::Template`]), appended;
+/// only workers of minor 6 are given them.
+pub const PROTOCOL_MINOR: u16 = 6;
+/// The first minor version with block template jobs.
+pub const MINOR_TEMPLATES: u16 = 6;
 /// The first minor version with [`WorkerToCoord::Holding`].
 pub const MINOR_HOLDING: u16 = 1;
 /// The first minor version with revocation, tokens and renewal.

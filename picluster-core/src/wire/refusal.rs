@@ -7,6 +7,7 @@
 //! renders them as the text variants an older client decodes; the text is the same
 //! either way.
 
+use super::MINOR_TEMPLATES;
 use crate::identity::Role;
 use crate::ids::JobId;
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,14 @@ impl Refusal {
     pub fn for_minor(self, minor: u16) -> Refusal {
         match self {
             Refusal::OverLimit(l) if minor < MINOR_LIMITS => Refusal::NotPermitted(l.to_string()),
+            Refusal::BadJob(InvalidJob {
+                kind: JobErrorKind::Template,
+                reason,
+            }) if minor < MINOR_TEMPLATES => Refusal::BadJob(InvalidJob {
+                kind: JobErrorKind::Sha256d,
+                reason,
+            })
+            .for_minor(minor),
             _ if minor >= MINOR_TYPED_REFUSALS => self,
             Refusal::Forbidden(n) => Refusal::NotPermitted(n.to_string()),
             Refusal::BadJob(e) => Refusal::InvalidJob(e.to_string()),
@@ -242,6 +251,8 @@ pub enum JobErrorKind {
     Custom,
     /// A job with nothing to search.
     EmptyKeyspace,
+    /// A block template job (minor 6; a peer below it gets [`JobErrorKind::Sha256d`]).
+    Template,
 }
 
 /// A job that is not valid: which kind of problem, and the job model's words for it.
@@ -263,6 +274,7 @@ impl From<&crate::job::SpecError> for InvalidJob {
             E::Preimage(_) => JobErrorKind::Preimage,
             E::Custom(_) => JobErrorKind::Custom,
             E::EmptyKeyspace => JobErrorKind::EmptyKeyspace,
+            E::Template(_) => JobErrorKind::Template,
         };
         InvalidJob {
             kind,

@@ -6,6 +6,7 @@ use crate::kernel::custom::CustomJob;
 use crate::kernel::hashcash::HashcashJob;
 use crate::kernel::preimage::{Mask, PreimageHash, PreimageJob};
 use crate::kernel::sha256d::{BlockHeader, Sha256dJob, Target};
+use crate::kernel::template::{TemplateJob, TemplateParts};
 use serde::{Deserialize, Serialize};
 
 /// What to compute, as sent on the wire; converts to and from [`JobKind`].
@@ -21,6 +22,24 @@ pub enum WorkSpec {
     Preimage(PreimageWork),
     /// A user-defined kernel.
     Custom(CustomWork),
+    /// A mining pool's block template (minor 6).
+    Template(Box<TemplateWork>),
+}
+
+/// A block template search on the wire (see
+/// [`TemplateJob`](crate::kernel::template::TemplateJob)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateWork {
+    /// The pool's job.
+    pub parts: TemplateParts,
+    /// BIP 320 version bits to roll.
+    pub version_mask: u32,
+    /// First extranonce2 searched.
+    pub extranonce2_start: u64,
+    /// One past the last extranonce2 searched.
+    pub extranonce2_end: u64,
+    /// The share target, most significant byte first.
+    pub target: [u8; 32],
 }
 
 /// A hashcash search on the wire.
@@ -103,6 +122,16 @@ impl From<&JobKind> for WorkSpec {
                 start: job.range().start,
                 end: job.range().end,
             }),
+            JobKind::Template(job) => {
+                let extranonce2 = job.extranonce2_range();
+                WorkSpec::Template(Box::new(TemplateWork {
+                    parts: job.parts().clone(),
+                    version_mask: job.version_mask(),
+                    extranonce2_start: extranonce2.start,
+                    extranonce2_end: extranonce2.end,
+                    target: job.target().0,
+                }))
+            }
             JobKind::Custom(job) => WorkSpec::Custom(CustomWork {
                 kernel: job.kernel.clone(),
                 params: job.params.to_vec(),
@@ -142,6 +171,12 @@ impl TryFrom<&WorkSpec> for JobKind {
                 &w.targets,
                 Some(w.start..w.end),
             )?)),
+            WorkSpec::Template(w) => Ok(JobKind::Template(Box::new(TemplateJob::new(
+                w.parts.clone(),
+                w.extranonce2_start..w.extranonce2_end,
+                w.version_mask,
+                Target(w.target),
+            )?))),
             WorkSpec::Custom(w) => Ok(JobKind::Custom(CustomJob::new(
                 &w.kernel, &w.params, w.keyspace, w.block,
             )?)),

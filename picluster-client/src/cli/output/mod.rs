@@ -162,6 +162,8 @@ pub(super) async fn follow(
                 show(&p);
             }
             JobEvent::Outputs(batch) => outputs.extend(batch),
+            // The report lists them.
+            JobEvent::Solutions(_) => {}
             JobEvent::Reconnecting => {
                 bar.suspend(|| {
                     // A new watch sends every result again.

@@ -71,6 +71,18 @@ pub(super) fn solution_line(s: &Solution) -> String {
         SolutionDetail::Hashcash { counter } => {
             format!("counter {counter}  hash {}", hex::encode(&s.hash))
         }
+        SolutionDetail::Template {
+            extranonce2,
+            ntime,
+            version,
+            nonce,
+            block,
+        } => format!(
+            "extranonce2 {}  ntime {ntime:08x}  version {version:08x}  nonce {nonce:08x}  hash {}{}",
+            hex::encode(extranonce2),
+            hex::encode(&s.hash),
+            if *block { "  (a block)" } else { "" }
+        ),
         SolutionDetail::Preimage { candidate } => format!(
             "{}  hash {}",
             match std::str::from_utf8(candidate) {

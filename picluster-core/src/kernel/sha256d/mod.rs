@@ -233,6 +233,26 @@ impl Target {
         display_order(hash) <= self.0
     }
 
+    /// The target every hash with at least `bits` leading zero bits meets: a
+    /// share's (2^(256 - bits) - 1).
+    pub fn of_zero_bits(bits: u32) -> Target {
+        let mut share = [0xffu8; 32];
+        for (k, byte) in share.iter_mut().enumerate() {
+            let bit = k as u32 * 8;
+            if bit + 8 <= bits {
+                *byte = 0;
+            } else if bit < bits {
+                *byte = 0xff >> (bits - bit);
+            }
+        }
+        Target(share)
+    }
+
+    /// The easier (larger) of two targets.
+    pub fn easier(self, other: Target) -> Target {
+        Target(self.0.max(other.0))
+    }
+
     /// The top 32 bits, for the kernel's early rejection.
     fn top_word(&self) -> u32 {
         u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
@@ -324,7 +344,7 @@ impl Sha256dJob {
 }
 
 /// Scatters the low bits of `value` into the set bits of `mask` (software PDEP).
-fn deposit(mut value: u32, mask: u32) -> u32 {
+pub(crate) fn deposit(mut value: u32, mask: u32) -> u32 {
     let mut out = 0;
     let mut m = mask;
     while m != 0 {
@@ -601,19 +621,9 @@ impl SearchKernel for Sha256dKernel {
     }
 
     fn with_shares(&self, bits: u32) -> Option<std::sync::Arc<dyn SearchKernel>> {
-        // Every hash at most 2^(256 - bits) - 1 is a share: the scan runs with the
-        // easier of that and the job's target.
-        let mut share = [0xffu8; 32];
-        for (k, byte) in share.iter_mut().enumerate() {
-            let bit = k as u32 * 8;
-            if bit + 8 <= bits {
-                *byte = 0;
-            } else if bit < bits {
-                *byte = 0xff >> (bits - bit);
-            }
-        }
+        // The scan runs with the easier of the share target and the job's target.
         let mut job = self.job;
-        job.target = Target(job.target.0.max(share));
+        job.target = job.target.easier(Target::of_zero_bits(bits));
         Some(std::sync::Arc::new(Sha256dKernel { job, imp: self.imp }))
     }
 

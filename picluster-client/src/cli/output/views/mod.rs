@@ -81,6 +81,15 @@ pub(in crate::cli) enum SolutionView<'a> {
         hash: String,
         worker: Option<&'a str>,
     },
+    Template {
+        extranonce2: String,
+        ntime: u32,
+        version: u32,
+        nonce: u32,
+        block: bool,
+        hash: String,
+        worker: Option<&'a str>,
+    },
     Preimage {
         index: u64,
         /// The candidate as text, when it is UTF-8.
@@ -103,6 +112,21 @@ impl<'a> SolutionView<'a> {
             },
             SolutionDetail::Hashcash { counter } => SolutionView::Hashcash {
                 counter: *counter,
+                hash,
+                worker,
+            },
+            SolutionDetail::Template {
+                extranonce2,
+                ntime,
+                version,
+                nonce,
+                block,
+            } => SolutionView::Template {
+                extranonce2: hex::encode(extranonce2),
+                ntime: *ntime,
+                version: *version,
+                nonce: *nonce,
+                block: *block,
                 hash,
                 worker,
             },
