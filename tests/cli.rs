@@ -1227,7 +1227,7 @@ fn every_command_s_help_shows_examples() {
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .filter(|c| c != "help")
         .collect();
-    assert_eq!(commands.len(), 20, "{commands:?}");
+    assert_eq!(commands.len(), 21, "{commands:?}");
     // Using the cluster first, then running it, then the shell's helpers.
     assert_eq!(
         commands,
@@ -1239,6 +1239,7 @@ fn every_command_s_help_shows_examples() {
             "cancel",
             "forget",
             "status",
+            "mine",
             "init",
             "coordinator",
             "add-worker",

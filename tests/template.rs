@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn dsha(data: &[u8]) -> [u8; 32] {
+pub(crate) fn dsha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(Sha256::digest(data)).into()
 }
 
@@ -57,7 +57,7 @@ fn block_1_is_rebuilt_from_its_coinbase_as_a_pool_splits_it() {
     assert_eq!(job.coinbase(1), hex::decode(BLOCK_1_COINBASE).unwrap());
     let nonce = KNOWN_BLOCKS[1].0;
     assert_eq!(job.header(1).with(1, nonce).0, header);
-    // Index: extranonce2 1, version slot 0, the nonce.
+    // Index: extranonce2 1, then the nonce (one version: blocks of 2^20 in order).
     let index = (1u64 << 32) + u64::from(nonce);
     assert_eq!(job.locate(index), (1, 1, nonce));
     let kernel = job.kernel();
@@ -87,7 +87,7 @@ fn block_1_is_rebuilt_from_its_coinbase_as_a_pool_splits_it() {
 
 /// A merkle tree built level by level (the last node paired with itself), and the
 /// branch of its first leaf.
-fn merkle_tree(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<[u8; 32]>) {
+pub(crate) fn merkle_tree(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<[u8; 32]>) {
     let mut level = leaves.to_vec();
     let mut branch = Vec::new();
     while level.len() > 1 {
@@ -154,9 +154,11 @@ fn reference(
     let bits: Vec<u32> = (0..32).filter(|b| mask >> b & 1 == 1).collect();
     range
         .filter(|&i| {
+            // Nonces in blocks of 2^20, each through every version before the next.
             let value = extranonce2_start + i / per;
-            let slot = (i % per) >> 32;
-            let nonce = (i % per) as u32;
+            let block = (i % per) >> 20;
+            let (hi, slot) = (block / versions, block % versions);
+            let nonce = ((hi << 20) + (i % per) % (1 << 20)) as u32;
             let mut rolled = 0u32;
             for (k, b) in bits.iter().enumerate() {
                 if slot >> k & 1 == 1 {
@@ -203,7 +205,8 @@ fn every_implementation_scans_across_extranonce2_and_version_boundaries_as_the_r
     assert_eq!(job.keyspace(), 2 * per);
     let ranges = [
         0..3000,
-        (1 << 32) - 2000..(1 << 32) + 2000, // version slot 0 to 1
+        (1 << 20) - 2000..(1 << 20) + 2000, // version slot 0 to 1
+        (4 << 20) - 2000..(4 << 20) + 2000, // the last version of nonce block 0 to block 1
         per - 3000..per + 3000,             // extranonce2 5 to 6
         2 * per - 1500..2 * per,            // the end
     ];
@@ -264,22 +267,28 @@ fn bad_templates_are_refused_naming_the_problem() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_template_job_streams_each_verified_solution_to_its_watcher_once() {
-    let cluster = LocalCluster::start_with(LocalClusterOptions {
+/// A cluster in this process: two workers of one thread each.
+pub(crate) async fn two_workers(coordinator: CoordinatorConfig) -> LocalCluster {
+    LocalCluster::start_with(LocalClusterOptions {
         workers: 2,
         worker: WorkerOptions {
             threads: 1,
             benchmark: Duration::from_millis(20),
             ..WorkerOptions::default()
         },
-        coordinator: CoordinatorConfig {
-            max_chunk: 1 << 20,
-            ..CoordinatorConfig::default()
-        },
+        coordinator,
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_job_streams_each_verified_solution_to_its_watcher_once() {
+    let cluster = two_workers(CoordinatorConfig {
+        max_chunk: 1 << 20,
+        ..CoordinatorConfig::default()
+    })
+    .await;
     let client = cluster.client().await.unwrap();
     let (mut parts, others) = parts_with_branch(4);
     parts.merkle_branch =

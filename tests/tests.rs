@@ -20,6 +20,8 @@ mod journal;
 mod kernels;
 mod kinds;
 mod metrics;
+mod mine;
+mod node;
 mod outage;
 mod processes;
 mod sessions;

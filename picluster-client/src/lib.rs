@@ -26,6 +26,8 @@
 //! - [`blocking`]: the blocking wrapper.
 //! - `local` (feature `local`): the in-process cluster (the one module that uses
 //!   `picluster-worker`).
+//! - `mine` (feature `mine`): the Stratum V1 bridge that mines on a pool with the
+//!   cluster (`picluster mine`).
 //! - `cli` (feature `cli`): the `picluster` command line (the binary is
 //!   `src/main.rs`): `args` (clap types), `spec` (input validation), `cmd` (each
 //!   command), `output` (each command's output as a typed view, as text or JSON).
@@ -36,6 +38,8 @@ pub mod cli;
 pub mod client;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "mine")]
+pub mod mine;
 
 pub use client::{
     join_as_client, merge_outputs, Client, ClientError, JobEvent, JobWatch, KernelError,

@@ -725,10 +725,16 @@ fn a_completed_report_waits_for_the_jobs_solutions_not_its_final_row() {
     }
     d.core.handle_durable(d.now, seq);
     let out = d.drain();
-    let [CoordToClient::Finished(report)] = &replies(&out, d.client)[..] else {
+    // The watcher gets the solutions as they became durable, then the report.
+    let [CoordToClient::Solutions(_, streamed), CoordToClient::Finished(report)] =
+        &replies(&out, d.client)[..]
+    else {
         panic!("{out:?}")
     };
     assert_eq!(report.state, JobState::Completed);
+    // (A first-mode report keeps the first; every one verified was streamed.)
+    assert!(report.solutions.iter().all(|s| streamed.contains(s)));
+    assert_eq!(streamed.len(), hits.len());
     d.crash();
     let again = d.core.report(JobId(1), d.now).unwrap();
     assert_eq!(again.state, JobState::Completed);

@@ -287,6 +287,40 @@ pub(super) enum Command {
         #[command(subcommand)]
         kind: SubmitKind,
     },
+    /// Mine on a Stratum V1 pool with the whole cluster, until Ctrl-C or SIGTERM.
+    ///
+    /// Each pool job becomes a block template job at a priority below clients' jobs
+    /// (the cluster mines when it has nothing else to do); each share the
+    /// coordinator verified goes to the pool.
+    #[command(
+        after_help = "Examples:\n  picluster mine --pool stratum+tcp://127.0.0.1:3333 --user bc1q...worker --password x\n  picluster mine --pool stratum+tcp://pool.example:3333 --fallback stratum+tcp://backup.example:3333 --user me\n  picluster mine --config /etc/picluster/mine.toml"
+    )]
+    #[command(display_order = 9)]
+    Mine {
+        /// The pool, stratum+tcp://HOST:PORT.
+        #[arg(long, env = "PICLUSTER_POOL", value_name = "URL")]
+        pool: Option<String>,
+        /// A pool to fall back on, in order, when the pool fails (repeatable); the
+        /// bridge returns to the first pool once it answers.
+        #[arg(long = "fallback", value_name = "URL")]
+        fallback: Vec<String>,
+        /// The pool user (an address, or ACCOUNT.WORKER).
+        #[arg(long, env = "PICLUSTER_POOL_USER", value_name = "NAME")]
+        user: Option<String>,
+        /// The pool password [default: x].
+        #[arg(long, env = "PICLUSTER_POOL_PASSWORD", value_name = "X")]
+        password: Option<String>,
+        /// Priority of the mining jobs (clients' jobs run at 0 by default) [default:
+        /// -100].
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        priority: Option<i32>,
+        /// Settings file (TOML: pool, fallback, user, password, priority); options
+        /// and PICLUSTER_* variables win over it.
+        #[arg(long, env = "PICLUSTER_MINE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
     /// Wait for jobs to end and print their reports.
     #[command(
         after_help = "Examples:\n  picluster wait j7\n  picluster wait 3-7 --json\n  picluster wait last"

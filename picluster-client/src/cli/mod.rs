@@ -104,7 +104,10 @@ where
         Err(e) => e.exit(),
     };
     let levels = ["error", "warn", "info", "debug", "trace"];
-    let base = if matches!(cli.command, Command::Coordinator { .. }) {
+    let base = if matches!(
+        cli.command,
+        Command::Coordinator { .. } | Command::Mine { .. }
+    ) {
         2
     } else {
         1

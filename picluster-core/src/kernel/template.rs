@@ -1,9 +1,13 @@
 //! Block templates: the work a mining pool hands out over Stratum V1, as one search.
 //!
 //! Owns the meaning of an index of a template job: index `i` is extranonce2
-//! `extranonce2_start + i / per_extranonce2`, then, within it, an index of the
-//! SHA-256d search of the header that extranonce2 makes (version slot, then nonce;
-//! see [`crate::kernel::sha256d`]). A header is built as a pool says: the coinbase is
+//! `extranonce2_start + i / per_extranonce2`; within it, the nonces go in blocks of
+//! [`NONCE_BLOCK`], each block through every version slot before the next block
+//! (`within = (hi × versions + slot) × NONCE_BLOCK + lo`, nonce `hi × NONCE_BLOCK +
+//! lo`), so that the version bits roll from the first seconds of a job, as a pool's
+//! miners roll them, rather than after 2^32 nonces. Version slot `k` XORs the
+//! template's version with the `k`-th pattern of the mask bits (see
+//! [`crate::kernel::sha256d`]). A header is built as a pool says: the coinbase is
 //! coinbase1 ‖ extranonce1 ‖ extranonce2 ‖ coinbase2, the merkle root folds SHA-256d
 //! over the branch starting from the coinbase's hash, and the header is version,
 //! previous block hash, merkle root, ntime, nBits and nonce. Extranonce2 is written
@@ -31,6 +35,8 @@ pub const MAX_COINBASE_PART: usize = 64 * 1024;
 pub const MAX_MERKLE_BRANCH: usize = 32;
 /// The longest extranonce1 accepted, in bytes.
 pub const MAX_EXTRANONCE1: usize = 32;
+/// Nonces searched in one version before the next version (2^20).
+pub const NONCE_BLOCK: u64 = 1 << 20;
 
 /// Why a block template job was rejected. None of these are helped by retrying.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
@@ -266,27 +272,28 @@ impl TemplateJob {
         BlockHeader(h)
     }
 
-    /// The SHA-256d search of the headers of extranonce2 `value`.
-    fn header_job(&self, value: u64) -> Sha256dJob {
-        Sha256dJob {
-            header: self.header(value),
-            target: self.target,
-            nonce_start: 0,
-            nonce_end: NONCE_SPACE,
-            version_mask: self.version_mask,
-        }
+    /// The version of version slot `slot`.
+    fn version_of_slot(&self, slot: u64) -> u32 {
+        self.parts.version ^ crate::kernel::sha256d::deposit(slot as u32, self.version_mask)
+    }
+
+    /// (extranonce2, version slot, first nonce) of the nonce block that holds keyspace
+    /// index `index`, and the index's offset in it.
+    fn block_of(&self, index: u64) -> (u64, u64, u64, u64) {
+        let per = self.per_extranonce2();
+        let versions = 1u64 << self.version_mask.count_ones();
+        let value = self.extranonce2.start + index / per;
+        let within = index % per;
+        let block = within / NONCE_BLOCK;
+        let (hi, slot) = (block / versions, block % versions);
+        (value, slot, hi * NONCE_BLOCK, within % NONCE_BLOCK)
     }
 
     /// (extranonce2, version, nonce) of keyspace index `index`, which must be in the
     /// keyspace.
     pub fn locate(&self, index: u64) -> (u64, u32, u32) {
-        let per = self.per_extranonce2();
-        let value = self.extranonce2.start + index / per;
-        let within = index % per;
-        let slot = within / NONCE_SPACE;
-        let version =
-            self.parts.version ^ crate::kernel::sha256d::deposit(slot as u32, self.version_mask);
-        (value, version, (within % NONCE_SPACE) as u32)
+        let (value, slot, first, offset) = self.block_of(index);
+        (value, self.version_of_slot(slot), (first + offset) as u32)
     }
 
     /// Whether a header hash (as computed) meets the block's own target (nBits): a
@@ -329,19 +336,33 @@ impl SearchKernel for TemplateKernel {
     }
 
     fn scan(&self, range: Range<u64>, hits: &mut Vec<u64>) {
-        let per = self.job.per_extranonce2();
         let end = range.end.min(self.keyspace());
         let mut index = range.start;
+        // The header (coinbase and merkle root) of the extranonce2 at hand.
+        let mut header: Option<(u64, BlockHeader)> = None;
         while index < end {
-            let slot = index / per;
-            let segment_end = end.min((slot + 1) * per);
-            let mut job = self.job.header_job(self.job.extranonce2.start + slot);
-            job.target = self.target;
-            let base = slot * per;
-            let first = hits.len();
+            let (value, slot, first, offset) = self.job.block_of(index);
+            let segment_end = end.min(index - offset + NONCE_BLOCK);
+            let header = match header {
+                Some((v, h)) if v == value => h,
+                _ => {
+                    let h = self.job.header(value);
+                    header = Some((value, h));
+                    h
+                }
+            };
+            let job = Sha256dJob {
+                header: header.with(self.job.version_of_slot(slot), 0),
+                target: self.target,
+                nonce_start: first as u32,
+                nonce_end: first + NONCE_BLOCK,
+                version_mask: 0,
+            };
+            let base = index - offset;
+            let at = hits.len();
             job.kernel_with(self.imp)
-                .scan(index - base..segment_end - base, hits);
-            for hit in &mut hits[first..] {
+                .scan(offset..segment_end - base, hits);
+            for hit in &mut hits[at..] {
                 *hit += base;
             }
             index = segment_end;

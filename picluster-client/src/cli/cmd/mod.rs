@@ -9,9 +9,11 @@
 //! - `jobs`: `submit`, `wait`, `jobs`, `show`, `cancel`, `forget`.
 //! - `workers`: `status`, `drain`, `undrain`, `release`, `revoke`.
 //! - `tokens`: `token create`, `token list`, `token revoke`.
+//! - `mine`: `mine`, the Stratum bridge's settings and its run.
 
 mod cluster;
 mod jobs;
+mod mine;
 mod tokens;
 mod workers;
 
@@ -94,6 +96,25 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
             cluster,
             output,
         } => jobs::wait(jobs, cluster, output, kernels, out),
+        Command::Mine {
+            pool,
+            fallback,
+            user,
+            password,
+            priority,
+            config,
+            cluster,
+        } => {
+            let given = mine::Given {
+                pool,
+                fallback,
+                user,
+                password,
+                priority,
+            };
+            let options = mine::options(given, config.as_deref())?;
+            mine::run(options, cluster, out)
+        }
         Command::Jobs {
             job: Some(job),
             cluster,
@@ -231,7 +252,7 @@ impl ClusterArg {
 
 /// Connects with `--bundle` if given, else the cluster directory's admin credential,
 /// runs `f`, and closes.
-fn with_client<'o, F, Fut>(cluster: &ClusterArg, f: F) -> Result<ExitCode, CliError>
+pub(super) fn with_client<'o, F, Fut>(cluster: &ClusterArg, f: F) -> Result<ExitCode, CliError>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,

@@ -1,0 +1,514 @@
+//! The Stratum bridge against a scripted pool written here (two TCP listeners on
+//! loopback, a cluster of two workers over QUIC): the pool checks every share it gets
+//! with its own hashing and its own difficulty arithmetic, and scripts the hard
+//! cases: shares held back until the authorize reply, `set_difficulty` and a clean
+//! notify mid-job, rejections by reason, a dropped connection with a fallback pool,
+//! the return to the first pool, and `client.reconnect`. A client job submitted
+//! while the cluster mines runs first, and mining carries on after it.
+
+use crate::template::{dsha, merkle_tree, two_workers};
+use picluster_client::mine::{mine, MineOptions, PoolStats, PoolUrl};
+use picluster_client::{JobKind, JobSpec, JobState, SearchMode};
+use picluster_core::coordinator::CoordinatorConfig;
+use picluster_core::hex;
+use picluster_core::kernel::sha256d::Sha256dJob;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A pool job as this pool made it.
+#[derive(Clone)]
+struct PoolJob {
+    id: String,
+    version: u32,
+    prevhash: [u8; 32],
+    coinbase1: Vec<u8>,
+    coinbase2: Vec<u8>,
+    branch: Vec<[u8; 32]>,
+    bits: u32,
+    ntime: u32,
+    /// Leading zero bits of the share target beyond difficulty 1's 32: a difficulty
+    /// of 2^-k has target 0xffff << (208 + k).
+    easier_by: u32,
+}
+
+impl PoolJob {
+    fn new(id: &str, txs: u8, easier_by: u32) -> PoolJob {
+        let others: Vec<[u8; 32]> = (1..txs).map(|k| dsha(&[k, txs])).collect();
+        let leaves: Vec<[u8; 32]> = std::iter::once([0; 32]).chain(others).collect();
+        PoolJob {
+            id: id.to_string(),
+            version: 0x2000_0000,
+            prevhash: dsha(id.as_bytes()),
+            coinbase1: format!("coinbase of {id}, part one").into_bytes(),
+            coinbase2: format!("part two of {id}'s coinbase").into_bytes(),
+            branch: merkle_tree(&leaves).1,
+            bits: 0x207f_ffff,
+            ntime: 1_700_000_000,
+            easier_by,
+        }
+    }
+
+    fn notify(&self, clean: bool) -> Value {
+        // The prevhash goes out as eight byte-swapped words.
+        let mut words = self.prevhash;
+        for w in words.chunks_exact_mut(4) {
+            w.reverse();
+        }
+        json!({"id": null, "method": "mining.notify", "params": [
+            self.id, hex::encode(&words), hex::encode(&self.coinbase1), hex::encode(&self.coinbase2),
+            self.branch.iter().map(|b| hex::encode(b)).collect::<Vec<_>>(),
+            format!("{:08x}", self.version), format!("{:08x}", self.bits),
+            format!("{:08x}", self.ntime), clean]})
+    }
+
+    fn difficulty(&self) -> Value {
+        json!({"id": null, "method": "mining.set_difficulty", "params": [1.0 / f64::from(1u32 << self.easier_by)]})
+    }
+
+    /// Whether a submit's header meets this job's share target; its version.
+    fn check(&self, extranonce1: &[u8], params: &[Value]) -> (bool, u32) {
+        let s = |k: usize| params[k].as_str().unwrap();
+        let extranonce2 = hex::decode(s(2)).unwrap();
+        assert_eq!(extranonce2.len(), 4, "extranonce2 of the subscribed size");
+        let ntime = u32::from_str_radix(s(3), 16).unwrap();
+        let nonce = u32::from_str_radix(s(4), 16).unwrap();
+        let bits = u32::from_str_radix(s(5), 16).unwrap();
+        assert_eq!(bits & !0x1fff_e000, 0, "version bits outside the mask");
+        let version = (self.version & !0x1fff_e000) | bits;
+        let coinbase = [
+            &self.coinbase1[..],
+            extranonce1,
+            &extranonce2,
+            &self.coinbase2,
+        ]
+        .concat();
+        let mut root = dsha(&coinbase);
+        for b in &self.branch {
+            root = dsha(&[root, *b].concat());
+        }
+        let header = [
+            &version.to_le_bytes()[..],
+            &self.prevhash,
+            &root,
+            &ntime.to_le_bytes(),
+            &self.bits.to_le_bytes(),
+            &nonce.to_le_bytes(),
+        ]
+        .concat();
+        let mut hash = dsha(&header);
+        hash.reverse();
+        // Target 0xffff << (208 + k), most significant byte first.
+        let shift = 208 + self.easier_by;
+        let mut target = [0u8; 32];
+        let value: u128 = 0xffff << (shift % 8);
+        let low_byte = 31 - (shift / 8) as usize;
+        for k in 0..16 {
+            if let Some(i) = low_byte.checked_sub(k) {
+                target[i] = (value >> (8 * k)) as u8;
+            }
+        }
+        (hash <= target, version)
+    }
+}
+
+/// One pool connection, seen from the pool.
+struct Conn {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+    write: OwnedWriteHalf,
+    extranonce1: Vec<u8>,
+    /// The first line, read to tell a connection from a probe.
+    first: Option<String>,
+}
+
+impl Conn {
+    /// The next connection that says something (the bridge's probes of the first
+    /// pool connect and close at once).
+    async fn accept(listener: &TcpListener) -> Conn {
+        loop {
+            let (stream, _) = tokio::time::timeout(Duration::from_secs(60), listener.accept())
+                .await
+                .expect("the bridge connects")
+                .unwrap();
+            let mut conn = Conn::of(stream);
+            if let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(10), conn.lines.next_line()).await
+            {
+                conn.first = Some(line);
+                return conn;
+            }
+        }
+    }
+
+    fn of(stream: TcpStream) -> Conn {
+        let (read, write) = stream.into_split();
+        Conn {
+            lines: BufReader::new(read).lines(),
+            write,
+            extranonce1: Vec::new(),
+            first: None,
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        self.write.write_all(line.as_bytes()).await.unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        if let Some(line) = self.first.take() {
+            return serde_json::from_str(&line).unwrap();
+        }
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .expect("the bridge says something")
+            .unwrap()
+            .expect("the bridge keeps the connection");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Answers configure and subscribe; holds the authorize reply for `hold`, sending
+    /// `before` (difficulty, a notify) meanwhile: no submit may come before the reply.
+    async fn handshake(&mut self, extranonce1: &[u8], hold: Duration, before: Vec<Value>) {
+        self.extranonce1 = extranonce1.to_vec();
+        let mut authorize = None;
+        while authorize.is_none() {
+            let m = self.next().await;
+            let id = m["id"].clone();
+            match m["method"].as_str().unwrap() {
+                "mining.configure" => {
+                    assert_eq!(m["params"][1]["version-rolling.mask"], "1fffe000");
+                    self.send(json!({"id": id, "error": null, "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}})).await;
+                }
+                "mining.subscribe" => {
+                    self.send(json!({"id": id, "error": null, "result": [[["mining.notify", "s1"]], hex::encode(extranonce1), 4]})).await;
+                    for v in &before {
+                        self.send(v.clone()).await;
+                    }
+                }
+                "mining.authorize" => {
+                    assert_eq!(m["params"], json!(["miner.one", "secret"]));
+                    authorize = Some(id);
+                }
+                other => panic!("{other} before the authorize reply"),
+            }
+        }
+        let held = Instant::now();
+        while held.elapsed() < hold {
+            let left = hold.saturating_sub(held.elapsed());
+            if let Ok(line) = tokio::time::timeout(left, self.lines.next_line()).await {
+                let m: Value = serde_json::from_str(&line.unwrap().unwrap()).unwrap();
+                assert_ne!(
+                    m["method"], "mining.submit",
+                    "a share before the authorize reply"
+                );
+                if m["method"] == "mining.extranonce.subscribe" {
+                    self.send(json!({"id": m["id"], "error": [20, "Not supported", null], "result": null})).await;
+                }
+            }
+        }
+        self.send(json!({"id": authorize, "error": null, "result": true}))
+            .await;
+    }
+
+    /// Serves submits until `wanted` shares of `job` are accepted, answering each
+    /// with `answer` (None: check and accept); shares of other jobs are stale.
+    /// Returns the versions of the accepted shares.
+    async fn shares(
+        &mut self,
+        log: &Log,
+        job: &PoolJob,
+        wanted: usize,
+        mut answer: impl FnMut(usize) -> Option<Value>,
+    ) -> Vec<u32> {
+        let mut versions = Vec::new();
+        let mut seen = 0;
+        while versions.len() < wanted {
+            let m = self.next().await;
+            let id = m["id"].clone();
+            match m["method"].as_str() {
+                Some("mining.submit") => {}
+                Some("mining.extranonce.subscribe") => {
+                    self.send(
+                        json!({"id": id, "error": [20, "Not supported", null], "result": null}),
+                    )
+                    .await;
+                    continue;
+                }
+                other => panic!("unexpected {other:?}: {m}"),
+            }
+            let params = m["params"].as_array().unwrap().clone();
+            assert_eq!(params[0], "miner.one");
+            let key = params
+                .iter()
+                .skip(1)
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            assert!(
+                log.lock().unwrap().keys.insert(key),
+                "a share sent twice: {m}"
+            );
+            if params[1] != json!(job.id) {
+                log.lock().unwrap().stale += 1;
+                self.send(json!({"id": id, "error": [21, "Stale", null], "result": null}))
+                    .await;
+                continue;
+            }
+            let (meets, version) = job.check(&self.extranonce1, &params);
+            assert!(meets, "a share under the difficulty of {}: {m}", job.id);
+            seen += 1;
+            match answer(seen) {
+                Some(error) => {
+                    log.lock().unwrap().rejected += 1;
+                    self.send(json!({"id": id, "error": error, "result": null}))
+                        .await;
+                }
+                None => {
+                    log.lock().unwrap().accepted += 1;
+                    versions.push(version);
+                    self.send(json!({"id": id, "error": null, "result": true}))
+                        .await;
+                }
+            }
+        }
+        versions
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    accepted: u64,
+    rejected: u64,
+    stale: u64,
+    keys: BTreeSet<String>,
+}
+
+type Log = Arc<Mutex<Counts>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job() {
+    let cluster = two_workers(CoordinatorConfig {
+        max_chunk: 1 << 22,
+        ..CoordinatorConfig::default()
+    })
+    .await;
+    let client = cluster.client().await.unwrap();
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fallback = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = |l: &TcpListener| PoolUrl {
+        host: "127.0.0.1".into(),
+        port: l.local_addr().unwrap().port(),
+    };
+    let options = MineOptions {
+        pools: vec![url(&first), url(&fallback)],
+        user: "miner.one".into(),
+        password: "secret".into(),
+        priority: -100,
+        probe_primary: Duration::from_secs(3),
+    };
+    let stats = Arc::new(Mutex::new(PoolStats::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(mine(client.clone(), options, stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    let log: Log = Arc::default();
+
+    // 1. Work before the authorize reply; shares wait for it. Difficulty 2^-12.
+    let mut a = Conn::accept(&first).await;
+    let j1 = PoolJob::new("j1", 5, 12);
+    a.handshake(
+        b"\xa1\xa1\xa1\xa1",
+        Duration::from_millis(500),
+        vec![j1.difficulty(), j1.notify(true)],
+    )
+    .await;
+    a.shares(&log, &j1, 6, |_| None).await;
+
+    // 2. A new difficulty, then a clean notify: j1's shares are stale from now on;
+    //    j2's meet the harder target; the pool rejects two for their reasons.
+    let j2 = PoolJob::new("j2", 3, 11);
+    a.send(j2.difficulty()).await;
+    let notified = Instant::now();
+    a.send(j2.notify(true)).await;
+    let versions = a
+        .shares(&log, &j2, 10, |k| match k {
+            2 => Some(json!([23, "Low difficulty share", null])),
+            4 => Some(json!([22, "Duplicate share", null])),
+            _ => None,
+        })
+        .await;
+    eprintln!("ten shares of the clean job in {:?}", notified.elapsed());
+    assert!(
+        versions.iter().any(|v| *v != j2.version),
+        "no rolled version among {versions:x?}"
+    );
+
+    // 3. A client job while the cluster mines: it runs first and completes.
+    let v = &picluster_suite::fixtures::vectors()[0];
+    let start = u64::from(v.nonce) - (1 << 25);
+    let job = Sha256dJob::new(v.header, None, start..start + (1 << 26), 0).unwrap();
+    let report = client
+        .run(&JobSpec {
+            kind: JobKind::Sha256d(job),
+            mode: SearchMode::All,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.state, JobState::Completed);
+    assert_eq!(report.hashes, 1 << 26);
+    assert_eq!(report.solutions.len(), 1);
+    // Mining carries on by itself.
+    a.shares(&log, &j2, 2, |_| None).await;
+
+    // 4. The connection drops: the bridge goes to the fallback, and every job of
+    //    the old connection is cancelled.
+    drop(a);
+    let mut b = Conn::accept(&fallback).await;
+    let j3 = PoolJob::new("j3", 2, 12);
+    b.handshake(
+        b"\xb2\xb2\xb2\xb2",
+        Duration::ZERO,
+        vec![j3.difficulty(), j3.notify(true)],
+    )
+    .await;
+    b.shares(&log, &j3, 3, |_| None).await;
+
+    // 5. The first pool answers again (it always listened): the bridge returns to it
+    //    by itself within the probe interval.
+    let mut a = Conn::accept(&first).await;
+    let j4 = PoolJob::new("j4", 1, 12);
+    a.handshake(
+        b"\xa4\xa4\xa4\xa4",
+        Duration::ZERO,
+        vec![j4.difficulty(), j4.notify(true)],
+    )
+    .await;
+    a.shares(&log, &j4, 3, |_| None).await;
+
+    // 6. client.reconnect to the fallback's port.
+    let port = fallback.local_addr().unwrap().port();
+    a.send(json!({"id": null, "method": "client.reconnect", "params": ["127.0.0.1", port, 0]}))
+        .await;
+    let mut b = Conn::accept(&fallback).await;
+    let j5 = PoolJob::new("j5", 7, 12);
+    b.handshake(
+        b"\xb5\xb5\xb5\xb5",
+        Duration::ZERO,
+        vec![j5.difficulty(), j5.notify(false)],
+    )
+    .await;
+    b.shares(&log, &j5, 3, |_| None).await;
+    // The bridge has read the last answers before it stops.
+    let waiting = Instant::now();
+    while stats.lock().unwrap().accepted < log.lock().unwrap().accepted {
+        assert!(waiting.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), bridge)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // What the bridge counted is what the pool answered (shares answered after the
+    // pool stopped reading are neither).
+    let st = stats.lock().unwrap().clone();
+    let (accepted, stale, rejected) = {
+        let c = log.lock().unwrap();
+        (c.accepted, c.stale, c.rejected)
+    };
+    assert_eq!(st.accepted, accepted, "{st:?}");
+    assert_eq!(st.stale, stale, "{st:?}");
+    assert_eq!(st.rejected_total(), rejected);
+    assert_eq!(st.rejected.get("Low difficulty share"), Some(&1));
+    assert_eq!(st.rejected.get("Duplicate share"), Some(&1));
+    // Regtest's nBits: every share is a block too.
+    assert!(st.blocks >= st.accepted, "{st:?}");
+    assert_eq!(st.connections, 4);
+    let p50 = st.latency_quantile(0.5).unwrap();
+    eprintln!(
+        "{} shares accepted, {} stale, {} rejected; notify to work on the cluster: p50 {p50} ms, max {} ms over {} jobs",
+        st.accepted,
+        st.stale,
+        st.rejected_total(),
+        st.latency_quantile(1.0).unwrap(),
+        st.latencies_ms.len()
+    );
+    // No mining job is left running on the cluster.
+    let running = client
+        .jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "template" && !j.progress.state.is_final())
+        .count();
+    assert_eq!(running, 0);
+}
+
+/// `picluster mine` with bad settings says which, before it connects to anything.
+#[test]
+fn bad_mine_settings_are_refused_naming_the_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |args: &[&str]| {
+        let mut argv = vec!["picluster", "mine", "--cluster", "/nonexistent"];
+        argv.extend_from_slice(args);
+        picluster_client::cli::run_from(argv, &mut Vec::new())
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        err(&["--pool", "http://pool:3333", "--user", "u"]),
+        "pool `http://pool:3333` is not a stratum+tcp://HOST:PORT address (TLS pools are not supported)"
+    );
+    assert_eq!(
+        err(&["--pool", "stratum+tcp://pool", "--user", "u"]),
+        "pool `stratum+tcp://pool` has no :PORT"
+    );
+    assert_eq!(
+        err(&["--pool", "stratum+tcp://pool:0", "--user", "u"]),
+        "pool `stratum+tcp://pool:0`: `0` is not a port number"
+    );
+    assert_eq!(
+        err(&[
+            "--pool",
+            "stratum+tcp://pool:1",
+            "--fallback",
+            "stratum+tcp://:2",
+            "--user",
+            "u"
+        ]),
+        "pool `stratum+tcp://:2` has no host"
+    );
+    assert_eq!(
+        err(&["--pool", "stratum+tcp://pool:1"]),
+        "no pool user: give --user NAME (or `user` in a --config file)"
+    );
+    let config = tmp.path().join("mine.toml");
+    std::fs::write(&config, "pool = \"stratum+tcp://pool:1\"\nusr = \"typo\"\n").unwrap();
+    let c = config.to_str().unwrap();
+    let e = err(&["--config", c]);
+    assert!(
+        e.starts_with(&format!("mine settings {c}: unknown field `usr`")),
+        "{e}"
+    );
+    std::fs::write(&config, "user = \"me\"\n").unwrap();
+    assert_eq!(
+        err(&["--config", c]),
+        format!("no pool: give --pool stratum+tcp://HOST:PORT (or `pool` in {c})")
+    );
+    assert_eq!(
+        err(&[
+            "--config",
+            "/nonexistent/mine.toml",
+            "--pool",
+            "stratum+tcp://p:1"
+        ]),
+        "mine settings /nonexistent/mine.toml: No such file or directory (os error 2)"
+    );
+}
