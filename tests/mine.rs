@@ -404,12 +404,35 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
     )
     .await;
     b.shares(&log, &j5, 3, |_| None).await;
-    // The bridge has read the last answers before it stops.
+    // The bridge has read the last answers before it stops, and told the
+    // coordinator (every 5 s), which `picluster status` shows.
+    let accepted = log.lock().unwrap().accepted;
     let waiting = Instant::now();
-    while stats.lock().unwrap().accepted < log.lock().unwrap().accepted {
-        assert!(waiting.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = loop {
+        let miners = client.miners().await.unwrap();
+        if stats.lock().unwrap().accepted == accepted
+            && miners
+                .first()
+                .is_some_and(|m| m.report.accepted == accepted)
+        {
+            break miners;
+        }
+        assert!(waiting.elapsed() < Duration::from_secs(15), "{miners:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seen.len(), 1);
+    let m = &seen[0];
+    assert_eq!(m.client, "local-admin");
+    assert_eq!(m.report.pool, format!("stratum+tcp://127.0.0.1:{port}"));
+    assert_eq!(m.report.state, "mining");
+    assert_eq!(m.report.job.as_deref(), Some("j5"));
+    assert_eq!(m.report.difficulty, "0.000244140625");
+    assert_eq!(m.report.connections, 4);
+    assert!(m
+        .report
+        .rejected
+        .contains(&("Low difficulty share".to_string(), 1)));
+    assert!(m.age_ms < 6000, "{m:?}");
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), bridge)
         .await
@@ -511,4 +534,41 @@ fn bad_mine_settings_are_refused_naming_the_setting() {
         ]),
         "mine settings /nonexistent/mine.toml: No such file or directory (os error 2)"
     );
+}
+
+/// The coordinator's metrics carry each connected bridge's pool statistics.
+#[test]
+fn the_metrics_show_each_bridges_pool() {
+    use picluster_core::coordinator::MetricsSnapshot;
+    use picluster_core::service::{encode_coordinator, DriverMetrics};
+    use picluster_core::wire::MinerReport;
+    let report = MinerReport {
+        pool: "stratum+tcp://pool:3333".into(),
+        state: "mining".into(),
+        difficulty: "0.5".into(),
+        accepted: 7,
+        stale: 2,
+        rejected: vec![("Duplicate".into(), 1), ("Low difficulty share".into(), 3)],
+        blocks: 1,
+        latency_p50_ms: Some(12),
+        ..MinerReport::default()
+    };
+    let snapshot = MetricsSnapshot {
+        miners: vec![("miner".into(), report)],
+        ..MetricsSnapshot::default()
+    };
+    let text = encode_coordinator(&snapshot, &DriverMetrics::default());
+    let labels = r#"client="miner",pool="stratum+tcp://pool:3333""#;
+    for line in [
+        format!(r#"picluster_pool_shares_total{{{labels},verdict="accepted"}} 7"#),
+        format!(r#"picluster_pool_shares_total{{{labels},verdict="stale"}} 2"#),
+        format!(r#"picluster_pool_shares_total{{{labels},verdict="rejected"}} 4"#),
+        format!(r#"picluster_pool_shares_total{{{labels},verdict="unanswered"}} 0"#),
+        format!("picluster_pool_blocks_total{{{labels}}} 1"),
+        format!("picluster_pool_up{{{labels}}} 1"),
+        format!("picluster_pool_difficulty{{{labels}}} 0.5"),
+        format!("picluster_pool_notify_to_work_seconds{{{labels}}} 0.012"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
 }

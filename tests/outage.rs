@@ -138,7 +138,7 @@ fn a_15_s_outage_keeps_the_work_in_flight_and_the_terminal_says_what_happens() {
     });
     let back_after = restarted.elapsed();
     eprintln!("both workers were back {back_after:?} after the restart");
-    assert!(back_after < Duration::from_secs(6), "{back_after:?}");
+    assert!(back_after < Duration::from_secs(8), "{back_after:?}");
 
     let status = wait_exit(&mut submit, Duration::from_secs(300));
     let job_time = submitted.elapsed();

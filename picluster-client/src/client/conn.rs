@@ -128,7 +128,9 @@ async fn read_loop(mut reader: FrameReader, inner: std::sync::Weak<Inner>) {
             | CoordToClient::TokenCreated(request, _)
             | CoordToClient::Tokens(request, _)
             | CoordToClient::TokenRevoked(request, _)
-            | CoordToClient::Detail(request, _) => Some(*request),
+            | CoordToClient::Detail(request, _)
+            | CoordToClient::MinerNoted(request)
+            | CoordToClient::Miners(request, _) => Some(*request),
             CoordToClient::Welcome(_)
             | CoordToClient::Progress(_)
             | CoordToClient::Finished(_)

@@ -32,8 +32,9 @@ use picluster_core::token::{secret_hash, JoinToken};
 use picluster_core::trust::{Bundle, ClusterDir};
 use picluster_core::wire::{
     ClientToCoord, CloseCode, ClusterStatus, CoordToClient, CreateToken, CredentialReport, Drain,
-    JobDetail, JobProgress, JobReport, JobRequest, JobSummary, Revocation, Submit, TokenInfo,
-    TokenRequest, WorkSpec, WorkerRequest, WorkerStatus, MINOR_CREDENTIALS,
+    JobDetail, JobProgress, JobReport, JobRequest, JobSummary, MinerReport, MinerStatus,
+    Revocation, Submit, TokenInfo, TokenRequest, WorkSpec, WorkerRequest, WorkerStatus,
+    MINOR_CREDENTIALS, MINOR_TEMPLATES,
 };
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -157,6 +158,39 @@ impl Client {
         }
         let reply = inner.request(make).await?;
         answer(reply).ok_or(ClientError::UnexpectedReply(expected))
+    }
+
+    /// Reports a mining bridge's pool statistics (coordinator minor 6); the
+    /// coordinator keeps the last report with this connection, for `picluster
+    /// status` and the metrics.
+    pub async fn report_miner(&self, report: MinerReport) -> Result<(), ClientError> {
+        self.call(
+            MINOR_TEMPLATES,
+            |request| ClientToCoord::Miner(request, Box::new(report)),
+            "expected MinerNoted",
+            |reply| matches!(reply, CoordToClient::MinerNoted(_)).then_some(()),
+        )
+        .await
+    }
+
+    /// The mining bridges' last reports: every one for an admin, the client's own
+    /// otherwise. Empty from a coordinator older than minor 6.
+    pub async fn miners(&self) -> Result<Vec<MinerStatus>, ClientError> {
+        match self
+            .call(
+                MINOR_TEMPLATES,
+                ClientToCoord::Miners,
+                "expected Miners",
+                |reply| match reply {
+                    CoordToClient::Miners(_, miners) => Some(miners),
+                    _ => None,
+                },
+            )
+            .await
+        {
+            Err(ClientError::CoordinatorTooOld { .. }) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     /// Submits a job at priority 0; returns its id at once.

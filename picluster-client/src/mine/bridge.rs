@@ -133,6 +133,8 @@ pub async fn mine(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MineError> {
     tokio::pin!(shutdown);
+    let reporter = tokio::spawn(report_every(client.clone(), stats.clone()));
+    let _stop_reporting = AbortOnDrop(reporter);
     let (tx, mut rx) = mpsc::channel::<(JobId, JobEvent)>(1024);
     let mut jobs: Vec<Active> = Vec::new();
     let mut pool = 0usize;
@@ -180,6 +182,31 @@ pub async fn mine(
             () = &mut shutdown => return Ok(()),
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// How often the bridge tells the coordinator its statistics.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Tells the coordinator the statistics every [`REPORT_EVERY`] (a coordinator older
+/// than minor 6 is not told).
+async fn report_every(client: Client, stats: Arc<Mutex<PoolStats>>) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tick.tick().await;
+        let report = lock(&stats).report(started.elapsed());
+        if let Err(ClientError::CoordinatorTooOld { .. }) = client.report_miner(report).await {
+            return;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

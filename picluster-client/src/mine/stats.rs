@@ -93,6 +93,28 @@ impl PoolStats {
         self.latencies_ms.push_back(ms);
     }
 
+    /// The report the coordinator keeps (`picluster status`), after `running` of
+    /// mining.
+    pub fn report(&self, running: std::time::Duration) -> picluster_core::wire::MinerReport {
+        picluster_core::wire::MinerReport {
+            pool: self.pool.clone(),
+            state: self.state.clone(),
+            last_error: self.last_error.clone(),
+            connections: self.connections,
+            job: self.job.clone(),
+            difficulty: format!("{}", self.difficulty),
+            submitted: self.submitted,
+            accepted: self.accepted,
+            stale: self.stale,
+            rejected: self.rejected.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+            timed_out: self.timed_out,
+            blocks: self.blocks,
+            last_block: self.last_block.clone(),
+            latency_p50_ms: self.latency_quantile(0.5),
+            running_ms: running.as_millis() as u64,
+        }
+    }
+
     /// Shares rejected for any reason but staleness.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()

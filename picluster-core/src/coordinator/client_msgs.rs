@@ -10,7 +10,7 @@ use super::journal::Record;
 use super::leasing;
 use super::lifecycle;
 use super::peers;
-use super::report::{self, Reporter};
+use super::report::{self, millis, Reporter};
 use super::tables::Tables;
 use super::transmit::Transmit;
 use super::violation::{CloseReason, ProtocolViolation};
@@ -18,8 +18,8 @@ use crate::identity::Role;
 use crate::ids::{ConnId, JobId, RequestId};
 use crate::wire::{
     negotiate_minor, Action, ClientHello, ClientToCoord, ClientWelcome, CoordToClient,
-    CoordToWorker, Drain, JobRequest, Needs, NotPermitted, Refusal, Stop, WorkerRequest,
-    WorkerStatus, MAX_REASON_LEN, MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
+    CoordToWorker, Drain, JobRequest, MinerStatus, Needs, NotPermitted, Refusal, Stop,
+    WorkerRequest, WorkerStatus, MAX_REASON_LEN, MINOR_CLIENT_REPORTS, PROTOCOL_MINOR,
 };
 use std::time::Instant;
 
@@ -117,6 +117,24 @@ pub(super) fn on_client(
             let status = Reporter::new(t, now, fx.clock).status(own_only(t, conn));
             CoordToClient::Status(request, status)
         }
+        ClientToCoord::Miner(request, report) => {
+            if let Some(client) = t.conns.client_mut(conn) {
+                client.miner = Some(Box::new(((*report).bounded(), now)));
+            }
+            CoordToClient::MinerNoted(request)
+        }
+        ClientToCoord::Miners(request) => {
+            let miners = t
+                .conns
+                .miners(own_only(t, conn))
+                .map(|(client, report, at)| MinerStatus {
+                    client: client.to_string(),
+                    report: report.clone(),
+                    age_ms: millis(now.saturating_duration_since(at)),
+                })
+                .collect();
+            CoordToClient::Miners(request, miners)
+        }
         ClientToCoord::Revoke(WorkerRequest { request, worker }) => {
             if !crate::identity::is_valid_name(&worker) {
                 CoordToClient::Refused(request, Refusal::InvalidName(worker))
@@ -197,6 +215,8 @@ fn permission(message: &ClientToCoord) -> Permission {
         | ClientToCoord::Submit(_)
         | ClientToCoord::ListJobs(_)
         | ClientToCoord::Status(_)
+        | ClientToCoord::Miner(..)
+        | ClientToCoord::Miners(_)
         | ClientToCoord::Credentials(_) => Anyone,
     }
 }

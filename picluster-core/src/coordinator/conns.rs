@@ -26,6 +26,8 @@ pub(super) struct ClientSession {
     pub(super) watching: BTreeSet<JobId>,
     /// When it last asked for something, or last stopped watching a job.
     pub(super) last_heard: Instant,
+    /// A mining bridge's last report of its pool, and when it came.
+    pub(super) miner: Option<Box<(crate::wire::MinerReport, Instant)>>,
 }
 
 impl ClientSession {
@@ -112,6 +114,7 @@ impl ConnTable {
                 minor: 0,
                 watching: BTreeSet::new(),
                 last_heard: now,
+                miner: None,
             }),
         );
     }
@@ -192,6 +195,20 @@ impl ConnTable {
             Conn::Client(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// The mining bridges' last reports, with their client names, oldest
+    /// connection first; only `name`'s when given.
+    pub(super) fn miners<'a>(
+        &'a self,
+        name: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a crate::wire::MinerReport, Instant)> {
+        self.conns.values().filter_map(move |c| match c {
+            Conn::Client(s) if name.is_none_or(|n| n == s.name) => {
+                s.miner.as_deref().map(|(r, at)| (s.name.as_str(), r, *at))
+            }
+            _ => None,
+        })
     }
 
     /// Connected clients (admins included, greeted or not).

@@ -100,6 +100,8 @@ impl Journal {
                 | CoordToClient::Status(..)
                 | CoordToClient::Credentials(..)
                 | CoordToClient::Tokens(..)
+                | CoordToClient::MinerNoted(..)
+                | CoordToClient::Miners(..)
                 | CoordToClient::Refused(..),
             ) => 0,
             Transmit::Issue(_, issue) if issue.renewal => 0,

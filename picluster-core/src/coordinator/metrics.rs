@@ -118,6 +118,8 @@ pub struct MetricsSnapshot {
     pub stats: CoordinatorStats,
     /// Jobs submitted this run.
     pub submitted: u64,
+    /// Connected mining bridges' last reports, by client name.
+    pub miners: Vec<(String, crate::wire::MinerReport)>,
 }
 
 impl MetricsSnapshot {
@@ -216,5 +218,10 @@ pub(super) fn snapshot(
         connections,
         stats,
         submitted,
+        miners: t
+            .conns
+            .miners(None)
+            .map(|(client, report, _)| (client.to_string(), report.clone()))
+            .collect(),
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Names follow the Prometheus conventions: a `picluster_` prefix, base units
 //! (seconds, indices), `_total` on counters, and no label beyond `worker`, `kind`,
-//! `state`, `role` and `impl`.
+//! `state`, `role`, `impl`, and for mining bridges `client`, `pool` and `verdict`.
 
 use crate::coordinator::MetricsSnapshot;
 use prometheus_client::encoding::text::encode;
@@ -251,8 +251,71 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
         r.inc_by(records);
         registry.register("journal_records", "Records written to the job store", r);
     }
+    register_miners(&mut registry, &snapshot.miners);
     let mut text = String::new();
     // Writing into a String does not fail.
     let _ = encode(&mut text, &registry);
     text
+}
+
+/// The mining bridges' pool statistics, by `client` and `pool`: counts of their
+/// run (a restarted bridge starts again from 0, as a restarted process's counters
+/// do).
+fn register_miners(registry: &mut Registry, miners: &[(String, crate::wire::MinerReport)]) {
+    let shares = Family::<Labels, Counter>::default();
+    let blocks = Family::<Labels, Counter>::default();
+    let up = Family::<Labels, Gauge>::default();
+    let difficulty = Family::<Labels, Gauge<f64, AtomicU64>>::new_with_constructor(gauge_f64);
+    let latency = Family::<Labels, Gauge<f64, AtomicU64>>::new_with_constructor(gauge_f64);
+    for (client, r) in miners {
+        let labels = vec![("client", client.clone()), ("pool", r.pool.clone())];
+        let with = |key: &'static str, value: &str| {
+            let mut l = labels.clone();
+            l.push((key, value.to_string()));
+            l
+        };
+        for (verdict, n) in [
+            ("accepted", r.accepted),
+            ("stale", r.stale),
+            ("rejected", r.rejected.iter().map(|(_, n)| n).sum()),
+            ("unanswered", r.timed_out),
+        ] {
+            shares.get_or_create(&with("verdict", verdict)).inc_by(n);
+        }
+        blocks.get_or_create(&labels).inc_by(r.blocks);
+        up.get_or_create(&labels)
+            .set(i64::from(r.state == "mining"));
+        difficulty
+            .get_or_create(&labels)
+            .set(r.difficulty.parse().unwrap_or(0.0));
+        if let Some(ms) = r.latency_p50_ms {
+            latency.get_or_create(&labels).set(ms as f64 / 1000.0);
+        }
+    }
+    registry.register(
+        "pool_shares",
+        "Shares a mining bridge sent its pool, by the pool's verdict",
+        shares,
+    );
+    registry.register(
+        "pool_blocks",
+        "Shares a mining bridge found that met the block's own target",
+        blocks,
+    );
+    registry.register(
+        "pool_up",
+        "Whether a mining bridge is authorized at its pool and mining",
+        up,
+    );
+    registry.register(
+        "pool_difficulty",
+        "The share difficulty of a mining bridge's current pool job",
+        difficulty,
+    );
+    registry.register_with_unit(
+        "pool_notify_to_work",
+        "Median time from a pool's notify to the cluster's first chunk of its job",
+        prometheus_client::registry::Unit::Seconds,
+        latency,
+    );
 }

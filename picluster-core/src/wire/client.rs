@@ -49,6 +49,12 @@ pub enum ClientToCoord {
     RevokeToken(TokenRequest),
     /// One job in detail while it runs or after (minor 3); answered by `Detail`.
     Show(JobRequest),
+    /// A mining bridge's pool statistics (minor 6), kept with this connection;
+    /// answered by `MinerNoted`.
+    Miner(RequestId, Box<super::MinerReport>),
+    /// The mining bridges' last reports (minor 6): every one for an admin, a
+    /// client's own otherwise; answered by `Miners`.
+    Miners(RequestId),
 }
 
 /// A request about one worker, by name.
@@ -154,6 +160,10 @@ pub enum CoordToClient {
     /// once each (a new watcher first gets those kept so far): what a mining bridge
     /// forwards to its pool as shares.
     Solutions(JobId, Vec<crate::kernel::Solution>),
+    /// Reply to `Miner`.
+    MinerNoted(RequestId),
+    /// Reply to `Miners`.
+    Miners(RequestId, Vec<super::MinerStatus>),
 }
 
 /// The encoded result of a custom job's indices `start..end`.

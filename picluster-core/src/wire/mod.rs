@@ -16,6 +16,8 @@
 //! - `worker`: messages between workers and the coordinator.
 //! - `client`: messages between clients and the coordinator, and the reports they carry.
 //! - `refusal`: why a client's request is refused ([`Refusal`]), typed since minor 4.
+//! - `mining`: what a mining bridge reports of its pool ([`MinerReport`]), minor 6.
+//! - `mining`: what a mining bridge reports of its pool ([`MinerReport`]), minor 6.
 //! - `credentials`: join tokens, revocations, certificates, and the join protocol.
 //! - `work`: what to compute, as sent ([`WorkSpec`]), and its conversion to the job model.
 //! - `frame`: the frame codec and [`FrameError`].
@@ -27,6 +29,7 @@ mod close;
 mod credentials;
 mod frame;
 mod limits;
+mod mining;
 mod refusal;
 mod work;
 mod worker;
@@ -36,6 +39,7 @@ pub use close::CloseCode;
 pub use credentials::*;
 pub use frame::*;
 pub use limits::*;
+pub use mining::*;
 pub use refusal::*;
 pub use work::*;
 pub use worker::*;
@@ -57,7 +61,9 @@ pub const ALPN: &[u8] = b"picluster/1";
 /// [`Refusal::OverLimit`], appended; a peer of minor 4 or below gets it as
 /// [`Refusal::NotPermitted`] with the same text. Minor 6: block template jobs
 /// ([`WorkSpec::Template`], their solutions and [`JobErrorKind::Template`]), appended;
-/// only workers of minor 6 are given them.
+/// only workers of minor 6 are given them; solutions pushed to watchers
+/// ([`CoordToClient::Solutions`]); mining bridges' reports ([`ClientToCoord::Miner`],
+/// [`ClientToCoord::Miners`]).
 pub const PROTOCOL_MINOR: u16 = 6;
 /// The first minor version with block template jobs.
 pub const MINOR_TEMPLATES: u16 = 6;

@@ -21,7 +21,9 @@ pub(super) fn status(
         if !watch {
             let status = client.status().await?;
             let credentials = client.credentials().await?;
-            emit(out, &StatusView::new(&status, &credentials), output.json)?;
+            let miners = client.miners().await?;
+            let view = StatusView::new(&status, &credentials).with_miners(&miners);
+            emit(out, &view, output.json)?;
             return Ok(ExitCode::SUCCESS);
         }
         // In place on a terminal (not with --json); snapshots otherwise.
@@ -31,9 +33,13 @@ pub(super) fn status(
             // A coordinator away (restarting, unreachable) is waited for: the watch
             // says so and goes on; what cannot pass by waiting ends it.
             let snapshot = async {
-                Ok::<_, ClientError>((client.status().await?, client.credentials().await?))
+                Ok::<_, ClientError>((
+                    client.status().await?,
+                    client.credentials().await?,
+                    client.miners().await?,
+                ))
             };
-            let (status, credentials) = match snapshot.await {
+            let (status, credentials, miners) = match snapshot.await {
                 Ok(both) => both,
                 Err(e) if e.is_retryable() => {
                     let line = format!("coordinator unreachable ({e}); reconnecting, Ctrl-C stops");
@@ -65,7 +71,7 @@ pub(super) fn status(
             }
             emit(
                 &mut frame,
-                &StatusView::new(&status, &credentials),
+                &StatusView::new(&status, &credentials).with_miners(&miners),
                 output.json,
             )?;
             if in_place {

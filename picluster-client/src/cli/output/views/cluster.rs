@@ -3,7 +3,9 @@
 
 use super::super::cluster::{worker_kind, write_drained, write_status, write_tokens};
 use super::{rate_unit, View};
-use picluster_core::wire::{ClusterStatus, CredentialReport, Revocation, TokenInfo, WorkerStatus};
+use picluster_core::wire::{
+    ClusterStatus, CredentialReport, MinerStatus, Revocation, TokenInfo, WorkerStatus,
+};
 use serde::Serialize;
 use std::io::Write;
 
@@ -86,6 +88,9 @@ pub(in crate::cli) struct StatusView<'a> {
     revoked: Vec<RevokedNameView<'a>>,
     workers: Vec<WorkerView<'a>>,
     jobs: Vec<super::jobs::JobView<'a>>,
+    /// Mining bridges (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    miners: Vec<MinerView<'a>>,
     #[serde(skip)]
     status: &'a ClusterStatus,
     #[serde(skip)]
@@ -142,15 +147,138 @@ impl<'a> StatusView<'a> {
                 })
                 .collect(),
             jobs: status.jobs.iter().map(super::jobs::JobView::from).collect(),
+            miners: Vec::new(),
             status,
             credentials,
         }
+    }
+
+    /// With the mining bridges' reports.
+    pub(in crate::cli) fn with_miners(mut self, miners: &'a [MinerStatus]) -> StatusView<'a> {
+        let cluster_hps: u64 = self.status.workers.iter().map(|w| w.rate_hps).sum();
+        self.miners = miners
+            .iter()
+            .map(|m| MinerView::new(m, cluster_hps))
+            .collect();
+        self
     }
 }
 
 impl View for StatusView<'_> {
     fn text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        write_status(out, self.status, self.credentials)
+        write_status(out, self.status, self.credentials)?;
+        if !self.miners.is_empty() {
+            writeln!(out, "\nMining:")?;
+        }
+        for m in &self.miners {
+            m.text(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// A mining bridge in `picluster status`.
+#[derive(Clone, Debug, Serialize)]
+pub(in crate::cli) struct MinerView<'a> {
+    client: &'a str,
+    pool: &'a str,
+    state: &'a str,
+    last_error: Option<&'a str>,
+    job: Option<&'a str>,
+    difficulty: &'a str,
+    submitted: u64,
+    accepted: u64,
+    stale: u64,
+    rejected: std::collections::BTreeMap<&'a str, u64>,
+    timed_out: u64,
+    blocks: u64,
+    last_block: Option<&'a str>,
+    notify_to_work_p50_ms: Option<u64>,
+    /// Shares sent per minute since the bridge started.
+    shares_per_minute: f64,
+    /// What an honest cluster sends at the difficulty: its hash rate ÷ (difficulty
+    /// × 2^32), per minute (while it mines only the pool's work).
+    expected_per_minute: Option<f64>,
+    running_seconds: f64,
+    report_age_seconds: f64,
+}
+
+impl<'a> MinerView<'a> {
+    fn new(m: &'a MinerStatus, cluster_hps: u64) -> MinerView<'a> {
+        let r = &m.report;
+        let minutes = r.running_ms as f64 / 60_000.0;
+        let expected = r
+            .difficulty
+            .parse::<f64>()
+            .ok()
+            .filter(|d| *d > 0.0)
+            .map(|d| cluster_hps as f64 * 60.0 / (d * 4_294_967_296.0));
+        MinerView {
+            client: &m.client,
+            pool: &r.pool,
+            state: &r.state,
+            last_error: r.last_error.as_deref(),
+            job: r.job.as_deref(),
+            difficulty: &r.difficulty,
+            submitted: r.submitted,
+            accepted: r.accepted,
+            stale: r.stale,
+            rejected: r.rejected.iter().map(|(k, n)| (k.as_str(), *n)).collect(),
+            timed_out: r.timed_out,
+            blocks: r.blocks,
+            last_block: r.last_block.as_deref(),
+            notify_to_work_p50_ms: r.latency_p50_ms,
+            shares_per_minute: if minutes > 0.0 {
+                r.submitted as f64 / minutes
+            } else {
+                0.0
+            },
+            expected_per_minute: expected,
+            running_seconds: r.running_ms as f64 / 1000.0,
+            report_age_seconds: m.age_ms as f64 / 1000.0,
+        }
+    }
+
+    fn text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "  {} on {}: {}{}, job {}, difficulty {}",
+            self.client,
+            self.pool,
+            self.state,
+            self.last_error
+                .filter(|_| self.state != "mining")
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            self.job.unwrap_or("-"),
+            self.difficulty
+        )?;
+        let rejected: u64 = self.rejected.values().sum();
+        writeln!(
+            out,
+            "    shares: {} accepted, {} rejected, {} stale, {} unanswered; {} blocks{}",
+            self.accepted,
+            rejected,
+            self.stale,
+            self.timed_out,
+            self.blocks,
+            self.last_block
+                .map(|b| format!(" (last {b})"))
+                .unwrap_or_default()
+        )?;
+        for (reason, n) in &self.rejected {
+            writeln!(out, "      rejected {n}: {reason}")?;
+        }
+        writeln!(
+            out,
+            "    {:.1} shares/min sent{}; new work on the cluster {} after a notify (median)",
+            self.shares_per_minute,
+            self.expected_per_minute
+                .map(|e| format!(", {e:.1}/min expected at the cluster's hash rate"))
+                .unwrap_or_default(),
+            self.notify_to_work_p50_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"))
+        )
     }
 }
 
