@@ -3,8 +3,12 @@
 //! bridge must act on out ([`Session::poll_event`]), driven with `now` and
 //! [`Session::handle_timeout`]. No socket, no clock: the bridge owns those.
 //!
-//! The session says `mining.configure` (BIP 310 version rolling, mask 1fffe000),
-//! `mining.subscribe` and `mining.authorize` at once, as cgminer does; it turns each
+//! The session says `mining.subscribe` and `mining.authorize` at once, then, once
+//! both are answered, `mining.configure` (BIP 310 version rolling, mask 1fffe000)
+//! and `mining.extranonce.subscribe`: pools that predate them drop a connection
+//! that sends anything but those two first (ckpool before BIP 310 does), and ignore
+//! them once it is authorized. Version bits roll from the first job after the
+//! configure reply. It turns each
 //! notify into [`Work`] with the difficulty then in force (a `set_difficulty` applies
 //! from the next job, as pools count it) and keeps each submitted share until the
 //! pool answers. Shares found before the authorize reply wait for it (ckpool drops
@@ -171,12 +175,6 @@ impl Session {
             waiting: Vec::new(),
             early: Vec::new(),
         };
-        s.send(
-            now,
-            "mining.configure",
-            json!([["version-rolling"], {"version-rolling.mask": format!("{BIP320_MASK:08x}"), "version-rolling.min-bit-count": 2}]),
-            Pending::Configure,
-        );
         s.send(now, "mining.subscribe", json!([agent]), Pending::Subscribe);
         s.send(
             now,
@@ -366,15 +364,6 @@ impl Session {
                         })
                     })?;
                 self.subscribed = Some((extranonce1, size));
-                // Offer to take new extranonces without reconnecting, where the
-                // pool supports it (an error reply is harmless).
-                let id = self.next_id;
-                self.next_id += 1;
-                self.outbox.push_back(protocol::request(
-                    id,
-                    "mining.extranonce.subscribe",
-                    json!([]),
-                ));
                 for notify in std::mem::take(&mut self.early) {
                     self.work(notify);
                 }
@@ -423,6 +412,21 @@ impl Session {
             return;
         }
         self.events.push_back(Event::Ready);
+        self.send(
+            now,
+            "mining.configure",
+            json!([["version-rolling"], {"version-rolling.mask": format!("{BIP320_MASK:08x}"), "version-rolling.min-bit-count": 2}]),
+            Pending::Configure,
+        );
+        // Offer to take new extranonces without reconnecting, where the pool
+        // supports it (an error reply, or none, is harmless).
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outbox.push_back(protocol::request(
+            id,
+            "mining.extranonce.subscribe",
+            json!([]),
+        ));
         for share in std::mem::take(&mut self.waiting) {
             self.submit(now, share);
         }
