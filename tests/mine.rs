@@ -129,6 +129,8 @@ struct Conn {
     extranonce1: Vec<u8>,
     /// The first line, read to tell a connection from a probe.
     first: Option<String>,
+    /// The bridge's subscribe parameters.
+    subscribe_params: Option<Value>,
 }
 
 impl Conn {
@@ -157,6 +159,7 @@ impl Conn {
             write,
             extranonce1: Vec::new(),
             first: None,
+            subscribe_params: None,
         }
     }
 
@@ -188,6 +191,7 @@ impl Conn {
             let id = m["id"].clone();
             match m["method"].as_str().unwrap() {
                 "mining.subscribe" => {
+                    self.subscribe_params = Some(m["params"].clone());
                     self.send(json!({"id": id, "error": null, "result": [[["mining.notify", "s1"]], hex::encode(extranonce1), 4]})).await;
                     for v in &before {
                         self.send(v.clone()).await;
@@ -331,6 +335,7 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         vec![j1.difficulty(), j1.notify(true)],
     )
     .await;
+    assert_eq!(a.subscribe_params, Some(json!(["picluster/0.1.0"])));
     a.shares(&log, &j1, 6, |_| None).await;
 
     // 2. A new difficulty, then a clean notify: j1's shares are stale from now on;
@@ -364,6 +369,10 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         .await
         .unwrap();
     assert_eq!(report.state, JobState::Completed);
+    eprintln!(
+        "the client job started {} ms after it was submitted, while the cluster mined",
+        report.times.started_ms.unwrap() - report.times.submitted_ms
+    );
     assert_eq!(report.hashes, 1 << 26);
     assert_eq!(report.solutions.len(), 1);
     // Mining carries on by itself.
@@ -380,6 +389,7 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         vec![j3.difficulty(), j3.notify(true)],
     )
     .await;
+    assert_eq!(b.subscribe_params, Some(json!(["picluster/0.1.0"])));
     b.shares(&log, &j3, 3, |_| None).await;
 
     // 5. The first pool answers again (it always listened): the bridge returns to it
@@ -392,6 +402,8 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         vec![j4.difficulty(), j4.notify(true)],
     )
     .await;
+    // Back at the first pool, the bridge asks to resume its session there.
+    assert_eq!(a.subscribe_params, Some(json!(["picluster/0.1.0", "s1"])));
     a.shares(&log, &j4, 3, |_| None).await;
 
     // 6. client.reconnect to the fallback's port.

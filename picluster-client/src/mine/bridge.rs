@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// A pool's address, from `stratum+tcp://HOST:PORT`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolUrl {
     /// Host name or address.
     pub host: String,
@@ -140,6 +140,8 @@ pub async fn mine(
     let mut pool = 0usize;
     let mut backoff = BACKOFF_MIN;
     let mut redirect: Option<PoolUrl> = None;
+    // The last subscription id of each pool, to resume the session there.
+    let mut resume: std::collections::HashMap<PoolUrl, String> = Default::default();
     loop {
         let url = redirect
             .take()
@@ -147,7 +149,7 @@ pub async fn mine(
         lock(&stats).connecting(&url.to_string());
         let ended = tokio::select! {
             () = &mut shutdown => None,
-            ended = session(&client, &options, &url, pool, &stats, &tx, &mut rx, &mut jobs, &mut backoff) => Some(ended),
+            ended = session(&client, &options, &url, pool, &stats, &tx, &mut rx, &mut jobs, &mut backoff, &mut resume) => Some(ended),
         };
         // Whatever ended the session, its jobs are stale now.
         for job in jobs.drain(..).filter(|j| !j.cancelled) {
@@ -228,6 +230,7 @@ async fn session(
     rx: &mut mpsc::Receiver<(JobId, JobEvent)>,
     jobs: &mut Vec<Active>,
     backoff: &mut Duration,
+    resume: &mut std::collections::HashMap<PoolUrl, String>,
 ) -> Ended {
     let stream = match tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -244,7 +247,13 @@ async fn session(
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let agent = format!("picluster/{}", env!("CARGO_PKG_VERSION"));
-    let mut s = Session::new(Instant::now(), &options.user, &options.password, &agent);
+    let mut s = Session::new(
+        Instant::now(),
+        &options.user,
+        &options.password,
+        &agent,
+        resume.get(url).map(String::as_str),
+    );
     let mut probe = tokio::time::interval_at(
         tokio::time::Instant::now() + options.probe_primary,
         options.probe_primary,
@@ -263,6 +272,9 @@ async fn session(
             match event {
                 Event::Ready => {
                     *backoff = BACKOFF_MIN;
+                    if let Some(id) = s.subscription() {
+                        resume.insert(url.clone(), id.to_string());
+                    }
                     info!(pool = %url, difficulty = s.difficulty(), version_mask = format_args!("{:08x}", s.version_mask()), "authorized");
                     lock(stats).ready(&url.to_string());
                 }

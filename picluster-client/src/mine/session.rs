@@ -156,12 +156,22 @@ pub struct Session {
     waiting: Vec<Share>,
     /// Notifies that came before the subscription reply.
     early: Vec<Notify>,
+    /// The pool's id of this subscription (its `mining.notify` one), to resume it.
+    subscription: Option<String>,
 }
 
 impl Session {
-    /// A session that says configure, subscribe and authorize at once. `agent` names
-    /// the miner to the pool.
-    pub fn new(now: Instant, user: &str, password: &str, agent: &str) -> Session {
+    /// A session that says subscribe and authorize at once. `agent` names the miner
+    /// to the pool; `resume` is the subscription id of an earlier session with the
+    /// same pool, which asks it to resume that session (same extranonce1) where it
+    /// can.
+    pub fn new(
+        now: Instant,
+        user: &str,
+        password: &str,
+        agent: &str,
+        resume: Option<&str>,
+    ) -> Session {
         let mut s = Session {
             user: user.to_string(),
             next_id: 1,
@@ -174,8 +184,13 @@ impl Session {
             difficulty: 1.0,
             waiting: Vec::new(),
             early: Vec::new(),
+            subscription: None,
         };
-        s.send(now, "mining.subscribe", json!([agent]), Pending::Subscribe);
+        let params = match resume {
+            Some(id) => json!([agent, id]),
+            None => json!([agent]),
+        };
+        s.send(now, "mining.subscribe", params, Pending::Subscribe);
         s.send(
             now,
             "mining.authorize",
@@ -215,6 +230,12 @@ impl Session {
     /// The version bits the pool lets us roll.
     pub fn version_mask(&self) -> u32 {
         self.version_mask
+    }
+
+    /// The pool's id of this subscription, once subscribed (what a later session
+    /// gives to resume it).
+    pub fn subscription(&self) -> Option<&str> {
+        self.subscription.as_deref()
     }
 
     /// Sends a share now, or once authorized.
@@ -363,6 +384,15 @@ impl Session {
                             line: line.chars().take(200).collect(),
                         })
                     })?;
+                // [[["mining.notify", ID], ...], extranonce1, size]: the notify
+                // subscription's id resumes the session.
+                self.subscription = a.first().and_then(Value::as_array).and_then(|subs| {
+                    subs.iter().find_map(|sub| {
+                        let pair = sub.as_array()?;
+                        (pair.first()?.as_str()? == "mining.notify")
+                            .then(|| pair.get(1)?.as_str().map(str::to_string))?
+                    })
+                });
                 self.subscribed = Some((extranonce1, size));
                 for notify in std::mem::take(&mut self.early) {
                     self.work(notify);
