@@ -272,7 +272,15 @@ impl Conn {
             seen += 1;
             match answer(seen) {
                 Some(error) => {
-                    log.lock().unwrap().rejected += 1;
+                    // A reason that names the job counts as stale (cpuminer-opt's rule).
+                    {
+                        let mut l = log.lock().unwrap();
+                        if error[1].as_str().unwrap().contains("Job") {
+                            l.stale += 1;
+                        } else {
+                            l.rejected += 1;
+                        }
+                    }
                     self.send(json!({"id": id, "error": error, "result": null}))
                         .await;
                 }
@@ -348,6 +356,8 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         .shares(&log, &j2, 10, |k| match k {
             2 => Some(json!([23, "Low difficulty share", null])),
             4 => Some(json!([22, "Duplicate share", null])),
+            6 => Some(json!([20, "Invalid JobID", null])),
+            8 => Some(json!([20, "Ntime out of range", null])),
             _ => None,
         })
         .await;
@@ -466,6 +476,8 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
     assert_eq!(st.rejected_total(), rejected);
     assert_eq!(st.rejected.get("Low difficulty share"), Some(&1));
     assert_eq!(st.rejected.get("Duplicate share"), Some(&1));
+    assert_eq!(st.rejected.get("Ntime out of range"), Some(&1));
+    assert_eq!(st.rejected.get("Invalid JobID"), None, "a stale share");
     // Regtest's nBits: every share is a block too.
     assert!(st.blocks >= st.accepted, "{st:?}");
     assert_eq!(st.connections, 4);

@@ -260,6 +260,8 @@ async fn session(
     );
     let mut summary =
         tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+    // When a share's answer was last logged, and those answered since.
+    let (mut said, mut unsaid): (Option<Instant>, u64) = (None, 0);
     loop {
         while let Some(line) = s.poll_transmit() {
             let mut bytes = line.into_bytes();
@@ -285,10 +287,21 @@ async fn session(
                 }
                 Event::Verdict(share, verdict) => {
                     lock(stats).verdict(&verdict);
-                    match &verdict {
-                        Verdict::Accepted => {}
-                        other => {
-                            info!(pool_job = %share.job_id, verdict = ?other, "share not accepted")
+                    // One line a second at most: a pool at a low difficulty answers
+                    // hundreds a second; the rest are counted into the next line.
+                    let now = Instant::now();
+                    if said.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+                        unsaid += 1;
+                    } else {
+                        said = Some(now);
+                        let more = std::mem::take(&mut unsaid);
+                        match &verdict {
+                            Verdict::Accepted => {
+                                info!(pool_job = %share.job_id, nonce = format_args!("{:08x}", share.nonce), more_answers = more, "share accepted")
+                            }
+                            other => {
+                                info!(pool_job = %share.job_id, verdict = ?other, more_answers = more, "share not accepted")
+                            }
                         }
                     }
                 }
