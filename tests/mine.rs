@@ -599,3 +599,166 @@ fn the_metrics_show_each_bridges_pool() {
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
 }
+
+/// A primary pool that is down from the start: the bridge mines on the fallback, and
+/// stays there while the primary stays down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_leaves_the_bridge_on_the_live_fallback() {
+    let cluster = two_workers(CoordinatorConfig::default()).await;
+    let client = cluster.client().await.unwrap();
+    // A port nothing listens on.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = MineOptions {
+        pools: vec![
+            PoolUrl {
+                host: "127.0.0.1".into(),
+                port: dead_port,
+            },
+            PoolUrl {
+                host: "127.0.0.1".into(),
+                port: live.local_addr().unwrap().port(),
+            },
+        ],
+        user: "miner.one".into(),
+        password: "secret".into(),
+        priority: -100,
+        probe_primary: Duration::from_millis(500),
+    };
+    let stats = Arc::new(Mutex::new(PoolStats::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(mine(client, options, stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    let log: Log = Arc::default();
+    let mut b = Conn::accept(&live).await;
+    let job = PoolJob::new("only", 3, 12);
+    b.handshake(
+        b"\x0b\x0b\x0b\x0b",
+        Duration::ZERO,
+        vec![job.difficulty(), job.notify(true)],
+    )
+    .await;
+    // Probes of the dead primary (every 0.5 s) fail; the session goes on.
+    b.shares(&log, &job, 5, |_| None).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.shares(&log, &job, 2, |_| None).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), bridge)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let st = stats.lock().unwrap().clone();
+    assert_eq!(st.connections, 1, "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("connecting: ")),
+        "{st:?}"
+    );
+}
+
+/// A pool that does not answer: a share's request times out as a verdict; a
+/// subscribe or authorize that times out ends the session (retryable); a refused
+/// user ends it for good.
+#[test]
+fn requests_time_out_and_a_refused_user_is_final() {
+    use picluster_client::mine::session::{Event, Session, SessionError, Share, Verdict};
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, "u", "p", "agent", None);
+    let sent: Vec<String> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert_eq!(sent.len(), 2, "subscribe and authorize: {sent:?}");
+    assert!(sent[0].contains("mining.subscribe") && sent[1].contains("mining.authorize"));
+    // A share before the replies waits; nothing is sent.
+    let share = Share {
+        job_id: "j".into(),
+        extranonce2: vec![0; 4],
+        ntime: 1,
+        nonce: 2,
+        version: 0x2000_0000,
+    };
+    s.submit(t0, share.clone());
+    assert_eq!(s.poll_transmit(), None);
+    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(29)), Ok(()));
+    let err = s.handle_timeout(t0 + Duration::from_secs(30)).unwrap_err();
+    assert_eq!(err, SessionError::TimedOut("mining.subscribe"));
+    assert!(err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        "the pool did not answer mining.subscribe within 30 s"
+    );
+
+    // Subscribed and authorized: the waiting share goes out; unanswered, it times out.
+    let mut s = Session::new(t0, "u", "p", "agent", Some("s9"));
+    let sent: Vec<String> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert!(sent[0].contains(r#""params":["agent","s9"]"#), "{sent:?}");
+    s.submit(t0, share.clone());
+    s.handle_line(
+        t0,
+        r#"{"id":1,"result":[[["mining.notify","s10"]],"aabbccdd",4],"error":null}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.poll_transmit(),
+        None,
+        "no share before the authorize reply"
+    );
+    s.handle_line(t0, r#"{"id":2,"result":true,"error":null}"#)
+        .unwrap();
+    assert_eq!(s.subscription(), Some("s10"));
+    let sent: Vec<String> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert!(sent[0].contains("mining.configure"), "{sent:?}");
+    assert!(sent[1].contains("mining.extranonce.subscribe"), "{sent:?}");
+    assert!(
+        sent[2].contains(r#""params":["u","j","00000000","00000001","00000002"]"#),
+        "{sent:?}"
+    );
+    assert_eq!(s.poll_event(), Some(Event::Ready));
+    let later = t0 + Duration::from_secs(31);
+    // The configure's timeout means no rolling; the share's is its verdict.
+    assert_eq!(s.handle_timeout(later), Ok(()));
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Verdict(share, Verdict::TimedOut))
+    );
+
+    // A refused user is final.
+    let mut s = Session::new(t0, "u", "p", "agent", None);
+    s.handle_line(
+        t0,
+        r#"{"id":2,"result":null,"error":[24,"Unauthorized worker",null]}"#,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    let mut s = Session::new(t0, "who", "p", "agent", None);
+    let err = s
+        .handle_line(t0, r#"{"id":2,"result":false,"error":null}"#)
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        "the pool refused user who: it answered false"
+    );
+    // Garbage from the pool names itself.
+    let mut s = Session::new(t0, "u", "p", "agent", None);
+    let err = s.handle_line(t0, "{not json").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("pool sent a line that is not JSON"),
+        "{err}"
+    );
+    let err = s
+        .handle_line(
+            t0,
+            r#"{"id":null,"method":"mining.notify","params":["j","zz"]}"#,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("pool sent a notify with fewer than 9 parameters"),
+        "{err}"
+    );
+}
