@@ -446,7 +446,16 @@ async fn new_work(
         kind: JobKind::Template(Box::new(template)),
         mode: SearchMode::All,
     };
-    let id = client.submit_with_priority(&spec, options.priority).await?;
+    // The coordinator away (restarting, unreachable) costs this job, not the
+    // bridge: the client reconnects by itself, and the next notify tries again.
+    let id = match client.submit_with_priority(&spec, options.priority).await {
+        Ok(id) => id,
+        Err(e) if e.is_retryable() => {
+            warn!(pool_job = %work.notify.job_id, error = %e, "the cluster did not take the pool's job; the next one is tried");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     info!(pool_job = %work.notify.job_id, job = %id, clean, difficulty = work.difficulty, "new work from the pool");
     lock(stats).work(&work.notify.job_id, work.difficulty);
     jobs.push(Active {
@@ -457,7 +466,14 @@ async fn new_work(
         notified_ms,
         measured: false,
     });
-    let mut watch = client.watch(id).await?;
+    let mut watch = match client.watch(id).await {
+        Ok(watch) => watch,
+        Err(e) if e.is_retryable() => {
+            warn!(job = %id, error = %e, "cannot follow the job's shares; the next job is tried");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let tx = tx.clone();
     tokio::spawn(async move {
         while let Some(event) = watch.next().await {
