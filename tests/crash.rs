@@ -296,28 +296,11 @@ fn the_coordinator_killed_20_times_loses_nothing_and_the_waiting_submit_gets_its
     assert_eq!(report["state"], "completed", "{report}");
     assert_eq!(report["hashes"], 1u64 << 29);
     assert_eq!(report["keyspace"], 1u64 << 29);
-    let nonces: Vec<u64> = report["solutions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["nonce"].as_u64().unwrap())
-        .collect();
-    assert_eq!(nonces, vec![u64::from(v.nonce)]);
+    assert_eq!(solution_nonces(&report), vec![u64::from(v.nonce)]);
     // Workers carried their leases through the kills, and restarted coordinators
     // adopted them rather than searching them again.
     let log = std::fs::read_to_string(&log).unwrap();
-    let adopted: u64 = log
-        .lines()
-        .filter(|l| l.contains("worker back with the leases"))
-        .filter_map(|l| {
-            l.split("adopted=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
+    let adopted = adopted_in_log(&log);
     eprintln!("{adopted} leases adopted over 20 restarts");
     assert!(adopted > 0, "{log}");
     // Both workers, never restarted, are connected again.
@@ -442,4 +425,30 @@ pub(crate) fn cli_status_ok(d: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Leases a coordinator's log says it adopted from workers back after a lost
+/// connection, summed over every restart.
+pub(crate) fn adopted_in_log(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("worker back with the leases"))
+        .filter_map(|l| {
+            l.split("adopted=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The nonces of a SHA-256d report's solutions, as JSON gives them.
+pub(crate) fn solution_nonces(report: &Value) -> Vec<u64> {
+    report["solutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["nonce"].as_u64().unwrap())
+        .collect()
 }

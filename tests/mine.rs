@@ -7,7 +7,8 @@
 //! while the cluster mines runs first, and mining carries on after it.
 
 use crate::template::{dsha, merkle_tree, two_workers};
-use picluster_client::mine::{mine, MineOptions, PoolStats, PoolUrl};
+use picluster_client::mine::{mine, MineError, MineOptions, PoolStats, PoolUrl};
+use picluster_client::Client;
 use picluster_client::{JobKind, JobSpec, JobState, SearchMode};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
@@ -296,6 +297,46 @@ impl Conn {
     }
 }
 
+/// A bridge mining in this process on pools at these loopback ports, in order.
+pub(crate) struct Bridge {
+    pub(crate) stats: Arc<Mutex<PoolStats>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), MineError>>,
+}
+
+impl Bridge {
+    pub(crate) fn start(client: Client, ports: &[u16], user: &str, probe: Duration) -> Bridge {
+        let options = MineOptions {
+            pools: ports
+                .iter()
+                .map(|&port| PoolUrl {
+                    host: "127.0.0.1".into(),
+                    port,
+                })
+                .collect(),
+            user: user.into(),
+            password: "secret".into(),
+            priority: -100,
+            probe_primary: probe,
+        };
+        let stats = Arc::new(Mutex::new(PoolStats::default()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(mine(client, options, stats.clone(), async {
+            let _ = stopped.await;
+        }));
+        Bridge { stats, stop, task }
+    }
+
+    /// Stops it and waits (30 s at most) for its end.
+    pub(crate) async fn stop(self) -> Result<(), MineError> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the bridge stops within 30 s")
+            .expect("the bridge's task")
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     accepted: u64,
@@ -316,22 +357,14 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
     let client = cluster.client().await.unwrap();
     let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fallback = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = |l: &TcpListener| PoolUrl {
-        host: "127.0.0.1".into(),
-        port: l.local_addr().unwrap().port(),
-    };
-    let options = MineOptions {
-        pools: vec![url(&first), url(&fallback)],
-        user: "miner.one".into(),
-        password: "secret".into(),
-        priority: -100,
-        probe_primary: Duration::from_secs(3),
-    };
-    let stats = Arc::new(Mutex::new(PoolStats::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(mine(client.clone(), options, stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+    let bridge = Bridge::start(
+        client.clone(),
+        &[port(&first), port(&fallback)],
+        "miner.one",
+        Duration::from_secs(3),
+    );
+    let stats = bridge.stats.clone();
     let log: Log = Arc::default();
 
     // 1. Work before the authorize reply; shares wait for it. Difficulty 2^-12.
@@ -458,12 +491,7 @@ async fn the_bridge_mines_through_every_pool_fault_and_gives_way_to_a_client_job
         .rejected
         .contains(&("Low difficulty share".to_string(), 1)));
     assert!(m.age_ms < 6000, "{m:?}");
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), bridge)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    bridge.stop().await.unwrap();
     // What the bridge counted is what the pool answered (shares answered after the
     // pool stopped reading are neither).
     let st = stats.lock().unwrap().clone();
@@ -611,27 +639,14 @@ async fn a_dead_primary_leaves_the_bridge_on_the_live_fallback() {
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
     let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = MineOptions {
-        pools: vec![
-            PoolUrl {
-                host: "127.0.0.1".into(),
-                port: dead_port,
-            },
-            PoolUrl {
-                host: "127.0.0.1".into(),
-                port: live.local_addr().unwrap().port(),
-            },
-        ],
-        user: "miner.one".into(),
-        password: "secret".into(),
-        priority: -100,
-        probe_primary: Duration::from_millis(500),
-    };
-    let stats = Arc::new(Mutex::new(PoolStats::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(mine(client, options, stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let live_port = live.local_addr().unwrap().port();
+    let bridge = Bridge::start(
+        client,
+        &[dead_port, live_port],
+        "miner.one",
+        Duration::from_millis(500),
+    );
+    let stats = bridge.stats.clone();
     let log: Log = Arc::default();
     let mut b = Conn::accept(&live).await;
     let job = PoolJob::new("only", 3, 12);
@@ -645,12 +660,7 @@ async fn a_dead_primary_leaves_the_bridge_on_the_live_fallback() {
     b.shares(&log, &job, 5, |_| None).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     b.shares(&log, &job, 2, |_| None).await;
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), bridge)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    bridge.stop().await.unwrap();
     let st = stats.lock().unwrap().clone();
     assert_eq!(st.connections, 1, "{st:?}");
     assert!(

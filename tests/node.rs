@@ -6,13 +6,12 @@
 //! block's coinbase holds the bridge's extranonce1 ‖ extranonce2 where the pool put
 //! it; rolled version bits appear in stored blocks.
 
+use crate::mine::Bridge;
 use crate::template::two_workers;
-use picluster_client::mine::{mine, MineOptions, PoolStats, PoolUrl};
 use picluster_core::coordinator::CoordinatorConfig;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The node program: `PICLUSTER_BITCOIND`, or `bitcoind-sv` on PATH.
@@ -72,25 +71,8 @@ async fn blocks_mined_through_the_bridge_are_accepted_by_a_real_node() {
 
     let cluster = two_workers(CoordinatorConfig::default()).await;
     let client = cluster.client().await.unwrap();
-    let stats = Arc::new(Mutex::new(PoolStats::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(mine(
-        client,
-        MineOptions {
-            pools: vec![PoolUrl {
-                host: "127.0.0.1".into(),
-                port,
-            }],
-            user: "regtest".into(),
-            password: "x".into(),
-            priority: -100,
-            probe_primary: Duration::from_secs(30),
-        },
-        stats.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let bridge = Bridge::start(client, &[port], "regtest", Duration::from_secs(30));
+    let stats = bridge.stats.clone();
     let summary = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::task::spawn_blocking(move || lines.next()),
@@ -100,8 +82,7 @@ async fn blocks_mined_through_the_bridge_are_accepted_by_a_real_node() {
     .unwrap()
     .expect("the pool's summary")
     .unwrap();
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), bridge).await;
+    let _ = bridge.stop().await;
     assert!(pool.wait().unwrap().success());
     let s: Value = serde_json::from_str(&summary).unwrap();
     eprintln!("{s}");

@@ -153,27 +153,13 @@ fn a_15_s_outage_keeps_the_work_in_flight_and_the_terminal_says_what_happens() {
     let report: Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
     assert_eq!(report["state"], "completed", "{report}");
     assert_eq!(report["hashes"], 1u64 << 29);
-    let nonces: Vec<u64> = report["solutions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["nonce"].as_u64().unwrap())
-        .collect();
-    assert_eq!(nonces, vec![u64::from(v.nonce)]);
+    assert_eq!(
+        crate::crash::solution_nonces(&report),
+        vec![u64::from(v.nonce)]
+    );
 
     let log = std::fs::read_to_string(&log).unwrap();
-    let adopted: u64 = log
-        .lines()
-        .filter(|l| l.contains("worker back with the leases"))
-        .filter_map(|l| {
-            l.split("adopted=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
+    let adopted = crate::crash::adopted_in_log(&log);
     assert!(adopted >= 1, "{log}");
     // What the outage cost the job beyond its own length: the job's time less the
     // time its keyspace takes at the rate seen before the kill (a measurement, not
