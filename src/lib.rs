@@ -5,6 +5,8 @@
 //! - [`fixtures`]: real Bitcoin headers and an independent reference scan.
 //! - [`sim`]: the deterministic simulation harness: the real coordinator and worker
 //!   agents under simulated time, latency, loss and crashes.
+//! - [`sim_election`]: the election of coordinators sharing etcd (the real
+//!   `Election` machines, a model of etcd) under crashes and partitions.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,3 +15,4 @@
 
 pub mod fixtures;
 pub mod sim;
+pub mod sim_election;

@@ -44,7 +44,8 @@ impl Rng {
     fn chance(&mut self, p: f64) -> bool {
         (self.bits() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    /// A number from `lo` to `hi`, both included.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 }

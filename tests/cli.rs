@@ -1227,7 +1227,7 @@ fn every_command_s_help_shows_examples() {
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .filter(|c| c != "help")
         .collect();
-    assert_eq!(commands.len(), 21, "{commands:?}");
+    assert_eq!(commands.len(), 22, "{commands:?}");
     // Using the cluster first, then running it, then the shell's helpers.
     assert_eq!(
         commands,
@@ -1242,6 +1242,7 @@ fn every_command_s_help_shows_examples() {
             "mine",
             "init",
             "coordinator",
+            "add-coordinator",
             "add-worker",
             "add-client",
             "token",
@@ -1256,7 +1257,12 @@ fn every_command_s_help_shows_examples() {
         ]
     );
     // The commands that work on the cluster directory offer no --bundle.
-    for command in ["add-worker", "add-client", "renew-coordinator"] {
+    for command in [
+        "add-coordinator",
+        "add-worker",
+        "add-client",
+        "renew-coordinator",
+    ] {
         let text = help(&[command]);
         assert!(
             text.contains("--cluster <DIR>") && !text.contains("--bundle"),

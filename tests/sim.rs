@@ -110,3 +110,45 @@ fn audits_of_two_percent_cost_a_few_percent_of_a_job() {
     assert!(audited > plain, "audits are work: {audited} vs {plain}");
     assert!(audited < plain + 0.03, "{audited} vs {plain}");
 }
+
+#[test]
+fn coordinators_sharing_etcd_elect_one_leader_at_a_time_and_commit_every_chunk_once() {
+    let (mut elections, mut crashes, mut partitions, mut freezes, mut refused) = (0, 0, 0, 0, 0);
+    let mut takeovers = Vec::new();
+    for seed in seeds() {
+        let out = picluster_suite::sim_election::run_election(seed);
+        assert_eq!(out.lost, 0, "seed {seed}: chunks lost: {out:?}");
+        assert_eq!(
+            out.duplicated, 0,
+            "seed {seed}: chunks committed twice: {out:?}"
+        );
+        assert_eq!(
+            out.stale_writes, 0,
+            "seed {seed}: a deposed leader's write accepted after its successor's: {out:?}"
+        );
+        assert_eq!(
+            out.overlaps, 0,
+            "seed {seed}: two leaders acting at once: {out:?}"
+        );
+        elections += out.elections;
+        crashes += out.crashes;
+        partitions += out.partitions;
+        freezes += out.freezes;
+        refused += out.refused;
+        takeovers.extend(out.takeovers_ms);
+    }
+    takeovers.sort_unstable();
+    eprintln!(
+        "{elections} elections, {crashes} crashes, {partitions} partitions, {freezes} freezes, {refused} deposed leaders' commits refused; takeover p50 {} ms, max {} ms over {}",
+        takeovers.get(takeovers.len() / 2).copied().unwrap_or(0),
+        takeovers.last().copied().unwrap_or(0),
+        takeovers.len()
+    );
+    if std::env::var("PICLUSTER_SIM_SEED").is_err() {
+        assert!(
+            crashes > 500 && partitions > 500 && freezes > 500,
+            "faults were injected"
+        );
+        assert!(refused > 0, "some deposed leader tried to commit");
+    }
+}

@@ -15,6 +15,7 @@ mod crash;
 mod e2e;
 mod flood;
 mod fuzz;
+mod ha;
 mod joins;
 mod journal;
 mod kernels;

@@ -934,10 +934,10 @@ fn trailing_bytes_and_unknown_variants_are_errors() {
 
 #[test]
 fn close_codes_round_trip() {
-    for code in 0..9u32 {
+    for code in 0..10u32 {
         assert_eq!(CloseCode::from_u32(code).map(|c| c as u32), Some(code));
     }
-    assert_eq!(CloseCode::from_u32(9), None);
+    assert_eq!(CloseCode::from_u32(10), None);
 }
 
 fn decode_all(frame: &[u8]) {

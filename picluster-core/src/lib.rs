@@ -25,6 +25,8 @@
 //!   preimage, custom); the only home of `unsafe`.
 //! - [`wire`]: every protocol message, the frame codec, close codes, limits.
 //! - [`coordinator`]: the coordinator state machine and its tables.
+//! - [`election`]: leader election and self-fencing among coordinators that share
+//!   a store, as a state machine.
 //! - [`sync`]: small helpers for shared state.
 //! - [`token`]: join tokens, their text form and the secret's hash.
 //! - [`admission`]: which new connections may start a handshake (token buckets and
@@ -41,6 +43,7 @@
 
 pub mod admission;
 pub mod coordinator;
+pub mod election;
 pub mod hex;
 pub mod identity;
 pub mod ids;

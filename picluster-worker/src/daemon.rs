@@ -265,7 +265,7 @@ pub async fn run(
         };
         let end = match session {
             Ok(session) => {
-                info!(coordinator = %bundle.coordinator, "connected");
+                info!(coordinator = %session.connection.remote_address(), "connected");
                 backoff.reset();
                 refused_since = None;
                 state
@@ -304,6 +304,9 @@ pub async fn run(
                 // A worker holding chunks through the outage tries often: a restarted
                 // coordinator holds them for it only a while (`adoption_window`).
                 let delay = match backoff.next() {
+                    // No coordinator leads yet (an election under way): it will
+                    // within seconds, so ask again soon.
+                    _ if matches!(e, NetError::NotLeader { .. }) => NOT_LEADER_RETRY,
                     d if held > 0 => d.min(HOLDING_RECONNECT),
                     d => d,
                 };
@@ -343,6 +346,9 @@ pub async fn run(
         }
     }
 }
+
+/// How soon a worker dials again when no coordinator leads (an election under way).
+const NOT_LEADER_RETRY: Duration = Duration::from_millis(200);
 
 /// The longest wait between reconnection attempts while the worker holds chunks it
 /// computed through a lost connection.

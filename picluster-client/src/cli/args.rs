@@ -189,6 +189,35 @@ pub(super) enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = 3650,
               value_parser = clap::value_parser!(u32).range(1..=36_500))]
         ca_days: u32,
+        /// Keep the cluster's state in etcd (its client URLs, comma-separated), so
+        /// that several coordinators can share it: one leads, the others stand by
+        /// (add them with `picluster add-coordinator`). Without it the state is in
+        /// the coordinator's redb file in DIR.
+        #[arg(long, value_name = "URLS", value_delimiter = ',')]
+        etcd: Vec<String>,
+    },
+    /// Give another host a coordinator directory for a cluster whose state is in
+    /// etcd: it stands by while another coordinator leads and takes over when that
+    /// one fails. Bundles issued afterwards name every coordinator.
+    #[command(
+        after_help = "Example:\n  picluster add-coordinator pi2 --cluster rack --listen 0.0.0.0:7878 --advertise pi2.local:7878 --out pi2-coordinator\n  (copy pi2-coordinator to pi2 as /var/lib/picluster/cluster, mode 0700)"
+    )]
+    #[command(display_order = 22)]
+    AddCoordinator {
+        /// The new coordinator's name.
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterDirArg,
+        /// Address the new coordinator listens on (UDP).
+        #[arg(long, value_parser = parse_listen, value_name = "ADDRESS:PORT")]
+        listen: Listen,
+        /// How workers and clients reach it (HOST:PORT), if that differs from the
+        /// listen address.
+        #[arg(long = "advertise", value_name = "HOST:PORT")]
+        advertise: Vec<String>,
+        /// The directory to make for it (must not exist, or be empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Replace the coordinator's certificate with a new one (before it expires;
     /// restart the coordinator to use it).

@@ -98,6 +98,13 @@ impl JobWatch {
                     self.events = events;
                     return Ok(());
                 }
+                // No coordinator leads yet: an election ends within seconds, so
+                // ask again soon rather than back off.
+                Err(ClientError::Net(NetError::NotLeader { .. }))
+                    if Instant::now() + NOT_LEADER_RETRY < deadline =>
+                {
+                    tokio::time::sleep(NOT_LEADER_RETRY).await;
+                }
                 Err(e) if e.is_retryable() && Instant::now() + delay < deadline => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -207,3 +214,6 @@ pub struct KernelReport<T> {
     /// The job's report (its state, `error` if it failed, contributions).
     pub report: JobReport,
 }
+
+/// How soon a client asks again when no coordinator leads (an election under way).
+const NOT_LEADER_RETRY: Duration = Duration::from_millis(200);

@@ -114,6 +114,10 @@ pub struct CoordinatorConfig {
     pub handshakes_per_second: f64,
     /// ...and at once after a quiet spell.
     pub handshake_burst: u32,
+    /// The leader's term when coordinators share a store (etcd; 0 for one
+    /// coordinator): lease ids start at `epoch << 40`, so two leaders never hand out
+    /// the same one, even a deposed leader that has not yet noticed.
+    pub epoch: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -141,6 +145,7 @@ impl Default for CoordinatorConfig {
             client_queues_bytes: 64 << 20,
             client_frame_bytes: 32 << 20,
             checkpoint_interval: Duration::from_secs(5),
+            epoch: 0,
             hello_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(30),
             max_connections: 4096,

@@ -99,9 +99,14 @@ pub(super) fn recover(
         t.jobs.restore(id, job);
     }
     t.jobs.reserve(next_job);
-    if next_job > 0 || next_lease > 0 {
-        // Leases given since the last recorded id must not be given again.
-        let next = next_lease.max(1).saturating_add(LEASE_ID_GAP);
+    let epoch_start = epoch_leases(t.config.epoch);
+    if next_job > 0 || next_lease > 0 || epoch_start > 0 {
+        // Leases given since the last recorded id must not be given again; a new
+        // leader's are its term's own.
+        let next = next_lease
+            .max(1)
+            .saturating_add(LEASE_ID_GAP)
+            .max(epoch_start);
         t.leases.reserve(next);
         fx.record_next_lease(next);
     }
@@ -240,4 +245,10 @@ fn restore_job(
         vouched: BTreeMap::new(),
     };
     Ok(Job { record, session })
+}
+
+/// The first lease id of a leader's term (0 for a coordinator alone): the term in
+/// the top 24 bits.
+pub(super) fn epoch_leases(epoch: u64) -> u64 {
+    (epoch & 0xff_ffff) << 40
 }

@@ -29,6 +29,11 @@ use std::time::Duration;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive interval of dialling peers, which also keeps NAT mappings open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// The idle timeout a worker or client asks for when its bundle names several
+/// coordinators: a leader silent this long is taken for dead.
+pub const HA_IDLE_TIMEOUT: Duration = Duration::from_millis(2500);
+/// Its keep-alive interval then.
+pub const HA_KEEP_ALIVE: Duration = Duration::from_millis(750);
 /// How long `connect` waits for the handshake and the welcome.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -158,6 +163,17 @@ pub enum NetError {
     /// The coordinator refused to enroll or renew.
     #[error("{0}")]
     JoinRefused(crate::wire::JoinRefusal),
+    /// The coordinator dialled is a standby: another leads (its address), or none
+    /// does right now (an election under way, or etcd unreachable). Dialling the
+    /// leader, or again shortly, helps.
+    #[error("{}", match leader {
+        Some(leader) => format!("that coordinator is a standby; the leading coordinator is at {leader}"),
+        None => "no coordinator leads right now (an election is under way, or the coordinators cannot reach etcd)".to_string(),
+    })]
+    NotLeader {
+        /// The leader's address, if one leads.
+        leader: Option<String>,
+    },
 }
 
 impl NetError {
@@ -172,7 +188,8 @@ impl NetError {
             | NetError::Timeout(_)
             | NetError::NoAnswer { .. }
             | NetError::Refused { .. }
-            | NetError::Unreachable { .. } => true,
+            | NetError::Unreachable { .. }
+            | NetError::NotLeader { .. } => true,
             NetError::Closed { code, .. } => matches!(
                 CloseCode::from_u32(*code),
                 Some(
@@ -218,6 +235,14 @@ impl From<quinn::ConnectionError> for NetError {
         use quinn::ConnectionError as E;
         let is_crypto = |code: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(code));
         match e {
+            E::ApplicationClosed(close)
+                if close.error_code.into_inner() == CloseCode::NotLeader as u64 =>
+            {
+                let leader = String::from_utf8_lossy(&close.reason).into_owned();
+                NetError::NotLeader {
+                    leader: (!leader.is_empty()).then_some(leader),
+                }
+            }
             E::ApplicationClosed(close) => NetError::Closed {
                 code: close.error_code.into_inner() as u32,
                 reason: String::from_utf8_lossy(&close.reason).into_owned(),
@@ -307,21 +332,84 @@ pub async fn resolve_address(coordinator: &str) -> Result<(SocketAddr, String), 
     Ok((address, host))
 }
 
+/// How long one address may take to answer when a bundle names several
+/// coordinators: a dead one must not hold the search for the leader.
+pub const HA_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Dials the coordinator named in `bundle`, opens the session stream, sends `hello`
 /// and waits for the welcome: a full request, so a refused certificate shows here.
-pub async fn connect<H: Serialize, W: DeserializeOwned>(
+/// When the bundle names several coordinators (a leader and standbys sharing etcd),
+/// all are dialled at once and the one that welcomes wins; a standby's answer names
+/// the leader, which is dialled too if the bundle did not name it.
+pub async fn connect<H: Serialize, W: DeserializeOwned + Send + 'static>(
     bundle: &Bundle,
     hello: &H,
 ) -> Result<Session<W>, NetError> {
+    let addresses = bundle.addresses();
+    let hello = crate::wire::encode_frame(hello)?;
+    if addresses.len() == 1 {
+        return connect_to(bundle, &bundle.coordinator, &hello, CONNECT_TIMEOUT).await;
+    }
+    let bundle = std::sync::Arc::new(bundle.clone());
+    let hello = std::sync::Arc::new(hello);
+    let mut attempts = tokio::task::JoinSet::new();
+    let dial = |attempts: &mut tokio::task::JoinSet<_>, address: String| {
+        let (bundle, hello) = (bundle.clone(), hello.clone());
+        attempts.spawn(async move {
+            connect_to::<W>(&bundle, &address, &hello, HA_CONNECT_TIMEOUT).await
+        });
+    };
+    let mut dialled = addresses.clone();
+    for address in addresses {
+        dial(&mut attempts, address);
+    }
+    let mut best: Option<NetError> = None;
+    while let Some(outcome) = attempts.join_next().await {
+        let error = match outcome {
+            Ok(Ok(session)) => return Ok(session),
+            Ok(Err(e)) => e,
+            Err(join) => NetError::Socket(std::io::Error::other(join)),
+        };
+        if let NetError::NotLeader {
+            leader: Some(leader),
+        } = &error
+        {
+            if !dialled.contains(leader) {
+                dialled.push(leader.clone());
+                dial(&mut attempts, leader.clone());
+            }
+        }
+        // The most telling error: a standby's word over silence.
+        best = match best {
+            Some(b @ NetError::NotLeader { leader: Some(_) }) => Some(b),
+            Some(NetError::NotLeader { .. })
+                if !matches!(error, NetError::NotLeader { leader: Some(_) }) =>
+            {
+                best
+            }
+            _ => Some(error),
+        };
+    }
+    Err(best.unwrap_or(NetError::Timeout(HA_CONNECT_TIMEOUT)))
+}
+
+/// Dials one coordinator address: [`connect`] for one address, with `timeout` for
+/// the handshake and the welcome.
+async fn connect_to<W: DeserializeOwned>(
+    bundle: &Bundle,
+    coordinator: &str,
+    hello: &[u8],
+    timeout: Duration,
+) -> Result<Session<W>, NetError> {
     let config = client_config(bundle)?;
-    let (address, host) = resolve(bundle).await?;
+    let (address, host) = resolve_address(coordinator).await?;
     let endpoint = client_endpoint(address)?;
     let attempt = async {
         let connection = endpoint.connect_with(config, address, &host)?.await?;
         let (send, recv) = connection.open_bi().await?;
         let mut writer = FrameWriter::new(send);
         let mut reader = FrameReader::new(recv);
-        writer.send(hello).await?;
+        writer.send_frame(hello).await?;
         let welcome = match reader.next::<W>().await {
             Ok(w) => w,
             // A refused certificate surfaces as the connection closing under the read.
@@ -330,7 +418,7 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
         };
         Ok::<_, NetError>((connection, reader, writer, welcome))
     };
-    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, attempt);
+    let attempt = tokio::time::timeout(timeout, attempt);
     // QUIC over UDP waits out its timeout when nothing listens; the OS often knows at
     // once (ICMP port unreachable), so ask it alongside.
     let refused = async {
@@ -351,20 +439,20 @@ pub async fn connect<H: Serialize, W: DeserializeOwned>(
         .map_err(|_| NetError::NoAnswer {
             address,
             port: address.port(),
-            after: CONNECT_TIMEOUT,
+            after: timeout,
         })?
         .map_err(|e| match e {
             // QUIC's own handshake timeout (its idle timeout) may fire first.
             NetError::Lost(quinn::ConnectionError::TimedOut) => NetError::NoAnswer {
                 address,
                 port: address.port(),
-                after: CONNECT_TIMEOUT,
+                after: timeout,
             },
             NetError::Lost(source) => NetError::Unreachable { address, source },
             NetError::CertificateRejected(CertificateRejection::CoordinatorUntrusted(e)) => {
                 match names_in_mismatch(&e.to_string()) {
                     Some(valid_for) => NetError::NameMismatch {
-                        coordinator: bundle.coordinator.clone(),
+                        coordinator: coordinator.to_string(),
                         host: host.clone(),
                         valid_for,
                     },
@@ -468,6 +556,7 @@ impl Joined {
             role: self.enrolled.role,
             name: self.enrolled.name,
             coordinator: address.to_string(),
+            coordinators: Vec::new(),
             ca: self.ca_pem,
             cert: self.enrolled.cert_pem,
             key: key_pem,

@@ -39,7 +39,7 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, NetError> {
     Ok(roots)
 }
 
-fn transport(keep_alive: bool, server: bool) -> Arc<quinn::TransportConfig> {
+fn transport(keep_alive: bool, server: bool, several: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     if server {
         // A peer speaks on one stream: it may open no other, and what it can make the
@@ -52,13 +52,17 @@ fn transport(keep_alive: bool, server: bool) -> Arc<quinn::TransportConfig> {
             .stream_receive_window(quinn::VarInt::from_u32(256 << 10))
             .send_window(2 << 20);
     }
-    transport.max_idle_timeout(Some(
-        super::IDLE_TIMEOUT
-            .try_into()
-            .expect("10 s is a valid idle timeout"),
-    ));
+    // With several coordinators, a dead leader must be noticed about as soon as
+    // a standby can replace it (its lease lapses within 3 s): the dialling side asks
+    // for the shorter idle timeout (QUIC takes the smaller of the two ends').
+    let (idle, keep) = if several {
+        (super::HA_IDLE_TIMEOUT, super::HA_KEEP_ALIVE)
+    } else {
+        (super::IDLE_TIMEOUT, super::KEEP_ALIVE)
+    };
+    transport.max_idle_timeout(Some(idle.try_into().expect("a valid idle timeout")));
     if keep_alive {
-        transport.keep_alive_interval(Some(super::KEEP_ALIVE));
+        transport.keep_alive_interval(Some(keep));
         // A worker sends a small report four times a second; asking the coordinator
         // to acknowledge every tenth packet (or after 50 ms) instead of every other one
         // spares it most of its outgoing packets when a thousand workers report.
@@ -98,7 +102,7 @@ pub fn server_config(
     let crypto =
         QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport(false, true));
+    config.transport_config(transport(false, true, false));
     Ok(config)
 }
 
@@ -113,7 +117,7 @@ pub fn client_config(bundle: &Bundle) -> Result<quinn::ClientConfig, NetError> {
     let crypto =
         QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport(true, false));
+    config.transport_config(transport(true, false, bundle.addresses().len() > 1));
     Ok(config)
 }
 
@@ -147,7 +151,7 @@ pub fn join_config(pin: [u8; 32]) -> Result<(quinn::ClientConfig, Arc<PinnedCa>)
     let crypto =
         QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport(false, false));
+    config.transport_config(transport(false, false, false));
     Ok((config, verifier))
 }
 

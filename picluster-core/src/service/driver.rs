@@ -7,7 +7,7 @@
 use super::cluster::{issue_certificate, Issuer};
 use super::conn::{accept_loop, ConnectionLimits, Event, EVENT_QUEUE};
 use super::peers::{Peers, QueueLimits, Queued};
-use super::{encode_coordinator, CoordinatorService, DriverMetrics, Store, StoreError};
+use super::{encode_coordinator, CoordinatorService, DriverMetrics, Fence, Store, StoreError};
 use crate::coordinator::{CloseReason, Coordinator, Overflow, Transmit};
 use crate::identity::Role;
 use crate::ids::ConnId;
@@ -23,7 +23,20 @@ impl CoordinatorService {
     /// closes every connection with [`CloseCode::ShuttingDown`] so workers reconnect
     /// later. With a store, it first rebuilds the jobs the store holds; it stops with
     /// an error if the store cannot be read or a write fails.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
+        self.run_fenced(shutdown, None).await.map(|_| ())
+    }
+
+    /// Like [`CoordinatorService::run`], for a leader among several coordinators:
+    /// past `fence`'s deadline (read with this loop's own clock before anything is
+    /// carried out) it stops at once, acknowledging nothing more and writing
+    /// nothing more, and closes every connection so that workers and clients find
+    /// the next leader ([`Ended::Fenced`]).
+    pub async fn run_fenced(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        fence: Option<Fence>,
+    ) -> Result<Ended, StoreError> {
         let queue_limits = QueueLimits::of(&self.config);
         let limits = ConnectionLimits::of(&self.config);
         // Which leases are audited must be unpredictable to workers: a fresh secret
@@ -89,12 +102,25 @@ impl CoordinatorService {
         // transmits, so a close queued for them still carries its code and reason.
         let mut gone = Vec::new();
         let mut result = Ok(());
+        let mut fenced = false;
+        let mut first_lease = false;
         tokio::pin!(shutdown);
         loop {
             let deadline = core.poll_timeout();
+            let fence_deadline = fence
+                .as_ref()
+                .map(|f| f.deadline().unwrap_or_else(Instant::now));
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                () = sleep_until(fence_deadline) => {
+                    // The deadline may have moved on since this sleep began.
+                    if fence.as_ref().is_some_and(|f| !f.is_open(Instant::now())) {
+                        fenced = true;
+                        break;
+                    }
+                    continue;
+                }
                 done = written(&mut journal) => {
                     match done {
                         Some(Ok(seq)) => core.handle_durable(Instant::now(), seq),
@@ -124,11 +150,23 @@ impl CoordinatorService {
                 }
             }
             let now = Instant::now();
+            if fence.as_ref().is_some_and(|f| !f.is_open(now)) {
+                fenced = true;
+                break;
+            }
             core.handle_wall_clock(now, unix_ms());
             if let Some(j) = journal.as_mut() {
                 j.write(&mut core);
             }
             while let Some(transmit) = core.poll_transmit(now) {
+                if !first_lease {
+                    if let Transmit::ToWorker(conn, CoordToWorker::Assign(assign)) = &transmit {
+                        // Takeover is measured to this line (kill to the first lease
+                        // a new leader grants).
+                        info!(%conn, lease = %assign.lease, "first lease granted since this coordinator started");
+                        first_lease = true;
+                    }
+                }
                 carry_out(&mut core, &peers, self.issuer.as_deref(), now, transmit);
             }
             for conn in gone.drain(..) {
@@ -138,8 +176,18 @@ impl CoordinatorService {
             driver.busy_seconds += now.elapsed().as_secs_f64();
         }
         drop(scrapes);
-        info!("coordinator shutting down");
         drop(accept);
+        if fenced {
+            // Nothing more is written or acknowledged: what was not durable is
+            // redone under the next leader.
+            warn!("fenced: no longer the leading coordinator; closing every connection");
+            self.endpoint.close(
+                (CloseCode::ShuttingDown as u32).into(),
+                b"coordinator lost its leadership",
+            );
+            return result.map(|()| Ended::Fenced);
+        }
+        info!("coordinator shutting down");
         if let (Some(mut j), Ok(())) = (journal, &result) {
             core.handle_shutdown(Instant::now());
             result = j.finish(&mut core).await;
@@ -149,8 +197,18 @@ impl CoordinatorService {
             b"coordinator shutting down",
         );
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
-        result
+        result.map(|()| Ended::Shutdown)
     }
+}
+
+/// How [`CoordinatorService::run_fenced`] ended, when it did without a store error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The shutdown future completed: everything was written and every connection
+    /// closed.
+    Shutdown,
+    /// The fence's deadline passed: the coordinator stopped at once.
+    Fenced,
 }
 
 /// The store's writer: a thread that commits one batch of records at a time (group

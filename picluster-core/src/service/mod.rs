@@ -22,10 +22,16 @@
 //! - `metrics`: the coordinator's metrics for Prometheus (served by
 //!   [`crate::runtime::serve_metrics`]).
 //! - `store`: the job store (the [`Store`] trait, [`RedbStore`]).
+//! - `fence`: the leader's deadline ([`Fence`]), when coordinators share a store.
+//! - `etcd` (feature `etcd`): a leader and standbys sharing etcd: the journal in
+//!   etcd, the election, standing by.
 
 mod cluster;
 mod conn;
 mod driver;
+#[cfg(feature = "etcd")]
+pub mod etcd;
+mod fence;
 mod memory;
 mod metrics;
 mod peers;
@@ -36,6 +42,8 @@ pub use cluster::{
     expiry_notice, serve_cluster, serve_cluster_with, ServeError, ServeOptions, EXPIRY_WARNING,
     STORE_MARKER,
 };
+pub use driver::Ended;
+pub use fence::Fence;
 pub use metrics::{encode_coordinator, DriverMetrics};
 pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 
@@ -62,6 +70,21 @@ impl std::fmt::Debug for CoordinatorService {
             .field("store", &self.store.as_ref().map(|s| s.name()))
             .finish()
     }
+}
+
+/// A QUIC server endpoint on `listen` (the coordinator's, or a standby's).
+pub(crate) fn bind_endpoint(
+    listen: SocketAddr,
+    config: quinn::EndpointConfig,
+    server: quinn::ServerConfig,
+) -> Result<quinn::Endpoint, NetError> {
+    let socket = std::net::UdpSocket::bind(listen).map_err(|source| NetError::Bind {
+        address: listen,
+        source,
+    })?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| NetError::Socket(std::io::Error::other("no async runtime")))?;
+    quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(NetError::Socket)
 }
 
 impl CoordinatorService {
@@ -91,14 +114,7 @@ impl CoordinatorService {
         endpoint_config.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
-        let socket = std::net::UdpSocket::bind(listen).map_err(|source| NetError::Bind {
-            address: listen,
-            source,
-        })?;
-        let runtime = quinn::default_runtime()
-            .ok_or_else(|| NetError::Socket(std::io::Error::other("no async runtime")))?;
-        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)
-            .map_err(NetError::Socket)?;
+        let endpoint = bind_endpoint(listen, endpoint_config, server)?;
         Ok(CoordinatorService {
             endpoint,
             config,

@@ -113,6 +113,48 @@ pub enum StoreError {
         /// What the storage engine said.
         detail: String,
     },
+    /// etcd did not answer, or refused a request (the message names the endpoints
+    /// and etcd's reason). Retrying can help once etcd is back.
+    #[cfg(feature = "etcd")]
+    #[error("etcd at {endpoints}: {source} (is etcd running and reachable from this host?)")]
+    Etcd {
+        /// etcd's client URLs.
+        endpoints: String,
+        /// What the client said.
+        source: etcd_client::Error,
+    },
+    /// A write guarded by the leader key was refused: another coordinator was
+    /// elected since this one was. This one stops acting; nothing it had not made
+    /// durable was acknowledged.
+    #[error(
+        "{store}: this coordinator is no longer the leader (another was elected): it stops acting"
+    )]
+    Deposed {
+        /// The store.
+        store: String,
+    },
+    /// A key in etcd does not decode.
+    #[error("etcd key {key}: stored value does not decode: {source}")]
+    EtcdDecode {
+        /// The key.
+        key: String,
+        /// The cause.
+        source: postcard::Error,
+    },
+    /// The journal in etcd was written by another version.
+    #[error("etcd key {key}: journal format {found}, but this build reads {JOURNAL_FORMAT}: run the picluster version that wrote it")]
+    EtcdFormat {
+        /// The key.
+        key: String,
+        /// The format found.
+        found: u32,
+    },
+    /// The thread that talks to etcd could not start.
+    #[error("cannot start the etcd client's thread: {0}")]
+    EtcdRuntime(std::io::Error),
+    /// The thread that talks to etcd is gone.
+    #[error("the etcd client's thread has stopped")]
+    EtcdGone,
     /// The stored jobs do not make a valid state.
     #[error("{store}: {source}. Move it aside and start with `picluster coordinator --new-store` (its jobs, revocations, quarantines, drains, enrolled names and join tokens are then lost)")]
     Recover {

@@ -19,6 +19,11 @@ pub struct Bundle {
     pub name: String,
     /// The coordinator's address, `HOST:PORT`.
     pub coordinator: String,
+    /// Every coordinator's address when several share etcd (a leader and standbys),
+    /// `coordinator` among them; empty for a cluster with one coordinator (and in
+    /// bundles made before there could be several).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinators: Vec<String>,
     /// The cluster CA certificate (PEM).
     pub ca: String,
     /// The holder's certificate (PEM).
@@ -77,6 +82,17 @@ impl Bundle {
         let der = rustls_pki_types::CertificateDer::from_pem_slice(self.cert.as_bytes())
             .map_err(|_| ClusterError::BadRequest("the bundle's certificate is not PEM".into()))?;
         super::identity_of(&der).map_err(|e| ClusterError::BadRequest(e.to_string()))
+    }
+
+    /// Every address to dial, `coordinator` first, each once.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut all = vec![self.coordinator.clone()];
+        for a in &self.coordinators {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
     }
 
     /// The coordinator's host and port.

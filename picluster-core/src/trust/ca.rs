@@ -262,6 +262,7 @@ impl ClusterCa {
             role,
             name: name.to_string(),
             coordinator: coordinator.to_string(),
+            coordinators: Vec::new(),
             ca: self.cert_pem.clone(),
             cert: credential.cert_pem,
             key: credential.key_pem,

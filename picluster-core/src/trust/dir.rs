@@ -35,6 +35,27 @@ pub struct ClusterConfig {
     /// lifetimes were configurable get the defaults).
     #[serde(default)]
     pub lifetimes: Lifetimes,
+    /// Every coordinator's advertised address when several share etcd (this one's
+    /// among them); empty for a cluster with one coordinator. Bundles carry it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinators: Vec<String>,
+    /// This coordinator's name among several (`picluster add-coordinator NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the cluster's state lives when its coordinators share etcd; `None`:
+    /// the redb file in this directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// A cluster's etcd: its client URLs and the cluster's key prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// etcd's client URLs (`https://HOST:2379`).
+    pub endpoints: Vec<String>,
+    /// The cluster's keys live under `/picluster/<cluster_id>/`.
+    pub cluster_id: String,
 }
 
 impl ClusterConfig {
@@ -93,26 +114,12 @@ impl ClusterDir {
             listen,
             advertise,
             lifetimes,
+            coordinators: Vec::new(),
+            etcd: None,
+            name: None,
         };
         let hosts = config.coordinator_hosts()?;
-        match fs::read_dir(path) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(ClusterError::DirectoryNotEmpty(path.to_path_buf()));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(path).map_err(io_error(path))?;
-            }
-            Err(e) => return Err(io_error(path)(e)),
-        }
-        // The directory holds the CA key and the job store: its owner's alone,
-        // whatever the umask.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error(path))?;
-        }
+        make_private_dir(path)?;
         let cluster_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -242,12 +249,15 @@ impl ClusterDir {
                 role,
             });
         }
-        let bundle = self.ca()?.bundle_for(
+        let mut bundle = self.ca()?.bundle_for(
             role,
             name,
             &self.config.advertise[0],
             self.config.lifetimes.peer_days,
         )?;
+        if self.config.coordinators.len() > 1 {
+            bundle.coordinators = self.config.coordinators.clone();
+        }
         issued.insert(name.to_string(), role);
         self.write_issued(&issued)?;
         Ok(bundle)
@@ -288,6 +298,105 @@ impl ClusterDir {
         fs::rename(&new, &path).map_err(io_error(&path))
     }
 
+    /// Keeps the cluster's state in etcd at `endpoints` rather than this directory's
+    /// redb file: this coordinator is the first of several (`picluster init
+    /// --etcd`). The cluster's keys go under `/picluster/<id>/`, the id taken from
+    /// its CA certificate (so two clusters sharing one etcd never mix).
+    pub fn use_etcd(&mut self, endpoints: Vec<String>) -> Result<&EtcdConfig, ClusterError> {
+        let ca = self.ca_cert_pem()?;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(ca.as_bytes());
+        self.config.etcd = Some(EtcdConfig {
+            endpoints,
+            cluster_id: crate::hex::encode(&digest[..8]),
+        });
+        self.config.coordinators = vec![self.config.advertise[0].clone()];
+        self.config
+            .name
+            .get_or_insert_with(|| "coordinator-1".to_string());
+        self.write_config()?;
+        Ok(self.config.etcd.as_ref().expect("just set"))
+    }
+
+    /// Gives another host a coordinator directory for this cluster, in `out` (which
+    /// must not exist or be empty, made mode 0700): the CA (to sign joining and
+    /// renewing workers' certificates), a coordinator certificate for its advertised
+    /// hosts, the admin bundle, the names issued so far, and `cluster.json` with every
+    /// coordinator's address. This directory's `cluster.json` gains the new address,
+    /// so bundles issued from here on carry it. Only for clusters whose state is in
+    /// etcd: two coordinators with redb files would be two clusters.
+    pub fn add_coordinator(
+        &mut self,
+        name: &str,
+        listen: SocketAddr,
+        advertise: &[String],
+        out: &Path,
+    ) -> Result<ClusterDir, ClusterError> {
+        super::check_name(name)?;
+        if self.config.etcd.is_none() {
+            return Err(ClusterError::NotShared(self.path.clone()));
+        }
+        let mut advertise = advertise.to_vec();
+        if advertise.is_empty() {
+            if listen.ip().is_unspecified() {
+                return Err(ClusterError::NoAdvertisedAddress(listen));
+            }
+            advertise.push(listen.to_string());
+        }
+        if self.config.coordinators.contains(&advertise[0]) {
+            return Err(ClusterError::CoordinatorExists(advertise[0].clone()));
+        }
+        let mut coordinators = self.config.coordinators.clone();
+        coordinators.push(advertise[0].clone());
+        let config = ClusterConfig {
+            format: FORMAT_VERSION,
+            listen,
+            advertise,
+            lifetimes: self.config.lifetimes,
+            coordinators: coordinators.clone(),
+            etcd: self.config.etcd.clone(),
+            name: Some(name.to_string()),
+        };
+        let hosts = config.coordinator_hosts()?;
+        let ca = self.ca()?;
+        make_private_dir(out)?;
+        let credential = ca.issue_with(
+            Role::Coordinator,
+            "coordinator",
+            &hosts,
+            Validity::days(config.lifetimes.coordinator_days),
+        )?;
+        let mut admin = Bundle::load(&self.path.join(ADMIN_BUNDLE))?;
+        admin.coordinators = coordinators.clone();
+        write_new_private(&out.join(CA_KEY), ca.key_pem().as_bytes())?;
+        write_new(&out.join(CA_CERT), ca.cert_pem().as_bytes())?;
+        write_new_private(&out.join(COORD_KEY), credential.key_pem.as_bytes())?;
+        write_new(&out.join(COORD_CERT), credential.cert_pem.as_bytes())?;
+        admin.save(&out.join(ADMIN_BUNDLE))?;
+        let issued = serde_json::to_string_pretty(&self.issued()?).expect("names always serialize");
+        write_new(&out.join(ISSUED), issued.as_bytes())?;
+        let json = serde_json::to_string_pretty(&config).expect("config always serializes");
+        write_new(&out.join(CONFIG_FILE), json.as_bytes())?;
+        // This directory's bundles carry the new address from now on.
+        self.config.coordinators = coordinators.clone();
+        self.write_config()?;
+        admin.coordinators = coordinators;
+        admin.save_replacing(&self.path.join(ADMIN_BUNDLE))?;
+        Ok(ClusterDir {
+            path: out.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Replaces `cluster.json` whole (written beside it, renamed over it).
+    fn write_config(&self) -> Result<(), ClusterError> {
+        let path = self.path.join(CONFIG_FILE);
+        let json = serde_json::to_string_pretty(&self.config).expect("config always serializes");
+        let new = self.path.join(format!("{CONFIG_FILE}.new"));
+        let _ = fs::remove_file(&new);
+        write_new(&new, json.as_bytes())?;
+        fs::rename(&new, &path).map_err(io_error(&path))
+    }
+
     /// Replaces the coordinator's certificate and key with new ones for the
     /// configured addresses and lifetime (before the old certificate expires; restart
     /// the coordinator to use them). The new files are written beside the old ones
@@ -319,4 +428,26 @@ impl ClusterDir {
         fs::rename(&cert_new, &cert).map_err(io_error(&cert))?;
         Ok(credential)
     }
+}
+
+/// Makes `path` (absent or empty) a directory only its owner may read: it holds the
+/// CA key and the job store, whatever the umask.
+fn make_private_dir(path: &Path) -> Result<(), ClusterError> {
+    match fs::read_dir(path) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(ClusterError::DirectoryNotEmpty(path.to_path_buf()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(io_error(path))?;
+        }
+        Err(e) => return Err(io_error(path)(e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error(path))?;
+    }
+    Ok(())
 }

@@ -29,7 +29,7 @@ pub use ca::{
     MAX_REQUEST_LEN,
 };
 pub use cert::{identity_of, spki_sha256, CertificateError};
-pub use dir::{ClusterConfig, ClusterDir, ADMIN_BUNDLE};
+pub use dir::{ClusterConfig, ClusterDir, EtcdConfig, ADMIN_BUNDLE};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -93,6 +93,13 @@ pub enum ClusterError {
         /// The role it was issued for.
         role: crate::identity::Role,
     },
+    /// `add-coordinator` on a cluster whose state is in a redb file: a second
+    /// coordinator would be a second cluster.
+    #[error("{0}: this cluster keeps its state in the coordinator's redb file; coordinators can be added only to a cluster made with `picluster init --etcd URLS`")]
+    NotShared(PathBuf),
+    /// `add-coordinator` for an address a coordinator of the cluster has already.
+    #[error("a coordinator of this cluster is already at {0}: give the new one its own address")]
+    CoordinatorExists(String),
     /// A name picluster keeps for itself.
     #[error("`{0}` is a reserved name (admin, coordinator): pick another")]
     ReservedName(String),

@@ -28,6 +28,10 @@ pub enum CloseCode {
     NameInUse = 7,
     /// The certificate is revoked: a new credential is needed.
     Revoked = 8,
+    /// This coordinator is a standby: the reason text is the leading coordinator's
+    /// address (`HOST:PORT`), or empty when no coordinator leads (etcd unreachable,
+    /// or an election under way). Dialling the leader, or again shortly, helps.
+    NotLeader = 9,
 }
 
 impl CloseCode {
@@ -43,6 +47,7 @@ impl CloseCode {
             CloseCode::BadResult,
             CloseCode::NameInUse,
             CloseCode::Revoked,
+            CloseCode::NotLeader,
         ]
         .into_iter()
         .find(|c| *c as u32 == code)

@@ -20,14 +20,23 @@ pub(super) fn init(
     listen: Listen,
     advertise: Vec<String>,
     lifetimes: Lifetimes,
+    etcd: Vec<String>,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
-    // A listen address given by name is how peers reach it, unless told.
-    let advertise = match (&listen.name, advertise.is_empty()) {
-        (Some(name), true) => vec![name.clone()],
-        _ => advertise,
-    };
-    let cluster = ClusterDir::init_with(&dir, listen.address, &advertise, lifetimes)?;
+    for url in &etcd {
+        check_etcd_url(url)?;
+    }
+    let advertise = advertised(&listen, advertise);
+    let mut cluster = ClusterDir::init_with(&dir, listen.address, &advertise, lifetimes)?;
+    if !etcd.is_empty() {
+        let cluster_id = cluster.use_etcd(etcd.clone())?.cluster_id.clone();
+        writeln!(
+            out,
+            "the cluster's state lives in etcd at {} under /picluster/{cluster_id}/\n  add a standby: picluster add-coordinator NAME --cluster {} --listen ADDRESS:PORT --out NAME-coordinator",
+            etcd.join(","),
+            dir.display()
+        )?;
+    }
     writeln!(
         out,
         "created cluster in {}\n  coordinator listens on {} and is reached at {}\n  start it:      picluster coordinator --cluster {}\n  add a worker:  picluster add-worker NAME --cluster {} --out NAME.bundle",
@@ -36,6 +45,52 @@ pub(super) fn init(
         cluster.config().advertise.join(", "),
         dir.display(),
         dir.display(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A listen address given by name is how peers reach it, unless told otherwise.
+fn advertised(listen: &Listen, advertise: Vec<String>) -> Vec<String> {
+    match (&listen.name, advertise.is_empty()) {
+        (Some(name), true) => vec![name.clone()],
+        _ => advertise,
+    }
+}
+
+/// An etcd client URL: `http://HOST:PORT` or `https://HOST:PORT`.
+fn check_etcd_url(url: &str) -> Result<(), CliError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            CliError::Input(format!(
+                "--etcd {url}: an etcd client URL starts with http:// or https:// (http://10.0.0.1:2379)"
+            ))
+        })?;
+    picluster_core::trust::split_host_port(rest.trim_end_matches('/'))
+        .map_err(|e| CliError::Input(format!("--etcd {url}: {e}")))?;
+    Ok(())
+}
+
+/// `picluster add-coordinator`.
+pub(super) fn add_coordinator(
+    name: String,
+    cluster: ClusterDirArg,
+    listen: Listen,
+    advertise: Vec<String>,
+    dir: PathBuf,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let mut cluster_dir = ClusterDir::open(&cluster.dir)?;
+    let advertise = advertised(&listen, advertise);
+    let added = cluster_dir.add_coordinator(&name, listen.address, &advertise, &dir)?;
+    writeln!(
+        out,
+        "made coordinator {name} in {} (listens on {}, reached at {})\n  coordinators of this cluster: {}\n  copy it to that host (it holds the CA key: keep it mode 0700) and start it there:\n    picluster coordinator --cluster DIR\n  bundles issued from now on name every coordinator; earlier ones still reach the first",
+        dir.display(),
+        added.config().listen,
+        added.config().advertise.join(", "),
+        added.config().coordinators.join(", "),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -114,7 +169,29 @@ pub(super) fn coordinator(
         ..CoordinatorConfig::default()
     };
     // Check the directory before starting anything.
-    ClusterDir::open(cluster.dir()?)?;
+    let dir = ClusterDir::open(cluster.dir()?)?;
+    if let Some(etcd) = dir.config().etcd.clone() {
+        let ha = picluster_core::service::etcd::HaOptions {
+            etcd: picluster_core::service::etcd::EtcdOptions {
+                endpoints: etcd.endpoints,
+                cluster_id: etcd.cluster_id,
+                tls: None,
+            },
+            advertise: dir.config().advertise[0].clone(),
+            election: picluster_core::election::ElectionConfig::default(),
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(picluster_core::service::etcd::serve_ha(
+                cluster.dir()?,
+                config,
+                ServeOptions { metrics, new_store },
+                ha,
+                shutdown_signal(),
+            ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // One thread: the coordinator's state machine is single-threaded, and a
     // current-thread runtime wakes less (about 9 % of a core at 1,000 workers
     // against 10-11 % with a one-worker multi-thread runtime; BENCHMARKS.md).

@@ -31,6 +31,13 @@ use std::process::ExitCode;
 /// Carries out a parsed command, writing its output to `out`.
 pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::AddCoordinator {
+            name,
+            cluster,
+            listen,
+            advertise,
+            out: dir,
+        } => cluster::add_coordinator(name, cluster, listen, advertise, dir, out),
         Command::Init {
             dir,
             listen,
@@ -38,13 +45,14 @@ pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<Ex
             cert_days,
             coordinator_days,
             ca_days,
+            etcd,
         } => {
             let lifetimes = Lifetimes {
                 ca_days,
                 coordinator_days,
                 peer_days: cert_days,
             };
-            cluster::init(dir, listen, advertise, lifetimes, out)
+            cluster::init(dir, listen, advertise, lifetimes, etcd, out)
         }
         Command::Coordinator {
             cluster,

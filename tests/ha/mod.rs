@@ -1,0 +1,460 @@
+//! Coordinators sharing etcd, as real processes: three etcd members on loopback
+//! ports (Debian's `etcd`), three `picluster coordinator` processes made by
+//! `picluster init --etcd` and `picluster add-coordinator`, and real
+//! `picluster-worker` processes. Each test starts its own and stops them.
+//!
+//! These tests measure takeovers and kill processes on purpose: they are ignored by
+//! `cargo test --workspace` and run alone (`cargo test --test tests ha:: --
+//! --ignored --test-threads=1`, a step of `.ci/run`), where a loaded machine does not
+//! blur what they print. Without `etcd` on PATH they say SKIPPED.
+//!
+//! # Layout
+//! - this file: [`Etcd`] (the members), [`Ha`] (the coordinators and workers), and
+//!   the helpers they share.
+//! - `failover`: kill -9 of the leader, 20 times, mid-job; SIGSTOP past the lease.
+//! - `etcd_faults`: etcd's members, its leader and all of it lost under a job.
+
+mod etcd_faults;
+mod failover;
+
+use crate::binaries::real_binary;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Kills its process (SIGKILL) when dropped.
+pub(crate) struct Proc(pub(crate) Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether `program` is on PATH; says SKIPPED for `test` when it is not.
+pub(crate) fn have(program: &str, test: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!(
+            "SKIPPED {test}: no `{program}` on PATH (Debian: apt-get install etcd-server); .ci/run installs it"
+        );
+    }
+    found
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One etcd member.
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    data: PathBuf,
+    process: Option<Proc>,
+}
+
+/// An etcd cluster of members on loopback ports.
+pub(crate) struct Etcd {
+    members: Vec<Member>,
+    initial: String,
+    log: PathBuf,
+}
+
+impl Etcd {
+    /// Starts `n` members in `dir` and waits until they elect a leader.
+    pub(crate) fn start(dir: &Path, n: usize) -> Etcd {
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("e{i}"),
+                client: free_tcp_port(),
+                peer: free_tcp_port(),
+                data: dir.join(format!("etcd-{i}")),
+                process: None,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Etcd {
+            members,
+            initial,
+            log: dir.join("etcd.log"),
+        };
+        for i in 0..n {
+            etcd.spawn(i);
+        }
+        etcd.wait_for_leader();
+        etcd
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &self.members[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("etcd")
+            .args([
+                "--name",
+                &m.name,
+                "--data-dir",
+                m.data.to_str().unwrap(),
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{}", m.client),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{}", m.client),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", m.peer),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{}", m.peer),
+                "--initial-cluster",
+                &self.initial,
+                "--initial-cluster-state",
+                "new",
+                "--initial-cluster-token",
+                "picluster-test",
+                // As deploy/etcd/etcd.env sets them.
+                "--pre-vote=true",
+                "--auto-compaction-mode=revision",
+                "--auto-compaction-retention=1000",
+                "--logger=zap",
+                "--log-level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.members[i].process = Some(Proc(child));
+    }
+
+    /// Every member's client URL.
+    pub(crate) fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect()
+    }
+
+    /// SIGKILLs member `i`.
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(p) = self.members[i].process.take() {
+            p.kill9();
+        }
+    }
+
+    /// Starts member `i` again on its data directory.
+    pub(crate) fn restart(&mut self, i: usize) {
+        self.spawn(i);
+    }
+
+    /// The member that leads etcd's raft, as the members say.
+    pub(crate) fn leader(&self) -> Option<usize> {
+        runtime().block_on(async {
+            for (i, m) in self.members.iter().enumerate() {
+                if m.process.is_none() {
+                    continue;
+                }
+                let url = format!("http://127.0.0.1:{}", m.client);
+                let Ok(Ok(mut client)) = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    etcd_client::Client::connect([url], None),
+                )
+                .await
+                else {
+                    continue;
+                };
+                if let Ok(Ok(status)) =
+                    tokio::time::timeout(Duration::from_secs(1), client.status()).await
+                {
+                    let leader = status.leader();
+                    if let Some(j) = self.member_index(&mut client, leader).await {
+                        return Some(j);
+                    }
+                    let _ = i;
+                }
+            }
+            None
+        })
+    }
+
+    async fn member_index(&self, client: &mut etcd_client::Client, id: u64) -> Option<usize> {
+        let list = client.member_list().await.ok()?;
+        let member = list.members().iter().find(|m| m.id() == id)?;
+        self.members.iter().position(|m| m.name == member.name())
+    }
+
+    fn wait_for_leader(&self) {
+        let started = Instant::now();
+        while self.leader().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "etcd elected no leader: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A key's value.
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        let endpoints = self.endpoints();
+        runtime().block_on(async {
+            let mut client = etcd_client::Client::connect(endpoints, None).await.ok()?;
+            let got = tokio::time::timeout(Duration::from_secs(2), client.get(key, None))
+                .await
+                .ok()?
+                .ok()?;
+            got.kvs()
+                .first()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+        })
+    }
+}
+
+/// A cluster of coordinators sharing etcd, and its workers.
+pub(crate) struct Ha {
+    pub(crate) dirs: Vec<PathBuf>,
+    pub(crate) addresses: Vec<String>,
+    pub(crate) coordinators: Vec<Option<Proc>>,
+    pub(crate) logs: Vec<PathBuf>,
+    pub(crate) workers: Vec<Proc>,
+    pub(crate) admin: PathBuf,
+    pub(crate) leader_key: String,
+    tmp: PathBuf,
+}
+
+/// Runs the real `picluster` with `args`, expecting success; its stdout.
+pub(crate) fn picluster(args: &[&str]) -> String {
+    let out = Command::new(real_binary("picluster"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "picluster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Ha {
+    /// `n` coordinators on loopback UDP ports (`init --etcd`, then
+    /// `add-coordinator`), started, and `workers` one-thread worker processes
+    /// with bundles naming every coordinator.
+    pub(crate) fn start(tmp: &Path, etcd: &Etcd, n: usize, workers: usize) -> Ha {
+        let endpoints = etcd.endpoints().join(",");
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", crate::cli::free_udp_port()))
+            .collect();
+        let dirs: Vec<PathBuf> = (0..n).map(|i| tmp.join(format!("c{i}"))).collect();
+        let first = dirs[0].to_str().unwrap();
+        picluster(&[
+            "init",
+            first,
+            "--listen",
+            &addresses[0],
+            "--etcd",
+            &endpoints,
+        ]);
+        for i in 1..n {
+            picluster(&[
+                "add-coordinator",
+                &format!("pi{i}"),
+                "--cluster",
+                first,
+                "--listen",
+                &addresses[i],
+                "--out",
+                dirs[i].to_str().unwrap(),
+            ]);
+        }
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dirs[0].join("cluster.json")).unwrap())
+                .unwrap();
+        let id = config["etcd"]["cluster_id"].as_str().unwrap();
+        let mut ha = Ha {
+            logs: (0..n).map(|i| tmp.join(format!("c{i}.log"))).collect(),
+            coordinators: (0..n).map(|_| None).collect(),
+            dirs,
+            addresses,
+            workers: Vec::new(),
+            admin: tmp.join("c0").join("admin.bundle"),
+            leader_key: format!("/picluster/{id}/leader"),
+            tmp: tmp.to_path_buf(),
+        };
+        for i in 0..n {
+            ha.start_coordinator(i);
+        }
+        for w in 0..workers {
+            ha.add_worker(&format!("w{w}"));
+        }
+        ha
+    }
+
+    /// Starts coordinator `i` (again), its log appended to `logs[i]`.
+    pub(crate) fn start_coordinator(&mut self, i: usize) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.logs[i])
+            .unwrap();
+        let child = Command::new(real_binary("picluster"))
+            .args(["coordinator", "--cluster", self.dirs[i].to_str().unwrap()])
+            .env("RUST_LOG", "picluster_core=info")
+            .env_remove("PICLUSTER_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.coordinators[i] = Some(Proc(child));
+    }
+
+    /// A worker process named `name`, one thread, its bundle from the first
+    /// coordinator's directory.
+    pub(crate) fn add_worker(&mut self, name: &str) {
+        let bundle = self.tmp.join(format!("{name}.bundle"));
+        picluster(&[
+            "add-worker",
+            name,
+            "--cluster",
+            self.dirs[0].to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        let log = File::create(self.tmp.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(real_binary("picluster-worker"))
+            .args(["--bundle", bundle.to_str().unwrap(), "--threads", "1"])
+            .env("RUST_LOG", "picluster_worker=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push(Proc(child));
+    }
+
+    /// The coordinator etcd's leader key names, if any.
+    pub(crate) fn leader(&self, etcd: &Etcd) -> Option<usize> {
+        let address = etcd.get(&self.leader_key)?;
+        self.addresses.iter().position(|a| *a == address)
+    }
+
+    /// Waits (up to `within`) for a coordinator to lead; which.
+    pub(crate) fn wait_for_leader(&self, etcd: &Etcd, within: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            if let Some(i) = self.leader(etcd) {
+                return i;
+            }
+            assert!(started.elapsed() < within, "no coordinator leads");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every coordinator's log so far.
+    pub(crate) fn all_logs(&self) -> String {
+        self.logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The earliest time after `after` at which a coordinator's log says it granted
+    /// its first lease.
+    pub(crate) fn first_lease_after(&self, after: SystemTime) -> Option<SystemTime> {
+        self.all_logs()
+            .lines()
+            .filter(|l| l.contains("first lease granted since this coordinator started"))
+            .filter_map(log_time)
+            .filter(|t| *t > after)
+            .min()
+    }
+
+    /// Starts `picluster submit ARGS --json` with the admin bundle, in the
+    /// background.
+    pub(crate) fn submit(&self, args: &[&str]) -> Child {
+        Command::new(real_binary("picluster"))
+            .arg("submit")
+            .args(args)
+            .args(["--json", "--bundle", self.admin.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// The time a tracing log line starts with (`2026-12-07T19:03:40.297208Z`).
+pub(crate) fn log_time(line: &str) -> Option<SystemTime> {
+    let stamp = line.split_whitespace().next()?;
+    let t =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(t.unix_timestamp_nanos() as u64))
+}
+
+/// Waits for a `picluster submit --json` to exit; its status and the report (the
+/// last line of its stdout).
+pub(crate) fn finish(mut submit: Child, within: Duration) -> (bool, serde_json::Value, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = submit.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > within {
+            let _ = submit.kill();
+            let out = submit.wait_with_output().unwrap();
+            panic!(
+                "picluster submit did not finish in {within:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = submit.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status.success(), report, stderr)
+}
