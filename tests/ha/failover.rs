@@ -1,48 +1,14 @@
 //! The leading coordinator lost: kill -9 at random moments of running jobs, and a
 //! leader frozen (SIGSTOP) past its lease, then thawed.
 
-use super::{finish, have, Etcd, Ha};
-use picluster_core::hex;
+use super::{assert_exact, block_job, finish, have, Etcd, Ha};
 use picluster_suite::fixtures::vectors;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The genesis block's header, searched over `2^28` nonces starting `offset` below
-/// its nonce, for hashes at or below its own hash: exactly one answer (another
-/// nonce's hash that low has odds of about 2^28 in 2^43).
+/// The genesis block over `2^28` nonces starting `offset` below its nonce.
 fn genesis_job(offset: u64) -> (Vec<String>, u64) {
-    let v = &vectors()[0];
-    assert_eq!(v.height, 0);
-    let start = u64::from(v.nonce) - offset;
-    let args = vec![
-        "sha256d".to_string(),
-        "--header".to_string(),
-        hex::encode(&v.header.0),
-        "--target".to_string(),
-        v.hash.clone(),
-        "--nonce-range".to_string(),
-        format!("{start}..{}", start + (1 << 28)),
-        "--all".to_string(),
-    ];
-    (args, u64::from(v.nonce))
-}
-
-/// A report is exact: completed, every index searched once, the one answer.
-fn assert_exact(report: &serde_json::Value, nonce: u64, what: &str) {
-    assert_eq!(report["state"], "completed", "{what}: {report}");
-    assert_eq!(report["hashes"], 1u64 << 28, "{what}: {report}");
-    assert_eq!(report["keyspace"], 1u64 << 28, "{what}: {report}");
-    let by_workers: u64 = report["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["hashes"].as_u64().unwrap())
-        .sum();
-    assert_eq!(by_workers, 1 << 28, "{what}: counted twice? {report}");
-    assert_eq!(
-        crate::crash::solution_nonces(report),
-        vec![nonce],
-        "{what}: {report}"
-    );
+    let nonce = u64::from(vectors()[0].nonce);
+    (block_job(0, nonce - offset, 1 << 28), nonce)
 }
 
 #[test]
@@ -86,7 +52,7 @@ fn the_leader_killed_20_times_mid_job_loses_no_job_and_a_standby_takes_over() {
         ha.coordinators[leader].take().unwrap().kill9();
         let (ok, report, stderr) = finish(submit, Duration::from_secs(120));
         assert!(ok, "run {run}: picluster submit failed: {stderr}");
-        assert_exact(&report, nonce, &format!("run {run}"));
+        assert_exact(&report, 1 << 28, nonce, &format!("run {run}"));
         let takeover = ha
             .first_lease_after(killed_at)
             .map(|t| t.duration_since(killed_at).unwrap_or_default());
@@ -150,7 +116,7 @@ fn a_leader_frozen_past_its_lease_steps_down_when_thawed_and_the_job_stays_exact
     proc.signal("CONT");
     let (ok, report, stderr) = finish(submit, Duration::from_secs(120));
     assert!(ok, "picluster submit failed: {stderr}");
-    assert_exact(&report, nonce, "after the freeze");
+    assert_exact(&report, 1 << 28, nonce, "after the freeze");
     // The thawed one found itself fenced, stood by, and granted nothing after its
     // thaw: every lease it granted was logged before the freeze.
     let log = std::fs::read_to_string(&ha.logs[frozen]).unwrap();

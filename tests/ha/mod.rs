@@ -13,9 +13,16 @@
 //!   the helpers they share.
 //! - `failover`: kill -9 of the leader, 20 times, mid-job; SIGSTOP past the lease.
 //! - `etcd_faults`: etcd's members, its leader and all of it lost under a job.
+//! - `net`: network namespaces, veth links and iptables rules for the next two.
+//! - `partition`: the leader cut off from etcd (an owner-match rule).
+//! - `nat`: workers behind a home router's NAT, coordinators behind forwarded
+//!   ports.
 
 mod etcd_faults;
 mod failover;
+mod nat;
+mod net;
+mod partition;
 
 use crate::binaries::real_binary;
 use std::fs::File;
@@ -72,11 +79,50 @@ pub(crate) fn have(program: &str, test: &str) -> bool {
     found
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// Where processes run: the test's own network namespace, or a named one (made by
+/// `net::Netns`), entered by `ip netns exec` for programs and by `setns` for the
+/// test's own etcd queries.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Place {
+    pub(crate) netns: Option<String>,
+}
+
+impl Place {
+    /// `program` to run there.
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+        }
+    }
+
+    /// Runs `f` on a thread inside the namespace, with a runtime of its own.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static,
+    ) -> T {
+        let netns = self.netns.clone();
+        std::thread::spawn(move || {
+            if let Some(ns) = netns {
+                let file = File::open(format!("/var/run/netns/{ns}")).unwrap();
+                let done = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                assert_eq!(done, 0, "setns into {ns}");
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            f(&runtime)
+        })
+        .join()
         .unwrap()
+    }
 }
 
 /// One etcd member.
@@ -93,11 +139,17 @@ pub(crate) struct Etcd {
     members: Vec<Member>,
     initial: String,
     log: PathBuf,
+    place: Place,
 }
 
 impl Etcd {
     /// Starts `n` members in `dir` and waits until they elect a leader.
     pub(crate) fn start(dir: &Path, n: usize) -> Etcd {
+        Etcd::start_in(dir, n, Place::default())
+    }
+
+    /// [`Etcd::start`] in `place`.
+    pub(crate) fn start_in(dir: &Path, n: usize, place: Place) -> Etcd {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("e{i}"),
@@ -116,6 +168,7 @@ impl Etcd {
             members,
             initial,
             log: dir.join("etcd.log"),
+            place,
         };
         for i in 0..n {
             etcd.spawn(i);
@@ -131,7 +184,9 @@ impl Etcd {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new("etcd")
+        let child = self
+            .place
+            .command("etcd")
             .args([
                 "--name",
                 &m.name,
@@ -153,8 +208,10 @@ impl Etcd {
                 "picluster-test",
                 // As deploy/etcd/etcd.env sets them.
                 "--pre-vote=true",
+                // Compaction on, as deploy/ sets it; the retention long enough
+                // for a test's audit of the history.
                 "--auto-compaction-mode=revision",
-                "--auto-compaction-retention=1000",
+                "--auto-compaction-retention=100000",
                 "--logger=zap",
                 "--log-level=warn",
             ])
@@ -187,38 +244,40 @@ impl Etcd {
 
     /// The member that leads etcd's raft, as the members say.
     pub(crate) fn leader(&self) -> Option<usize> {
-        runtime().block_on(async {
-            for (i, m) in self.members.iter().enumerate() {
-                if m.process.is_none() {
-                    continue;
-                }
-                let url = format!("http://127.0.0.1:{}", m.client);
-                let Ok(Ok(mut client)) = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    etcd_client::Client::connect([url], None),
-                )
-                .await
-                else {
-                    continue;
-                };
-                if let Ok(Ok(status)) =
-                    tokio::time::timeout(Duration::from_secs(1), client.status()).await
-                {
+        let live: Vec<(String, String)> = self
+            .members
+            .iter()
+            .filter(|m| m.process.is_some())
+            .map(|m| (m.name.clone(), format!("http://127.0.0.1:{}", m.client)))
+            .collect();
+        self.place.run(move |rt| {
+            rt.block_on(async {
+                for (_, url) in &live {
+                    let Ok(Ok(mut client)) = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        etcd_client::Client::connect([url], None),
+                    )
+                    .await
+                    else {
+                        continue;
+                    };
+                    let Ok(Ok(status)) =
+                        tokio::time::timeout(Duration::from_secs(1), client.status()).await
+                    else {
+                        continue;
+                    };
+                    let Ok(list) = client.member_list().await else {
+                        continue;
+                    };
                     let leader = status.leader();
-                    if let Some(j) = self.member_index(&mut client, leader).await {
-                        return Some(j);
+                    if let Some(m) = list.members().iter().find(|m| m.id() == leader) {
+                        let name = m.name().to_string();
+                        return name.strip_prefix('e').and_then(|i| i.parse().ok());
                     }
-                    let _ = i;
                 }
-            }
-            None
+                None
+            })
         })
-    }
-
-    async fn member_index(&self, client: &mut etcd_client::Client, id: u64) -> Option<usize> {
-        let list = client.member_list().await.ok()?;
-        let member = list.members().iter().find(|m| m.id() == id)?;
-        self.members.iter().position(|m| m.name == member.name())
     }
 
     fn wait_for_leader(&self) {
@@ -235,16 +294,58 @@ impl Etcd {
 
     /// A key's value.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
-        let endpoints = self.endpoints();
-        runtime().block_on(async {
-            let mut client = etcd_client::Client::connect(endpoints, None).await.ok()?;
-            let got = tokio::time::timeout(Duration::from_secs(2), client.get(key, None))
-                .await
-                .ok()?
-                .ok()?;
-            got.kvs()
-                .first()
-                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+        let (endpoints, key) = (self.endpoints(), key.to_string());
+        self.place.run(move |rt| {
+            rt.block_on(async {
+                let mut client = etcd_client::Client::connect(endpoints, None).await.ok()?;
+                let got = tokio::time::timeout(Duration::from_secs(2), client.get(key, None))
+                    .await
+                    .ok()?
+                    .ok()?;
+                got.kvs()
+                    .first()
+                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+            })
+        })
+    }
+
+    /// Every value `key` has had, oldest first, with its revision (etcd's history,
+    /// as a watch from revision 1 replays it).
+    pub(crate) fn history(&self, key: &str) -> Vec<(i64, String)> {
+        let (endpoints, key) = (self.endpoints(), key.to_string());
+        self.place.run(move |rt| {
+            rt.block_on(async {
+                let mut client = etcd_client::Client::connect(endpoints, None).await.unwrap();
+                let last = client
+                    .get(key.clone(), None)
+                    .await
+                    .unwrap()
+                    .kvs()
+                    .first()
+                    .map_or(0, |kv| kv.mod_revision());
+                let options = etcd_client::WatchOptions::new().with_start_revision(1);
+                let (_watcher, mut stream) = client.watch(key, Some(options)).await.unwrap();
+                let mut seen = Vec::new();
+                while seen.last().is_none_or(|(r, _)| *r < last) {
+                    let Ok(Ok(Some(answer))) =
+                        tokio::time::timeout(Duration::from_secs(5), stream.message()).await
+                    else {
+                        panic!(
+                            "etcd's history ended at {:?}, before revision {last}",
+                            seen.last()
+                        );
+                    };
+                    for event in answer.events() {
+                        if let Some(kv) = event.kv() {
+                            seen.push((
+                                kv.mod_revision(),
+                                String::from_utf8_lossy(kv.value()).into_owned(),
+                            ));
+                        }
+                    }
+                }
+                seen
+            })
         })
     }
 }
@@ -259,6 +360,9 @@ pub(crate) struct Ha {
     pub(crate) admin: PathBuf,
     pub(crate) leader_key: String,
     tmp: PathBuf,
+    place: Place,
+    /// Each coordinator's own user id, if it runs as one (for owner-match rules).
+    uids: Vec<Option<u32>>,
 }
 
 /// Runs the real `picluster` with `args`, expecting success; its stdout.
@@ -280,16 +384,42 @@ impl Ha {
     /// `add-coordinator`), started, and `workers` one-thread worker processes
     /// with bundles naming every coordinator.
     pub(crate) fn start(tmp: &Path, etcd: &Etcd, n: usize, workers: usize) -> Ha {
-        let endpoints = etcd.endpoints().join(",");
         let addresses: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", crate::cli::free_udp_port()))
             .collect();
+        Ha::start_with(
+            tmp,
+            etcd,
+            &addresses,
+            &addresses,
+            Place::default(),
+            &[],
+            workers,
+        )
+    }
+
+    /// [`Ha::start`] with coordinators listening on `listen` and advertising
+    /// `advertise`, in `place`, coordinator `i` running as user `uids[i]` when given.
+    pub(crate) fn start_with(
+        tmp: &Path,
+        etcd: &Etcd,
+        listen: &[String],
+        advertise: &[String],
+        place: Place,
+        uids: &[u32],
+        workers: usize,
+    ) -> Ha {
+        let n = listen.len();
+        let endpoints = etcd.endpoints().join(",");
+        let addresses = advertise.to_vec();
         let dirs: Vec<PathBuf> = (0..n).map(|i| tmp.join(format!("c{i}"))).collect();
         let first = dirs[0].to_str().unwrap();
         picluster(&[
             "init",
             first,
             "--listen",
+            &listen[0],
+            "--advertise",
             &addresses[0],
             "--etcd",
             &endpoints,
@@ -301,10 +431,20 @@ impl Ha {
                 "--cluster",
                 first,
                 "--listen",
+                &listen[i],
+                "--advertise",
                 &addresses[i],
                 "--out",
                 dirs[i].to_str().unwrap(),
             ]);
+        }
+        for (dir, uid) in dirs.iter().zip(uids) {
+            let owner = format!("{uid}:{uid}");
+            let chown = Command::new("chown")
+                .args(["-R", &owner, dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(chown.success());
         }
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dirs[0].join("cluster.json")).unwrap())
@@ -319,6 +459,8 @@ impl Ha {
             admin: tmp.join("c0").join("admin.bundle"),
             leader_key: format!("/picluster/{id}/leader"),
             tmp: tmp.to_path_buf(),
+            uids: (0..n).map(|i| uids.get(i).copied()).collect(),
+            place,
         };
         for i in 0..n {
             ha.start_coordinator(i);
@@ -336,7 +478,20 @@ impl Ha {
             .append(true)
             .open(&self.logs[i])
             .unwrap();
-        let child = Command::new(real_binary("picluster"))
+        let mut command = match self.uids[i] {
+            None => self.place.command(real_binary("picluster")),
+            Some(uid) => {
+                let mut c = self.place.command("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                    "--clear-groups",
+                ])
+                .arg(real_binary("picluster"));
+                c
+            }
+        };
+        let child = command
             .args(["coordinator", "--cluster", self.dirs[i].to_str().unwrap()])
             .env("RUST_LOG", "picluster_core=info")
             .env_remove("PICLUSTER_CONFIG")
@@ -350,6 +505,12 @@ impl Ha {
     /// A worker process named `name`, one thread, its bundle from the first
     /// coordinator's directory.
     pub(crate) fn add_worker(&mut self, name: &str) {
+        let bundle = self.worker_bundle(name);
+        self.spawn_worker(&self.place.clone(), &bundle, name);
+    }
+
+    /// A worker bundle for `name` from the first coordinator's directory.
+    pub(crate) fn worker_bundle(&self, name: &str) -> PathBuf {
         let bundle = self.tmp.join(format!("{name}.bundle"));
         picluster(&[
             "add-worker",
@@ -359,8 +520,14 @@ impl Ha {
             "--out",
             bundle.to_str().unwrap(),
         ]);
+        bundle
+    }
+
+    /// A worker process with `bundle`, in `place`.
+    pub(crate) fn spawn_worker(&mut self, place: &Place, bundle: &Path, name: &str) {
         let log = File::create(self.tmp.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(real_binary("picluster-worker"))
+        let child = place
+            .command(real_binary("picluster-worker"))
             .args(["--bundle", bundle.to_str().unwrap(), "--threads", "1"])
             .env("RUST_LOG", "picluster_worker=info")
             .stdout(Stdio::null())
@@ -411,7 +578,13 @@ impl Ha {
     /// Starts `picluster submit ARGS --json` with the admin bundle, in the
     /// background.
     pub(crate) fn submit(&self, args: &[&str]) -> Child {
-        Command::new(real_binary("picluster"))
+        self.submit_from(&self.place, args)
+    }
+
+    /// [`Ha::submit`] from `place`.
+    pub(crate) fn submit_from(&self, place: &Place, args: &[&str]) -> Child {
+        place
+            .command(real_binary("picluster"))
             .arg("submit")
             .args(args)
             .args(["--json", "--bundle", self.admin.to_str().unwrap()])
@@ -420,6 +593,44 @@ impl Ha {
             .spawn()
             .unwrap()
     }
+}
+
+/// `picluster submit` arguments: vector `v`'s block header over `len` nonces from
+/// `start`, every hash at or below the block's own hash (`--all`). A range around
+/// the block's nonce has exactly that one answer: another nonce's hash that low
+/// has odds of about `len` in 2^43 for the genesis block, 2^32 for block 1.
+pub(crate) fn block_job(v: usize, start: u64, len: u64) -> Vec<String> {
+    let v = &picluster_suite::fixtures::vectors()[v];
+    vec![
+        "sha256d".into(),
+        "--header".into(),
+        picluster_core::hex::encode(&v.header.0),
+        "--target".into(),
+        v.hash.clone(),
+        "--nonce-range".into(),
+        format!("{start}..{}", start + len),
+        "--all".into(),
+    ]
+}
+
+/// A report is exact: completed, every one of `keyspace` indices searched once
+/// (the workers' counts add up to it), and `nonce` the one answer.
+pub(crate) fn assert_exact(report: &serde_json::Value, keyspace: u64, nonce: u64, what: &str) {
+    assert_eq!(report["state"], "completed", "{what}: {report}");
+    assert_eq!(report["hashes"], keyspace, "{what}: {report}");
+    assert_eq!(report["keyspace"], keyspace, "{what}: {report}");
+    let by_workers: u64 = report["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["hashes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_workers, keyspace, "{what}: counted twice? {report}");
+    assert_eq!(
+        crate::crash::solution_nonces(report),
+        vec![nonce],
+        "{what}: {report}"
+    );
 }
 
 /// The time a tracing log line starts with (`2026-12-07T19:03:40.297208Z`).

@@ -26,7 +26,7 @@ mod store;
 
 pub use elect::Leadership;
 pub use serve::{serve_ha, HaOptions};
-pub use store::{EtcdStore, Guard, MAX_TXN_BYTES, MAX_TXN_OPS};
+pub use store::{EtcdStore, Guard, MAX_TXN_BYTES, MAX_TXN_OPS, WRITER_KEY};
 
 use crate::service::StoreError;
 use std::time::Duration;

@@ -28,11 +28,14 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 
 /// Operations per transaction (etcd's default `--max-txn-ops` is 128; the guard's
-/// compare is counted apart).
+/// compare is counted apart, the writer key is one more).
 pub const MAX_TXN_OPS: usize = 120;
 /// Bytes of keys and values per transaction (etcd's default `--max-request-bytes`
 /// is 1.5 MiB, which the request's framing shares).
 pub const MAX_TXN_BYTES: usize = 1 << 20;
+/// Under the prefix: the leader key's creation revision of the last write, put by
+/// every write.
+pub const WRITER_KEY: &str = "meta/writer";
 /// Retries of a transaction that failed in transport (its answer lost).
 const COMMIT_RETRIES: u32 = 3;
 /// Keys read per request while loading.
@@ -307,6 +310,10 @@ impl Inner {
         }
     }
 
+    fn writer_key(&self) -> String {
+        format!("{}{WRITER_KEY}", self.prefix)
+    }
+
     fn guard(&self) -> Compare {
         Compare::create_revision(
             self.guard.key.clone(),
@@ -330,7 +337,8 @@ impl Inner {
                 .map_err(|e| self.etcd(e))?;
             for kv in page.kvs() {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                if key == self.guard.key || key.starts_with(&format!("{}meta/term", self.prefix)) {
+                let bookkeeping = [format!("{}meta/term", self.prefix), self.writer_key()];
+                if key == self.guard.key || bookkeeping.contains(&key) {
                     continue;
                 }
                 if key == format_key {
@@ -362,7 +370,14 @@ impl Inner {
 
     async fn commit(&mut self, records: &[Record]) -> Result<(), StoreError> {
         for group in groups(&self.prefix, records) {
-            let ops = group.ops();
+            let mut ops = group.ops();
+            // Who wrote it: an audit of etcd's history (the revisions of this key)
+            // shows every accepted write's leader, in order.
+            ops.push(TxnOp::put(
+                self.writer_key(),
+                self.guard.revision.to_string(),
+                None,
+            ));
             // A transaction whose answer was lost may have been applied: writing the
             // same rows again is harmless (each key holds its row's last record),
             // so a transport failure is retried a few times before it counts.
