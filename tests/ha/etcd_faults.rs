@@ -27,6 +27,36 @@ fn losing_an_etcd_member_then_etcds_leader_costs_the_coordinator_neither_its_lea
     let mut etcd = Etcd::start(tmp.path(), 3);
     let ha = Ha::start(tmp.path(), &etcd, 2, 2);
     let leader = ha.wait_for_leader(&etcd, Duration::from_secs(30));
+    // `picluster status` names the leader, the standby and etcd's members; the
+    // metrics say who leads.
+    let status = ha.status();
+    let states: Vec<(&str, &str)> = status["coordinators"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|c| (c["address"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<(&str, &str)> = ha
+        .addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), if i == leader { "leading" } else { "standby" }))
+        .collect();
+    assert_eq!(states, expected, "{status}");
+    let members = status["etcd"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{status}");
+    assert_eq!(
+        members.iter().filter(|m| m["state"] == "leader").count(),
+        1,
+        "{status}"
+    );
+    assert!(ha
+        .scrape(leader)
+        .contains("picluster_coordinator_leading 1"));
+    assert!(ha.scrape(leader).contains("picluster_coordinator_term 1"));
+    assert!(ha
+        .scrape(1 - leader)
+        .contains("picluster_coordinator_leading 0"));
     let (args, nonce) = block1_job();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The pace without faults, then with them.
@@ -52,8 +82,8 @@ fn losing_an_etcd_member_then_etcds_leader_costs_the_coordinator_neither_its_lea
         seconds(&calm)
     );
     // The same coordinator led all along: it never stepped down.
-    assert_eq!(ha.leader(&etcd), Some(leader));
     let log = ha.all_logs();
+    assert_eq!(ha.leader(&etcd), Some(leader), "{log}");
     assert!(
         !log.contains("no longer the leading coordinator"),
         "a coordinator lost its leadership: {log}"

@@ -244,15 +244,10 @@ impl Etcd {
 
     /// The member that leads etcd's raft, as the members say.
     pub(crate) fn leader(&self) -> Option<usize> {
-        let live: Vec<(String, String)> = self
-            .members
-            .iter()
-            .filter(|m| m.process.is_some())
-            .map(|m| (m.name.clone(), format!("http://127.0.0.1:{}", m.client)))
-            .collect();
+        let live = self.live_endpoints();
         self.place.run(move |rt| {
             rt.block_on(async {
-                for (_, url) in &live {
+                for url in &live {
                     let Ok(Ok(mut client)) = tokio::time::timeout(
                         Duration::from_secs(1),
                         etcd_client::Client::connect([url], None),
@@ -292,21 +287,35 @@ impl Etcd {
         }
     }
 
-    /// A key's value.
+    /// A key's value, from the first live member that answers.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
-        let (endpoints, key) = (self.endpoints(), key.to_string());
+        let (endpoints, key) = (self.live_endpoints(), key.to_string());
         self.place.run(move |rt| {
             rt.block_on(async {
-                let mut client = etcd_client::Client::connect(endpoints, None).await.ok()?;
-                let got = tokio::time::timeout(Duration::from_secs(2), client.get(key, None))
-                    .await
-                    .ok()?
-                    .ok()?;
-                got.kvs()
-                    .first()
-                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+                for endpoint in endpoints {
+                    let answer = tokio::time::timeout(Duration::from_secs(2), async {
+                        let mut client = etcd_client::Client::connect([endpoint], None).await?;
+                        client.get(key.clone(), None).await
+                    })
+                    .await;
+                    if let Ok(Ok(got)) = answer {
+                        return got
+                            .kvs()
+                            .first()
+                            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                    }
+                }
+                None
             })
         })
+    }
+
+    fn live_endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.process.is_some())
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect()
     }
 
     /// Every value `key` has had, oldest first, with its revision (etcd's history,
@@ -363,6 +372,8 @@ pub(crate) struct Ha {
     place: Place,
     /// Each coordinator's own user id, if it runs as one (for owner-match rules).
     uids: Vec<Option<u32>>,
+    /// Each coordinator's metrics port on 127.0.0.1 (in its place).
+    pub(crate) metrics: Vec<u16>,
 }
 
 /// Runs the real `picluster` with `args`, expecting success; its stdout.
@@ -460,6 +471,7 @@ impl Ha {
             leader_key: format!("/picluster/{id}/leader"),
             tmp: tmp.to_path_buf(),
             uids: (0..n).map(|i| uids.get(i).copied()).collect(),
+            metrics: (0..n).map(|_| free_tcp_port()).collect(),
             place,
         };
         for i in 0..n {
@@ -493,6 +505,7 @@ impl Ha {
         };
         let child = command
             .args(["coordinator", "--cluster", self.dirs[i].to_str().unwrap()])
+            .args(["--metrics", &format!("127.0.0.1:{}", self.metrics[i])])
             .env("RUST_LOG", "picluster_core=info")
             .env_remove("PICLUSTER_CONFIG")
             .stdout(Stdio::null())
@@ -553,6 +566,40 @@ impl Ha {
             assert!(started.elapsed() < within, "no coordinator leads");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Coordinator `i`'s metrics, as Prometheus would scrape them (empty when it
+    /// does not answer).
+    pub(crate) fn scrape(&self, i: usize) -> String {
+        use std::io::{Read, Write};
+        let port = self.metrics[i];
+        self.place.run(move |_| {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                return String::new();
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            text
+        })
+    }
+
+    /// `picluster status --json` on the first coordinator's directory.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let out = self
+            .place
+            .command(real_binary("picluster"))
+            .args([
+                "status",
+                "--json",
+                "--cluster",
+                self.dirs[0].to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or_default()
     }
 
     /// Every coordinator's log so far.

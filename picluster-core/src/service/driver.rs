@@ -42,6 +42,7 @@ impl CoordinatorService {
         // Which leases are audited must be unpredictable to workers: a fresh secret
         // each run (the state machine itself is deterministic in it).
         self.config.audit_seed = secret_seed();
+        let epoch = self.config.epoch;
         let now = Instant::now();
         let (mut core, mut journal) = match self.store.take() {
             Some(mut store) => {
@@ -95,6 +96,7 @@ impl CoordinatorService {
         };
         let mut driver = DriverMetrics {
             journal: journal.as_ref().map(|_| (0, 0)),
+            term: (epoch > 0).then_some(epoch),
             ..DriverMetrics::default()
         };
         let mut peers = Peers::new(queue_limits);
@@ -281,7 +283,7 @@ impl Journal {
 }
 
 /// Aborts a task when dropped.
-pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -24,12 +24,44 @@ pub struct DriverMetrics {
     pub turns: u64,
     /// Store commits and the records they wrote (`None`: no store).
     pub journal: Option<(u64, u64)>,
+    /// The leader's term, when coordinators share etcd (`None`: one coordinator).
+    pub term: Option<u64>,
 }
 
 type Labels = Vec<(&'static str, String)>;
 
 fn gauge_f64() -> Gauge<f64, AtomicU64> {
     Gauge::default()
+}
+
+/// Whether this coordinator leads (1) or stands by (0), and its term while it leads:
+/// for coordinators sharing etcd.
+fn register_leadership(registry: &mut Registry, term: Option<u64>) {
+    let leading = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    leading.set(i64::from(term.is_some()));
+    registry.register(
+        "coordinator_leading",
+        "1 while this coordinator leads, 0 while it stands by (coordinators sharing etcd)",
+        leading,
+    );
+    if let Some(term) = term {
+        let t = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        t.set(i64::try_from(term).unwrap_or(i64::MAX));
+        registry.register(
+            "coordinator_term",
+            "The leader's term: counted up by each coordinator elected",
+            t,
+        );
+    }
+}
+
+/// A standby's metrics (coordinators sharing etcd): `picluster_coordinator_leading 0`.
+pub fn encode_standby() -> String {
+    let mut registry = Registry::with_prefix("picluster");
+    register_leadership(&mut registry, None);
+    let mut text = String::new();
+    let _ = encode(&mut text, &registry);
+    text
 }
 
 /// The coordinator's metrics in the OpenMetrics text format.
@@ -250,6 +282,9 @@ pub fn encode_coordinator(snapshot: &MetricsSnapshot, driver: &DriverMetrics) ->
         let r = Counter::<u64>::default();
         r.inc_by(records);
         registry.register("journal_records", "Records written to the job store", r);
+    }
+    if let Some(term) = driver.term {
+        register_leadership(&mut registry, Some(term));
     }
     register_miners(&mut registry, &snapshot.miners);
     let mut text = String::new();

@@ -44,7 +44,7 @@ pub use cluster::{
 };
 pub use driver::Ended;
 pub use fence::Fence;
-pub use metrics::{encode_coordinator, DriverMetrics};
+pub use metrics::{encode_coordinator, encode_standby, DriverMetrics};
 pub use store::{RedbStore, Store, StoreError, STORE_FILE};
 
 use crate::coordinator::CoordinatorConfig;
@@ -137,9 +137,20 @@ impl CoordinatorService {
     }
 
     /// Serves metrics for Prometheus at `http://ADDRESS/metrics` while it runs.
-    pub fn with_metrics(mut self, address: SocketAddr) -> Result<CoordinatorService, NetError> {
+    pub fn with_metrics(self, address: SocketAddr) -> Result<CoordinatorService, NetError> {
         let listener = std::net::TcpListener::bind(address)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| NetError::BindMetrics { address, source })?;
+        self.with_metrics_listener(listener)
+    }
+
+    /// Serves metrics on `listener` (bound by the caller) while it runs.
+    pub fn with_metrics_listener(
+        mut self,
+        listener: std::net::TcpListener,
+    ) -> Result<CoordinatorService, NetError> {
+        let address = listener.local_addr().map_err(NetError::Socket)?;
+        listener
+            .set_nonblocking(true)
             .map_err(|source| NetError::BindMetrics { address, source })?;
         self.metrics = Some(listener);
         Ok(self)

@@ -12,6 +12,7 @@
 //! - `mine`: `mine`, the Stratum bridge's settings and its run.
 
 mod cluster;
+mod ha;
 mod jobs;
 mod mine;
 mod tokens;
@@ -260,18 +261,32 @@ impl ClusterArg {
 
 /// Connects with `--bundle` if given, else the cluster directory's admin credential,
 /// runs `f`, and closes.
+/// The bundle a client command uses, and the cluster's etcd when the command runs
+/// on a cluster directory whose state is in etcd.
+fn bundle_and_etcd(
+    cluster: &ClusterArg,
+) -> Result<
+    (
+        picluster_core::trust::Bundle,
+        Option<picluster_core::trust::EtcdConfig>,
+    ),
+    CliError,
+> {
+    match &cluster.bundle {
+        Some(path) => Ok((picluster_core::trust::Bundle::load(path)?, None)),
+        None => {
+            let dir = ClusterDir::open(&cluster_dir(cluster.dir()?)?)?;
+            Ok((dir.admin_bundle()?, dir.config().etcd.clone()))
+        }
+    }
+}
+
 pub(super) fn with_client<'o, F, Fut>(cluster: &ClusterArg, f: F) -> Result<ExitCode, CliError>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, CliError>> + 'o,
 {
-    let bundle = match &cluster.bundle {
-        Some(path) => picluster_core::trust::Bundle::load(path)?,
-        None => {
-            let dir = cluster_dir(cluster.dir()?)?;
-            ClusterDir::open(&dir)?.admin_bundle()?
-        }
-    };
+    let (bundle, _) = bundle_and_etcd(cluster)?;
     background_runtime()?.block_on(async {
         let client = output::connecting(&bundle.coordinator, Client::connect(&bundle)).await?;
         let closer = client.clone();

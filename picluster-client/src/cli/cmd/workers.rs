@@ -17,12 +17,27 @@ pub(super) fn status(
     output: OutputArg,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
+    let (bundle, etcd) = super::bundle_and_etcd(&cluster)?;
+    let ha = || {
+        let (bundle, etcd) = (bundle.clone(), etcd.clone());
+        async move {
+            let coordinators = super::ha::coordinators(&bundle).await;
+            let members = match &etcd {
+                Some(etcd) => super::ha::etcd_members(etcd).await,
+                None => Vec::new(),
+            };
+            (coordinators, members)
+        }
+    };
     with_client(&cluster, |client| async move {
         if !watch {
             let status = client.status().await?;
             let credentials = client.credentials().await?;
             let miners = client.miners().await?;
-            let view = StatusView::new(&status, &credentials).with_miners(&miners);
+            let (coordinators, members) = ha().await;
+            let view = StatusView::new(&status, &credentials)
+                .with_miners(&miners)
+                .with_ha(coordinators, members);
             emit(out, &view, output.json)?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -69,9 +84,12 @@ pub(super) fn status(
                         .map_or(0, |d| d.as_millis() as u64))
                 )?;
             }
+            let (coordinators, members) = ha().await;
             emit(
                 &mut frame,
-                &StatusView::new(&status, &credentials).with_miners(&miners),
+                &StatusView::new(&status, &credentials)
+                    .with_miners(&miners)
+                    .with_ha(coordinators, members),
                 output.json,
             )?;
             if in_place {

@@ -19,8 +19,9 @@ mod views;
 pub(in crate::cli) use jobs::JobFilter;
 pub(in crate::cli) use text::utc;
 pub(super) use views::{
-    emit, ChangedView, DetailView, DrainedView, ErrorView, ForgottenView, JobStatesView, JobsView,
-    ReportView, ReportsView, RevocationView, StatusView, TokenCreatedView, TokensView,
+    emit, ChangedView, CoordinatorView, DetailView, DrainedView, ErrorView, EtcdMemberView,
+    ForgottenView, JobStatesView, JobsView, ReportView, ReportsView, RevocationView, StatusView,
+    TokenCreatedView, TokensView,
 };
 
 use super::{CliError, EXIT_CANCELLED};

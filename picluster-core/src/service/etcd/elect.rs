@@ -15,9 +15,8 @@ use crate::election::{
     Campaigned, Election, ElectionAction, ElectionConfig, ElectionEvent, StoreLease,
 };
 use crate::service::Fence;
-use etcd_client::{Client, Compare, CompareOp, LeaseKeepAliveStream, LeaseKeeper, PutOptions};
+use etcd_client::{Client, Compare, CompareOp, PutOptions};
 use etcd_client::{Txn, TxnOp, TxnOpResponse};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -120,8 +119,6 @@ pub(super) fn start(
     })
 }
 
-type Keeper = Arc<tokio::sync::Mutex<Option<(StoreLease, LeaseKeeper, LeaseKeepAliveStream)>>>;
-
 async fn run(
     options: EtcdOptions,
     address: String,
@@ -133,7 +130,6 @@ async fn run(
     let key = options.leader_key();
     let mut election = Election::new(config, Instant::now());
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Answer>();
-    let keeper: Keeper = Arc::default();
     let mut client: Option<Client> = None;
     loop {
         // Carry out what the machine asked for, each request on a task of its own.
@@ -155,9 +151,8 @@ async fn run(
             let answers = answers_tx.clone();
             let key = key.clone();
             let address = address.clone();
-            let keeper = keeper.clone();
             tokio::spawn(async move {
-                let answer = carry_out(c, &key, &address, keeper, action).await;
+                let answer = carry_out(c, &key, &address, action).await;
                 let _ = answers.send(answer);
             });
         }
@@ -220,13 +215,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// One request against etcd, with a timeout of its own.
-async fn carry_out(
-    mut client: Client,
-    key: &str,
-    address: &str,
-    keeper: Keeper,
-    action: ElectionAction,
-) -> Answer {
+async fn carry_out(mut client: Client, key: &str, address: &str, action: ElectionAction) -> Answer {
     let timeout = Duration::from_millis(1500);
     let failed = |e: String| Answer::Failed(action.clone(), e);
     match &action {
@@ -246,20 +235,13 @@ async fn carry_out(
         }
         ElectionAction::Renew { lease, sent } => {
             let (lease, sent) = (*lease, *sent);
+            // A stream of its own for each renewal: one that hangs (its etcd member
+            // gone, etcd electing a leader) holds up none of the next ones, which go
+            // out on schedule and are answered as soon as etcd can.
             let renewal = async {
-                let mut held = keeper.lock().await;
-                if held.as_ref().is_none_or(|(l, ..)| *l != lease) {
-                    let (k, s) = client.lease_keep_alive(lease).await?;
-                    *held = Some((lease, k, s));
-                }
-                let (_, k, s) = held.as_mut().expect("just set");
-                k.keep_alive().await?;
-                let answer = s.message().await;
-                if !matches!(answer, Ok(Some(_))) {
-                    // The stream is broken: open a new one next time.
-                    *held = None;
-                }
-                answer
+                let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                stream.message().await
             };
             match tokio::time::timeout(timeout, renewal).await {
                 Ok(Ok(Some(answer))) => Answer::Renewed {
@@ -269,13 +251,7 @@ async fn carry_out(
                 },
                 Ok(Ok(None)) => failed("keep-alive stream ended".into()),
                 Ok(Err(e)) => failed(e.to_string()),
-                Err(_) => {
-                    // A hung stream must not hold the next renewals.
-                    if let Ok(mut held) = keeper.try_lock() {
-                        *held = None;
-                    }
-                    failed("timed out".into())
-                }
+                Err(_) => failed("timed out".into()),
             }
         }
         ElectionAction::Campaign { lease } => {

@@ -10,6 +10,7 @@ use super::{EtcdOptions, EtcdStore, Guard, Leadership};
 use crate::coordinator::CoordinatorConfig;
 use crate::election::ElectionConfig;
 use crate::net::{self, NetError};
+use crate::service::driver::AbortOnDrop;
 use crate::service::{
     bind_endpoint, CoordinatorService, Ended, ServeError, ServeOptions, StoreError,
 };
@@ -85,10 +86,16 @@ async fn lead_or_stand_by(
         // Standing by.
         let endpoint = bind_retrying(listen, || standby_endpoint(listen, ca, credential)).await?;
         info!(%listen, "standing by");
+        // A standby's metrics say it stands by (Prometheus sees every coordinator).
+        let metrics = match options.metrics {
+            Some(address) => Some(standby_metrics(address).await?),
+            None => None,
+        };
         let elected = tokio::select! {
             () = &mut shutdown => return Ok(()),
             elected = stand_by(&endpoint, &mut leadership) => elected,
         };
+        drop(metrics);
         endpoint.close(0u32.into(), b"");
         let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
         drop(endpoint);
@@ -119,7 +126,11 @@ async fn lead_or_stand_by(
         .await?
         .with_store(store);
         if let Some(address) = options.metrics {
-            service = service.with_metrics(address)?;
+            let listener = bind_metrics(address)
+                .await?
+                .into_std()
+                .map_err(NetError::Socket)?;
+            service = service.with_metrics_listener(listener)?;
         }
         info!(%listen, term, revision, "leading");
         match service
@@ -137,6 +148,33 @@ async fn lead_or_stand_by(
             Err(e) => return Err(e.into()),
         }
         wait_until_not_leader(&mut leadership).await;
+    }
+}
+
+/// Serves `picluster_coordinator_leading 0` at `address` until dropped.
+async fn standby_metrics(address: SocketAddr) -> Result<AbortOnDrop, NetError> {
+    let listener = bind_metrics(address).await?;
+    Ok(AbortOnDrop(tokio::spawn(crate::runtime::serve_metrics(
+        listener,
+        || async { Some(crate::service::encode_standby()) },
+    ))))
+}
+
+/// The metrics listener, retried for up to 3 s while the one this coordinator used
+/// as a leader or standby a moment ago is still being closed.
+async fn bind_metrics(address: SocketAddr) -> Result<tokio::net::TcpListener, NetError> {
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(l) => return Ok(l),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(source) => return Err(NetError::BindMetrics { address, source }),
+        }
     }
 }
 

@@ -36,8 +36,10 @@ pub const MAX_TXN_BYTES: usize = 1 << 20;
 /// Under the prefix: the leader key's creation revision of the last write, put by
 /// every write.
 pub const WRITER_KEY: &str = "meta/writer";
-/// Retries of a transaction that failed in transport (its answer lost).
-const COMMIT_RETRIES: u32 = 3;
+/// Retries of a transaction that failed in transport (its answer lost, or the
+/// client's balancer still picking a member that just died), 150 ms apart: about as
+/// long as etcd takes to elect a new leader of its own.
+const COMMIT_RETRIES: u32 = 10;
 /// Keys read per request while loading.
 const PAGE: i64 = 1000;
 
@@ -389,7 +391,7 @@ impl Inner {
                     Err(e) if tries < COMMIT_RETRIES => {
                         tries += 1;
                         tracing::warn!(error = %e, "etcd transaction failed: retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
                     }
                     Err(e) => return Err(self.etcd(e)),
                 }

@@ -91,6 +91,12 @@ pub(in crate::cli) struct StatusView<'a> {
     /// Mining bridges (absent when there are none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     miners: Vec<MinerView<'a>>,
+    /// Every coordinator, when several share etcd (absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    coordinators: Vec<super::CoordinatorView>,
+    /// etcd's members, when the cluster's state is in etcd (absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    etcd: Vec<super::EtcdMemberView>,
     #[serde(skip)]
     status: &'a ClusterStatus,
     #[serde(skip)]
@@ -148,9 +154,22 @@ impl<'a> StatusView<'a> {
                 .collect(),
             jobs: status.jobs.iter().map(super::jobs::JobView::from).collect(),
             miners: Vec::new(),
+            coordinators: Vec::new(),
+            etcd: Vec::new(),
             status,
             credentials,
         }
+    }
+
+    /// With the coordinators sharing etcd, and etcd's members, as they answered.
+    pub(in crate::cli) fn with_ha(
+        mut self,
+        coordinators: Vec<super::CoordinatorView>,
+        etcd: Vec<super::EtcdMemberView>,
+    ) -> StatusView<'a> {
+        self.coordinators = coordinators;
+        self.etcd = etcd;
+        self
     }
 
     /// With the mining bridges' reports.
@@ -173,7 +192,7 @@ impl View for StatusView<'_> {
         for m in &self.miners {
             m.text(out)?;
         }
-        Ok(())
+        super::coordinators::write_coordinators(out, &self.coordinators, &self.etcd)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `golden`: the JSON of every view, byte for byte.
 
 mod cluster;
+mod coordinators;
 #[cfg(test)]
 mod golden;
 mod jobs;
@@ -18,6 +19,7 @@ mod jobs;
 pub(in crate::cli) use cluster::{
     ChangedView, DrainedView, RevocationView, StatusView, TokenCreatedView, TokensView,
 };
+pub(in crate::cli) use coordinators::{CoordinatorView, EtcdMemberView};
 pub(in crate::cli) use jobs::{
     DetailView, ForgottenView, JobStatesView, JobsView, ReportView, ReportsView,
 };
