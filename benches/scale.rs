@@ -5,7 +5,9 @@
 //! coordinator's CPU (from /proc) and memory are measured over 10 s of steady state.
 //!
 //! The coordinator journals to its job store as a real one does
-//! (`PICLUSTER_BENCH_JOURNAL=off`: jobs in memory only, for comparison).
+//! (`PICLUSTER_BENCH_JOURNAL=off`: jobs in memory only, for comparison;
+//! `PICLUSTER_BENCH_ETCD=URLS`: to etcd at those client URLs, as the leader of
+//! coordinators sharing it; `benches/etcd3.sh` starts three members on loopback).
 //!
 //! `cargo bench --bench scale` (PICLUSTER_SCALE_WORKERS to change the 1,000).
 //! Prints its figures and a final JSON line. The coordinator is this binary again,
@@ -152,7 +154,35 @@ fn main() {
             .ok()
             .and_then(|p| p.parse::<u16>().ok())
             .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
-        if journal {
+        let etcd = ClusterDir::open(&dir)
+            .expect("cluster")
+            .config()
+            .etcd
+            .clone();
+        if let Some(etcd) = etcd {
+            let cluster = ClusterDir::open(&dir).expect("cluster");
+            let ha = picluster_core::service::etcd::HaOptions {
+                etcd: picluster_core::service::etcd::EtcdOptions {
+                    endpoints: etcd.endpoints,
+                    cluster_id: etcd.cluster_id,
+                    tls: None,
+                },
+                advertise: cluster.config().advertise[0].clone(),
+                election: picluster_core::election::ElectionConfig::default(),
+            };
+            runtime
+                .block_on(picluster_core::service::etcd::serve_ha(
+                    &dir,
+                    config,
+                    picluster_core::service::ServeOptions {
+                        metrics,
+                        new_store: false,
+                    },
+                    ha,
+                    std::future::pending(),
+                ))
+                .expect("coordinator");
+        } else if journal {
             runtime
                 .block_on(picluster_core::service::serve_cluster_with(
                     &dir,
@@ -194,7 +224,11 @@ fn main() {
         .expect("addr")
         .port();
     let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let dir = ClusterDir::init(&tmp.path().join("c"), address, &[]).expect("cluster");
+    let mut dir = ClusterDir::init(&tmp.path().join("c"), address, &[]).expect("cluster");
+    if let Ok(urls) = std::env::var("PICLUSTER_BENCH_ETCD") {
+        dir.use_etcd(urls.split(',').map(str::to_string).collect())
+            .expect("cluster.json");
+    }
     let metrics = std::env::var("PICLUSTER_BENCH_METRICS").is_ok_and(|v| v == "on");
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")

@@ -286,6 +286,7 @@ fn fuzz_join_tokens() {
         secret: [0x5a; 16],
         ca_pin: [0xc3; 32],
         address: "pi-master.local:7878".into(),
+        more: Vec::new(),
     }
     .to_string();
     let strategy = (

@@ -97,7 +97,7 @@ impl LocalCluster {
     pub async fn start_with(
         options: LocalClusterOptions,
     ) -> Result<LocalCluster, LocalClusterError> {
-        Self::start_inner(options, None).await
+        Self::start_inner::<picluster_core::service::RedbStore>(options, None).await
     }
 
     /// Starts a cluster as `options` say, its coordinator journaling to the job
@@ -111,9 +111,18 @@ impl LocalCluster {
         Self::start_inner(options, Some(store)).await
     }
 
-    async fn start_inner(
+    /// Starts a cluster as `options` say, its coordinator journaling to `store` (any
+    /// [`Store`](picluster_core::service::Store): a benchmark's etcd, say).
+    pub async fn start_with_store(
         options: LocalClusterOptions,
-        store: Option<picluster_core::service::RedbStore>,
+        store: impl picluster_core::service::Store,
+    ) -> Result<LocalCluster, LocalClusterError> {
+        Self::start_inner(options, Some(store)).await
+    }
+
+    async fn start_inner<S: picluster_core::service::Store>(
+        options: LocalClusterOptions,
+        store: Option<S>,
     ) -> Result<LocalCluster, LocalClusterError> {
         let ca = ClusterCa::generate("local")?;
         let credential = ca.issue(

@@ -3,7 +3,10 @@
 //!
 //! `pcj1.ID.SECRET.PIN@HOST:PORT`: a version tag, the token's id (6 bytes, 12 hex
 //! digits), its secret (16 bytes, 32 hex digits), the SHA-256 pin of the cluster
-//! CA's public key (64 hex digits), and the coordinator's address. The worker checks
+//! CA's public key (64 hex digits), and the coordinator's address; with several
+//! coordinators sharing etcd, every coordinator's, comma-separated
+//! (`@HOST:PORT,HOST:PORT,...`: the joiner tries them in turn and follows a
+//! standby's word on who leads). The worker checks
 //! the coordinator's CA against the pin before it sends the secret; the coordinator
 //! keeps only the secret's SHA-256.
 
@@ -30,6 +33,17 @@ pub struct JoinToken {
     pub ca_pin: [u8; 32],
     /// Where the coordinator listens, `HOST:PORT`.
     pub address: String,
+    /// The other coordinators' addresses, when several share etcd (empty for one).
+    pub more: Vec<String>,
+}
+
+impl JoinToken {
+    /// Every coordinator's address, `address` first.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut all = vec![self.address.clone()];
+        all.extend(self.more.iter().filter(|a| **a != self.address).cloned());
+        all
+    }
 }
 
 impl std::fmt::Debug for JoinToken {
@@ -49,7 +63,7 @@ impl std::fmt::Display for JoinToken {
             self.id,
             hex::encode(&self.secret),
             hex::encode(&self.ca_pin),
-            self.address
+            self.addresses().join(",")
         )
     }
 }
@@ -94,21 +108,27 @@ impl std::str::FromStr for JoinToken {
         fixed(id, TOKEN_ID_LEN, "the id is not 12 hex digits")?;
         let secret = fixed(secret, TOKEN_SECRET_LEN, "the secret is not 32 hex digits")?;
         let pin = fixed(pin, 32, "the CA pin is not 64 hex digits")?;
-        let valid_address = address.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && port.parse::<u16>().is_ok_and(|p| p != 0)
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        });
-        if !valid_address {
+        let valid_address = |address: &str| {
+            address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+                    && host.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    })
+            })
+        };
+        let mut addresses = address.split(',');
+        let first = addresses.next().unwrap_or_default();
+        let more: Vec<String> = addresses.map(str::to_string).collect();
+        if !valid_address(first) || !more.iter().all(|a| valid_address(a)) {
             return Err(TokenError::Malformed("the address is not HOST:PORT"));
         }
         Ok(JoinToken {
             id: id.to_ascii_lowercase(),
             secret: secret.try_into().expect("length checked"),
             ca_pin: pin.try_into().expect("length checked"),
-            address: address.to_string(),
+            address: first.to_string(),
+            more,
         })
     }
 }
@@ -134,9 +154,23 @@ mod tests {
             secret: [7; 16],
             ca_pin: [9; 32],
             address: "[::1]:7878".into(),
+            more: Vec::new(),
         };
         let text = token.to_string();
         assert_eq!(text.parse::<JoinToken>().unwrap(), token);
+        // Several coordinators: every address, comma-separated.
+        let several = JoinToken {
+            more: vec!["pi2.local:7878".into(), "10.0.0.3:7878".into()],
+            ..token.clone()
+        };
+        let text2 = several.to_string();
+        assert!(text2.ends_with("@[::1]:7878,pi2.local:7878,10.0.0.3:7878"));
+        assert_eq!(text2.parse::<JoinToken>().unwrap(), several);
+        assert!(format!("{text2},")
+            .parse::<JoinToken>()
+            .unwrap_err()
+            .to_string()
+            .contains("address"));
         let bad = |t: &str| t.parse::<JoinToken>().unwrap_err().to_string();
         assert!(bad("hello").contains("does not start with pcj1."));
         assert!(bad(&text.replace('@', "#")).contains("no @HOST:PORT"));

@@ -79,7 +79,7 @@ pub async fn join_with(
     if joined.enrolled.role != Role::Worker {
         return Err(WorkerError::NotAWorkerBundle(joined.enrolled.role));
     }
-    let bundle = joined.into_bundle(&token.address, key.serialize_pem());
+    let bundle = joined.into_bundle(token, key.serialize_pem());
     bundle.save(&path).map_err(WorkerError::Credentials)?;
     info!(name = %bundle.name, file = %path.display(), "joined the cluster");
     Ok(bundle)

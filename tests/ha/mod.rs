@@ -13,6 +13,7 @@
 //!   the helpers they share.
 //! - `failover`: kill -9 of the leader, 20 times, mid-job; SIGSTOP past the lease.
 //! - `etcd_faults`: etcd's members, its leader and all of it lost under a job.
+//! - `join`: a join token naming every coordinator; joining through a standby.
 //! - `net`: network namespaces, veth links and iptables rules for the next two.
 //! - `partition`: the leader cut off from etcd (an owner-match rule).
 //! - `nat`: workers behind a home router's NAT, coordinators behind forwarded
@@ -20,6 +21,7 @@
 
 mod etcd_faults;
 mod failover;
+mod join;
 mod nat;
 mod net;
 mod partition;

@@ -554,5 +554,5 @@ impl Client {
 pub async fn join_as_client(token: &JoinToken, name: &str) -> Result<Bundle, ClientError> {
     let (key, csr) = picluster_core::trust::make_request(name)?;
     let joined = net::join(token, name, Role::Client, csr).await?;
-    Ok(joined.into_bundle(&token.address, key.serialize_pem()))
+    Ok(joined.into_bundle(token, key.serialize_pem()))
 }

@@ -548,15 +548,19 @@ pub struct Joined {
 }
 
 impl Joined {
-    /// The bundle of the new credential: the coordinator at `address`, the pinned CA,
-    /// the certificate, and `key_pem`, the private key the request was made with.
-    pub fn into_bundle(self, address: &str, key_pem: String) -> Bundle {
+    /// The bundle of the new credential: the coordinators `token` names, the pinned
+    /// CA, the certificate, and `key_pem`, the private key the request was made with.
+    pub fn into_bundle(self, token: &crate::token::JoinToken, key_pem: String) -> Bundle {
         Bundle {
             format: crate::trust::FORMAT_VERSION,
             role: self.enrolled.role,
             name: self.enrolled.name,
-            coordinator: address.to_string(),
-            coordinators: Vec::new(),
+            coordinator: token.address.clone(),
+            coordinators: if token.more.is_empty() {
+                Vec::new()
+            } else {
+                token.addresses()
+            },
             ca: self.ca_pem,
             cert: self.enrolled.cert_pem,
             key: key_pem,
@@ -574,7 +578,6 @@ pub async fn join(
     role: crate::identity::Role,
     csr: Vec<u8>,
 ) -> Result<Joined, NetError> {
-    use crate::wire::{CoordToJoin, JoinRequest, JoinToCoord, PROTOCOL_MINOR};
     // Said here, before anything is sent: the coordinator would refuse a reserved
     // name as taken, which misleads.
     if matches!(name, "admin" | "coordinator") {
@@ -582,15 +585,49 @@ pub async fn join(
             crate::trust::ClusterError::ReservedName(name.to_string()),
         ));
     }
+    // Each coordinator the token names in turn; a standby's word on who leads is
+    // followed first.
+    let mut left = token.addresses();
+    let mut tried = Vec::new();
+    let mut last = None;
+    while let Some(address) = left.first().cloned() {
+        left.remove(0);
+        tried.push(address.clone());
+        match join_at(token, &address, name, role, csr.clone()).await {
+            Err(NetError::NotLeader {
+                leader: Some(leader),
+            }) if !tried.contains(&leader) => {
+                left.retain(|a| *a != leader);
+                left.insert(0, leader.clone());
+                last = Some(NetError::NotLeader {
+                    leader: Some(leader),
+                });
+            }
+            Err(e) if e.is_retryable() => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or(NetError::Timeout(CONNECT_TIMEOUT)))
+}
+
+/// [`join`] at one coordinator address.
+async fn join_at(
+    token: &crate::token::JoinToken,
+    coordinator: &str,
+    name: &str,
+    role: crate::identity::Role,
+    csr: Vec<u8>,
+) -> Result<Joined, NetError> {
+    use crate::wire::{CoordToJoin, JoinRequest, JoinToCoord, PROTOCOL_MINOR};
     let (config, pinned) = join_config(token.ca_pin)?;
-    let (address, host) = resolve_address(&token.address).await?;
+    let (address, host) = resolve_address(coordinator).await?;
     let endpoint = client_endpoint(address)?;
     let attempt = async {
         let connection = match endpoint.connect_with(config, address, &host)?.await {
             Ok(c) => c,
             Err(_) if pinned.mismatched() => {
                 return Err(NetError::PinMismatch {
-                    address: token.address.clone(),
+                    address: coordinator.to_string(),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -623,7 +660,7 @@ pub async fn join(
     match reply {
         CoordToJoin::Enrolled(enrolled) => {
             let ca = pinned.ca().ok_or(NetError::PinMismatch {
-                address: token.address.clone(),
+                address: coordinator.to_string(),
             })?;
             Ok(Joined {
                 enrolled,

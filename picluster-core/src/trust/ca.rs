@@ -314,7 +314,7 @@ pub fn make_request(name: &str) -> Result<(KeyPair, Vec<u8>), ClusterError> {
 }
 
 /// A new join token for the cluster of `bundle` (an admin's): a random id and
-/// secret, the pin of the bundle's CA, and the bundle's coordinator address.
+/// secret, the pin of the bundle's CA, and the bundle's coordinator addresses.
 pub fn new_join_token(bundle: &Bundle) -> Result<crate::token::JoinToken, ClusterError> {
     use crate::token::{JoinToken, TOKEN_ID_LEN, TOKEN_SECRET_LEN};
     use rustls_pki_types::pem::PemObject;
@@ -334,5 +334,10 @@ pub fn new_join_token(bundle: &Bundle) -> Result<crate::token::JoinToken, Cluste
         secret,
         ca_pin: pin,
         address: bundle.coordinator.clone(),
+        more: bundle
+            .addresses()
+            .into_iter()
+            .filter(|a| *a != bundle.coordinator)
+            .collect(),
     })
 }
