@@ -154,19 +154,12 @@ fn main() {
             .ok()
             .and_then(|p| p.parse::<u16>().ok())
             .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
-        let etcd = ClusterDir::open(&dir)
-            .expect("cluster")
-            .config()
-            .etcd
-            .clone();
+        let cluster = ClusterDir::open(&dir).expect("cluster");
+        let etcd = picluster_core::service::etcd::EtcdOptions::of_cluster(&cluster)
+            .expect("etcd settings");
         if let Some(etcd) = etcd {
-            let cluster = ClusterDir::open(&dir).expect("cluster");
             let ha = picluster_core::service::etcd::HaOptions {
-                etcd: picluster_core::service::etcd::EtcdOptions {
-                    endpoints: etcd.endpoints,
-                    cluster_id: etcd.cluster_id,
-                    tls: None,
-                },
+                etcd,
                 advertise: cluster.config().advertise[0].clone(),
                 election: picluster_core::election::ElectionConfig::default(),
             };

@@ -4,7 +4,7 @@ use picluster_client::cli::{run_from, CliError};
 use picluster_core::coordinator::CoordinatorConfig;
 use picluster_core::hex;
 use picluster_core::identity::Role;
-use picluster_core::trust::Bundle;
+use picluster_core::trust::{Bundle, ClusterDir};
 use picluster_suite::fixtures::vectors;
 use picluster_worker::WorkerOptions;
 use serde_json::Value;
@@ -1227,7 +1227,7 @@ fn every_command_s_help_shows_examples() {
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .filter(|c| c != "help")
         .collect();
-    assert_eq!(commands.len(), 22, "{commands:?}");
+    assert_eq!(commands.len(), 23, "{commands:?}");
     // Using the cluster first, then running it, then the shell's helpers.
     assert_eq!(
         commands,
@@ -1245,6 +1245,7 @@ fn every_command_s_help_shows_examples() {
             "add-coordinator",
             "add-worker",
             "add-client",
+            "etcd-certs",
             "token",
             "join",
             "drain",
@@ -1259,6 +1260,7 @@ fn every_command_s_help_shows_examples() {
     // The commands that work on the cluster directory offer no --bundle.
     for command in [
         "add-coordinator",
+        "etcd-certs",
         "add-worker",
         "add-client",
         "renew-coordinator",
@@ -1436,4 +1438,138 @@ fn add_worker_refuses_a_name_enrolled_with_a_join_token() {
         message.starts_with("a worker named pi-1 already"),
         "{message}"
     );
+}
+
+#[test]
+fn coordinators_sharing_etcd_are_set_up_from_the_cluster_directory_and_bad_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    // An etcd URL that is not one.
+    let bad = cli_err(&[
+        "init",
+        &d("x"),
+        "--listen",
+        "127.0.0.1:7001",
+        "--etcd",
+        "ftp://e:2379",
+    ]);
+    assert!(
+        bad.contains("--etcd ftp://e:2379") && bad.contains("http://"),
+        "{bad}"
+    );
+    // A cluster on redb takes no second coordinator.
+    cli_ok(&["init", &d("solo"), "--listen", "127.0.0.1:7002"]);
+    let bad = cli_err(&[
+        "add-coordinator",
+        "pi2",
+        "--cluster",
+        &d("solo"),
+        "--listen",
+        "127.0.0.1:7003",
+        "--out",
+        &d("solo2"),
+    ]);
+    assert!(bad.contains("init --etcd"), "{bad}");
+    assert!(!tmp.path().join("solo2").exists());
+    // With etcd over TLS: each coordinator directory has its etcd client certificate.
+    cli_ok(&[
+        "init",
+        &d("rack"),
+        "--listen",
+        "127.0.0.1:7004",
+        "--etcd",
+        "https://127.0.0.1:2379,https://127.0.0.2:2379",
+    ]);
+    cli_ok(&[
+        "add-coordinator",
+        "pi2",
+        "--cluster",
+        &d("rack"),
+        "--listen",
+        "127.0.0.1:7005",
+        "--out",
+        &d("rack2"),
+    ]);
+    let bad = cli_err(&[
+        "add-coordinator",
+        "pi3",
+        "--cluster",
+        &d("rack"),
+        "--listen",
+        "127.0.0.1:7005",
+        "--out",
+        &d("rack3"),
+    ]);
+    assert!(bad.contains("already at 127.0.0.1:7005"), "{bad}");
+    for dir in ["rack", "rack2"] {
+        let dir = ClusterDir::open(&tmp.path().join(dir)).unwrap();
+        let credential = dir
+            .etcd_client_credential()
+            .unwrap()
+            .expect("etcd client certificate");
+        let identity = picluster_core::trust::identity_of(
+            &rustls_pki_types::pem::PemObject::from_pem_slice(credential.cert_pem.as_bytes())
+                .unwrap(),
+        );
+        // Not a picluster role: no worker, client or coordinator certificate.
+        assert!(identity.is_err(), "{identity:?}");
+        assert_eq!(
+            dir.config().coordinators,
+            ["127.0.0.1:7004", "127.0.0.1:7005"]
+        );
+    }
+    // Bundles made after the add-coordinator name both.
+    cli_ok(&[
+        "add-worker",
+        "w1",
+        "--cluster",
+        &d("rack"),
+        "--out",
+        &d("w1.bundle"),
+    ]);
+    let bundle = Bundle::load(&tmp.path().join("w1.bundle")).unwrap();
+    assert_eq!(bundle.addresses(), ["127.0.0.1:7004", "127.0.0.1:7005"]);
+    // etcd's certificates: a member needs its hosts.
+    let bad = cli_err(&[
+        "etcd-certs",
+        "--cluster",
+        &d("rack"),
+        "--member",
+        "e1",
+        "--out",
+        &d("e1"),
+    ]);
+    assert!(bad.contains("--host"), "{bad}");
+    cli_ok(&[
+        "etcd-certs",
+        "--cluster",
+        &d("rack"),
+        "--member",
+        "e1",
+        "--host",
+        "10.0.0.1",
+        "--out",
+        &d("e1"),
+    ]);
+    for file in ["ca.pem", "e1.pem", "e1.key"] {
+        assert!(tmp.path().join("e1").join(file).is_file(), "{file}");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(tmp.path().join("e1").join("e1.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let bad = cli_err(&[
+        "etcd-certs",
+        "--cluster",
+        &d("rack"),
+        "--member",
+        "e1",
+        "--host",
+        "10.0.0.1",
+        "--out",
+        &d("e1"),
+    ]);
+    assert!(bad.contains("already exists"), "{bad}");
 }

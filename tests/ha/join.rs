@@ -74,4 +74,25 @@ fn a_token_names_every_coordinator_and_a_worker_joining_at_a_standby_enrolls_wit
         .collect();
     assert_eq!(named.len(), 2, "{bundle}");
     assert!(ha.addresses.iter().all(|a| named.contains(&a.as_str())));
+    // The job's rows are in etcd until it is forgotten; then none is left.
+    let prefix = ha.leader_key.trim_end_matches("leader").to_string();
+    let rows = |etcd: &Etcd| -> Vec<String> {
+        etcd.keys(&prefix)
+            .into_iter()
+            .filter(|k| !k.starts_with(&format!("{prefix}meta/")) && !k.ends_with("/leader"))
+            .filter(|k| !k.contains("/tokens/") && !k.contains("/enrolled/"))
+            .collect()
+    };
+    let before = rows(&etcd);
+    assert!(
+        before.iter().any(|k| k.contains("/jobs/"))
+            && before.iter().any(|k| k.contains("/solutions/")),
+        "{before:?}"
+    );
+    picluster(&["forget", "j1", "--cluster", ha.dirs[0].to_str().unwrap()]);
+    assert_eq!(
+        rows(&etcd),
+        Vec::<String>::new(),
+        "rows left of a forgotten job"
+    );
 }

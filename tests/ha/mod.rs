@@ -16,6 +16,7 @@
 //! - `join`: a join token naming every coordinator; joining through a standby.
 //! - `net`: network namespaces, veth links and iptables rules for the next two.
 //! - `partition`: the leader cut off from etcd (an owner-match rule).
+//! - `tls`: etcd over TLS with the cluster CA's certificates, and etcd's users on.
 //! - `nat`: workers behind a home router's NAT, coordinators behind forwarded
 //!   ports.
 
@@ -25,6 +26,7 @@ mod join;
 mod nat;
 mod net;
 mod partition;
+mod tls;
 
 use crate::binaries::real_binary;
 use std::fs::File;
@@ -312,6 +314,33 @@ impl Etcd {
         })
     }
 
+    /// Every key under `prefix`, from the first live member that answers.
+    pub(crate) fn keys(&self, prefix: &str) -> Vec<String> {
+        let (endpoints, prefix) = (self.live_endpoints(), prefix.to_string());
+        self.place.run(move |rt| {
+            rt.block_on(async {
+                for endpoint in endpoints {
+                    let options = etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only();
+                    let answer = tokio::time::timeout(Duration::from_secs(2), async {
+                        let mut client = etcd_client::Client::connect([endpoint], None).await?;
+                        client.get(prefix.clone(), Some(options)).await
+                    })
+                    .await;
+                    if let Ok(Ok(got)) = answer {
+                        return got
+                            .kvs()
+                            .iter()
+                            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                            .collect();
+                    }
+                }
+                Vec::new()
+            })
+        })
+    }
+
     fn live_endpoints(&self) -> Vec<String> {
         self.members
             .iter()
@@ -422,8 +451,26 @@ impl Ha {
         uids: &[u32],
         workers: usize,
     ) -> Ha {
+        let mut ha = Ha::init(tmp, &etcd.endpoints(), listen, advertise, place, uids);
+        ha.start_all();
+        for w in 0..workers {
+            ha.add_worker(&format!("w{w}"));
+        }
+        ha
+    }
+
+    /// The coordinators' directories (`init --etcd`, then `add-coordinator`), none
+    /// started.
+    pub(crate) fn init(
+        tmp: &Path,
+        endpoints: &[String],
+        listen: &[String],
+        advertise: &[String],
+        place: Place,
+        uids: &[u32],
+    ) -> Ha {
         let n = listen.len();
-        let endpoints = etcd.endpoints().join(",");
+        let endpoints = endpoints.join(",");
         let addresses = advertise.to_vec();
         let dirs: Vec<PathBuf> = (0..n).map(|i| tmp.join(format!("c{i}"))).collect();
         let first = dirs[0].to_str().unwrap();
@@ -463,7 +510,7 @@ impl Ha {
             serde_json::from_str(&std::fs::read_to_string(dirs[0].join("cluster.json")).unwrap())
                 .unwrap();
         let id = config["etcd"]["cluster_id"].as_str().unwrap();
-        let mut ha = Ha {
+        Ha {
             logs: (0..n).map(|i| tmp.join(format!("c{i}.log"))).collect(),
             coordinators: (0..n).map(|_| None).collect(),
             dirs,
@@ -475,14 +522,33 @@ impl Ha {
             uids: (0..n).map(|i| uids.get(i).copied()).collect(),
             metrics: (0..n).map(|_| free_tcp_port()).collect(),
             place,
-        };
-        for i in 0..n {
-            ha.start_coordinator(i);
         }
-        for w in 0..workers {
-            ha.add_worker(&format!("w{w}"));
+    }
+
+    /// Starts every coordinator.
+    pub(crate) fn start_all(&mut self) {
+        for i in 0..self.dirs.len() {
+            self.start_coordinator(i);
         }
-        ha
+    }
+
+    /// Waits (up to `within`) for a coordinator's log to say it leads; which.
+    pub(crate) fn wait_for_leader_in_log(&self, within: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            let leading = self.logs.iter().position(|l| {
+                std::fs::read_to_string(l).is_ok_and(|t| t.contains("leading listen="))
+            });
+            if let Some(i) = leading {
+                return i;
+            }
+            assert!(
+                started.elapsed() < within,
+                "no coordinator leads: {}",
+                self.all_logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Starts coordinator `i` (again), its log appended to `logs[i]`.

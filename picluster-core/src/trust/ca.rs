@@ -187,6 +187,42 @@ impl ClusterCa {
         })
     }
 
+    /// A certificate for etcd, for coordinators sharing it: an etcd member's
+    /// (`EtcdCert::Member`: it serves clients and its peers at `hosts`), or a client's
+    /// (`EtcdCert::Client`: etcd takes the common name `name` as the etcd user, whose
+    /// role decides what it may read and write once etcd's auth is on).
+    pub fn issue_etcd(
+        &self,
+        kind: EtcdCert,
+        name: &str,
+        hosts: &[String],
+        validity: Validity,
+    ) -> Result<Credential, ClusterError> {
+        check_name(name)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        params.distinguished_name = distinguished_name("etcd", name);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = match kind {
+            // Members are servers to clients and clients to each other.
+            EtcdCert::Member => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            EtcdCert::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        };
+        set_validity(&mut params, validity);
+        params.serial_number = Some(serial_number(now_ms())?);
+        Ok(Credential {
+            cert_pem: params.signed_by(&key, &self.issuer)?.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     /// Signs the public key of a certificate request (DER) for `name` in `role`,
     /// valid for `days`, its serial number saying it was issued at `issued_ms` (Unix
     /// milliseconds; the coordinator's clock decides, so a revocation just before is
@@ -268,6 +304,15 @@ impl ClusterCa {
             key: credential.key_pem,
         })
     }
+}
+
+/// Which etcd certificate [`ClusterCa::issue_etcd`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdCert {
+    /// An etcd member's: server and peer.
+    Member,
+    /// A client's (a coordinator's, or the operator's `root`).
+    Client,
 }
 
 fn distinguished_name(role: &str, name: &str) -> DistinguishedName {

@@ -17,6 +17,11 @@ const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
 const COORD_CERT: &str = "coordinator.pem";
 const COORD_KEY: &str = "coordinator.key";
+/// The coordinator's etcd client certificate and key, when etcd is reached over TLS.
+const ETCD_CLIENT_CERT: &str = "etcd-client.pem";
+const ETCD_CLIENT_KEY: &str = "etcd-client.key";
+/// The etcd user coordinators are (their etcd client certificates' common name).
+pub const ETCD_USER: &str = "picluster-coordinator";
 /// The names credentials were issued for, with their role (not secret).
 const ISSUED: &str = "issued.json";
 /// The admin client bundle inside a cluster directory.
@@ -313,6 +318,7 @@ impl ClusterDir {
         self.config
             .name
             .get_or_insert_with(|| "coordinator-1".to_string());
+        self.issue_etcd_client(&self.path)?;
         self.write_config()?;
         Ok(self.config.etcd.as_ref().expect("just set"))
     }
@@ -372,6 +378,7 @@ impl ClusterDir {
         write_new_private(&out.join(COORD_KEY), credential.key_pem.as_bytes())?;
         write_new(&out.join(COORD_CERT), credential.cert_pem.as_bytes())?;
         admin.save(&out.join(ADMIN_BUNDLE))?;
+        self.issue_etcd_client(out)?;
         let issued = serde_json::to_string_pretty(&self.issued()?).expect("names always serialize");
         write_new(&out.join(ISSUED), issued.as_bytes())?;
         let json = serde_json::to_string_pretty(&config).expect("config always serializes");
@@ -385,6 +392,40 @@ impl ClusterDir {
             path: out.to_path_buf(),
             config,
         })
+    }
+
+    /// With `https://` etcd endpoints, a coordinator's etcd client certificate in
+    /// `dir` (common name [`ETCD_USER`]); nothing for `http://`.
+    fn issue_etcd_client(&self, dir: &Path) -> Result<(), ClusterError> {
+        let tls = self
+            .config
+            .etcd
+            .as_ref()
+            .is_some_and(|e| e.endpoints.iter().any(|u| u.starts_with("https://")));
+        if !tls {
+            return Ok(());
+        }
+        let credential = self.ca()?.issue_etcd(
+            super::EtcdCert::Client,
+            ETCD_USER,
+            &[],
+            Validity::days(self.config.lifetimes.coordinator_days),
+        )?;
+        write_new_private(&dir.join(ETCD_CLIENT_KEY), credential.key_pem.as_bytes())?;
+        write_new(&dir.join(ETCD_CLIENT_CERT), credential.cert_pem.as_bytes())
+    }
+
+    /// This coordinator's etcd client certificate and key, if it reaches etcd over
+    /// TLS.
+    pub fn etcd_client_credential(&self) -> Result<Option<Credential>, ClusterError> {
+        if !self.path.join(ETCD_CLIENT_CERT).exists() {
+            return Ok(None);
+        }
+        check_private(&self.path.join(ETCD_CLIENT_KEY))?;
+        Ok(Some(Credential {
+            cert_pem: read_text(&self.path.join(ETCD_CLIENT_CERT))?,
+            key_pem: read_text(&self.path.join(ETCD_CLIENT_KEY))?,
+        }))
     }
 
     /// Replaces `cluster.json` whole (written beside it, renamed over it).

@@ -25,11 +25,11 @@ mod files;
 
 pub use bundle::Bundle;
 pub use ca::{
-    make_request, new_join_token, verify_request, ClusterCa, Credential, Lifetimes, Validity,
-    MAX_REQUEST_LEN,
+    make_request, new_join_token, verify_request, ClusterCa, Credential, EtcdCert, Lifetimes,
+    Validity, MAX_REQUEST_LEN,
 };
 pub use cert::{identity_of, spki_sha256, CertificateError};
-pub use dir::{ClusterConfig, ClusterDir, EtcdConfig, ADMIN_BUNDLE};
+pub use dir::{ClusterConfig, ClusterDir, EtcdConfig, ADMIN_BUNDLE, ETCD_USER};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -120,6 +120,19 @@ pub enum ClusterError {
         /// Its permission bits.
         mode: u32,
     },
+}
+
+/// Writes a new file (refusing to overwrite one), mode 0600 when `private`.
+pub fn write_file(
+    path: &std::path::Path,
+    contents: &[u8],
+    private: bool,
+) -> Result<(), ClusterError> {
+    if private {
+        files::write_new_private(path, contents)
+    } else {
+        files::write_new(path, contents)
+    }
 }
 
 /// Splits `HOST:PORT` (or `[IPV6]:PORT`) into host and port.

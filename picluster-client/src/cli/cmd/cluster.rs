@@ -95,6 +95,56 @@ pub(super) fn add_coordinator(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `picluster etcd-certs`.
+pub(super) fn etcd_certs(
+    cluster: ClusterDirArg,
+    member: Option<String>,
+    hosts: Vec<String>,
+    dir: PathBuf,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    use picluster_core::trust::{EtcdCert, Validity};
+    let cluster_dir = ClusterDir::open(&cluster.dir)?;
+    let days = cluster_dir.config().lifetimes.coordinator_days;
+    let (kind, name) = match &member {
+        Some(name) if hosts.is_empty() => {
+            return Err(CliError::Input(format!(
+                "--member {name}: give the member's addresses with --host (its client and peer URLs' hosts)"
+            )))
+        }
+        Some(name) => (EtcdCert::Member, name.as_str()),
+        None => (EtcdCert::Client, "root"),
+    };
+    let credential = cluster_dir
+        .ca()?
+        .issue_etcd(kind, name, &hosts, Validity::days(days))?;
+    let files = [
+        (dir.join("ca.pem"), cluster_dir.ca_cert_pem()?, false),
+        (dir.join(format!("{name}.pem")), credential.cert_pem, false),
+        (dir.join(format!("{name}.key")), credential.key_pem, true),
+    ];
+    for (path, _, _) in &files {
+        refuse_existing(path)?;
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
+    for (path, text, private) in &files {
+        picluster_core::trust::write_file(path, text.as_bytes(), *private)?;
+    }
+    writeln!(
+        out,
+        "wrote {} certificate {} (valid {days} days) and ca.pem in {}",
+        if member.is_some() {
+            "etcd member"
+        } else {
+            "etcd root client"
+        },
+        name,
+        dir.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The coordinator's limits from its command line (`None`: from the file or the
 /// default).
 pub(super) struct Limits {
@@ -170,13 +220,9 @@ pub(super) fn coordinator(
     };
     // Check the directory before starting anything.
     let dir = ClusterDir::open(cluster.dir()?)?;
-    if let Some(etcd) = dir.config().etcd.clone() {
+    if let Some(etcd) = picluster_core::service::etcd::EtcdOptions::of_cluster(&dir)? {
         let ha = picluster_core::service::etcd::HaOptions {
-            etcd: picluster_core::service::etcd::EtcdOptions {
-                endpoints: etcd.endpoints,
-                cluster_id: etcd.cluster_id,
-                tls: None,
-            },
+            etcd,
             advertise: dir.config().advertise[0].clone(),
             election: picluster_core::election::ElectionConfig::default(),
         };

@@ -5,7 +5,8 @@
 use crate::cli::output::{CoordinatorView, EtcdMemberView};
 use crate::client::{Client, ClientError};
 use picluster_core::net::NetError;
-use picluster_core::trust::{Bundle, EtcdConfig};
+use picluster_core::service::etcd::EtcdOptions;
+use picluster_core::trust::Bundle;
 use std::time::Duration;
 
 /// How long one coordinator or etcd member may take to answer.
@@ -48,15 +49,17 @@ pub(super) async fn coordinators(bundle: &Bundle) -> Vec<CoordinatorView> {
 }
 
 /// Every member of `etcd`, as each answers.
-pub(super) async fn etcd_members(etcd: &EtcdConfig) -> Vec<EtcdMemberView> {
-    let probes = etcd
-        .endpoints
-        .clone()
-        .into_iter()
-        .map(|endpoint| async move {
+pub(super) async fn etcd_members(etcd: &EtcdOptions) -> Vec<EtcdMemberView> {
+    let probes = etcd.endpoints.clone().into_iter().map(|endpoint| {
+        // One member at a time, with the cluster's TLS if it has any.
+        let one = EtcdOptions {
+            endpoints: vec![endpoint.clone()],
+            ..etcd.clone()
+        };
+        async move {
             let answer = tokio::time::timeout(PROBE, async {
-                let mut client = etcd_client::Client::connect([&endpoint], None).await?;
-                client.status().await
+                let mut client = one.connect().await.map_err(|e| e.to_string())?;
+                client.status().await.map_err(|e| e.to_string())
             })
             .await;
             match answer {
@@ -75,10 +78,11 @@ pub(super) async fn etcd_members(etcd: &EtcdConfig) -> Vec<EtcdMemberView> {
                     raft_term: Some(status.raft_term()),
                     error: None,
                 },
-                Ok(Err(e)) => unreachable_member(&endpoint, e.to_string()),
+                Ok(Err(e)) => unreachable_member(&endpoint, e),
                 Err(_) => unreachable_member(&endpoint, format!("no answer in {PROBE:?}")),
             }
-        });
+        }
+    });
     join_all(probes).await
 }
 

@@ -32,6 +32,13 @@ use std::process::ExitCode;
 /// Carries out a parsed command, writing its output to `out`.
 pub(super) fn run(cli: Cli, kernels: &Kernels, out: &mut dyn Write) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::EtcdCerts {
+            cluster,
+            member,
+            hosts,
+            root: _,
+            out: dir,
+        } => cluster::etcd_certs(cluster, member, hosts, dir, out),
         Command::AddCoordinator {
             name,
             cluster,
@@ -268,7 +275,7 @@ fn bundle_and_etcd(
 ) -> Result<
     (
         picluster_core::trust::Bundle,
-        Option<picluster_core::trust::EtcdConfig>,
+        Option<picluster_core::service::etcd::EtcdOptions>,
     ),
     CliError,
 > {
@@ -276,7 +283,8 @@ fn bundle_and_etcd(
         Some(path) => Ok((picluster_core::trust::Bundle::load(path)?, None)),
         None => {
             let dir = ClusterDir::open(&cluster_dir(cluster.dir()?)?)?;
-            Ok((dir.admin_bundle()?, dir.config().etcd.clone()))
+            let etcd = picluster_core::service::etcd::EtcdOptions::of_cluster(&dir)?;
+            Ok((dir.admin_bundle()?, etcd))
         }
     }
 }

@@ -80,6 +80,29 @@ impl std::fmt::Debug for EtcdOptions {
 }
 
 impl EtcdOptions {
+    /// The etcd of a cluster directory whose state is in etcd (`None` otherwise),
+    /// with its etcd client certificate when the endpoints are `https://`.
+    pub fn of_cluster(
+        dir: &crate::trust::ClusterDir,
+    ) -> Result<Option<EtcdOptions>, crate::trust::ClusterError> {
+        let Some(etcd) = dir.config().etcd.clone() else {
+            return Ok(None);
+        };
+        let tls = match dir.etcd_client_credential()? {
+            Some(c) => Some(EtcdTls {
+                ca_pem: dir.ca_cert_pem()?,
+                cert_pem: c.cert_pem,
+                key_pem: c.key_pem,
+            }),
+            None => None,
+        };
+        Ok(Some(EtcdOptions {
+            endpoints: etcd.endpoints,
+            cluster_id: etcd.cluster_id,
+            tls,
+        }))
+    }
+
     /// The cluster's key prefix, ending in `/`.
     pub fn prefix(&self) -> String {
         format!("/picluster/{}/", self.cluster_id)

@@ -1,4 +1,14 @@
 //! The command line's shape: clap types for every command and option.
+//!
+//! # Layout
+//! - this file: [`Cli`], every command, and the options several share.
+//! - `submit`: what `picluster submit` takes, per job kind.
+
+mod submit;
+
+pub(super) use submit::{
+    HashArg, HashcashArgs, PreimageArgs, Sha256dArgs, SubmitCommon, SubmitKind,
+};
 
 use clap::{Args, Parser, Subcommand};
 use picluster_core::ids::JobId;
@@ -216,6 +226,35 @@ pub(super) enum Command {
         #[arg(long = "advertise", value_name = "HOST:PORT")]
         advertise: Vec<String>,
         /// The directory to make for it (must not exist, or be empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Certificates for etcd over TLS, signed by the cluster CA: an etcd member's
+    /// (`--member NAME --host HOST`, for its client and peer URLs), or the operator's
+    /// `root` client certificate for etcdctl (`--root`), which sets up etcd's users.
+    /// Coordinators get theirs from `init --etcd https://...` and `add-coordinator`.
+    #[command(
+        after_help = "Examples:\n  picluster etcd-certs --cluster rack --member pi1 --host 192.168.1.21 --host pi1.local --out pi1-etcd\n  picluster etcd-certs --cluster rack --root --out etcd-root\n  (deploy/HA.md: TLS and etcd's users)"
+    )]
+    #[command(display_order = 23)]
+    EtcdCerts {
+        #[command(flatten)]
+        cluster: ClusterDirArg,
+        /// An etcd member's certificate, for this member name.
+        #[arg(
+            long,
+            value_name = "NAME",
+            conflicts_with = "root",
+            required_unless_present = "root"
+        )]
+        member: Option<String>,
+        /// The member's host names and IP addresses (repeatable).
+        #[arg(long = "host", value_name = "HOST", requires = "member")]
+        hosts: Vec<String>,
+        /// The `root` client certificate instead (for etcdctl; keep it private).
+        #[arg(long)]
+        root: bool,
+        /// The directory to write ca.pem and NAME.pem/NAME.key (or root.pem/root.key) in.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -551,151 +590,6 @@ pub(super) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
-}
-
-#[derive(Subcommand, Debug)]
-pub(super) enum SubmitKind {
-    /// Bitcoin-style SHA-256d nonce search over an 80-byte block header.
-    #[command(
-        after_help = "Examples:\n  picluster submit sha256d --header HEX --cluster rack\n  picluster submit sha256d --header HEX --nonce-range 0..100000000 --all --json\n  picluster submit sha256d --headers-file blocks.txt --detach"
-    )]
-    Sha256d(Sha256dArgs),
-    /// Proof of work: counters C such that SHA-256(DATA || C as 8 bytes big-endian)
-    /// has at least --bits leading zero bits.
-    #[command(
-        after_help = "Examples:\n  picluster submit hashcash --data 'hello' --bits 24\n  picluster submit hashcash --data-file msg.bin --bits 16 --counter-range 0..100000000 --all"
-    )]
-    Hashcash(HashcashArgs),
-    /// Preimage search: candidates of a mask whose SHA-256 (or SHA-256d) is one of
-    /// the target digests. Stops when every target is found, or the mask is done.
-    #[command(
-        after_help = "Examples:\n  picluster submit preimage --mask 'pass?d?d?d?d' --target HEX\n  picluster submit preimage --mask '?l?l?l?l?d?d' --targets-file digests.txt --hash sha256d\n  picluster submit preimage --masks-file masks.txt --target HEX --detach"
-    )]
-    Preimage(PreimageArgs),
-}
-
-/// What every `submit` command shares.
-#[derive(Args, Debug)]
-pub(super) struct SubmitCommon {
-    /// Print the job id and return without waiting.
-    #[arg(long)]
-    pub(super) detach: bool,
-    /// Higher runs first; equal priorities share the cluster fairly among clients.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    pub(super) priority: i32,
-    #[command(flatten)]
-    pub(super) cluster: ClusterArg,
-    #[command(flatten)]
-    pub(super) output: OutputArg,
-}
-
-#[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["data", "data_hex", "data_file"])))]
-pub(super) struct HashcashArgs {
-    /// The data, as text (UTF-8).
-    #[arg(long)]
-    pub(super) data: Option<String>,
-    /// The data, as hex.
-    #[arg(long, value_name = "HEX")]
-    pub(super) data_hex: Option<String>,
-    /// The data, read from a file (at most 64 KiB).
-    #[arg(long, value_name = "FILE")]
-    pub(super) data_file: Option<PathBuf>,
-    /// Leading zero bits required (1-256).
-    #[arg(long)]
-    pub(super) bits: u32,
-    /// Counters to try, half-open START..END (default 0..2^64-1).
-    #[arg(long, value_name = "START..END")]
-    pub(super) counter_range: Option<String>,
-    /// Find every counter in the range instead of stopping at the first (needs
-    /// --counter-range).
-    #[arg(long)]
-    pub(super) all: bool,
-    #[command(flatten)]
-    pub(super) common: SubmitCommon,
-}
-
-#[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("targets").required(true).multiple(true).args(["target", "targets_file"])))]
-pub(super) struct PreimageArgs {
-    /// The mask: ?l ?u ?d ?h ?H ?s ?a ?b ?1-?4 are charsets, ?? is '?', anything
-    /// else stands for itself (e.g. "pass?d?d?d?d").
-    #[arg(
-        long,
-        required_unless_present = "masks_file",
-        conflicts_with = "masks_file"
-    )]
-    pub(super) mask: Option<String>,
-    /// A file of masks, one per line (blank lines and # comments skipped): one job
-    /// each, with the other options; waits for all of them (or --detach).
-    #[arg(long, value_name = "FILE")]
-    pub(super) masks_file: Option<PathBuf>,
-    /// Custom charset ?1 (same syntax, e.g. "?l?d_").
-    #[arg(long = "charset1", short = '1', value_name = "SET")]
-    pub(super) charset1: Option<String>,
-    /// Custom charset ?2.
-    #[arg(long = "charset2", short = '2', value_name = "SET")]
-    pub(super) charset2: Option<String>,
-    /// Custom charset ?3.
-    #[arg(long = "charset3", short = '3', value_name = "SET")]
-    pub(super) charset3: Option<String>,
-    /// Custom charset ?4.
-    #[arg(long = "charset4", short = '4', value_name = "SET")]
-    pub(super) charset4: Option<String>,
-    /// A target digest, 64 hex digits (repeatable).
-    #[arg(long, value_name = "HEX")]
-    pub(super) target: Vec<String>,
-    /// A file of target digests, one per line (blank lines and # comments skipped).
-    #[arg(long, value_name = "FILE")]
-    pub(super) targets_file: Option<PathBuf>,
-    /// The hash inverted.
-    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
-    pub(super) hash: HashArg,
-    /// Stop at the first preimage found instead of looking for every target.
-    #[arg(long)]
-    pub(super) first: bool,
-    /// Skip this many candidates at the start of the mask.
-    #[arg(long, default_value_t = 0)]
-    pub(super) skip: u64,
-    /// Search at most this many candidates.
-    #[arg(long)]
-    pub(super) limit: Option<u64>,
-    #[command(flatten)]
-    pub(super) common: SubmitCommon,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub(super) enum HashArg {
-    /// SHA-256(candidate).
-    Sha256,
-    /// SHA-256(SHA-256(candidate)).
-    Sha256d,
-}
-
-#[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("headers").required(true).args(["header", "headers_file"])))]
-pub(super) struct Sha256dArgs {
-    /// The 80-byte block header, hex, as serialized (its nonce field is ignored).
-    #[arg(long)]
-    pub(super) header: Option<String>,
-    /// A file of headers, one per line (blank lines and # comments skipped): one job
-    /// each, with the other options; waits for all of them (or --detach).
-    #[arg(long, value_name = "FILE")]
-    pub(super) headers_file: Option<PathBuf>,
-    /// Nonces to search, half-open START..END (default 0..4294967296).
-    #[arg(long, value_name = "START..END")]
-    pub(super) nonce_range: Option<String>,
-    /// Target, 64 hex digits, most significant first (default: the header's nBits).
-    #[arg(long)]
-    pub(super) target: Option<String>,
-    /// BIP 320 version bits to roll (a subset of 1fffe000), to search beyond 2^32.
-    #[arg(long, value_name = "HEX")]
-    pub(super) version_mask: Option<String>,
-    /// Find every solution instead of stopping at the first.
-    #[arg(long)]
-    pub(super) all: bool,
-    #[command(flatten)]
-    pub(super) common: SubmitCommon,
 }
 
 #[derive(Args, Debug)]
