@@ -135,6 +135,12 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--coordinator") {
+        if std::env::var("RUST_LOG").is_ok() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let dir = std::path::PathBuf::from(&args[i + 1]);
         let journal = !std::env::var("PICLUSTER_BENCH_JOURNAL").is_ok_and(|v| v == "off");
         // A thousand workers from one address: lift the per-address limits, which
@@ -242,9 +248,10 @@ fn main() {
             std::thread::sleep(Duration::from_secs(1));
         });
     }
+    // Its warnings and errors (RUST_LOG) and a panic's message show on stderr.
     let mut coordinator = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("coordinator process");
     let pid = coordinator.id();

@@ -203,19 +203,25 @@ fn standby_endpoint(
     bind_endpoint(listen, quinn::EndpointConfig::default(), server)
 }
 
-/// Binds with `bind`, retrying for up to 3 s while the port is still held by the
-/// endpoint this coordinator just closed.
+/// Binds with `bind`, retrying for up to 30 s while the port is still held by the
+/// endpoint this coordinator just closed (one that served a thousand connections
+/// may take a few seconds to let go of it).
 async fn bind_retrying<T>(
     listen: SocketAddr,
     mut bind: impl FnMut() -> Result<T, NetError>,
 ) -> Result<T, NetError> {
-    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let mut warned = false;
     loop {
         match bind() {
             Err(NetError::Bind { source, .. })
                 if source.kind() == std::io::ErrorKind::AddrInUse
-                    && std::time::Instant::now() < until =>
+                    && started.elapsed() < Duration::from_secs(30) =>
             {
+                if !warned && started.elapsed() > Duration::from_secs(3) {
+                    warn!(%listen, "the port is still held by the endpoint just closed; waiting for it");
+                    warned = true;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(NetError::Bind { source, .. }) => {
