@@ -160,6 +160,9 @@ async fn run(
             match event {
                 ElectionEvent::Elected { revision } => {
                     info!(revision, "elected the leading coordinator");
+                    // The deadline first: the coordinator reads it as soon as it
+                    // learns it leads.
+                    fence.set(election.fence_deadline());
                     let _ = leadership.send(Leadership::Leader { revision });
                 }
                 ElectionEvent::Fenced { cause } => {
