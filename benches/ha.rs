@@ -106,9 +106,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A store in etcd under a cluster id of its own, guarded by a leader key this
-/// bench creates (no lease: nothing else campaigns).
-async fn etcd_store(urls: &[String], id: &str) -> EtcdStore {
+/// Cluster `id`'s etcd settings, a client, and the guard of a leader key this bench
+/// creates (no lease: nothing else campaigns).
+async fn leader_key(urls: &[String], id: &str) -> (EtcdOptions, etcd_client::Client, Guard) {
     let options = EtcdOptions {
         endpoints: urls.to_vec(),
         cluster_id: id.to_string(),
@@ -119,11 +119,16 @@ async fn etcd_store(urls: &[String], id: &str) -> EtcdStore {
         .put(options.leader_key(), "bench", None)
         .await
         .expect("leader key");
-    let revision = put.header().expect("header").revision();
     let guard = Guard {
         key: options.leader_key(),
-        revision,
+        revision: put.header().expect("header").revision(),
     };
+    (options, client, guard)
+}
+
+/// A store in etcd under a cluster id of its own, guarded by a leader key.
+async fn etcd_store(urls: &[String], id: &str) -> EtcdStore {
+    let (options, _, guard) = leader_key(urls, id).await;
     tokio::task::spawn_blocking(move || EtcdStore::open(&options, guard).expect("etcd store"))
         .await
         .expect("store")
@@ -260,25 +265,15 @@ fn main() {
     // What bounds the acknowledgement on etcd: one guarded transaction of one job
     // row, straight from a client (raft to three members, each fsyncing).
     let floor = runtime.block_on(async {
-        let options = EtcdOptions {
-            endpoints: urls.clone(),
-            cluster_id: "floor".into(),
-            tls: None,
-        };
-        let mut client = options.connect().await.expect("etcd");
-        let put = client
-            .put(options.leader_key(), "bench", None)
-            .await
-            .expect("leader key");
-        let revision = put.header().expect("header").revision();
+        let (options, mut client, guard) = leader_key(&urls, "floor").await;
         let row = vec![0u8; 200];
         let mut took = Vec::new();
         for i in 0..300 {
             let txn = etcd_client::Txn::new()
                 .when([etcd_client::Compare::create_revision(
-                    options.leader_key(),
+                    guard.key.clone(),
                     etcd_client::CompareOp::Equal,
-                    revision,
+                    guard.revision,
                 )])
                 .and_then([etcd_client::TxnOp::put(
                     format!("{}jobs/{i:020}", options.prefix()),

@@ -362,7 +362,7 @@ impl Election {
 
     /// Gives up the leadership (shutting down): the lease is revoked so a standby
     /// takes over at once rather than after the TTL.
-    pub fn handle_resign(&mut self, now: Instant) {
+    pub fn handle_resign(&mut self) {
         if let Some(lease) = self.lease() {
             self.actions.push_back(ElectionAction::Revoke { lease });
         }
@@ -374,7 +374,6 @@ impl Election {
         self.state = State::NoLease { at: None };
         self.deadline = None;
         self.renew_at = None;
-        let _ = now;
     }
 
     /// Steps down without stopping (the coordinator could not go on leading: a

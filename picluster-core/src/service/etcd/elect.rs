@@ -201,7 +201,7 @@ async fn run(
     }
     // Resigning: stop acting first, then let a standby take over at once.
     fence.set(None);
-    election.handle_resign(Instant::now());
+    election.handle_resign();
     while let Some(action) = election.poll_action() {
         if let (ElectionAction::Revoke { lease }, Some(c)) = (action, client.as_mut()) {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.lease_revoke(lease)).await;
